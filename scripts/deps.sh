@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install every Debian package that Lightscale's build, tests, demo and benchmarks need.
+# Idempotent: installs only what is missing, and mounts bpffs if it is absent.
+# Nothing is fetched from anywhere but Debian's package registry.
+set -euo pipefail
+
+PKGS=(
+	build-essential pkg-config make gcc clang llvm
+	libbpf-dev libelf-dev zlib1g-dev bpftool
+	libmnl-dev libsodium-dev libpq-dev postgresql postgresql-client
+	libmicrohttpd-dev libgnutls28-dev libjansson-dev libcurl4-gnutls-dev libcmocka-dev
+	iproute2 nftables iputils-ping procps psmisc util-linux kmod
+	wireguard-tools wireguard-go coturn iperf3 tcpdump curl ca-certificates
+	qemu-system-x86 busybox-static cpio xz-utils
+	libclang-rt-14-dev valgrind
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: must run as root (it installs packages and mounts bpffs)" >&2
+	exit 1
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if ((${#missing[@]})); then
+	echo "deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# coturn's package enables a system service on some setups; tests start their own instance.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
+	systemctl stop coturn || true
+fi
+
+if ! mountpoint -q /sys/fs/bpf; then
+	mount -t bpf bpf /sys/fs/bpf
+fi
+
+echo "deps.sh: all dependencies present"
