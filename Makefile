@@ -34,7 +34,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lelf -lz -lpt
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
             -Wshadow -Wformat=2 -Wvla
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Iinclude -Ilib -I$(BUILD) \
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. -Iinclude -Ilib -I$(BUILD) \
             -I$(shell pg_config --includedir 2>/dev/null) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  ?=
 ALL_LIBS  = $(PKG_LIBS)
