@@ -62,8 +62,10 @@ include lib/build.mk
 -include control/build.mk
 -include relay/build.mk
 -include userspace/build.mk
+-include userspace/wgu/build.mk
+-include userspace/bpf/build.mk
+-include tests/vm/build.mk
 -include tests/build.mk
--include bench/build.mk
 
 build-all: $(BINS) $(TEST_BINS)
 
@@ -82,7 +84,7 @@ check-lab: all
 	@BUILD=$(BUILD) ./tests/run.sh $(LONG_LABS)
 
 check-vm: all
-	@BUILD=$(BUILD) ./tests/run.sh tests/vm/check-vm.sh
+	@BUILD=$(BUILD) KERNELS="$(KERNELS)" ./tests/run.sh tests/vm/check-vm.sh
 
 demo: all
 	@BUILD=$(BUILD) ./scripts/demo.sh
