@@ -61,9 +61,9 @@ include lib/build.mk
 -include bpf/build.mk
 -include control/build.mk
 -include relay/build.mk
--include userspace/build.mk
 -include userspace/wgu/build.mk
 -include userspace/bpf/build.mk
+-include userspace/build.mk
 -include tests/vm/build.mk
 -include tests/build.mk
 
