@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Lightscale control API v1: the contract between lightscale-control (control/) and
+ * every client (the `lightscale` CLI and agent, tests). JSON over HTTP(S).
+ *
+ * Errors, always with a 4xx/5xx status:
+ *   {"error": {"code": "token_expired", "message": "enrollment token expired at 2026-..."}}
+ * Codes are the LS_ERR_* strings below; clients branch on the code, print the message.
+ *
+ * ---------------------------------------------------------------------------------------
+ * Node API (machine-key signed except register)
+ *
+ * POST /v1/register            (not signed; the token authorises it)
+ *   request  {"token": "lst_...", "wg_key": "<base64 X25519 public>",
+ *             "machine_key": "<base64 Ed25519 public>", "hostname": "laptop",
+ *             "routes": ["192.168.1.0/24", "0.0.0.0/0"],   (optional: advertised)
+ *             "endpoints": ["192.0.2.1:51820"],             (optional)
+ *             "listen_port": 51820}                          (optional)
+ *   response {"node": <self object, below>, "network": <network object, below>}
+ *   A machine key that is already registered in the network returns its existing node
+ *   (idempotent re-register); a token is only consumed by a new registration.
+ *
+ * Signed requests carry these headers (see lib/sign.h):
+ *   X-Lightscale-Key:       base64 Ed25519 machine public key
+ *   X-Lightscale-Timestamp: unix seconds (server allows +-LS_SIGN_MAX_SKEW)
+ *   X-Lightscale-Nonce:     32 hex characters (16 random bytes), never reused
+ *   X-Lightscale-Signature: base64 Ed25519 signature over the canonical string
+ *       "lightscale-v1\n" METHOD "\n" PATH_WITH_QUERY "\n" TIMESTAMP "\n" NONCE "\n"
+ *       hex(SHA-256(body))
+ *   401 with code "bad_signature", "stale_request" (message names the clock skew) or
+ *   "replayed_request"; 403 "node_revoked"; 404 "unknown_node".
+ *
+ * POST /v1/heartbeat           (signed)
+ *   request  {"endpoints": ["192.0.2.1:51820", "[2001:db8::1]:51820"],
+ *             "listen_port": 51820, "routes": ["192.168.1.0/24"]}    (routes optional)
+ *   response {"ok": true, "observed": "203.0.113.7:51820", "version": 42}
+ *   The server merges the observed endpoint (request source address + listen_port).
+ *
+ * GET /v1/netmap?since=V&wait=S  (signed)
+ *   since=0 (or absent) returns the full map at once. Otherwise the server answers when
+ *   the network's version exceeds V, or after S seconds (capped by the server) with
+ *   304-like {"version": V, "unchanged": true}.
+ *
+ * GET /v1/health                -> {"ok": true, "database": "ok", "schema_version": 3}
+ *
+ * ---------------------------------------------------------------------------------------
+ * Netmap document
+ * {
+ *   "version": 42,                      network's netmap version (monotonic)
+ *   "full": true,                       false: a delta against the client's version
+ *   "network": {"id": "<uuid>", "name": "home", "ipv4": "100.71.8.0/22",
+ *               "ipv6": "fd5c:1f3a:90e2::/48", "dns_suffix": "home.ls.internal"},
+ *   "self": {"id": 7, "name": "laptop", "dns_name": "laptop.home.ls.internal",
+ *            "wg_key": "<b64>", "addresses": ["100.71.8.7", "fd5c:1f3a:90e2::7"],
+ *            "status": "active" | "pending" | "revoked" | "expired",
+ *            "key_expiry": 1767225600 | null, "routes": [...advertised...]},
+ *   "peers": [{"id": 8, "name": "server", "dns_name": "server.home.ls.internal",
+ *              "wg_key": "<b64>", "addresses": ["100.71.8.8", "fd5c:...::8"],
+ *              "allowed_ips": ["100.71.8.8/32", "fd5c:...::8/128", "192.168.1.0/24"],
+ *              "endpoints": ["192.0.2.8:51820"],
+ *              "routes": ["192.168.1.0/24"],          primary: also in allowed_ips
+ *              "standby_routes": ["10.0.0.0/24"],     advertised, another peer is primary
+ *              "exit_node": true,                     advertises 0.0.0.0/0 and/or ::/0
+ *              "online": true, "last_seen": 1767225600, "home_relay": null}],
+ *   "peers_removed": [9, 10],           delta only: ids to drop
+ *   "relays": {"stun": ["192.0.2.1:3478"],
+ *              "turn": [{"url": "turn:192.0.2.1:3478", "username": "u", "credential": "c"}],
+ *              "stream": ["192.0.2.1:8443"], "udp": ["192.0.2.1:3479"]},
+ *   "dns": {"suffix": "home.ls.internal", "resolvers": [], "search": ["home.ls.internal"],
+ *           "records": [{"name": "server.home.ls.internal", "type": "A", "value": "100.71.8.8"}]},
+ *   "packet_filter": [...]              (issue 6: ACL compiled for this node)
+ * }
+ * A delta ("full": false) carries "peers" = peers added or changed (whole objects),
+ * "peers_removed", "self" always, and network/relays/dns/packet_filter only when they
+ * changed (absent = unchanged). A client that cannot apply a delta asks since=0.
+ * An exit node's 0.0.0.0/0 and ::/0 are NOT in allowed_ips of the netmap; the client adds
+ * them to the peer it picks as exit node.
+ *
+ * ---------------------------------------------------------------------------------------
+ * Admin API: header "Authorization: Bearer <admin key>"; 401 "bad_admin_key".
+ *   POST   /v1/admin/networks                {"name", "ipv4"?, "ipv6"?, "dns_suffix"?}
+ *   GET    /v1/admin/networks                -> {"networks": [...]}
+ *   GET    /v1/admin/networks/NAME           -> network object + counts
+ *   POST   /v1/admin/networks/NAME/tokens    {"ttl": seconds?, "uses": N?, "tags": [..]?}
+ *                                            -> {"id": "...", "token": "lst_...", ...}
+ *   GET    /v1/admin/networks/NAME/tokens    -> {"tokens": [...]}   (never the secret)
+ *   DELETE /v1/admin/tokens/ID               revoke
+ *   GET    /v1/admin/networks/NAME/nodes     -> {"nodes": [...]}
+ *   GET    /v1/admin/nodes/ID                -> node object
+ *   DELETE /v1/admin/nodes/ID                remove the node from its network
+ */
+#ifndef LIGHTSCALE_API_H
+#define LIGHTSCALE_API_H
+
+#define LS_API_PREFIX "/v1"
+#define LS_HDR_KEY "X-Lightscale-Key"
+#define LS_HDR_TIMESTAMP "X-Lightscale-Timestamp"
+#define LS_HDR_NONCE "X-Lightscale-Nonce"
+#define LS_HDR_SIGNATURE "X-Lightscale-Signature"
+#define LS_SIGN_CONTEXT "lightscale-v1"
+#define LS_SIGN_MAX_SKEW 300 /* seconds */
+
+#define LS_TOKEN_PREFIX "lst_"
+#define LS_MAX_BODY (1024 * 1024) /* request bodies larger than this get 413 */
+#define LS_NETMAP_MAX_WAIT 300    /* cap on ?wait=S, seconds */
+
+/* Error codes (the "code" string of an error object). Never reuse a retired one. */
+#define LS_ERR_BAD_REQUEST "bad_request"         /* malformed JSON, wrong types */
+#define LS_ERR_BODY_TOO_LARGE "body_too_large"
+#define LS_ERR_NOT_FOUND "not_found"
+#define LS_ERR_UNKNOWN_NETWORK "unknown_network"
+#define LS_ERR_NETWORK_EXISTS "network_exists"
+#define LS_ERR_TOKEN_INVALID "token_invalid"
+#define LS_ERR_TOKEN_EXPIRED "token_expired"
+#define LS_ERR_TOKEN_USED_UP "token_used_up"
+#define LS_ERR_TOKEN_REVOKED "token_revoked"
+#define LS_ERR_BAD_KEY "bad_key"
+#define LS_ERR_BAD_SIGNATURE "bad_signature"
+#define LS_ERR_STALE_REQUEST "stale_request"
+#define LS_ERR_REPLAYED_REQUEST "replayed_request"
+#define LS_ERR_UNKNOWN_NODE "unknown_node"
+#define LS_ERR_NODE_REVOKED "node_revoked"
+#define LS_ERR_BAD_ADMIN_KEY "bad_admin_key"
+#define LS_ERR_RATE_LIMITED "rate_limited"
+#define LS_ERR_INTERNAL "internal"
+#define LS_ERR_UNAVAILABLE "unavailable" /* database unreachable */
+
+#endif
