@@ -28,6 +28,20 @@ msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
 PKGS    := libbpf libmnl libsodium jansson libmicrohttpd libcurl gnutls
+
+# On a fresh machine, scripts/deps.sh runs before anything is computed from the
+# installed packages, so `make demo` and `make check` each work on their own.
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+DEPS_OK := $(shell ./scripts/deps.sh --check && echo yes)
+ifneq ($(DEPS_OK),yes)
+$(info   DEPS     scripts/deps.sh (something the build needs is missing))
+DEPS_RC := $(shell ./scripts/deps.sh >&2; echo $$?)
+ifneq ($(DEPS_RC),0)
+$(error scripts/deps.sh failed (exit $(DEPS_RC)); run it by hand to see why)
+endif
+endif
+endif
+
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lelf -lz -lpthread
 
@@ -69,12 +83,8 @@ include lib/build.mk
 
 build-all: $(BINS) $(TEST_BINS)
 
-# deps.sh runs first when a tool or library the build needs is missing.
+# bpffs is needed by the BPF tests and the agent; deps.sh mounts it, but a reboot unmounts it.
 deps-check:
-	@if ! pkg-config --exists $(PKGS) || ! command -v $(BPFTOOL) >/dev/null 2>&1 \
-	    || ! command -v wg >/dev/null 2>&1 || ! pkg-config --exists cmocka; then \
-		echo "  DEPS     scripts/deps.sh (something is missing)"; ./scripts/deps.sh; \
-	fi
 	@mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 
 check: all

@@ -2,6 +2,9 @@
 # Install every Debian package that Lightscale's build, tests, demo and benchmarks need.
 # Idempotent: installs only what is missing, and mounts bpffs if it is absent.
 # Nothing is fetched from anywhere but Debian's package registry.
+#
+#   scripts/deps.sh           install what is missing (as root)
+#   scripts/deps.sh --check   exit 0 when nothing is missing, 1 otherwise; changes nothing
 set -euo pipefail
 
 PKGS=(
@@ -15,18 +18,26 @@ PKGS=(
 	libclang-rt-14-dev valgrind
 )
 
+missing_pkgs() {
+	local installed
+	installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null |
+		awk '$2 == "installed" { print $1 }' | sed 's/:.*//')
+	for p in "${PKGS[@]}"; do
+		grep -qxF "$p" <<<"$installed" || echo "$p"
+	done
+}
+
+if [ "${1:-}" = "--check" ]; then
+	[ -z "$(missing_pkgs)" ] && mountpoint -q /sys/fs/bpf
+	exit
+fi
+
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps.sh: must run as root (it installs packages and mounts bpffs)" >&2
 	exit 1
 fi
 
-missing=()
-for p in "${PKGS[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-		missing+=("$p")
-	fi
-done
-
+mapfile -t missing < <(missing_pkgs)
 if ((${#missing[@]})); then
 	echo "deps.sh: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -34,7 +45,7 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# coturn's package enables a system service on some setups; tests start their own instance.
+# coturn's package may start a system service; the tests start their own instances.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
 	systemctl stop coturn || true
 fi
