@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Control-plane client (libcurl): what the agent, the `lightscale` CLI, the admin
+ * commands of lightscale-control and the tests use to talk to lightscale-control.
+ *
+ * One struct ls_ctl holds a list of control URLs ("http://a:8080,http://b:8080"), the
+ * credentials and the transport settings. Every request goes to the URL that answered
+ * last; when it cannot be reached (connection refused, DNS failure, connect timeout,
+ * TLS failure) or answers 502/503 "unavailable", the next URL is tried, once around
+ * the list. Any other answer, error or not, is final.
+ *
+ *     struct ls_ctl c;
+ *     struct ls_ctl_error err;
+ *     struct ls_ctl_response r;
+ *     ls_ctl_init(&c, "http://10.0.0.1:8080,http://10.0.0.2:8080");
+ *     ls_ctl_set_machine_key(&c, machine_sk);
+ *     if (ls_ctl_netmap(&c, since, 60, &r, &err) == 0) { ... r.json ... }
+ *     else fprintf(stderr, "%s (%s, HTTP %ld)\n", err.message, err.code, err.http_status);
+ *     ls_ctl_response_free(&r);
+ *     ls_ctl_free(&c);
+ *
+ * Return values: 0 when the server answered 2xx (resp filled, resp->json parsed if the
+ * body is JSON). Otherwise -errno and err filled:
+ *   -EPROTO      the server answered an error: err->http_status, err->code (an LS_ERR_*
+ *                string from lightscale/api.h, or "http_error" when the body was not an
+ *                error object) and err->message
+ *   -ECONNREFUSED / -EHOSTUNREACH / -ETIMEDOUT  no URL could be reached (err->code
+ *                "connect_failed" or "timeout"; err->message names the last URL and cause)
+ *   -EBADMSG     a 2xx answer whose body is not valid JSON (code "bad_response")
+ *   -EINVAL / -ENOMEM / -ENOKEY (a signed request without a machine key, code "no_key")
+ * resp is always safe to pass to ls_ctl_response_free() afterwards.
+ *
+ * TLS pinning hook: ls_ctl_set_pinned_keys() takes libcurl's CURLOPT_PINNEDPUBLICKEY
+ * syntax ("sha256//BASE64;sha256//BASE64"); it is applied to every https:// request.
+ * Not thread-safe per struct ls_ctl; use one per thread.
+ */
+#ifndef LS_CTLCLIENT_H
+#define LS_CTLCLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "keys.h"
+
+#define LS_CTL_MAX_URLS 16
+#define LS_CTL_DEFAULT_TIMEOUT_MS 15000
+#define LS_CTL_CONNECT_TIMEOUT_MS 3000
+#define LS_CTL_MAX_RESPONSE (64u * 1024 * 1024)
+
+enum ls_ctl_auth {
+	LS_CTL_AUTH_NONE = 0,   /* register, health */
+	LS_CTL_AUTH_SIGNED = 1, /* node requests: machine-key signature headers */
+	LS_CTL_AUTH_ADMIN = 2,  /* admin API: Authorization: Bearer <admin key> */
+};
+
+struct ls_ctl {
+	char *urls[LS_CTL_MAX_URLS]; /* base URLs without trailing '/' */
+	size_t n_urls;
+	size_t current;              /* index of the URL that answered last */
+	uint8_t machine_sk[LS_ED25519_SK_LEN];
+	bool have_machine_key;
+	char *admin_key;
+	char *pinned_keys;           /* CURLOPT_PINNEDPUBLICKEY list, or NULL */
+	char *ca_file;               /* CURLOPT_CAINFO, or NULL */
+	long connect_timeout_ms;     /* default LS_CTL_CONNECT_TIMEOUT_MS */
+	void *curl;                  /* CURL * kept for connection reuse */
+};
+
+struct ls_ctl_error {
+	long http_status;  /* 0 when no HTTP answer arrived */
+	char code[64];     /* e.g. "token_expired", "connect_failed" */
+	char message[512];
+};
+
+struct ls_ctl_response {
+	long http_status;
+	char *body;        /* NUL-terminated, malloc'd */
+	size_t len;
+	json_t *json;      /* parsed body (NULL if empty or not JSON); owned */
+	const char *url;   /* base URL that answered (points into struct ls_ctl) */
+};
+
+/* urls: one or more base URLs separated by commas (whitespace ignored). 0 or -EINVAL
+ * (no URL, more than LS_CTL_MAX_URLS, a URL not starting with http:// or https://). */
+int ls_ctl_init(struct ls_ctl *c, const char *urls);
+void ls_ctl_free(struct ls_ctl *c);
+/* Copies the 64-byte Ed25519 secret key (seed || public key). */
+void ls_ctl_set_machine_key(struct ls_ctl *c, const uint8_t sk[LS_ED25519_SK_LEN]);
+int ls_ctl_set_admin_key(struct ls_ctl *c, const char *key);
+/* NULL clears. Applied as CURLOPT_PINNEDPUBLICKEY to https:// URLs. */
+int ls_ctl_set_pinned_keys(struct ls_ctl *c, const char *pins);
+int ls_ctl_set_ca_file(struct ls_ctl *c, const char *path);
+
+void ls_ctl_response_free(struct ls_ctl_response *r);
+
+/* Generic request. path starts with '/' and may carry a query ("/v1/netmap?since=3").
+ * body may be NULL (no body); it is sent as application/json. timeout_ms 0 means
+ * LS_CTL_DEFAULT_TIMEOUT_MS. */
+int ls_ctl_request(struct ls_ctl *c, const char *method, const char *path, const char *body,
+		   size_t body_len, enum ls_ctl_auth auth, long timeout_ms,
+		   struct ls_ctl_response *resp, struct ls_ctl_error *err);
+
+/* Same, with a JSON body (not stolen; may be NULL). */
+int ls_ctl_request_json(struct ls_ctl *c, const char *method, const char *path,
+			const json_t *body, enum ls_ctl_auth auth, long timeout_ms,
+			struct ls_ctl_response *resp, struct ls_ctl_error *err);
+
+/* ---- typed node calls (api.h) ---- */
+
+struct ls_ctl_register_req {
+	const char *token;           /* "lst_..." */
+	const char *wg_key;          /* base64 X25519 public key */
+	const char *machine_key;     /* base64 Ed25519 public key */
+	const char *hostname;
+	const char *const *routes;   /* advertised prefixes, may be NULL */
+	size_t n_routes;
+	const char *const *endpoints; /* "ip:port" strings, may be NULL */
+	size_t n_endpoints;
+	int listen_port;             /* 0: not sent */
+};
+
+struct ls_ctl_heartbeat_req {
+	const char *const *endpoints;
+	size_t n_endpoints;
+	int listen_port;             /* 0: not sent */
+	const char *const *routes;   /* NULL with send_routes false: routes unchanged */
+	size_t n_routes;
+	bool send_routes;            /* true: replace the advertised routes (may be empty) */
+};
+
+/* POST /v1/register (unsigned). resp->json = {"node": {...}, "network": {...}}. */
+int ls_ctl_register(struct ls_ctl *c, const struct ls_ctl_register_req *req,
+		    struct ls_ctl_response *resp, struct ls_ctl_error *err);
+/* POST /v1/heartbeat (signed). resp->json = {"ok", "observed", "version"}. */
+int ls_ctl_heartbeat(struct ls_ctl *c, const struct ls_ctl_heartbeat_req *req,
+		     struct ls_ctl_response *resp, struct ls_ctl_error *err);
+/* GET /v1/netmap?since=V&wait=S (signed). since 0: full map at once. wait_s 0: no
+ * long-poll. The HTTP timeout is wait_s + 30 s. resp->json is the netmap document,
+ * or {"version": V, "unchanged": true} when nothing changed within wait_s. */
+int ls_ctl_netmap(struct ls_ctl *c, int64_t since, int wait_s, struct ls_ctl_response *resp,
+		  struct ls_ctl_error *err);
+/* GET /v1/health. */
+int ls_ctl_health(struct ls_ctl *c, struct ls_ctl_response *resp, struct ls_ctl_error *err);
+
+/* One line for a failed call: "token_expired: enrollment token expired at ... (HTTP 403)". */
+void ls_ctl_error_print(const struct ls_ctl_error *err, const char *prefix);
+
+#endif
