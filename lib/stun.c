@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: MIT
+/* STUN Binding (RFC 8489): codec and a small client helper. */
+#include "stun.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "util.h"
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = (v >> 16) & 0xff;
+	p[2] = (v >> 8) & 0xff;
+	p[3] = v & 0xff;
+}
+
+uint32_t ls_stun_crc32(const void *buf, size_t len)
+{
+	static uint32_t table[256];
+	static int ready;
+	const uint8_t *p = buf;
+	uint32_t crc = 0xffffffff;
+
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+		for (uint32_t i = 0; i < 256; i++) {
+			uint32_t c = i;
+
+			for (int k = 0; k < 8; k++)
+				c = c & 1 ? 0xedb88320 ^ (c >> 1) : c >> 1;
+			table[i] = c;
+		}
+		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+	}
+	for (size_t i = 0; i < len; i++)
+		crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+	return crc ^ 0xffffffff;
+}
+
+bool ls_stun_is_stun(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	uint16_t mlen;
+
+	if (!p || len < LS_STUN_HDR_LEN || (p[0] & 0xc0) != 0)
+		return false;
+	if (get32(p + 4) != LS_STUN_MAGIC_COOKIE)
+		return false;
+	mlen = get16(p + 2);
+	return (mlen & 3) == 0 && (size_t)mlen + LS_STUN_HDR_LEN == len;
+}
+
+/* Walks the attributes of a message that passed ls_stun_is_stun. Calls fn for
+ * each attribute before MESSAGE-INTEGRITY (the ones after it are ignored, as RFC
+ * 8489 section 14.5 says) and checks FINGERPRINT, which must be last.
+ * Returns 0 or -EBADMSG; fn returns 0 or -errno to stop. */
+typedef int (*attr_fn)(void *ctx, uint16_t type, const uint8_t *val, uint16_t len);
+
+static int walk_attrs(const uint8_t *buf, size_t len, attr_fn fn, void *ctx)
+{
+	size_t off = LS_STUN_HDR_LEN;
+	bool after_integrity = false;
+	int err;
+
+	while (off < len) {
+		uint16_t type, alen;
+		size_t padded;
+
+		if (len - off < LS_STUN_ATTR_HDR_LEN)
+			return -EBADMSG;
+		type = get16(buf + off);
+		alen = get16(buf + off + 2);
+		padded = ((size_t)alen + 3) & ~(size_t)3;
+		if (padded > len - off - LS_STUN_ATTR_HDR_LEN)
+			return -EBADMSG;
+		if (type == LS_STUN_ATTR_FINGERPRINT) {
+			uint32_t want;
+
+			if (alen != LS_STUN_FINGERPRINT_LEN ||
+			    off + LS_STUN_ATTR_HDR_LEN + LS_STUN_FINGERPRINT_LEN != len)
+				return -EBADMSG;
+			want = ls_stun_crc32(buf, off) ^ LS_STUN_FINGERPRINT_XOR;
+			if (get32(buf + off + LS_STUN_ATTR_HDR_LEN) != want)
+				return -EBADMSG;
+			return 0;
+		}
+		if (type == LS_STUN_ATTR_MESSAGE_INTEGRITY ||
+		    type == LS_STUN_ATTR_MESSAGE_INTEGRITY_SHA256)
+			after_integrity = true;
+		else if (!after_integrity && fn) {
+			err = fn(ctx, type, buf + off + LS_STUN_ATTR_HDR_LEN, alen);
+			if (err)
+				return err;
+		}
+		off += LS_STUN_ATTR_HDR_LEN + padded;
+	}
+	return 0;
+}
+
+int ls_stun_build_request(uint8_t *buf, size_t size, uint8_t txid[LS_STUN_TXID_LEN])
+{
+	const size_t len = LS_STUN_HDR_LEN + LS_STUN_ATTR_HDR_LEN + LS_STUN_FINGERPRINT_LEN;
+
+	if (size < len)
+		return -ENOSPC;
+	randombytes_buf(txid, LS_STUN_TXID_LEN);
+	put16(buf, LS_STUN_BINDING_REQUEST);
+	put16(buf + 2, len - LS_STUN_HDR_LEN);
+	put32(buf + 4, LS_STUN_MAGIC_COOKIE);
+	memcpy(buf + 8, txid, LS_STUN_TXID_LEN);
+	put16(buf + 20, LS_STUN_ATTR_FINGERPRINT);
+	put16(buf + 22, LS_STUN_FINGERPRINT_LEN);
+	put32(buf + 24, ls_stun_crc32(buf, 20) ^ LS_STUN_FINGERPRINT_XOR);
+	return (int)len;
+}
+
+struct resp_ctx {
+	const uint8_t *hdr; /* for the XOR mask: cookie + transaction id */
+	struct sockaddr_storage xor_addr, plain_addr;
+	bool have_xor, have_plain;
+};
+
+/* Decodes a (XOR-)MAPPED-ADDRESS value. mask is NULL for the plain one. */
+static int decode_addr(const uint8_t *val, uint16_t len, const uint8_t *mask,
+		       struct sockaddr_storage *out)
+{
+	uint16_t port;
+
+	if (len < 4)
+		return -EBADMSG;
+	port = get16(val + 2);
+	if (mask)
+		port ^= get16(mask);
+	memset(out, 0, sizeof(*out));
+	if (val[1] == LS_STUN_FAMILY_IPV4) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)out;
+		uint8_t a[4];
+
+		if (len != LS_STUN_ADDR4_LEN)
+			return -EBADMSG;
+		for (int i = 0; i < 4; i++)
+			a[i] = val[4 + i] ^ (mask ? mask[i] : 0);
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		memcpy(&sin->sin_addr, a, 4);
+	} else if (val[1] == LS_STUN_FAMILY_IPV6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+
+		if (len != LS_STUN_ADDR6_LEN)
+			return -EBADMSG;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		for (int i = 0; i < 16; i++)
+			sin6->sin6_addr.s6_addr[i] = val[4 + i] ^ (mask ? mask[i] : 0);
+	} else {
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int resp_attr(void *p, uint16_t type, const uint8_t *val, uint16_t len)
+{
+	struct resp_ctx *ctx = p;
+	int err;
+
+	if (type == LS_STUN_ATTR_XOR_MAPPED_ADDRESS && !ctx->have_xor) {
+		err = decode_addr(val, len, ctx->hdr + 4, &ctx->xor_addr);
+		if (err)
+			return err;
+		ctx->have_xor = true;
+	} else if (type == LS_STUN_ATTR_MAPPED_ADDRESS && !ctx->have_plain) {
+		err = decode_addr(val, len, NULL, &ctx->plain_addr);
+		if (err)
+			return err;
+		ctx->have_plain = true;
+	}
+	return 0;
+}
+
+int ls_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t *txid,
+			   struct sockaddr_storage *mapped)
+{
+	struct resp_ctx ctx = { .hdr = buf };
+	uint16_t type;
+	int err;
+
+	if (!ls_stun_is_stun(buf, len))
+		return -EBADMSG;
+	type = get16(buf);
+	if (txid && memcmp(buf + 8, txid, LS_STUN_TXID_LEN) != 0)
+		return -ESRCH;
+	err = walk_attrs(buf, len, resp_attr, &ctx);
+	if (err)
+		return err;
+	if (type == LS_STUN_BINDING_ERROR)
+		return -EPROTO;
+	if (type != LS_STUN_BINDING_SUCCESS)
+		return -EPROTO;
+	if (ctx.have_xor)
+		*mapped = ctx.xor_addr;
+	else if (ctx.have_plain)
+		*mapped = ctx.plain_addr;
+	else
+		return -ENOENT;
+	return 0;
+}
+
+int ls_stun_parse_request(const uint8_t *buf, size_t len, uint8_t txid[LS_STUN_TXID_LEN])
+{
+	int err;
+
+	if (!ls_stun_is_stun(buf, len))
+		return -EBADMSG;
+	err = walk_attrs(buf, len, NULL, NULL);
+	if (err)
+		return err;
+	if (get16(buf) != LS_STUN_BINDING_REQUEST)
+		return -EOPNOTSUPP;
+	memcpy(txid, buf + 8, LS_STUN_TXID_LEN);
+	return 0;
+}
+
+int ls_stun_build_response(uint8_t *buf, size_t size, const uint8_t txid[LS_STUN_TXID_LEN],
+			   const struct sockaddr *src)
+{
+	uint8_t addr[16], mask[16];
+	size_t alen, off, len;
+	uint16_t port;
+	uint8_t family;
+
+	if (src->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)src;
+
+		memcpy(addr, &sin->sin_addr, 4);
+		port = ntohs(sin->sin_port);
+		alen = 4;
+	} else if (src->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)src;
+
+		port = ntohs(sin6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			memcpy(addr, sin6->sin6_addr.s6_addr + 12, 4);
+			alen = 4;
+		} else {
+			memcpy(addr, sin6->sin6_addr.s6_addr, 16);
+			alen = 16;
+		}
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	family = alen == 4 ? LS_STUN_FAMILY_IPV4 : LS_STUN_FAMILY_IPV6;
+	len = LS_STUN_HDR_LEN + LS_STUN_ATTR_HDR_LEN + 4 + alen + LS_STUN_ATTR_HDR_LEN +
+	      LS_STUN_FINGERPRINT_LEN;
+	if (size < len)
+		return -ENOSPC;
+
+	put16(buf, LS_STUN_BINDING_SUCCESS);
+	put16(buf + 2, len - LS_STUN_HDR_LEN);
+	put32(buf + 4, LS_STUN_MAGIC_COOKIE);
+	memcpy(buf + 8, txid, LS_STUN_TXID_LEN);
+	memcpy(mask, buf + 4, 16); /* cookie, then transaction id */
+
+	off = LS_STUN_HDR_LEN;
+	put16(buf + off, LS_STUN_ATTR_XOR_MAPPED_ADDRESS);
+	put16(buf + off + 2, 4 + alen);
+	buf[off + 4] = 0;
+	buf[off + 5] = family;
+	put16(buf + off + 6, port ^ (LS_STUN_MAGIC_COOKIE >> 16));
+	for (size_t i = 0; i < alen; i++)
+		buf[off + 8 + i] = addr[i] ^ mask[i];
+	off += LS_STUN_ATTR_HDR_LEN + 4 + alen;
+
+	put16(buf + off, LS_STUN_ATTR_FINGERPRINT);
+	put16(buf + off + 2, LS_STUN_FINGERPRINT_LEN);
+	put32(buf + off + 4, ls_stun_crc32(buf, off) ^ LS_STUN_FINGERPRINT_XOR);
+	return (int)len;
+}
+
+static bool same_endpoint(const struct sockaddr *a, const struct sockaddr_storage *b)
+{
+	if (a->sa_family == AF_INET && b->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->sa_family == AF_INET6 && b->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+	}
+	/* An IPv4 server reached through a dual-stack socket answers as ::ffff:a.b.c.d. */
+	if (a->sa_family == AF_INET && b->ss_family == AF_INET6) {
+		const struct sockaddr_in *x = (const void *)a;
+		const struct sockaddr_in6 *y = (const void *)b;
+
+		return x->sin_port == y->sin6_port && IN6_IS_ADDR_V4MAPPED(&y->sin6_addr) &&
+		       !memcmp(y->sin6_addr.s6_addr + 12, &x->sin_addr, 4);
+	}
+	return false;
+}
+
+int ls_stun_query(int fd, const struct sockaddr *server, socklen_t server_len, int timeout_ms,
+		  struct sockaddr_storage *mapped)
+{
+	uint8_t req[64], resp[LS_STUN_MAX_MSG_LEN];
+	uint8_t txid[LS_STUN_TXID_LEN];
+	uint64_t deadline = ls_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	uint64_t next_send = 0;
+	int rto = 250, reqlen, err;
+
+	reqlen = ls_stun_build_request(req, sizeof(req), txid);
+	if (reqlen < 0)
+		return reqlen;
+	for (;;) {
+		uint64_t now = ls_now_ms();
+		struct sockaddr_storage from;
+		socklen_t fromlen = sizeof(from);
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		int wait;
+
+		if (now >= next_send && now < deadline) {
+			if (sendto(fd, req, reqlen, MSG_DONTWAIT, server, server_len) < 0 &&
+			    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
+				return -errno;
+			next_send = now + rto;
+			rto *= 2;
+		}
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		wait = (int)((next_send < deadline ? next_send : deadline) - now);
+		if (poll(&pfd, 1, wait) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (!(pfd.revents & (POLLIN | POLLERR)))
+			continue;
+		n = recvfrom(fd, resp, sizeof(resp), MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
+		if (n < 0) {
+			/* ICMP errors surface here on connected sockets; keep trying. */
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			    errno == ECONNREFUSED)
+				continue;
+			return -errno;
+		}
+		if (!same_endpoint(server, &from))
+			continue;
+		err = ls_stun_parse_response(resp, (size_t)n, txid, mapped);
+		if (err == 0 || err == -EPROTO)
+			return err;
+		/* Malformed, another transaction, no address: wait for the real answer. */
+	}
+}
