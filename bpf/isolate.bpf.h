@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * isolate: nothing is forwarded between two Lightscale networks, nor from one network to
+ * another's routes, unless an allow rule (ls_iso_allow {src_net, dst_net}) opens the pair.
+ * The source network is the one of the interface the packet came in on (ls_ifaces by
+ * skb->ingress_ifindex); the destination network is the egress overlay interface's, or on
+ * a LAN interface the network owning the route that holds the destination (ls_routes*).
+ * Locally originated packets (no ingress interface) are not forwarded and always pass.
+ */
+#ifndef LS_ISOLATE_BPF_H
+#define LS_ISOLATE_BPF_H
+
+#include "pkt.bpf.h"
+#include "metrics.bpf.h"
+
+static __always_inline __u32 if_net(__u32 ifindex)
+{
+	struct ls_iface *i = bpf_map_lookup_elem(&ls_ifaces, &ifindex);
+	return i ? i->net_id : 0;
+}
+
+static __always_inline int ls_isolate(struct __sk_buff *skb, struct ls_pkt *p, int parsed, bool lan)
+{
+	__u32 src = skb->ingress_ifindex ? if_net(skb->ingress_ifindex) : 0, dst = 0;
+
+	if (!src) {
+		ls_count(LS_PROG_ISOLATE, LS_R_ISO_LOCAL, p->len);
+		return LS_NEXT;
+	}
+	if (lan && p->family) {
+		struct ls_route_val *r = route_of(p, p->daddr);
+		if (r)
+			dst = r->net_id;
+	}
+	if (!dst)
+		dst = if_net(skb->ifindex);
+	if (!dst) {
+		ls_count(LS_PROG_ISOLATE, LS_R_ISO_LOCAL, p->len);
+		return LS_NEXT;
+	}
+	if (src == dst) {
+		ls_count(LS_PROG_ISOLATE, LS_R_ISO_SAME_NET, p->len);
+		return LS_NEXT;
+	}
+	struct ls_iso_key k = { .src_net = src, .dst_net = dst };
+	if (bpf_map_lookup_elem(&ls_iso_allow, &k)) {
+		ls_count(LS_PROG_ISOLATE, LS_R_ISO_ALLOWED, p->len);
+		return LS_NEXT;
+	}
+	ls_count(LS_PROG_ISOLATE, LS_R_ISO_DENIED, p->len);
+	return LS_SHOT;
+}
+
+#endif

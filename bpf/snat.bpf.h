@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * snat: source NAT for a subnet router. A packet that came in on an interface marked
+ * LS_IF_SNAT_FROM (the overlay) and leaves on the LAN gets the router's LAN address and a
+ * port (ICMP echo: an id) from the range the loader reserved in ip_local_reserved_ports;
+ * replies arriving on the LAN are translated back (TC, or XDP on the LAN NIC).
+ *
+ * Two plain hash maps, never LRU: ls_nat_out (original tuple -> SNAT address and port) and
+ * ls_nat_in (reply tuple -> client address and port). A live flow is never evicted to make
+ * room: when the table is full a new flow is dropped and counted (LS_R_SNAT_TABLE_FULL).
+ * The userspace garbage collector removes idle entries with per-protocol timeouts
+ * (last_ns; TCP after FIN/RST gets a short one). A port is taken only when no connection
+ * to the same remote endpoint holds it and no local socket of the router would receive
+ * the reply (bpf_skc_lookup_tcp / bpf_sk_lookup_udp), so host sockets are never harmed.
+ */
+#ifndef LS_SNAT_BPF_H
+#define LS_SNAT_BPF_H
+
+#include "pkt.bpf.h"
+
+#define LS_NAT_PROBES 32
+#define TCP_FIN 0x01
+#define TCP_RST 0x04
+
+static __always_inline bool nat_proto(struct ls_pkt *p, bool out)
+{
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)
+		return p->l4_ok;
+	if (p->proto == IPPROTO_ICMP)
+		return p->l4_ok && p->icmp_type == (out ? ICMP_ECHO : ICMP_ECHOREPLY);
+	if (p->proto == IPPROTO_ICMPV6)
+		return p->l4_ok && p->icmp_type == (out ? 128 : 129);
+	return false;
+}
+
+static __always_inline bool is_icmp(__u8 proto)
+{
+	return proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
+}
+
+/* Would a local socket receive a reply from remote:rport to us:port? */
+static __always_inline bool port_has_socket(struct __sk_buff *skb, struct ls_pkt *p,
+					    const __u8 *us, __be16 port)
+{
+	struct bpf_sock_tuple t = {};
+	__u32 tlen;
+	struct bpf_sock *sk;
+
+	if (p->family == 4) {
+		__builtin_memcpy(&t.ipv4.saddr, p->daddr, 4);
+		__builtin_memcpy(&t.ipv4.daddr, us, 4);
+		t.ipv4.sport = p->dport;
+		t.ipv4.dport = port;
+		tlen = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, p->daddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, us, 16);
+		t.ipv6.sport = p->dport;
+		t.ipv6.dport = port;
+		tlen = sizeof(t.ipv6);
+	}
+	if (p->proto == IPPROTO_TCP)
+		sk = bpf_skc_lookup_tcp(skb, &t, tlen, BPF_F_CURRENT_NETNS, 0);
+	else if (p->proto == IPPROTO_UDP)
+		sk = bpf_sk_lookup_udp(skb, &t, tlen, BPF_F_CURRENT_NETNS, 0);
+	else
+		return false;
+	if (!sk)
+		return false;
+	bpf_sk_release(sk);
+	return true;
+}
+
+/* Rewrites the source (out) or destination (in) address and port of p. */
+static __always_inline int nat_rewrite(void *ctx, bool xdp, struct ls_pkt *p, bool src,
+				       const __u8 *addr, __be16 port)
+{
+	int fl;
+	__u32 l4c = outer_l4csum(p, &fl);
+	__be16 oldport = src ? p->sport : p->dport;
+
+	if (p->family == 4) {
+		__be32 from, to;
+		__builtin_memcpy(&from, src ? p->saddr : p->daddr, 4);
+		__builtin_memcpy(&to, addr, 4);
+		if (from != to && rw_addr4(ctx, xdp, p->l3, p->l3 + (src ? 12 : 16), from, to, l4c, fl))
+			return -1;
+	} else {
+		if (rw_addr6(ctx, xdp, p->l3 + (src ? 8 : 24), src ? p->saddr : p->daddr, addr, l4c, fl))
+			return -1;
+	}
+	if (oldport == port)
+		return 0;
+	__u32 poff;
+	if (is_icmp(p->proto)) {
+		poff = p->l4 + 4; /* echo id */
+		l4c = p->l4 + 2;
+		fl = 0;
+	} else {
+		poff = p->l4 + (src ? 0 : 2);
+		fl &= CS_UDP0;
+	}
+	if (csum_apply(ctx, xdp, l4c, diff16(oldport, port), fl))
+		return -1;
+	return st(ctx, xdp, poff, &port, 2);
+}
+
+static __always_inline void nat_tuple(struct ls_tuple *t, struct ls_pkt *p)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	t->family = p->family;
+	t->proto = p->proto;
+	t->sport = p->sport;
+	t->dport = is_icmp(p->proto) ? 0 : p->dport;
+	__builtin_memcpy(t->saddr, p->saddr, 16);
+	__builtin_memcpy(t->daddr, p->daddr, 16);
+}
+
+/* LAN egress. */
+static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, int parsed)
+{
+	struct ls_config *c = ls_cfg();
+	__u32 in = skb->ingress_ifindex;
+	struct ls_iface *ifc = in ? bpf_map_lookup_elem(&ls_ifaces, &in) : NULL;
+
+	if (!c || !ifc || !(ifc->flags & LS_IF_SNAT_FROM) || parsed == LS_PARSE_NOT_IP) {
+		ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
+		return LS_NEXT;
+	}
+	if (parsed) {
+		ls_count(LS_PROG_SNAT, LS_R_MALFORMED, p->len);
+		return LS_SHOT;
+	}
+	__u8 us[16] = {};
+	if (p->family == 4) {
+		__builtin_memcpy(us, &c->snat4, 4);
+		if (!c->snat4) {
+			ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
+			return LS_NEXT;
+		}
+	} else {
+		__builtin_memcpy(us, c->snat6, 16);
+		if (!(c->snat6[0] | c->snat6[1] | c->snat6[15]))
+			goto no6;
+	}
+	if (p->frag == 2) {
+		ls_count(LS_PROG_SNAT, LS_R_SNAT_FRAG, p->len);
+		return LS_SHOT;
+	}
+	if (!nat_proto(p, true)) {
+		ls_count(LS_PROG_SNAT, LS_R_SNAT_PROTO, p->len);
+		return LS_NEXT;
+	}
+
+	struct ls_tuple ok;
+	nat_tuple(&ok, p);
+	__u64 now = bpf_ktime_get_ns();
+	__u8 closing = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST));
+	struct ls_nat_val *ov = bpf_map_lookup_elem(&ls_nat_out, &ok);
+	__be16 nport;
+	__u32 reason = LS_R_SNAT_HIT;
+
+	if (ov) {
+		ov->last_ns = now;
+		if (closing)
+			ov->state = LS_NAT_CLOSING;
+		nport = ov->port;
+	} else {
+		__u32 lo = c->snat_port_lo, hi = c->snat_port_hi;
+		if (!lo || hi < lo) {
+			ls_count(LS_PROG_SNAT, LS_R_SNAT_NO_PORT, p->len);
+			return LS_SHOT;
+		}
+		__u32 range = hi - lo + 1, start = bpf_get_prandom_u32() % range;
+		struct ls_tuple ik = { .family = p->family, .proto = p->proto };
+		struct ls_nat_val iv = { .port = p->sport, .state = closing, .last_ns = now };
+		__builtin_memcpy(iv.addr, p->saddr, 16);
+		__builtin_memcpy(ik.saddr, p->daddr, 16);
+		__builtin_memcpy(ik.daddr, us, 16);
+		int got = 0;
+		for (int i = 0; i < LS_NAT_PROBES; i++) {
+			__u32 pt = start + i;
+			if (pt >= range)
+				pt -= range;
+			nport = bpf_htons(lo + pt);
+			if (is_icmp(p->proto)) {
+				ik.sport = nport;
+				ik.dport = 0;
+			} else {
+				ik.sport = p->dport;
+				ik.dport = nport;
+				if (port_has_socket(skb, p, us, nport))
+					continue;
+			}
+			long e = bpf_map_update_elem(&ls_nat_in, &ik, &iv, BPF_NOEXIST);
+			if (e == 0) {
+				got = 1;
+				break;
+			}
+			if (e != -17 /* EEXIST */) {
+				ls_count(LS_PROG_SNAT, LS_R_SNAT_TABLE_FULL, p->len);
+				return LS_SHOT;
+			}
+		}
+		if (!got) {
+			ls_count(LS_PROG_SNAT, LS_R_SNAT_NO_PORT, p->len);
+			return LS_SHOT;
+		}
+		struct ls_nat_val nv = { .port = nport, .state = closing, .last_ns = now };
+		__builtin_memcpy(nv.addr, us, 16);
+		long e = bpf_map_update_elem(&ls_nat_out, &ok, &nv, BPF_NOEXIST);
+		if (e) {
+			bpf_map_delete_elem(&ls_nat_in, &ik);
+			ov = e == -17 ? bpf_map_lookup_elem(&ls_nat_out, &ok) : NULL;
+			if (!ov) {
+				ls_count(LS_PROG_SNAT, LS_R_SNAT_TABLE_FULL, p->len);
+				return LS_SHOT;
+			}
+			nport = ov->port; /* another CPU created it first */
+		}
+		reason = LS_R_SNAT_NEW;
+	}
+	if (nat_rewrite(skb, false, p, true, us, nport)) {
+		ls_count(LS_PROG_SNAT, LS_R_HELPER_ERR, p->len);
+		return LS_SHOT;
+	}
+	ls_count(LS_PROG_SNAT, reason, p->len);
+	return LS_NEXT;
+no6:
+	ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
+	return LS_NEXT;
+}
+
+/* LAN ingress (TC or XDP): replies back to the client. */
+static __always_inline int ls_snat_in(void *ctx, bool xdp, struct ls_pkt *p, int parsed)
+{
+	if (parsed || !nat_proto(p, false) || p->frag == 2) {
+		ls_count(LS_PROG_SNAT, parsed == LS_PARSE_NOT_IP ? LS_R_NOT_IP : LS_R_SNAT_NOT_OURS, p->len);
+		return LS_NEXT;
+	}
+	struct ls_tuple ik;
+	nat_tuple(&ik, p);
+	struct ls_nat_val *v = bpf_map_lookup_elem(&ls_nat_in, &ik);
+	if (!v) {
+		ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
+		return LS_NEXT;
+	}
+	v->last_ns = bpf_ktime_get_ns();
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST)))
+		v->state = LS_NAT_CLOSING;
+	__u8 addr[16];
+	__builtin_memcpy(addr, v->addr, 16);
+	if (is_icmp(p->proto))
+		p->dport = p->sport; /* echo reply: the id is what the NAT changed */
+	if (nat_rewrite(ctx, xdp, p, false, addr, v->port)) {
+		ls_count(LS_PROG_SNAT, LS_R_HELPER_ERR, p->len);
+		return LS_SHOT;
+	}
+	ls_count(LS_PROG_SNAT, LS_R_SNAT_REPLY, p->len);
+	return LS_NEXT;
+}
+
+#endif
