@@ -292,7 +292,7 @@ static void send_initiation(struct lsw_device *d, struct lsw_peer *p, bool is_re
 		return;
 	p->last_sent_handshake_ms = now;
 	index_insert(d, &p->hs_entry);
-	lsw_tai64n_now(ts);
+	lsw_tai64n_now(ts, d->time_offset_ms);
 	if (lsw_noise_create_initiation(&p->hs, &d->id, &m, p->hs_entry.idx, ts) == 0) {
 		lsw_cookie_add_macs(&p->cookie, &m, sizeof(m), now);
 		ev_any_auth_traversal(d, p, now);

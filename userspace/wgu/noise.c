@@ -119,13 +119,19 @@ void lsw_handshake_clear(struct lsw_handshake *hs)
 	hs->state = LSW_HS_ZEROED;
 }
 
-void lsw_tai64n_now(uint8_t out[LSW_TIMESTAMP_LEN])
+void lsw_tai64n_now(uint8_t out[LSW_TIMESTAMP_LEN], uint64_t offset_ms)
 {
 	struct timespec ts;
 	uint64_t secs;
 	uint32_t nsec;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(offset_ms / 1000);
+	ts.tv_nsec += (long)(offset_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
 	secs = htobe64(0x400000000000000aULL + (uint64_t)ts.tv_sec);
 	nsec = htobe32((uint32_t)ts.tv_nsec & ~((1u << 24) - 1));
 	memcpy(out, &secs, 8);

@@ -56,9 +56,10 @@ void lsw_handshake_precompute(struct lsw_handshake *hs, const struct lsw_identit
 void lsw_handshake_clear(struct lsw_handshake *hs);
 int lsw_identity_set(struct lsw_identity *id, const uint8_t priv[LSW_KEY_LEN]);
 
-/* TAI64N of CLOCK_REALTIME, nanoseconds rounded down to 2^24 as the kernel does
- * (so that the timestamp does not leak fine-grained time). */
-void lsw_tai64n_now(uint8_t out[LSW_TIMESTAMP_LEN]);
+/* TAI64N of CLOCK_REALTIME (plus offset_ms, which tests use to travel in
+ * time), nanoseconds rounded down to 2^24 as the kernel does (so that the
+ * timestamp does not leak fine-grained time). */
+void lsw_tai64n_now(uint8_t out[LSW_TIMESTAMP_LEN], uint64_t offset_ms);
 
 /* Initiator: fills m (all but the MACs). 0, or -EINVAL when no handshake is
  * possible (no private key, bad peer key). */
