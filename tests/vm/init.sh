@@ -46,12 +46,19 @@ hostname "$VM_NAME"
 ip link set lo up
 ip link set eth0 up && ip addr add "$VM_ADDR/24" dev eth0 || log "eth0 setup failed"
 
+# Kernel WireGuard drops handshake packets until the RNG is seeded (virtio-rng feeds it).
+dd if=/dev/random of=/dev/null bs=1 count=1 2>/dev/null
+
+# Commands run in the host's bash: busybox's ash would run its own applets (ip, tc, wget)
+# in place of the host's tools.
+SH=/bb/sh
+[ -x /usr/bin/bash ] && SH=/usr/bin/bash
 log "ready: $(uname -r) $VM_NAME $VM_ADDR"
 echo "$(uname -r)" >/out/ready
 n=1
 while :; do
 	if [ -f "/out/cmd.$n" ]; then
-		(cd "$VM_REPO" && /bb/sh "/out/cmd.$n") >"/out/out.$n" 2>&1 </dev/null
+		(cd "$VM_REPO" && $SH "/out/cmd.$n") >"/out/out.$n" 2>&1 </dev/null
 		echo $? >"/out/rc.$n.tmp"
 		mv "/out/rc.$n.tmp" "/out/rc.$n"
 		n=$((n + 1))

@@ -27,12 +27,13 @@ VM_MEM=${VM_MEM:-384}
 VM_LIFETIME=${VM_LIFETIME:-900}   # hard limit for one qemu, seconds
 VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-120}
 VM_EXEC_TIMEOUT=${VM_EXEC_TIMEOUT:-120}
-declare -gA VM_PID=() VM_SEQ=() VM_KVER=()
+declare -gA VM_PID=() VM_KVER=() VM_TAP=()
+VM_COUNT=0
 
 vm_msg() { echo "# $*"; }
 
 # Modules the guest needs before the 9p share is mounted (the rest load from the share).
-VM_EARLY_MODULES="virtio_pci 9pnet_virtio 9p virtio_net"
+VM_EARLY_MODULES="virtio_pci 9pnet_virtio 9p virtio_net virtio_rng"
 
 # The newest Debian package for kernel series $1 (6.1, 6.12, ...), generic amd64 flavour.
 vm_kernel_pkg() {
@@ -51,9 +52,20 @@ vm_kernel_pkg() {
 }
 
 # vm_kernel SERIES: make $VMDIR/kernels/SERIES/{vmlinuz,initramfs.cpio.gz,root/lib/modules}.
+# The unpacked kernel is kept until its folder is removed; the initramfs is rebuilt when
+# tests/vm/init.sh changes.
 vm_kernel() {
-	local series=$1 dir=$VMDIR/kernels/$1 pkg deb kver m line f
-	[ -f "$dir/.done" ] && return 0
+	local dir=$VMDIR/kernels/$1
+	if [ ! -f "$dir/.done" ]; then
+		vm_kernel_fetch "$1" || return 1
+	fi
+	if [ ! -f "$dir/initramfs.cpio.gz" ] || [ "$VM_REPO/tests/vm/init.sh" -nt "$dir/initramfs.cpio.gz" ]; then
+		vm_initramfs "$1" || return 1
+	fi
+}
+
+vm_kernel_fetch() {
+	local series=$1 dir=$VMDIR/kernels/$1 pkg deb kver
 	pkg=$(vm_kernel_pkg "$series") || return 1
 	vm_msg "kernel $series: $pkg (download and unpack into $dir)"
 	rm -rf "$dir" && mkdir -p "$dir/root" "$VMDIR/debs" || return 1
@@ -68,9 +80,13 @@ vm_kernel() {
 	cp "$dir/root/boot/vmlinuz-$kver" "$dir/vmlinuz" || return 1
 	depmod -b "$dir/root" "$kver" || return 1
 	echo "$kver" >"$dir/release"
+	touch "$dir/.done"
+}
 
-	# The initramfs: busybox in /bb, our init, and the early modules uncompressed.
-	local ir=$dir/initramfs
+# The initramfs: busybox in /bb, our init, and the early modules uncompressed.
+vm_initramfs() {
+	local dir=$VMDIR/kernels/$1 ir=$VMDIR/kernels/$1/initramfs kver m f line
+	kver=$(cat "$dir/release")
 	rm -rf "$ir" && mkdir -p "$ir"/{bb,early,proc,sys,dev,host,out,tmp,run,var,lib,root} || return 1
 	cp /bin/busybox "$ir/bb/busybox" || return 1
 	for m in $(busybox --list); do
@@ -90,8 +106,8 @@ vm_kernel() {
 	done
 	echo "$kver" >"$ir/release"
 	echo "$dir/root/lib/modules" >"$ir/modules-path"
-	(cd "$ir" && find . | cpio -o -H newc --quiet | gzip -1) >"$dir/initramfs.cpio.gz" || return 1
-	touch "$dir/.done"
+	(cd "$ir" && find . | cpio -o -H newc --quiet | gzip -1) >"$dir/initramfs.cpio.gz.tmp" &&
+		mv "$dir/initramfs.cpio.gz.tmp" "$dir/initramfs.cpio.gz"
 }
 
 # vm_net_up: namespace $VM_NS with a bridge; guests' taps join it, the host end is 10.77.0.1.
@@ -110,7 +126,8 @@ vm_start() {
 	local d=$VM_RUN/$name
 	mkdir -p "$d" || return 1
 	rm -f "$d"/*
-	n=${#VM_PID[@]}
+	n=$VM_COUNT
+	VM_COUNT=$((VM_COUNT + 1))
 	tap=lsvt$n
 	vm_ns ip tuntap add "$tap" mode tap || return 1
 	vm_ns ip link set "$tap" master lsvbr up || return 1
@@ -121,8 +138,8 @@ vm_start() {
 		VM_BUILD=$VM_BUILD
 		LIGHTSCALE_BUILD=$VM_BUILD
 	EOF
-	VM_SEQ[$name]=0
 	VM_KVER[$name]=$series
+	VM_TAP[$name]=$tap
 	# vnet_hdr=off: frames reach the guest with full checksums, as from a real NIC,
 	# and virtio_net offers no checksum/GRO offloads, so native XDP attaches.
 	vm_ns timeout -k 5 "$VM_LIFETIME" qemu-system-x86_64 -accel tcg -nodefaults -no-user-config \
@@ -133,6 +150,7 @@ vm_start() {
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs "local,path=$d,mount_tag=out,security_model=none" \
 		-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no,vnet_hdr=off" \
+		-device virtio-rng-pci \
 		-device "virtio-net-pci,netdev=n0,mac=52:54:00:77:00:$(printf %02x $((n + 16)))" \
 		>"$d/qemu.log" 2>&1 &
 	VM_PID[$name]=$!
@@ -142,7 +160,7 @@ vm_start() {
 vm_wait_ready() {
 	local name=$1 d=$VM_RUN/$1 t=0
 	while [ ! -f "$d/ready" ]; do
-		if ! kill -0 "${VM_PID[$name]}" 2>/dev/null; then
+		if ! kill -0 "${VM_PID[$name]:-0}" 2>/dev/null; then
 			echo "vm $name: qemu exited during boot" >&2
 			return 1
 		fi
@@ -159,11 +177,12 @@ vm_exec() {
 	[ "$1" = -t ] && { tmo=$2; shift 2; }
 	local name=$1; shift
 	local d=$VM_RUN/$name n t=0 rc
-	n=$((VM_SEQ[$name] + 1))
-	VM_SEQ[$name]=$n
+	# The sequence number lives in a file: vm_exec often runs in a $(...) subshell.
+	n=$(($(cat "$d/seq" 2>/dev/null || echo 0) + 1))
+	echo "$n" >"$d/seq"
 	printf '%s\n' "$*" >"$d/cmd.$n.tmp" && mv "$d/cmd.$n.tmp" "$d/cmd.$n"
 	while [ ! -f "$d/rc.$n" ]; do
-		if ! kill -0 "${VM_PID[$name]}" 2>/dev/null; then
+		if ! kill -0 "${VM_PID[$name]:-0}" 2>/dev/null; then
 			cat "$d/out.$n" 2>/dev/null
 			echo "vm $name: guest is gone (command $n: $*)"
 			return 125
@@ -193,7 +212,7 @@ vm_log() { cat "$VM_RUN/$1/serial.log" 2>/dev/null; }
 # Print the serial log of every guest (on failure).
 vm_dump_logs() {
 	local name
-	for name in "${!VM_PID[@]}"; do
+	for name in "${!VM_KVER[@]}"; do
 		echo "# ---- serial console of guest $name (${VM_KVER[$name]}) ----"
 		vm_log "$name" | tail -n 80 | sed 's/^/#   /'
 		if [ -s "$VM_RUN/$name/qemu.log" ]; then
@@ -213,6 +232,7 @@ vm_stop() {
 	fi
 	wait "$pid" 2>/dev/null
 	unset "VM_PID[$name]"
+	vm_ns ip link del "${VM_TAP[$name]}" 2>/dev/null
 }
 
 vm_stop_all() {

@@ -1,0 +1,24 @@
+# tests/vm/: the VM lab (qemu guests with Debian kernels, kernel WireGuard, the kernel matrix)
+# and the NixOS test syntax check.
+#
+#   make check-vm KERNELS="6.1 6.12"     (default both; the host kernel's matrix runs too)
+#
+# Downloaded kernels, initramfs images and run folders live under $(BUILD)/vm/.
+VM_TOOLS := $(BUILD)/vm/probe.bpf.o $(BUILD)/vm/lsv-tcx-attach
+
+$(BUILD)/vm/probe.bpf.o: tests/vm/probe.bpf.c
+	$(call msg,BPF,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CLANG) -target bpf -O2 -g -Wall -Werror -I/usr/include/$(shell uname -m)-linux-gnu \
+		-c $< -o $@
+
+$(BUILD)/vm/lsv-tcx-attach: $(BUILD)/obj/tests/vm/tcx-attach.o
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(shell pkg-config --libs libbpf) -o $@
+
+check-vm: $(VM_TOOLS)
+build-all: $(VM_TOOLS)
+
+# Fast: nix-instantiate --parse of every .nix file in nixos-vm/.
+CHECK_LABS += tests/vm/nix-parse.sh
