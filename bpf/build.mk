@@ -29,7 +29,7 @@ TEST_BINS     += $(BPF_TESTS)
 
 $(BUILD)/obj/tests/bpf/%.o: $(BPF_SKEL)
 
-$(BUILD)/tests/bpf/test_bpf_%: $(BUILD)/obj/tests/bpf/test_bpf_%.o $(BPF_TEST_LIB) $(LIB_bpf) $(LIBLS)
+$(BUILD)/tests/bpf/test_bpf_%: $(BUILD)/obj/tests/bpf/test_bpf_%.o $(BPF_TEST_LIB) $(BUILD)/liblsbpf.a $(LIBLS)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -o $@

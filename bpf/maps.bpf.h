@@ -67,6 +67,13 @@ struct {
 	__type(value, struct ls_route_stats);
 } ls_route_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LS_MAX_ROUTES);
+	__type(key, __u32);
+	__type(value, struct ls_route_info);
+} ls_route_info SEC(".maps");
+
 /* isolate */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -256,12 +256,13 @@ v4: {
 	if (ld(ctx, xdp, l3, &ip, sizeof(ip)))
 		return LS_PARSE_BAD;
 	__u32 hl = ip.ihl * 4;
-	if (hl < sizeof(ip) || bpf_ntohs(ip.tot_len) < hl || l3 + bpf_ntohs(ip.tot_len) > p->len)
-		return LS_PARSE_BAD;
+	/* addresses first: a malformed packet naming a translated address is dropped */
 	p->family = 4;
 	p->proto = ip.protocol;
 	__builtin_memcpy(p->saddr, &ip.saddr, 4);
 	__builtin_memcpy(p->daddr, &ip.daddr, 4);
+	if (hl < sizeof(ip) || bpf_ntohs(ip.tot_len) < hl || l3 + bpf_ntohs(ip.tot_len) > p->len)
+		return LS_PARSE_BAD;
 	__u16 fo = bpf_ntohs(ip.frag_off);
 	if (fo & IP_OFFMASK) {
 		p->frag = 2;
@@ -276,11 +277,11 @@ v6: {
 	struct ipv6hdr ip6;
 	if (ld(ctx, xdp, l3, &ip6, sizeof(ip6)))
 		return LS_PARSE_BAD;
-	if (l3 + sizeof(ip6) + bpf_ntohs(ip6.payload_len) > p->len)
-		return LS_PARSE_BAD;
 	p->family = 6;
 	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+	if (l3 + sizeof(ip6) + bpf_ntohs(ip6.payload_len) > p->len)
+		return LS_PARSE_BAD;
 	__u8 nh = ip6.nexthdr;
 	__u32 off = l3 + sizeof(ip6);
 #pragma unroll

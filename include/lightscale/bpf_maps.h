@@ -157,6 +157,17 @@ struct ls_route_stats {
 	__u64 conflict_bytes;
 };
 
+/* ls_route_info: ARRAY[LS_MAX_ROUTES], key route_id: what the route is, for
+ * `lightscale routes` and bpftool (written by the loader, never read by a program). */
+struct ls_route_info {
+	__u8 family;    /* 0: slot unused, 4 or 6 */
+	__u8 prefixlen; /* host */
+	__u16 n_adv;    /* host */
+	__u32 net_id;   /* host */
+	__u8 addr[16];  /* be */
+	char name[40];  /* NUL-terminated: the advertising peer(s) */
+};
+
 /* ---- isolate ---- */
 enum ls_iface_flags {
 	LS_IF_OVERLAY = 1 << 0,   /* a Lightscale overlay interface (WireGuard/TUN) */
