@@ -332,7 +332,7 @@ static uint64_t encrypt_and_send(struct lsw_device *d, const uint8_t key[32], ui
 
 	while (i < n) {
 		int cnt = 0;
-		size_t first = 0;
+		size_t first = 0, total = 0;
 
 		while (i < n && cnt < 64) {
 			struct lsw_pkt *pk = &pkts[i];
@@ -340,7 +340,8 @@ static uint64_t encrypt_and_send(struct lsw_device *d, const uint8_t key[32], ui
 			struct lsw_msg_data *m = (struct lsw_msg_data *)(pk->data - LSW_HEADROOM);
 			size_t mlen = LSW_DATA_HDR_LEN + plen + LSW_AEAD_TAG;
 
-			if (cnt && mlen > first)
+			/* A GSO send carries at most 64 datagrams and 64 KiB of payload. */
+			if (cnt && (mlen > first || total + mlen > 65000))
 				break;
 			memset(pk->data + pk->len, 0, plen - pk->len);
 			m->h.type = LSW_MSG_DATA;
@@ -351,6 +352,7 @@ static uint64_t encrypt_and_send(struct lsw_device *d, const uint8_t key[32], ui
 			counter++;
 			iov[cnt].iov_base = m;
 			iov[cnt].iov_len = mlen;
+			total += mlen;
 			i++;
 			if (!cnt)
 				first = mlen;
