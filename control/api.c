@@ -1,0 +1,1399 @@
+// SPDX-License-Identifier: MIT
+/* HTTP handlers: health, node API (register, heartbeat, netmap), admin API. Every body is
+ * parsed by control/body.c before any query; every query is parameterised; a refused
+ * request changes nothing (its transaction is rolled back). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "lightscale/api.h"
+#include "log.h"
+#include "server.h"
+#include "sign.h"
+#include "util.h"
+
+#define NETWORK_COLS                                                                         \
+	"networks.id::text, networks.name, networks.ipv4::text, networks.ipv6::text, "       \
+	"networks.dns_suffix, networks.version, "                                            \
+	"extract(epoch from networks.created_at)::bigint"
+
+#define NODE_ADMIN_COLS                                                                      \
+	"nodes.id, networks.name, nodes.name, nodes.hostname, networks.dns_suffix, "         \
+	"nodes.wg_key, nodes.machine_key, host(nodes.ipv4), host(nodes.ipv6), "              \
+	"array_to_string(nodes.routes, ','), array_to_string(nodes.endpoints, ','), "        \
+	"coalesce(nodes.listen_port, 0), nodes.status, "                                     \
+	"coalesce(extract(epoch from nodes.key_expiry)::bigint, 0), "                        \
+	"extract(epoch from nodes.created_at)::bigint, "                                     \
+	"coalesce(extract(epoch from nodes.last_seen)::bigint, 0), "                         \
+	"array_to_string(nodes.tags, ','), nodes.network_id::text"
+
+#define TOKEN_COLS                                                                           \
+	"tokens.id, networks.name, extract(epoch from tokens.expires_at)::bigint, "          \
+	"tokens.max_uses, tokens.uses, array_to_string(tokens.tags, ','), "                  \
+	"tokens.revoked_at IS NOT NULL, tokens.expires_at < now(), "                         \
+	"extract(epoch from tokens.created_at)::bigint"
+
+static int64_t i64(PGresult *r, int row, int col)
+{
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static json_t *csv_array(const char *csv)
+{
+	struct lsc_strv v;
+	json_t *a = json_array();
+	size_t i;
+
+	if (lsc_strv_split(&v, csv))
+		return a;
+	for (i = 0; i < v.n; i++)
+		json_array_append_new(a, json_string(v.v[i]));
+	lsc_strv_free(&v);
+	return a;
+}
+
+static void src_string(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+	char ep[LS_ENDPOINT_STRLEN];
+	char *colon;
+
+	if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6) {
+		snprintf(out, n, "unknown");
+		return;
+	}
+	ls_endpoint_format((const struct sockaddr *)ss, ep);
+	/* drop the port: the limit is per address */
+	colon = strrchr(ep, ':');
+	if (colon)
+		*colon = '\0';
+	snprintf(out, n, "%s", ep);
+}
+
+static json_t *network_json(PGresult *r, int row)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", PQgetvalue(r, row, 0),
+			 "name", PQgetvalue(r, row, 1), "ipv4", PQgetvalue(r, row, 2), "ipv6",
+			 PQgetvalue(r, row, 3), "dns_suffix", PQgetvalue(r, row, 4), "version",
+			 (json_int_t)i64(r, row, 5), "created_at", (json_int_t)i64(r, row, 6));
+}
+
+static char *dns_name(PGresult *r, int row)
+{
+	char *s = NULL;
+
+	if (asprintf(&s, "%s.%s", PQgetvalue(r, row, 2), PQgetvalue(r, row, 4)) < 0)
+		return NULL;
+	return s;
+}
+
+/* the "self" object of api.h from a NODE_ADMIN_COLS row */
+static json_t *self_json(PGresult *r, int row)
+{
+	char *dn = dns_name(r, row);
+	json_t *j = json_pack("{s:I, s:s, s:s?, s:s, s:[s,s], s:s, s:o, s:o}", "id",
+			      (json_int_t)i64(r, row, 0), "name", PQgetvalue(r, row, 2),
+			      "dns_name", dn, "wg_key", PQgetvalue(r, row, 5), "addresses",
+			      PQgetvalue(r, row, 7), PQgetvalue(r, row, 8), "status",
+			      PQgetvalue(r, row, 12), "key_expiry",
+			      i64(r, row, 13) ? json_integer(i64(r, row, 13)) : json_null(),
+			      "routes", csv_array(PQgetvalue(r, row, 9)));
+
+	free(dn);
+	return j;
+}
+
+static json_t *node_admin_json(struct lsc_server *s, PGresult *r, int row)
+{
+	int64_t seen = i64(r, row, 15);
+	json_t *j = self_json(r, row);
+
+	if (!j)
+		return NULL;
+	json_object_set_new(j, "network", json_string(PQgetvalue(r, row, 1)));
+	json_object_set_new(j, "hostname", json_string(PQgetvalue(r, row, 3)));
+	json_object_set_new(j, "machine_key", json_string(PQgetvalue(r, row, 6)));
+	json_object_set_new(j, "endpoints", csv_array(PQgetvalue(r, row, 10)));
+	json_object_set_new(j, "listen_port",
+			    i64(r, row, 11) ? json_integer(i64(r, row, 11)) : json_null());
+	json_object_set_new(j, "tags", csv_array(PQgetvalue(r, row, 16)));
+	json_object_set_new(j, "created_at", json_integer(i64(r, row, 14)));
+	json_object_set_new(j, "last_seen", seen ? json_integer(seen) : json_null());
+	json_object_set_new(j, "online",
+			    json_boolean(seen && ls_unix_time() - seen <= s->cfg.online_secs));
+	return j;
+}
+
+static json_t *token_json(PGresult *r, int row)
+{
+	bool revoked = PQgetvalue(r, row, 6)[0] == 't';
+	bool expired = PQgetvalue(r, row, 7)[0] == 't';
+	bool used_up = i64(r, row, 4) >= i64(r, row, 3);
+
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:b, s:s, s:I}", "id",
+			 PQgetvalue(r, row, 0), "network", PQgetvalue(r, row, 1), "expires_at",
+			 (json_int_t)i64(r, row, 2), "max_uses", (json_int_t)i64(r, row, 3), "uses",
+			 (json_int_t)i64(r, row, 4), "tags", csv_array(PQgetvalue(r, row, 5)),
+			 "revoked", revoked, "status",
+			 revoked ? "revoked" : expired ? "expired" : used_up ? "used_up" : "valid",
+			 "created_at", (json_int_t)i64(r, row, 8));
+}
+
+/* Moves the network's version in the current transaction, logs node_id and every node
+ * advertising one of routes (a literal "{...}") as changed, and NOTIFYs at commit.
+ * Returns the new version, or -1 after a failed query (reply sent). */
+static int64_t bump_version(struct lsc_req *r, PGconn *db, const char *net_id, int64_t node_id,
+			    const char *routes, bool dns)
+{
+	char id[24];
+	const char *p[4] = {net_id, id, routes ? routes : "{}", dns ? "t" : "f"};
+	PGresult *res;
+	int64_t v;
+
+	snprintf(id, sizeof(id), "%" PRId64, node_id);
+	res = lsc_exec(db,
+		       "WITH v AS (UPDATE networks SET version = version + 1, "
+		       "  dns_version = CASE WHEN $4::boolean THEN version + 1 ELSE dns_version END "
+		       "  WHERE id = $1::uuid RETURNING version), "
+		       "ids AS (SELECT $2::bigint AS id UNION SELECT id FROM nodes "
+		       "  WHERE network_id = $1::uuid AND routes && $3::text[]), "
+		       "ins AS (INSERT INTO changes (network_id, version, node_id) "
+		       "  SELECT $1::uuid, v.version, ids.id FROM v, ids ON CONFLICT DO NOTHING) "
+		       "SELECT version, pg_notify('" LSC_NOTIFY_CHANNEL "', $1 || ' ' || version) FROM v",
+		       4, p);
+	if (!lsc_res_ok(db, res, "bump version") || PQntuples(res) != 1) {
+		lsc_db_failed(r, res, "bump version");
+		PQclear(res);
+		return -1;
+	}
+	v = i64(res, 0, 0);
+	PQclear(res);
+	return v;
+}
+
+static bool begin(struct lsc_req *r, PGconn *db)
+{
+	if (lsc_exec_ok(db, "BEGIN"))
+		return true;
+	lsc_db_failed(r, NULL, "begin");
+	return false;
+}
+
+static bool commit(struct lsc_req *r, PGconn *db)
+{
+	PGresult *res = PQexec(db, "COMMIT");
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		lsc_db_failed(r, res, "commit");
+	PQclear(res);
+	return ok;
+}
+
+static void rollback(PGconn *db)
+{
+	lsc_exec_ok(db, "ROLLBACK");
+}
+
+/* ---- health ---- */
+
+static void h_health(struct lsc_server *s, struct lsc_req *r)
+{
+	PGconn *db = s->db && PQstatus(s->db) == CONNECTION_OK ? s->db : NULL;
+	PGresult *res;
+
+	if (!db) {
+		r->have_reply = false;
+		db = lsc_db(r);
+		if (!db) {
+			lsc_reply_json(r, 503,
+				       json_pack("{s:b, s:s, s:{s:s, s:s}}", "ok", 0, "database",
+						 "unreachable", "error", "code", LS_ERR_UNAVAILABLE,
+						 "message", "the database is unreachable"));
+			return;
+		}
+	}
+	res = PQexec(db, "SELECT coalesce(max(version), 0) FROM lsc_schema");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		lsc_reply_json(r, 503,
+			       json_pack("{s:b, s:s, s:{s:s, s:s}}", "ok", 0, "database", "error",
+					 "error", "code", LS_ERR_UNAVAILABLE, "message",
+					 "the database does not answer"));
+		return;
+	}
+	lsc_reply_json(r, 200,
+		       json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "database", "ok", "schema_version",
+				 (json_int_t)i64(res, 0, 0), "waiters", (json_int_t)s->n_waiters));
+	PQclear(res);
+}
+
+/* ---- node authentication ---- */
+
+struct node_ctx {
+	int64_t id;
+	char net_id[40];
+	int64_t version;
+	int listen_port;
+	char *routes, *endpoints; /* csv, owned */
+	char key[LS_KEY_B64_LEN + 1];
+};
+
+static void node_ctx_free(struct node_ctx *nc)
+{
+	free(nc->routes);
+	free(nc->endpoints);
+}
+
+static bool auth_node(struct lsc_server *s, struct lsc_req *r, const char *method,
+		      struct node_ctx *nc)
+{
+	const char *key = lsc_req_header(r, LS_HDR_KEY), *ts = lsc_req_header(r, LS_HDR_TIMESTAMP);
+	const char *nonce = lsc_req_header(r, LS_HDR_NONCE);
+	const char *sig = lsc_req_header(r, LS_HDR_SIGNATURE);
+	char src[LS_ENDPOINT_STRLEN], rlkey[96];
+	int64_t skew = 0;
+	PGresult *res;
+	PGconn *db;
+	const char *p[2];
+	int ret;
+
+	memset(nc, 0, sizeof(*nc));
+	if (!key || !ts || !nonce || !sig) {
+		lsc_reply_error(r, 401, LS_ERR_BAD_SIGNATURE,
+				"request is not signed (missing %s)",
+				!key ? LS_HDR_KEY : !ts ? LS_HDR_TIMESTAMP : !nonce ? LS_HDR_NONCE
+										    : LS_HDR_SIGNATURE);
+		return false;
+	}
+	src_string(&r->src, src, sizeof(src));
+	snprintf(rlkey, sizeof(rlkey), "ip:%s", src);
+	if (!lsc_rl_allow(s->rl, rlkey, s->cfg.ip_burst, s->cfg.ip_rate, ls_now_ms())) {
+		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED, "too many requests from %s", src);
+		return false;
+	}
+	ret = ls_sign_verify(key, ts, nonce, sig, method, r->uri, r->body.p, r->body.len,
+			     ls_unix_time(), LS_SIGN_MAX_SKEW, NULL, &skew);
+	if (ret == -ETIME) {
+		lsc_reply_error(r, 401, LS_ERR_STALE_REQUEST,
+				"request timestamp is %lld s %s the server clock (allowed +-%d s): "
+				"check the clock of this machine",
+				(long long)(skew < 0 ? -skew : skew), skew < 0 ? "behind" : "ahead of",
+				LS_SIGN_MAX_SKEW);
+		return false;
+	}
+	if (ret) {
+		lsc_reply_error(r, 401, LS_ERR_BAD_SIGNATURE, "the request signature does not verify");
+		return false;
+	}
+	snprintf(nc->key, sizeof(nc->key), "%s", key);
+	snprintf(rlkey, sizeof(rlkey), "node:%s", key);
+	if (!lsc_rl_allow(s->rl, rlkey, s->cfg.node_burst, s->cfg.node_rate, ls_now_ms())) {
+		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED, "too many requests from this node");
+		return false;
+	}
+	db = lsc_db(r);
+	if (!db)
+		return false;
+	p[0] = key;
+	p[1] = nonce;
+	res = lsc_exec(db,
+		       "WITH n AS (INSERT INTO nonces (machine_key, nonce) VALUES ($1, $2) "
+		       "  ON CONFLICT DO NOTHING RETURNING 1) "
+		       "SELECT (SELECT count(*) FROM n), x.id, x.network_id, x.status, x.version, "
+		       "  x.listen_port, x.routes, x.endpoints "
+		       "FROM (SELECT 1) d LEFT JOIN (SELECT nodes.id, nodes.network_id::text, "
+		       "  nodes.status, networks.version, coalesce(nodes.listen_port, 0) listen_port, "
+		       "  array_to_string(nodes.routes, ',') routes, "
+		       "  array_to_string(nodes.endpoints, ',') endpoints "
+		       "  FROM nodes JOIN networks ON networks.id = nodes.network_id "
+		       "  WHERE nodes.machine_key = $1) x ON true",
+		       2, p);
+	if (!lsc_res_ok(db, res, "authenticate node") || PQntuples(res) != 1) {
+		lsc_db_failed(r, res, "authenticate node");
+		PQclear(res);
+		return false;
+	}
+	if (i64(res, 0, 0) == 0) {
+		PQclear(res);
+		lsc_reply_error(r, 401, LS_ERR_REPLAYED_REQUEST,
+				"nonce %s was already used: replayed request", nonce);
+		return false;
+	}
+	if (PQgetisnull(res, 0, 1)) {
+		PQclear(res);
+		lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NODE,
+				"no node is registered with this machine key");
+		return false;
+	}
+	if (strcmp(PQgetvalue(res, 0, 3), "active")) {
+		lsc_reply_error(r, 403, LS_ERR_NODE_REVOKED, "node %s is %s", PQgetvalue(res, 0, 1),
+				PQgetvalue(res, 0, 3));
+		PQclear(res);
+		return false;
+	}
+	nc->id = i64(res, 0, 1);
+	snprintf(nc->net_id, sizeof(nc->net_id), "%s", PQgetvalue(res, 0, 2));
+	nc->version = i64(res, 0, 4);
+	nc->listen_port = (int)i64(res, 0, 5);
+	nc->routes = strdup(PQgetvalue(res, 0, 6));
+	nc->endpoints = strdup(PQgetvalue(res, 0, 7));
+	PQclear(res);
+	lsc_live_mark(s, nc->id);
+	return true;
+}
+
+/* ---- register ---- */
+
+static int select_node(struct lsc_req *r, PGconn *db, const char *where, const char *arg,
+		       PGresult **out)
+{
+	char sql[2048];
+	const char *p[1] = {arg};
+	PGresult *res;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT " NODE_ADMIN_COLS " FROM nodes JOIN networks ON networks.id = nodes.network_id "
+		 "WHERE %s",
+		 where);
+	res = lsc_exec(db, sql, 1, p);
+	if (!lsc_res_ok(db, res, "select node")) {
+		lsc_db_failed(r, res, "select node");
+		PQclear(res);
+		return -EIO;
+	}
+	*out = res;
+	return 0;
+}
+
+static json_t *network_of(PGconn *db, const char *net_id)
+{
+	const char *p[1] = {net_id};
+	PGresult *res = lsc_exec(db, "SELECT " NETWORK_COLS " FROM networks WHERE id = $1::uuid", 1, p);
+	json_t *j = NULL;
+
+	if (lsc_res_ok(db, res, "select network") && PQntuples(res) == 1)
+		j = network_json(res, 0);
+	PQclear(res);
+	return j;
+}
+
+static void reply_registered(struct lsc_server *s, struct lsc_req *r, PGconn *db, int64_t id,
+			     unsigned status)
+{
+	char idbuf[24];
+	PGresult *res = NULL;
+	json_t *net;
+
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
+	if (select_node(r, db, "nodes.id = $1::bigint", idbuf, &res))
+		return;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "node %s vanished", idbuf);
+		return;
+	}
+	net = network_of(db, PQgetvalue(res, 0, 17));
+	lsc_reply_json(r, status, json_pack("{s:o, s:o}", "node", self_json(res, 0), "network",
+					    net ? net : json_null()));
+	PQclear(res);
+}
+
+static void h_register(struct lsc_server *s, struct lsc_req *r)
+{
+	struct lsc_register_req req;
+	char err[512], src[LS_ENDPOINT_STRLEN], rlkey[96], hash[LS_SHA256_HEX_LEN + 1];
+	char label[64], name[80], idbuf[24], hostbuf[24];
+	char *routes = NULL, *endpoints = NULL, *tags = NULL;
+	PGresult *res = NULL;
+	PGconn *db;
+	struct ls_prefix v4, v6, a4, a6;
+	char a4s[LS_PREFIX_STRLEN], a6s[LS_PREFIX_STRLEN], net_id[40], token_id[40], port[16];
+	int64_t id;
+	uint32_t host = 0;
+	int i, k;
+
+	src_string(&r->src, src, sizeof(src));
+	snprintf(rlkey, sizeof(rlkey), "reg:%s", src);
+	if (!lsc_rl_allow(s->rl, rlkey, s->cfg.register_burst, s->cfg.register_rate, ls_now_ms())) {
+		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED, "too many registrations from %s", src);
+		return;
+	}
+	if (lsc_parse_register(r->body.p, r->body.len, &req, err, sizeof(err))) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", err);
+		return;
+	}
+	db = lsc_db(r);
+	if (!db)
+		goto out;
+	ls_sha256_hex(hash, req.token, strlen(req.token));
+	if (!begin(r, db))
+		goto out;
+	{
+		const char *p[1] = {hash};
+
+		res = lsc_exec(db,
+			       "SELECT tokens.id, tokens.network_id::text, tokens.revoked_at IS NOT NULL, "
+			       "  tokens.expires_at < now(), tokens.uses >= tokens.max_uses, "
+			       "  to_char(tokens.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+			       "  networks.ipv4::text, networks.ipv6::text, tokens.max_uses, "
+			       "  array_to_string(tokens.tags, ',') "
+			       "FROM tokens JOIN networks ON networks.id = tokens.network_id "
+			       "WHERE tokens.hash = decode($1, 'hex') FOR UPDATE OF tokens",
+			       1, p);
+	}
+	if (!lsc_res_ok(db, res, "find token")) {
+		lsc_db_failed(r, res, "find token");
+		goto out;
+	}
+	if (PQntuples(res) == 0) {
+		rollback(db);
+		lsc_reply_error(r, 401, LS_ERR_TOKEN_INVALID, "the enrollment token is not valid");
+		goto out;
+	}
+	snprintf(token_id, sizeof(token_id), "%s", PQgetvalue(res, 0, 0));
+	snprintf(net_id, sizeof(net_id), "%s", PQgetvalue(res, 0, 1));
+	if (PQgetvalue(res, 0, 2)[0] == 't') {
+		rollback(db);
+		lsc_reply_error(r, 403, LS_ERR_TOKEN_REVOKED, "enrollment token %s was revoked",
+				token_id);
+		goto out;
+	}
+	{
+		/* the same machine key again: its node, idempotently, without using the token */
+		const char *p[1] = {req.machine_key};
+		PGresult *ex = lsc_exec(db, "SELECT id, network_id::text FROM nodes WHERE machine_key = $1",
+					1, p);
+
+		if (!lsc_res_ok(db, ex, "find machine key")) {
+			lsc_db_failed(r, ex, "find machine key");
+			PQclear(ex);
+			goto out;
+		}
+		if (PQntuples(ex) == 1) {
+			int64_t eid = i64(ex, 0, 0);
+			bool same = !strcmp(PQgetvalue(ex, 0, 1), net_id);
+
+			PQclear(ex);
+			rollback(db);
+			if (!same) {
+				lsc_reply_error(r, 409, LS_ERR_BAD_KEY,
+						"this machine key is registered in another network");
+				goto out;
+			}
+			reply_registered(s, r, db, eid, 200);
+			goto out;
+		}
+		PQclear(ex);
+	}
+	if (PQgetvalue(res, 0, 3)[0] == 't') {
+		rollback(db);
+		lsc_reply_error(r, 403, LS_ERR_TOKEN_EXPIRED, "enrollment token %s expired at %s",
+				token_id, PQgetvalue(res, 0, 5));
+		goto out;
+	}
+	if (PQgetvalue(res, 0, 4)[0] == 't') {
+		rollback(db);
+		lsc_reply_error(r, 403, LS_ERR_TOKEN_USED_UP,
+				"enrollment token %s has been used %s time%s, its limit", token_id,
+				PQgetvalue(res, 0, 8), strcmp(PQgetvalue(res, 0, 8), "1") ? "s" : "");
+		goto out;
+	}
+	if (ls_prefix_parse(PQgetvalue(res, 0, 6), &v4, false) ||
+	    ls_prefix_parse(PQgetvalue(res, 0, 7), &v6, false)) {
+		rollback(db);
+		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "network %s has invalid prefixes", net_id);
+		goto out;
+	}
+	tags = lsc_array_literal((const char *const *)NULL, 0);
+	{
+		struct lsc_strv tv;
+
+		if (!lsc_strv_split(&tv, PQgetvalue(res, 0, 9))) {
+			free(tags);
+			tags = lsc_array_literal((const char *const *)tv.v, tv.n);
+			lsc_strv_free(&tv);
+		}
+	}
+	PQclear(res);
+	res = NULL;
+	{
+		const char *p[2] = {net_id, req.wg_key};
+		PGresult *ex;
+
+		/* one allocation at a time per network, across servers */
+		ex = lsc_exec(db, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p);
+		PQclear(ex);
+		ex = lsc_exec(db, "SELECT id FROM nodes WHERE network_id = $1::uuid AND wg_key = $2", 2, p);
+		if (!lsc_res_ok(db, ex, "find wg key")) {
+			lsc_db_failed(r, ex, "find wg key");
+			PQclear(ex);
+			goto out;
+		}
+		if (PQntuples(ex)) {
+			lsc_reply_error(r, 409, LS_ERR_BAD_KEY,
+					"WireGuard key already used by node %s in this network",
+					PQgetvalue(ex, 0, 0));
+			PQclear(ex);
+			rollback(db);
+			goto out;
+		}
+		PQclear(ex);
+	}
+	res = PQexec(db, "SELECT nextval('nodes_id_seq')");
+	if (!lsc_res_ok(db, res, "node id")) {
+		lsc_db_failed(r, res, "node id");
+		goto out;
+	}
+	id = i64(res, 0, 0);
+	PQclear(res);
+	/* a unique DNS label: laptop, laptop-2, laptop-3, ... */
+	lsc_dns_label(req.hostname, label, 56);
+	{
+		const char *p[2] = {net_id, label};
+
+		res = lsc_exec(db,
+			       "SELECT name FROM nodes WHERE network_id = $1::uuid AND "
+			       "(name = $2 OR name LIKE $2 || '-%')",
+			       2, p);
+	}
+	if (!lsc_res_ok(db, res, "find names")) {
+		lsc_db_failed(r, res, "find names");
+		goto out;
+	}
+	for (k = 1;; k++) {
+		bool taken = false;
+
+		if (k == 1)
+			snprintf(name, sizeof(name), "%s", label);
+		else
+			snprintf(name, sizeof(name), "%s-%d", label, k);
+		for (i = 0; i < PQntuples(res) && !taken; i++)
+			taken = !strcmp(PQgetvalue(res, i, 0), name);
+		if (!taken)
+			break;
+	}
+	PQclear(res);
+	res = NULL;
+	/* host index from the node id; a taken one probes the next */
+	for (k = 0;; k++) {
+		PGresult *ex;
+		const char *p[2] = {net_id, hostbuf};
+
+		if (lsc_derive_host(id, (unsigned)k, &v4, &host) ||
+		    (uint64_t)k >= (1ull << (32 - v4.len))) {
+			rollback(db);
+			lsc_reply_error(r, 409, LS_ERR_BAD_REQUEST, "network %s has no free address",
+					net_id);
+			goto out;
+		}
+		snprintf(hostbuf, sizeof(hostbuf), "%u", host);
+		ex = lsc_exec(db, "SELECT 1 FROM nodes WHERE network_id = $1::uuid AND host_index = $2::int",
+			      2, p);
+		if (!lsc_res_ok(db, ex, "find host")) {
+			lsc_db_failed(r, ex, "find host");
+			PQclear(ex);
+			goto out;
+		}
+		i = PQntuples(ex);
+		PQclear(ex);
+		if (!i)
+			break;
+	}
+	lsc_host_address(&v4, host, &a4);
+	lsc_host_address(&v6, host, &a6);
+	ls_prefix_format_addr(&a4, a4s);
+	ls_prefix_format_addr(&a6, a6s);
+	routes = lsc_array_literal((const char *const *)req.routes.v, req.routes.n);
+	endpoints = lsc_array_literal((const char *const *)req.endpoints.v, req.endpoints.n);
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
+	snprintf(port, sizeof(port), "%d", req.listen_port);
+	{
+		const char *p[14] = {idbuf, net_id, name, req.hostname, req.wg_key, req.machine_key,
+				     hostbuf, a4s, a6s, routes, endpoints,
+				     req.listen_port ? port : NULL, tags, token_id};
+
+		res = lsc_exec(db,
+			       "INSERT INTO nodes (id, network_id, name, hostname, wg_key, machine_key, "
+			       "host_index, ipv4, ipv6, routes, endpoints, listen_port, tags, token_id, "
+			       "last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+			       "$14, now())",
+			       14, p);
+	}
+	if (!lsc_res_ok(db, res, "insert node")) {
+		if (lsc_unique_violation(res)) {
+			rollback(db);
+			lsc_reply_error(r, 409, LS_ERR_BAD_KEY, "this node is already registered");
+		} else {
+			lsc_db_failed(r, res, "insert node");
+		}
+		goto out;
+	}
+	PQclear(res);
+	{
+		const char *p[1] = {token_id};
+
+		res = lsc_exec(db, "UPDATE tokens SET uses = uses + 1 WHERE id = $1", 1, p);
+	}
+	if (!lsc_res_ok(db, res, "use token")) {
+		lsc_db_failed(r, res, "use token");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	if (bump_version(r, db, net_id, id, routes, true) < 0)
+		goto out;
+	if (!commit(r, db))
+		goto out;
+	pr_info("registered node %" PRId64 " `%s' in network %s from %s", id, name, net_id, src);
+	reply_registered(s, r, db, id, 201);
+out:
+	PQclear(res);
+	free(routes);
+	free(endpoints);
+	free(tags);
+	lsc_register_req_free(&req);
+}
+
+/* ---- heartbeat ---- */
+
+static void h_heartbeat(struct lsc_server *s, struct lsc_req *r)
+{
+	struct lsc_heartbeat_req req;
+	struct node_ctx nc;
+	struct lsc_strv merged = {0};
+	char err[512], observed[LS_ENDPOINT_STRLEN] = "", port[16], idbuf[24];
+	char *eps = NULL, *rts = NULL, *union_routes = NULL, *csv_eps = NULL, *csv_rts = NULL;
+	int64_t version;
+	int lport;
+	size_t i;
+	PGconn *db;
+
+	if (!auth_node(s, r, "POST", &nc))
+		return;
+	if (lsc_parse_heartbeat(r->body.p, r->body.len, &req, err, sizeof(err))) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", err);
+		node_ctx_free(&nc);
+		return;
+	}
+	version = nc.version;
+	lport = req.listen_port ? req.listen_port : nc.listen_port;
+	for (i = 0; i < req.endpoints.n; i++) {
+		merged.v = realloc(merged.v, (merged.n + 1) * sizeof(char *));
+		merged.v[merged.n++] = strdup(req.endpoints.v[i]);
+	}
+	if (lport && (r->src.ss_family == AF_INET || r->src.ss_family == AF_INET6)) {
+		struct sockaddr_storage o = r->src;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&o;
+		bool dup = false;
+
+		if (o.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			struct sockaddr_in s4 = {.sin_family = AF_INET};
+
+			memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+			memset(&o, 0, sizeof(o));
+			memcpy(&o, &s4, sizeof(s4));
+		}
+		if (o.ss_family == AF_INET)
+			((struct sockaddr_in *)&o)->sin_port = htons((uint16_t)lport);
+		else
+			s6->sin6_port = htons((uint16_t)lport);
+		ls_endpoint_format((struct sockaddr *)&o, observed);
+		for (i = 0; i < merged.n && !dup; i++)
+			dup = !strcmp(merged.v[i], observed);
+		if (!dup) {
+			merged.v = realloc(merged.v, (merged.n + 1) * sizeof(char *));
+			merged.v[merged.n++] = strdup(observed);
+		}
+	}
+	{
+		struct lsc_buf b = {0};
+
+		for (i = 0; i < merged.n; i++)
+			lsc_buf_printf(&b, "%s%s", i ? "," : "", merged.v[i]);
+		csv_eps = b.p ? b.p : strdup("");
+		b = (struct lsc_buf){0};
+		for (i = 0; i < req.routes.n; i++)
+			lsc_buf_printf(&b, "%s%s", i ? "," : "", req.routes.v[i]);
+		csv_rts = b.p ? b.p : strdup("");
+	}
+	if (strcmp(csv_eps, nc.endpoints) || lport != nc.listen_port ||
+	    (req.has_routes && strcmp(csv_rts, nc.routes))) {
+		struct lsc_strv old = {0}, all = {0};
+		PGresult *res;
+
+		db = lsc_db(r);
+		if (!db)
+			goto out;
+		eps = lsc_array_literal((const char *const *)merged.v, merged.n);
+		rts = req.has_routes ? lsc_array_literal((const char *const *)req.routes.v, req.routes.n)
+				     : NULL;
+		/* every node sharing an old or new prefix may change primary */
+		lsc_strv_split(&old, nc.routes);
+		for (i = 0; i < old.n; i++) {
+			all.v = realloc(all.v, (all.n + 1) * sizeof(char *));
+			all.v[all.n++] = strdup(old.v[i]);
+		}
+		for (i = 0; req.has_routes && i < req.routes.n; i++) {
+			all.v = realloc(all.v, (all.n + 1) * sizeof(char *));
+			all.v[all.n++] = strdup(req.routes.v[i]);
+		}
+		union_routes = lsc_array_literal((const char *const *)all.v, all.n);
+		lsc_strv_free(&old);
+		lsc_strv_free(&all);
+		if (!begin(r, db))
+			goto out;
+		snprintf(idbuf, sizeof(idbuf), "%" PRId64, nc.id);
+		snprintf(port, sizeof(port), "%d", lport);
+		{
+			const char *p[4] = {idbuf, eps, lport ? port : NULL, rts};
+
+			res = lsc_exec(db,
+				       "UPDATE nodes SET endpoints = $2, listen_port = $3, "
+				       "routes = coalesce($4::text[], routes), last_seen = now() WHERE id = $1",
+				       4, p);
+		}
+		if (!lsc_res_ok(db, res, "update node")) {
+			lsc_db_failed(r, res, "update node");
+			PQclear(res);
+			goto out;
+		}
+		PQclear(res);
+		version = bump_version(r, db, nc.net_id, nc.id, union_routes, false);
+		if (version < 0)
+			goto out;
+		if (!commit(r, db))
+			goto out;
+	}
+	lsc_reply_json(r, 200, json_pack("{s:b, s:s?, s:I}", "ok", 1, "observed",
+					 observed[0] ? observed : NULL, "version", (json_int_t)version));
+out:
+	free(eps);
+	free(rts);
+	free(union_routes);
+	free(csv_eps);
+	free(csv_rts);
+	lsc_strv_free(&merged);
+	lsc_heartbeat_req_free(&req);
+	node_ctx_free(&nc);
+}
+
+/* ---- netmap ---- */
+
+static int query_int(const char *uri, const char *name, int64_t *out)
+{
+	const char *q = strchr(uri, '?');
+	size_t nl = strlen(name);
+
+	*out = 0;
+	while (q && *q) {
+		q++;
+		if (!strncmp(q, name, nl) && q[nl] == '=') {
+			const char *v = q + nl + 1;
+			int64_t x = 0;
+			int digits = 0;
+
+			while (*v >= '0' && *v <= '9' && digits < 18) {
+				x = x * 10 + (*v - '0');
+				v++;
+				digits++;
+			}
+			if (!digits || (*v && *v != '&'))
+				return -EINVAL;
+			*out = x;
+			return 1;
+		}
+		q = strchr(q, '&');
+	}
+	return 0;
+}
+
+static void h_netmap(struct lsc_server *s, struct lsc_req *r)
+{
+	struct node_ctx nc;
+	struct lsc_net *n;
+	int64_t since, wait;
+	int ret;
+
+	if (query_int(r->uri, "since", &since) < 0 || query_int(r->uri, "wait", &wait) < 0) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST,
+				"invalid query `%s' (since and wait are non-negative integers)",
+				strchr(r->uri, '?'));
+		return;
+	}
+	if (!auth_node(s, r, "GET", &nc))
+		return;
+	n = lsc_net_find(s, nc.net_id, true);
+	if (!n) {
+		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (!n->loaded || n->version < nc.version) {
+		ret = lsc_net_sync(s, n);
+		if (ret) {
+			lsc_reply_error(r, ret == -ENOENT ? 404 : 503,
+					ret == -ENOENT ? LS_ERR_UNKNOWN_NETWORK : LS_ERR_UNAVAILABLE,
+					"cannot load the network: %s", strerror(-ret));
+			goto out;
+		}
+	}
+	lsc_netmap_request(s, r, n, nc.id, since, (int)(wait > 100000 ? 100000 : wait));
+out:
+	node_ctx_free(&nc);
+}
+
+/* ---- admin ---- */
+
+static bool auth_admin(struct lsc_server *s, struct lsc_req *r, PGconn **dbp)
+{
+	const char *h = lsc_req_header(r, "Authorization");
+	char hash[LS_SHA256_HEX_LEN + 1];
+	const char *p[1] = {hash};
+	PGresult *res;
+	PGconn *db;
+	bool ok;
+
+	if (!h || strncmp(h, "Bearer ", 7) || !h[7]) {
+		lsc_reply_error(r, 401, LS_ERR_BAD_ADMIN_KEY,
+				"admin requests need `Authorization: Bearer <admin key>'");
+		return false;
+	}
+	db = lsc_db(r);
+	if (!db)
+		return false;
+	ls_sha256_hex(hash, h + 7, strlen(h + 7));
+	res = lsc_exec(db, "SELECT 1 FROM admin_keys WHERE hash = decode($1, 'hex')", 1, p);
+	if (!lsc_res_ok(db, res, "admin key")) {
+		lsc_db_failed(r, res, "admin key");
+		PQclear(res);
+		return false;
+	}
+	ok = PQntuples(res) == 1;
+	PQclear(res);
+	if (!ok) {
+		lsc_reply_error(r, 401, LS_ERR_BAD_ADMIN_KEY, "the admin key is not valid");
+		return false;
+	}
+	*dbp = db;
+	return true;
+}
+
+int lsc_admin_key_ensure(PGconn *db, const char *state_dir)
+{
+	char path[4200], key[80], hash[LS_SHA256_HEX_LEN + 1], *buf = NULL;
+	const char *p[1] = {hash};
+	uint8_t raw[32];
+	PGresult *res;
+	size_t len;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/admin.key", state_dir);
+	if (ls_read_file(path, &buf, &len, 4096) == 0) {
+		buf[strcspn(buf, "\r\n")] = '\0';
+		snprintf(key, sizeof(key), "%s", buf);
+		ls_memzero(buf, len);
+		free(buf);
+	} else {
+		randombytes_buf(raw, sizeof(raw));
+		strcpy(key, "lsa_");
+		ls_hex_encode(key + 4, raw, sizeof(raw));
+		ls_memzero(raw, sizeof(raw));
+		strcat(key, "\n");
+		ret = ls_write_file_atomic(path, key, strlen(key), 0600);
+		key[strlen(key) - 1] = '\0';
+		if (ret) {
+			pr_err("cannot write %s: %s", path, strerror(-ret));
+			return ret;
+		}
+		pr_info("wrote a new admin key to %s", path);
+	}
+	ls_sha256_hex(hash, key, strlen(key));
+	ls_memzero(key, sizeof(key));
+	res = lsc_exec(db, "INSERT INTO admin_keys (hash) VALUES (decode($1, 'hex')) ON CONFLICT DO NOTHING",
+		       1, p);
+	ret = lsc_res_ok(db, res, "admin key") ? 0 : -EIO;
+	PQclear(res);
+	return ret;
+}
+
+static bool find_network(struct lsc_req *r, PGconn *db, const char *name, char *id, size_t n)
+{
+	const char *p[1] = {name};
+	PGresult *res = lsc_exec(db, "SELECT id::text FROM networks WHERE name = $1", 1, p);
+
+	if (!lsc_res_ok(db, res, "find network")) {
+		lsc_db_failed(r, res, "find network");
+		PQclear(res);
+		return false;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NETWORK, "no network named `%.64s'", name);
+		return false;
+	}
+	snprintf(id, n, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
+static void a_network_create(struct lsc_server *s, struct lsc_req *r, PGconn *db)
+{
+	struct lsc_network_req req;
+	char err[512], idtxt[37], v4s[LS_PREFIX_STRLEN], v6s[LS_PREFIX_STRLEN], *suffix = NULL;
+	uint8_t id[16];
+	PGresult *res = NULL;
+	unsigned attempt;
+
+	if (lsc_parse_network(r->body.p, r->body.len, &req, err, sizeof(err))) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", err);
+		return;
+	}
+	if (!begin(r, db))
+		goto out;
+	if (!lsc_exec_ok(db, "SELECT pg_advisory_xact_lock(7271002)")) {
+		lsc_db_failed(r, NULL, "lock");
+		goto out;
+	}
+	{
+		const char *p[1] = {req.name};
+
+		res = lsc_exec(db, "SELECT 1 FROM networks WHERE name = $1", 1, p);
+		if (!lsc_res_ok(db, res, "find network")) {
+			lsc_db_failed(r, res, "find network");
+			goto out;
+		}
+		if (PQntuples(res)) {
+			rollback(db);
+			lsc_reply_error(r, 409, LS_ERR_NETWORK_EXISTS, "network `%s' already exists",
+					req.name);
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	lsc_uuid_random(id);
+	lsc_uuid_format(id, idtxt);
+	/* deterministic prefixes from the id; an overlap with another network probes on */
+	for (attempt = 0; !req.has_ipv4 || !req.has_ipv6; attempt++) {
+		struct ls_prefix c4, c6;
+		const char *p[2] = {v4s, v6s};
+		bool t4, t6;
+
+		if (attempt > 1024) {
+			rollback(db);
+			lsc_reply_error(r, 409, LS_ERR_BAD_REQUEST,
+					"no free overlay prefix left in 100.64.0.0/10; give --ipv4");
+			goto out;
+		}
+		lsc_derive_ipv4(id, attempt, &c4);
+		lsc_derive_ipv6(id, attempt, &c6);
+		ls_prefix_format(req.has_ipv4 ? &req.ipv4 : &c4, v4s);
+		ls_prefix_format(req.has_ipv6 ? &req.ipv6 : &c6, v6s);
+		res = lsc_exec(db,
+			       "SELECT EXISTS (SELECT 1 FROM networks WHERE ipv4 && $1::cidr), "
+			       "EXISTS (SELECT 1 FROM networks WHERE ipv6 && $2::cidr)",
+			       2, p);
+		if (!lsc_res_ok(db, res, "prefix overlap")) {
+			lsc_db_failed(r, res, "prefix overlap");
+			goto out;
+		}
+		t4 = PQgetvalue(res, 0, 0)[0] == 't';
+		t6 = PQgetvalue(res, 0, 1)[0] == 't';
+		PQclear(res);
+		res = NULL;
+		if (!req.has_ipv4 && !t4) {
+			req.ipv4 = c4;
+			req.has_ipv4 = true;
+		}
+		if (!req.has_ipv6 && !t6) {
+			req.ipv6 = c6;
+			req.has_ipv6 = true;
+		}
+	}
+	ls_prefix_format(&req.ipv4, v4s);
+	ls_prefix_format(&req.ipv6, v6s);
+	if (req.dns_suffix)
+		suffix = strdup(req.dns_suffix);
+	else if (asprintf(&suffix, "%s.ls.internal", req.name) < 0)
+		suffix = NULL;
+	{
+		const char *p[5] = {idtxt, req.name, v4s, v6s, suffix};
+
+		res = lsc_exec(db,
+			       "INSERT INTO networks (id, name, ipv4, ipv6, dns_suffix) VALUES "
+			       "($1, $2, $3, $4, $5) RETURNING " NETWORK_COLS,
+			       5, p);
+	}
+	if (!lsc_res_ok(db, res, "insert network")) {
+		if (lsc_unique_violation(res)) {
+			rollback(db);
+			lsc_reply_error(r, 409, LS_ERR_NETWORK_EXISTS, "network `%s' already exists",
+					req.name);
+		} else {
+			lsc_db_failed(r, res, "insert network");
+		}
+		goto out;
+	}
+	if (!commit(r, db))
+		goto out;
+	pr_info("created network `%s' %s %s %s", req.name, idtxt, v4s, v6s);
+	lsc_reply_json(r, 201, network_json(res, 0));
+out:
+	PQclear(res);
+	free(suffix);
+	lsc_network_req_free(&req);
+}
+
+static void a_network_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
+{
+	PGresult *res = PQexec(db, "SELECT " NETWORK_COLS ", "
+				   "(SELECT count(*) FROM nodes WHERE nodes.network_id = networks.id) "
+				   "FROM networks ORDER BY name");
+	json_t *a;
+	int i;
+
+	if (!lsc_res_ok(db, res, "list networks")) {
+		lsc_db_failed(r, res, "list networks");
+		PQclear(res);
+		return;
+	}
+	a = json_array();
+	for (i = 0; i < PQntuples(res); i++) {
+		json_t *j = network_json(res, i);
+
+		json_object_set_new(j, "nodes", json_integer(i64(res, i, 7)));
+		json_array_append_new(a, j);
+	}
+	PQclear(res);
+	lsc_reply_json(r, 200, json_pack("{s:o}", "networks", a));
+}
+
+static void a_network_show(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
+{
+	const char *p[1] = {name};
+	PGresult *res = lsc_exec(db,
+				 "SELECT " NETWORK_COLS ", "
+				 "(SELECT count(*) FROM nodes WHERE nodes.network_id = networks.id), "
+				 "(SELECT count(*) FROM tokens WHERE tokens.network_id = networks.id "
+				 "  AND revoked_at IS NULL AND expires_at > now() AND uses < max_uses) "
+				 "FROM networks WHERE name = $1",
+				 1, p);
+	json_t *j;
+
+	if (!lsc_res_ok(db, res, "show network")) {
+		lsc_db_failed(r, res, "show network");
+		PQclear(res);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NETWORK, "no network named `%.64s'", name);
+		return;
+	}
+	j = network_json(res, 0);
+	json_object_set_new(j, "nodes", json_integer(i64(res, 0, 7)));
+	json_object_set_new(j, "valid_tokens", json_integer(i64(res, 0, 8)));
+	PQclear(res);
+	lsc_reply_json(r, 200, j);
+}
+
+static void a_token_create(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
+{
+	struct lsc_token_req req;
+	char err[512], net_id[40], secret[LS_SHA256_HEX_LEN + 8], hash[LS_SHA256_HEX_LEN + 1];
+	char id[20], ttl[24], uses[24], *tags = NULL;
+	uint8_t raw[32], rid[6];
+	PGresult *res = NULL;
+
+	if (lsc_parse_token(r->body.p, r->body.len, &req, err, sizeof(err))) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", err);
+		return;
+	}
+	if (!find_network(r, db, name, net_id, sizeof(net_id)))
+		goto out;
+	randombytes_buf(raw, sizeof(raw)); /* 256 bits */
+	strcpy(secret, LS_TOKEN_PREFIX);
+	ls_hex_encode(secret + strlen(LS_TOKEN_PREFIX), raw, sizeof(raw));
+	ls_memzero(raw, sizeof(raw));
+	ls_sha256_hex(hash, secret, strlen(secret));
+	randombytes_buf(rid, sizeof(rid));
+	ls_hex_encode(id, rid, sizeof(rid));
+	snprintf(ttl, sizeof(ttl), "%" PRId64, req.ttl);
+	snprintf(uses, sizeof(uses), "%" PRId64, req.uses);
+	tags = lsc_array_literal((const char *const *)req.tags.v, req.tags.n);
+	{
+		const char *p[6] = {id, net_id, hash, ttl, uses, tags};
+
+		res = lsc_exec(db,
+			       "WITH t AS (INSERT INTO tokens (id, network_id, hash, expires_at, "
+			       "max_uses, tags) VALUES ($1, $2, decode($3, 'hex'), "
+			       "now() + make_interval(secs => $4::bigint), $5, $6) RETURNING *) "
+			       "SELECT " TOKEN_COLS " FROM t AS tokens JOIN networks ON "
+			       "networks.id = tokens.network_id",
+			       6, p);
+	}
+	if (!lsc_res_ok(db, res, "insert token") || PQntuples(res) != 1) {
+		lsc_db_failed(r, res, "insert token");
+		goto out;
+	}
+	{
+		json_t *j = token_json(res, 0);
+
+		json_object_set_new(j, "token", json_string(secret));
+		lsc_reply_json(r, 201, j);
+	}
+	pr_info("created enrollment token %s for network `%s'", id, name);
+out:
+	ls_memzero(secret, sizeof(secret));
+	PQclear(res);
+	free(tags);
+	lsc_token_req_free(&req);
+}
+
+static void a_token_list(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
+{
+	char net_id[40];
+	const char *p[1] = {net_id};
+	PGresult *res;
+	json_t *a;
+	int i;
+
+	if (!find_network(r, db, name, net_id, sizeof(net_id)))
+		return;
+	res = lsc_exec(db,
+		       "SELECT " TOKEN_COLS " FROM tokens JOIN networks ON networks.id = tokens.network_id "
+		       "WHERE tokens.network_id = $1::uuid ORDER BY tokens.created_at, tokens.id",
+		       1, p);
+	if (!lsc_res_ok(db, res, "list tokens")) {
+		lsc_db_failed(r, res, "list tokens");
+		PQclear(res);
+		return;
+	}
+	a = json_array();
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(a, token_json(res, i));
+	PQclear(res);
+	lsc_reply_json(r, 200, json_pack("{s:o}", "tokens", a));
+}
+
+static void a_token_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id)
+{
+	const char *p[1] = {id};
+	PGresult *res = lsc_exec(db,
+				 "WITH t AS (UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) "
+				 "WHERE id = $1 RETURNING *) SELECT " TOKEN_COLS
+				 " FROM t AS tokens JOIN networks ON networks.id = tokens.network_id",
+				 1, p);
+
+	if (!lsc_res_ok(db, res, "revoke token")) {
+		lsc_db_failed(r, res, "revoke token");
+		PQclear(res);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no token `%.64s'", id);
+		return;
+	}
+	pr_info("revoked enrollment token %s", id);
+	lsc_reply_json(r, 200, token_json(res, 0));
+	PQclear(res);
+}
+
+static void a_node_list(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
+{
+	char net_id[40];
+	PGresult *res = NULL;
+	json_t *a;
+	int i;
+
+	if (!find_network(r, db, name, net_id, sizeof(net_id)))
+		return;
+	if (select_node(r, db, "nodes.network_id = $1::uuid ORDER BY nodes.id", net_id, &res))
+		return;
+	a = json_array();
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(a, node_admin_json(s, res, i));
+	PQclear(res);
+	lsc_reply_json(r, 200, json_pack("{s:o}", "nodes", a));
+}
+
+static bool valid_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 18)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+static void a_node_show(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id)
+{
+	PGresult *res = NULL;
+
+	if (!valid_id(id)) {
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node `%.64s'", id);
+		return;
+	}
+	if (select_node(r, db, "nodes.id = $1::bigint", id, &res))
+		return;
+	if (PQntuples(res) != 1)
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node %s", id);
+	else
+		lsc_reply_json(r, 200, node_admin_json(s, res, 0));
+	PQclear(res);
+}
+
+static void a_node_delete(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id)
+{
+	PGresult *res = NULL;
+	char net_id[40], *routes = NULL;
+	const char *p[1] = {id};
+	json_t *j;
+
+	if (!valid_id(id)) {
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node `%.64s'", id);
+		return;
+	}
+	if (!begin(r, db))
+		return;
+	if (select_node(r, db, "nodes.id = $1::bigint FOR UPDATE OF nodes", id, &res))
+		return;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		rollback(db);
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node %s", id);
+		return;
+	}
+	j = node_admin_json(s, res, 0);
+	snprintf(net_id, sizeof(net_id), "%s", PQgetvalue(res, 0, 17));
+	{
+		struct lsc_strv v;
+
+		if (!lsc_strv_split(&v, PQgetvalue(res, 0, 9))) {
+			routes = lsc_array_literal((const char *const *)v.v, v.n);
+			lsc_strv_free(&v);
+		}
+	}
+	PQclear(res);
+	res = lsc_exec(db, "DELETE FROM nodes WHERE id = $1::bigint", 1, p);
+	if (!lsc_res_ok(db, res, "delete node")) {
+		lsc_db_failed(r, res, "delete node");
+		goto out;
+	}
+	if (bump_version(r, db, net_id, strtoll(id, NULL, 10), routes, true) < 0)
+		goto out;
+	if (!commit(r, db))
+		goto out;
+	pr_info("deleted node %s", id);
+	lsc_reply_json(r, 200, j);
+	j = NULL;
+out:
+	json_decref(j);
+	PQclear(res);
+	free(routes);
+}
+
+static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *method,
+			const char *path)
+{
+	char a[128] = "", b[128] = "";
+	PGconn *db;
+	const char *rest = path + strlen("/v1/admin");
+	int n;
+
+	if (!auth_admin(s, r, &db))
+		return;
+	/* /networks[/A[/B]] | /tokens/A | /nodes/A */
+	if (!strcmp(rest, "/networks")) {
+		if (!strcmp(method, "POST"))
+			a_network_create(s, r, db);
+		else if (!strcmp(method, "GET"))
+			a_network_list(s, r, db);
+		else
+			goto method;
+		return;
+	}
+	n = sscanf(rest, "/networks/%127[^/]/%127[^/]", a, b);
+	if (n >= 1 && !strncmp(rest, "/networks/", 10)) {
+		if (n == 1 && strlen(rest) == 10 + strlen(a)) {
+			if (!strcmp(method, "GET"))
+				a_network_show(s, r, db, a);
+			else
+				goto method;
+			return;
+		}
+		if (n == 2 && strlen(rest) == 11 + strlen(a) + strlen(b)) {
+			if (!strcmp(b, "tokens") && !strcmp(method, "POST"))
+				a_token_create(s, r, db, a);
+			else if (!strcmp(b, "tokens") && !strcmp(method, "GET"))
+				a_token_list(s, r, db, a);
+			else if (!strcmp(b, "nodes") && !strcmp(method, "GET"))
+				a_node_list(s, r, db, a);
+			else if (!strcmp(b, "tokens") || !strcmp(b, "nodes"))
+				goto method;
+			else
+				goto notfound;
+			return;
+		}
+		goto notfound;
+	}
+	if (sscanf(rest, "/tokens/%127[^/]", a) == 1 && strlen(rest) == 8 + strlen(a)) {
+		if (!strcmp(method, "DELETE"))
+			a_token_revoke(s, r, db, a);
+		else
+			goto method;
+		return;
+	}
+	if (sscanf(rest, "/nodes/%127[^/]", a) == 1 && strlen(rest) == 7 + strlen(a)) {
+		if (!strcmp(method, "GET"))
+			a_node_show(s, r, db, a);
+		else if (!strcmp(method, "DELETE"))
+			a_node_delete(s, r, db, a);
+		else
+			goto method;
+		return;
+	}
+notfound:
+	lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no such resource `%.200s'", path);
+	return;
+method:
+	lsc_reply_error(r, 405, LS_ERR_BAD_REQUEST, "method %s is not allowed on `%.200s'", method,
+			path);
+}
+
+void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, const char *path)
+{
+	pr_debug("%s %s", method, path);
+	if (!strcmp(path, "/v1/health")) {
+		if (strcmp(method, "GET"))
+			goto method;
+		h_health(s, r);
+	} else if (!strcmp(path, "/v1/register")) {
+		if (strcmp(method, "POST"))
+			goto method;
+		h_register(s, r);
+	} else if (!strcmp(path, "/v1/heartbeat")) {
+		if (strcmp(method, "POST"))
+			goto method;
+		h_heartbeat(s, r);
+	} else if (!strcmp(path, "/v1/netmap")) {
+		if (strcmp(method, "GET"))
+			goto method;
+		h_netmap(s, r);
+	} else if (!strncmp(path, "/v1/admin/", 10)) {
+		route_admin(s, r, method, path);
+	} else {
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no such resource `%.200s'", path);
+	}
+	return;
+method:
+	lsc_reply_error(r, 405, LS_ERR_BAD_REQUEST, "method %s is not allowed on `%.200s'", method,
+			path);
+}

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+/* Database helpers and the schema migration runner. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.h"
+#include "log.h"
+
+int lsc_schema_latest(void)
+{
+	return lsc_n_migrations ? lsc_migrations[lsc_n_migrations - 1].version : 0;
+}
+
+PGresult *lsc_exec(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	return PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+bool lsc_res_ok(PGconn *c, PGresult *res, const char *what)
+{
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return true;
+	pr_err("database: %s: %s", what,
+	       res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+	return false;
+}
+
+bool lsc_exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	bool ok = lsc_res_ok(c, r, sql);
+
+	PQclear(r);
+	return ok;
+}
+
+bool lsc_unique_violation(PGresult *res)
+{
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return st && !strcmp(st, "23505");
+}
+
+int lsc_db_migrate(PGconn *c, int target, int *version, char *err, size_t errlen)
+{
+	int cur = 0, latest = lsc_schema_latest(), ret = 0;
+	PGresult *r = NULL;
+	size_t i;
+
+	if (target <= 0 || target > latest)
+		target = latest;
+	if (!lsc_exec_ok(c, "BEGIN")) {
+		snprintf(err, errlen, "cannot start the migration transaction: %s",
+			 PQerrorMessage(c));
+		return -EIO;
+	}
+	/* one migrating server at a time; the others wait and then see the new version */
+	if (!lsc_exec_ok(c, "SELECT pg_advisory_xact_lock(7271001)") ||
+	    !lsc_exec_ok(c, "CREATE TABLE IF NOT EXISTS lsc_schema ("
+			    " version integer PRIMARY KEY,"
+			    " name text NOT NULL,"
+			    " applied_at timestamptz NOT NULL DEFAULT now())")) {
+		snprintf(err, errlen, "cannot create lsc_schema: %s", PQerrorMessage(c));
+		ret = -EIO;
+		goto rollback;
+	}
+	r = PQexec(c, "SELECT coalesce(max(version), 0) FROM lsc_schema");
+	if (!lsc_res_ok(c, r, "schema version")) {
+		snprintf(err, errlen, "cannot read the schema version: %s", PQerrorMessage(c));
+		ret = -EIO;
+		goto rollback;
+	}
+	cur = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	r = NULL;
+	if (cur > latest) {
+		snprintf(err, errlen,
+			 "the database schema is version %d, newer than this lightscale-control "
+			 "knows (%d): run a newer lightscale-control",
+			 cur, latest);
+		ret = -EPROTO;
+		goto rollback;
+	}
+	for (i = 0; i < lsc_n_migrations; i++) {
+		const struct lsc_migration *m = &lsc_migrations[i];
+		char v[16];
+		const char *p[2] = {v, m->name};
+
+		if (m->version <= cur || m->version > target)
+			continue;
+		r = PQexec(c, m->sql);
+		if (!lsc_res_ok(c, r, m->name)) {
+			snprintf(err, errlen, "migration %s failed: %s", m->name,
+				 PQresultErrorMessage(r));
+			ret = -EIO;
+			goto rollback;
+		}
+		PQclear(r);
+		snprintf(v, sizeof(v), "%d", m->version);
+		r = lsc_exec(c, "INSERT INTO lsc_schema (version, name) VALUES ($1, $2)", 2, p);
+		if (!lsc_res_ok(c, r, "record migration")) {
+			snprintf(err, errlen, "cannot record migration %s", m->name);
+			ret = -EIO;
+			goto rollback;
+		}
+		PQclear(r);
+		r = NULL;
+		pr_info("schema: applied migration %s", m->name);
+		cur = m->version;
+	}
+	if (!lsc_exec_ok(c, "COMMIT")) {
+		snprintf(err, errlen, "cannot commit the migrations: %s", PQerrorMessage(c));
+		return -EIO;
+	}
+	*version = cur;
+	return 0;
+rollback:
+	PQclear(r);
+	lsc_exec_ok(c, "ROLLBACK");
+	return ret;
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/* Server state shared by control/server.c (loop, HTTP), control/netmap.c (snapshots,
+ * long-poll waiters) and control/api.c (handlers). */
+#ifndef LSC_SERVER_H
+#define LSC_SERVER_H
+
+#include <netinet/in.h>
+#include <microhttpd.h>
+
+#include "control.h"
+#include "keys.h"
+
+struct lsc_node_rec {
+	int64_t id;
+	char *name, *wg_key, *addr4, *addr6;
+	struct lsc_strv routes, endpoints;
+	int listen_port;
+	char status[16];
+	int64_t key_expiry; /* 0: none */
+	int64_t last_seen;  /* unix seconds, 0: never */
+	/* derived */
+	struct lsc_strv primary, standby;
+	bool exit_node, online;
+	char *peer_json;
+	size_t peer_len;
+	uint64_t mark;
+};
+
+struct lsc_change {
+	int64_t version;
+	int64_t node_id;
+};
+
+struct lsc_req;
+
+struct lsc_net {
+	struct lsc_net *next;
+	char id[37];
+	char *name, *dns_suffix;
+	char ipv4[LS_PREFIX_STRLEN], ipv6[LS_PREFIX_STRLEN];
+	bool loaded;
+	int64_t version, net_version, dns_version;
+	int64_t known_version; /* newest version heard of (NOTIFY, requests) */
+	bool dirty;
+	struct lsc_node_rec **nodes; /* sorted by id */
+	size_t n_nodes, cap_nodes;
+	struct lsc_change *log;      /* changes with version > log_floor, by version */
+	size_t n_log, cap_log;
+	int64_t log_floor;
+	char *network_json, *dns_json;
+	uint64_t liveness_ms;        /* when online/last_seen were last refreshed */
+	struct lsc_req *waiters;     /* doubly linked through lsc_req.wnext/wprev */
+	size_t n_waiters;
+};
+
+struct lsc_req {
+	struct lsc_server *srv;
+	struct MHD_Connection *conn;
+	char *uri;          /* path with query, as sent (what a signature covers) */
+	struct lsc_buf body;
+	bool too_large;
+	bool started;
+	struct sockaddr_storage src;
+	/* long-poll */
+	struct lsc_req *wprev, *wnext;
+	struct lsc_net *net;
+	int64_t node_id;
+	int64_t since;
+	uint64_t deadline_ms;
+	bool waiting;
+	/* reply */
+	bool have_reply;
+	unsigned status;
+	char *reply;
+	size_t reply_len;
+};
+
+struct lsc_rl;
+
+struct lsc_server {
+	struct lsc_config cfg;
+	struct MHD_Daemon *mhd;
+	char *dsn;
+	PGconn *db;
+	PGconn *ldb;         /* LISTEN connection */
+	uint64_t db_retry_ms, ldb_retry_ms;
+	int epfd, sigfd;
+	int ldb_fd;          /* socket of ldb registered in epfd, or -1 */
+	struct lsc_net *nets;
+	size_t n_waiters;
+	struct lsc_rl *rl;
+	int64_t *live;       /* node ids seen since the last liveness flush */
+	size_t n_live, cap_live;
+	uint64_t next_flush_ms, next_prune_ms, next_sweep_ms;
+	int schema_version;
+	char *relays_json;
+	bool stop;
+	/* counters (bench, health) */
+	uint64_t bytes_wake, n_wake;
+};
+
+/* server.c */
+void lsc_reply(struct lsc_req *r, unsigned status, char *body, size_t len); /* takes body */
+void lsc_reply_json(struct lsc_req *r, unsigned status, json_t *j);         /* takes j */
+void lsc_reply_error(struct lsc_req *r, unsigned status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+const char *lsc_req_header(struct lsc_req *r, const char *name);
+/* The request connection, reconnected when lost; NULL (and a 503 sent) when unavailable. */
+PGconn *lsc_db(struct lsc_req *r);
+/* Replies 503 or 500 for a failed query. */
+void lsc_db_failed(struct lsc_req *r, PGresult *res, const char *what);
+void lsc_resume(struct lsc_req *r);
+
+/* api.c */
+void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, const char *path);
+int lsc_admin_key_ensure(PGconn *db, const char *state_dir);
+
+/* netmap.c */
+struct lsc_net *lsc_net_find(struct lsc_server *s, const char *id, bool create);
+int lsc_net_sync(struct lsc_server *s, struct lsc_net *n);
+char *lsc_netmap_build(struct lsc_server *s, struct lsc_net *n, int64_t node_id, int64_t since,
+		       size_t *len);
+void lsc_netmap_request(struct lsc_server *s, struct lsc_req *r, struct lsc_net *n,
+			int64_t node_id, int64_t since, int wait_s);
+void lsc_net_wake(struct lsc_server *s, struct lsc_net *n);
+void lsc_waiter_remove(struct lsc_req *r);
+void lsc_waiters_sweep(struct lsc_server *s, uint64_t now_ms);
+void lsc_nets_free(struct lsc_server *s);
+void lsc_live_mark(struct lsc_server *s, int64_t node_id);
+void lsc_live_flush(struct lsc_server *s);
+
+/* ratelimit.c */
+struct lsc_rl *lsc_rl_new(void);
+void lsc_rl_free(struct lsc_rl *rl);
+bool lsc_rl_allow(struct lsc_rl *rl, const char *key, double burst, double rate, uint64_t now_ms);
+
+/* helpers: split "a,b,c" into strv (empty string: none) */
+int lsc_strv_split(struct lsc_strv *out, const char *s);
+/* "{a,b}" array literal for text[] parameters (elements never hold , " { } \ or spaces) */
+char *lsc_array_literal(const char *const *v, size_t n);
+
+#endif
