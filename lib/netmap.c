@@ -899,12 +899,21 @@ static bool removed_has(const int64_t *sorted, size_t n, int64_t id)
 
 int ls_netmap_apply_delta(struct ls_netmap *base, struct ls_netmap *delta, char *err, size_t err_size)
 {
+	return ls_netmap_apply_delta_diff(base, delta, NULL, err, err_size);
+}
+
+int ls_netmap_apply_delta_diff(struct ls_netmap *base, struct ls_netmap *delta, struct ls_nm_diff *diff,
+			       char *err, size_t err_size)
+{
 	struct perr e = { err, err_size };
 	struct ls_nm_peer **merged, **drop = NULL;
 	size_t n = 0, n_drop = 0, i = 0, j = 0;
+	struct ls_nm_diff d = { 0 };
 	int64_t *rm_sorted = NULL;
 	int ret;
 
+	if (diff)
+		memset(diff, 0, sizeof(*diff));
 	if (!base->full || base->unchanged)
 		return fail(&e, "netmap: a delta applies only to a full map");
 	if (delta->unchanged)
@@ -925,6 +934,15 @@ int ls_netmap_apply_delta(struct ls_netmap *base, struct ls_netmap *delta, char 
 		ret = -ENOMEM;
 		goto cleanup;
 	}
+	if (diff) {
+		d.added = malloc((delta->n_peers + 1) * sizeof(*d.added));
+		d.removed = malloc((base->n_peers + 1) * sizeof(*d.removed));
+		d.changed = malloc((delta->n_peers + 1) * sizeof(*d.changed));
+		if (!d.added || !d.removed || !d.changed) {
+			ret = -ENOMEM;
+			goto cleanup;
+		}
+	}
 	if (delta->n_peers_removed) {
 		rm_sorted = malloc(delta->n_peers_removed * sizeof(*rm_sorted));
 		if (!rm_sorted) {
@@ -936,20 +954,31 @@ int ls_netmap_apply_delta(struct ls_netmap *base, struct ls_netmap *delta, char 
 	}
 	while (i < base->n_peers || j < delta->n_peers) {
 		struct ls_nm_peer *b = i < base->n_peers ? base->peers[i] : NULL;
-		struct ls_nm_peer *d = j < delta->n_peers ? delta->peers[j] : NULL;
+		struct ls_nm_peer *dp = j < delta->n_peers ? delta->peers[j] : NULL;
 
-		if (b && (!d || b->id < d->id)) {
-			if (removed_has(rm_sorted, delta->n_peers_removed, b->id))
+		if (b && (!dp || b->id < dp->id)) {
+			if (removed_has(rm_sorted, delta->n_peers_removed, b->id)) {
 				drop[n_drop++] = b;
-			else
+				if (diff)
+					d.removed[d.n_removed++] = b;
+			} else {
 				merged[n++] = b;
+			}
 			i++;
-		} else if (d && (!b || d->id < b->id)) {
-			merged[n++] = d;
+		} else if (dp && (!b || dp->id < b->id)) {
+			merged[n++] = dp;
+			if (diff)
+				d.added[d.n_added++] = dp;
 			j++;
 		} else {
 			drop[n_drop++] = b;
-			merged[n++] = d;
+			merged[n++] = dp;
+			if (diff) {
+				unsigned int what = ls_nm_peer_compare(b, dp);
+
+				if (what)
+					d.changed[d.n_changed++] = (struct ls_nm_change){ b, dp, what };
+			}
 			i++;
 			j++;
 		}
@@ -958,8 +987,16 @@ int ls_netmap_apply_delta(struct ls_netmap *base, struct ls_netmap *delta, char 
 		goto cleanup;
 
 	/* Commit: nothing below can fail. */
-	for (size_t k = 0; k < n_drop; k++)
-		peer_free(drop[k]);
+	if (diff) {
+		d.owned = drop;
+		d.n_owned = n_drop;
+		drop = NULL;
+		*diff = d;
+		memset(&d, 0, sizeof(d));
+	} else {
+		for (size_t k = 0; k < n_drop; k++)
+			peer_free(drop[k]);
+	}
 	free(base->peers);
 	base->peers = merged;
 	base->n_peers = n;
@@ -998,6 +1035,7 @@ cleanup:
 	free(merged);
 	free(drop);
 	free(rm_sorted);
+	ls_nm_diff_free(&d);
 	return ret;
 }
 
@@ -1053,6 +1091,9 @@ unsigned int ls_nm_peer_compare(const struct ls_nm_peer *a, const struct ls_nm_p
 
 void ls_nm_diff_free(struct ls_nm_diff *d)
 {
+	for (size_t i = 0; i < d->n_owned; i++)
+		peer_free(d->owned[i]);
+	free(d->owned);
 	free(d->added);
 	free(d->removed);
 	free(d->changed);

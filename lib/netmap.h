@@ -143,6 +143,13 @@ char *ls_netmap_dump(const struct ls_netmap *nm);
  * is unchanged. */
 int ls_netmap_apply_delta(struct ls_netmap *base, struct ls_netmap *delta, char *err, size_t err_size);
 
+/* The same, and fills diff (when non-NULL) with what the delta did to the peers: added,
+ * removed and changed (with what changed). The replaced and removed peers stay alive in
+ * the diff until ls_nm_diff_free(). */
+struct ls_nm_diff;
+int ls_netmap_apply_delta_diff(struct ls_netmap *base, struct ls_netmap *delta, struct ls_nm_diff *diff,
+			       char *err, size_t err_size);
+
 /* Binary search by id; NULL when absent. */
 struct ls_nm_peer *ls_netmap_find_peer(const struct ls_netmap *nm, int64_t id);
 /* Case-sensitive match on id (decimal), name or DNS name; NULL when absent. */
@@ -173,6 +180,8 @@ struct ls_nm_diff {
 	size_t n_removed;
 	struct ls_nm_change *changed;
 	size_t n_changed;
+	struct ls_nm_peer **owned; /* peers retired by a delta, freed with the diff */
+	size_t n_owned;
 };
 
 int ls_netmap_diff(const struct ls_netmap *old, const struct ls_netmap *new, struct ls_nm_diff *d);

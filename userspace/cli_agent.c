@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+/* lightscale agent */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "cli.h"
+#include "log.h"
+#include "profile.h"
+#include "util.h"
+
+static const char help[] =
+	"Usage: lightscale agent [--profile P] [--engine auto|kernel|userspace] [--apply-routes]\n"
+	"                        [--exit-node ID|NAME|auto|none] [--foreground] [--down-on-exit]\n"
+	"                        [--poll-wait S] [--heartbeat S] [--no-masquerade] [--state-dir DIR]\n"
+	"\n"
+	"Runs the profile's daemon: reapplies the cached netmap, registers if needed, long-polls\n"
+	"the netmap and reconciles the WireGuard interface ls-P (peers, AllowedIPs, endpoints,\n"
+	"addresses; with --apply-routes the advertised routes, the exit node's default route and\n"
+	"the ip rules that keep the engine's and the agent's own traffic outside the tunnel).\n"
+	"Changes apply incrementally: other peers are not disturbed. It heartbeats its endpoints\n"
+	"every --heartbeat seconds (default 30) and when the addresses change, re-applies rules,\n"
+	"routes and addresses that another program deletes, masquerades overlay traffic when\n"
+	"this node advertises routes, and answers `lightscale status' and `netmap' on\n"
+	"/run/lightscale/P.sock. The userspace engine runs as its own process, so the tunnel\n"
+	"outlives the agent; a restarted agent adopts it. SIGTERM leaves the interface up unless\n"
+	"--down-on-exit. Without --foreground the agent detaches (logs in /run/lightscale/P.log).\n"
+	"\n"
+	"  --engine E       auto (kernel when available, else userspace), kernel or userspace;\n"
+	"                   the userspace engine is `lightscale wg-userspace', or the program in\n"
+	"                   $LIGHTSCALE_WG_USERSPACE (e.g. /usr/bin/wireguard-go)\n"
+	"  --exit-node X    override the profile's exit node choice (lightscale exit-node use)\n"
+	"  --poll-wait S    long-poll hold time asked of the server (default 60)\n";
+
+int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "engine", required_argument, NULL, 'e' },
+		{ "apply-routes", no_argument, NULL, 'r' },
+		{ "exit-node", required_argument, NULL, 'x' },
+		{ "foreground", no_argument, NULL, 'F' },
+		{ "down-on-exit", no_argument, NULL, 'D' },
+		{ "poll-wait", required_argument, NULL, 'w' },
+		{ "heartbeat", required_argument, NULL, 'b' },
+		{ "no-masquerade", no_argument, NULL, 'M' },
+		LS_CLI_COMMON_OPTS,
+		{ 0 },
+	};
+	struct ls_agent_opts o = { .dp = { .engine = "auto" } };
+	struct ls_profile p;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int64_t v;
+
+		if (ls_cli_common_opt(cli, c, optarg))
+			continue;
+		switch (c) {
+		case 'e':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "kernel") && strcmp(optarg, "userspace"))
+				return ls_cli_usage_error(cli, help, "invalid engine `%s' (auto, kernel or userspace)", optarg);
+			o.dp.engine = optarg;
+			break;
+		case 'r': o.dp.apply_routes = true; break;
+		case 'x': o.dp.exit_node = optarg; break;
+		case 'F': o.foreground = true; break;
+		case 'D': o.down_on_exit = true; break;
+		case 'M': o.dp.no_masquerade = true; break;
+		case 'w':
+		case 'b':
+			if (ls_parse_duration(optarg, &v) || v < 1 || v > 300)
+				return ls_cli_usage_error(cli, help, "invalid duration `%s' (1-300 s)", optarg);
+			if (c == 'w')
+				o.poll_wait = (int)v;
+			else
+				o.heartbeat_interval = (int)v;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return 0;
+		default:
+			return ls_cli_usage_error(cli, help, "invalid option");
+		}
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "lightscale agent: must run as root (it configures interfaces, routes and rules)\n");
+		return 1;
+	}
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	if (!strcmp(o.dp.engine, "kernel")) {
+		char why[256];
+
+		if (ls_wg_kernel_available(why, sizeof(why))) {
+			fprintf(stderr, "lightscale agent: --engine kernel: %s\n", why);
+			ls_profile_free(&p);
+			return 1;
+		}
+	}
+	if (!o.foreground) {
+		char log[PATH_MAX];
+		pid_t pid;
+		int fd;
+
+		ls_mkdir_p("/run/lightscale", 0755);
+		snprintf(log, sizeof(log), "/run/lightscale/%s.log", p.name);
+		pid = fork();
+		if (pid < 0) {
+			fprintf(stderr, "lightscale agent: fork: %s\n", strerror(errno));
+			return 1;
+		}
+		if (pid > 0) {
+			printf("lightscale agent for profile '%s' started (pid %d, log %s)\n", p.name, (int)pid, log);
+			return 0;
+		}
+		setsid();
+		fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0)
+			dup2(fd, 0);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+	}
+	ret = ls_agent_run(&p, &o);
+	ls_profile_free(&p);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: MIT
+/* lightscale register | heartbeat | netmap: the node side of the control API. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "cli.h"
+#include "ctlclient.h"
+#include "dataplane.h"
+#include "netmap.h"
+#include "profile.h"
+#include "status.h"
+#include "util.h"
+
+static const char register_help[] =
+	"Usage: lightscale register [--profile P] [--state-dir DIR] [--json]\n"
+	"\n"
+	"Enrolls this machine with the control plane using the profile's enrollment token,\n"
+	"WireGuard public key, machine key, hostname, advertised routes, listen port and local\n"
+	"endpoints. Registering again with the same machine key returns the same node (the\n"
+	"token is consumed only by the first registration). Prints the node: id, name,\n"
+	"addresses, status and network.\n";
+
+
+
+
+int ls_register(const struct ls_profile *cp, json_t **node_out, struct ls_ctl_error *err)
+{
+	struct ls_profile *p = (struct ls_profile *)cp;
+	char path[PATH_MAX], *token = NULL, wg[LS_KEY_B64_LEN + 1], mk[LS_KEY_B64_LEN + 1];
+	char rbuf[LS_MAX_ADV_ROUTES][LS_PREFIX_STRLEN];
+	const char *routes[LS_MAX_ADV_ROUTES];
+	struct ls_ctl_response resp = { 0 };
+	struct ls_ctl c;
+	char **eps = NULL;
+	size_t n_eps = 0, len;
+	json_t *node;
+	int ret;
+
+	memset(err, 0, sizeof(*err));
+	ls_profile_file(p, "token", path, sizeof(path));
+	if ((ret = ls_read_file(path, &token, &len, 4096))) {
+		snprintf(err->code, sizeof(err->code), "no_token");
+		snprintf(err->message, sizeof(err->message),
+			 "profile '%s' has no enrollment token (%.200s): run lightscale init --profile %s --token TOKEN",
+			 p->name, path, p->name);
+		return ret;
+	}
+	while (len && (token[len - 1] == '\n' || token[len - 1] == ' '))
+		token[--len] = '\0';
+	if ((ret = ls_ctl_init(&c, p->control_urls ? p->control_urls : ""))) {
+		snprintf(err->code, sizeof(err->code), "bad_url");
+		snprintf(err->message, sizeof(err->message), "invalid control URL `%s'", p->control_urls);
+		goto cleanup_token;
+	}
+	ls_ctl_set_machine_key(&c, p->machine_sk);
+	ls_key_to_base64(wg, p->wg_pub);
+	ls_key_to_base64(mk, p->machine_pk);
+	for (size_t i = 0; i < p->n_routes; i++) {
+		ls_prefix_format(&p->routes[i], rbuf[i]);
+		routes[i] = rbuf[i];
+	}
+	ls_local_endpoints(p->ifname, p->listen_port, &eps, &n_eps);
+	struct ls_ctl_register_req req = {
+		.token = token, .wg_key = wg, .machine_key = mk, .hostname = p->hostname,
+		.routes = p->n_routes ? routes : NULL, .n_routes = p->n_routes,
+		.endpoints = (const char *const *)eps, .n_endpoints = n_eps, .listen_port = p->listen_port,
+	};
+	ret = ls_ctl_register(&c, &req, &resp, err);
+	if (ret)
+		goto cleanup;
+	node = json_object_get(resp.json, "node");
+	if (!json_is_object(node) || !json_is_integer(json_object_get(node, "id"))) {
+		snprintf(err->code, sizeof(err->code), "bad_response");
+		snprintf(err->message, sizeof(err->message), "register answer has no node id");
+		ret = -EBADMSG;
+		goto cleanup;
+	}
+	p->node_id = json_integer_value(json_object_get(node, "id"));
+	ls_profile_file(p, "node.json", path, sizeof(path));
+	{
+		char *s = json_dumps(resp.json, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+		if (s)
+			ls_write_file_atomic(path, s, strlen(s), 0600);
+		free(s);
+	}
+	ls_profile_save_config(p);
+	if (node_out)
+		*node_out = json_incref(resp.json);
+cleanup:
+	ls_strv_free(eps, n_eps);
+	ls_ctl_response_free(&resp);
+	ls_ctl_free(&c);
+cleanup_token:
+	ls_memzero(token, len);
+	free(token);
+	return ret;
+}
+
+static void register_text(json_t *doc, FILE *f)
+{
+	json_t *node = json_object_get(doc, "node"), *net = json_object_get(doc, "network"), *v;
+	size_t i;
+
+	fprintf(f, "registered as node %lld `%s' (%s)\n", (long long)json_integer_value(json_object_get(node, "id")),
+		json_string_value(json_object_get(node, "name")), json_string_value(json_object_get(node, "status")));
+	json_array_foreach(json_object_get(node, "addresses"), i, v)
+		fprintf(f, "address: %s\n", json_string_value(v));
+	if (json_is_object(net))
+		fprintf(f, "network: %s\n", json_string_value(json_object_get(net, "name")));
+}
+
+int ls_cmd_register(struct ls_cli *cli, int argc, char **argv)
+{
+	struct ls_ctl_error err;
+	struct ls_profile p;
+	json_t *doc = NULL;
+	int ret = ls_cli_simple_opts(cli, argc, argv, register_help);
+
+	if (ret >= 0)
+		return ret;
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	ret = ls_register(&p, &doc, &err);
+	ls_profile_free(&p);
+	if (ret) {
+		fprintf(stderr, "lightscale register: %s%s%s\n", err.message, err.http_status ? "" : "",
+			err.http_status ? "" : "");
+		if (err.http_status)
+			fprintf(stderr, "  (%s, HTTP %ld)\n", err.code, err.http_status);
+		return 1;
+	}
+	return ls_cli_print(cli, doc, register_text);
+}
+
+static const char heartbeat_help[] =
+	"Usage: lightscale heartbeat [--profile P] [--state-dir DIR] [--json]\n"
+	"\n"
+	"Reports this node's local endpoints (every global address of the other interfaces with\n"
+	"the WireGuard listen port), the listen port and the advertised routes once, and prints\n"
+	"the server's answer: the endpoint it observed and the netmap version. The agent does\n"
+	"this on a timer and whenever the addresses change.\n";
+
+
+
+int ls_heartbeat(struct ls_ctl *c, const struct ls_profile *p, json_t **out, struct ls_ctl_error *err)
+{
+	char rbuf[LS_MAX_ADV_ROUTES][LS_PREFIX_STRLEN];
+	const char *routes[LS_MAX_ADV_ROUTES];
+	struct ls_ctl_response resp = { 0 };
+	char **eps = NULL;
+	size_t n_eps = 0;
+	int ret;
+
+	for (size_t i = 0; i < p->n_routes; i++) {
+		ls_prefix_format(&p->routes[i], rbuf[i]);
+		routes[i] = rbuf[i];
+	}
+	ls_local_endpoints(p->ifname, p->listen_port, &eps, &n_eps);
+	struct ls_ctl_heartbeat_req req = {
+		.endpoints = (const char *const *)eps, .n_endpoints = n_eps, .listen_port = p->listen_port,
+		.routes = routes, .n_routes = p->n_routes, .send_routes = true,
+	};
+	ret = ls_ctl_heartbeat(c, &req, &resp, err);
+	if (!ret && out) {
+		json_t *e = json_array();
+
+		for (size_t i = 0; i < n_eps; i++)
+			json_array_append_new(e, json_string(eps[i]));
+		*out = resp.json ? json_incref(resp.json) : json_object();
+		json_object_set_new(*out, "endpoints", e);
+	}
+	ls_strv_free(eps, n_eps);
+	ls_ctl_response_free(&resp);
+	return ret;
+}
+
+int ls_cmd_heartbeat(struct ls_cli *cli, int argc, char **argv)
+{
+	struct ls_ctl_error err;
+	struct ls_profile p;
+	struct ls_ctl c;
+	json_t *doc = NULL;
+	int ret = ls_cli_simple_opts(cli, argc, argv, heartbeat_help);
+
+	if (ret >= 0)
+		return ret;
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	if (ls_cli_ctl(cli, &p, &c)) {
+		ls_profile_free(&p);
+		return 1;
+	}
+	ret = ls_heartbeat(&c, &p, &doc, &err);
+	ls_ctl_free(&c);
+	ls_profile_free(&p);
+	if (ret) {
+		ls_ctl_error_print(&err, "lightscale heartbeat");
+		if (!strcmp(err.code, "unknown_node"))
+			fprintf(stderr, "  this node is not registered: run lightscale register --profile %s\n", cli->profile);
+		return 1;
+	}
+	return ls_cli_print(cli, doc, NULL);
+}
+
+static const char netmap_help[] =
+	"Usage: lightscale netmap [--wait S] [--since V] [--fetch] [--profile P] [--json]\n"
+	"\n"
+	"Prints the netmap. When an agent runs for the profile, its current map comes from the\n"
+	"agent's local API; otherwise (or with --fetch) it is fetched from the control plane and\n"
+	"the full map is cached in the profile directory.\n"
+	"\n"
+	"  --since V   ask for changes after version V (a delta, or {\"unchanged\": true})\n"
+	"  --wait S    long-poll: hold up to S seconds for a version newer than --since\n"
+	"  --fetch     ask the control plane even when an agent runs\n"
+	"  --json      the netmap document as JSON (text: a summary)\n";
+
+static void netmap_text(json_t *doc, FILE *f)
+{
+	json_t *net = json_object_get(doc, "network"), *self = json_object_get(doc, "self"), *p, *v;
+	size_t i, j;
+
+	if (json_is_true(json_object_get(doc, "unchanged"))) {
+		fprintf(f, "version %lld: unchanged\n", (long long)json_integer_value(json_object_get(doc, "version")));
+		return;
+	}
+	fprintf(f, "version %lld (%s)\n", (long long)json_integer_value(json_object_get(doc, "version")),
+		json_is_true(json_object_get(doc, "full")) ? "full" : "delta");
+	if (json_is_object(net))
+		fprintf(f, "network %s: %s %s, DNS suffix %s\n", json_string_value(json_object_get(net, "name")),
+			json_string_value(json_object_get(net, "ipv4")) ?: "-",
+			json_string_value(json_object_get(net, "ipv6")) ?: "-",
+			json_string_value(json_object_get(net, "dns_suffix")) ?: "-");
+	fprintf(f, "self %lld: %s (%s)", (long long)json_integer_value(json_object_get(self, "id")),
+		json_string_value(json_object_get(self, "name")), json_string_value(json_object_get(self, "status")));
+	json_array_foreach(json_object_get(self, "addresses"), j, v)
+		fprintf(f, " %s", json_string_value(v));
+	fprintf(f, "\n");
+	json_array_foreach(json_object_get(doc, "peers"), i, p) {
+		fprintf(f, "peer %lld: %s%s%s", (long long)json_integer_value(json_object_get(p, "id")),
+			json_string_value(json_object_get(p, "name")),
+			json_is_true(json_object_get(p, "online")) ? " (online)" : "",
+			json_is_true(json_object_get(p, "exit_node")) ? " (exit node)" : "");
+		json_array_foreach(json_object_get(p, "allowed_ips"), j, v)
+			fprintf(f, " %s", json_string_value(v));
+		fprintf(f, "\n");
+	}
+	json_array_foreach(json_object_get(doc, "peers_removed"), j, v)
+		fprintf(f, "removed peer %lld\n", (long long)json_integer_value(v));
+}
+
+int ls_cmd_netmap(struct ls_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "wait", required_argument, NULL, 'w' },
+		{ "since", required_argument, NULL, 's' },
+		{ "fetch", no_argument, NULL, 'f' },
+		LS_CLI_COMMON_OPTS,
+		{ 0 },
+	};
+	struct ls_ctl_response resp = { 0 };
+	struct ls_ctl_error err;
+	struct ls_netmap *nm = NULL;
+	struct ls_profile p;
+	int64_t since = 0, wait_s = 0;
+	bool fetch = false;
+	char msg[512];
+	struct ls_ctl c;
+	json_t *doc = NULL;
+	int ch, ret;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ls_cli_common_opt(cli, ch, optarg))
+			continue;
+		switch (ch) {
+		case 'w':
+			if (ls_parse_duration(optarg, &wait_s) || wait_s > 300)
+				return ls_cli_usage_error(cli, netmap_help, "invalid --wait `%s' (seconds, at most 300)", optarg);
+			break;
+		case 's': {
+			char *end;
+
+			since = strtoll(optarg, &end, 10);
+			if (*end || since < 0)
+				return ls_cli_usage_error(cli, netmap_help, "invalid --since `%s'", optarg);
+			break;
+		}
+		case 'f':
+			fetch = true;
+			break;
+		case 'h':
+			fputs(netmap_help, stdout);
+			return 0;
+		default:
+			return ls_cli_usage_error(cli, netmap_help, "invalid option");
+		}
+	}
+	if (!fetch && !since && !wait_s && ls_localapi_query(cli->profile, "netmap", &doc) == 0)
+		return ls_cli_print(cli, doc, netmap_text);
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	if (ls_cli_ctl(cli, &p, &c)) {
+		ls_profile_free(&p);
+		return 1;
+	}
+	ret = ls_ctl_netmap(&c, since, (int)wait_s, &resp, &err);
+	if (ret) {
+		ls_ctl_error_print(&err, "lightscale netmap");
+		if (!strcmp(err.code, "unknown_node"))
+			fprintf(stderr, "  this node is not registered: run lightscale register --profile %s\n", p.name);
+		goto cleanup;
+	}
+	if ((ret = ls_netmap_parse_json(resp.json, &nm, msg, sizeof(msg)))) {
+		fprintf(stderr, "lightscale netmap: the control plane sent an invalid netmap: %s\n", msg);
+		goto cleanup;
+	}
+	if (nm->full && (ret = ls_profile_save_netmap(&p, nm)))
+		fprintf(stderr, "lightscale netmap: cannot cache the netmap in %s: %s\n", p.dir, strerror(-ret));
+	doc = ls_netmap_to_json(nm);
+	ret = ls_cli_print(cli, doc, netmap_text);
+cleanup:
+	ls_netmap_free(nm);
+	ls_ctl_response_free(&resp);
+	ls_ctl_free(&c);
+	ls_profile_free(&p);
+	return ret ? 1 : 0;
+}

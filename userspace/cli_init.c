@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: MIT
+/* lightscale init: create a profile. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "profile.h"
+#include "util.h"
+
+static const char help[] =
+	"Usage: lightscale init --control URL[,URL...] --token TOKEN [options]\n"
+	"\n"
+	"Creates the profile directory STATE_DIR/PROFILE (mode 0700) with a WireGuard key pair,\n"
+	"an Ed25519 machine key (both 0600), the control URLs and the enrollment token. An\n"
+	"existing profile keeps its keys (use --new-keys to replace them); settings given here\n"
+	"replace the stored ones. Then run `lightscale register`.\n"
+	"\n"
+	"Options:\n"
+	"  --profile P            profile name (default `default'); interface ls-P\n"
+	"  --state-dir DIR        where profiles live (default /var/lib/lightscale)\n"
+	"  --control URL[,URL]    control plane base URLs, tried in order (failover)\n"
+	"  --token TOKEN          enrollment token (lst_...) from `lightscale-control token create'\n"
+	"  --hostname H           node name (default: this machine's hostname)\n"
+	"  --listen-port N        WireGuard UDP port (default 51820)\n"
+	"  --mtu N                overlay MTU (default 1420)\n"
+	"  --advertise-routes L   comma-separated prefixes this node routes (0.0.0.0/0 and ::/0\n"
+	"                         offer it as an exit node)\n"
+	"  --exit-node X          exit node to use: auto, none, a peer id or name (default none)\n"
+	"  --new-keys             generate new keys even if the profile has some\n"
+	"  --json                 print the result as JSON\n";
+
+static int parse_routes(struct ls_profile *p, const char *list)
+{
+	char *dup = strdup(list), *save = NULL, *tok;
+	int ret = 0;
+
+	if (!dup)
+		return -ENOMEM;
+	p->n_routes = 0;
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!*tok)
+			continue;
+		if (p->n_routes == LS_MAX_ADV_ROUTES) {
+			fprintf(stderr, "lightscale init: more than %d routes\n", LS_MAX_ADV_ROUTES);
+			ret = -E2BIG;
+			break;
+		}
+		if (ls_prefix_parse(tok, &p->routes[p->n_routes], false)) {
+			fprintf(stderr, "lightscale init: invalid route `%s' (a prefix like 192.168.1.0/24)\n", tok);
+			ret = -EINVAL;
+			break;
+		}
+		p->n_routes++;
+	}
+	free(dup);
+	return ret;
+}
+
+static int write_b64_file(const struct ls_profile *p, const char *file, const uint8_t *data, size_t len, mode_t mode)
+{
+	char path[PATH_MAX], b64[128];
+	size_t n;
+	int ret;
+
+	ls_profile_file(p, file, path, sizeof(path));
+	ls_b64_encode(b64, sizeof(b64), data, len);
+	n = strlen(b64);
+	b64[n++] = '\n';
+	ret = ls_write_file_atomic(path, b64, n, mode);
+	ls_memzero(b64, sizeof(b64));
+	return ret;
+}
+
+int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 'c' },
+		{ "token", required_argument, NULL, 't' },
+		{ "hostname", required_argument, NULL, 'H' },
+		{ "listen-port", required_argument, NULL, 'p' },
+		{ "mtu", required_argument, NULL, 'm' },
+		{ "advertise-routes", required_argument, NULL, 'r' },
+		{ "exit-node", required_argument, NULL, 'x' },
+		{ "new-keys", no_argument, NULL, 'N' },
+		LS_CLI_COMMON_OPTS,
+		{ 0 },
+	};
+	const char *control = NULL, *token = NULL, *hostname = NULL, *routes = NULL, *exitn = NULL;
+	int port = -1, mtu = -1, c, ret;
+	bool new_keys = false, existed;
+	struct ls_profile p;
+	char path[PATH_MAX], err[512], host[256], pub[LS_KEY_B64_LEN + 1];
+	struct stat st;
+	json_t *out;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ls_cli_common_opt(cli, c, optarg))
+			continue;
+		switch (c) {
+		case 'c': control = optarg; break;
+		case 't': token = optarg; break;
+		case 'H': hostname = optarg; break;
+		case 'r': routes = optarg; break;
+		case 'x': exitn = optarg; break;
+		case 'N': new_keys = true; break;
+		case 'p':
+		case 'm': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v < (c == 'p' ? 0 : 1280) || v > (c == 'p' ? 65535 : 9000))
+				return ls_cli_usage_error(cli, help, "invalid %s `%s'", c == 'p' ? "port" : "MTU (1280-9000)",
+							  optarg);
+			if (c == 'p')
+				port = (int)v;
+			else
+				mtu = (int)v;
+			break;
+		}
+		case 'h':
+			fputs(help, stdout);
+			return 0;
+		default:
+			return ls_cli_usage_error(cli, help, "invalid option");
+		}
+	}
+	if (optind < argc)
+		return ls_cli_usage_error(cli, help, "unexpected argument `%s'", argv[optind]);
+
+	ret = ls_profile_load(&p, cli->state_dir, cli->profile, err, sizeof(err));
+	existed = ret == 0;
+	if (ret == -EINVAL && !ls_profile_name_valid(cli->profile))
+		return ls_cli_usage_error(cli, help, "%s", err);
+	if (!existed) {
+		ls_profile_path(&p, cli->state_dir, cli->profile);
+		if (!control || !token)
+			return ls_cli_usage_error(cli, help, "a new profile needs --control URL and --token TOKEN");
+	}
+	if (control) {
+		if (strncmp(control, "http://", 7) && strncmp(control, "https://", 8))
+			return ls_cli_usage_error(cli, help, "invalid control URL `%s' (http:// or https://)", control);
+		free(p.control_urls);
+		p.control_urls = strdup(control);
+	}
+	if (token && strncmp(token, "lst_", 4))
+		return ls_cli_usage_error(cli, help, "invalid token `%.8s...' (enrollment tokens start with lst_)", token);
+	if (hostname || !p.hostname) {
+		if (!hostname) {
+			if (gethostname(host, sizeof(host)))
+				snprintf(host, sizeof(host), "node");
+			host[sizeof(host) - 1] = '\0';
+			hostname = host;
+		}
+		free(p.hostname);
+		p.hostname = strdup(hostname);
+	}
+	if (port >= 0)
+		p.listen_port = port;
+	if (mtu > 0)
+		p.mtu = mtu;
+	if (exitn) {
+		free(p.exit_node);
+		p.exit_node = strdup(exitn);
+	}
+	if (routes && (ret = parse_routes(&p, routes)))
+		goto cleanup;
+
+	if (stat(cli->state_dir, &st) && (ret = ls_mkdir_p(cli->state_dir, 0755))) {
+		fprintf(stderr, "lightscale init: cannot create %s: %s\n", cli->state_dir, strerror(-ret));
+		goto cleanup;
+	}
+	if ((ret = ls_mkdir_p(p.dir, 0700)) || chmod(p.dir, 0700)) {
+		fprintf(stderr, "lightscale init: cannot create %s: %s\n", p.dir, strerror(ret ? -ret : errno));
+		ret = ret ? ret : -errno;
+		goto cleanup;
+	}
+	if (!existed || new_keys) {
+		ls_wg_genkey(p.wg_priv);
+		ls_wg_pubkey(p.wg_pub, p.wg_priv);
+		ls_ed25519_keypair(p.machine_pk, p.machine_sk);
+		if ((ret = write_b64_file(&p, "wg.key", p.wg_priv, LS_WG_KEY_LEN, 0600)) ||
+		    (ret = write_b64_file(&p, "wg.pub", p.wg_pub, LS_WG_KEY_LEN, 0644)) ||
+		    (ret = write_b64_file(&p, "machine.key", p.machine_sk, LS_ED25519_SK_LEN, 0600))) {
+			fprintf(stderr, "lightscale init: cannot write keys in %s: %s\n", p.dir, strerror(-ret));
+			goto cleanup;
+		}
+		p.node_id = 0;
+	}
+	if (token) {
+		ls_profile_file(&p, "token", path, sizeof(path));
+		if ((ret = ls_write_file_atomic(path, token, strlen(token), 0600))) {
+			fprintf(stderr, "lightscale init: cannot write %s: %s\n", path, strerror(-ret));
+			goto cleanup;
+		}
+	}
+	if ((ret = ls_profile_save_config(&p))) {
+		fprintf(stderr, "lightscale init: cannot write config in %s: %s\n", p.dir, strerror(-ret));
+		goto cleanup;
+	}
+	ls_key_to_base64(pub, p.wg_pub);
+	out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "profile", p.name, "directory", p.dir,
+			"interface", p.ifname, "control", p.control_urls, "hostname", p.hostname, "wg_public_key",
+			pub, "created", !existed);
+	ls_cli_print(cli, out, NULL);
+	ret = 0;
+cleanup:
+	ls_profile_free(&p);
+	return ret ? 1 : 0;
+}

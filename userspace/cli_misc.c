@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: MIT
+/* lightscale dns export | relay list | exit-node list|use */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dataplane.h"
+#include "netmap.h"
+#include "profile.h"
+#include "status.h"
+
+/* The netmap: from the running agent, else the cache. */
+static int load_netmap(const struct ls_cli *cli, struct ls_profile *p, struct ls_netmap **nm)
+{
+	char err[512];
+	json_t *doc = NULL;
+
+	if (ls_localapi_query(cli->profile, "netmap", &doc) == 0) {
+		int ret = ls_netmap_parse_json(doc, nm, err, sizeof(err));
+
+		json_decref(doc);
+		if (ret == 0)
+			return 0;
+	}
+	if (ls_profile_load_netmap(p, nm, err, sizeof(err))) {
+		fprintf(stderr, "%s %s: %s\n", cli->prog, cli->cmd, err);
+		return 1;
+	}
+	return 0;
+}
+
+static const char dns_help[] =
+	"Usage: lightscale dns export [--format hosts|json] [--profile P] [--state-dir DIR]\n"
+	"\n"
+	"Prints the network's names from the netmap: this node and every peer by DNS name\n"
+	"(and short name) with their overlay addresses, plus the netmap's extra A/AAAA\n"
+	"records. `hosts' (default) is /etc/hosts format; `json' is\n"
+	"{\"suffix\", \"search\", \"resolvers\", \"records\": [{\"name\", \"type\", \"value\"}]}.\n";
+
+static void add_record(json_t *recs, const char *name, const struct ls_prefix *a)
+{
+	char b[LS_PREFIX_STRLEN];
+
+	ls_prefix_format_addr(a, b);
+	json_array_append_new(recs, json_pack("{s:s, s:s, s:s}", "name", name, "type",
+					      a->family == AF_INET ? "A" : "AAAA", "value", b));
+}
+
+static void add_node(json_t *recs, const char *name, const char *dns, const struct ls_nm_prefixv *addrs)
+{
+	for (size_t i = 0; i < addrs->n; i++)
+		add_record(recs, dns ? dns : name, &addrs->v[i]);
+}
+
+int ls_cmd_dns(struct ls_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		LS_CLI_COMMON_OPTS,
+		{ 0 },
+	};
+	const char *format = "hosts";
+	struct ls_netmap *nm = NULL;
+	struct ls_profile p;
+	json_t *recs, *doc, *s;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ls_cli_common_opt(cli, c, optarg))
+			continue;
+		if (c == 'f') {
+			format = optarg;
+		} else if (c == 'h') {
+			fputs(dns_help, stdout);
+			return 0;
+		} else {
+			return ls_cli_usage_error(cli, dns_help, "invalid option");
+		}
+	}
+	if (optind >= argc || strcmp(argv[optind], "export"))
+		return ls_cli_usage_error(cli, dns_help, "expected `export'");
+	if (cli->json)
+		format = "json";
+	if (strcmp(format, "hosts") && strcmp(format, "json"))
+		return ls_cli_usage_error(cli, dns_help, "invalid format `%s' (hosts or json)", format);
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	if (load_netmap(cli, &p, &nm)) {
+		ls_profile_free(&p);
+		return 1;
+	}
+	recs = json_array();
+	add_node(recs, nm->self.name, nm->self.dns_name, &nm->self.addresses);
+	for (size_t i = 0; i < nm->n_peers; i++)
+		add_node(recs, nm->peers[i]->name, nm->peers[i]->dns_name, &nm->peers[i]->addresses);
+	for (size_t i = 0; i < nm->dns.n_records; i++) {
+		const struct ls_nm_dns_record *r = &nm->dns.records[i];
+		size_t j;
+		json_t *e;
+		bool dup = false;
+
+		json_array_foreach(recs, j, e)
+			dup |= !strcmp(json_string_value(json_object_get(e, "name")), r->name) &&
+			       !strcmp(json_string_value(json_object_get(e, "value")), r->value);
+		if (!dup)
+			json_array_append_new(recs, json_pack("{s:s, s:s, s:s}", "name", r->name, "type", r->type,
+							      "value", r->value));
+	}
+	if (!strcmp(format, "json")) {
+		json_t *search = json_array(), *res = json_array();
+		const char *suffix = nm->dns.suffix ? nm->dns.suffix : nm->network.dns_suffix;
+
+		for (size_t i = 0; i < nm->dns.search.n; i++)
+			json_array_append_new(search, json_string(nm->dns.search.v[i]));
+		for (size_t i = 0; i < nm->dns.resolvers.n; i++)
+			json_array_append_new(res, json_string(nm->dns.resolvers.v[i]));
+		doc = json_pack("{s:o, s:o, s:o, s:o}", "suffix", suffix ? json_string(suffix) : json_null(), "search",
+				search, "resolvers", res, "records", recs);
+		cli->json = true;
+		ls_cli_print(cli, doc, NULL);
+	} else {
+		size_t i;
+
+		printf("# lightscale profile %s, network %s, netmap version %lld\n", p.name,
+		       nm->network.name ? nm->network.name : "?", (long long)nm->version);
+		json_array_foreach(recs, i, s) {
+			const char *name = json_string_value(json_object_get(s, "name"));
+			const char *type = json_string_value(json_object_get(s, "type"));
+			const char *dot = strchr(name, '.');
+
+			if (strcmp(type, "A") && strcmp(type, "AAAA"))
+				continue;
+			if (dot)
+				printf("%s\t%s %.*s\n", json_string_value(json_object_get(s, "value")), name,
+				       (int)(dot - name), name);
+			else
+				printf("%s\t%s\n", json_string_value(json_object_get(s, "value")), name);
+		}
+		json_decref(recs);
+	}
+	ls_netmap_free(nm);
+	ls_profile_free(&p);
+	return 0;
+}
+
+static const char relay_help[] =
+	"Usage: lightscale relay list [--profile P] [--state-dir DIR] [--json]\n"
+	"\n"
+	"Lists the relays the netmap offers: STUN servers, TURN servers (URL and user name;\n"
+	"credentials only in --json), stream relays (TCP/TLS) and UDP relays, and which peers\n"
+	"have a home relay.\n";
+
+static void relay_text(json_t *doc, FILE *f)
+{
+	static const char *kinds[] = { "stun", "stream", "udp" };
+	json_t *v;
+	size_t i;
+
+	for (size_t k = 0; k < 3; k++) {
+		json_array_foreach(json_object_get(doc, kinds[k]), i, v)
+			fprintf(f, "%-7s %s\n", kinds[k], json_string_value(v));
+	}
+	json_array_foreach(json_object_get(doc, "turn"), i, v)
+		fprintf(f, "%-7s %s (user %s)\n", "turn", json_string_value(json_object_get(v, "url")),
+			json_string_value(json_object_get(v, "username")) ?: "-");
+	if (!json_array_size(json_object_get(doc, "stun")) && !json_array_size(json_object_get(doc, "stream")) &&
+	    !json_array_size(json_object_get(doc, "udp")) && !json_array_size(json_object_get(doc, "turn")))
+		fprintf(f, "no relays in the netmap (version %lld)\n",
+			(long long)json_integer_value(json_object_get(doc, "version")));
+}
+
+int ls_cmd_relay(struct ls_cli *cli, int argc, char **argv)
+{
+	struct ls_netmap *nm = NULL;
+	struct ls_profile p;
+	json_t *doc, *homes;
+	int ret = ls_cli_simple_opts(cli, argc, argv, relay_help);
+
+	if (ret >= 0)
+		return ret;
+	if (optind >= argc || strcmp(argv[optind], "list"))
+		return ls_cli_usage_error(cli, relay_help, "expected `list'");
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	if (load_netmap(cli, &p, &nm)) {
+		ls_profile_free(&p);
+		return 1;
+	}
+	{
+		struct ls_netmap tmp = { .full = true, .has_relays = true, .relays = nm->relays };
+		json_t *full = ls_netmap_to_json(&tmp);
+
+		doc = json_incref(json_object_get(full, "relays"));
+		json_decref(full);
+	}
+	homes = json_array();
+	for (size_t i = 0; i < nm->n_peers; i++) {
+		if (nm->peers[i]->home_relay)
+			json_array_append_new(homes, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)nm->peers[i]->id,
+							       "name", nm->peers[i]->name, "home_relay",
+							       nm->peers[i]->home_relay));
+	}
+	json_object_set_new(doc, "home_relays", homes);
+	json_object_set_new(doc, "version", json_integer(nm->version));
+	ls_netmap_free(nm);
+	ls_profile_free(&p);
+	return ls_cli_print(cli, doc, relay_text);
+}
+
+static const char exit_help[] =
+	"Usage: lightscale exit-node list [--profile P] [--json]\n"
+	"       lightscale exit-node use ID|NAME|auto|none [--profile P]\n"
+	"\n"
+	"`list' shows the peers that offer an approved default route (0.0.0.0/0, ::/0) and\n"
+	"which one is in use. `use' stores the choice in the profile: a peer id or name, `auto'\n"
+	"(the first peer offering one) or `none'. A running agent picks the change up at its\n"
+	"next netmap or within a few seconds; wg-up reads it too.\n";
+
+static void exit_text(json_t *doc, FILE *f)
+{
+	json_t *v;
+	size_t i;
+
+	fprintf(f, "selection: %s\n", json_string_value(json_object_get(doc, "selection")));
+	json_array_foreach(json_object_get(doc, "exit_nodes"), i, v)
+		fprintf(f, "%s %lld %s%s\n", json_is_true(json_object_get(v, "selected")) ? "*" : " ",
+			(long long)json_integer_value(json_object_get(v, "id")), json_string_value(json_object_get(v, "name")),
+			json_is_true(json_object_get(v, "online")) ? " (online)" : "");
+	if (!json_array_size(json_object_get(doc, "exit_nodes")))
+		fprintf(f, "no peer offers an exit node\n");
+}
+
+int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
+{
+	struct ls_netmap *nm = NULL;
+	const struct ls_nm_peer *sel;
+	struct ls_profile p;
+	char why[160];
+	json_t *doc, *list;
+	int ret = ls_cli_simple_opts(cli, argc, argv, exit_help);
+
+	if (ret >= 0)
+		return ret;
+	if (optind >= argc || (strcmp(argv[optind], "list") && strcmp(argv[optind], "use")))
+		return ls_cli_usage_error(cli, exit_help, "expected `list' or `use ID|NAME|auto|none'");
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	if (!strcmp(argv[optind], "use")) {
+		if (optind + 1 >= argc) {
+			ls_profile_free(&p);
+			return ls_cli_usage_error(cli, exit_help, "`use' needs ID, NAME, auto or none");
+		}
+		if (strcmp(argv[optind + 1], "none") && strcmp(argv[optind + 1], "auto") &&
+		    load_netmap(cli, &p, &nm) == 0) {
+			if (!ls_dp_pick_exit(nm, argv[optind + 1], why, sizeof(why))) {
+				fprintf(stderr, "lightscale exit-node use: %s (see lightscale exit-node list)\n", why);
+				ls_netmap_free(nm);
+				ls_profile_free(&p);
+				return 1;
+			}
+		}
+		free(p.exit_node);
+		p.exit_node = strdup(argv[optind + 1]);
+		ret = ls_profile_save_config(&p);
+		if (ret)
+			fprintf(stderr, "lightscale exit-node use: cannot save %s/config.json: %s\n", p.dir, strerror(-ret));
+		else
+			printf("exit node: %s\n", p.exit_node);
+		ls_netmap_free(nm);
+		ls_profile_free(&p);
+		return ret ? 1 : 0;
+	}
+	if (load_netmap(cli, &p, &nm)) {
+		ls_profile_free(&p);
+		return 1;
+	}
+	sel = ls_dp_pick_exit(nm, p.exit_node, why, sizeof(why));
+	list = json_array();
+	for (size_t i = 0; i < nm->n_peers; i++) {
+		const struct ls_nm_peer *e = nm->peers[i];
+
+		if (e->exit_node)
+			json_array_append_new(list, json_pack("{s:I, s:s, s:b, s:b}", "id", (json_int_t)e->id, "name", e->name,
+							      "online", e->online, "selected", sel == e));
+	}
+	doc = json_pack("{s:s, s:o, s:s}", "selection", p.exit_node ? p.exit_node : "none", "exit_nodes", list, "reason",
+			why);
+	ls_netmap_free(nm);
+	ls_profile_free(&p);
+	return ls_cli_print(cli, doc, exit_text);
+}
+
+static const char bpf_help[] =
+	"Usage: lightscale bpf status [--profile P] [--json]\n"
+	"       lightscale routes [--profile P] [--json]\n"
+	"\n"
+	"The BPF programs and maps of a profile (pinned under /sys/fs/bpf/lightscale/P) and the\n"
+	"per-route counters and conflicts they keep.\n";
+
+#ifdef LS_HAVE_BPF
+#include "userspace/bpf/lsbpf.h"
+#endif
+
+int ls_cmd_bpf_status(struct ls_cli *cli, int argc, char **argv)
+{
+#ifdef LS_HAVE_BPF
+	return ls_cmd_bpf(argc, argv);
+#else
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(bpf_help, stdout);
+		return 0;
+	}
+	fprintf(stderr, "lightscale bpf: this build has no BPF loader (userspace/bpf)\n");
+	return 1;
+#endif
+}
+
+int ls_cmd_routes_cli(struct ls_cli *cli, int argc, char **argv)
+{
+#ifdef LS_HAVE_BPF
+	return ls_cmd_routes(argc, argv);
+#else
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(bpf_help, stdout);
+		return 0;
+	}
+	fprintf(stderr, "lightscale routes: this build has no BPF loader (userspace/bpf)\n");
+	return 1;
+#endif
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The data plane of one profile: turns a netmap into the WireGuard interface, its peers,
+ * addresses, routes, rules, sysctls and masquerading, applying only what differs.
+ *
+ *   ls_dp_open()        pick the engine, create or adopt ls-P, set key/port/fwmark/MTU
+ *   ls_dp_sync()        full reconcile against what the engine and the kernel hold (at
+ *                       start and after adoption: peers that already match are not touched)
+ *   ls_dp_apply_diff()  a netmap delta: only the peers it names are set
+ *   ls_dp_ensure()      re-add rules/routes/addresses that someone else deleted
+ *   ls_dp_down()        remove everything (interface, addresses, routes, rules, nft table)
+ *
+ * Routing (with apply_routes): peers' advertised routes go into the profile's table; the
+ * exit node's default route too. Rules, for IPv4 and IPv6, at rule_prio:
+ *   P+0  to CONTROL-HOST lookup main               (one per control address)
+ *   P+1  lookup main suppress_prefixlength 0
+ *   P+2  not fwmark MARK lookup TABLE
+ * so the engine's UDP (fwmark) and the control connections never enter the tunnel.
+ */
+#ifndef LS_DATAPLANE_H
+#define LS_DATAPLANE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "netmap.h"
+#include "profile.h"
+#include "wg.h"
+
+struct ls_dp_opts {
+	const char *engine;    /* auto, kernel, userspace */
+	bool apply_routes;     /* advertised routes, exit node, rules */
+	const char *exit_node; /* NULL/"none", "auto", id or name */
+	bool no_masquerade;    /* routers and exits masquerade by default */
+};
+
+struct ls_dp {
+	struct ls_profile *prof;
+	struct ls_dp_opts opts;
+	const struct ls_wg_engine *eng;
+	int ifindex;
+	bool created; /* we created the interface (false: adopted) */
+	int64_t exit_peer; /* chosen exit node id, 0: none */
+	char exit_reason[160];
+	json_t *refused;   /* [{"route", "peer", "reason"}] */
+	json_t *sysctls;   /* {"net.ipv4...": "1"} as set */
+	bool masquerading;
+	struct ls_prefix control_hosts[8];
+	size_t n_control_hosts;
+};
+
+int ls_dp_open(struct ls_dp *dp, struct ls_profile *prof, const struct ls_dp_opts *opts);
+void ls_dp_close(struct ls_dp *dp); /* frees memory; leaves the interface */
+int ls_dp_sync(struct ls_dp *dp, const struct ls_netmap *nm);
+int ls_dp_apply_diff(struct ls_dp *dp, const struct ls_netmap *nm, const struct ls_nm_diff *diff);
+int ls_dp_ensure(struct ls_dp *dp, const struct ls_netmap *nm);
+/* Removes everything of the profile; works without an open dp (after a crash). */
+int ls_dp_down(struct ls_profile *prof);
+
+/* Exit node choice: "auto" = first peer (lowest id) that is an exit node. */
+const struct ls_nm_peer *ls_dp_pick_exit(const struct ls_netmap *nm, const char *want, char *why, size_t why_size);
+
+/* Local endpoints: every global address of other interfaces, with port. */
+int ls_local_endpoints(const char *skip_ifname, int port, char ***out, size_t *n);
+void ls_strv_free(char **v, size_t n);
+
+/* Resolves the control URLs' hosts to addresses (for the P+0 rules). */
+size_t ls_control_hosts(const char *urls, struct ls_prefix *out, size_t max);
+
+#endif

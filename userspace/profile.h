@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A profile: one network membership of this machine, kept in STATE_DIR/PROFILE/ (0700):
+ *   config.json   control URLs, hostname, listen port, MTU, advertised routes, exit node
+ *                 choice, and the derived interface name, routing table, fwmark, rule
+ *                 priority (0600)
+ *   token         the enrollment token (0600; removed after a successful register)
+ *   wg.key        WireGuard private key, base64 (0600); wg.pub its public key
+ *   machine.key   Ed25519 machine secret key, base64 of 64 bytes (0600)
+ *   node.json     the register answer (node id, network)
+ *   netmap.json   the last full netmap (reapplied at agent start)
+ */
+#ifndef LS_PROFILE_H
+#define LS_PROFILE_H
+
+#include <limits.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "prefix.h"
+
+#define LS_PROFILE_NAME_MAX 63
+#define LS_MAX_ADV_ROUTES 64
+#define LS_DEFAULT_MTU 1420
+#define LS_DEFAULT_PORT 51820
+
+struct ls_netmap;
+
+struct ls_profile {
+	char name[LS_PROFILE_NAME_MAX + 1];
+	char dir[PATH_MAX];
+	char ifname[IFNAMSIZ];
+	char *control_urls; /* comma-separated */
+	char *hostname;
+	char *exit_node;    /* NULL/"none", "auto", an id or a name */
+	int listen_port;
+	int mtu;
+	uint32_t table;     /* routing table for advertised routes and the exit default */
+	uint32_t fwmark;    /* WireGuard's and the agent's own sockets */
+	uint32_t rule_prio; /* first of our ip rule priorities */
+	struct ls_prefix routes[LS_MAX_ADV_ROUTES]; /* advertised by this node */
+	size_t n_routes;
+	uint8_t wg_priv[LS_WG_KEY_LEN];
+	uint8_t wg_pub[LS_WG_KEY_LEN];
+	uint8_t machine_sk[LS_ED25519_SK_LEN];
+	uint8_t machine_pk[LS_ED25519_PK_LEN];
+	int64_t node_id; /* 0 until registered */
+};
+
+/* "home" -> "ls-home"; names that do not fit IFNAMSIZ become "ls-" + 6 characters +
+ * "-" + 5 hex digits of a hash of the whole name (distinct names stay distinct). */
+void ls_profile_ifname(const char *profile, char out[IFNAMSIZ]);
+/* Letters, digits, '-', '_', '.'; 1..63 characters, not starting with '.' or '-'. */
+int ls_profile_name_valid(const char *name);
+uint32_t ls_hash32(const char *s);
+
+/* Resolves STATE_DIR/NAME into p->dir and fills the derived names. */
+int ls_profile_path(struct ls_profile *p, const char *state_dir, const char *name);
+/* Loads an existing profile. On error prints what is wrong and what to do (err may be
+ * NULL) and returns -errno (-ENOENT: no such profile). */
+int ls_profile_load(struct ls_profile *p, const char *state_dir, const char *name, char *err, size_t err_size);
+int ls_profile_save_config(const struct ls_profile *p);
+void ls_profile_free(struct ls_profile *p);
+
+/* The cached netmap (NULL with -ENOENT when there is none). */
+int ls_profile_load_netmap(const struct ls_profile *p, struct ls_netmap **out, char *err, size_t err_size);
+int ls_profile_save_netmap(const struct ls_profile *p, const struct ls_netmap *nm);
+/* A file in the profile directory into out. */
+int ls_profile_file(const struct ls_profile *p, const char *file, char *out, size_t size);
+
+#endif
