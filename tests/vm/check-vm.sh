@@ -301,7 +301,7 @@ fi
 USERSPACE= USERSPACE_NAME=
 if [ "$WG_USERSPACE" = auto ]; then
 	# Lightscale's engine first (standalone, or as the CLI's subcommand), then wireguard-go.
-	for cand in "$VM_BUILD/lightscale-wg -f" "$VM_BUILD/lightscale-wg" \
+	for cand in "$VM_BUILD/lightscale-wg" \
 		"$VM_BUILD/lightscale wg-userspace" "wireguard-go -f"; do
 		[ "${cand%% *}" = wireguard-go ] || [ -x "${cand%% *}" ] || continue
 		if start_userspace "$cand"; then
