@@ -179,9 +179,7 @@ static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, 
 		__builtin_memcpy(ik.daddr, us, 16);
 		int got = 0;
 		for (int i = 0; i < LS_NAT_PROBES; i++) {
-			__u32 pt = start + i;
-			if (pt >= range)
-				pt -= range;
+			__u32 pt = (start + i) % range;
 			nport = bpf_htons(lo + pt);
 			if (is_icmp(p->proto)) {
 				ik.sport = nport;

@@ -109,6 +109,17 @@ static size_t build_ip(const struct pk *p, uint8_t *buf, size_t cap)
 			n = ihl + p->inner_l4;
 		l4len += n;
 	}
+	if (p->stun) {
+		uint8_t *m = l4 + l4len;
+		memset(m, 0, 20);
+		put16(m, htons(0x0001));
+		uint32_t ck = htonl(p->stun_cookie ? p->stun_cookie : 0x2112A442);
+		memcpy(m + 4, &ck, 4);
+		for (int i = 8; i < 20; i++)
+			m[i] = (uint8_t)(i * 13);
+		put16(m + 2, htons(p->payload & ~3));
+		l4len += 20;
+	}
 	for (int i = 0; i < p->payload; i++)
 		l4[l4len++] = (uint8_t)(i * 7 + 3);
 	if (has_l4 && p->proto == 17)

@@ -36,6 +36,8 @@ struct pk {
 	int truncate;          /* cut the frame to this many bytes after building (0: no) */
 	bool bad_ihl;          /* IPv4 header length 4 (malformed) */
 	bool not_ip;           /* an ARP frame instead */
+	bool stun;             /* UDP payload starts with a STUN Binding request (20 bytes) */
+	uint32_t stun_cookie;  /* 0: the real magic cookie 0x2112A442 */
 };
 
 struct cnt {

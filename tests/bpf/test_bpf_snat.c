@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snat: subnet-router source NAT. In a private netns, veth lsbs1 stands for the overlay
+ * (LS_IF_SNAT_FROM); the router's LAN address is 192.168.1.1 / fd00:a8:1::1 and the port
+ * range 61000-61009. Ports are allocated at random, so each case reads the port the
+ * program chose and then checks the whole packet against one built with that port.
+ */
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "tests/bpf/harness.h"
+
+#define S LS_PROG_SNAT
+
+static struct lsbpf *b;
+static uint32_t ovl;
+static int fails;
+
+static struct ls_counter cnt(int reason)
+{
+	struct ls_counter c;
+	lsbpf_counter(lsbpf_map_fd(b, "counters"), S, reason, &c);
+	return c;
+}
+
+static uint16_t port_at(const uint8_t *pkt, const struct pk *p, bool src)
+{
+	size_t l4 = 14 + (p->fam == 4 ? 20 : 40);
+	uint16_t v;
+	if (p->proto == 1 || p->proto == 58)
+		memcpy(&v, pkt + l4 + 4, 2);
+	else
+		memcpy(&v, pkt + l4 + (src ? 0 : 2), 2);
+	return ntohs(v);
+}
+
+/* Runs p through prog; expects verdict and, when `want` is set, exactly that packet. */
+static int run(struct lsbpf *bb, const char *prog, const struct pk *p, int verdict, const struct pk *want,
+	       uint32_t iif, int reason, const char *name, uint16_t *port_out)
+{
+	uint8_t in[2048], out[2048], w[2048];
+	size_t len = pk_build(p, in, sizeof(in)), olen = sizeof(out);
+	struct ls_counter before, after;
+	lsbpf_counter(lsbpf_map_fd(bb, "counters"), S, reason, &before);
+	int v = h_run_one(bb, prog, in, len, out, &olen, iif, 0);
+	lsbpf_counter(lsbpf_map_fd(bb, "counters"), S, reason, &after);
+	fails += h_ok(v == verdict, "%s: verdict %d (want %d)", name, v, verdict);
+	fails += h_ok(after.packets == before.packets + 1, "%s: counter %s +1", name, lsbpf_reason_name(reason));
+	uint16_t chosen = port_at(out, p, true);
+	if (port_out)
+		*port_out = chosen;
+	if (verdict == VERDICT_SHOT)
+		return 0;
+	if (!want) {
+		fails += h_ok(olen == len && !memcmp(in, out, len), "%s: packet unchanged", name);
+		return 0;
+	}
+	struct pk e = *want;
+	if (!e.sport)
+		e.sport = chosen;
+	size_t wlen = pk_build(&e, w, sizeof(w));
+	fails += h_ok(olen == wlen && !memcmp(out, w, wlen), "%s: packet out as expected", name);
+	fails += h_ok(pk_csum_ok(out, olen), "%s: checksums verify by recomputation", name);
+	return 0;
+}
+
+int main(void)
+{
+	uint16_t p1, p2, p3, pu, pi, p6;
+
+	if (unshare(CLONE_NEWNET) || system("ip link add lsbs1 type veth peer name lsbs1p && ip link set lo up")) {
+		printf("not ok 1 - private netns\n");
+		return 1;
+	}
+	ovl = if_nametoindex("lsbs1");
+	b = h_open();
+	struct lsbpf_state *s = lsbpf_state_new();
+	s->flags = LS_CFG_SNAT;
+	ls_prefix_parse("192.168.1.1", &s->snat4, true);
+	ls_prefix_parse("fd00:a8:1::1", &s->snat6, true);
+	s->snat_port_lo = 61000;
+	s->snat_port_hi = 61009;
+	s->udp_timeout = 1;
+	lsbpf_state_add_iface(s, "lsbs1", 1, LS_IF_OVERLAY | LS_IF_SNAT_FROM);
+	fails += h_ok(lsbpf_apply(b, s) == 0, "apply SNAT state");
+
+	struct pk c1 = { 4, 6, "100.64.0.7", "192.168.1.20", 5000, 80, .payload = 20 };
+	struct pk c1o = { 4, 6, "192.168.1.1", "192.168.1.20", 0, 80, .payload = 20 };
+	run(b, "ls_stage_snat_out", &c1, VERDICT_NEXT, &c1o, ovl, LS_R_SNAT_NEW, "tcp client 1: new", &p1);
+	fails += h_ok(p1 >= 61000 && p1 <= 61009, "tcp client 1: port %u in 61000-61009", p1);
+	c1o.sport = p1;
+	run(b, "ls_stage_snat_out", &c1, VERDICT_NEXT, &c1o, ovl, LS_R_SNAT_HIT, "tcp client 1 again: same port", &p3);
+	fails += h_ok(p3 == p1, "tcp client 1 again: port %u == %u", p3, p1);
+
+	struct pk c2 = { 4, 6, "100.64.0.8", "192.168.1.20", 5000, 80, .payload = 20 };
+	struct pk c2o = { 4, 6, "192.168.1.1", "192.168.1.20", 0, 80, .payload = 20 };
+	run(b, "ls_stage_snat_out", &c2, VERDICT_NEXT, &c2o, ovl, LS_R_SNAT_NEW, "tcp client 2, same source port", &p2);
+	fails += h_ok(p2 != p1 && p2 >= 61000 && p2 <= 61009, "two clients with one source port get distinct ports (%u, %u)", p1, p2);
+
+	struct pk r1 = { 4, 6, "192.168.1.20", "192.168.1.1", 80, p1, .payload = 7 };
+	struct pk r1o = { 4, 6, "192.168.1.20", "100.64.0.7", 80, 5000, .payload = 7 };
+	run(b, "ls_stage_snat_in", &r1, VERDICT_NEXT, &r1o, 0, LS_R_SNAT_REPLY, "reply to client 1 (tc)", NULL);
+	struct pk r2 = { 4, 6, "192.168.1.20", "192.168.1.1", 80, p2, .payload = 7 };
+	struct pk r2o = { 4, 6, "192.168.1.20", "100.64.0.8", 80, 5000, .payload = 7 };
+	run(b, "ls_stage_xdp_snat_in", &r2, VERDICT_XDP_PASS, &r2o, 0, LS_R_SNAT_REPLY, "reply to client 2 (xdp)", NULL);
+	uint16_t free_port = 61000;
+	while (free_port == p1 || free_port == p2)
+		free_port++;
+	struct pk rx = { 4, 6, "192.168.1.20", "192.168.1.1", 80, free_port };
+	run(b, "ls_stage_snat_in", &rx, VERDICT_NEXT, NULL, 0, LS_R_SNAT_NOT_OURS, "reply to a port no flow holds", NULL);
+	struct pk rx2 = { 4, 6, "192.168.1.21", "192.168.1.1", 80, p1 };
+	run(b, "ls_stage_snat_in", &rx2, VERDICT_NEXT, NULL, 0, LS_R_SNAT_NOT_OURS, "client 1's port from another host", NULL);
+
+	struct pk u = { 4, 17, "100.64.0.7", "192.168.1.30", 5353, 53, .payload = 30 };
+	struct pk uo = { 4, 17, "192.168.1.1", "192.168.1.30", 0, 53, .payload = 30 };
+	run(b, "ls_stage_snat_out", &u, VERDICT_NEXT, &uo, ovl, LS_R_SNAT_NEW, "udp: new", &pu);
+	struct pk ur = { 4, 17, "192.168.1.30", "192.168.1.1", 53, pu, .payload = 40 };
+	struct pk uro = { 4, 17, "192.168.1.30", "100.64.0.7", 53, 5353, .payload = 40 };
+	run(b, "ls_stage_snat_in", &ur, VERDICT_NEXT, &uro, 0, LS_R_SNAT_REPLY, "udp: reply", NULL);
+
+	struct pk e = { 4, 1, "100.64.0.7", "192.168.1.40", 77, .type = 8, .payload = 56 };
+	struct pk eo = { 4, 1, "192.168.1.1", "192.168.1.40", 0, .type = 8, .payload = 56 };
+	run(b, "ls_stage_snat_out", &e, VERDICT_NEXT, &eo, ovl, LS_R_SNAT_NEW, "icmp echo: id allocated", &pi);
+	struct pk er = { 4, 1, "192.168.1.40", "192.168.1.1", pi, .type = 0, .payload = 56 };
+	struct pk ero = { 4, 1, "192.168.1.40", "100.64.0.7", 77, .type = 0, .payload = 56 };
+	run(b, "ls_stage_snat_in", &er, VERDICT_NEXT, &ero, 0, LS_R_SNAT_REPLY, "icmp echo reply: id and address back", NULL);
+
+	struct pk v6 = { 6, 6, "fd00:64::7", "fd00:a8:1::20", 5000, 443, .payload = 11 };
+	struct pk v6o = { 6, 6, "fd00:a8:1::1", "fd00:a8:1::20", 0, 443, .payload = 11 };
+	run(b, "ls_stage_snat_out", &v6, VERDICT_NEXT, &v6o, ovl, LS_R_SNAT_NEW, "v6 tcp: new", &p6);
+	struct pk v6r = { 6, 6, "fd00:a8:1::20", "fd00:a8:1::1", 443, p6, .payload = 3 };
+	struct pk v6ro = { 6, 6, "fd00:a8:1::20", "fd00:64::7", 443, 5000, .payload = 3 };
+	run(b, "ls_stage_snat_in", &v6r, VERDICT_NEXT, &v6ro, 0, LS_R_SNAT_REPLY, "v6 tcp: reply", NULL);
+	struct pk e6 = { 6, 58, "fd00:64::7", "fd00:a8:1::20", 99, .type = 128, .payload = 8 };
+	struct pk e6o = { 6, 58, "fd00:a8:1::1", "fd00:a8:1::20", 0, .type = 128, .payload = 8 };
+	run(b, "ls_stage_snat_out", &e6, VERDICT_NEXT, &e6o, ovl, LS_R_SNAT_NEW, "icmpv6 echo: new", NULL);
+
+	run(b, "ls_stage_snat_out", &c1, VERDICT_NEXT, NULL, 0, LS_R_SNAT_NOT_OURS, "not from the overlay: untouched", NULL);
+	struct pk fr = { 4, 17, "100.64.0.7", "192.168.1.30", .payload = 40, .frag = 2 };
+	run(b, "ls_stage_snat_out", &fr, VERDICT_SHOT, NULL, ovl, LS_R_SNAT_FRAG, "later fragment from the overlay: dropped", NULL);
+	struct pk gre = { 4, 47, "100.64.0.7", "192.168.1.30", .payload = 24 };
+	run(b, "ls_stage_snat_out", &gre, VERDICT_NEXT, NULL, ovl, LS_R_SNAT_PROTO, "GRE: left alone", NULL);
+
+	/* TCP RST marks the connection closing (short GC timeout) */
+	struct pk rst = c1;
+	rst.tcp_flags = 0x14;
+	struct pk rsto = c1o;
+	rsto.tcp_flags = 0x14;
+	run(b, "ls_stage_snat_out", &rst, VERDICT_NEXT, &rsto, ovl, LS_R_SNAT_HIT, "tcp RST", NULL);
+	struct ls_tuple k = { .family = 4, .proto = 6, .sport = htons(5000), .dport = htons(80) };
+	inet_pton(AF_INET, "100.64.0.7", k.saddr);
+	inet_pton(AF_INET, "192.168.1.20", k.daddr);
+	struct ls_nat_val nv;
+	fails += h_ok(!bpf_map_lookup_elem(lsbpf_map_fd(b, "nat_out"), &k, &nv) && nv.state == LS_NAT_CLOSING,
+		      "tcp RST: connection marked closing");
+
+	/* local sockets in the range are never given away */
+	int socks[10], ns = 0;
+	uint16_t freep = 0;
+	for (uint16_t port = 61000; port <= 61009; port++) {
+		if (!freep) {
+			freep = port;
+			continue;
+		}
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			socks[ns++] = fd;
+	}
+	fails += h_ok(ns == 9, "bound 9 local UDP sockets in the range");
+	struct pk ul = { 4, 17, "100.64.0.9", "192.168.1.99", 7000, 7000, .payload = 1 };
+	struct pk ulo = { 4, 17, "192.168.1.1", "192.168.1.99", 0, 7000, .payload = 1 };
+	uint16_t got;
+	run(b, "ls_stage_snat_out", &ul, VERDICT_NEXT, &ulo, ovl, LS_R_SNAT_NEW, "udp beside local sockets", &got);
+	fails += h_ok(got == freep, "the flow got the one port no socket holds (%u == %u)", got, freep);
+	struct pk ul2 = { 4, 17, "100.64.0.10", "192.168.1.99", 7000, 7000, .payload = 1 };
+	run(b, "ls_stage_snat_out", &ul2, VERDICT_SHOT, NULL, ovl, LS_R_SNAT_NO_PORT, "range exhausted for that remote: dropped", NULL);
+	for (int i = 0; i < ns; i++)
+		close(socks[i]);
+
+	/* garbage collection: udp timeout 1 s */
+	size_t removed = 0;
+	lsbpf_gc(b, &removed);
+	fails += h_ok(removed == 0, "gc right away removes nothing (%zu)", removed);
+	sleep(3);
+	lsbpf_gc(b, &removed);
+	fails += h_ok(removed >= 2, "gc after the udp timeout removes the idle udp flows (%zu)", removed);
+	run(b, "ls_stage_snat_in", &ur, VERDICT_NEXT, NULL, 0, LS_R_SNAT_NOT_OURS, "udp reply after gc: no longer ours", NULL);
+	run(b, "ls_stage_snat_in", &r1, VERDICT_NEXT, &r1o, 0, LS_R_SNAT_REPLY, "tcp flow survives the gc", NULL);
+
+	/* the dispatcher on LAN egress */
+	struct pk c3 = { 4, 17, "100.64.0.11", "192.168.1.50", 4444, 4444, .payload = 5 };
+	struct pk c3o = { 4, 17, "192.168.1.1", "192.168.1.50", 0, 4444, .payload = 5 };
+	run(b, "ls_lan_out", &c3, VERDICT_NEXT, &c3o, ovl, LS_R_SNAT_NEW, "LAN egress dispatcher SNATs", NULL);
+
+	/* a full table: new flows are dropped and counted, live ones keep working */
+	struct lsbpf_opts o = { .no_pin = true, .force_l2 = true, .overlay_l2 = 14, .lan_l2 = 14, .underlay_l2 = 14, .nat_max = 3 };
+	struct lsbpf *small;
+	if (h_ok(lsbpf_open(&o, &small) == 0, "open with a 3-entry table") == 0) {
+		lsbpf_apply(small, s);
+		char dst[32];
+		for (int i = 0; i < 3; i++) {
+			snprintf(dst, sizeof(dst), "192.168.1.%d", 100 + i);
+			struct pk f = { 4, 17, "100.64.0.7", dst, 9000, 9, .payload = 1 };
+			struct pk fo = { 4, 17, "192.168.1.1", dst, 0, 9, .payload = 1 };
+			run(small, "ls_stage_snat_out", &f, VERDICT_NEXT, &fo, ovl, LS_R_SNAT_NEW, "fill the table", NULL);
+		}
+		struct pk f4 = { 4, 17, "100.64.0.7", "192.168.1.200", 9000, 9, .payload = 1 };
+		run(small, "ls_stage_snat_out", &f4, VERDICT_SHOT, NULL, ovl, LS_R_SNAT_TABLE_FULL, "table full: new flow dropped", NULL);
+		struct pk f1 = { 4, 17, "100.64.0.7", "192.168.1.100", 9000, 9, .payload = 1 };
+		struct pk f1o = { 4, 17, "192.168.1.1", "192.168.1.100", 0, 9, .payload = 1 };
+		run(small, "ls_stage_snat_out", &f1, VERDICT_NEXT, &f1o, ovl, LS_R_SNAT_HIT, "table full: a live flow still passes", NULL);
+		lsbpf_close(small);
+	}
+	(void)cnt;
+
+	char rr[128];
+	fails += h_ok(lsbpf_return_route("100.64.0.0/10", "192.168.1.1", rr, sizeof(rr)) == 0 &&
+			      !strcmp(rr, "ip route add 100.64.0.0/10 via 192.168.1.1"),
+		      "return-route guidance: %s", rr);
+	fails += h_ok(lsbpf_return_route("100.64.0.0/10", "fd00::1", rr, sizeof(rr)) != 0,
+		      "return-route refuses mixed families");
+	lsbpf_state_free(s);
+	lsbpf_close(b);
+	h_plan_done();
+	return fails ? 1 : 0;
+}
