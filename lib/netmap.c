@@ -805,7 +805,7 @@ static json_t *self_json(const struct ls_nm_self *s)
 			 prefixv_json(&s->routes, false));
 }
 
-static json_t *relays_json(const struct ls_nm_relays *r)
+json_t *ls_nm_relays_json(const struct ls_nm_relays *r)
 {
 	json_t *turn = json_array();
 
@@ -863,7 +863,7 @@ json_t *ls_netmap_to_json(const struct ls_netmap *nm)
 		json_object_set_new(doc, "peers_removed", rm);
 	}
 	if (nm->has_relays)
-		json_object_set_new(doc, "relays", relays_json(&nm->relays));
+		json_object_set_new(doc, "relays", ls_nm_relays_json(&nm->relays));
 	if (nm->has_dns)
 		json_object_set_new(doc, "dns", dns_json(&nm->dns));
 	if (nm->packet_filter)

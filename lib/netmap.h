@@ -133,6 +133,8 @@ void ls_netmap_free(struct ls_netmap *nm);
 
 /* The document as JSON (full or delta, as nm->full says). New reference or NULL. */
 json_t *ls_netmap_to_json(const struct ls_netmap *nm);
+/* The relays section alone. */
+json_t *ls_nm_relays_json(const struct ls_nm_relays *r);
 /* Compact JSON text, malloc'd; NULL on allocation failure. */
 char *ls_netmap_dump(const struct ls_netmap *nm);
 

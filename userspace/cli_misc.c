@@ -189,13 +189,7 @@ int ls_cmd_relay(struct ls_cli *cli, int argc, char **argv)
 		ls_profile_free(&p);
 		return 1;
 	}
-	{
-		struct ls_netmap tmp = { .full = true, .has_relays = true, .relays = nm->relays };
-		json_t *full = ls_netmap_to_json(&tmp);
-
-		doc = json_incref(json_object_get(full, "relays"));
-		json_decref(full);
-	}
+	doc = ls_nm_relays_json(&nm->relays);
 	homes = json_array();
 	for (size_t i = 0; i < nm->n_peers; i++) {
 		if (nm->peers[i]->home_relay)

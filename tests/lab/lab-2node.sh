@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# lab-2node: two nodes register and reach each other over the overlay (IPv4, IPv6);
+# status, netmap and relay list are checked field by field; a third node joins and is
+# reachable within 3 s without restarting anyone; deleting it removes it everywhere.
+#
+#        n1 10.99.0.11        n2 10.99.0.12        n3 10.99.0.13
+#        fd99::11 |           fd99::12 |           fd99::13 |
+#                 +------------ br0 (ns inet) -------------+
+#                           10.99.0.1 fd99::1
+#                      lightscale-control :8080 (+ PostgreSQL)
+source "$(dirname "$0")/lib.sh"
+lab_init
+
+lab_ns inet
+lab_bridge inet br0 10.99.0.1/24 fd99::1/64
+for i in 1 2 3; do lab_node n$i inet br0 10.99.0.1$i/24 fd99::1$i/64; done
+CONTROL_CONFIG='{"relays": {"stun": ["10.99.0.1:3478"], "stream": ["10.99.0.1:8443"], "udp": ["10.99.0.1:3479"],
+  "turn": [{"url": "turn:10.99.0.1:3478", "username": "labuser", "credential": "labpass"}]}}'
+control_start inet 10.99.0.1 8080
+ok "control plane with embedded PostgreSQL answers /v1/health"
+net_create home
+tok=$(token_create home 5)
+[[ $tok == lst_* ]] && ok "enrollment token" || lab_die "enrollment token" "$tok"
+
+node_init n1 "$tok"
+node_init n2 "$tok"
+check_eq "register: n1 is node 'n1'" n1 "$(jq -r .node.name "$LAB_DIR/n1.register.json")"
+agent_start n1
+agent_start n2
+wait_for 10 "n1 configures n2" peer_count n1 1 && ok "n1's agent configured its peer" || fail "n1 peer" "$(node_log n1)"
+wait_for 10 "n2 configures n1" peer_count n2 1 && ok "n2's agent configured its peer" || fail "n2 peer" "$(node_log n2)"
+
+n1v4=$(node_addr n1 4) n1v6=$(node_addr n1 6) n2v4=$(node_addr n2 4) n2v6=$(node_addr n2 6)
+lab_log "n1 $n1v4 $n1v6, n2 $n2v4 $n2v6"
+ping_within n1 "$n2v4" 5 && ok "n1 pings n2 over IPv4 overlay ($n2v4)" || fail "ping n1 -> n2 v4" "$(node_log n1)"
+ping_within n2 "$n1v4" 5 && ok "n2 pings n1 over IPv4 overlay" || fail "ping n2 -> n1 v4"
+ping_within n1 "$n2v6" 5 && ok "n1 pings n2 over IPv6 overlay ($n2v6)" || fail "ping n1 -> n2 v6"
+ping_within n2 "$n1v6" 5 && ok "n2 pings n1 over IPv6 overlay" || fail "ping n2 -> n1 v6"
+
+# status --json, field by field
+st=$(lsx n1 status --json)
+check_eq "status: profile" "$(profile_of n1)" "$(jq -r .profile <<<"$st")"
+check_eq "status: interface" "$(ifname_of n1)" "$(jq -r .interface <<<"$st")"
+check_eq "status: engine" userspace "$(jq -r .engine <<<"$st")"
+check_eq "status: served by the agent" true "$(jq -r .agent <<<"$st")"
+check_eq "status: interface up" true "$(jq -r .up <<<"$st")"
+check_eq "status: listen port" 51820 "$(jq -r .listen_port <<<"$st")"
+check_eq "status: mtu" 1420 "$(jq -r .mtu <<<"$st")"
+check_eq "status: MTU on the interface" 1420 "$(nsx n1 ip -j link show "$(ifname_of n1)" | jq '.[0].mtu')"
+check_eq "status: public key is the profile's" "$(cat "$LAB_DIR/n1/$(profile_of n1)/wg.pub")" "$(jq -r .public_key <<<"$st")"
+check_eq "status: IPv4 overlay address" 1 "$(jq --arg a "$n1v4" '[.addresses[] | select(startswith($a + "/"))] | length' <<<"$st")"
+check_eq "status: IPv6 overlay address" 1 "$(jq --arg a "$n1v6" '[.addresses[] | select(startswith($a + "/"))] | length' <<<"$st")"
+check_eq "status: one peer" 1 "$(jq '.peers | length' <<<"$st")"
+check_eq "status: peer name" n2 "$(jq -r '.peers[0].name' <<<"$st")"
+check_eq "status: peer id" "$(node_id n2)" "$(jq -r '.peers[0].id' <<<"$st")"
+check_eq "status: peer endpoint" "10.99.0.12:51820" "$(jq -r '.peers[0].endpoint' <<<"$st")"
+check_eq "status: peer public key" "$(cat "$LAB_DIR/n2/$(profile_of n2)/wg.pub")" "$(jq -r '.peers[0].public_key' <<<"$st")"
+check_eq "status: peer allowed IPs" "$n2v4/32 $n2v6/128" "$(jq -r '.peers[0].allowed_ips | join(" ")' <<<"$st")"
+hs=$(jq -r '.peers[0].last_handshake' <<<"$st")
+now=$(date +%s)
+[[ $hs =~ ^[0-9]+$ ]] && ((now - hs < 60)) && ok "status: recent handshake ($((now - hs)) s ago)" || fail "status: handshake" "$hs"
+(($(jq '.peers[0].rx_bytes' <<<"$st") > 0 && $(jq '.peers[0].tx_bytes' <<<"$st") > 0)) &&
+	ok "status: rx/tx bytes counted" || fail "status: rx/tx" "$st"
+check_eq "status: no exit node" null "$(jq -r .exit_node <<<"$st")"
+lsx n1 status | grep -q "peer $(node_id n2): n2" && ok "status text names the peer" || fail "status text"
+# the same through wg(8) on the engine's UAPI socket
+check_eq "wg show lists the peer's key" "$(cat "$LAB_DIR/n2/$(profile_of n2)/wg.pub")" \
+	"$(nsx n1 wg show "$(ifname_of n1)" peers)"
+
+# netmap --json
+nm=$(lsx n1 netmap --json)
+check_eq "netmap: full" true "$(jq -r .full <<<"$nm")"
+check_eq "netmap: network" home "$(jq -r .network.name <<<"$nm")"
+check_eq "netmap: self id" "$(node_id n1)" "$(jq -r .self.id <<<"$nm")"
+check_eq "netmap: self name" n1 "$(jq -r .self.name <<<"$nm")"
+check_eq "netmap: self status" active "$(jq -r .self.status <<<"$nm")"
+check_eq "netmap: self addresses" "$n1v4 $n1v6" "$(jq -r '.self.addresses | join(" ")' <<<"$nm")"
+check_eq "netmap: peer" n2 "$(jq -r '.peers[0].name' <<<"$nm")"
+check_eq "netmap: peer DNS name" "n2.home.ls.internal" "$(jq -r '.peers[0].dns_name' <<<"$nm")"
+check_eq "netmap: peer addresses" "$n2v4 $n2v6" "$(jq -r '.peers[0].addresses | join(" ")' <<<"$nm")"
+jq -e '.peers[0].endpoints | index("10.99.0.12:51820")' <<<"$nm" >/dev/null &&
+	ok "netmap: peer endpoint from heartbeat" || fail "netmap: peer endpoints" "$(jq -c .peers[0].endpoints <<<"$nm")"
+check_eq "netmap: version matches status" "$(jq -r .netmap_version <<<"$st")" "$(jq -r .version <<<"$nm")"
+fetched=$(lsx n1 netmap --fetch --json)
+check_eq "netmap --fetch: same peers as the agent's" "$(jq -c '[.peers[].id]' <<<"$nm")" "$(jq -c '[.peers[].id]' <<<"$fetched")"
+
+# relay list --json
+rl=$(lsx n1 relay list --json)
+check_eq "relay list: stun" '["10.99.0.1:3478"]' "$(jq -c .stun <<<"$rl")"
+check_eq "relay list: stream" '["10.99.0.1:8443"]' "$(jq -c .stream <<<"$rl")"
+check_eq "relay list: udp" '["10.99.0.1:3479"]' "$(jq -c .udp <<<"$rl")"
+check_eq "relay list: turn url" "turn:10.99.0.1:3478" "$(jq -r '.turn[0].url' <<<"$rl")"
+check_eq "relay list: turn user" labuser "$(jq -r '.turn[0].username' <<<"$rl")"
+lsx n1 relay list | grep -q "^stun    10.99.0.1:3478" && ok "relay list text" || fail "relay list text" "$(lsx n1 relay list)"
+
+# a third node joins: reachable from n1 and n2 within 3 s of its agent starting, and
+# n1's session with n2 is not reset by it
+hs12=$(nsx n1 wg show "$(ifname_of n1)" latest-handshakes | awk '{print $2}')
+node_init n3 "$tok"
+t0=$(date +%s%N)
+agent_start n3
+n3v4=$(node_addr n3 4) n3v6=$(node_addr n3 6)
+if wait_for 3 "n1 -> n3" ping_ok n1 "$n3v4" && wait_for 3 "n2 -> n3" ping_ok n2 "$n3v6"; then
+	ok "n3 reachable from n1 (v4) and n2 (v6) $((($(date +%s%N) - t0) / 1000000)) ms after its agent started"
+else
+	fail "n3 reachable within 3 s" "$(node_log n1)" "$(node_log n3)"
+fi
+check_eq "n1's handshake with n2 untouched by n3 joining" "$hs12" \
+	"$(nsx n1 wg show "$(ifname_of n1)" latest-handshakes | grep "$(cat "$LAB_DIR/n2/$(profile_of n2)/wg.pub")" | awk '{print $2}')"
+check_eq "n1's agent did not restart (same pid)" 1 "$(kill -0 "${AGENT_PID[n1]}" && echo 1)"
+
+# n3 is deleted: it disappears from n1 and n2
+lsc node delete "$(node_id n3)" >/dev/null && ok "admin deletes n3" || fail "node delete"
+wait_for 5 "n1 drops n3" peer_count n1 1 && ok "n3 gone from n1" || fail "n1 drops n3" "$(lsx n1 status --json | jq -c '[.peers[].name]')"
+wait_for 5 "n2 drops n3" peer_count n2 1 && ok "n3 gone from n2" || fail "n2 drops n3"
+check_eq "n1's WireGuard has only n2" "$(cat "$LAB_DIR/n2/$(profile_of n2)/wg.pub")" "$(nsx n1 wg show "$(ifname_of n1)" peers)"
+check_eq "n1's netmap no longer lists n3" '["n2"]' "$(lsx n1 netmap --json | jq -c '[.peers[].name]')"
+ping_ok n1 "$n2v4" && ok "n1 still reaches n2" || fail "n1 -> n2 after delete"
+
+tap_done

@@ -1,0 +1,229 @@
+# Lightscale netns lab library. Source it from a lab script:
+#
+#   source "$(dirname "$0")/lib.sh"
+#   lab_init                          # temp dir, cleanup trap, binaries
+#   lab_ns inet                       # namespaces (names get a unique prefix)
+#   lab_bridge inet br0 10.99.0.1/24 fd99::1/64
+#   lab_node n1 inet br0 10.99.0.11/24 fd99::11/64   # node namespace on the bridge
+#   control_start inet 10.99.0.1 8080
+#   net_create home; tok=$(token_create home 10)
+#   node_init n1 "$tok"; agent_start n1
+#   wait_for 10 "n1 sees n2" peer_count n1 1
+#   lsx n1 status --json
+#
+# Every namespace, process and file the lab makes is removed on exit (trap), and only
+# processes this lab started are killed, by pid. Namespaces are entered with
+# `nsenter --net=/run/netns/NAME` (bpffs stays visible, unlike `ip netns exec`).
+
+set -u
+LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+source "$LAB_ROOT/tests/lib/tap.sh"
+BUILD=${LIGHTSCALE_BUILD:-${BUILD:-build}}
+case "$BUILD" in /*) ;; *) BUILD="$LAB_ROOT/$BUILD" ;; esac
+LS="$BUILD/lightscale"
+LSC="$BUILD/lightscale-control"
+LAB_ID="lsa$$"
+LAB_NS=()
+LAB_PIDS=()
+LAB_NODES=()
+
+lab_log() { printf '# %s\n' "$*"; }
+
+lab_die() {
+	fail "$1" "${@:2}"
+	exit 1
+}
+
+lab_init() {
+	[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root"; exit 0; }
+	[ -x "$LS" ] || lab_die "lightscale binary" "missing $LS (make BUILD=$BUILD)"
+	[ -x "$LSC" ] || lab_die "lightscale-control binary" "missing $LSC"
+	LAB_DIR=$(mktemp -d "/tmp/$LAB_ID.XXXXXX")
+	chmod 755 "$LAB_DIR"
+	trap lab_cleanup EXIT
+	trap 'exit 130' INT TERM
+	export LIGHTSCALE_PG_FAST=1
+	# wireguard-go unless the built-in engine is wired and asked for
+	export LIGHTSCALE_WG_USERSPACE=${LIGHTSCALE_WG_USERSPACE:-/usr/bin/wireguard-go}
+}
+
+lab_cleanup() {
+	local pid n
+	set +e
+	for n in "${LAB_NODES[@]}"; do
+		[ -n "$n" ] || continue
+		# the engine process outlives the agent by design: stop it through wg-down
+		nsx "$n" "$LS" wg-down --profile "$(profile_of "$n")" --state-dir "$LAB_DIR/$n" >/dev/null 2>&1
+	done
+	for ((i = ${#LAB_PIDS[@]} - 1; i >= 0; i--)); do
+		pid=${LAB_PIDS[i]}
+		kill "$pid" 2>/dev/null
+	done
+	sleep 0.3
+	for pid in "${LAB_PIDS[@]}"; do
+		kill -9 "$pid" 2>/dev/null
+	done
+	for n in "${LAB_NS[@]}"; do
+		ip netns del "$n" 2>/dev/null
+	done
+	for n in "${LAB_NODES[@]}"; do
+		rm -f "/run/lightscale/$(profile_of "$n").sock" "/run/lightscale/$(profile_of "$n").pid" \
+			"/run/lightscale/$(profile_of "$n").log" "/run/lightscale/ls-$(profile_of "$n").engine.log" \
+			"/var/run/wireguard/ls-$(profile_of "$n").sock"
+	done
+	if [ "${LAB_KEEP:-0}" = 1 ]; then
+		echo "# lab files kept in $LAB_DIR"
+	else
+		rm -rf "$LAB_DIR"
+	fi
+}
+
+# Namespaces ------------------------------------------------------------------------
+nsname() { echo "$LAB_ID-$1"; }
+nsx() {
+	local n=$1; shift
+	nsenter --net="/run/netns/$(nsname "$n")" -- "$@"
+}
+lab_ns() {
+	local n
+	for n in "$@"; do
+		ip netns add "$(nsname "$n")" || lab_die "create namespace $n"
+		LAB_NS+=("$(nsname "$n")")
+		nsx "$n" ip link set lo up
+		nsx "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	done
+}
+# lab_bridge NS BR ADDR...: a bridge in NS with addresses.
+lab_bridge() {
+	local ns=$1 br=$2 a; shift 2
+	nsx "$ns" ip link add "$br" type bridge
+	nsx "$ns" ip link set "$br" up
+	for a in "$@"; do nsx "$ns" ip addr add "$a" dev "$br" nodad 2>/dev/null || nsx "$ns" ip addr add "$a" dev "$br"; done
+}
+# lab_link NS1 IF1 NS2 IF2: a veth pair, both ends up.
+lab_link() {
+	local tmp="lsav$$$RANDOM"
+	ip link add "$tmp" type veth peer name "${tmp}b" || lab_die "veth $1:$2 - $3:$4"
+	ip link set "$tmp" netns "$(nsname "$1")"
+	ip link set "${tmp}b" netns "$(nsname "$3")"
+	nsx "$1" ip link set "$tmp" name "$2"
+	nsx "$3" ip link set "${tmp}b" name "$4"
+	nsx "$1" ip link set "$2" up
+	nsx "$3" ip link set "$4" up
+}
+# lab_addr NS IF ADDR...
+lab_addr() {
+	local ns=$1 ifn=$2 a; shift 2
+	for a in "$@"; do
+		case "$a" in
+		*:*) nsx "$ns" ip addr add "$a" dev "$ifn" nodad ;;
+		*) nsx "$ns" ip addr add "$a" dev "$ifn" ;;
+		esac
+	done
+}
+# lab_node NAME BRIDGE_NS BRIDGE ADDR...: a node namespace with eth0 on the bridge.
+lab_node() {
+	local n=$1 bns=$2 br=$3; shift 3
+	lab_ns "$n"
+	lab_link "$n" eth0 "$bns" "v-$n"
+	nsx "$bns" ip link set "v-$n" master "$br"
+	lab_addr "$n" eth0 "$@"
+}
+
+# Processes -------------------------------------------------------------------------
+# bg NS LOGFILE CMD...: starts CMD in NS in the background; sets BG_PID.
+bg() {
+	local ns=$1 log=$2; shift 2
+	nsenter --net="/run/netns/$(nsname "$ns")" -- "$@" >>"$log" 2>&1 &
+	BG_PID=$!
+	LAB_PIDS+=("$BG_PID")
+}
+
+# wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s until it succeeds.
+wait_for() {
+	local secs=$1 what=$2 end; shift 2
+	end=$(($(date +%s%N) / 1000000 + secs * 1000))
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		(($(date +%s%N) / 1000000 >= end)) && { lab_log "timed out after ${secs}s: $what"; return 1; }
+		sleep 0.1
+	done
+}
+
+# Control plane ---------------------------------------------------------------------
+# control_start NS ADDR PORT: lightscale-control with its embedded PostgreSQL.
+control_start() {
+	CONTROL_NS=$1 CONTROL_ADDR=$2 CONTROL_PORT=$3
+	CONTROL_DIR="$LAB_DIR/control"
+	CONTROL_URL="http://$CONTROL_ADDR:$CONTROL_PORT"
+	mkdir -p "$CONTROL_DIR"
+	chmod 755 "$CONTROL_DIR"
+	local cfg=()
+	[ -n "${CONTROL_CONFIG:-}" ] && { echo "$CONTROL_CONFIG" >"$LAB_DIR/control.json"; cfg=(--config "$LAB_DIR/control.json"); }
+	bg "$CONTROL_NS" "$LAB_DIR/control.log" "$LSC" serve --listen "$CONTROL_ADDR:$CONTROL_PORT" --state-dir "$CONTROL_DIR" "${cfg[@]}"
+	CONTROL_PID=$BG_PID
+	wait_for 60 "control plane health" nsx "$CONTROL_NS" curl -sf "$CONTROL_URL/v1/health" ||
+		lab_die "control plane starts" "$(tail -20 "$LAB_DIR/control.log")"
+}
+control_stop() {
+	kill "$CONTROL_PID" 2>/dev/null
+	wait "$CONTROL_PID" 2>/dev/null
+}
+# lsc ARGS...: an admin command against the lab's control plane.
+lsc() { nsx "$CONTROL_NS" "$LSC" "$@" --state-dir "$CONTROL_DIR"; }
+net_create() { lsc network create "$@" >/dev/null; }
+# token_create NETWORK USES: prints the token.
+token_create() {
+	lsc token create --network "$1" --uses "${2:-1}" --json | jq -r .token
+}
+
+# Nodes -----------------------------------------------------------------------------
+profile_of() { echo "${LAB_ID}$1"; }
+ifname_of() { echo "ls-$(profile_of "$1")"; }
+# lsx NODE ARGS...: the lightscale CLI for NODE's profile inside NODE's namespace.
+lsx() {
+	local n=$1 cmd=$2; shift 2
+	nsx "$n" "$LS" "$cmd" --profile "$(profile_of "$n")" --state-dir "$LAB_DIR/$n" "$@"
+}
+# node_init NODE TOKEN [init options]: init + register.
+node_init() {
+	local n=$1 tok=$2; shift 2
+	LAB_NODES+=("$n")
+	mkdir -p "$LAB_DIR/$n"
+	lsx "$n" init --control "${NODE_CONTROL_URL:-$CONTROL_URL}" --token "$tok" --hostname "$n" "$@" >/dev/null ||
+		lab_die "init $n"
+	lsx "$n" register --json >"$LAB_DIR/$n.register.json" || lab_die "register $n" "$(cat "$LAB_DIR/$n.register.json")"
+}
+# agent_start NODE [agent options]: sets AGENT_PID[NODE].
+declare -A AGENT_PID
+agent_start() {
+	local n=$1; shift
+	bg "$n" "$LAB_DIR/$n.agent.log" env LIGHTSCALE_LOG=${LIGHTSCALE_LOG:-info} "$LS" agent --foreground \
+		--profile "$(profile_of "$n")" --state-dir "$LAB_DIR/$n" --poll-wait 30 "$@"
+	AGENT_PID[$n]=$BG_PID
+	wait_for 10 "agent $n answers" test -S "/run/lightscale/$(profile_of "$n").sock" ||
+		lab_die "agent $n starts" "$(tail -20 "$LAB_DIR/$n.agent.log")"
+}
+agent_kill() {
+	kill "${@:2}" "${AGENT_PID[$1]}" 2>/dev/null
+	wait "${AGENT_PID[$1]}" 2>/dev/null
+	return 0
+}
+node_id() { jq -r .node.id "$LAB_DIR/$1.register.json"; }
+# overlay address of NODE: family 4 or 6
+node_addr() {
+	jq -r --arg f "$2" '.node.addresses[] | select(($f == "4" and (contains(":") | not)) or ($f == "6" and contains(":")))' \
+		"$LAB_DIR/$1.register.json"
+}
+# peer_count NODE N: the agent's netmap has exactly N peers, all configured in WireGuard.
+peer_count() {
+	local got
+	got=$(lsx "$1" status --json | jq '[.peers[] | select(.configured)] | length')
+	[ "$got" = "$2" ]
+}
+# ping_ok FROM ADDR: one ping within 1 s (v4 or v6).
+ping_ok() { nsx "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
+# ping_ok_retry FROM ADDR SECONDS
+ping_within() { wait_for "$3" "ping $1 -> $2" ping_ok "$1" "$2"; }
+# node_log NODE: last lines of an agent log, for failure details.
+node_log() { tail -n "${2:-15}" "$LAB_DIR/$1.agent.log" 2>/dev/null; }
