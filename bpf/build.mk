@@ -36,3 +36,6 @@ $(BUILD)/tests/bpf/test_bpf_%: $(BUILD)/obj/tests/bpf/test_bpf_%.o $(BPF_TEST_LI
 
 bpf: $(BPF_SKEL)
 .PHONY: bpf
+
+# Labs (netns, root): fast ones in make check, long ones in make check-lab.
+CHECK_LABS += tests/lab/bpf-attach.sh

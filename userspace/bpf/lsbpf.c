@@ -530,8 +530,16 @@ int lsbpf_open(const struct lsbpf_opts *o, struct lsbpf **out)
 	}
 	if (o->flow_max)
 		bpf_map__set_max_entries(b->skel->maps.ls_flows, o->flow_max);
-	if (!o->no_pin)
+	if (!o->no_pin) {
+		/* the stage programs and empty floors are for tests and benchmarks */
+		struct bpf_program *prog;
+		bpf_object__for_each_program(prog, b->skel->obj) {
+			const char *n = bpf_program__name(prog);
+			if (!strncmp(n, "ls_stage_", 9) || !strncmp(n, "ls_empty_", 9))
+				bpf_program__set_autoload(prog, false);
+		}
 		set_pins(b);
+	}
 	r = lightscale__load(b->skel);
 	if (r) {
 		pr_err("bpf: cannot load the BPF object (pin dir `%s'): %s%s", b->pin_dir, strerror(-r),
