@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* libFuzzer: the relay's UDP path (STUN answers, registrations, DATA forwarding)
  * on arbitrary datagrams. Two nodes are registered for real at start, so DATA
- * reaches the forwarding code. The first input byte picks the source address.
+ * reaches the forwarding code. The first input byte picks the source address
+ * (bits 0-1) and, with bit 2 set, puts a valid DATA header for one of the two
+ * nodes (bit 3) in front of the rest, so the fuzzer starts inside the relay path.
  *   make fuzz BUILD=build/x && build/x/fuzz/relay_udp_fuzz -max_total_time=60 */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,11 +20,11 @@
 static struct lsr_server srv;
 static struct lsr_listener lis;
 static struct sockaddr_in srcs[3];
+static struct ls_relay_identity a, b;
 
 static void setup(void)
 {
 	struct lsr_config cfg;
-	struct ls_relay_identity a, b;
 	uint8_t reg[LSR_UDP_REGISTER_LEN];
 
 	ls_log_level = LS_LOG_ERR;
@@ -62,10 +64,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1)
 		return 0;
+	if (data[0] & 4) {
+		size_t n = LSR_UDP_HDR_LEN + size - 1;
+
+		buf = malloc(n);
+		ls_relay_udp_hdr((struct lsr_udp_hdr *)buf, LSR_UDP_DATA, data[0] & 8 ? a.wg_key : b.wg_key);
+		memcpy(buf + LSR_UDP_HDR_LEN, data + 1, size - 1);
+		(void)ls_relay_udp_parse(buf, n, &m);
+		lsr_udp_datagram(&srv, &lis, buf, n, (struct sockaddr *)&srcs[(data[0] & 3) % 3],
+				 sizeof(srcs[0]), NULL);
+		free(buf);
+		return 0;
+	}
 	buf = malloc(size - 1 ? size - 1 : 1);
 	memcpy(buf, data + 1, size - 1);
 	(void)ls_relay_udp_parse(buf, size - 1, &m);
-	lsr_udp_datagram(&srv, &lis, buf, size - 1, (struct sockaddr *)&srcs[data[0] % 3],
+	lsr_udp_datagram(&srv, &lis, buf, size - 1, (struct sockaddr *)&srcs[(data[0] & 3) % 3],
 			 sizeof(srcs[0]), NULL);
 	free(buf);
 	return 0;
