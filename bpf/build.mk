@@ -38,4 +38,4 @@ bpf: $(BPF_SKEL)
 .PHONY: bpf
 
 # Labs (netns, root): fast ones in make check, long ones in make check-lab.
-CHECK_LABS += tests/lab/bpf-attach.sh
+CHECK_LABS += tests/lab/bpf-attach.sh tests/lab/bpf-isolate-filter.sh

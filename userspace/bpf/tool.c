@@ -35,7 +35,7 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: lightscale-bpf [--profile P | --pin-dir D] COMMAND ...\n"
+	fputs("usage: lightscale-bpf [--profile P | --pin-dir D] [--overlay-l2 14] COMMAND ...\n"
 	      "  attach IFNAME overlay|lan|underlay [--mode auto|tcx|clsact|xdp]\n"
 	      "  detach IFNAME\n"
 	      "  set STATE...      reconcile the maps (STATE: --stages --map --route --iface --allow\n"
@@ -195,7 +195,12 @@ int main(int argc, char **argv)
 			o.profile = argv[++i];
 		else if ((!strcmp(argv[i], "--pin-dir") || !strcmp(argv[i], "--bpf-pin-dir")) && i + 1 < argc)
 			o.pin_dir = argv[++i];
-		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+		else if (!strcmp(argv[i], "--overlay-l2") && i + 1 < argc) {
+			/* an Ethernet stand-in for the overlay (veth) in labs: 14 */
+			o.force_l2 = true;
+			o.overlay_l2 = atoi(argv[++i]);
+			o.lan_l2 = o.underlay_l2 = 14;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
 		} else {
