@@ -163,8 +163,10 @@ static void handle_register(struct lsr_server *s, struct lsr_listener *l, const 
 		reply_rejected(s, l, m, LSR_REASON_REPLAY, src, srclen, pi);
 		return;
 	}
+	other = find_by_addr(s, &a);
 	if (!r) {
-		if (s->udp_by_key.count >= s->cfg.max_udp) {
+		/* A key taking over an address frees that address's slot. */
+		if (s->udp_by_key.count - (other ? 1 : 0) >= s->cfg.max_udp) {
 			reply_rejected(s, l, m, LSR_REASON_FULL, src, srclen, pi);
 			return;
 		}
