@@ -119,7 +119,6 @@ static int open_control(struct lsr_server *s, struct lsr_listener *l)
 
 int lsr_server_init(struct lsr_server *s, const struct lsr_config *cfg)
 {
-	sigset_t mask;
 	char err[512];
 	int r;
 
@@ -155,19 +154,6 @@ int lsr_server_init(struct lsr_server *s, const struct lsr_config *cfg)
 		if (r)
 			return r;
 		s->n_listeners++;
-	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (s->sigfd >= 0) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-
-		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
 	}
 	return 0;
 }
@@ -319,11 +305,37 @@ void lsr_server_tick(struct lsr_server *s, uint64_t now)
 	lsr_stream_tick(s, now);
 }
 
+/* Signals arrive through a signalfd made here, in the process that runs the loop:
+ * epoll readiness of a signalfd belongs to the process that created it, so one made
+ * before `serve` detaches would never wake the detached child. */
+static int open_signals(struct lsr_server *s)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (s->sigfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev) < 0) {
+		pr_err("cannot set up signal handling: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 int lsr_server_run(struct lsr_server *s)
 {
 	struct epoll_event evs[64];
 	uint64_t next_tick = ls_now_ms() + 1000;
+	int r = open_signals(s);
 
+	if (r)
+		return r;
 	while (!s->stop) {
 		uint64_t now = ls_now_ms();
 		int n, timeout = now >= next_tick ? 0 : (int)(next_tick - now);

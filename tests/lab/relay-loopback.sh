@@ -118,4 +118,16 @@ check "--help reads like a man page" bash -c "$RELAY --help | grep -q '^SYNOPSIS
 kill "$relay_pid"; wait "$relay_pid"; rc=$?; relay_pid=
 check_eq "SIGTERM: the relay exits 0" 0 "$rc"
 check "... and removes its control socket" test ! -e "$ctl"
+
+# --- without --foreground: detaches once bound, logs to --log-file, obeys signals
+$RELAY serve --udp 127.0.0.1:0 --control "$tmp/d.sock" --pid-file "$tmp/d.pid" --log-file "$tmp/d.log"
+check_eq "serve detaches and the parent exits 0" 0 "$?"
+for _ in $(seq 30); do [ -s "$tmp/d.pid" ] && break; sleep 0.1; done
+dpid=$(cat "$tmp/d.pid" 2>/dev/null)
+check "the detached relay answers status" $RELAY status --control "$tmp/d.sock"
+kill -USR1 "$dpid" 2>/dev/null; kill "$dpid" 2>/dev/null
+for _ in $(seq 30); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+check "the detached relay exits on SIGTERM" bash -c "! kill -0 $dpid 2>/dev/null"
+check "... removing its pid file" test ! -e "$tmp/d.pid"
+check "... having logged its counters on SIGUSR1" grep -q 'counter control.requests 1' "$tmp/d.log"
 tap_done
