@@ -297,7 +297,7 @@ static void send_initiation(struct lsw_device *d, struct lsw_peer *p, bool is_re
 		lsw_cookie_add_macs(&p->cookie, &m, sizeof(m), now);
 		ev_any_auth_traversal(d, p, now);
 		if (send_raw(d, p, &m, sizeof(m)) == 0) {
-			STAT(d, tx_handshakes);
+			STAT(d, tx_initiations);
 			ev_any_auth_sent(p);
 		}
 	}
@@ -689,7 +689,7 @@ static void rx_initiation(struct lsw_device *d, const struct lsw_msg_initiation 
 		STAT(d, rx_drop_handshake);
 		return;
 	}
-	STAT(d, rx_handshakes);
+	STAT(d, rx_initiations);
 	roam(p, src);
 	ev_any_auth_received(p);
 	ev_any_auth_traversal(d, p, now);
@@ -704,7 +704,7 @@ static void rx_initiation(struct lsw_device *d, const struct lsw_msg_initiation 
 	add_keypair(d, p, kp);
 	ev_session_derived(d, p, now);
 	if (send_raw(d, p, &resp, sizeof(resp)) == 0) {
-		STAT(d, tx_handshakes);
+		STAT(d, tx_responses);
 		ev_any_auth_sent(p);
 	}
 }
@@ -728,7 +728,7 @@ static void rx_response(struct lsw_device *d, const struct lsw_msg_response *m, 
 		STAT(d, rx_drop_handshake);
 		return;
 	}
-	STAT(d, rx_handshakes);
+	STAT(d, rx_responses);
 	kp = derive_keypair(d, p, now);
 	if (!kp)
 		return;

@@ -126,9 +126,11 @@ struct lsw_peer {
 	X(rx_drop_allowedips)     \
 	X(rx_drop_ratelimit)      \
 	X(rx_keepalives)          \
-	X(rx_handshakes)          \
+	X(rx_initiations)         \
+	X(rx_responses)          \
 	X(tx_cookie_replies)      \
-	X(tx_handshakes)          \
+	X(tx_initiations)         \
+	X(tx_responses)          \
 	X(tx_keepalives)          \
 	X(tx_drop_no_peer)        \
 	X(tx_drop_no_endpoint)    \
