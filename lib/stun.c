@@ -197,6 +197,51 @@ static int resp_attr(void *p, uint16_t type, const uint8_t *val, uint16_t len)
 	return 0;
 }
 
+int ls_stun_decode_xor_addr(const uint8_t *val, size_t len, const uint8_t *msg,
+			    struct sockaddr_storage *out)
+{
+	if (len > 0xffff)
+		return -EBADMSG;
+	return decode_addr(val, (uint16_t)len, msg + 4, out);
+}
+
+int ls_stun_encode_xor_addr(uint8_t *out, size_t size, const uint8_t *msg, const struct sockaddr *sa)
+{
+	const uint8_t *mask = msg + 4;
+	uint8_t addr[16];
+	size_t alen;
+	uint16_t port;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
+
+		memcpy(addr, &sin->sin_addr, 4);
+		port = ntohs(sin->sin_port);
+		alen = 4;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+
+		port = ntohs(sin6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			memcpy(addr, sin6->sin6_addr.s6_addr + 12, 4);
+			alen = 4;
+		} else {
+			memcpy(addr, sin6->sin6_addr.s6_addr, 16);
+			alen = 16;
+		}
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	if (size < 4 + alen)
+		return -ENOSPC;
+	out[0] = 0;
+	out[1] = alen == 4 ? LS_STUN_FAMILY_IPV4 : LS_STUN_FAMILY_IPV6;
+	put16(out + 2, port ^ (LS_STUN_MAGIC_COOKIE >> 16));
+	for (size_t i = 0; i < alen; i++)
+		out[4 + i] = addr[i] ^ mask[i];
+	return (int)(4 + alen);
+}
+
 int ls_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t *txid,
 			   struct sockaddr_storage *mapped)
 {
@@ -243,53 +288,28 @@ int ls_stun_parse_request(const uint8_t *buf, size_t len, uint8_t txid[LS_STUN_T
 int ls_stun_build_response(uint8_t *buf, size_t size, const uint8_t txid[LS_STUN_TXID_LEN],
 			   const struct sockaddr *src)
 {
-	uint8_t addr[16], mask[16];
-	size_t alen, off, len;
-	uint16_t port;
-	uint8_t family;
+	uint8_t hdr[LS_STUN_HDR_LEN], val[LS_STUN_ADDR6_LEN];
+	size_t off, len;
+	int vlen;
 
-	if (src->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)src;
-
-		memcpy(addr, &sin->sin_addr, 4);
-		port = ntohs(sin->sin_port);
-		alen = 4;
-	} else if (src->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)src;
-
-		port = ntohs(sin6->sin6_port);
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-			memcpy(addr, sin6->sin6_addr.s6_addr + 12, 4);
-			alen = 4;
-		} else {
-			memcpy(addr, sin6->sin6_addr.s6_addr, 16);
-			alen = 16;
-		}
-	} else {
-		return -EAFNOSUPPORT;
-	}
-	family = alen == 4 ? LS_STUN_FAMILY_IPV4 : LS_STUN_FAMILY_IPV6;
-	len = LS_STUN_HDR_LEN + LS_STUN_ATTR_HDR_LEN + 4 + alen + LS_STUN_ATTR_HDR_LEN +
+	/* The XOR mask is the cookie and transaction id: encode against the header first. */
+	put16(hdr, LS_STUN_BINDING_SUCCESS);
+	put32(hdr + 4, LS_STUN_MAGIC_COOKIE);
+	memcpy(hdr + 8, txid, LS_STUN_TXID_LEN);
+	vlen = ls_stun_encode_xor_addr(val, sizeof(val), hdr, src);
+	if (vlen < 0)
+		return vlen;
+	len = LS_STUN_HDR_LEN + LS_STUN_ATTR_HDR_LEN + (size_t)vlen + LS_STUN_ATTR_HDR_LEN +
 	      LS_STUN_FINGERPRINT_LEN;
 	if (size < len)
 		return -ENOSPC;
-
-	put16(buf, LS_STUN_BINDING_SUCCESS);
-	put16(buf + 2, len - LS_STUN_HDR_LEN);
-	put32(buf + 4, LS_STUN_MAGIC_COOKIE);
-	memcpy(buf + 8, txid, LS_STUN_TXID_LEN);
-	memcpy(mask, buf + 4, 16); /* cookie, then transaction id */
-
+	put16(hdr + 2, len - LS_STUN_HDR_LEN);
+	memcpy(buf, hdr, LS_STUN_HDR_LEN);
 	off = LS_STUN_HDR_LEN;
 	put16(buf + off, LS_STUN_ATTR_XOR_MAPPED_ADDRESS);
-	put16(buf + off + 2, 4 + alen);
-	buf[off + 4] = 0;
-	buf[off + 5] = family;
-	put16(buf + off + 6, port ^ (LS_STUN_MAGIC_COOKIE >> 16));
-	for (size_t i = 0; i < alen; i++)
-		buf[off + 8 + i] = addr[i] ^ mask[i];
-	off += LS_STUN_ATTR_HDR_LEN + 4 + alen;
-
+	put16(buf + off + 2, (uint16_t)vlen);
+	memcpy(buf + off + 4, val, (size_t)vlen);
+	off += LS_STUN_ATTR_HDR_LEN + (size_t)vlen;
 	put16(buf + off, LS_STUN_ATTR_FINGERPRINT);
 	put16(buf + off + 2, LS_STUN_FINGERPRINT_LEN);
 	put32(buf + off + 4, ls_stun_crc32(buf, off) ^ LS_STUN_FINGERPRINT_XOR);

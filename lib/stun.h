@@ -48,6 +48,13 @@ int ls_stun_parse_request(const uint8_t *buf, size_t len, uint8_t txid[LS_STUN_T
 int ls_stun_build_response(uint8_t *buf, size_t size, const uint8_t txid[LS_STUN_TXID_LEN],
 			   const struct sockaddr *src);
 
+/* (XOR-)address attribute values, shared with TURN (lib/turnclient.c). msg is the
+ * message's 20-byte header (cookie and transaction id form the mask).
+ * decode: 0 or -EBADMSG; encode: the value's length, -ENOSPC or -EAFNOSUPPORT. */
+int ls_stun_decode_xor_addr(const uint8_t *val, size_t len, const uint8_t *msg,
+			    struct sockaddr_storage *out);
+int ls_stun_encode_xor_addr(uint8_t *out, size_t size, const uint8_t *msg, const struct sockaddr *sa);
+
 /* Client helper on a socket the caller owns (blocking or not; e.g. the WireGuard
  * port before the engine reads it): sends a Binding request to server and waits
  * up to timeout_ms for the answer, retransmitting after 250 ms, 500 ms, 1 s, ...
