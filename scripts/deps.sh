@@ -13,7 +13,7 @@ PKGS=(
 	libmnl-dev libsodium-dev libpq-dev postgresql postgresql-client
 	libmicrohttpd-dev libgnutls28-dev libjansson-dev libcurl4-gnutls-dev libcmocka-dev
 	iproute2 nftables iputils-ping procps psmisc util-linux kmod
-	wireguard-tools wireguard-go coturn iperf3 tcpdump curl ca-certificates
+	wireguard-tools wireguard-go coturn iperf3 tcpdump curl ca-certificates openssl jq
 	qemu-system-x86 busybox-static cpio xz-utils nix-bin
 	libclang-rt-14-dev valgrind
 )
