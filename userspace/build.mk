@@ -10,20 +10,26 @@ US_EXTRA_LIBS := $(LIB_wgu) $(LIB_bpf)
 
 # Compile-time switches for the optional engines.
 US_DEFS :=
-# (the wgu engine becomes the default userspace engine once it is wired: US_WGU=1)
-US_WGU ?= 0
+# The built-in engine (wgu) is the default userspace engine when it is there; US_WGU=0
+# builds without it (wireguard-go, or $$LIGHTSCALE_WG_USERSPACE, then serves the socket).
+US_WGU ?= $(if $(and $(LIB_wgu),$(wildcard userspace/wgu/wgu.h)),1,0)
 ifeq ($(US_WGU),1)
 US_DEFS += -DLS_HAVE_WGU
 else
 US_EXTRA_LIBS := $(filter-out $(LIB_wgu),$(US_EXTRA_LIBS))
 endif
-US_BPF ?= 0
+US_BPF ?= $(if $(and $(LIB_bpf),$(wildcard userspace/bpf/lsbpf.h)),1,0)
 ifeq ($(US_BPF),1)
 US_DEFS += -DLS_HAVE_BPF
 else
 US_EXTRA_LIBS := $(filter-out $(LIB_bpf),$(US_EXTRA_LIBS))
 endif
 $(US_OBJS) $(BUILD)/obj/userspace/main.o: ALL_CFLAGS += $(US_DEFS)
+
+# Objects rebuild when the switches change (the stamp is rewritten only then).
+US_DEFS_STAMP := $(BUILD)/obj/userspace/defs.stamp
+$(shell mkdir -p $(BUILD)/obj/userspace; [ "$$(cat $(US_DEFS_STAMP) 2>/dev/null)" = "$(US_DEFS)" ] || echo "$(US_DEFS)" >$(US_DEFS_STAMP))
+$(US_OBJS): $(US_DEFS_STAMP)
 
 $(LIB_userspace): $(US_OBJS)
 	$(call msg,AR,$@)

@@ -287,15 +287,15 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 	return ls_cli_print(cli, doc, exit_text);
 }
 
+#ifdef LS_HAVE_BPF
+#include "userspace/bpf/lsbpf.h"
+#else
 static const char bpf_help[] =
 	"Usage: lightscale bpf status [--profile P] [--json]\n"
 	"       lightscale routes [--profile P] [--json]\n"
 	"\n"
 	"The BPF programs and maps of a profile (pinned under /sys/fs/bpf/lightscale/P) and the\n"
 	"per-route counters and conflicts they keep.\n";
-
-#ifdef LS_HAVE_BPF
-#include "userspace/bpf/lsbpf.h"
 #endif
 
 int ls_cmd_bpf_status(struct ls_cli *cli, int argc, char **argv)

@@ -26,6 +26,7 @@ LAB_ID="lsa$$"
 LAB_NS=()
 LAB_PIDS=()
 LAB_NODES=()
+declare -A AGENT_PID
 
 lab_log() { printf '# %s\n' "$*"; }
 
@@ -43,21 +44,27 @@ lab_init() {
 	trap lab_cleanup EXIT
 	trap 'exit 130' INT TERM
 	export LIGHTSCALE_PG_FAST=1
-	# wireguard-go unless the built-in engine is wired and asked for
-	export LIGHTSCALE_WG_USERSPACE=${LIGHTSCALE_WG_USERSPACE:-/usr/bin/wireguard-go}
+	# the userspace engine: the built-in one (lightscale wg-userspace) unless
+	# LAB_ENGINE=wireguard-go (or LIGHTSCALE_WG_USERSPACE names another program)
+	if [ "${LAB_ENGINE:-}" = wireguard-go ]; then
+		export LIGHTSCALE_WG_USERSPACE=/usr/bin/wireguard-go
+	fi
+	lab_log "userspace engine: ${LIGHTSCALE_WG_USERSPACE:-lightscale wg-userspace}"
 }
 
 lab_cleanup() {
-	local pid n
+	local pid n i
 	set +e
+	# agents first (SIGTERM leaves the data plane up), then the data planes: the engine
+	# process outlives the agent by design, wg-down stops it
+	for n in "${!AGENT_PID[@]}"; do kill "${AGENT_PID[$n]}" 2>/dev/null; done
+	for n in "${!AGENT_PID[@]}"; do wait "${AGENT_PID[$n]}" 2>/dev/null; done
 	for n in "${LAB_NODES[@]}"; do
 		[ -n "$n" ] || continue
-		# the engine process outlives the agent by design: stop it through wg-down
 		nsx "$n" "$LS" wg-down --profile "$(profile_of "$n")" --state-dir "$LAB_DIR/$n" >/dev/null 2>&1
 	done
 	for ((i = ${#LAB_PIDS[@]} - 1; i >= 0; i--)); do
-		pid=${LAB_PIDS[i]}
-		kill "$pid" 2>/dev/null
+		kill "${LAB_PIDS[i]}" 2>/dev/null
 	done
 	sleep 0.3
 	for pid in "${LAB_PIDS[@]}"; do
@@ -195,7 +202,6 @@ node_init() {
 	lsx "$n" register --json >"$LAB_DIR/$n.register.json" || lab_die "register $n" "$(cat "$LAB_DIR/$n.register.json")"
 }
 # agent_start NODE [agent options]: sets AGENT_PID[NODE].
-declare -A AGENT_PID
 agent_start() {
 	local n=$1; shift
 	bg "$n" "$LAB_DIR/$n.agent.log" env LIGHTSCALE_LOG=${LIGHTSCALE_LOG:-info} "$LS" agent --foreground \
