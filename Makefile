@@ -60,6 +60,7 @@ LONG_LABS  :=
 BENCHES    :=
 
 .DELETE_ON_ERROR:
+.SECONDARY:
 .SUFFIXES:
 .PHONY: all check check-lab check-vm demo bench clean deps fuzz
 
