@@ -269,9 +269,20 @@ static void test_diff(void **state)
 	assert_int_equal(diff.n_added + diff.n_removed + diff.n_changed, 0);
 	ls_nm_diff_free(&diff);
 
+	/* the delta's own diff: the same as diffing the maps before and after */
 	d = parse_ok(delta);
-	assert_int_equal(ls_netmap_apply_delta(b, d, NULL, 0), 0);
+	assert_int_equal(ls_netmap_apply_delta_diff(b, d, &diff, NULL, 0), 0);
 	ls_netmap_free(d);
+	assert_int_equal(diff.n_added, 1);
+	assert_int_equal(diff.added[0]->id, 10);
+	assert_int_equal(diff.n_removed, 1);
+	assert_int_equal(diff.removed[0]->id, 9);
+	assert_string_equal(diff.removed[0]->name, "nas"); /* kept alive by the diff */
+	assert_int_equal(diff.n_changed, 1);
+	assert_int_equal(diff.changed[0].what, LS_NM_CHG_ENDPOINTS);
+	assert_string_equal(diff.changed[0].old->endpoints.v[0], "192.0.2.8:51820");
+	assert_string_equal(diff.changed[0].new->endpoints.v[0], "192.0.2.99:51820");
+	ls_nm_diff_free(&diff);
 	assert_int_equal(ls_netmap_diff(a, b, &diff), 0);
 	assert_int_equal(diff.n_added, 1);
 	assert_int_equal(diff.added[0]->id, 10);
