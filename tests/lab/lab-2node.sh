@@ -93,6 +93,18 @@ check_eq "relay list: turn url" "turn:10.99.0.1:3478" "$(jq -r '.turn[0].url' <<
 check_eq "relay list: turn user" labuser "$(jq -r '.turn[0].username' <<<"$rl")"
 lsx n1 relay list | grep -q "^stun    10.99.0.1:3478" && ok "relay list text" || fail "relay list text" "$(lsx n1 relay list)"
 
+# endpoints follow the addresses: a new address on n2 reaches n1's netmap by heartbeat
+nsx n2 ip addr add 10.99.0.22/24 dev eth0
+ep_has() { lsx n1 netmap --json | jq -e '.peers[] | select(.name == "n2") | .endpoints | index("10.99.0.22:51820")' >/dev/null; }
+wait_for 5 "n2's new endpoint in n1's netmap" ep_has && ok "address change: heartbeat carries the new endpoint to n1" ||
+	fail "endpoint change" "$(lsx n1 netmap --json | jq -c '.peers[].endpoints')" "$(node_log n2)"
+
+# the kernel engine is not available here: a clear error, not a half-made interface
+out=$(lsx n1 agent --engine kernel --foreground 2>&1) && fail "agent --engine kernel fails here" ||
+	{ [[ $out == *"kernel WireGuard is not available"*"--engine userspace"* ]] && ok "agent --engine kernel: clear error" || fail "kernel error text" "$out"; }
+out=$(lsx n2 wg-up --engine kernel 2>&1) && fail "wg-up --engine kernel fails here" ||
+	{ [[ $out == *"kernel WireGuard is not available"* ]] && ok "wg-up --engine kernel: clear error" || fail "wg-up kernel error text" "$out"; }
+
 # a third node joins: reachable from n1 and n2 within 3 s of its agent starting, and
 # n1's session with n2 is not reset by it
 hs12=$(nsx n1 wg show "$(ifname_of n1)" latest-handshakes | awk '{print $2}')
