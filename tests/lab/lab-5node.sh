@@ -107,6 +107,29 @@ lsx n3 heartbeat >/dev/null # a change elsewhere: n1's long-poll must still work
 lsx n1 netmap --fetch --json >/dev/null && ok "n1 reaches the control plane with the exit node on" || fail "n1 control with exit"
 ping_ok n1 "$(node_addr n2 4)" && ok "n1 still reaches n2 directly" || fail "n1 -> n2 with exit"
 
+# another manager deletes our rule and route: the agent puts them back
+prio1=$(jq -r .rule_priority "$LAB_DIR/n1/$(profile_of n1)/config.json")
+nsx n1 ip rule del priority $((prio1 + 2))
+nsx n1 ip route del 192.168.50.0/24 table "$t1"
+rule_back() { nsx n1 ip rule show priority $((prio1 + 2)) | grep -q "not from all fwmark"; }
+route_back() { nsx n1 ip route show table "$t1" | grep -q "^192.168.50.0/24"; }
+wait_for 3 "rule re-applied" rule_back && ok "deleted ip rule re-applied by the agent" || fail "rule re-applied" "$(nsx n1 ip rule)"
+wait_for 3 "route re-applied" route_back && ok "deleted route re-applied by the agent" || fail "route re-applied"
+ping_within n1 198.51.100.1 3 && ok "exit traffic flows again" || fail "exit after re-apply"
+
+# a peer route colliding with the host's own (n2 gets an address in n4's LAN): refused
+nsx n2 ip addr add 192.168.50.77/24 dev eth0
+t2=$(jq -r .table "$LAB_DIR/n2/$(profile_of n2)/config.json")
+refused() { lsx n2 status --json | jq -e '.refused_routes[] | select(.route == "192.168.50.0/24" and .peer == "n4")'; }
+wait_for 5 "n2 refuses n4's LAN route" refused && ok "colliding route refused and reported" || fail "collision" "$(lsx n2 status --json | jq -c .refused_routes)"
+nsx n2 ip route show table "$t2" | grep -q "^192.168.50.0/24" && fail "refused route not in n2's table" || ok "refused route not in n2's table"
+lsx n2 status | grep -q "refused:    192.168.50.0/24 from n4: overlaps the host route 192.168.50.0/24 dev eth0" &&
+	ok "status text names the collision" || fail "status text collision" "$(lsx n2 status)"
+check_eq "fd50::/64 from n4 still routed on n2" 1 "$(nsx n2 ip -6 route show table "$t2" | grep -c '^fd50::/64')"
+nsx n2 ip addr del 192.168.50.77/24 dev eth0
+wait_for 5 "n2 routes n4's LAN again" sh -c "nsenter --net=/run/netns/$(nsname n2) ip route show table $t2 | grep -q '^192.168.50.0/24'" &&
+	ok "route applied once the collision is gone" || fail "route after collision"
+
 # dns export against the netmap
 nm=$(lsx n1 netmap --json)
 hosts=$(lsx n1 dns export --format hosts)
