@@ -389,7 +389,8 @@ static void stage(struct lsw_device *d, struct lsw_peer *p, const uint8_t *data,
 		return;
 	s->next = NULL;
 	s->len = len;
-	memcpy(s->buf + LSW_HEADROOM, data, len);
+	if (len)
+		memcpy(s->buf + LSW_HEADROOM, data, len);
 	*p->staged_tail = s;
 	p->staged_tail = &s->next;
 	p->nstaged++;

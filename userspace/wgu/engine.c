@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "userspace/wgu/gro.h"
 #include "userspace/wgu/tun.h"
 #include "userspace/wgu/uapi.h"
 #include "util.h"
@@ -196,17 +197,27 @@ one_by_one:
 	return 0;
 }
 
+static int gro_write(void *ctx, const uint8_t *vnet_and_pkt, size_t len)
+{
+	struct lsw_engine *e = ctx;
+
+	if (write(e->tun_fd, vnet_and_pkt, len) < 0)
+		return -errno;
+	return 0;
+}
+
 static int tun_write(void *ctx, uint8_t *pkt, size_t len)
 {
 	struct lsw_engine *e = ctx;
-	struct lsw_vnet_hdr *vh = (struct lsw_vnet_hdr *)(void *)(pkt - sizeof(*vh));
+	struct lsw_vnet_hdr *vh;
 
+	if (e->gro)
+		return lsw_gro_add(e->gro, pkt, len, gro_write, e);
 	/* The AEAD authenticated it: the kernel need not check the checksums. */
+	vh = (struct lsw_vnet_hdr *)(void *)(pkt - sizeof(*vh));
 	memset(vh, 0, sizeof(*vh));
 	vh->flags = LSW_VNET_F_DATA_VALID;
-	if (write(e->tun_fd, vh, len + sizeof(*vh)) < 0)
-		return -errno;
-	return 0;
+	return gro_write(e, (const uint8_t *)vh, len + sizeof(*vh));
 }
 
 static void wake(void *ctx)
@@ -308,6 +319,8 @@ static void *rx_thread(void *arg)
 			for (size_t off = 0; off < len; off += seg)
 				lsw_dev_rx(&e->dev, b + off, len - off < seg ? len - off : seg, &src);
 		}
+		if (e->gro)
+			lsw_gro_flush(e->gro, gro_write, e);
 	}
 	free(bufs);
 	return NULL;
@@ -552,6 +565,9 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 	lsw_dev_init(&e->dev, &engine_ops, e);
 	lsw_timer_cfg_from_env(&e->dev.cfg);
 	e->udp_gso = true;
+	/* LIGHTSCALE_WG_GRO=0 turns coalescing into the TUN device off. */
+	if (!getenv("LIGHTSCALE_WG_GRO") || strcmp(getenv("LIGHTSCALE_WG_GRO"), "0"))
+		e->gro = calloc(1, sizeof(*e->gro));
 
 	ret = uapi_listen(e);
 	if (ret) {

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "userspace/wgu/device.h"
+#include "userspace/wgu/gro.h"
 
 #define LSW_SOCK_DIR "/var/run/wireguard"
 
@@ -24,6 +25,7 @@ struct lsw_engine {
 	int wake_fd; /* eventfd: timers moved earlier, or stop */
 	volatile int stop;
 	int ready_fd; /* pipe to the waiting parent, or -1 */
+	struct lsw_gro *gro; /* coalescing into TUN (receive thread only) */
 	struct lsw_device dev;
 };
 
