@@ -15,14 +15,14 @@ $(BUILD)/lightscale-relay: $(BUILD)/obj/relay/main.o $(LIB_relay) $(LIBLS)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -o $@
 
 # Test clients the labs drive (not installed).
-RELAY_TOOLS := $(BUILD)/relay/lsr-e2e
+RELAY_TOOLS := $(BUILD)/relay/lsr-e2e $(BUILD)/relay/lsr-turn
 $(BUILD)/relay/%: $(BUILD)/obj/relay/tests/%.o $(LIB_relay) $(LIBLS)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -o $@
 
 BINS       += $(BUILD)/lightscale-relay
-CHECK_LABS += tests/lab/relay-loopback.sh tests/lab/relay-stun-netns.sh
+CHECK_LABS += tests/lab/relay-loopback.sh tests/lab/relay-stun-netns.sh tests/lab/relay-turn.sh
 LONG_LABS  += tests/lab/relay-soak.sh
 
 # The labs need the test clients; make check builds them through build-all.
@@ -36,4 +36,4 @@ $(BUILD)/fuzz/relay_%_fuzz: relay/fuzz/%_fuzz.c $(RELAY_SRCS) $(LIB_FUZZ_SRCS)
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE $^ $(ALL_LIBS) -o $@
 
-fuzz: $(BUILD)/fuzz/stun_fuzz $(BUILD)/fuzz/relay_udp_fuzz $(BUILD)/fuzz/relay_stream_fuzz
+fuzz: $(BUILD)/fuzz/stun_fuzz $(BUILD)/fuzz/turn_fuzz $(BUILD)/fuzz/relay_udp_fuzz $(BUILD)/fuzz/relay_stream_fuzz
