@@ -76,6 +76,11 @@ const char *lsc_req_header(struct lsc_req *r, const char *name)
 
 /* ---- database connections ---- */
 
+static void notice(void *arg, const char *msg)
+{
+	pr_debug("database: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 static PGconn *db_connect(const char *dsn)
 {
 	PGconn *c = PQconnectdb(dsn);
@@ -85,6 +90,7 @@ static PGconn *db_connect(const char *dsn)
 		PQfinish(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c, notice, NULL);
 	return c;
 }
 

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ls-nodecli: a minimal node for control-plane tests, built on lib/ctlclient and lib/sign.
+ *
+ *   ls-nodecli keygen DIR
+ *   ls-nodecli register  -s URL -k DIR -t TOKEN -H HOSTNAME [-r PREFIX]... [-e ENDPOINT]... [-p PORT]
+ *   ls-nodecli heartbeat -s URL -k DIR [-e ENDPOINT]... [-p PORT] [-r PREFIX]... [--routes-empty]
+ *   ls-nodecli netmap    -s URL -k DIR [--since V] [--wait S]
+ *   ls-nodecli health    -s URL
+ *   ls-nodecli raw       -s URL [-k DIR] METHOD PATH [BODY] [--unsigned] [--skew S]
+ *                        [--replay] [--replay-to URL2] [--tamper] [--admin-key-file F]
+ *
+ * -s takes a comma-separated URL list (failover). Success prints the response JSON on
+ * stdout and exits 0; an error prints "error HTTP CODE MESSAGE" on stdout and exits 1.
+ * raw prints "HTTP BODY" (for --replay, one line per attempt) and exits 0 on any answer.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <curl/curl.h>
+
+#include "ctlclient.h"
+#include "keys.h"
+#include "lightscale/api.h"
+#include "sign.h"
+#include "util.h"
+
+struct keys {
+	uint8_t sk[LS_ED25519_SK_LEN];
+	char wg_pub[LS_KEY_B64_LEN + 1], machine_pub[LS_KEY_B64_LEN + 1];
+};
+
+static int load_keys(const char *dir, struct keys *k)
+{
+	char path[4096], *buf = NULL;
+	size_t len;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/machine.key", dir);
+	ret = ls_read_file(path, &buf, &len, 4096);
+	if (ret)
+		return ret;
+	buf[strcspn(buf, "\n")] = '\0';
+	ret = ls_hex_decode(k->sk, sizeof(k->sk), buf) == LS_ED25519_SK_LEN ? 0 : -EINVAL;
+	free(buf);
+	if (ret)
+		return ret;
+	ls_key_to_base64(k->machine_pub, k->sk + 32);
+	snprintf(path, sizeof(path), "%s/wg.pub", dir);
+	ret = ls_read_file(path, &buf, &len, 4096);
+	if (ret)
+		return ret;
+	buf[strcspn(buf, "\n")] = '\0';
+	snprintf(k->wg_pub, sizeof(k->wg_pub), "%s", buf);
+	free(buf);
+	return 0;
+}
+
+static int keygen(const char *dir)
+{
+	uint8_t wg[32], wgpub[32], pk[32], sk[64];
+	char hex[129], b64[LS_KEY_B64_LEN + 2], path[4096];
+	int ret;
+
+	ret = ls_mkdir_p(dir, 0700);
+	if (ret)
+		return ret;
+	ls_wg_genkey(wg);
+	ls_wg_pubkey(wgpub, wg);
+	ls_ed25519_keypair(pk, sk);
+	ls_hex_encode(hex, sk, sizeof(sk));
+	strcat(hex, "\n");
+	snprintf(path, sizeof(path), "%s/machine.key", dir);
+	if ((ret = ls_write_file_atomic(path, hex, strlen(hex), 0600)))
+		return ret;
+	ls_key_to_base64(b64, wgpub);
+	strcat(b64, "\n");
+	snprintf(path, sizeof(path), "%s/wg.pub", dir);
+	if ((ret = ls_write_file_atomic(path, b64, strlen(b64), 0644)))
+		return ret;
+	ls_key_to_base64(b64, pk);
+	strcat(b64, "\n");
+	snprintf(path, sizeof(path), "%s/machine.pub", dir);
+	return ls_write_file_atomic(path, b64, strlen(b64), 0644);
+}
+
+static int finish(int ret, struct ls_ctl_response *r, struct ls_ctl_error *e)
+{
+	if (ret) {
+		printf("error %ld %s %s\n", e->http_status, e->code, e->message);
+		ls_ctl_response_free(r);
+		return 1;
+	}
+	if (r->body)
+		printf("%s\n", r->body);
+	ls_ctl_response_free(r);
+	return 0;
+}
+
+struct rawbuf {
+	char *p;
+	size_t n;
+};
+
+static size_t raw_write(char *d, size_t s, size_t n, void *o)
+{
+	struct rawbuf *b = o;
+	char *p = realloc(b->p, b->n + s * n + 1);
+
+	if (!p)
+		return 0;
+	b->p = p;
+	memcpy(b->p + b->n, d, s * n);
+	b->n += s * n;
+	b->p[b->n] = '\0';
+	return s * n;
+}
+
+static int raw(const char *url, struct keys *k, bool have_keys, const char *method,
+	       const char *path, const char *body, bool unsigned_req, long skew, bool replay,
+	       bool tamper, const char *admin_key, const char *replay_to)
+{
+	struct ls_sign_headers h;
+	struct curl_slist *hdrs = NULL;
+	char line[256], *full = NULL, *full2 = NULL;
+	int attempt;
+
+	if (!unsigned_req && have_keys &&
+	    ls_sign_request(&h, k->sk, method, path, body, body ? strlen(body) : 0,
+			    ls_unix_time() + skew))
+		return 1;
+	if (!unsigned_req && have_keys) {
+		snprintf(line, sizeof(line), "%s: %s", LS_HDR_KEY, h.key);
+		hdrs = curl_slist_append(hdrs, line);
+		snprintf(line, sizeof(line), "%s: %s", LS_HDR_TIMESTAMP, h.timestamp);
+		hdrs = curl_slist_append(hdrs, line);
+		snprintf(line, sizeof(line), "%s: %s", LS_HDR_NONCE, h.nonce);
+		hdrs = curl_slist_append(hdrs, line);
+		snprintf(line, sizeof(line), "%s: %s", LS_HDR_SIGNATURE, h.signature);
+		hdrs = curl_slist_append(hdrs, line);
+	}
+	if (admin_key) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", admin_key);
+		hdrs = curl_slist_append(hdrs, line);
+	}
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (asprintf(&full, "%s%s", url, path) < 0 ||
+	    asprintf(&full2, "%s%s", replay_to ? replay_to : url, path) < 0)
+		return 1;
+	for (attempt = 0; attempt < (replay ? 2 : 1); attempt++) {
+		CURL *c = curl_easy_init();
+		struct rawbuf b = {0};
+		long status = 0;
+		CURLcode rc;
+
+		curl_easy_setopt(c, CURLOPT_URL, attempt ? full2 : full);
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, raw_write);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+		if (body) {
+			const char *send = tamper ? "{\"endpoints\":[\"192.0.2.66:1\"]}" : body;
+
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, send);
+			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(send));
+		}
+		rc = curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		if (rc != CURLE_OK)
+			printf("000 %s\n", curl_easy_strerror(rc));
+		else
+			printf("%ld %s\n", status, b.p ? b.p : "");
+		free(b.p);
+		curl_easy_cleanup(c);
+	}
+	free(full);
+	free(full2);
+	curl_slist_free_all(hdrs);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"server", required_argument, NULL, 's'},
+		{"key-dir", required_argument, NULL, 'k'},
+		{"token", required_argument, NULL, 't'},
+		{"hostname", required_argument, NULL, 'H'},
+		{"route", required_argument, NULL, 'r'},
+		{"endpoint", required_argument, NULL, 'e'},
+		{"listen-port", required_argument, NULL, 'p'},
+		{"routes-empty", no_argument, NULL, 'R'},
+		{"since", required_argument, NULL, 'S'},
+		{"wait", required_argument, NULL, 'W'},
+		{"unsigned", no_argument, NULL, 'U'},
+		{"skew", required_argument, NULL, 'K'},
+		{"replay", no_argument, NULL, 'P'},
+		{"tamper", no_argument, NULL, 'T'},
+		{"admin-key-file", required_argument, NULL, 'A'},
+		{"replay-to", required_argument, NULL, 'O'},
+		{0},
+	};
+	const char *replay_to = NULL;
+	const char *server = NULL, *keydir = NULL, *token = NULL, *hostname = NULL, *akf = NULL;
+	const char *routes[64], *eps[64];
+	size_t nr = 0, ne = 0;
+	int port = 0, wait = 0, c;
+	int64_t since = 0;
+	long skew = 0;
+	bool routes_empty = false, unsigned_req = false, replay = false, tamper = false;
+	struct ls_ctl ctl;
+	struct ls_ctl_response resp;
+	struct ls_ctl_error err;
+	struct keys k = {0};
+	bool have_keys = false;
+	const char *cmd;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: ls-nodecli keygen|register|heartbeat|netmap|health|raw ...\n");
+		return 2;
+	}
+	cmd = argv[1];
+	ls_crypto_init();
+	if (!strcmp(cmd, "keygen"))
+		return argc == 3 && keygen(argv[2]) == 0 ? 0 : 1;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "s:k:t:H:r:e:p:", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': server = optarg; break;
+		case 'k': keydir = optarg; break;
+		case 't': token = optarg; break;
+		case 'H': hostname = optarg; break;
+		case 'r': if (nr < 64) routes[nr++] = optarg; break;
+		case 'e': if (ne < 64) eps[ne++] = optarg; break;
+		case 'p': port = atoi(optarg); break;
+		case 'R': routes_empty = true; break;
+		case 'S': since = strtoll(optarg, NULL, 10); break;
+		case 'W': wait = atoi(optarg); break;
+		case 'U': unsigned_req = true; break;
+		case 'K': skew = strtol(optarg, NULL, 10); break;
+		case 'P': replay = true; break;
+		case 'T': tamper = true; break;
+		case 'A': akf = optarg; break;
+		case 'O': replay = true; replay_to = optarg; break;
+		default: return 2;
+		}
+	}
+	if (!server) {
+		fprintf(stderr, "ls-nodecli: --server required\n");
+		return 2;
+	}
+	if (keydir) {
+		if (load_keys(keydir, &k)) {
+			fprintf(stderr, "ls-nodecli: cannot load keys from %s\n", keydir);
+			return 2;
+		}
+		have_keys = true;
+	}
+	if (!strcmp(cmd, "raw")) {
+		char *akey = NULL;
+		size_t len;
+		int ret;
+
+		if (optind + 2 > argc) {
+			fprintf(stderr, "ls-nodecli raw: METHOD PATH [BODY]\n");
+			return 2;
+		}
+		if (akf) {
+			if (ls_read_file(akf, &akey, &len, 4096))
+				return 2;
+			akey[strcspn(akey, "\n")] = '\0';
+		}
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		ret = raw(server, &k, have_keys, argv[optind], argv[optind + 1],
+			  optind + 2 < argc ? argv[optind + 2] : NULL, unsigned_req, skew, replay,
+			  tamper, akey, replay_to);
+		free(akey);
+		return ret;
+	}
+	if (ls_ctl_init(&ctl, server)) {
+		fprintf(stderr, "ls-nodecli: invalid server `%s'\n", server);
+		return 2;
+	}
+	if (have_keys)
+		ls_ctl_set_machine_key(&ctl, k.sk);
+	if (!strcmp(cmd, "register")) {
+		struct ls_ctl_register_req req = {
+			.token = token, .wg_key = k.wg_pub, .machine_key = k.machine_pub,
+			.hostname = hostname, .routes = routes, .n_routes = nr, .endpoints = eps,
+			.n_endpoints = ne, .listen_port = port,
+		};
+
+		c = finish(ls_ctl_register(&ctl, &req, &resp, &err), &resp, &err);
+	} else if (!strcmp(cmd, "heartbeat")) {
+		struct ls_ctl_heartbeat_req req = {
+			.endpoints = eps, .n_endpoints = ne, .listen_port = port, .routes = routes,
+			.n_routes = nr, .send_routes = nr > 0 || routes_empty,
+		};
+
+		c = finish(ls_ctl_heartbeat(&ctl, &req, &resp, &err), &resp, &err);
+	} else if (!strcmp(cmd, "netmap")) {
+		c = finish(ls_ctl_netmap(&ctl, since, wait, &resp, &err), &resp, &err);
+	} else if (!strcmp(cmd, "health")) {
+		c = finish(ls_ctl_health(&ctl, &resp, &err), &resp, &err);
+	} else {
+		fprintf(stderr, "ls-nodecli: unknown command `%s'\n", cmd);
+		c = 2;
+	}
+	ls_ctl_free(&ctl);
+	return c;
+}
