@@ -37,3 +37,7 @@ $(BUILD)/fuzz/relay_%_fuzz: relay/fuzz/%_fuzz.c $(RELAY_SRCS) $(LIB_FUZZ_SRCS)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE $^ $(ALL_LIBS) -o $@
 
 fuzz: $(BUILD)/fuzz/stun_fuzz $(BUILD)/fuzz/turn_fuzz $(BUILD)/fuzz/relay_udp_fuzz $(BUILD)/fuzz/relay_stream_fuzz
+
+# Benchmarks (make bench): the relays against a bare forwarder, side by side.
+BENCHES += bench/relay/run.sh
+bench: $(BUILD)/relay/lsr-bench $(BUILD)/lightscale-relay

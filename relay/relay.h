@@ -224,6 +224,8 @@ struct lsr_conn {
 	enum lsr_conn_state state;
 	bool in_table;
 	bool dead; /* stopped; freed at the end of the loop iteration */
+	bool in_flush;
+	struct lsr_conn *flush_next; /* queued frames to write at the end of this iteration */
 	uint8_t key[LSR_KEY_LEN];
 	uint8_t nonce[LSR_NONCE_LEN];
 	struct sockaddr_storage peer;
@@ -246,6 +248,9 @@ struct lsr_server {
 	struct lsr_table udp_by_key, udp_by_addr, stream_by_key;
 	struct lsr_conn *conns;
 	size_t n_conns;
+	struct lsr_conn *flush_list;
+	uint8_t *sbuf; /* stream reads land here; a partial frame is kept per connection */
+	size_t sbuf_cap;
 	uint64_t counters[LSR_C_MAX];
 	uint64_t started_ms;
 	bool stop;
@@ -290,5 +295,7 @@ struct lsr_conn *lsr_stream_find(const struct lsr_server *s, const uint8_t key[L
 int lsr_conn_queue_keyed(struct lsr_server *s, struct lsr_conn *c, uint8_t type,
 			 const uint8_t key[LSR_KEY_LEN], const uint8_t *payload, size_t len);
 void lsr_stream_tick(struct lsr_server *s, uint64_t now);
+/* Writes what this loop iteration queued, many frames per writev. */
+void lsr_stream_flush_pending(struct lsr_server *s);
 
 #endif

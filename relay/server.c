@@ -129,7 +129,9 @@ int lsr_server_init(struct lsr_server *s, const struct lsr_config *cfg)
 		s->listeners[i].io.fd = -1;
 	s->started_ms = ls_now_ms();
 	s->dgram = malloc(LSR_UDP_DATA_MAX_LEN + 1);
-	if (!s->dgram || lsr_table_init(&s->udp_by_key, LSR_KEY_LEN) ||
+	s->sbuf_cap = 256 * 1024;
+	s->sbuf = malloc(s->sbuf_cap);
+	if (!s->dgram || !s->sbuf || lsr_table_init(&s->udp_by_key, LSR_KEY_LEN) ||
 	    lsr_table_init(&s->udp_by_addr, LSR_ADDR_LEN) ||
 	    lsr_table_init(&s->stream_by_key, LSR_KEY_LEN))
 		return -ENOMEM;
@@ -186,6 +188,8 @@ void lsr_server_free(struct lsr_server *s)
 	lsr_auth_clear(&s->auth);
 	free(s->dgram);
 	s->dgram = NULL;
+	free(s->sbuf);
+	s->sbuf = NULL;
 }
 
 json_t *lsr_server_status(const struct lsr_server *s)
@@ -362,6 +366,7 @@ int lsr_server_run(struct lsr_server *s)
 				lsr_udp_input(s, (struct lsr_listener *)io);
 			}
 		}
+		lsr_stream_flush_pending(s);
 		now = ls_now_ms();
 		if (now >= next_tick) {
 			lsr_server_tick(s, now);
@@ -371,5 +376,6 @@ int lsr_server_run(struct lsr_server *s)
 	/* Tell stream clients, best effort, then go. */
 	for (struct lsr_conn *c = s->conns; c; c = c->next)
 		lsr_conn_close(s, c, LSR_REASON_SHUTDOWN);
+	lsr_stream_flush_pending(s);
 	return 0;
 }

@@ -22,7 +22,7 @@
 #include "relayclient.h"
 #include "util.h"
 
-enum { LSR_RBUF_MIN = 4096, LSR_RBUF_MAX = LSR_FRAME_HDR_LEN + LSR_FRAME_MAX_BODY };
+enum { LSR_RBUF_MIN = 4096 };
 
 static void count(struct lsr_server *s, enum lsr_counter c, uint64_t n)
 {
@@ -60,6 +60,16 @@ void lsr_conn_destroy(struct lsr_server *s, struct lsr_conn *c)
 	struct lsr_wchunk *w, *next;
 
 	unlink_key(s, c);
+	if (c->in_flush) {
+		struct lsr_conn **pp;
+
+		for (pp = &s->flush_list; *pp; pp = &(*pp)->flush_next) {
+			if (*pp == c) {
+				*pp = c->flush_next;
+				break;
+			}
+		}
+	}
 	if (c->io.fd >= 0) {
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->io.fd, NULL);
 		close(c->io.fd);
@@ -102,12 +112,12 @@ static bool conn_dead(const struct lsr_conn *c)
 static void conn_flush(struct lsr_server *s, struct lsr_conn *c)
 {
 	while (c->wq_head && !conn_dead(c)) {
-		struct iovec iov[16];
+		struct iovec iov[64];
 		struct lsr_wchunk *w = c->wq_head;
 		int cnt = 0;
 		ssize_t n;
 
-		for (; w && cnt < 16; w = w->next, cnt++) {
+		for (; w && cnt < 64; w = w->next, cnt++) {
 			iov[cnt].iov_base = w->data + w->off;
 			iov[cnt].iov_len = w->len - w->off;
 		}
@@ -182,8 +192,26 @@ static int queue_frame(struct lsr_server *s, struct lsr_conn *c, uint8_t type, b
 		c->wq_head = w;
 	c->wq_tail = w;
 	c->wq_bytes += len;
-	conn_flush(s, c);
+	/* Written at the end of this loop iteration, with whatever else comes. */
+	if (!c->in_flush) {
+		c->in_flush = true;
+		c->flush_next = s->flush_list;
+		s->flush_list = c;
+	}
 	return 0;
+}
+
+void lsr_stream_flush_pending(struct lsr_server *s)
+{
+	while (s->flush_list) {
+		struct lsr_conn *c = s->flush_list;
+
+		s->flush_list = c->flush_next;
+		c->flush_next = NULL;
+		c->in_flush = false;
+		if (!c->dead)
+			conn_flush(s, c);
+	}
 }
 
 int lsr_conn_queue_keyed(struct lsr_server *s, struct lsr_conn *c, uint8_t type,
@@ -381,15 +409,15 @@ static void handle_frame(struct lsr_server *s, struct lsr_conn *c, const struct 
 	}
 }
 
-/* Handles every whole frame in rbuf; keeps a partial one; grows rbuf to fit it. */
-static void process(struct lsr_server *s, struct lsr_conn *c)
+/* Handles every whole frame in buf[0..len); returns the bytes consumed. */
+static size_t process(struct lsr_server *s, struct lsr_conn *c, const uint8_t *buf, size_t len)
 {
 	size_t off = 0;
 
 	while (!conn_dead(c) && c->state != LSR_CONN_CLOSING) {
 		struct ls_relay_frame f;
 		size_t consumed;
-		int r = ls_relay_frame_parse(c->rbuf + off, c->rlen - off, &f, &consumed);
+		int r = ls_relay_frame_parse(buf + off, len - off, &f, &consumed);
 
 		if (r == -EAGAIN)
 			break;
@@ -402,51 +430,46 @@ static void process(struct lsr_server *s, struct lsr_conn *c)
 		handle_frame(s, c, &f);
 		off += consumed;
 	}
-	if (off) {
-		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-		c->rlen -= off;
-	}
+	return off;
 }
 
-static int ensure_rbuf(struct lsr_conn *c)
+/* s->sbuf holds the connection's pending partial frame and new bytes: handle the
+ * whole frames in place, keep the rest (less than one frame) with the connection. */
+static void feed(struct lsr_server *s, struct lsr_conn *c, size_t have)
 {
-	size_t want = LSR_RBUF_MIN;
+	size_t off = process(s, c, s->sbuf, have), rest = have - off;
 
-	/* A partial frame whose header is in: make room for all of it. */
-	if (c->rlen >= LSR_FRAME_HDR_LEN) {
-		const struct lsr_frame_hdr *h = (const void *)c->rbuf;
-		uint32_t blen = be32toh(h->len);
+	c->rlen = 0;
+	if (conn_dead(c) || c->state == LSR_CONN_CLOSING)
+		return;
+	if (rest > c->rcap || (c->rcap > LSR_RBUF_MIN && rest <= LSR_RBUF_MIN)) {
+		size_t cap = rest > LSR_RBUF_MIN ? rest : LSR_RBUF_MIN;
+		uint8_t *nb = realloc(c->rbuf, cap);
 
-		want = blen <= LSR_FRAME_MAX_BODY ? LSR_FRAME_HDR_LEN + blen : LSR_RBUF_MAX;
-		if (want < LSR_RBUF_MIN)
-			want = LSR_RBUF_MIN;
-	}
-	if (c->rcap < want) {
-		uint8_t *nb = realloc(c->rbuf, want);
-
-		if (!nb)
-			return -ENOMEM;
+		if (!nb) {
+			conn_kill(s, c);
+			return;
+		}
 		c->rbuf = nb;
-		c->rcap = want;
+		c->rcap = cap;
 	}
-	return 0;
+	if (rest)
+		memcpy(c->rbuf, s->sbuf + off, rest);
+	c->rlen = rest;
 }
 
 void lsr_stream_input(struct lsr_server *s, struct lsr_conn *c, const uint8_t *buf, size_t len)
 {
 	while (len && !conn_dead(c) && c->state != LSR_CONN_CLOSING) {
-		size_t n;
+		size_t pending = c->rlen, n;
 
-		if (ensure_rbuf(c)) {
-			conn_kill(s, c);
-			return;
-		}
-		n = c->rcap - c->rlen < len ? c->rcap - c->rlen : len;
-		memcpy(c->rbuf + c->rlen, buf, n);
-		c->rlen += n;
+		if (pending)
+			memcpy(s->sbuf, c->rbuf, pending);
+		n = s->sbuf_cap - pending < len ? s->sbuf_cap - pending : len;
+		memcpy(s->sbuf + pending, buf, n);
 		buf += n;
 		len -= n;
-		process(s, c);
+		feed(s, c, pending + n);
 	}
 }
 
@@ -455,21 +478,18 @@ void lsr_stream_event(struct lsr_server *s, struct lsr_conn *c, uint32_t events)
 	if (conn_dead(c))
 		return;
 	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->state != LSR_CONN_CLOSING) {
+		size_t pending = c->rlen;
 		ssize_t n;
 
-		if (ensure_rbuf(c)) {
-			conn_kill(s, c);
-			return;
-		}
-		n = read(c->io.fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+		if (pending)
+			memcpy(s->sbuf, c->rbuf, pending);
+		n = read(c->io.fd, s->sbuf + pending, s->sbuf_cap - pending);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 			conn_kill(s, c);
 			return;
 		}
-		if (n > 0) {
-			c->rlen += n;
-			process(s, c);
-		}
+		if (n > 0)
+			feed(s, c, pending + (size_t)n);
 	} else if (events & (EPOLLHUP | EPOLLERR)) {
 		conn_kill(s, c);
 		return;
