@@ -118,7 +118,12 @@ static const char usage_text[] =
 	"    lightscale-relay serve --foreground --udp 3478 --stream 3478\n"
 	"    lightscale-relay serve --config /etc/lightscale/relay.conf\n"
 	"    lightscale-relay status --json | jq .counters\n"
-	"    lightscale-relay stun-query relay.example.net:3478   # (numeric addresses only)\n";
+	"    lightscale-relay stun-query 203.0.113.10:3478 --json   # addresses are numeric\n"
+	"\n"
+	"FILES\n"
+	"    /etc/lightscale/relay.conf      settings (relay/relay.conf.example in the source)\n"
+	"    /run/lightscale/relay.sock      the status socket\n"
+	"    relay/lightscale-relay.service  a systemd unit (runs with --foreground)\n";
 
 static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
 {

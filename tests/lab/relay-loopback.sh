@@ -114,6 +114,15 @@ check_eq "a bad listen address exits 2" 2 "$rc"
 check "... and quotes it" grep -q "\`127.0.0.1:99999'" "$tmp/err"
 check "--help reads like a man page" bash -c "$RELAY --help | grep -q '^SYNOPSIS' && $RELAY --help | grep -q '^SIGNALS'"
 
+# --- the example config file is valid (listen options from the command line)
+$RELAY serve --foreground --config relay/relay.conf.example --udp 127.0.0.1:0 --stream 127.0.0.1:0 \
+	--control "$tmp/example.sock" 2>"$tmp/example.log" &
+ex_pid=$!
+for _ in $(seq 30); do [ -S "$tmp/example.sock" ] && break; sleep 0.1; done
+check_eq "relay/relay.conf.example loads (queue limit 1M)" 1048576 \
+	"$($RELAY status --control "$tmp/example.sock" --json | jq -r .stream.queue_limit)"
+kill "$ex_pid"; wait "$ex_pid"
+
 # --- shutdown is clean
 kill "$relay_pid"; wait "$relay_pid"; rc=$?; relay_pid=
 check_eq "SIGTERM: the relay exits 0" 0 "$rc"
