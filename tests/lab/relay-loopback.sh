@@ -27,7 +27,7 @@ trap cleanup EXIT
 
 ctl=$tmp/relay.sock
 $RELAY serve --foreground --udp 127.0.0.1:0 --stream 127.0.0.1:0 --stun '[::1]:0' \
-	--queue-limit 64K --control "$ctl" 2>"$tmp/relay.log" &
+	--udp '[::1]:0' --stream '[::1]:0' --queue-limit 64K --control "$ctl" 2>"$tmp/relay.log" &
 relay_pid=$!
 for _ in $(seq 50); do [ -S "$ctl" ] && break; sleep 0.1; done
 status() { $RELAY status --control "$ctl" --json; }
@@ -35,8 +35,10 @@ counter() { status | jq -r --arg k "$1" '.counters[$k]'; }
 
 st=$(status) || { fail "relay started" "$(cat "$tmp/relay.log")"; tap_done; exit 1; }
 ok "relay started and answers status"
-udp=$(jq -r '.listeners[] | select(.kind=="udp").address' <<<"$st")
-stream=$(jq -r '.listeners[] | select(.kind=="stream").address' <<<"$st")
+udp=$(jq -r '.listeners[] | select(.kind=="udp").address | select(startswith("127."))' <<<"$st")
+stream=$(jq -r '.listeners[] | select(.kind=="stream").address | select(startswith("127."))' <<<"$st")
+udp6=$(jq -r '.listeners[] | select(.kind=="udp").address | select(startswith("["))' <<<"$st")
+stream6=$(jq -r '.listeners[] | select(.kind=="stream").address | select(startswith("["))' <<<"$st")
 stun6=$(jq -r '.listeners[] | select(.kind=="stun").address' <<<"$st")
 echo "# udp $udp stream $stream stun $stun6"
 
@@ -56,6 +58,11 @@ check_eq "counter: stream probes" 1 "$(counter stream.probes)"
 drops=$(counter stream.queue_drops)
 if [ "$drops" -gt 0 ]; then ok "counter: slow reader's overflow dropped ($drops frames)"
 else fail "counter: slow reader's overflow dropped" "stream.queue_drops=$drops"; fi
+
+# --- the same clients over IPv6
+echo "# again over IPv6: udp $udp6 stream $stream6"
+"$E2E" --udp "$udp6" --stream "$stream6"
+check_eq "lsr-e2e over IPv6 exits 0" 0 "$?"
 
 # --- STUN, ours: the mapped address is the socket we sent from
 out=$($RELAY stun-query "$udp" --bind 127.0.0.1:0 --json)
@@ -105,8 +112,9 @@ check_eq "text status shows the same counter" "counter stun.requests $(counter s
 	"$(grep '^counter stun.requests ' <<<"$text")"
 
 # --- SIGUSR1 logs counters
+replaced=$(counter stream.replaced)
 kill -USR1 "$relay_pid"; sleep 0.2
-check "SIGUSR1 logs the counters" grep -q 'counter stream.replaced 1' "$tmp/relay.log"
+check "SIGUSR1 logs the counters ($replaced replaced)" grep -q "counter stream.replaced $replaced\$" "$tmp/relay.log"
 
 # --- usage errors quote the bad value and exit 2
 $RELAY serve --foreground --udp 127.0.0.1:99999 2>"$tmp/err"; rc=$?
