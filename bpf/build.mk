@@ -39,3 +39,4 @@ bpf: $(BPF_SKEL)
 
 # Labs (netns, root): fast ones in make check, long ones in make check-lab.
 CHECK_LABS += tests/lab/bpf-attach.sh tests/lab/bpf-isolate-filter.sh
+LONG_LABS  += tests/lab/bpf-overlap.sh

@@ -58,6 +58,7 @@ sleep 0.3
 LSB_PIDS+=("$(cat "$BUILD/test-logs/lsb-$$-7000.pid")")
 FILTER="--stages filter,metrics --rule 10.1.0.0/24|10.1.0.1/32|tcp|5201 --rule 10.1.0.0/24|10.1.0.1/32|icmp|* --route 10.1.0.0/24,1,1,net1"
 tcp_ok x 10.1.0.1 5202 && ok "without the filter port 5202 is open" || fail "5202 open before filter"
+rm -f "$BUILD/test-logs/bpf-isolate-run.log"
 nsenter --net=/run/netns/lsb-$$-n $A run $FILTER >"$BUILD/test-logs/bpf-isolate-run.log" 2>&1 &
 RUN=$!
 LSB_PIDS+=("$RUN")
@@ -76,6 +77,7 @@ bpftool map dump pinned "$PA/route_stats" | grep -q '"rx_packets"' && ok "bpftoo
 kill -9 "$RUN"; wait "$RUN" 2>/dev/null
 tcp_ok x 10.1.0.1 5202 && fail "loader killed: 5202 stays denied" || ok "loader killed: 5202 stays denied"
 tcp_ok x 10.1.0.1 5201 && ok "loader killed: 5201 still allowed" || fail "5201 while killed"
+rm -f "$BUILD/test-logs/bpf-isolate-run2.log"
 nsenter --net=/run/netns/lsb-$$-n $A run $FILTER >"$BUILD/test-logs/bpf-isolate-run2.log" 2>&1 &
 RUN=$!
 LSB_PIDS+=("$RUN")

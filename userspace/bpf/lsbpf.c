@@ -343,11 +343,23 @@ int lsbpf_attach(struct lsbpf *b, const char *ifname, enum lsbpf_role role, enum
 		pr_err("bpf: attach needs a pin directory (opened with no_pin)");
 		return -EINVAL;
 	}
+	bool xdp_ok = mode == LSBPF_MODE_XDP;
+	if (xdp_ok && !getenv("LIGHTSCALE_BPF_XDP_FORCE")) {
+		/* Virtual devices (veth, no /sys/class/net/IF/device) hand XDP packets whose
+		 * checksums are only partial; an XDP rewrite would break TCP/UDP there. */
+		char dev[PATH_MAX];
+		snprintf(dev, sizeof(dev), "/sys/class/net/%s/device", ifname);
+		if (access(dev, F_OK)) {
+			pr_info("bpf: %s is a virtual device: TC only, no XDP (checksums may be partial; "
+				"LIGHTSCALE_BPF_XDP_FORCE=1 overrides)", ifname);
+			xdp_ok = false;
+		}
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(hooks); i++) {
 		const struct hook_def *h = &hooks[i];
 		if (h->role != role)
 			continue;
-		if (h->xdp && mode != LSBPF_MODE_XDP)
+		if (h->xdp && !xdp_ok)
 			continue;
 		r = attach_hook(b, ifname, ifindex, h, mode);
 		if (r)
