@@ -34,11 +34,6 @@ let
         default = "auto";
         description = "WireGuard engine: kernel (netlink), userspace (built-in engine on TUN), or auto.";
       };
-      bpfPinDir = mkOption {
-        type = types.str;
-        default = "/sys/fs/bpf/lightscale/${name}";
-        description = "Where the agent pins its BPF maps and links.";
-      };
       extraArgs = mkOption {
         type = types.listOf types.str;
         default = [ ];
@@ -72,7 +67,7 @@ let
         "${cfg.package}/bin/lightscale" "agent"
         "--profile" name
         "--engine" p.engine
-        "--bpf-pin-dir" p.bpfPinDir
+        "--foreground"
       ] ++ p.extraArgs);
       Restart = "on-failure";
       RestartSec = 2;

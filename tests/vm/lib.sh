@@ -215,6 +215,10 @@ vm_dump_logs() {
 	for name in "${!VM_KVER[@]}"; do
 		echo "# ---- serial console of guest $name (${VM_KVER[$name]}) ----"
 		vm_log "$name" | tail -n 80 | sed 's/^/#   /'
+		if [ -s "$VM_RUN/$name/agent.log" ]; then
+			echo "# ---- agent log of guest $name ----"
+			tail -n 30 "$VM_RUN/$name/agent.log" | sed 's/^/#   /'
+		fi
 		if [ -s "$VM_RUN/$name/qemu.log" ]; then
 			echo "# ---- qemu stderr of guest $name ----"
 			sed 's/^/#   /' "$VM_RUN/$name/qemu.log"
