@@ -364,6 +364,8 @@ struct ls_relay_stream {
 	int fd;
 	uint8_t *rbuf;
 	size_t rlen, roff, rcap;
+	uint8_t *pending; /* the unwritten tail of a frame: written before anything else */
+	size_t pending_len, pending_off;
 	uint32_t keepalive_s, max_payload;
 	struct sockaddr_storage observed;
 };
@@ -390,6 +392,7 @@ void ls_relay_stream_free(struct ls_relay_stream *rs)
 	if (rs->fd >= 0)
 		close(rs->fd);
 	free(rs->rbuf);
+	free(rs->pending);
 	free(rs);
 }
 
@@ -411,12 +414,12 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	}
 }
 
-static int write_iov(int fd, struct iovec *iov, int cnt, int timeout_ms)
+/* Writes the pending tail of an earlier frame. 0 when none is left, -EAGAIN when
+ * the socket stays full until the deadline, or -errno. */
+static int flush_pending(struct ls_relay_stream *rs, uint64_t deadline)
 {
-	uint64_t deadline = ls_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
-
-	while (cnt > 0) {
-		ssize_t n = writev(fd, iov, cnt);
+	while (rs->pending_off < rs->pending_len) {
+		ssize_t n = write(rs->fd, rs->pending + rs->pending_off, rs->pending_len - rs->pending_off);
 		int err;
 
 		if (n < 0) {
@@ -424,11 +427,51 @@ static int write_iov(int fd, struct iovec *iov, int cnt, int timeout_ms)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -errno;
-			err = wait_fd(fd, POLLOUT, deadline);
+			err = wait_fd(rs->fd, POLLOUT, deadline);
+			if (err)
+				return err == -ETIMEDOUT ? -EAGAIN : err;
+			continue;
+		}
+		rs->pending_off += n;
+	}
+	free(rs->pending);
+	rs->pending = NULL;
+	rs->pending_len = rs->pending_off = 0;
+	return 0;
+}
+
+/* Writes one whole frame or none of it: a frame that the socket took only in part
+ * is kept and finished by the next write (so a timeout never corrupts the stream).
+ * 0 (written or committed), -EAGAIN (an earlier frame is still not out; nothing
+ * was written), -errno. */
+static int write_frame(struct ls_relay_stream *rs, struct iovec *iov, int cnt, int timeout_ms)
+{
+	uint64_t deadline = ls_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	size_t total = 0, done = 0;
+	int err = flush_pending(rs, deadline);
+
+	if (err)
+		return err;
+	for (int i = 0; i < cnt; i++)
+		total += iov[i].iov_len;
+	while (cnt > 0) {
+		ssize_t n = writev(rs->fd, iov, cnt);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -errno;
+			err = wait_fd(rs->fd, POLLOUT, deadline);
+			if (err == -ETIMEDOUT && done == 0)
+				return -EAGAIN;
+			if (err == -ETIMEDOUT)
+				break;
 			if (err)
 				return err;
 			continue;
 		}
+		done += n;
 		while (cnt > 0 && (size_t)n >= iov->iov_len) {
 			n -= iov->iov_len;
 			iov++;
@@ -439,14 +482,38 @@ static int write_iov(int fd, struct iovec *iov, int cnt, int timeout_ms)
 			iov->iov_len -= n;
 		}
 	}
+	if (cnt > 0) {
+		/* Keep the rest of this frame for later. */
+		size_t off = 0;
+
+		rs->pending = malloc(total - done);
+		if (!rs->pending)
+			return -ENOMEM;
+		for (int i = 0; i < cnt; i++) {
+			memcpy(rs->pending + off, iov[i].iov_base, iov[i].iov_len);
+			off += iov[i].iov_len;
+		}
+		rs->pending_len = off;
+		rs->pending_off = 0;
+	}
 	return 0;
+}
+
+int ls_relay_stream_flush(struct ls_relay_stream *rs, int timeout_ms)
+{
+	return flush_pending(rs, ls_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0));
+}
+
+bool ls_relay_stream_want_write(const struct ls_relay_stream *rs)
+{
+	return rs->pending_off < rs->pending_len;
 }
 
 int ls_relay_stream_write(struct ls_relay_stream *rs, const void *buf, size_t len, int timeout_ms)
 {
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 
-	return write_iov(rs->fd, &iov, 1, timeout_ms);
+	return write_frame(rs, &iov, 1, timeout_ms);
 }
 
 static int send_keyed(struct ls_relay_stream *rs, uint8_t type, const uint8_t key[LSR_KEY_LEN],
@@ -464,7 +531,7 @@ static int send_keyed(struct ls_relay_stream *rs, uint8_t type, const uint8_t ke
 		return -EMSGSIZE;
 	memcpy(k, key, LSR_KEY_LEN);
 	ls_relay_frame_hdr(&h, type, LSR_KEY_LEN + len);
-	return write_iov(rs->fd, iov, len ? 3 : 2, timeout_ms);
+	return write_frame(rs, iov, len ? 3 : 2, timeout_ms);
 }
 
 int ls_relay_stream_send(struct ls_relay_stream *rs, const uint8_t dst[LSR_KEY_LEN],
@@ -489,7 +556,7 @@ static int send_small(struct ls_relay_stream *rs, uint8_t type, const void *body
 	};
 
 	ls_relay_frame_hdr(&h, type, len);
-	return write_iov(rs->fd, iov, 2, timeout_ms);
+	return write_frame(rs, iov, 2, timeout_ms);
 }
 
 int ls_relay_stream_ping(struct ls_relay_stream *rs, const uint8_t data[8], int timeout_ms)
@@ -510,7 +577,7 @@ int ls_relay_stream_recv(struct ls_relay_stream *rs, struct ls_relay_frame *f, i
 		if (err == 0) {
 			rs->roff += consumed;
 			if (f->type == LSR_FRAME_PING)
-				send_small(rs, LSR_FRAME_PONG, f->payload, LSR_PING_LEN, 1000);
+				send_small(rs, LSR_FRAME_PONG, f->payload, LSR_PING_LEN, 0);
 			return 0;
 		}
 		if (err != -EAGAIN)
@@ -545,6 +612,25 @@ int ls_relay_stream_recv(struct ls_relay_stream *rs, struct ls_relay_frame *f, i
 		if (err)
 			return err;
 	}
+}
+
+int ls_relay_stream_adopt(struct ls_relay_stream **out, int fd)
+{
+	struct ls_relay_stream *rs = calloc(1, sizeof(*rs));
+	int fl = fcntl(fd, F_GETFL);
+
+	if (!rs)
+		return -ENOMEM;
+	rs->rcap = 4096;
+	rs->rbuf = malloc(rs->rcap);
+	if (!rs->rbuf || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		free(rs->rbuf);
+		free(rs);
+		return fl < 0 ? -errno : -ENOMEM;
+	}
+	rs->fd = fd;
+	*out = rs;
+	return 0;
 }
 
 int ls_relay_stream_connect(struct ls_relay_stream **out, const struct sockaddr *relay,

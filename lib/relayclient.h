@@ -104,19 +104,30 @@ struct ls_relay_stream;
 int ls_relay_stream_connect(struct ls_relay_stream **out, const struct sockaddr *relay,
 			    socklen_t relay_len, const struct ls_relay_identity *id, int timeout_ms,
 			    uint32_t *reason);
+/* Wraps a connected stream socket past its hello (another transport's handshake
+ * done elsewhere; a socketpair in tests). Makes fd non-blocking; owns it after. */
+int ls_relay_stream_adopt(struct ls_relay_stream **out, int fd);
 void ls_relay_stream_free(struct ls_relay_stream *rs);
 int ls_relay_stream_fd(const struct ls_relay_stream *rs);
 uint32_t ls_relay_stream_keepalive(const struct ls_relay_stream *rs);
 const struct sockaddr_storage *ls_relay_stream_observed(const struct ls_relay_stream *rs);
 
-/* Writes a whole frame, waiting up to timeout_ms for socket space. 0, -ETIMEDOUT, -errno. */
+/* Sending, blocking or not. A frame is written whole or not at all: when the
+ * socket takes only part of it before timeout_ms (0: do not wait), the rest is
+ * kept and written first by the next send or ls_relay_stream_flush(); the call
+ * returns 0. When an earlier frame's rest still cannot go out, nothing is written
+ * and the call returns -EAGAIN (wait for POLLOUT, flush, retry). Else -errno. */
 int ls_relay_stream_send(struct ls_relay_stream *rs, const uint8_t dst[LSR_KEY_LEN],
 			 const void *payload, size_t len, int timeout_ms);
 int ls_relay_stream_probe(struct ls_relay_stream *rs, const uint8_t dst[LSR_KEY_LEN],
 			  const void *data, size_t len, int timeout_ms);
 int ls_relay_stream_ping(struct ls_relay_stream *rs, const uint8_t data[8], int timeout_ms);
-/* Raw bytes (tests use it to send malformed frames). */
+/* Raw bytes, as one unit (tests use it to send malformed frames). */
 int ls_relay_stream_write(struct ls_relay_stream *rs, const void *buf, size_t len, int timeout_ms);
+/* Writes a kept frame tail: 0 when nothing is left, -EAGAIN, -errno. */
+int ls_relay_stream_flush(struct ls_relay_stream *rs, int timeout_ms);
+/* Is a frame tail waiting (poll the fd for POLLOUT, then flush)? */
+bool ls_relay_stream_want_write(const struct ls_relay_stream *rs);
 
 /* Next frame from the relay, waiting up to timeout_ms (0: only what is buffered or
  * readable now). PINGs from the relay are answered and also returned. The frame

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "keys.h"
 #include "lightscale/wire.h"
@@ -261,6 +263,72 @@ static void test_proofs(void **state)
 	assert_int_equal(ls_relay_proof_verify(&p, LSR_PURPOSE_UDP, id.wg_key, NULL), -EPERM);
 }
 
+/* A frame the socket takes only in part is finished later, never torn: the reader
+ * sees whole frames only, in order, whatever the timeouts. */
+static void test_stream_partial_writes(void **state)
+{
+	struct ls_relay_stream *rs;
+	uint8_t key[LSR_KEY_LEN] = { 3 }, payload[3000];
+	int sv[2], sent = 0, r, sz = 4096, partials = 0;
+	uint8_t *in = malloc(1 << 20);
+	size_t have = 0, off = 0, consumed;
+	struct ls_relay_frame f;
+	ssize_t n;
+
+	/* TCP on loopback with small buffers: writes get cut anywhere. */
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t alen = sizeof(a);
+		int l = socket(AF_INET, SOCK_STREAM, 0);
+
+		assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+		assert_int_equal(listen(l, 1), 0);
+		getsockname(l, (struct sockaddr *)&a, &alen);
+		sv[0] = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		assert_int_equal(connect(sv[0], (struct sockaddr *)&a, sizeof(a)), 0);
+		sv[1] = accept(l, NULL, NULL);
+		close(l);
+	}
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	assert_int_equal(ls_relay_stream_adopt(&rs, sv[0]), 0);
+	/* Send without waiting until the socket refuses a whole new frame. */
+	for (;;) {
+		memset(payload, sent, sizeof(payload));
+		r = ls_relay_stream_send(rs, key, payload, sizeof(payload), 0);
+		if (r == -EAGAIN)
+			break;
+		assert_int_equal(r, 0);
+		sent++;
+		partials += ls_relay_stream_want_write(rs);
+		assert_true(sent < 1000);
+	}
+	assert_true(sent > 0);
+	print_message("# %d frames sent without waiting, %d of them cut by the socket\n", sent, partials);
+	/* Drain, flushing, until every committed frame is out. */
+	for (int i = 0; i < 1000; i++) {
+		while ((n = recv(sv[1], in + have, (1 << 20) - have, MSG_DONTWAIT)) > 0)
+			have += n;
+		if (ls_relay_stream_flush(rs, 10) == 0 && !ls_relay_stream_want_write(rs))
+			break;
+	}
+	while ((n = recv(sv[1], in + have, (1 << 20) - have, MSG_DONTWAIT)) > 0)
+		have += n;
+	assert_false(ls_relay_stream_want_write(rs));
+	for (int i = 0; i < sent; i++) {
+		assert_int_equal(ls_relay_frame_parse(in + off, have - off, &f, &consumed), 0);
+		assert_int_equal(f.type, LSR_FRAME_SEND);
+		assert_int_equal(f.payload_len, sizeof(payload));
+		assert_int_equal(f.payload[0], (uint8_t)i);
+		assert_int_equal(f.payload[sizeof(payload) - 1], (uint8_t)i);
+		off += consumed;
+	}
+	assert_int_equal(off, have);
+	ls_relay_stream_free(rs);
+	close(sv[1]);
+	free(in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_addr_mapping),
 		cmocka_unit_test(test_frame_parse),
 		cmocka_unit_test(test_proofs),
+		cmocka_unit_test(test_stream_partial_writes),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
