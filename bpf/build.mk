@@ -38,5 +38,5 @@ bpf: $(BPF_SKEL)
 .PHONY: bpf
 
 # Labs (netns, root): fast ones in make check, long ones in make check-lab.
-CHECK_LABS += tests/lab/bpf-attach.sh tests/lab/bpf-isolate-filter.sh
+CHECK_LABS += tests/lab/bpf-attach.sh tests/lab/bpf-isolate-filter.sh tests/lab/bpf-stun.sh
 LONG_LABS  += tests/lab/bpf-overlap.sh
