@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -141,6 +142,7 @@ static int handle_netmap(struct agent *a, json_t *doc)
 	}
 	if (ls_profile_save_netmap(a->prof, a->nm))
 		pr_warn("cannot cache the netmap in %s", a->prof->dir);
+	malloc_trim(0); /* a large map leaves a large heap behind */
 unlock:
 	pthread_mutex_unlock(&a->lock);
 	ls_nm_diff_free(&diff);
@@ -402,6 +404,7 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 		pr_info("reapplying the cached netmap (version %lld, %zu peers)", (long long)a.nm->version, a.nm->n_peers);
 	pthread_mutex_lock(&a.lock);
 	ret = dp_reconcile_full(&a);
+	malloc_trim(0);
 	pthread_mutex_unlock(&a.lock);
 	if (ret == -EPERM || ret == -EACCES || (ret && !strcmp(opts->dp.engine ? opts->dp.engine : "", "kernel"))) {
 		pr_err("cannot bring up %s: %s", prof->ifname, strerror(-ret));

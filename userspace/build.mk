@@ -48,3 +48,11 @@ $(BUILD)/fuzz/uapi_fuzz: userspace/fuzz/uapi_fuzz.c userspace/wg_uapi.c $(LIB_FU
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE $^ $(ALL_LIBS) -o $@
 
 fuzz: $(BUILD)/fuzz/uapi_fuzz
+
+# bench/agent: apply and delta benchmark (run by `make bench`).
+$(BUILD)/bench/agent_apply: $(BUILD)/obj/bench/agent/bench_apply.o $(LIB_userspace) $(LIBLS)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -o $@
+
+BENCHES += bench/agent/bench.sh

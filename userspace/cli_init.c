@@ -28,6 +28,8 @@ static const char help[] =
 	"  --hostname H           node name (default: this machine's hostname)\n"
 	"  --listen-port N        WireGuard UDP port (default 51820)\n"
 	"  --mtu N                overlay MTU (default 1420)\n"
+	"  --keepalive S          persistent keepalive for every peer, seconds (default 0: off;\n"
+	"                         25 keeps NAT mappings open behind a NAT)\n"
 	"  --advertise-routes L   comma-separated prefixes this node routes (0.0.0.0/0 and ::/0\n"
 	"                         offer it as an exit node)\n"
 	"  --exit-node X          exit node to use: auto, none, a peer id or name (default none)\n"
@@ -84,6 +86,7 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 		{ "hostname", required_argument, NULL, 'H' },
 		{ "listen-port", required_argument, NULL, 'p' },
 		{ "mtu", required_argument, NULL, 'm' },
+		{ "keepalive", required_argument, NULL, 'k' },
 		{ "advertise-routes", required_argument, NULL, 'r' },
 		{ "exit-node", required_argument, NULL, 'x' },
 		{ "new-keys", no_argument, NULL, 'N' },
@@ -91,7 +94,7 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 		{ 0 },
 	};
 	const char *control = NULL, *token = NULL, *hostname = NULL, *routes = NULL, *exitn = NULL;
-	int port = -1, mtu = -1, c, ret;
+	int port = -1, mtu = -1, keepalive = -1, c, ret;
 	bool new_keys = false, existed;
 	struct ls_profile p;
 	char path[PATH_MAX], err[512], host[256], pub[LS_KEY_B64_LEN + 1];
@@ -110,15 +113,18 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 		case 'x': exitn = optarg; break;
 		case 'N': new_keys = true; break;
 		case 'p':
+		case 'k':
 		case 'm': {
 			char *end;
 			long v = strtol(optarg, &end, 10);
 
-			if (*end || v < (c == 'p' ? 0 : 1280) || v > (c == 'p' ? 65535 : 9000))
-				return ls_cli_usage_error(cli, help, "invalid %s `%s'", c == 'p' ? "port" : "MTU (1280-9000)",
-							  optarg);
+			if (*end || v < (c == 'm' ? 1280 : 0) || v > (c == 'm' ? 9000 : 65535))
+				return ls_cli_usage_error(cli, help, "invalid %s `%s'",
+							  c == 'p' ? "port" : c == 'k' ? "keepalive" : "MTU (1280-9000)", optarg);
 			if (c == 'p')
 				port = (int)v;
+			else if (c == 'k')
+				keepalive = (int)v;
 			else
 				mtu = (int)v;
 			break;
@@ -164,6 +170,8 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 		p.listen_port = port;
 	if (mtu > 0)
 		p.mtu = mtu;
+	if (keepalive >= 0)
+		p.keepalive = keepalive;
 	if (exitn) {
 		free(p.exit_node);
 		p.exit_node = strdup(exitn);

@@ -10,12 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "rtnl.h"
-
-#define LS_KEEPALIVE 25
 
 void ls_strv_free(char **v, size_t n)
 {
@@ -103,7 +102,7 @@ static int desired_peer(const struct ls_dp *dp, const struct ls_nm_peer *p, stru
 	memset(w, 0, sizeof(*w));
 	memcpy(w->key, p->wg_key, LS_WG_KEY_LEN);
 	w->flags = LS_WGP_REPLACE_ALLOWED | LS_WGP_HAS_KEEPALIVE;
-	w->keepalive = LS_KEEPALIVE;
+	w->keepalive = (uint16_t)dp->prof->keepalive;
 	w->allowed = calloc(p->allowed_ips.n + nd + 1, sizeof(*w->allowed));
 	if (!w->allowed)
 		return -ENOMEM;
@@ -198,7 +197,17 @@ static int ps_send(struct ls_dp *dp, struct peer_set *s, unsigned int dev_flags,
 	dev.flags = dev_flags;
 	dev.peers = s->v;
 	dev.n_peers = s->n;
-	return dp->eng->set(&dev);
+	{
+		struct timespec a, b;
+		int ret;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		ret = dp->eng->set(&dev);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		dp->engine_ns += (uint64_t)((b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
+		dp->engine_calls++;
+		return ret;
+	}
 }
 
 /* ---- addresses ---------------------------------------------------------------------- */

@@ -48,6 +48,8 @@ struct ls_dp {
 	bool masquerading;
 	struct ls_prefix control_hosts[8];
 	size_t n_control_hosts;
+	uint64_t engine_ns; /* time spent in engine set calls (benchmarks) */
+	uint64_t engine_calls;
 };
 
 int ls_dp_open(struct ls_dp *dp, struct ls_profile *prof, const struct ls_dp_opts *opts);

@@ -145,6 +145,8 @@ int ls_profile_load(struct ls_profile *p, const char *state_dir, const char *nam
 		p->listen_port = (int)json_integer_value(json_object_get(doc, "listen_port"));
 	if (json_is_integer(json_object_get(doc, "mtu")))
 		p->mtu = (int)json_integer_value(json_object_get(doc, "mtu"));
+	if (json_is_integer(json_object_get(doc, "keepalive")))
+		p->keepalive = (int)json_integer_value(json_object_get(doc, "keepalive"));
 	if (json_is_integer(json_object_get(doc, "table")))
 		p->table = (uint32_t)json_integer_value(json_object_get(doc, "table"));
 	if (json_is_integer(json_object_get(doc, "fwmark")))
@@ -158,7 +160,8 @@ int ls_profile_load(struct ls_profile *p, const char *state_dir, const char *nam
 		    !ls_prefix_parse(json_string_value(v), &p->routes[p->n_routes], false))
 			p->n_routes++;
 	}
-	if (p->listen_port < 0 || p->listen_port > 65535 || p->mtu < 1280 || p->mtu > 9000) {
+	if (p->listen_port < 0 || p->listen_port > 65535 || p->mtu < 1280 || p->mtu > 9000 || p->keepalive < 0 ||
+	    p->keepalive > 65535) {
 		snprintf(err, err_size, "%s: listen_port %d or mtu %d out of range", path, p->listen_port, p->mtu);
 		ret = -EINVAL;
 		goto cleanup;
@@ -192,9 +195,9 @@ int ls_profile_save_config(const struct ls_profile *p)
 		ls_prefix_format(&p->routes[i], b);
 		json_array_append_new(routes, json_string(b));
 	}
-	doc = json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:o}", "profile", p->name,
+	doc = json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:o}", "profile", p->name,
 			"control", p->control_urls, "hostname", p->hostname, "exit_node", p->exit_node,
-			"listen_port", p->listen_port, "mtu", p->mtu, "interface", p->ifname, "table",
+			"listen_port", p->listen_port, "mtu", p->mtu, "keepalive", p->keepalive, "interface", p->ifname, "table",
 			(json_int_t)p->table, "fwmark", (json_int_t)p->fwmark, "rule_priority",
 			(json_int_t)p->rule_prio, "node_id", (json_int_t)p->node_id, "routes", routes);
 	if (!doc)

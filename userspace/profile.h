@@ -37,6 +37,7 @@ struct ls_profile {
 	char *exit_node;    /* NULL/"none", "auto", an id or a name */
 	int listen_port;
 	int mtu;
+	int keepalive;      /* persistent keepalive seconds for every peer, 0: off */
 	uint32_t table;     /* routing table for advertised routes and the exit default */
 	uint32_t fwmark;    /* WireGuard's and the agent's own sockets */
 	uint32_t rule_prio; /* first of our ip rule priorities */

@@ -432,13 +432,15 @@ const char *ls_uapi_engine_path(void)
  * /run/lightscale/IF.engine.log; waits until the UAPI socket answers. */
 static int uapi_spawn(const char *ifname)
 {
-	const char *path = ls_uapi_engine_path();
+	const char *path = ls_uapi_engine_path(), *base = strrchr(path, '/');
 	char self[PATH_MAX], log[PATH_MAX], sock[PATH_MAX];
-	bool self_engine = !strcmp(path, "/proc/self/exe");
+	/* a lightscale binary serves it with `wg-userspace IF'; anything else is run the
+	 * way wireguard-go is: `PROGRAM -f IF' */
+	bool self_engine = !strcmp(path, "/proc/self/exe") || !strcmp(base ? base + 1 : path, "lightscale");
 	pid_t pid;
 	int status;
 
-	if (self_engine) {
+	if (!strcmp(path, "/proc/self/exe")) {
 		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
 		if (n < 0)

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# bench/agent: apply a netmap of 1,000 and 10,000 peers to a fresh interface, then a
+# delta of 100 changed peers, side by side with a full resync and a naive full replace
+# (wg setconf), alternating, 5 rounds; wall time, syscalls per phase (strace), and the
+# RSS of the agent side and of the engine process. Targets: the 100-peer delta on a
+# 10,000-peer interface under 50 ms; agent RSS under 16 MiB at 10,000 peers.
+#   ENGINE=wireguard-go bench/agent/bench.sh   to use wireguard-go as the engine
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+B="$BUILD/bench/agent_apply"
+[ -x "$B" ] || { echo "bench/agent: build $B first (make BUILD=$BUILD $B)"; exit 1; }
+if [ "${ENGINE:-}" = wireguard-go ]; then
+	export LIGHTSCALE_WG_USERSPACE=/usr/bin/wireguard-go
+else
+	export LIGHTSCALE_WG_USERSPACE="$BUILD/lightscale"
+fi
+ROUNDS=${ROUNDS:-5}
+echo "uptime: $(uptime)"
+echo "engine: $LIGHTSCALE_WG_USERSPACE"
+tmp=$(mktemp -d /tmp/lsa-bench.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+rc=0
+for n in ${SIZES:-1000 10000}; do
+	out=$(LIGHTSCALE_LOG=err "$B" "$n" "$ROUNDS") || { echo "bench failed at $n peers"; rc=1; continue; }
+	# syscalls per phase, from a separate run under strace with marker syscalls
+	LSA_BENCH_MARKS=1 LIGHTSCALE_LOG=err strace -f -qq -o "$tmp/st.$n" "$B" "$n" 1 >/dev/null 2>&1
+	# only the agent side's own syscalls (the engine is another process strace follows)
+	count() { awk -v a="lsa-mark:$1\"" -v b="lsa-mark:$1-end\"" 'index($0,a){on=1;pid=$1;next} index($0,b){on=0} on && $1==pid{c++} END{print c+0}' "$tmp/st.$n"; }
+	jq -r --arg sf "$(count full)" --arg sd "$(count delta)" --arg sr "$(count resync)" --arg sp "$(count replace)" '
+	  "peers \(.peers): full apply \(.apply_full_ms | floor) ms (\($sf) syscalls), parse \(.parse_full_ms | floor) ms\n" +
+	  "  100-peer delta (parse+apply+set): median \(.delta.median_ms * 100 | floor / 100) ms [\(.delta.min_ms * 100 | floor / 100)-\(.delta.max_ms * 100 | floor / 100)], \($sd) syscalls" +
+	  "  (parse \(.delta_parse.median_ms * 100 | floor / 100) ms, waiting for the engine \(.delta_engine.median_ms * 100 | floor / 100) ms)\n" +
+	  "  yardstick full resync (get + diff + set): median \(.resync.median_ms * 100 | floor / 100) ms, \($sr) syscalls; ratio \((.resync.median_ms / .delta.median_ms) * 10 | floor / 10)x\n" +
+	  "  yardstick replace all peers (wg setconf): median \(.replace.median_ms * 100 | floor / 100) ms, \($sp) syscalls; ratio \((.replace.median_ms / .delta.median_ms) * 10 | floor / 10)x\n" +
+	  "  agent-side RSS \(.rss_kib) KiB (peak \(.hwm_kib) KiB); engine RSS \(.engine_rss_kib) KiB (peak \(.engine_hwm_kib) KiB); engine holds \(.engine_peers) peers"' <<<"$out"
+	if [ "$n" = 10000 ]; then
+		jq -e '.delta.median_ms < 50' <<<"$out" >/dev/null && echo "  target: delta < 50 ms: met" || echo "  target: delta < 50 ms: MISSED"
+		jq -e '.rss_kib < 16384' <<<"$out" >/dev/null && echo "  target: agent-side RSS < 16 MiB: met" || echo "  target: agent-side RSS < 16 MiB: MISSED"
+	fi
+done
+
+# The real agent: a profile whose cached netmap has 10,000 peers and whose control plane
+# cannot be reached; RSS once the map is applied (the engine process reported apart).
+ns="lsa-bench-$$"
+ip netns add "$ns" && trap 'rm -rf "$tmp"; ip netns del "$ns" 2>/dev/null' EXIT
+ip -n "$ns" link set lo up
+n=${AGENT_PEERS:-10000}
+prof=lsabench$$
+LS="$BUILD/lightscale"
+"$LS" init --profile "$prof" --state-dir "$tmp/state" --control http://127.0.0.1:9 --token lst_bench >/dev/null
+"$B" --dump-netmap "$n" "$tmp/state/$prof/netmap.json"
+nsenter --net=/run/netns/$ns -- env LIGHTSCALE_LOG=err "$LS" agent --foreground --profile "$prof" --state-dir "$tmp/state" \
+	--heartbeat 300 >"$tmp/agent.log" 2>&1 &
+apid=$!
+t0=$(date +%s%N)
+for _ in $(seq 600); do
+	c=$(nsenter --net=/run/netns/$ns -- wg show "ls-$prof" peers 2>/dev/null | wc -l)
+	[ "$c" = "$n" ] && break
+	sleep 0.1
+done
+t1=$(date +%s%N)
+sleep 1
+eng=$(nsenter --net=/run/netns/$ns -- ss -xlpn | grep -o "ls-$prof.sock.*pid=[0-9]*" | grep -o '[0-9]*$' | head -1)
+rss() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
+echo "real agent, $n peers from its cache, control plane unreachable: applied in $(((t1 - t0) / 1000000)) ms (engine holds $c peers)"
+echo "  agent RSS $(rss $apid VmRSS) KiB (peak $(rss $apid VmHWM) KiB); engine RSS $(rss "$eng" VmRSS) KiB (peak $(rss "$eng" VmHWM) KiB)"
+(($(rss $apid VmRSS) < 16384)) && echo "  target: agent RSS < 16 MiB: met" || echo "  target: agent RSS < 16 MiB: MISSED"
+kill $apid; wait $apid 2>/dev/null
+nsenter --net=/run/netns/$ns -- "$LS" wg-down --profile "$prof" --state-dir "$tmp/state"
+rm -f "/run/lightscale/$prof.pid" "/run/lightscale/$prof.sock"
+exit $rc

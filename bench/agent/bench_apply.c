@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Agent apply benchmark: in a private network namespace, a fresh interface gets a netmap
+ * of N peers (full apply), then R rounds of a 100-peer delta (new endpoints), measured
+ * three ways, alternating:
+ *   delta    what the agent does: parse the delta, apply it to the map, set only the
+ *            changed peers (ls_netmap_apply_delta_diff + ls_dp_apply_diff)
+ *   resync   a full reconcile: read the engine's whole state and set what differs
+ *   replace  the naive yardstick: set every peer again with replace_peers (wg setconf)
+ * Prints one JSON object: medians and spreads in ms, and the RSS of this process (the
+ * agent's share) and of the engine process. With LSA_BENCH_MARKS=1 it writes marker
+ * syscalls (write(-1, "lsa-mark:PHASE")) so strace can count syscalls per phase.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <malloc.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "log.h"
+#include "netmap.h"
+#include "util.h"
+#include "userspace/dataplane.h"
+#include "userspace/rtnl.h"
+#include "userspace/wg.h"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void mark(const char *phase)
+{
+	char buf[64];
+
+	if (!getenv("LSA_BENCH_MARKS"))
+		return;
+	snprintf(buf, sizeof(buf), "lsa-mark:%s", phase);
+	syscall(SYS_write, -1, buf, strlen(buf));
+}
+
+static void peer_key(int i, uint8_t key[32])
+{
+	memset(key, 0, 32);
+	key[0] = 0x11;
+	key[1] = (uint8_t)(i >> 16);
+	key[2] = (uint8_t)(i >> 8);
+	key[3] = (uint8_t)i;
+	key[31] = 0x40;
+}
+
+/* A netmap document: full (n peers) or a delta of the peers in [from, from + n) with
+ * endpoint port base+i. */
+static char *gen(int n_total, bool full, int from, int n, int64_t version, int port_base)
+{
+	size_t cap = (size_t)(full ? n_total : n) * 320 + 1024, len = 0;
+	char *s = malloc(cap), b64[LS_KEY_B64_LEN + 1];
+	uint8_t key[32];
+
+	len += snprintf(s + len, cap - len,
+			"{\"version\": %lld, \"full\": %s, \"network\": {\"id\": \"bench\", \"name\": \"bench\","
+			" \"ipv4\": \"100.64.0.0/10\", \"ipv6\": \"fd00:b0c0::/48\"},"
+			" \"self\": {\"id\": 1, \"name\": \"me\", \"addresses\": [\"100.64.0.1\"]}, \"peers\": [",
+			(long long)version, full ? "true" : "false");
+	for (int k = 0; k < (full ? n_total : n); k++) {
+		int i = full ? k : from + k;
+
+		peer_key(i, key);
+		ls_key_to_base64(b64, key);
+		len += snprintf(s + len, cap - len,
+				"%s{\"id\": %d, \"name\": \"p%d\", \"wg_key\": \"%s\", \"addresses\": [\"100.%d.%d.%d\"],"
+				" \"allowed_ips\": [\"100.%d.%d.%d/32\"], \"endpoints\": [\"10.%d.%d.%d:%d\"]}",
+				k ? "," : "", i + 2, i, b64, 64 + ((i + 2) >> 16), ((i + 2) >> 8) & 255, (i + 2) & 255,
+				64 + ((i + 2) >> 16), ((i + 2) >> 8) & 255, (i + 2) & 255, 1 + ((i + 2) >> 16),
+				((i + 2) >> 8) & 255, (i + 2) & 255, port_base + (i % 1000));
+	}
+	len += snprintf(s + len, cap - len, "]}");
+	return s;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static json_t *stats(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	return json_pack("{s:f, s:f, s:f}", "median_ms", v[n / 2], "min_ms", v[0], "max_ms", v[n - 1]);
+}
+
+static long rss_kib(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, field, strlen(field)))
+			v = strtol(line + strlen(field) + 1, NULL, 10);
+	}
+	fclose(f);
+	return v;
+}
+
+static pid_t engine_pid(const char *ifname)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	pid_t pid = -1;
+
+	ls_uapi_sock_path(ifname, sun.sun_path, sizeof(sun.sun_path));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+		pid = cred.pid;
+	close(fd);
+	return pid;
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 1000, rounds = argc > 2 ? atoi(argv[2]) : 5, changed = 100;
+	struct ls_profile prof = { 0 };
+	struct ls_dp_opts opts = { .engine = "userspace" };
+	struct ls_netmap *nm = NULL;
+	struct ls_dp dp;
+	char err[256], *doc;
+	double t, t_full, t_parse_full, *d_delta, *d_resync, *d_replace, *d_parse, *d_engine;
+	json_t *out;
+	int64_t version = 1;
+	int ret;
+
+	ls_log_init("bench-agent");
+	ls_crypto_init();
+	if (argc == 4 && !strcmp(argv[1], "--dump-netmap")) {
+		/* a full netmap of N peers for the real agent's cache (RSS measurement) */
+		char *d = gen(atoi(argv[2]), true, 0, 0, 1, 40000);
+
+		return ls_write_file_atomic(argv[3], d, strlen(d), 0600) ? 1 : 0;
+	}
+	if (unshare(CLONE_NEWNET)) {
+		fprintf(stderr, "bench: unshare(CLONE_NEWNET): %s (run as root)\n", strerror(errno));
+		return 1;
+	}
+	ls_rtnl_link_set((int)if_nametoindex("lo"), true, 0);
+	if (ls_profile_path(&prof, "/tmp", "lsabench"))
+		return 1;
+	snprintf(prof.ifname, sizeof(prof.ifname), "lsab%d", (int)getpid() % 1000000);
+	ls_wg_genkey(prof.wg_priv);
+	ls_wg_pubkey(prof.wg_pub, prof.wg_priv);
+	prof.listen_port = 0;
+	d_delta = calloc((size_t)rounds, sizeof(double));
+	d_resync = calloc((size_t)rounds, sizeof(double));
+	d_replace = calloc((size_t)rounds, sizeof(double));
+	d_parse = calloc((size_t)rounds, sizeof(double));
+	d_engine = calloc((size_t)rounds, sizeof(double));
+
+	doc = gen(n, true, 0, 0, version, 40000);
+	t = now_ms();
+	if (ls_netmap_parse(doc, strlen(doc), &nm, err, sizeof(err))) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	t_parse_full = now_ms() - t;
+	free(doc);
+	if ((ret = ls_dp_open(&dp, &prof, &opts))) {
+		fprintf(stderr, "bench: cannot open the engine: %s\n", strerror(-ret));
+		return 1;
+	}
+	mark("full");
+	t = now_ms();
+	ret = ls_dp_sync(&dp, nm);
+	t_full = now_ms() - t;
+	mark("full-end");
+	malloc_trim(0);
+	if (ret) {
+		fprintf(stderr, "bench: full apply failed: %s\n", strerror(-ret));
+		goto down;
+	}
+	for (int r = 0; r < rounds; r++) {
+		struct ls_netmap *d = NULL;
+		struct ls_nm_diff diff;
+		int from = (r * 997) % (n - changed);
+
+		/* delta: what the agent does with a long-poll answer */
+		doc = gen(n, false, from, changed, ++version, 41000 + r * 10);
+		mark("delta");
+		t = now_ms();
+		ls_netmap_parse(doc, strlen(doc), &d, err, sizeof(err));
+		d_parse[r] = now_ms() - t;
+		ret = ls_netmap_apply_delta_diff(nm, d, &diff, err, sizeof(err));
+		dp.engine_ns = 0;
+		if (!ret)
+			ret = ls_dp_apply_diff(&dp, nm, &diff);
+		d_delta[r] = now_ms() - t;
+		d_engine[r] = dp.engine_ns / 1e6;
+		mark("delta-end");
+		ls_nm_diff_free(&diff);
+		ls_netmap_free(d);
+		free(doc);
+		if (ret) {
+			fprintf(stderr, "bench: delta failed: %s %s\n", strerror(-ret), err);
+			goto down;
+		}
+		/* resync: the same kind of change, found by reading the engine */
+		doc = gen(n, false, (from + 500) % (n - changed), changed, ++version, 42000 + r * 10);
+		ls_netmap_parse(doc, strlen(doc), &d, err, sizeof(err));
+		ls_netmap_apply_delta_diff(nm, d, &diff, err, sizeof(err));
+		ls_nm_diff_free(&diff);
+		ls_netmap_free(d);
+		free(doc);
+		mark("resync");
+		t = now_ms();
+		ret = ls_dp_sync(&dp, nm);
+		d_resync[r] = now_ms() - t;
+		mark("resync-end");
+		/* replace: every peer set again (wg setconf) */
+		{
+			struct ls_wg_device *cur = NULL;
+
+			dp.eng->get(prof.ifname, &cur);
+			for (size_t i = 0; i < cur->n_peers; i++)
+				cur->peers[i].flags |= LS_WGP_REPLACE_ALLOWED;
+			cur->flags = LS_WGD_REPLACE_PEERS;
+			mark("replace");
+			t = now_ms();
+			ret = dp.eng->set(cur);
+			d_replace[r] = now_ms() - t;
+			mark("replace-end");
+			ls_wg_device_free(cur);
+		}
+	}
+	malloc_trim(0);
+	{
+		pid_t ep = engine_pid(prof.ifname);
+		struct ls_wg_device *cur = NULL;
+
+		dp.eng->get(prof.ifname, &cur);
+		out = json_pack("{s:i, s:i, s:i, s:s, s:f, s:f, s:o, s:o, s:o, s:o, s:o, s:i, s:I, s:I, s:I, s:I}", "peers", n,
+				"changed", changed, "rounds", rounds, "engine", ls_uapi_engine_path(), "parse_full_ms",
+				t_parse_full, "apply_full_ms", t_full, "delta", stats(d_delta, rounds), "delta_parse",
+				stats(d_parse, rounds), "delta_engine", stats(d_engine, rounds), "resync", stats(d_resync, rounds), "replace",
+				stats(d_replace, rounds), "engine_peers", cur ? (int)cur->n_peers : -1, "rss_kib",
+				(json_int_t)rss_kib(getpid(), "VmRSS"), "hwm_kib", (json_int_t)rss_kib(getpid(), "VmHWM"),
+				"engine_rss_kib", (json_int_t)rss_kib(ep, "VmRSS"), "engine_hwm_kib",
+				(json_int_t)rss_kib(ep, "VmHWM"));
+		ls_wg_device_free(cur);
+		char *s = json_dumps(out, JSON_COMPACT);
+
+		printf("%s\n", s);
+		free(s);
+		json_decref(out);
+	}
+down:
+	ls_dp_down(&prof);
+	ls_dp_close(&dp);
+	ls_netmap_free(nm);
+	return ret ? 1 : 0;
+}
