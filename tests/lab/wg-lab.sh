@@ -13,8 +13,9 @@
 # Checks: each side initiating, ping (v4, v6) and iperf3 TCP both ways, no
 # underlay fragmentation (IpFragCreates, outer sizes), wg showconf/setconf, a
 # forced rekey (LIGHTSCALE_WG_REKEY_AFTER_TIME=3 on our side), roaming of
-# each side, persistent keepalives on the wire, a wrong public key, a second
-# engine refused, exit when the TUN device is deleted.
+# each side, persistent keepalives on the wire, fwmark on our UDP socket,
+# cookie replies under load (b retries with MAC2), a wrong public key, a
+# second engine refused, exit when the TUN device is deleted.
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -35,7 +36,7 @@ cleanup() {
 	sleep 0.3
 	ip netns del $ns_a 2>/dev/null
 	ip netns del $ns_b 2>/dev/null
-	rm -f /var/run/wireguard/$if_a.sock /var/run/wireguard/$if_b.sock
+	rm -f /var/run/wireguard/$if_a.sock /var/run/wireguard/$if_b.sock /var/run/wireguard/lswc$$.sock
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -194,7 +195,38 @@ n=$(grep -c "UDP, length 32$" "$tmp/dump-ka")
 check "persistent keepalives (32-byte messages) seen on the wire: $n in 3.5 s" test "$n" -ge 2
 A wg set $if_a peer "$pb" persistent-keepalive 0
 
-# 8. A wrong public key never completes a handshake.
+# 8. fwmark (SO_MARK) set through the UAPI reaches our UDP socket: a rule
+# sends marked packets to an unreachable route, so the tunnel stops until
+# the mark is cleared.
+A wg set $if_a fwmark 0x77
+check_eq "wg show reads the fwmark" 0x77 "$(A wg show $if_a fwmark)"
+A ip rule add fwmark 0x77 lookup 177 pref 177
+A ip route add unreachable 192.168.241.0/24 table 177
+if A ping -c 2 -i 0.3 -W 1 10.77.0.2 >/dev/null 2>&1; then fail "marked tunnel packets follow the fwmark rule"
+else ok "marked tunnel packets follow the fwmark rule"; fi
+A wg set $if_a fwmark 0
+check_eq "wg show: fwmark off" off "$(A wg show $if_a fwmark)"
+check "ping works again with the fwmark cleared" A ping -c 2 -i 0.3 -W 2 10.77.0.2
+A ip rule del pref 177
+
+# 9. Cookies: a second engine of ours (lswc$$, in a) that acts as if under
+# load answers b's first initiation with a cookie reply; b must retry with
+# MAC2 (after REKEY_TIMEOUT, 5 s) and then get through.
+if_c=lswc$$
+kc2=$(wg genkey); pc2=$(wg pubkey <<<"$kc2"); echo "$kc2" >"$tmp/kc2"
+LIGHTSCALE_WG_UNDER_LOAD=1 LIGHTSCALE_WG_LOG_FILE=$tmp/c.log ip netns exec $ns_a "$WG_BIN" $if_c
+A wg set $if_c private-key "$tmp/kc2" listen-port 51823 peer "$pb" allowed-ips 10.88.0.2/32
+ip -n $ns_a addr add 10.88.0.3/32 dev $if_c; ip -n $ns_a link set $if_c up
+ip -n $ns_a route add 10.88.0.2/32 dev $if_c
+B wg set $if_b peer "$pc2" allowed-ips 10.88.0.3/32 endpoint $ua:51823
+ip -n $ns_b addr add 10.88.0.2/32 dev $if_b; ip -n $ns_b route add 10.88.0.3/32 dev $if_b
+check "ping b -> c through a cookie round trip" B ping -c 1 -W 9 -I 10.88.0.2 10.88.0.3
+check "c sent a cookie reply" test "$(stat $ns_a $if_c tx_cookie_replies)" -ge 1
+check "c accepted the retried initiation (with MAC2)" test "$(stat $ns_a $if_c rx_initiations)" -ge 1
+ip -n $ns_a link del $if_c
+B wg set $if_b peer "$pc2" remove
+
+# 10. A wrong public key never completes a handshake.
 kc=$(wg genkey); pc=$(wg pubkey <<<"$kc")
 A wg set $if_a peer "$pb" remove
 B wg set $if_b peer "$pa" remove
@@ -208,7 +240,7 @@ if [ "$PEER_IMPL" = ours ]; then
 	check "their engine counted the bad MAC1s" test "$(stat $ns_b $if_b rx_drop_mac)" -ge 1
 fi
 
-# 9. Deleting the TUN device ends the engine, which removes its socket.
+# 11. Deleting the TUN device ends the engine, which removes its socket.
 pid=$(ip netns pids $ns_a | while read -r p; do
 	[ "$(readlink /proc/$p/exe)" = "$WG_BIN" ] && echo "$p"; done | head -1)
 ip -n $ns_a link del $if_a

@@ -564,6 +564,9 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 	snprintf(e->ifname, sizeof(e->ifname), "%s", ifname);
 	lsw_dev_init(&e->dev, &engine_ops, e);
 	lsw_timer_cfg_from_env(&e->dev.cfg);
+	/* Tests: demand cookies (MAC2) from every handshake, as under load. */
+	if (getenv("LIGHTSCALE_WG_UNDER_LOAD") && !strcmp(getenv("LIGHTSCALE_WG_UNDER_LOAD"), "1"))
+		e->dev.force_under_load = true;
 	e->udp_gso = true;
 	/* LIGHTSCALE_WG_GRO=0 turns coalescing into the TUN device off. */
 	if (!getenv("LIGHTSCALE_WG_GRO") || strcmp(getenv("LIGHTSCALE_WG_GRO"), "0"))

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# wg-quick users: WG_QUICK_USERSPACE_IMPLEMENTATION=lightscale-wg brings an
+# interface up from a wg-quick config (this kernel has no WireGuard, so
+# wg-quick falls back to the userspace implementation), and `wg-quick down`
+# deletes it, which ends our engine.
+#
+#   ns lsw-$$-a: wg-quick up lswq$$ (ours)      ns lsw-$$-b: lightscale-wg lswr$$ + wg
+#     10.66.0.1/24  va$$ 192.168.242.1 <-- veth --> vb$$ 192.168.242.2  10.66.0.2/24
+set -u
+cd "$(dirname "$0")/../.."
+source tests/lib/tap.sh
+BUILD=${BUILD:-build}
+WG_BIN=$PWD/$BUILD/lightscale-wg
+ns_a=lsw-$$-qa ns_b=lsw-$$-qb if_a=lswq$$ if_b=lswr$$
+tmp=$(mktemp -d /tmp/lsw-quick.XXXXXX)
+cleanup() {
+	for ns in $ns_a $ns_b; do
+		for pid in $(ip netns pids $ns 2>/dev/null); do kill "$pid" 2>/dev/null; done
+	done
+	sleep 0.3
+	ip netns del $ns_a 2>/dev/null; ip netns del $ns_b 2>/dev/null
+	rm -f /var/run/wireguard/$if_a.sock /var/run/wireguard/$if_b.sock
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+if ! command -v wg-quick >/dev/null; then fail "wg-quick is installed (wireguard-tools)"; exit 1; fi
+
+ip netns add $ns_a; ip netns add $ns_b
+ip link add va$$ netns $ns_a type veth peer name vb$$ netns $ns_b
+ip -n $ns_a addr add 192.168.242.1/24 dev va$$; ip -n $ns_a link set va$$ up; ip -n $ns_a link set lo up
+ip -n $ns_b addr add 192.168.242.2/24 dev vb$$; ip -n $ns_b link set vb$$ up; ip -n $ns_b link set lo up
+ka=$(wg genkey) kb=$(wg genkey)
+pa=$(wg pubkey <<<"$ka") pb=$(wg pubkey <<<"$kb")
+echo "$kb" >"$tmp/kb"
+
+ip netns exec $ns_b "$WG_BIN" $if_b
+ip netns exec $ns_b wg set $if_b private-key "$tmp/kb" listen-port 51900 peer "$pa" allowed-ips 10.66.0.1/32
+ip -n $ns_b addr add 10.66.0.2/24 dev $if_b; ip -n $ns_b link set $if_b up
+
+cat >"$tmp/$if_a.conf" <<CONF
+[Interface]
+PrivateKey = $ka
+Address = 10.66.0.1/24
+ListenPort = 51901
+
+[Peer]
+PublicKey = $pb
+AllowedIPs = 10.66.0.2/32
+Endpoint = 192.168.242.2:51900
+PersistentKeepalive = 15
+CONF
+chmod 600 "$tmp/$if_a.conf"
+out=$(WG_QUICK_USERSPACE_IMPLEMENTATION=$WG_BIN ip netns exec $ns_a wg-quick up "$tmp/$if_a.conf" 2>&1)
+check "wg-quick up with our engine" test $? -eq 0
+echo "$out" | sed 's/^/# /'
+check "ping through the wg-quick interface" ip netns exec $ns_a ping -c 2 -i 0.3 -W 2 10.66.0.2
+check_eq "wg show sees wg-quick's settings" 15 "$(ip netns exec $ns_a wg show $if_a persistent-keepalive | awk '{ print $2 }')"
+check_eq "wg-quick set the MTU" 1420 "$(ip -n $ns_a -o link show $if_a | grep -o 'mtu [0-9]*' | awk '{ print $2 }')"
+pid=$(ip netns pids $ns_a | while read -r p; do [ "$(readlink /proc/$p/exe)" = "$WG_BIN" ] && echo "$p"; done | head -1)
+check "wg-quick down" ip netns exec $ns_a wg-quick down "$tmp/$if_a.conf"
+for _ in $(seq 30); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then ok "our engine exited after wg-quick down"
+else fail "our engine exited after wg-quick down" "pid $pid"; fi
+check "its UAPI socket is gone" test ! -e /var/run/wireguard/$if_a.sock
+tap_done
