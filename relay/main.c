@@ -63,7 +63,8 @@ static const char usage_text[] =
 	"                 (relay and STUN) and stream [::]:3478 (TCP). Without --foreground it\n"
 	"                 detaches once every socket is bound (errors are reported first).\n"
 	"    status       Ask a running relay, through its control socket, for its listeners,\n"
-	"                 gauges and counters. --json prints the document the relay sent.\n"
+	"                 gauges, counters and the keys on it now (public keys and addresses,\n"
+	"                 the first 1000 of each relay). --json prints the relay's document.\n"
 	"    stun-query   Send a STUN Binding request and print the mapped (public) address.\n"
 	"\n"
 	"OPTIONS (serve)\n"
@@ -276,6 +277,22 @@ static void print_text(json_t *doc)
 		printf("stream.%s %lld\n", k, (long long)json_integer_value(v));
 	json_object_foreach(json_object_get(doc, "counters"), k, v)
 		printf("counter %s %lld\n", k, (long long)json_integer_value(v));
+	json_array_foreach(json_object_get(doc, "udp_peers"), i, l)
+		printf("peer udp %s %s expires %llds rx %lld tx %lld\n",
+		       json_string_value(json_object_get(l, "key")) ?: "?",
+		       json_string_value(json_object_get(l, "address")) ?: "?",
+		       (long long)json_integer_value(json_object_get(l, "expires_s")),
+		       (long long)json_integer_value(json_object_get(l, "rx_packets")),
+		       (long long)json_integer_value(json_object_get(l, "tx_packets")));
+	json_array_foreach(json_object_get(doc, "stream_peers"), i, l)
+		printf("peer stream %s %s queued %lld dropped %lld idle %llds\n",
+		       json_string_value(json_object_get(l, "key")) ?: "?",
+		       json_string_value(json_object_get(l, "address")) ?: "?",
+		       (long long)json_integer_value(json_object_get(l, "queued_bytes")),
+		       (long long)json_integer_value(json_object_get(l, "dropped_frames")),
+		       (long long)json_integer_value(json_object_get(l, "idle_s")));
+	if (json_object_get(doc, "peers_left_out"))
+		printf("peers left out %lld\n", (long long)json_integer_value(json_object_get(doc, "peers_left_out")));
 }
 
 static int cmd_status(int argc, char **argv)

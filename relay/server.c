@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "log.h"
 #include "prefix.h"
 #include "util.h"
@@ -192,19 +193,64 @@ void lsr_server_free(struct lsr_server *s)
 	s->sbuf = NULL;
 }
 
+enum { LSR_STATUS_MAX_PEERS = 1000 };
+
+struct peers_ctx {
+	json_t *arr;
+	uint64_t now;
+	size_t skipped;
+};
+
+static void udp_peer_json(struct lsr_hnode *n, void *p)
+{
+	struct peers_ctx *ctx = p;
+	const struct lsr_udp_reg *r = lsr_container_of(n, struct lsr_udp_reg, by_key);
+	char key[LS_KEY_B64_LEN + 1], ep[LS_ENDPOINT_STRLEN];
+
+	if (json_array_size(ctx->arr) >= LSR_STATUS_MAX_PEERS) {
+		ctx->skipped++;
+		return;
+	}
+	ls_key_to_base64(key, r->key);
+	ls_endpoint_format((const struct sockaddr *)&r->sa, ep);
+	json_array_append_new(ctx->arr, json_pack("{s:s, s:s, s:I, s:I, s:I}", "key", key, "address", ep,
+						  "expires_s",
+						  (json_int_t)(r->expires_ms > ctx->now ? (r->expires_ms - ctx->now) / 1000 : 0),
+						  "rx_packets", (json_int_t)r->rx_pkts, "tx_packets",
+						  (json_int_t)r->tx_pkts));
+}
+
 json_t *lsr_server_status(const struct lsr_server *s)
 {
+	struct peers_ctx up = { .arr = json_array(), .now = ls_now_ms() };
+	json_t *sp = json_array();
+	size_t sp_skipped = 0;
 	json_t *root = json_object(), *ls = json_array(), *ctr = json_object();
 	size_t active = 0, queued = 0, hello = 0;
 	const struct lsr_conn *c;
 
 	for (c = s->conns; c; c = c->next) {
+		char key[LS_KEY_B64_LEN + 1], ep[LS_ENDPOINT_STRLEN];
+
 		if (c->dead)
 			continue;
 		active += c->state == LSR_CONN_ACTIVE;
 		hello += c->state == LSR_CONN_HELLO;
 		queued += c->wq_bytes;
+		if (c->state != LSR_CONN_ACTIVE)
+			continue;
+		if (json_array_size(sp) >= LSR_STATUS_MAX_PEERS) {
+			sp_skipped++;
+			continue;
+		}
+		ls_key_to_base64(key, c->key);
+		ls_endpoint_format((const struct sockaddr *)&c->peer, ep);
+		json_array_append_new(sp, json_pack("{s:s, s:s, s:I, s:I, s:I}", "key", key, "address", ep,
+						    "queued_bytes", (json_int_t)c->wq_bytes, "dropped_frames",
+						    (json_int_t)c->drops, "idle_s",
+						    (json_int_t)((up.now - c->last_rx_ms) / 1000)));
 	}
+	lsr_table_foreach((struct lsr_table *)&s->udp_by_key, udp_peer_json, &up);
 	for (int i = 0; i < s->n_listeners; i++) {
 		const struct lsr_listener *l = &s->listeners[i];
 		char ep[sizeof(s->cfg.control) + LS_ENDPOINT_STRLEN];
@@ -229,6 +275,11 @@ json_t *lsr_server_status(const struct lsr_server *s)
 						     (json_int_t)s->cfg.queue_limit));
 	json_object_set_new(root, "auth", json_string(s->cfg.allowed_keys[0] ? "allowed-keys" : "any-signed-key"));
 	json_object_set_new(root, "counters", ctr);
+	/* Public keys and addresses of who is on the relay now (the first 1000 of each). */
+	json_object_set_new(root, "udp_peers", up.arr);
+	json_object_set_new(root, "stream_peers", sp);
+	if (up.skipped || sp_skipped)
+		json_object_set_new(root, "peers_left_out", json_integer((json_int_t)(up.skipped + sp_skipped)));
 	return root;
 }
 

@@ -59,6 +59,14 @@ drops=$(counter stream.queue_drops)
 if [ "$drops" -gt 0 ]; then ok "counter: slow reader's overflow dropped ($drops frames)"
 else fail "counter: slow reader's overflow dropped" "stream.queue_drops=$drops"; fi
 
+# --- who is on the relay: the registrations still alive, by key and address
+st=$(status)
+regs=$(jq -r .udp.registrations <<<"$st")
+check_eq "status lists every UDP registration ($regs)" "$regs" "$(jq -r '.udp_peers | length' <<<"$st")"
+check_eq "... each with a base64 key and a 127.0.0.1 address" "$regs" \
+	"$(jq -r '[.udp_peers[] | select((.key | length) == 44 and (.address | startswith("127.0.0.1:")))] | length' <<<"$st")"
+check_eq "... and so does the text form" "$regs" "$($RELAY status --control "$ctl" | grep -c '^peer udp ')"
+
 # --- the same clients over IPv6
 echo "# again over IPv6: udp $udp6 stream $stream6"
 "$E2E" --udp "$udp6" --stream "$stream6"

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
+#include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,6 +379,47 @@ static void test_stream_queue_limit(void **state)
 	fixture_free(&fx);
 }
 
+/* A node proves its key on a socketpair connection; status then lists it. */
+static void test_status_lists_peers(void **state)
+{
+	struct fixture fx;
+	struct ls_relay_identity id;
+	struct lsr_conn *c;
+	uint8_t hello[LSR_FRAME_HDR_LEN + LSR_CLIENT_HELLO_LEN] = { 0 };
+	struct lsr_client_hello *h = (void *)(hello + LSR_FRAME_HDR_LEN);
+	char want[LS_KEY_B64_LEN + 1];
+	json_t *st, *peer;
+	int sv[2];
+
+	fixture_init(&fx, 16);
+	ls_relay_identity_random(&id);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	c = lsr_conn_new(&fx.s, sv[0], NULL);
+	assert_non_null(c);
+	st = lsr_server_status(&fx.s);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "stream"), "in_hello")), 1);
+	assert_int_equal(json_array_size(json_object_get(st, "stream_peers")), 0);
+	json_decref(st);
+
+	ls_relay_frame_hdr((struct lsr_frame_hdr *)hello, LSR_FRAME_CLIENT_HELLO, LSR_CLIENT_HELLO_LEN);
+	h->magic = htobe32(LSR_STREAM_MAGIC);
+	h->version = LSR_VERSION;
+	memcpy(h->key, id.wg_key, LSR_KEY_LEN);
+	ls_relay_proof_make(&h->proof, LSR_PURPOSE_STREAM, id.wg_key, ls_relay_now_unix_ms(), c->nonce, &id);
+	lsr_stream_input(&fx.s, c, hello, sizeof(hello));
+	assert_int_equal(c->state, LSR_CONN_ACTIVE);
+
+	st = lsr_server_status(&fx.s);
+	peer = json_array_get(json_object_get(st, "stream_peers"), 0);
+	ls_key_to_base64(want, id.wg_key);
+	assert_non_null(peer);
+	assert_string_equal(json_string_value(json_object_get(peer, "key")), want);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "stream"), "connections")), 1);
+	json_decref(st);
+	close(sv[1]);
+	fixture_free(&fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_allowed_keys),
 		cmocka_unit_test(test_udp_registration_rules),
 		cmocka_unit_test(test_stream_queue_limit),
+		cmocka_unit_test(test_status_lists_peers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
