@@ -128,10 +128,13 @@ int ls_cmd_register(struct ls_cli *cli, int argc, char **argv)
 	ret = ls_register(&p, &doc, &err);
 	ls_profile_free(&p);
 	if (ret) {
-		fprintf(stderr, "lightscale register: %s%s%s\n", err.message, err.http_status ? "" : "",
-			err.http_status ? "" : "");
 		if (err.http_status)
-			fprintf(stderr, "  (%s, HTTP %ld)\n", err.code, err.http_status);
+			fprintf(stderr, "lightscale register: %s (%s, HTTP %ld)\n", err.message, err.code, err.http_status);
+		else
+			fprintf(stderr, "lightscale register: %s\n", err.message);
+		if (!strncmp(err.code, "token_", 6))
+			fprintf(stderr, "  get a new token (lightscale-control token create --network NAME) and run "
+					"lightscale init --profile %s --token TOKEN\n", cli->profile);
 		return 1;
 	}
 	return ls_cli_print(cli, doc, register_text);

@@ -903,7 +903,12 @@ int ls_local_endpoints(const char *skip_ifname, int port, char ***out, size_t *n
 	for (size_t i = 0; i < na; i++) {
 		char ip[INET6_ADDRSTRLEN], buf[LS_ENDPOINT_STRLEN];
 
+		char ifn[IF_NAMESIZE] = "";
+
 		if (a[i].ifindex == skip || a[i].scope != RT_SCOPE_UNIVERSE)
+			continue;
+		/* other profiles' overlays are not endpoints */
+		if (if_indextoname((unsigned int)a[i].ifindex, ifn) && !strncmp(ifn, "ls-", 3))
 			continue;
 		if (a[i].addr.family == AF_INET6 && (a[i].flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_DEPRECATED)))
 			continue;

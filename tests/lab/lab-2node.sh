@@ -105,6 +105,18 @@ out=$(lsx n1 agent --engine kernel --foreground 2>&1) && fail "agent --engine ke
 out=$(lsx n2 wg-up --engine kernel 2>&1) && fail "wg-up --engine kernel fails here" ||
 	{ [[ $out == *"kernel WireGuard is not available"* ]] && ok "wg-up --engine kernel: clear error" || fail "wg-up kernel error text" "$out"; }
 
+# errors say what was wrong and what to do
+out=$(nsx n1 "$LS" status --profile nosuch --state-dir "$LAB_DIR/n1" 2>&1) && fail "status of a missing profile fails" ||
+	{ [[ $out == *"no profile 'nosuch'"*"lightscale init --profile nosuch"* ]] && ok "missing profile: says to run init" || fail "missing profile text" "$out"; }
+one=$(token_create home 1)
+mkdir -p "$LAB_DIR/x1" "$LAB_DIR/x2"
+nsx n1 "$LS" init --profile "${LAB_ID}x1" --state-dir "$LAB_DIR/x1" --control "$CONTROL_URL" --token "$one" >/dev/null
+nsx n1 "$LS" register --profile "${LAB_ID}x1" --state-dir "$LAB_DIR/x1" >/dev/null && ok "a one-use token registers once" || fail "one-use token"
+nsx n1 "$LS" init --profile "${LAB_ID}x2" --state-dir "$LAB_DIR/x2" --control "$CONTROL_URL" --token "$one" >/dev/null
+out=$(nsx n1 "$LS" register --profile "${LAB_ID}x2" --state-dir "$LAB_DIR/x2" 2>&1) && fail "a used-up token is refused" ||
+	{ [[ $out == *token_used_up*"HTTP 403"*"token create"* || $out == *token_used_up*"token create"* ]] && ok "used-up token: code and what to do" || fail "used-up token text" "$out"; }
+lsc node delete "$(nsx n1 "$LS" netmap --fetch --json --profile "${LAB_ID}x1" --state-dir "$LAB_DIR/x1" | jq .self.id)" >/dev/null
+
 # a third node joins: reachable from n1 and n2 within 3 s of its agent starting, and
 # n1's session with n2 is not reset by it
 hs12=$(nsx n1 wg show "$(ifname_of n1)" latest-handshakes | awk '{print $2}')
