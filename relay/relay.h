@@ -199,6 +199,7 @@ struct lsr_udp_reg {
 	socklen_t salen;
 	struct lsr_listener *sock;
 	struct lsr_pktinfo local; /* where its registration arrived; we send from there */
+	uint8_t ed_pk[LSR_ED_PK_LEN]; /* the machine key that proved it */
 	uint64_t expires_ms; /* monotonic */
 	uint64_t last_ts;    /* unix ms of the newest accepted proof */
 	uint64_t rx_pkts, tx_pkts;
@@ -227,6 +228,7 @@ struct lsr_conn {
 	bool in_flush;
 	struct lsr_conn *flush_next; /* queued frames to write at the end of this iteration */
 	uint8_t key[LSR_KEY_LEN];
+	uint8_t ed_pk[LSR_ED_PK_LEN]; /* the machine key that proved key */
 	uint8_t nonce[LSR_NONCE_LEN];
 	struct sockaddr_storage peer;
 	uint8_t *rbuf;
@@ -258,6 +260,11 @@ struct lsr_server {
 };
 
 int lsr_server_init(struct lsr_server *s, const struct lsr_config *cfg);
+/* Is wg_key on the relay now (UDP or stream) on the word of another machine key?
+ * Then a proof by ed_pk may not take it over: the key stays with whoever holds it
+ * until that registration expires or that connection ends. */
+bool lsr_key_held_by_other(const struct lsr_server *s, const uint8_t wg_key[LSR_KEY_LEN],
+			   const uint8_t ed_pk[LSR_ED_PK_LEN]);
 /* Runs until SIGINT/SIGTERM or s->stop. */
 int lsr_server_run(struct lsr_server *s);
 void lsr_server_free(struct lsr_server *s);

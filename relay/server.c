@@ -161,6 +161,16 @@ int lsr_server_init(struct lsr_server *s, const struct lsr_config *cfg)
 	return 0;
 }
 
+bool lsr_key_held_by_other(const struct lsr_server *s, const uint8_t wg_key[LSR_KEY_LEN],
+			   const uint8_t ed_pk[LSR_ED_PK_LEN])
+{
+	const struct lsr_udp_reg *r = lsr_udp_find(s, wg_key);
+	const struct lsr_conn *c = lsr_stream_find(s, wg_key);
+
+	return (r && memcmp(r->ed_pk, ed_pk, LSR_ED_PK_LEN)) ||
+	       (c && memcmp(c->ed_pk, ed_pk, LSR_ED_PK_LEN));
+}
+
 void lsr_server_free(struct lsr_server *s)
 {
 	while (s->conns)

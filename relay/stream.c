@@ -313,12 +313,15 @@ static void handle_hello(struct lsr_server *s, struct lsr_conn *c, const struct 
 	uint32_t reason;
 
 	reason = lsr_auth_check(&s->auth, &h->proof, LSR_PURPOSE_STREAM, h->key, c->nonce);
+	if (!reason && lsr_key_held_by_other(s, h->key, h->proof.ed_pk))
+		reason = LSR_REASON_DENIED;
 	if (reason) {
 		count(s, LSR_C_STREAM_HELLO_FAILED, 1);
 		lsr_conn_close(s, c, reason);
 		return;
 	}
 	memcpy(c->key, h->key, LSR_KEY_LEN);
+	memcpy(c->ed_pk, h->proof.ed_pk, LSR_ED_PK_LEN);
 	old = lsr_stream_find(s, c->key);
 	if (old) {
 		count(s, LSR_C_STREAM_REPLACED, 1);

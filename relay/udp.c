@@ -150,6 +150,8 @@ static void handle_register(struct lsr_server *s, struct lsr_listener *l, const 
 		return;
 	}
 	reason = lsr_auth_check(&s->auth, m->proof, LSR_PURPOSE_UDP, m->key, NULL);
+	if (!reason && lsr_key_held_by_other(s, m->key, m->proof->ed_pk))
+		reason = LSR_REASON_DENIED;
 	if (reason) {
 		reply_rejected(s, l, m, reason, src, srclen, pi);
 		return;
@@ -192,6 +194,7 @@ static void handle_register(struct lsr_server *s, struct lsr_listener *l, const 
 	memcpy(&r->sa, src, srclen);
 	r->salen = srclen;
 	r->sock = l;
+	memcpy(r->ed_pk, m->proof->ed_pk, LSR_ED_PK_LEN);
 	if (pi)
 		r->local = *pi;
 	else

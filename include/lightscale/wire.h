@@ -18,7 +18,9 @@
  *     || nonce (32: the stream server's hello nonce, all zero for UDP)
  *
  * The relay verifies the signature and then asks a pluggable authoriser whether
- * that Ed25519 key may speak for that WireGuard key (relay/auth.c).
+ * that Ed25519 key may speak for that WireGuard key (relay/auth.c). While a key
+ * is registered or connected, only the Ed25519 key that proved it may refresh or
+ * replace it.
  */
 #ifndef LIGHTSCALE_WIRE_H
 #define LIGHTSCALE_WIRE_H

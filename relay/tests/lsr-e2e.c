@@ -188,6 +188,20 @@ static void test_udp(void)
 		      "udp: after the replay C still gets its packets");
 	}
 
+	/* Someone else's machine key claims B's WireGuard key while B holds it. */
+	{
+		struct ls_relay_identity evil = b;
+
+		ls_ed25519_keypair(evil.ed_pk, evil.ed_sk);
+		r = ls_relay_udp_register(fc, (struct sockaddr *)&udp_relay, udp_relay_len, &evil, 2000, &m);
+		check(r == -EACCES && m.reason == LSR_REASON_DENIED,
+		      "udp: another machine key cannot take over B's registration (%s)",
+		      ls_relay_reason_str(m.reason));
+		ls_relay_udp_send(fa, (struct sockaddr *)&udp_relay, udp_relay_len, b.wg_key, "B?", 2);
+		r = udp_recv(fb, buf, sizeof(buf), &m, 2000);
+		check(r == 0 && m.payload_len == 2, "udp: B still gets its packets");
+	}
+
 	/* Malformed datagrams: a truncated REGISTER, a bad version, garbage. No answer,
 	 * and the relay keeps working. */
 	{
@@ -319,6 +333,21 @@ static void test_stream(void)
 	r = ls_relay_stream_send(sa, b.wg_key, "new B", 5, 2000);
 	r = r ?: srecv(sb2, &f, LSR_FRAME_RECV, 2000);
 	check(r == 0 && f.payload_len == 5, "stream: traffic for B goes to the new connection");
+
+	/* Another machine key cannot replace B's connection. */
+	{
+		struct ls_relay_identity evil = b;
+		struct ls_relay_stream *se;
+
+		ls_ed25519_keypair(evil.ed_pk, evil.ed_sk);
+		se = sconnect(&evil, &err, &reason);
+		check(!se && err == -EACCES && reason == LSR_REASON_DENIED,
+		      "stream: another machine key claiming B's key is refused (%s)", ls_relay_reason_str(reason));
+		ls_relay_stream_free(se);
+		r = ls_relay_stream_send(sa, b.wg_key, "still B", 7, 2000);
+		r = r ?: srecv(sb2, &f, LSR_FRAME_RECV, 2000);
+		check(r == 0 && f.payload_len == 7, "stream: B keeps its connection");
+	}
 
 	/* A malformed frame (a PING with 9 bytes) closes A only. */
 	{

@@ -47,10 +47,11 @@ echo "# udp $udp stream $stream stun $stun6"
 e2e_rc=$?
 check_eq "lsr-e2e exits 0" 0 "$e2e_rc"
 
-check_eq "counter: UDP payloads forwarded" 6 "$(counter udp.forwarded_packets)"
+check_eq "counter: UDP payloads forwarded" 7 "$(counter udp.forwarded_packets)"
 check_eq "counter: UDP unknown destination" 1 "$(counter udp.unknown_destination)"
 check_eq "counter: UDP unregistered source" 1 "$(counter udp.unregistered_source)"
-check_eq "counter: UDP rejected (signature, stale, replay)" 3 "$(counter udp.rejected)"
+check_eq "counter: UDP rejected (signature, stale, replay, takeover)" 4 "$(counter udp.rejected)"
+check_eq "counter: stream hellos refused (signature, takeover)" 2 "$(counter stream.hello_failed)"
 check_eq "counter: stream replaced" 1 "$(counter stream.replaced)"
 check_eq "counter: stream malformed" 1 "$(counter stream.malformed)"
 check_eq "counter: stream protocol errors" 1 "$(counter stream.protocol_errors)"
