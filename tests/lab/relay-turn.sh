@@ -25,8 +25,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Ports from our PID, so parallel runs do not collide.
+# Ports from our PID, so parallel runs do not collide; skip ones in use.
+free_udp() { [ -z "$(ss -Hlun "sport = :$1" 2>/dev/null)" ]; }
 port=$((20000 + ($$ % 2000) * 2))
+for _ in 1 2 3 4 5 6 7 8; do free_udp "$port" && break; port=$((port + 4001)); done
 rmin=$((40000 + ($$ % 1000) * 16))
 cat >"$tmp/turnserver.conf" <<CONF
 listening-ip=127.0.0.1
