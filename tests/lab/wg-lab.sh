@@ -226,6 +226,14 @@ check "c accepted the retried initiation (with MAC2)" test "$(stat $ns_a $if_c r
 ip -n $ns_a link del $if_c
 B wg set $if_b peer "$pc2" remove
 
+# 9b. An IPv6 underlay: the same socket serves both families.
+ip -n $ns_a addr add fd99::1/64 dev $va nodad
+ip -n $ns_b addr add fd99::2/64 dev $vb nodad
+A wg set $if_a peer "$pb" endpoint "[fd99::2]:51822"
+check "ping a -> b over an IPv6 underlay" A ping -c 3 -i 0.3 -W 2 10.77.0.2
+check_eq "b sees our IPv6 endpoint" "[fd99::1]:51820" "$(endpoint_of $ns_b $if_b)"
+check_eq "wg show prints the IPv6 endpoint we use" "[fd99::2]:51822" "$(endpoint_of $ns_a $if_a)"
+
 # 10. A wrong public key never completes a handshake.
 kc=$(wg genkey); pc=$(wg pubkey <<<"$kc")
 A wg set $if_a peer "$pb" remove
