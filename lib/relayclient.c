@@ -353,6 +353,7 @@ const char *ls_relay_reason_str(uint32_t reason)
 		[LSR_REASON_PROTOCOL] = "protocol violation",
 		[LSR_REASON_TIMEOUT] = "timeout",
 		[LSR_REASON_SHUTDOWN] = "relay shutting down",
+		[LSR_REASON_RATE_LIMITED] = "too many attempts, try later",
 	};
 
 	return reason < LSR_REASON_MAX && names[reason] ? names[reason] : "unknown reason";

@@ -24,6 +24,8 @@ void lsr_config_defaults(struct lsr_config *c)
 	c->keepalive_s = 25;
 	c->idle_timeout_s = 75;
 	c->hello_timeout_s = 10;
+	c->proof_rate = 20;
+	c->proof_rate_total = 10000;
 }
 
 /* "ADDR:PORT", "[V6]:PORT" or "PORT" ([::]:PORT, both families). Port 0 picks one. */
@@ -185,6 +187,12 @@ int lsr_config_set(struct lsr_config *c, const char *key, const char *value, cha
 	} else if (!strcmp(key, "max-stream")) {
 		r = parse_u32(value, 1, 1 << 20, &c->max_stream);
 		want = "a number from 1 to 1048576";
+	} else if (!strcmp(key, "proof-rate")) {
+		r = parse_u32(value, 0, 1000000, &c->proof_rate);
+		want = "proofs per second per address, 0 for no limit";
+	} else if (!strcmp(key, "proof-rate-total")) {
+		r = parse_u32(value, 0, 10000000, &c->proof_rate_total);
+		want = "proofs per second, 0 for no limit";
 	} else if (!strcmp(key, "queue-limit")) {
 		r = parse_u32(value, 4096, 1u << 30, &c->queue_limit);
 		want = "bytes from 4096 to 1G (K and M suffixes)";

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "lightscale/wire.h"
+#include "relayclient.h"
 
 struct json_t;
 
@@ -56,6 +57,7 @@ void lsr_table_foreach(struct lsr_table *t, void (*fn)(struct lsr_hnode *n, void
 	X(UDP_MALFORMED, "udp.malformed", "relay datagrams with bad length or fields")  \
 	X(UDP_REGISTERED, "udp.registrations", "registrations and refreshes accepted")  \
 	X(UDP_REJECTED, "udp.rejected", "registrations refused (signature, time, key)") \
+	X(UDP_RATE_LIMITED, "udp.rate_limited", "registrations dropped unchecked: too many from one address or in all") \
 	X(UDP_EXPIRED, "udp.expired", "registrations that expired without refresh")    \
 	X(UDP_FWD_PKTS, "udp.forwarded_packets", "DATA datagrams relayed")              \
 	X(UDP_FWD_BYTES, "udp.forwarded_bytes", "payload bytes relayed")                \
@@ -70,6 +72,7 @@ void lsr_table_foreach(struct lsr_table *t, void (*fn)(struct lsr_hnode *n, void
 	X(STREAM_PROTOCOL, "stream.protocol_errors", "connections closed for a frame out of order") \
 	X(STREAM_TIMEOUTS, "stream.timeouts", "connections closed for no hello or idleness") \
 	X(STREAM_REFUSED, "stream.refused", "connections refused: relay full")          \
+	X(STREAM_RATE_LIMITED, "stream.rate_limited", "hellos refused unchecked: too many from one address or in all") \
 	X(STREAM_FWD_FRAMES, "stream.forwarded_frames", "SEND frames relayed")          \
 	X(STREAM_FWD_BYTES, "stream.forwarded_bytes", "payload bytes relayed")          \
 	X(STREAM_PROBES, "stream.probes", "PROBE frames relayed")                       \
@@ -122,6 +125,8 @@ struct lsr_config {
 	uint32_t keepalive_s;          /* told to stream clients (25) */
 	uint32_t idle_timeout_s;       /* stream connection silent this long is closed (75) */
 	uint32_t hello_timeout_s;      /* to finish the stream hello (10) */
+	uint32_t proof_rate;           /* proofs checked per source address per second (20) */
+	uint32_t proof_rate_total;     /* proofs checked per second in all (10000) */
 	bool foreground;
 };
 
@@ -159,6 +164,26 @@ int lsr_auth_load_allowed(struct lsr_auth *a, const char *path, char *err, size_
  * reason for refusing (LSR_REASON_BAD_SIGNATURE, LSR_REASON_DENIED). */
 uint32_t lsr_auth_check(const struct lsr_auth *a, const struct lsr_proof *p, uint8_t purpose,
 			const uint8_t key[LSR_KEY_LEN], const uint8_t *nonce);
+
+/* ------------------------------------------------------------------ rate limit */
+
+enum { LSR_RATELIMIT_SLOTS = 4096 };
+
+struct lsr_bucket {
+	uint64_t last_ms;
+	uint64_t milli; /* thousandths of a token */
+};
+
+struct lsr_ratelimit {
+	struct lsr_bucket slots[LSR_RATELIMIT_SLOTS], global;
+	uint32_t per_addr, total; /* proofs per second; 0 = unlimited */
+	uint8_t sipkey[16];
+};
+
+void lsr_ratelimit_init(struct lsr_ratelimit *rl, uint32_t per_addr, uint32_t total);
+/* May src have one more proof checked at monotonic time now_ms? Bursts up to
+ * twice the rate. */
+bool lsr_ratelimit_allow(struct lsr_ratelimit *rl, const struct sockaddr *src, uint64_t now_ms);
 
 /* ------------------------------------------------------------------ server */
 
@@ -244,6 +269,7 @@ struct lsr_conn {
 struct lsr_server {
 	struct lsr_config cfg;
 	struct lsr_auth auth;
+	struct lsr_ratelimit proofs;
 	int epfd, sigfd;
 	struct lsr_listener listeners[LSR_MAX_LISTEN + 1];
 	int n_listeners;

@@ -129,6 +129,7 @@ int lsr_server_init(struct lsr_server *s, const struct lsr_config *cfg)
 	for (int i = 0; i < LSR_MAX_LISTEN + 1; i++)
 		s->listeners[i].io.fd = -1;
 	s->started_ms = ls_now_ms();
+	lsr_ratelimit_init(&s->proofs, cfg->proof_rate, cfg->proof_rate_total);
 	s->dgram = malloc(LSR_UDP_DATA_MAX_LEN + 1);
 	s->sbuf_cap = 256 * 1024;
 	s->sbuf = malloc(s->sbuf_cap);

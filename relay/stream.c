@@ -312,6 +312,11 @@ static void handle_hello(struct lsr_server *s, struct lsr_conn *c, const struct 
 	struct lsr_conn *old;
 	uint32_t reason;
 
+	if (!lsr_ratelimit_allow(&s->proofs, (struct sockaddr *)&c->peer, ls_now_ms())) {
+		count(s, LSR_C_STREAM_RATE_LIMITED, 1);
+		lsr_conn_close(s, c, LSR_REASON_RATE_LIMITED);
+		return;
+	}
 	reason = lsr_auth_check(&s->auth, &h->proof, LSR_PURPOSE_STREAM, h->key, c->nonce);
 	if (!reason && lsr_key_held_by_other(s, h->key, h->proof.ed_pk))
 		reason = LSR_REASON_DENIED;

@@ -149,6 +149,11 @@ static void handle_register(struct lsr_server *s, struct lsr_listener *l, const 
 		reply_rejected(s, l, m, LSR_REASON_STALE, src, srclen, pi);
 		return;
 	}
+	/* Dropped without an answer: a flood gets nothing back. */
+	if (!lsr_ratelimit_allow(&s->proofs, src, ls_now_ms())) {
+		count(s, LSR_C_UDP_RATE_LIMITED, 1);
+		return;
+	}
 	reason = lsr_auth_check(&s->auth, m->proof, LSR_PURPOSE_UDP, m->key, NULL);
 	if (!reason && lsr_key_held_by_other(s, m->key, m->proof->ed_pk))
 		reason = LSR_REASON_DENIED;

@@ -188,6 +188,7 @@ enum lsr_reason {
 	LSR_REASON_PROTOCOL = 9,    /* a valid frame at the wrong time */
 	LSR_REASON_TIMEOUT = 10,    /* no hello, or idle too long */
 	LSR_REASON_SHUTDOWN = 11,
+	LSR_REASON_RATE_LIMITED = 12, /* too many proofs from this address; try later */
 	LSR_REASON_MAX,
 };
 

@@ -420,6 +420,81 @@ static void test_status_lists_peers(void **state)
 	fixture_free(&fx);
 }
 
+static void test_ratelimit(void **state)
+{
+	struct lsr_ratelimit rl;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(1) };
+	struct sockaddr_in b = a;
+	struct sockaddr_in6 c = { .sin6_family = AF_INET6 }, c2;
+	int n = 0;
+
+	inet_pton(AF_INET, "192.0.2.1", &a.sin_addr);
+	inet_pton(AF_INET, "192.0.2.2", &b.sin_addr);
+	lsr_ratelimit_init(&rl, 5, 0);
+	/* A burst of twice the rate, then one per 200 ms. */
+	while (lsr_ratelimit_allow(&rl, (struct sockaddr *)&a, 1000) && n < 100)
+		n++;
+	assert_int_equal(n, 10);
+	assert_false(lsr_ratelimit_allow(&rl, (struct sockaddr *)&a, 1100));
+	assert_true(lsr_ratelimit_allow(&rl, (struct sockaddr *)&a, 1200));
+	assert_false(lsr_ratelimit_allow(&rl, (struct sockaddr *)&a, 1200));
+	/* Another port of the same address shares the bucket; another address has its own. */
+	a.sin_port = htons(2);
+	assert_false(lsr_ratelimit_allow(&rl, (struct sockaddr *)&a, 1200));
+	assert_true(lsr_ratelimit_allow(&rl, (struct sockaddr *)&b, 1200));
+	/* IPv6 by /64. */
+	inet_pton(AF_INET6, "2001:db8:1:2::1", &c.sin6_addr);
+	c2 = c;
+	inet_pton(AF_INET6, "2001:db8:1:2::ffff", &c2.sin6_addr);
+	for (n = 0; n < 10; n++)
+		assert_true(lsr_ratelimit_allow(&rl, (struct sockaddr *)&c, 5000));
+	assert_false(lsr_ratelimit_allow(&rl, (struct sockaddr *)&c2, 5000));
+
+	/* The total: 3 per second across every address. */
+	lsr_ratelimit_init(&rl, 0, 3);
+	for (n = 0; n < 6; n++) {
+		b.sin_addr.s_addr = htonl(0x0a000000 + n);
+		assert_true(lsr_ratelimit_allow(&rl, (struct sockaddr *)&b, 1000));
+	}
+	b.sin_addr.s_addr = htonl(0x0a0000ff);
+	assert_false(lsr_ratelimit_allow(&rl, (struct sockaddr *)&b, 1000));
+	/* Unlimited. */
+	lsr_ratelimit_init(&rl, 0, 0);
+	for (n = 0; n < 1000; n++)
+		assert_true(lsr_ratelimit_allow(&rl, (struct sockaddr *)&a, 1000));
+}
+
+/* A registration flood from one address: the excess is dropped unanswered. */
+static void test_udp_rate_limited(void **state)
+{
+	struct fixture fx;
+	struct ls_relay_identity id;
+	struct sockaddr_in a1;
+	int f1 = client(&a1), answered = 0;
+
+	fixture_init(&fx, 16);
+	lsr_ratelimit_init(&fx.s.proofs, 1, 0); /* burst of 2 */
+	ls_relay_identity_random(&id);
+	for (int i = 0; i < 4; i++) {
+		uint8_t reg[LSR_UDP_REGISTER_LEN];
+
+		ls_relay_udp_build_register(reg, sizeof(reg), &id, ls_relay_now_unix_ms() + i);
+		lsr_udp_datagram(&fx.s, &fx.l, reg, sizeof(reg), (struct sockaddr *)&a1, sizeof(a1), NULL);
+	}
+	for (;;) {
+		struct pollfd p = { .fd = f1, .events = POLLIN };
+		uint8_t buf[256];
+
+		if (poll(&p, 1, 300) <= 0 || recv(f1, buf, sizeof(buf), 0) <= 0)
+			break;
+		answered++;
+	}
+	assert_int_equal(answered, 2);
+	assert_int_equal(fx.s.counters[LSR_C_UDP_RATE_LIMITED], 2);
+	close(f1);
+	fixture_free(&fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,6 +504,8 @@ int main(void)
 		cmocka_unit_test(test_udp_registration_rules),
 		cmocka_unit_test(test_stream_queue_limit),
 		cmocka_unit_test(test_status_lists_peers),
+		cmocka_unit_test(test_ratelimit),
+		cmocka_unit_test(test_udp_rate_limited),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
