@@ -93,9 +93,15 @@ static pid_t spawn(const struct runas *ra, const char *data_dir, const char *run
 	if (pid == 0) {
 		int dfd, rfd = -1, nullfd;
 
+		sigset_t none;
+
 		if (new_session)
 			setsid();
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
 		dfd = open(data_dir, O_RDONLY | O_DIRECTORY);
 		if (run_dir)
 			rfd = open(run_dir, O_RDONLY | O_DIRECTORY);

@@ -26,6 +26,7 @@ _lsc_as_pg() {
 lsc_pg_start() {
 	local dir=$1
 	mkdir -p "$dir/data" "$dir/sock"
+	chmod 711 "$(dirname "$dir")"
 	chmod 755 "$dir"
 	[ "$(id -u)" = 0 ] && chown postgres:postgres "$dir/data" "$dir/sock"
 	_lsc_as_pg "$PGBIN/initdb" -D "$dir/data" -U lightscale -A trust -N >"$dir/initdb.log" 2>&1 || {
@@ -35,6 +36,7 @@ lsc_pg_start() {
 	_lsc_as_pg "$PGBIN/postgres" -D "$dir/data" -k "$dir/sock" -c listen_addresses= \
 		-c fsync=off -c synchronous_commit=off -c max_connections=300 >"$dir/pg.log" 2>&1 &
 	LSC_PG_PID=$!
+	LSC_PG_DIR=$dir
 	LSC_PG_SOCK=$dir/sock
 	for _ in $(seq 100); do
 		"$PGBIN/pg_isready" -q -h "$LSC_PG_SOCK" && return 0
@@ -46,7 +48,8 @@ lsc_pg_start() {
 
 lsc_pg_stop() {
 	[ -n "${LSC_PG_PID:-}" ] || return 0
-	kill -INT "$LSC_PG_PID" 2>/dev/null
+	# $! is a subshell that ignores SIGINT: signal the postmaster itself
+	kill -INT "$(head -1 "$LSC_PG_DIR/data/postmaster.pid" 2>/dev/null)" 2>/dev/null
 	wait "$LSC_PG_PID" 2>/dev/null
 	LSC_PG_PID=
 }

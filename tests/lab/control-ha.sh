@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Two control servers sharing one external PostgreSQL (started by this test).
+#
+#   ls-nodecli A ── server 1 (127.0.0.1:<any>) ──┐
+#                                                 ├── postgres (test's own, unix socket)
+#   ls-nodecli B ── server 2 (127.0.0.1:<any>) ──┘        ▲
+#   server 3: multi-host DSN "host=/nonexistent,<sock>" ──┘ (config: relays, tight rate limits)
+#
+# Covers: a change written through server 2 wakes a long-poll on server 1; the LISTEN
+# connection is killed and the waiter still wakes; the replay window holds across servers;
+# client failover across control URLs; a multi-host DSN; relays from the config file;
+# registration rate limit; an older schema migrated by a newer binary.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+source tests/lib/tap.sh
+source tests/control/pg.sh
+
+T=$(mktemp -d /tmp/lsc-ha-XXXXXX)
+cleanup() {
+	lsc_stop s1
+	lsc_stop s2
+	lsc_stop s3
+	lsc_stop s4
+	lsc_pg_stop
+	rm -rf "$T"
+}
+trap cleanup EXIT
+N() { "$LSC_NODECLI" "$@"; }
+
+lsc_pg_start "$T/pg" || { fail "test PostgreSQL starts"; exit 1; }
+lsc_psql postgres "CREATE DATABASE lightscale" >/dev/null
+lsc_psql postgres "CREATE DATABASE lsc_old" >/dev/null
+DSN="host=$LSC_PG_SOCK dbname=lightscale user=lightscale"
+lsc_serve s1 --state-dir "$T/s1" --db "$DSN" && ok "server 1 starts on the external database" || fail "server 1"
+lsc_serve s2 --state-dir "$T/s2" --db "$DSN" && ok "server 2 shares it" || fail "server 2"
+U1=$SRV_URL_s1
+U2=$SRV_URL_s2
+C1() { "$LSC_BIN" "$@" --state-dir "$T/s1"; }
+C2() { "$LSC_BIN" "$@" --state-dir "$T/s2"; }
+
+C1 network create home >/dev/null
+check_eq "a network created through server 1 is seen by server 2" "home" "$(C2 network list --json | jq -r '.networks[].name')"
+TOK=$(C2 token create --network home --uses 10 --json | jq -r .token)
+for n in a b c d; do N keygen "$T/$n"; done
+A_ID=$(N register -s "$U1" -k "$T/a" -t "$TOK" -H alpha | jq .node.id)
+B_ID=$(N register -s "$U2" -k "$T/b" -t "$TOK" -H beta | jq .node.id)
+check_eq "A (via server 1) sees B (registered via server 2)" "$B_ID" "$(N netmap -s "$U1" -k "$T/a" | jq '.peers[].id')"
+V=$(N netmap -s "$U1" -k "$T/a" | jq .version)
+
+# a registration through server 2 wakes a waiter on server 1
+N netmap -s "$U1" -k "$T/a" --since "$V" --wait 20 >"$T/lp1" &
+lp=$!
+sleep 0.5
+t0=$(lsc_ms)
+C_ID=$(N register -s "$U2" -k "$T/c" -t "$TOK" -H gamma | jq .node.id)
+wait $lp
+dt=$(($(lsc_ms) - t0))
+[ "$dt" -lt 1000 ] && ok "server 1's long-poll woke ${dt} ms after a registration on server 2" ||
+	fail "cross-server wake within 1 s" "took $dt ms"
+check_eq "... with a delta carrying the new peer" "false true" \
+	"$(jq -r --argjson c "$C_ID" '"\(.full) \([.peers[].id] | index($c) != null)"' "$T/lp1")"
+
+# kill server 1's LISTEN connection: it reconnects, re-LISTENs and resyncs
+V=$(jq .version "$T/lp1")
+lsc_psql lightscale "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = 'lightscale'" >/dev/null
+N netmap -s "$U1" -k "$T/a" --since "$V" --wait 20 >"$T/lp2" &
+lp=$!
+sleep 0.5
+t0=$(lsc_ms)
+N heartbeat -s "$U2" -k "$T/c" -p 5555 -e 203.0.113.5:5555 >/dev/null
+wait $lp
+dt=$(($(lsc_ms) - t0))
+[ "$dt" -lt 3000 ] && ok "after losing its LISTEN connection server 1 still wakes (${dt} ms)" ||
+	fail "wake after LISTEN loss" "took $dt ms"
+check_eq "... and the delta has C's new endpoint" "true" \
+	"$(jq --argjson c "$C_ID" '[.peers[] | select(.id == $c) | .endpoints | index("203.0.113.5:5555") != null] | any' "$T/lp2")"
+check "server 1 logged the lost LISTEN connection" grep -q "LISTEN connection was lost" "$T/s1/serve.log"
+
+# the replay window lives in the database: a request replayed on the other server is refused
+res=$(N raw -s "$U1" -k "$T/a" --replay-to "$U2" GET /v1/netmap)
+check_eq "replayed on the other server: 401 replayed_request" "200 401" \
+	"$(echo "$res" | head -1 | cut -d' ' -f1) $(echo "$res" | tail -1 | cut -d' ' -f1)"
+
+# client failover: the first control URL refuses connections
+res=$(N netmap -s "http://127.0.0.1:1,$U2" -k "$T/a")
+check_eq "client fails over to the second control URL" "true" "$(echo "$res" | jq .full)"
+res=$(N health -s "http://127.0.0.1:1,http://127.0.0.1:2")
+check "no URL reachable: connect_failed" grep -q "^error 0 connect_failed" <<<"$res"
+
+# server 3: multi-host DSN (first host missing), config with relays and rate limits
+cat >"$T/s3.json" <<'EOF'
+{"relays": {"stun": ["192.0.2.1:3478"], "stream": ["192.0.2.1:8443"], "udp": ["192.0.2.1:3479"],
+            "turn": [{"url": "turn:192.0.2.1:3478", "username": "u", "credential": "c"}]},
+ "dns": {"resolvers": ["100.100.100.100"]},
+ "rate_limits": {"register": {"burst": 2, "per_second": 0.01}}}
+EOF
+lsc_serve s3 --state-dir "$T/s3" --config "$T/s3.json" \
+	--db "host=/nonexistent-lsc,$LSC_PG_SOCK dbname=lightscale user=lightscale" &&
+	ok "server 3 starts with a multi-host DSN" || fail "server 3"
+U3=$SRV_URL_s3
+m=$(N netmap -s "$U3" -k "$T/a")
+check_eq "relays come from the config file" "192.0.2.1:3478 turn:192.0.2.1:3478 192.0.2.1:8443 192.0.2.1:3479" \
+	"$(echo "$m" | jq -r '"\(.relays.stun[0]) \(.relays.turn[0].url) \(.relays.stream[0]) \(.relays.udp[0])"')"
+check_eq "DNS resolvers from the config file" "100.100.100.100" "$(echo "$m" | jq -r '.dns.resolvers[0]')"
+N register -s "$U3" -k "$T/d" -t "lst_bad1" -H d >/dev/null
+N register -s "$U3" -k "$T/d" -t "lst_bad2" -H d >/dev/null
+res=$(N register -s "$U3" -k "$T/d" -t "$TOK" -H d)
+check "third registration in a burst of 2: 429 rate_limited" grep -q "^error 429 rate_limited" <<<"$res"
+res=$(N register -s "$U1" -k "$T/d" -t "$TOK" -H d)
+check "the limit is per server and address: server 1 registers it" grep -q '"name":"d"' <<<"$res"
+
+# an older schema is migrated by a newer binary
+OLD="host=$LSC_PG_SOCK dbname=lsc_old user=lightscale"
+LIGHTSCALE_SCHEMA_TARGET=1 lsc_serve s4 --state-dir "$T/s4" --db "$OLD"
+check_eq "a database at schema 1" "1" "$(N health -s "$SRV_URL_s4" | jq .schema_version)"
+lsc_stop s4
+lsc_serve s4 --state-dir "$T/s4" --db "$OLD"
+latest=$("$LSC_BIN" version | sed -n 's/.*schema \([0-9]*\)).*/\1/p')
+check_eq "the newer binary migrates it to the latest schema" "$latest" "$(N health -s "$SRV_URL_s4" | jq .schema_version)"
+check_eq "lsc_schema records every migration" "$(seq -s, 1 "$latest")" \
+	"$(lsc_psql lsc_old "SELECT string_agg(version::text, ',' ORDER BY version) FROM lsc_schema")"
+
+# database outage: health says so, then recovers
+lsc_stop s3
+lsc_stop s4
+tap_done
