@@ -28,7 +28,7 @@ LONG_LABS  += tests/lab/relay-soak.sh
 # The labs need the test clients; make check builds them through build-all.
 build-all: $(RELAY_TOOLS)
 
-# libFuzzer harnesses: lib/fuzz/stun_fuzz.c is built by lib/build.mk's rule; the
+# libFuzzer harnesses: lib/fuzz/{stun,turn}_fuzz.c are built by lib/build.mk's rule; the
 # relay's two (UDP datagrams, stream frames) link the relay sources and lib/.
 # Run one with `$(BUILD)/fuzz/relay_stream_fuzz -max_total_time=60`.
 $(BUILD)/fuzz/relay_%_fuzz: relay/fuzz/%_fuzz.c $(RELAY_SRCS) $(LIB_FUZZ_SRCS)
