@@ -210,7 +210,12 @@ int lsw_tun_split(const struct lsw_vnet_hdr *vh, const uint8_t *pkt, size_t len,
 	payload = len - hdrs;
 
 	uint16_t id = v6 ? 0 : get16(pkt + 4);
-	uint32_t seq = tcp ? ntohl(*(const uint32_t *)(const void *)(pkt + l3 + 4)) : 0;
+	uint32_t seq = 0;
+
+	if (tcp) {
+		memcpy(&seq, pkt + l3 + 4, 4);
+		seq = ntohl(seq);
+	}
 	uint8_t flags = tcp ? pkt[l3 + 13] : 0;
 
 	for (off = 0; off < payload || (payload == 0 && n == 0); off += mss) {
