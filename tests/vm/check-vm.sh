@@ -17,10 +17,13 @@
 #                   (wireguard-go or $BUILD/lightscale-wg, see WG_USERSPACE)
 #
 # Scenarios: host matrix (BPF objects + tables on the host kernel); per K: boot, matrix in a
-# guest (clsact on 6.1, tcx on >= 6.6), kernel WireGuard a<->b (ping both ways, `wg show`
-# against the configuration, a peer added without an interface flap), interop with the
-# userspace engine (each side initiating), XDP+TC rewrites under TCP through virtio_net with
-# full checksums, bpftool reading pinned maps. The agent-driven end-to-end is TODO (below).
+# guest (clsact on 6.1, tcx on >= 6.6), kernel WireGuard a<->b configured with ip + wg (ping
+# both ways, `wg show` against the configuration, a peer added without an interface flap),
+# interop with the userspace engine (each side initiating), XDP+TC rewrites under TCP through
+# virtio_net with full checksums and bpftool reading pinned maps, and the same end to end
+# driven by `lightscale agent --engine kernel` in each guest against lightscale-control in
+# the host namespace (control plane at 10.77.0.1:8080, network vmK, profile vm, ls-vm).
+# Still TODO there: the agent's own pinned BPF maps (it does not load BPF yet).
 #
 # Every qemu runs under timeout(1); on any failure the guests' serial consoles are printed.
 set -u

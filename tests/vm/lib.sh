@@ -32,6 +32,18 @@ VM_COUNT=0
 
 vm_msg() { echo "# $*"; }
 
+# fail NAME [DETAIL...]: tests/lib/tap.sh's fail, with every line of every detail behind
+# "# " (guest output and test tables print their own "ok"/"not ok" lines, which the runner
+# must not count).
+fail() {
+	_tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1))
+	echo "not ok $_tap_n - $1"
+	shift
+	local d
+	for d in "$@"; do sed 's/^/# /' <<<"$d"; done
+	return 0
+}
+
 # Modules the guest needs before the 9p share is mounted (the rest load from the share).
 VM_EARLY_MODULES="virtio_pci 9pnet_virtio 9p virtio_net virtio_rng"
 
