@@ -60,6 +60,6 @@ bench: $(BUILD)/bench/control-bench
 $(BUILD)/fuzz/control_body_fuzz: control/fuzz/body_fuzz.c control/body.c $(LIB_FUZZ_SRCS)
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE $^ $(ALL_LIBS) -o $@
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(shell pg_config --includedir) -D_GNU_SOURCE $^ $(ALL_LIBS) -o $@
 
 fuzz: $(BUILD)/fuzz/control_body_fuzz
