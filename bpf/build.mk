@@ -40,3 +40,4 @@ bpf: $(BPF_SKEL)
 # Labs (netns, root): fast ones in make check, long ones in make check-lab.
 CHECK_LABS += tests/lab/bpf-attach.sh tests/lab/bpf-isolate-filter.sh tests/lab/bpf-stun.sh
 LONG_LABS  += tests/lab/bpf-overlap.sh
+-include bench/forward/build.mk

@@ -61,8 +61,36 @@ struct ls_pkt {
 	__u8 daddr[16];
 };
 
+/* A pointer to len bytes at off when they are in the linear part of the packet, else
+ * NULL. (Direct access is several times cheaper than the load/store helpers; the
+ * helpers stay as the fallback for non-linear data.) */
+static __always_inline void *hdr(void *ctx, bool xdp, __u32 off, __u32 len)
+{
+	void *data, *end;
+
+	if (xdp) {
+		data = (void *)(long)((struct xdp_md *)ctx)->data;
+		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+	} else {
+		data = (void *)(long)((struct __sk_buff *)ctx)->data;
+		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+	}
+	if (off > 1024)
+		return NULL;
+	data += off;
+	if (data + len > end)
+		return NULL;
+	return data;
+}
+
 static __always_inline int ld(void *ctx, bool xdp, __u32 off, void *to, __u32 len)
 {
+	void *p = hdr(ctx, xdp, off, len);
+
+	if (p) {
+		__builtin_memcpy(to, p, len);
+		return 0;
+	}
 	if (xdp)
 		return bpf_xdp_load_bytes(ctx, off, to, len);
 	return bpf_skb_load_bytes(ctx, off, to, len);
@@ -70,6 +98,12 @@ static __always_inline int ld(void *ctx, bool xdp, __u32 off, void *to, __u32 le
 
 static __always_inline int st(void *ctx, bool xdp, __u32 off, const void *from, __u32 len)
 {
+	void *p = hdr(ctx, xdp, off, len);
+
+	if (p) {
+		__builtin_memcpy(p, from, len);
+		return 0;
+	}
 	if (xdp)
 		return bpf_xdp_store_bytes(ctx, off, (void *)from, len);
 	return bpf_skb_store_bytes(ctx, off, from, len, 0);
@@ -102,6 +136,23 @@ static __always_inline __u16 csum_fold32(__u32 c)
 
 /* Folds `diff` (the ones'-complement sum of ~old words + new words) into the 16-bit
  * checksum field at off. TC: bpf_l4_csum_replace in diff mode. */
+static __always_inline int ld(void *ctx, bool xdp, __u32 off, void *to, __u32 len);
+static __always_inline int st(void *ctx, bool xdp, __u32 off, const void *from, __u32 len);
+
+/* RFC 1624 in place: right for full checksums only. */
+static __always_inline int csum_manual(void *ctx, bool xdp, __u32 off, __u32 diff, int flags)
+{
+	__u16 sum;
+	if (ld(ctx, xdp, off, &sum, 2))
+		return -1;
+	if ((flags & CS_UDP0) && sum == 0)
+		return 0;
+	sum = csum_fold32(csum_add32(diff, (__u16)~sum));
+	if ((flags & CS_UDP0) && sum == 0)
+		sum = 0xffff;
+	return st(ctx, xdp, off, &sum, 2);
+}
+
 static __always_inline int csum_apply(void *ctx, bool xdp, __u32 off, __u32 diff, int flags)
 {
 	if (!xdp) {
@@ -112,15 +163,7 @@ static __always_inline int csum_apply(void *ctx, bool xdp, __u32 off, __u32 diff
 			f |= BPF_F_MARK_MANGLED_0;
 		return bpf_l4_csum_replace(ctx, off, 0, diff, f);
 	}
-	__u16 sum;
-	if (ld(ctx, xdp, off, &sum, 2))
-		return -1;
-	if ((flags & CS_UDP0) && sum == 0)
-		return 0;
-	sum = csum_fold32(csum_add32(diff, (__u16)~sum));
-	if ((flags & CS_UDP0) && sum == 0)
-		sum = 0xffff;
-	return st(ctx, xdp, off, &sum, 2);
+	return csum_manual(ctx, xdp, off, diff, flags);
 }
 
 static __always_inline __u32 diff32(__be32 from, __be32 to)
@@ -144,11 +187,12 @@ static __always_inline __u32 diff128(const __u8 *from, const __u8 *to)
 }
 
 /* IPv4 header checksum at off: plain field update (TC: bpf_l3_csum_replace). */
+/* IPv4 header checksum at off: a plain field update, done in place for TC too (the
+ * header checksum is never partial, and an address change plus its checksum change
+ * leave the header's sum, and so skb->csum, as they were). */
 static __always_inline int csum_l3(void *ctx, bool xdp, __u32 off, __be32 from, __be32 to)
 {
-	if (!xdp)
-		return bpf_l3_csum_replace(ctx, off, from, to, 4);
-	return csum_apply(ctx, xdp, off, diff32(from, to), 0);
+	return csum_manual(ctx, xdp, off, diff32(from, to), 0);
 }
 
 static __always_inline bool is_icmp_err4(__u8 type)

@@ -123,7 +123,7 @@ int main(void)
 		size_t len = pk_build(&p, in, sizeof(in)), olen;
 		for (int i = 0; i < 3; i++) {
 			olen = sizeof(out);
-			h_run_one(pb, "ls_stage_metrics_tx", in, len, out, &olen, 0, 0);
+			h_run_one(pb, "ls_overlay_out", in, len, out, &olen, 0, 0); /* stage programs load only in tests */
 		}
 		char *buf = NULL;
 		size_t blen = 0;

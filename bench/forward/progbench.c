@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ns per packet of each program through bpf_prog_test_run_opts (repeat R), against the
+ * empty program of the same type, with 10, 1,000 and 10,000 translation prefixes (/24
+ * identity mappings, so a rewritten packet is its own next input). Alternates programs
+ * for ROUNDS rounds and prints the median and spread.
+ *
+ *   progbench [ROUNDS] [REPEAT]
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "tests/bpf/harness.h"
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double run_ns(struct lsbpf *b, const char *prog, const uint8_t *pkt, size_t len, int repeat, uint32_t iif)
+{
+	uint8_t out[256];
+	struct __sk_buff ctx = { .ingress_ifindex = iif };
+	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = len, .data_out = out,
+			    .data_size_out = sizeof(out), .repeat = repeat);
+	if (iif && !strstr(prog, "xdp")) {
+		o.ctx_in = &ctx;
+		o.ctx_size_in = sizeof(ctx);
+	}
+	if (bpf_prog_test_run_opts(lsbpf_prog_fd(b, prog), &o))
+		return -1;
+	return o.duration;
+}
+
+int main(int argc, char **argv)
+{
+	int rounds = argc > 1 ? atoi(argv[1]) : 5, repeat = argc > 2 ? atoi(argv[2]) : 1000000;
+	static const int sizes[] = { 10, 1000, 10000 };
+	static const struct {
+		const char *prog, *floor;
+	} progs[] = {
+		{ "ls_stage_xdp_xlate_src", "ls_empty_xdp" },
+		{ "ls_stage_xlate_src", "ls_empty_tc" },
+		{ "ls_xdp_lan_in", "ls_empty_xdp" },
+		{ "ls_lan_in", "ls_empty_tc" },
+		{ "ls_overlay_in", "ls_empty_tc" },
+		{ "ls_overlay_out", "ls_empty_tc" },
+	};
+	struct pk p = { 4, 17, "10.0.5.9", "100.64.0.1", 4000, 53, .payload = 22 }; /* 64-byte frame */
+	uint8_t pkt[256];
+	size_t len = pk_build(&p, pkt, sizeof(pkt));
+
+	printf("uptime: ");
+	fflush(stdout);
+	if (system("uptime"))
+		return 1;
+	printf("program ns/packet via BPF_PROG_TEST_RUN, %d-byte frame, repeat %d, %d rounds (median [min-max])\n",
+	       (int)len, repeat, rounds);
+	printf("%-24s %-14s %8s %22s %10s %8s\n", "program", "prefixes", "floor", "program", "delta", "target");
+	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+		struct lsbpf *b = h_open();
+		struct lsbpf_state *s = lsbpf_state_new();
+		char pfx[32];
+		/* mappings 10.A.B.0/24 = same; the packet's source 10.0.5.9 is one of them */
+		for (int i = 0; i < sizes[si]; i++) {
+			snprintf(pfx, sizeof(pfx), "10.%d.%d.0/24", i / 256, i % 256);
+			char arg[80];
+			snprintf(arg, sizeof(arg), "%s=%s", pfx, pfx);
+			lsbpf_state_add_map_arg(s, arg);
+		}
+		if (sizes[si] <= 5)
+			return 1;
+		s->flags = LS_CFG_XLATE_CLIENT | LS_CFG_XLATE_ROUTER | LS_CFG_METRICS;
+		lsbpf_state_add_route(s, "10.0.0.0/8", 1, 1, 0, "bench");
+		lsbpf_state_add_rule(s, "10.0.0.0/8", "100.64.0.0/10", "udp", "53");
+		if (lsbpf_apply(b, s)) {
+			printf("apply failed\n");
+			return 1;
+		}
+		for (size_t pi = 0; pi < sizeof(progs) / sizeof(progs[0]); pi++) {
+			double d[64], f[64];
+			for (int r = 0; r < rounds && r < 64; r++) {
+				f[r] = run_ns(b, progs[pi].floor, pkt, len, repeat, 0);
+				d[r] = run_ns(b, progs[pi].prog, pkt, len, repeat, 0);
+			}
+			qsort(d, rounds, sizeof(double), cmp_d);
+			qsort(f, rounds, sizeof(double), cmp_d);
+			double delta = d[rounds / 2] - f[rounds / 2];
+			char span[48];
+			snprintf(span, sizeof(span), "%.0f [%.0f-%.0f]", d[rounds / 2], d[0], d[rounds - 1]);
+			const char *target = "";
+			if (sizes[si] == 10000 && strstr(progs[pi].prog, "xlate_src"))
+				target = delta <= 100 ? "<=100 ok" : "<=100 MISS";
+			printf("%-24s %-14d %8.0f %22s %10.0f %8s\n", progs[pi].prog, sizes[si], f[rounds / 2], span,
+			       delta, target);
+		}
+		lsbpf_state_free(s);
+		lsbpf_close(b);
+	}
+	return 0;
+}
