@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The embedded cluster in awkward state directories.
+#
+#   /tmp/lsc-emb-XXXX (0700, root)            <- postgres cannot traverse it
+#     └── aaaa.../bbbb.../state (path > 107 bytes: too long for a Unix socket path)
+#           ├── pg/   run/   admin.key   control.url
+#   lightscale-control serve ── postgres (as user postgres, socket reached via /tmp/lsc-pg-*)
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+source tests/lib/tap.sh
+source tests/control/pg.sh
+
+T=$(mktemp -d /tmp/lsc-emb-XXXXXX)
+chmod 700 "$T"
+D=$T/$(printf 'a%.0s' $(seq 40))/$(printf 'b%.0s' $(seq 40))/state
+cleanup() {
+	lsc_stop e
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+mkdir -p "$D" && chmod 700 "$D"
+check "the socket path would exceed 107 bytes" test "$(printf '%s' "$D/run/.s.PGSQL.5432" | wc -c)" -gt 107
+lsc_serve e --state-dir "$D" && ok "serve starts in a deep state dir under a 0700 directory" || fail "serve starts"
+check_eq "health" "ok" "$("$LSC_NODECLI" health -s "$SRV_URL_e" | jq -r .database)"
+check "the socket is reached through a short link" grep -q "reached through /tmp/lsc-pg-" "$D/serve.log"
+if [ "$(id -u)" = 0 ]; then
+	check_eq "postgres runs as postgres" "postgres" \
+		"$(ps -o user= -p "$(head -1 "$D/pg/postmaster.pid")" | tr -d ' ')"
+	check_eq "the state dir itself stays 0700" "700" "$(stat -c %a "$D")"
+fi
+"$LSC_BIN" network create deep --state-dir "$D" >/dev/null
+check_eq "admin commands work" "deep" "$("$LSC_BIN" network list --json --state-dir "$D" | jq -r '.networks[0].name')"
+lsc_stop e
+out=$("$LSC_BIN" serve --listen 127.0.0.1:0 --state-dir "$T/other" --pg-user no-such-user-lsc 2>&1)
+check "an unknown --pg-user is refused by name" grep -q "no user \`no-such-user-lsc'" <<<"$out"
+out=$("$LSC_BIN" serve --listen 127.0.0.1:99999 --state-dir "$T/other" 2>&1)
+check "an invalid --listen is refused by value" grep -q "invalid listen address \`127.0.0.1:99999'" <<<"$out"
+tap_done
