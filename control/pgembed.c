@@ -452,5 +452,7 @@ int lsc_pg_stop(struct lsc_pg *pg)
 	}
 	pr_info("postgres: stopped postmaster %d", (int)pg->pid);
 	pg->pid = 0;
+	if (strcmp(pg->connect_dir, pg->run_dir))
+		unlink(pg->connect_dir); /* the short symlink to DIR/run */
 	return 0;
 }
