@@ -415,6 +415,41 @@ static void test_rekey_after_time(void **state)
 	teardown_pair();
 }
 
+static void test_rekey_and_reject_after_messages(void **state)
+{
+	setup_pair(true, true);
+	send_a_to_b(60, 1);
+	pump();
+	/* A smaller REKEY_AFTER_MESSAGES stands in for 2^60: the first packet
+	 * past it starts a new handshake while the old session still carries. */
+	run_for(6000); /* initiations are at most one per REKEY_TIMEOUT */
+	na.dev.cfg.rekey_after_messages = 10;
+	int sent = 1;
+	while (peer_of(&na)->kp_cur->send_counter < 10) {
+		send_a_to_b(60, 2);
+		sent++;
+	}
+	assert_int_equal(na.sent_by_type[LSW_MSG_INITIATION], 1);
+	send_a_to_b(60, 3); /* the counter passes REKEY_AFTER_MESSAGES */
+	sent++;
+	assert_int_equal(na.sent_by_type[LSW_MSG_INITIATION], 2);
+	pump();
+	assert_int_equal(nb.delivered, sent);
+	na.dev.cfg.rekey_after_messages = LSW_REKEY_AFTER_MESSAGES;
+	/* A session at REJECT_AFTER_MESSAGES sends nothing more: packets wait for
+	 * a new one. */
+	run_for(6000);
+	peer_of(&na)->kp_cur->send_counter = LSW_REJECT_AFTER_MESSAGES;
+	int data_before = na.sent_by_type[LSW_MSG_DATA];
+	send_a_to_b(60, 4);
+	assert_int_equal(na.sent_by_type[LSW_MSG_DATA], data_before);
+	assert_int_equal(peer_of(&na)->nstaged, 1);
+	assert_int_equal(na.sent_by_type[LSW_MSG_INITIATION], 3);
+	pump();
+	assert_int_equal(nb.delivered, sent + 1);
+	teardown_pair();
+}
+
 static void test_reject_after_time(void **state)
 {
 	setup_pair(true, true);
@@ -640,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_initiation_replay_rejected),
 		cmocka_unit_test(test_cookie_under_load),
 		cmocka_unit_test(test_rekey_after_time),
+		cmocka_unit_test(test_rekey_and_reject_after_messages),
 		cmocka_unit_test(test_reject_after_time),
 		cmocka_unit_test(test_retransmit_and_give_up),
 		cmocka_unit_test(test_zero_keys_after_540s),
