@@ -399,6 +399,9 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
+	api_fd = api_open(prof->name);
+	if (api_fd < 0)
+		pr_warn("local API socket: %s", strerror(-api_fd));
 	/* the cached netmap first: the data plane is back before the control plane answers */
 	if (ls_profile_load_netmap(prof, &a.nm, err, sizeof(err)) == 0)
 		pr_info("reapplying the cached netmap (version %lld, %zu peers)", (long long)a.nm->version, a.nm->n_peers);
@@ -408,12 +411,15 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 	pthread_mutex_unlock(&a.lock);
 	if (ret == -EPERM || ret == -EACCES || (ret && !strcmp(opts->dp.engine ? opts->dp.engine : "", "kernel"))) {
 		pr_err("cannot bring up %s: %s", prof->ifname, strerror(-ret));
+		if (api_fd >= 0) {
+			char path[PATH_MAX];
+
+			ls_localapi_path(prof->name, path, sizeof(path));
+			unlink(path);
+		}
 		close(lock_fd);
 		return ret;
 	}
-	api_fd = api_open(prof->name);
-	if (api_fd < 0)
-		pr_warn("local API socket: %s", strerror(-api_fd));
 	mon_fd = ls_rtnl_monitor_open();
 	if (mon_fd < 0)
 		pr_warn("rtnetlink monitor: %s", strerror(-mon_fd));

@@ -34,7 +34,10 @@ static const char help[] =
 	"                   the userspace engine is `lightscale wg-userspace', or the program in\n"
 	"                   $LIGHTSCALE_WG_USERSPACE (e.g. /usr/bin/wireguard-go)\n"
 	"  --exit-node X    override the profile's exit node choice (lightscale exit-node use)\n"
-	"  --poll-wait S    long-poll hold time asked of the server (default 60)\n";
+	"  --poll-wait S    long-poll hold time asked of the server (default 60)\n"
+	"  --bpf            attach the BPF data plane to ls-P (pinned under\n"
+	"                   /sys/fs/bpf/lightscale/P): per-route counters and conflicts for\n"
+	"                   `lightscale routes'; the programs keep running across restarts\n";
 
 int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 {
@@ -47,6 +50,7 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		{ "poll-wait", required_argument, NULL, 'w' },
 		{ "heartbeat", required_argument, NULL, 'b' },
 		{ "no-masquerade", no_argument, NULL, 'M' },
+		{ "bpf", no_argument, NULL, 'B' },
 		LS_CLI_COMMON_OPTS,
 		{ 0 },
 	};
@@ -71,6 +75,7 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		case 'F': o.foreground = true; break;
 		case 'D': o.down_on_exit = true; break;
 		case 'M': o.dp.no_masquerade = true; break;
+		case 'B': o.dp.bpf = true; break;
 		case 'w':
 		case 'b':
 			if (ls_parse_duration(optarg, &v) || v < 1 || v > 300)

@@ -301,6 +301,20 @@ static const char bpf_help[] =
 int ls_cmd_bpf_status(struct ls_cli *cli, int argc, char **argv)
 {
 #ifdef LS_HAVE_BPF
+	/* the loader's parser reads the options after the subcommand word: put "status"
+	 * first so `bpf --profile P status' works as well as `bpf status --profile P' */
+	for (int i = 2; i < argc; i++) {
+		const char *prev = argv[i - 1];
+
+		if (!strcmp(argv[i], "status") && strcmp(prev, "--profile") && strcmp(prev, "--state-dir") &&
+		    strcmp(prev, "--bpf-pin-dir")) {
+			char *w = argv[i];
+
+			memmove(&argv[2], &argv[1], (size_t)(i - 1) * sizeof(*argv));
+			argv[1] = w;
+			break;
+		}
+	}
 	return ls_cmd_bpf(argc, argv);
 #else
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {

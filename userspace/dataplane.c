@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpfglue.h"
 #include "log.h"
 #include "rtnl.h"
 
@@ -540,6 +541,8 @@ static int sync_routing(struct ls_dp *dp, const struct ls_netmap *nm)
 		sysctl_note(dp, "net/ipv6/conf/all/forwarding", "1");
 	}
 	masquerade(dp, router && !dp->opts.no_masquerade);
+	if (dp->bpf)
+		ls_bpfglue_apply(dp->bpf, dp->prof, nm);
 	return 0;
 }
 
@@ -648,11 +651,18 @@ int ls_dp_open(struct ls_dp *dp, struct ls_profile *prof, const struct ls_dp_opt
 		pr_err("%s: cannot set up/mtu %d: %s %s", prof->ifname, prof->mtu, strerror(-ret), ls_rtnl_last_error());
 		return ret;
 	}
+	/* the BPF data plane adds metrics: when it cannot load, the tunnel still comes up */
+	if (opts->bpf && (ret = ls_bpfglue_open(prof, &dp->bpf))) {
+		snprintf(dp->bpf_error, sizeof(dp->bpf_error), "%s", strerror(-ret));
+		pr_err("%s: continuing without the BPF data plane (%s)", prof->ifname, dp->bpf_error);
+	}
 	return 0;
 }
 
 void ls_dp_close(struct ls_dp *dp)
 {
+	ls_bpfglue_close(dp->bpf);
+	dp->bpf = NULL;
 	json_decref(dp->refused);
 	json_decref(dp->sysctls);
 	dp->refused = dp->sysctls = NULL;
@@ -859,6 +869,7 @@ int ls_dp_down(struct ls_profile *prof)
 	int idx, ret = 0;
 
 	dp.sysctls = json_object();
+	ls_bpfglue_down(prof);
 	sync_rules(&dp, false);
 	if (!ls_rtnl_route_list(AF_UNSPEC, prof->table, &cur, &nc)) {
 		for (size_t i = 0; i < nc; i++)

@@ -28,11 +28,14 @@
 #include "profile.h"
 #include "wg.h"
 
+struct ls_bpfglue;
+
 struct ls_dp_opts {
 	const char *engine;    /* auto, kernel, userspace */
 	bool apply_routes;     /* advertised routes, exit node, rules */
 	const char *exit_node; /* NULL/"none", "auto", id or name */
 	bool no_masquerade;    /* routers and exits masquerade by default */
+	bool bpf;              /* attach the BPF data plane (per-route metrics) */
 };
 
 struct ls_dp {
@@ -48,6 +51,8 @@ struct ls_dp {
 	bool masquerading;
 	struct ls_prefix control_hosts[8];
 	size_t n_control_hosts;
+	struct ls_bpfglue *bpf; /* with opts.bpf */
+	char bpf_error[128];    /* why it is not loaded */
 	uint64_t engine_ns; /* time spent in engine set calls (benchmarks) */
 	uint64_t engine_calls;
 };

@@ -150,6 +150,9 @@ json_t *ls_status_json(const struct ls_profile *prof, const struct ls_dp *dp, co
 		json_object_set_new(st, "masquerade", json_boolean(dp->masquerading));
 		json_object_set_new(st, "exit_reason", json_string(dp->exit_reason));
 		json_object_set_new(st, "adopted", json_boolean(!dp->created));
+		if (dp->opts.bpf)
+			json_object_set_new(st, "bpf", dp->bpf ? json_string("attached")
+							       : json_sprintf("failed: %s", dp->bpf_error));
 	}
 	free(a);
 	free(r);
