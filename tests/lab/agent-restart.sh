@@ -59,4 +59,29 @@ node_init n3 "$tok"
 agent_start n3
 wait_for 10 "restarted n1 learns n3" peer_count n1 2 && ok "restarted agent applies new peers" || fail "n1 learns n3" "$(node_log n1)"
 ping_within n1 "$(node_addr n3 4)" 5 && ok "n1 reaches n3" || fail "n1 -> n3"
+# without --foreground the agent detaches and says where it logs
+out=$(lsx n2 agent 2>&1)
+dpid=$(grep -o 'pid [0-9]*' <<<"$out" | awk '{print $2}')
+[ -n "$dpid" ] && LAB_PIDS+=("$dpid")
+# the foreground agent holds the profile: the detached one must refuse to run
+wait_for 5 "second agent exits" sh -c "! kill -0 $dpid 2>/dev/null"
+if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; then fail "second agent for a held profile exits" "$out"; else
+	grep -q "another agent runs for profile" "/run/lightscale/$(profile_of n2).log" && ok "a second agent for the same profile refuses to run" ||
+		fail "second agent message" "$(cat "/run/lightscale/$(profile_of n2).log" 2>&1)"
+fi
+agent_kill n2
+out=$(lsx n2 agent 2>&1)
+dpid=$(grep -o 'pid [0-9]*' <<<"$out" | awk '{print $2}')
+[ -n "$dpid" ] && LAB_PIDS+=("$dpid")
+[[ $out == *"started (pid "*"log /run/lightscale/"* ]] && ok "agent detaches without --foreground" || fail "detached agent" "$out"
+wait_for 10 "detached agent answers" peer_count n2 2 && ok "detached agent serves status" || fail "detached status"
+kill "$dpid"
+sleep 0.5
+nsx n2 ip link show "$(ifname_of n2)" >/dev/null 2>&1 && ok "SIGTERM leaves the interface up" || fail "SIGTERM left it"
+
+# --down-on-exit takes it all down
+agent_start n2 --down-on-exit
+wait_for 10 "n2 back" peer_count n2 2
+agent_kill n2
+nsx n2 ip link show "$(ifname_of n2)" >/dev/null 2>&1 && fail "--down-on-exit removes the interface" || ok "--down-on-exit removes the interface"
 tap_done

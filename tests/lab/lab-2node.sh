@@ -24,6 +24,11 @@ tok=$(token_create home 5)
 
 node_init n1 "$tok"
 node_init n2 "$tok"
+pdir="$LAB_DIR/n1/$(profile_of n1)"
+check_eq "init: profile directory mode 0700" 700 "$(stat -c %a "$pdir")"
+check_eq "init: private keys and token mode 0600" "600 600 600" \
+	"$(stat -c %a "$pdir/wg.key" "$pdir/machine.key" "$pdir/token" | tr '\n' ' ' | sed 's/ $//')"
+check_eq "init: interface name" "$(ifname_of n1)" "$(jq -r .interface "$pdir/config.json")"
 check_eq "register: n1 is node 'n1'" n1 "$(jq -r .node.name "$LAB_DIR/n1.register.json")"
 agent_start n1
 agent_start n2
