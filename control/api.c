@@ -184,7 +184,7 @@ static bool begin(struct lsc_req *r, PGconn *db)
 
 static bool commit(struct lsc_req *r, PGconn *db)
 {
-	PGresult *res = PQexec(db, "COMMIT");
+	PGresult *res = lsc_exec0(db, "COMMIT");
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	if (!ok)
@@ -216,7 +216,7 @@ static void h_health(struct lsc_server *s, struct lsc_req *r)
 			return;
 		}
 	}
-	res = PQexec(db, "SELECT coalesce(max(version), 0) FROM lsc_schema");
+	res = lsc_exec0(db, "SELECT coalesce(max(version), 0) FROM lsc_schema");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		PQclear(res);
 		lsc_reply_json(r, 503,
@@ -226,8 +226,9 @@ static void h_health(struct lsc_server *s, struct lsc_req *r)
 		return;
 	}
 	lsc_reply_json(r, 200,
-		       json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "database", "ok", "schema_version",
-				 (json_int_t)i64(res, 0, 0), "waiters", (json_int_t)s->n_waiters));
+		       json_pack("{s:b, s:s, s:I, s:I, s:I}", "ok", 1, "database", "ok",
+				 "schema_version", (json_int_t)i64(res, 0, 0), "waiters",
+				 (json_int_t)s->n_waiters, "queries", (json_int_t)lsc_query_count));
 	PQclear(res);
 }
 
@@ -543,7 +544,7 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 		}
 		PQclear(ex);
 	}
-	res = PQexec(db, "SELECT nextval('nodes_id_seq')");
+	res = lsc_exec0(db, "SELECT nextval('nodes_id_seq')");
 	if (!lsc_res_ok(db, res, "node id")) {
 		lsc_db_failed(r, res, "node id");
 		goto out;
@@ -1049,7 +1050,7 @@ out:
 
 static void a_network_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 {
-	PGresult *res = PQexec(db, "SELECT " NETWORK_COLS ", "
+	PGresult *res = lsc_exec0(db, "SELECT " NETWORK_COLS ", "
 				   "(SELECT count(*) FROM nodes WHERE nodes.network_id = networks.id) "
 				   "FROM networks ORDER BY name");
 	json_t *a;

@@ -132,8 +132,11 @@ int lsc_schema_latest(void);
 /* Applies the embedded migrations in one transaction (up to target, 0 = latest). Refuses a
  * database newer than the binary. *version gets the resulting schema version. */
 int lsc_db_migrate(PGconn *c, int target, int *version, char *err, size_t errlen);
-/* PQexecParams with text parameters (NULL entries are SQL NULL). */
+/* PQexecParams with text parameters (NULL entries are SQL NULL); lsc_exec0 is PQexec.
+ * Both count into lsc_query_count (reported by /v1/health as "queries"). */
 PGresult *lsc_exec(PGconn *c, const char *sql, int n, const char *const *params);
+PGresult *lsc_exec0(PGconn *c, const char *sql);
+extern uint64_t lsc_query_count;
 /* true when res is PGRES_COMMAND_OK or PGRES_TUPLES_OK; logs the error otherwise */
 bool lsc_res_ok(PGconn *c, PGresult *res, const char *what);
 bool lsc_exec_ok(PGconn *c, const char *sql); /* simple statement, logs errors */

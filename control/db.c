@@ -13,9 +13,18 @@ int lsc_schema_latest(void)
 	return lsc_n_migrations ? lsc_migrations[lsc_n_migrations - 1].version : 0;
 }
 
+uint64_t lsc_query_count;
+
 PGresult *lsc_exec(PGconn *c, const char *sql, int n, const char *const *params)
 {
+	lsc_query_count++;
 	return PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+PGresult *lsc_exec0(PGconn *c, const char *sql)
+{
+	lsc_query_count++;
+	return PQexec(c, sql);
 }
 
 bool lsc_res_ok(PGconn *c, PGresult *res, const char *what)
@@ -31,7 +40,7 @@ bool lsc_res_ok(PGconn *c, PGresult *res, const char *what)
 
 bool lsc_exec_ok(PGconn *c, const char *sql)
 {
-	PGresult *r = PQexec(c, sql);
+	PGresult *r = lsc_exec0(c, sql);
 	bool ok = lsc_res_ok(c, r, sql);
 
 	PQclear(r);
