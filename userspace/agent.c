@@ -194,6 +194,10 @@ static void *netmap_thread(void *arg)
 		}
 		if (fails)
 			pr_info("control plane reachable again (%s)", resp.url ? resp.url : "");
+		/* the parsed tree is all we need: drop the body before building the model */
+		free(resp.body);
+		resp.body = NULL;
+		resp.len = 0;
 		fails = 0;
 		backoff = 1;
 		ret = handle_netmap(a, resp.json);

@@ -5,7 +5,7 @@
 # components define them.
 US_SRCS := $(filter-out userspace/main.c,$(wildcard userspace/*.c))
 US_OBJS := $(US_SRCS:%.c=$(BUILD)/obj/%.o)
-LIB_userspace := $(BUILD)/libuserspace.a
+US_LIB := $(BUILD)/libuserspace.a
 US_EXTRA_LIBS := $(LIB_wgu) $(LIB_bpf)
 
 # Compile-time switches for the optional engines.
@@ -31,11 +31,14 @@ US_DEFS_STAMP := $(BUILD)/obj/userspace/defs.stamp
 $(shell mkdir -p $(BUILD)/obj/userspace; [ "$$(cat $(US_DEFS_STAMP) 2>/dev/null)" = "$(US_DEFS)" ] || echo "$(US_DEFS)" >$(US_DEFS_STAMP))
 $(US_OBJS): $(US_DEFS_STAMP)
 
-$(LIB_userspace): $(US_OBJS)
+# What a unit test of userspace/ links: the library and the engine/loader it calls into.
+LIB_userspace := $(US_LIB) $(US_EXTRA_LIBS)
+
+$(US_LIB): $(US_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/lightscale: $(BUILD)/obj/userspace/main.o $(LIB_userspace) $(US_EXTRA_LIBS) $(LIBLS)
+$(BUILD)/lightscale: $(BUILD)/obj/userspace/main.o $(LIB_userspace) $(LIBLS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -o $@
 

@@ -743,6 +743,13 @@ int ls_dp_sync(struct ls_dp *dp, const struct ls_netmap *nm)
 	}
 	if (set.n)
 		pr_info("%s: %zu peer change(s) of %zu peers", dp->prof->ifname, set.n, nm->n_peers);
+	/* what the engine holds and the full desired list are no longer needed */
+	ls_wg_device_free(cur);
+	cur = NULL;
+	for (size_t i = 0; i < nm->n_peers; i++)
+		free(want[i].allowed);
+	free(want);
+	want = NULL;
 	if ((ret = ps_send(dp, &set, 0, NULL)))
 		goto cleanup;
 	sync_addrs(dp, nm);

@@ -225,6 +225,8 @@ void ls_profile_free(struct ls_profile *p)
 int ls_profile_load_netmap(const struct ls_profile *p, struct ls_netmap **out, char *err, size_t err_size)
 {
 	char path[PATH_MAX], *buf = NULL;
+	json_error_t jerr;
+	json_t *doc;
 	size_t len;
 	int ret;
 
@@ -236,8 +238,15 @@ int ls_profile_load_netmap(const struct ls_profile *p, struct ls_netmap **out, c
 			 p->dir, p->name);
 		return ret;
 	}
-	ret = ls_netmap_parse(buf, len, out, err, err_size);
+	/* the text goes before the model is built: a large map's peak stays lower */
+	doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(buf);
+	if (!doc) {
+		snprintf(err, err_size, "%s: invalid JSON at line %d: %s", path, jerr.line, jerr.text);
+		return -EINVAL;
+	}
+	ret = ls_netmap_parse_json(doc, out, err, err_size);
+	json_decref(doc);
 	return ret;
 }
 
