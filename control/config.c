@@ -9,7 +9,7 @@
  *                    "address":  {"burst": 2000, "per_second": 500},
  *                    "node":     {"burst": 60, "per_second": 2}},
  *    "max_wait": 300, "online_secs": 120, "liveness_flush_ms": 5000,
- *    "connection_limit": 60000}
+ *    "connection_limit": 60000, "delta_versions": 4096}
  * Every member is optional.
  */
 #include <errno.h>
@@ -34,6 +34,7 @@ void lsc_config_defaults(struct lsc_config *c)
 	c->online_secs = LSC_ONLINE_SECS;
 	c->liveness_flush_ms = 5000;
 	c->connection_limit = 60000;
+	c->delta_versions = LSC_DELTA_VERSIONS;
 }
 
 void lsc_config_free(struct lsc_config *c)
@@ -168,7 +169,8 @@ int lsc_config_load(struct lsc_config *c, const char *path, char *err, size_t er
 	if (int_member(j, "max_wait", 1, 3600, &c->max_wait, err, errlen) ||
 	    int_member(j, "online_secs", 5, 86400, &c->online_secs, err, errlen) ||
 	    int_member(j, "liveness_flush_ms", 100, 600000, &c->liveness_flush_ms, err, errlen) ||
-	    int_member(j, "connection_limit", 16, 1000000, &c->connection_limit, err, errlen))
+	    int_member(j, "connection_limit", 16, 1000000, &c->connection_limit, err, errlen) ||
+	    int_member(j, "delta_versions", 1, 10000000, &c->delta_versions, err, errlen))
 		goto cleanup;
 	ret = 0;
 cleanup:

@@ -20,7 +20,7 @@
 #define LSC_DEFAULT_STATE_DIR "/var/lib/lightscale-control"
 #define LSC_NOTIFY_CHANNEL "lsc_netmap"
 #define LSC_ONLINE_SECS 120
-#define LSC_MEM_LOG_VERSIONS 4096 /* change-log versions kept in memory per network */
+#define LSC_DELTA_VERSIONS 4096 /* default: versions a delta can span (change log kept) */
 
 /* ---- string buffer ---- */
 struct lsc_buf {
@@ -46,6 +46,7 @@ struct lsc_config {
 	int online_secs;
 	int liveness_flush_ms;
 	int connection_limit;
+	int delta_versions;    /* change log kept (memory and database); older clients get full maps */
 };
 void lsc_config_defaults(struct lsc_config *c);
 int lsc_config_load(struct lsc_config *c, const char *path, char *err, size_t errlen);

@@ -499,9 +499,9 @@ static int log_add(struct lsc_net *n, int64_t version, int64_t node_id)
 	return 0;
 }
 
-static void log_trim(struct lsc_net *n)
+static void log_trim(struct lsc_net *n, int64_t keep)
 {
-	int64_t floor = n->version - LSC_MEM_LOG_VERSIONS;
+	int64_t floor = n->version - keep;
 	size_t i = 0;
 
 	if (floor <= n->log_floor)
@@ -551,7 +551,7 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 		return 0;
 	}
 	full = !n->loaded || log_floor > n->version || version < n->version ||
-	       version - n->version > LSC_MEM_LOG_VERSIONS;
+	       version - n->version > s->cfg.delta_versions;
 	if (full) {
 		net_clear(n);
 		n->name = strdup(PQgetvalue(r, 0, 0));
@@ -575,8 +575,8 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 			}
 		}
 		PQclear(r);
-		n->log_floor = version - LSC_MEM_LOG_VERSIONS > log_floor
-				       ? version - LSC_MEM_LOG_VERSIONS
+		n->log_floor = version - s->cfg.delta_versions > log_floor
+				       ? version - s->cfg.delta_versions
 				       : log_floor;
 		snprintf(from, sizeof(from), "%" PRId64, n->log_floor);
 		p[1] = from;
@@ -679,7 +679,7 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 	if (dns_changed)
 		render_dns(s, n);
 	n->liveness_ms = ls_now_ms();
-	log_trim(n);
+	log_trim(n, s->cfg.delta_versions);
 	pr_debug("network %s: snapshot at version %" PRId64 " (%s, %zu nodes)", n->name,
 		 n->version, full ? "full" : "incremental", n->n_nodes);
 	return 0;

@@ -566,6 +566,21 @@ int lsc_serve(const struct lsc_serve_opts *o)
 				 "DELETE FROM nonces WHERE seen_at < now() - interval '%d seconds'",
 				 2 * LS_SIGN_MAX_SKEW + 60);
 			lsc_exec_ok(s->db, q);
+			/* the change log: keep delta_versions versions per network */
+			snprintf(q, sizeof(q), "%d", s->cfg.delta_versions);
+			{
+				const char *p[1] = {q};
+				PGresult *res = lsc_exec(
+					s->db,
+					"WITH p AS (UPDATE networks SET log_floor = version - $1::bigint "
+					"  WHERE version - $1::bigint > log_floor RETURNING id, log_floor) "
+					"DELETE FROM changes USING p WHERE changes.network_id = p.id "
+					"  AND changes.version <= p.log_floor",
+					1, p);
+
+				lsc_res_ok(s->db, res, "prune change log");
+				PQclear(res);
+			}
 			s->next_prune_ms = now + 60000;
 		}
 		MHD_run(s->mhd);

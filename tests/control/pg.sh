@@ -2,7 +2,7 @@
 #
 #   lsc_pg_start DIR        a throwaway cluster in DIR (initdb, postgres on a Unix socket in
 #                           DIR/sock, no TCP); sets LSC_PG_SOCK and LSC_PG_PID
-#   lsc_pg_stop             stops it
+#   lsc_pg_stop             stops it (lsc_pg_restart starts it again)
 #   lsc_psql DB SQL         runs SQL as the cluster superuser `lightscale'
 #   lsc_serve NAME ARGS...  starts `lightscale-control serve --listen 127.0.0.1:0 ARGS` in the
 #                           background, waits for DIR/control.url; sets SRV_PID_NAME, SRV_URL_NAME
@@ -33,10 +33,16 @@ lsc_pg_start() {
 		cat "$dir/initdb.log"
 		return 1
 	}
-	_lsc_as_pg "$PGBIN/postgres" -D "$dir/data" -k "$dir/sock" -c listen_addresses= \
-		-c fsync=off -c synchronous_commit=off -c max_connections=300 >"$dir/pg.log" 2>&1 &
-	LSC_PG_PID=$!
 	LSC_PG_DIR=$dir
+	lsc_pg_restart
+}
+
+# lsc_pg_restart: start the cluster of the last lsc_pg_start again (after lsc_pg_stop)
+lsc_pg_restart() {
+	local dir=$LSC_PG_DIR
+	_lsc_as_pg "$PGBIN/postgres" -D "$dir/data" -k "$dir/sock" -c listen_addresses= \
+		-c fsync=off -c synchronous_commit=off -c max_connections=300 >>"$dir/pg.log" 2>&1 &
+	LSC_PG_PID=$!
 	LSC_PG_SOCK=$dir/sock
 	for _ in $(seq 100); do
 		"$PGBIN/pg_isready" -q -h "$LSC_PG_SOCK" && return 0

@@ -21,6 +21,7 @@ cleanup() {
 	lsc_stop s2
 	lsc_stop s3
 	lsc_stop s4
+	lsc_stop s5
 	lsc_pg_stop
 	rm -rf "$T"
 }
@@ -120,7 +121,41 @@ check_eq "the newer binary migrates it to the latest schema" "$latest" "$(N heal
 check_eq "lsc_schema records every migration" "$(seq -s, 1 "$latest")" \
 	"$(lsc_psql lsc_old "SELECT string_agg(version::text, ',' ORDER BY version) FROM lsc_schema")"
 
-# database outage: health says so, then recovers
+# deltas span at most delta_versions versions; an older client gets the full map
+echo '{"delta_versions": 2}' >"$T/s5.json"
+lsc_serve s5 --state-dir "$T/s5" --config "$T/s5.json" --db "$DSN" || fail "server 5"
+V0=$(N netmap -s "$SRV_URL_s5" -k "$T/a" | jq .version)
+for i in 1 2 3; do N heartbeat -s "$SRV_URL_s5" -k "$T/c" -p 5555 -e "203.0.113.$i:5555" >/dev/null; done
+check_eq "since 3 versions back with delta_versions 2: full map" "true" \
+	"$(N netmap -s "$SRV_URL_s5" -k "$T/a" --since "$V0" | jq .full)"
+check_eq "since 1 version back: delta" "false" \
+	"$(N netmap -s "$SRV_URL_s5" -k "$T/a" --since $((V0 + 2)) | jq .full)"
+lsc_stop s5
+
+# database outage: health and requests say so; after it, long-polls work again
 lsc_stop s3
 lsc_stop s4
+lsc_pg_stop
+res=$(N health -s "$U1")
+check "database down: health 503 unavailable" grep -q "^error 503 unavailable" <<<"$res"
+res=$(N netmap -s "$U1" -k "$T/a")
+check "database down: netmap 503 unavailable" grep -q "^error 503 unavailable" <<<"$res"
+lsc_pg_restart || fail "PostgreSQL restarts"
+for _ in $(seq 50); do
+	N health -s "$U1" >/dev/null && break
+	sleep 0.2
+done
+check_eq "database back: health ok again" "ok" "$(N health -s "$U1" | jq -r .database)"
+V=$(N netmap -s "$U1" -k "$T/a" | jq .version)
+sleep 1.5 # the LISTEN connection reconnects within a second
+N netmap -s "$U1" -k "$T/a" --since "$V" --wait 20 >"$T/lp3" &
+lp=$!
+sleep 0.5
+t0=$(lsc_ms)
+N heartbeat -s "$U2" -k "$T/c" -p 5555 -e 203.0.113.77:5555 >/dev/null
+wait $lp
+dt=$(($(lsc_ms) - t0))
+[ "$dt" -lt 1000 ] && ok "after the outage a change on server 2 wakes server 1 (${dt} ms)" ||
+	fail "wake after the outage" "took $dt ms"
+check "no token secret in any server log" bash -c "! grep -q '${TOK#lst_}' '$T'/s*/serve.log"
 tap_done
