@@ -234,6 +234,23 @@ check "ping a -> b over an IPv6 underlay" A ping -c 3 -i 0.3 -W 2 10.77.0.2
 check_eq "b sees our IPv6 endpoint" "[fd99::1]:51820" "$(endpoint_of $ns_b $if_b)"
 check_eq "wg show prints the IPv6 endpoint we use" "[fd99::2]:51822" "$(endpoint_of $ns_a $if_a)"
 
+# 9c. Reconfiguration under load: peers removed and added again, and our
+# listen port changed, while iperf3 runs; the engine survives and traffic
+# resumes.
+B iperf3 -s -D -I "$tmp/iperf2.pid" >/dev/null 2>&1
+sleep 0.3
+A timeout 15 iperf3 -c 10.77.0.2 -t 4 >/dev/null 2>&1 & iperfpid=$!
+for i in $(seq 8); do
+	sleep 0.3
+	A wg set $if_a peer "$pb" remove
+	A wg set $if_a listen-port $((51850 + i % 2)) peer "$pb" allowed-ips 10.77.0.2/32,fd77::2/128 endpoint "[fd99::2]:51822"
+done
+A wg set $if_a listen-port 51820
+wait $iperfpid
+kill "$(cat "$tmp/iperf2.pid" 2>/dev/null)" 2>/dev/null
+check "ping after reconfiguring under load" A ping -c 3 -i 0.3 -W 3 10.77.0.2
+check_eq "our listen port is back" 51820 "$(A wg show $if_a listen-port)"
+
 # 10. A wrong public key never completes a handshake.
 kc=$(wg genkey); pc=$(wg pubkey <<<"$kc")
 A wg set $if_a peer "$pb" remove

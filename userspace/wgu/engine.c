@@ -238,9 +238,14 @@ static const struct lsw_device_ops engine_ops = {
 
 /* --- packet threads --- */
 
+static bool stopping(struct lsw_engine *e)
+{
+	return __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE);
+}
+
 static void stop_engine(struct lsw_engine *e)
 {
-	e->stop = 1;
+	__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
 	wake(e);
 }
 
@@ -261,7 +266,7 @@ static void *rx_thread(void *arg)
 		stop_engine(e);
 		return NULL;
 	}
-	while (!e->stop) {
+	while (!stopping(e)) {
 		int n;
 
 		for (int i = 0; i < RX_BATCH; i++) {
@@ -339,7 +344,7 @@ static void *tx_thread(void *arg)
 		stop_engine(e);
 		goto cleanup;
 	}
-	while (!e->stop) {
+	while (!stopping(e)) {
 		int nsegs = 0;
 		bool again = false;
 
@@ -628,7 +633,7 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 	ready(e, 0);
 	pr_info("serving %s on %s", ifname, e->sock_path);
 
-	while (!e->stop) {
+	while (!stopping(e)) {
 		uint64_t next = lsw_dev_timers(&e->dev), now = lsw_dev_now(&e->dev);
 		int timeout = next > now ? (int)(next - now) : 0, n;
 
@@ -648,7 +653,7 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 
 				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 					pr_info("signal %u: exiting", si.ssi_signo);
-					e->stop = 1;
+					__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
 				}
 			}
 		}
@@ -661,7 +666,7 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 			/* The interface was deleted (ip link del): exit, as wireguard-go does. */
 			if (!if_indextoname(e->ifindex, name)) {
 				pr_info("interface %s was deleted; exiting", e->ifname);
-				e->stop = 1;
+				__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
 			} else if (lsw_tun_get_mtu(name, &m) == 0 && m && m != e->dev.mtu) {
 				pthread_mutex_lock(&e->dev.lock);
 				e->dev.mtu = m;

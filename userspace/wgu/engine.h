@@ -23,7 +23,7 @@ struct lsw_engine {
 	bool udp_gso, udp_gro, uso;
 	int uapi_fd;
 	int wake_fd; /* eventfd: timers moved earlier, or stop */
-	volatile int stop;
+	int stop; /* atomic */
 	int ready_fd; /* pipe to the waiting parent, or -1 */
 	struct lsw_gro *gro; /* coalescing into TUN (receive thread only) */
 	struct lsw_device dev;
