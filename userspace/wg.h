@@ -89,6 +89,16 @@ const struct ls_wg_engine *ls_wg_engine_serving(const char *ifname);
 /* Kernel: is the "wireguard" generic netlink family there? 0, or -errno with a reason. */
 int ls_wg_kernel_available(char *why, size_t why_size);
 
+/* Kernel helpers (wg_kernel.c), exported for tests: the set request split into messages
+ * of at most LS_WG_MSG_MAX bytes, and the parser of one device message (as the kernel's
+ * get answers carry; the peers of a message continue the previous one's last peer when
+ * the key repeats). */
+#define LS_WG_MSG_MAX 32768
+struct nlmsghdr;
+int ls_wg_kernel_build_set(const struct ls_wg_device *dev, uint16_t family,
+			   int (*emit)(struct nlmsghdr *nlh, void *arg), void *arg);
+int ls_wg_kernel_parse_msg(const struct nlmsghdr *nlh, struct ls_wg_device *dev, size_t *cap);
+
 /* UAPI helpers (wg_uapi.c), exported for tests and the fuzz harness. */
 #define LS_WG_SOCK_DIR "/var/run/wireguard"
 int ls_uapi_sock_path(const char *ifname, char *out, size_t size);

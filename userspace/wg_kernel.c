@@ -181,24 +181,31 @@ static bool put_allowed(struct nlmsghdr *nlh, size_t limit, const struct ls_pref
 	return true;
 }
 
-/* Sends dev in as many messages as it takes: each message carries the device header and
- * as many peers (and allowed IPs) as fit; a peer cut in the middle continues in the next
- * message without WGPEER_F_REPLACE_ALLOWEDIPS. */
-static int kernel_set(const struct ls_wg_device *dev)
+/* Builds dev into as many WG_CMD_SET_DEVICE messages as it takes, calling emit on each:
+ * every message carries the device name and as many peers (and allowed IPs) as fit in
+ * LS_WG_MSG_MAX bytes; a peer cut in the middle continues in the next message with its
+ * key and the rest of its allowed IPs only (so WGPEER_F_REPLACE_ALLOWEDIPS applies once). */
+int ls_wg_kernel_build_set(const struct ls_wg_device *dev, uint16_t family,
+			   int (*emit)(struct nlmsghdr *nlh, void *arg), void *arg)
 {
-	static char buf[LS_NL_BUF * 4];
+	char *buf = malloc(LS_WG_MSG_MAX);
 	size_t peer = 0, allowed = 0;
 	bool first = true;
-	struct genl g;
-	int ret;
+	int ret = 0;
 
-	if ((ret = genl_open(&g)))
-		return ret;
+	if (!buf)
+		return -ENOMEM;
 	do {
-		struct nlmsghdr *nlh = wg_header(buf, &g, WG_CMD_SET_DEVICE, NLM_F_ACK);
-		size_t limit = sizeof(buf);
+		struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+		struct genlmsghdr *gh;
+		size_t limit = LS_WG_MSG_MAX;
 		struct nlattr *peers = NULL;
 
+		nlh->nlmsg_type = family;
+		nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+		gh = mnl_nlmsg_put_extra_header(nlh, sizeof(*gh));
+		gh->cmd = WG_CMD_SET_DEVICE;
+		gh->version = WG_GENL_VERSION;
 		mnl_attr_put_strz(nlh, WGDEVICE_A_IFNAME, dev->ifname);
 		if (first) {
 			if (dev->flags & LS_WGD_PRIVATE_KEY)
@@ -221,10 +228,10 @@ static int kernel_set(const struct ls_wg_device *dev)
 				goto full;
 			if (!mnl_attr_put_check(nlh, limit, WGPEER_A_PUBLIC_KEY, LS_WG_KEY_LEN, p->key))
 				goto cancel_peer;
-			if (p->flags & LS_WGP_REMOVE)
-				flags |= WGPEER_F_REMOVE_ME;
 			if (!allowed) {
-				if ((p->flags & LS_WGP_REPLACE_ALLOWED))
+				if (p->flags & LS_WGP_REMOVE)
+					flags |= WGPEER_F_REMOVE_ME;
+				if (p->flags & LS_WGP_REPLACE_ALLOWED)
 					flags |= WGPEER_F_REPLACE_ALLOWEDIPS;
 				if (p->flags & LS_WGP_UPDATE_ONLY)
 					flags |= WGPEER_F_UPDATE_ONLY;
@@ -242,11 +249,17 @@ static int kernel_set(const struct ls_wg_device *dev)
 					goto cancel_peer;
 			}
 			if (p->n_allowed && !(p->flags & LS_WGP_REMOVE)) {
+				size_t from = allowed;
+
 				an = mnl_attr_nest_start_check(nlh, limit, WGPEER_A_ALLOWEDIPS);
 				if (!an)
 					goto cancel_peer;
 				for (; allowed < p->n_allowed; allowed++) {
 					if (!put_allowed(nlh, limit, &p->allowed[allowed])) {
+						if (allowed == from) { /* not one fitted: the peer goes next time */
+							mnl_attr_nest_cancel(nlh, an);
+							goto cancel_peer;
+						}
 						mnl_attr_nest_end(nlh, an);
 						mnl_attr_nest_end(nlh, pn);
 						goto full;
@@ -263,13 +276,40 @@ cancel_peer:
 full:
 		if (peers)
 			mnl_attr_nest_end(nlh, peers);
-		ret = genl_talk(&g, nlh, NULL, NULL);
-		if (ret) {
-			pr_err("%s: WireGuard set failed: %s%s%s", dev->ifname, strerror(-ret), g.ext[0] ? ": " : "", g.ext);
+		ret = emit(nlh, arg);
+		if (ret)
 			break;
-		}
 		first = false;
 	} while (peer < dev->n_peers);
+	free(buf);
+	return ret;
+}
+
+struct set_ctx {
+	struct genl *g;
+	const char *ifname;
+};
+
+static int set_emit(struct nlmsghdr *nlh, void *arg)
+{
+	struct set_ctx *c = arg;
+	int ret = genl_talk(c->g, nlh, NULL, NULL);
+
+	if (ret)
+		pr_err("%s: WireGuard set failed: %s%s%s", c->ifname, strerror(-ret), c->g->ext[0] ? ": " : "",
+		       c->g->ext);
+	return ret;
+}
+
+static int kernel_set(const struct ls_wg_device *dev)
+{
+	struct genl g;
+	struct set_ctx c = { &g, dev->ifname };
+	int ret;
+
+	if ((ret = genl_open(&g)))
+		return ret;
+	ret = ls_wg_kernel_build_set(dev, g.family, set_emit, &c);
 	genl_close(&g);
 	return ret;
 }
@@ -311,6 +351,17 @@ static int parse_allowed(const struct nlattr *attr, struct ls_wg_peer *p)
 		p->allowed[p->n_allowed++] = pf;
 	}
 	return 0;
+}
+
+static int get_cb(const struct nlmsghdr *nlh, void *data);
+
+int ls_wg_kernel_parse_msg(const struct nlmsghdr *nlh, struct ls_wg_device *dev, size_t *cap)
+{
+	struct get_ctx c = { .dev = dev, .cap = *cap };
+	int ret = get_cb(nlh, &c);
+
+	*cap = c.cap;
+	return ret == MNL_CB_OK ? 0 : c.ret ? c.ret : -EBADMSG;
 }
 
 static int get_cb(const struct nlmsghdr *nlh, void *data)
