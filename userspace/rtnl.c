@@ -139,7 +139,7 @@ static void log_failure(const char *what, int ret)
 
 int ls_rtnl_link_set(int ifindex, bool up, int mtu)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifinfomsg *ifi;
 	int ret;
@@ -161,7 +161,7 @@ int ls_rtnl_link_set(int ifindex, bool up, int mtu)
 
 int ls_rtnl_link_del(int ifindex)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifinfomsg *ifi;
 
@@ -175,7 +175,7 @@ int ls_rtnl_link_del(int ifindex)
 
 int ls_rtnl_link_add_kind(const char *ifname, const char *kind)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifinfomsg *ifi;
 	struct nlattr *info;
@@ -215,7 +215,7 @@ static size_t addr_len(int family)
 
 int ls_rtnl_addr(enum ls_rtnl_op op, int ifindex, const struct ls_prefix *addr)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifaddrmsg *ifa;
 	int ret;
@@ -310,7 +310,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 
 int ls_rtnl_addr_list(int family, int ifindex, struct ls_rtnl_addr **out, size_t *n)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct addr_dump d = { .vec = { .size = sizeof(struct ls_rtnl_addr) }, .ifindex = ifindex };
 	struct ifaddrmsg *ifa;
@@ -334,7 +334,7 @@ int ls_rtnl_addr_list(int family, int ifindex, struct ls_rtnl_addr **out, size_t
 
 int ls_rtnl_route(enum ls_rtnl_op op, uint32_t table, const struct ls_prefix *dst, int ifindex)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct rtmsg *rtm;
 	int ret;
@@ -407,7 +407,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 
 int ls_rtnl_route_list(int family, uint32_t table, struct ls_rtnl_route **out, size_t *n)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct route_dump d = { .vec = { .size = sizeof(struct ls_rtnl_route) }, .table = table };
 	struct rtmsg *rtm;
@@ -431,7 +431,7 @@ int ls_rtnl_route_list(int family, uint32_t table, struct ls_rtnl_route **out, s
 
 int ls_rtnl_rule(enum ls_rtnl_op op, const struct ls_rtnl_rule *r)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct fib_rule_hdr *frh;
 	int ret;
@@ -516,7 +516,7 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 
 int ls_rtnl_rule_list(int family, struct ls_rtnl_rule **out, size_t *n)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct vec v = { .size = sizeof(struct ls_rtnl_rule) };
 	struct fib_rule_hdr *frh;

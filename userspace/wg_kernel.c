@@ -102,7 +102,7 @@ static void genl_close(struct genl *g)
 
 static int genl_open(struct genl *g)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct nlmsghdr *nlh;
 	struct genlmsghdr *gh;
 	int one = 1, ret;
@@ -188,7 +188,7 @@ static bool put_allowed(struct nlmsghdr *nlh, size_t limit, const struct ls_pref
 int ls_wg_kernel_build_set(const struct ls_wg_device *dev, uint16_t family,
 			   int (*emit)(struct nlmsghdr *nlh, void *arg), void *arg)
 {
-	char *buf = malloc(LS_WG_MSG_MAX);
+	char *buf = calloc(1, LS_WG_MSG_MAX);
 	size_t peer = 0, allowed = 0;
 	bool first = true;
 	int ret = 0;
@@ -465,7 +465,7 @@ static int get_cb(const struct nlmsghdr *nlh, void *data)
 
 static int kernel_get(const char *ifname, struct ls_wg_device **out)
 {
-	char buf[LS_NL_BUF];
+	char buf[LS_NL_BUF] = { 0 };
 	struct get_ctx c = { 0 };
 	struct nlmsghdr *nlh;
 	struct genl g;
