@@ -83,7 +83,10 @@ static void notice(void *arg, const char *msg)
 
 static PGconn *db_connect(const char *dsn)
 {
-	PGconn *c = PQconnectdb(dsn);
+	/* a default connect timeout; the DSN's own connect_timeout wins (expanded after) */
+	static const char *const keys[] = {"connect_timeout", "dbname", NULL};
+	const char *vals[] = {"5", dsn, NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
 	if (PQstatus(c) != CONNECTION_OK) {
 		pr_warn("database: %s", PQerrorMessage(c));
@@ -94,11 +97,11 @@ static PGconn *db_connect(const char *dsn)
 	return c;
 }
 
-PGconn *lsc_db(struct lsc_req *r)
+/* the request connection, reconnected (at most once a second) when lost */
+static PGconn *db_ensure(struct lsc_server *s)
 {
-	struct lsc_server *s = r->srv;
-
 	if (s->db && PQstatus(s->db) != CONNECTION_OK) {
+		pr_warn("database: the request connection was lost; reconnecting");
 		PQfinish(s->db);
 		s->db = NULL;
 	}
@@ -107,6 +110,14 @@ PGconn *lsc_db(struct lsc_req *r)
 		if (!s->db)
 			s->db_retry_ms = ls_now_ms() + 1000;
 	}
+	return s->db;
+}
+
+PGconn *lsc_db(struct lsc_req *r)
+{
+	struct lsc_server *s = r->srv;
+
+	db_ensure(s);
 	if (!s->db)
 		lsc_reply_error(r, 503, LS_ERR_UNAVAILABLE, "the database is unreachable");
 	return s->db;
@@ -194,13 +205,19 @@ static void process_dirty(struct lsc_server *s)
 	struct lsc_net *n;
 
 	for (n = s->nets; n; n = n->next) {
+		int ret;
+
 		if (!n->dirty)
 			continue;
 		n->dirty = false;
 		if (!n->n_waiters)
 			continue; /* synced lazily by the next request */
-		if (lsc_net_sync(s, n) == 0)
+		db_ensure(s);
+		ret = lsc_net_sync(s, n);
+		if (ret == 0)
 			lsc_net_wake(s, n);
+		else if (ret == -EIO)
+			n->dirty = true; /* database unavailable: retry on the next turn */
 	}
 }
 
