@@ -2,6 +2,7 @@
 # lab-2node: two nodes register and reach each other over the overlay (IPv4, IPv6);
 # status, netmap and relay list are checked field by field; a third node joins and is
 # reachable within 3 s without restarting anyone; deleting it removes it everywhere.
+# n1 and n3 run the built-in userspace engine, n2 runs wireguard-go (interop).
 #
 #        n1 10.99.0.11        n2 10.99.0.12        n3 10.99.0.13
 #        fd99::11 |           fd99::12 |           fd99::13 |
@@ -30,6 +31,7 @@ check_eq "init: private keys and token mode 0600" "600 600 600" \
 	"$(stat -c %a "$pdir/wg.key" "$pdir/machine.key" "$pdir/token" | tr '\n' ' ' | sed 's/ $//')"
 check_eq "init: interface name" "$(ifname_of n1)" "$(jq -r .interface "$pdir/config.json")"
 check_eq "register: n1 is node 'n1'" n1 "$(jq -r .node.name "$LAB_DIR/n1.register.json")"
+NODE_ENGINE[n2]=wireguard-go
 agent_start n1
 agent_start n2
 wait_for 10 "n1 configures n2" peer_count n1 1 && ok "n1's agent configured its peer" || fail "n1 peer" "$(node_log n1)"
@@ -47,6 +49,11 @@ st=$(lsx n1 status --json)
 check_eq "status: profile" "$(profile_of n1)" "$(jq -r .profile <<<"$st")"
 check_eq "status: interface" "$(ifname_of n1)" "$(jq -r .interface <<<"$st")"
 check_eq "status: engine" userspace "$(jq -r .engine <<<"$st")"
+eng_cmd() { nsx "$1" ss -xlpn | grep -o "$(ifname_of "$1").sock.*users:((\"[^\"]*" | sed 's/.*"//'; }
+if [ -z "${LIGHTSCALE_WG_USERSPACE:-}" ]; then
+	check_eq "n1's engine is the built-in one" lightscale "$(eng_cmd n1)"
+fi
+check_eq "n2's engine is wireguard-go" wireguard-go "$(eng_cmd n2)"
 check_eq "status: served by the agent" true "$(jq -r .agent <<<"$st")"
 check_eq "status: interface up" true "$(jq -r .up <<<"$st")"
 check_eq "status: listen port" 51820 "$(jq -r .listen_port <<<"$st")"

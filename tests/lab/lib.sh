@@ -201,10 +201,13 @@ node_init() {
 		lab_die "init $n"
 	lsx "$n" register --json >"$LAB_DIR/$n.register.json" || lab_die "register $n" "$(cat "$LAB_DIR/$n.register.json")"
 }
-# agent_start NODE [agent options]: sets AGENT_PID[NODE].
+# agent_start NODE [agent options]: sets AGENT_PID[NODE]. NODE_ENGINE[NODE]=wireguard-go
+# makes that node's userspace engine wireguard-go (interop with the built-in one).
+declare -A NODE_ENGINE
 agent_start() {
-	local n=$1; shift
-	bg "$n" "$LAB_DIR/$n.agent.log" env LIGHTSCALE_LOG=${LIGHTSCALE_LOG:-info} "$LS" agent --foreground \
+	local n=$1 eng=(); shift
+	[ "${NODE_ENGINE[$n]:-}" = wireguard-go ] && eng=(LIGHTSCALE_WG_USERSPACE=/usr/bin/wireguard-go)
+	bg "$n" "$LAB_DIR/$n.agent.log" env "${eng[@]}" LIGHTSCALE_LOG=${LIGHTSCALE_LOG:-info} "$LS" agent --foreground \
 		--profile "$(profile_of "$n")" --state-dir "$LAB_DIR/$n" --poll-wait 30 "$@"
 	AGENT_PID[$n]=$BG_PID
 	wait_for 10 "agent $n answers" test -S "/run/lightscale/$(profile_of "$n").sock" ||
