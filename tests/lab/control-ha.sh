@@ -93,7 +93,7 @@ cat >"$T/s3.json" <<'EOF'
 {"relays": {"stun": ["192.0.2.1:3478"], "stream": ["192.0.2.1:8443"], "udp": ["192.0.2.1:3479"],
             "turn": [{"url": "turn:192.0.2.1:3478", "username": "u", "credential": "c"}]},
  "dns": {"resolvers": ["100.100.100.100"]},
- "rate_limits": {"register": {"burst": 2, "per_second": 0.01}}}
+ "rate_limits": {"register": {"burst": 2, "per_second": 0.01}, "node": {"burst": 4, "per_second": 0.01}}}
 EOF
 lsc_serve s3 --state-dir "$T/s3" --config "$T/s3.json" \
 	--db "host=/nonexistent-lsc,$LSC_PG_SOCK dbname=lightscale user=lightscale" &&
@@ -109,6 +109,10 @@ res=$(N register -s "$U3" -k "$T/d" -t "$TOK" -H d)
 check "third registration in a burst of 2: 429 rate_limited" grep -q "^error 429 rate_limited" <<<"$res"
 res=$(N register -s "$U1" -k "$T/d" -t "$TOK" -H d)
 check "the limit is per server and address: server 1 registers it" grep -q '"name":"d"' <<<"$res"
+for i in 1 2 3 4; do N netmap -s "$U3" -k "$T/b" >/dev/null; done
+res=$(N netmap -s "$U3" -k "$T/b")
+check "fifth signed request of a node in a burst of 4: 429 rate_limited" grep -q "^error 429 rate_limited" <<<"$res"
+check_eq "another node is not limited by it" "true" "$(N netmap -s "$U3" -k "$T/c" | jq .full)"
 
 # an older schema is migrated by a newer binary
 OLD="host=$LSC_PG_SOCK dbname=lsc_old user=lightscale"
