@@ -30,7 +30,9 @@ build-all: $(RELAY_TOOLS)
 
 # libFuzzer harnesses: lib/fuzz/{stun,turn}_fuzz.c are built by lib/build.mk's rule; the
 # relay's two (UDP datagrams, stream frames) link the relay sources and lib/.
-# Run one with `$(BUILD)/fuzz/relay_stream_fuzz -max_total_time=60`.
+# Run one with `$(BUILD)/fuzz/relay_stream_fuzz -max_total_time=60`; seeds for STUN and
+# TURN are in relay/fuzz/corpus/ (name a scratch directory first, which gets new inputs:
+# `$(BUILD)/fuzz/turn_fuzz /tmp/turn-corpus relay/fuzz/corpus/turn`).
 $(BUILD)/fuzz/relay_%_fuzz: relay/fuzz/%_fuzz.c $(RELAY_SRCS) $(LIB_FUZZ_SRCS)
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
