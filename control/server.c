@@ -501,7 +501,7 @@ int lsc_serve(const struct lsc_serve_opts *o)
 	/* MHD_USE_TLS can be added here with MHD_OPTION_HTTPS_MEM_KEY/CERT (later issue) */
 	s->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO |
-			(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+			(ss.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0),
 		0, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_log, s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->cfg.connection_limit,

@@ -32,6 +32,20 @@ fi
 "$LSC_BIN" network create deep --state-dir "$D" >/dev/null
 check_eq "admin commands work" "deep" "$("$LSC_BIN" network list --json --state-dir "$D" | jq -r '.networks[0].name')"
 lsc_stop e
+# IPv6 listener: [::1]:0, the URL file and the observed endpoint in IPv6 form
+rm -f "$D/control.url"
+"$LSC_BIN" serve --listen '[::1]:0' --state-dir "$D" >>"$D/serve.log" 2>&1 &
+SRV_PID_e=$!
+for _ in $(seq 100); do [ -s "$D/control.url" ] && break; sleep 0.1; done
+U6=$(cat "$D/control.url")
+check "IPv6 listener writes an [::1] URL" grep -q '^http://\[::1\]:[0-9]*$' <<<"$U6"
+check_eq "health over IPv6" "ok" "$("$LSC_NODECLI" health -s "$U6" | jq -r .database)"
+tok=$("$LSC_BIN" token create --network deep --state-dir "$D" --json | jq -r .token)
+"$LSC_NODECLI" keygen "$T/k6"
+"$LSC_NODECLI" register -s "$U6" -k "$T/k6" -t "$tok" -H six >/dev/null
+check_eq "observed endpoint over IPv6" "[::1]:51820" \
+	"$("$LSC_NODECLI" heartbeat -s "$U6" -k "$T/k6" -p 51820 | jq -r .observed)"
+lsc_stop e
 out=$("$LSC_BIN" serve --listen 127.0.0.1:0 --state-dir "$T/other" --pg-user no-such-user-lsc 2>&1)
 check "an unknown --pg-user is refused by name" grep -q "no user \`no-such-user-lsc'" <<<"$out"
 out=$("$LSC_BIN" serve --listen 127.0.0.1:99999 --state-dir "$T/other" 2>&1)

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+/* lib/ctlclient: URL lists, failover, error objects, signed headers, against a tiny
+ * HTTP server on loopback run by the test itself (one canned answer per connection). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ctlclient.h"
+#include "keys.h"
+#include "lightscale/api.h"
+#include "sign.h"
+#include "util.h"
+
+struct canned {
+	int fd;
+	int port;
+	char answer[1024];
+	char request[8192];
+};
+
+static void *serve_one(void *arg)
+{
+	struct canned *c = arg;
+	size_t n = 0;
+	int fd = accept(c->fd, NULL, NULL);
+
+	if (fd < 0)
+		return NULL;
+	/* read the headers (and a small body) */
+	for (;;) {
+		ssize_t r = recv(fd, c->request + n, sizeof(c->request) - 1 - n, 0);
+		char *end;
+
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		c->request[n] = '\0';
+		end = strstr(c->request, "\r\n\r\n");
+		if (end) {
+			const char *cl = strcasestr(c->request, "Content-Length:");
+			size_t want = cl ? strtoul(cl + 15, NULL, 10) : 0;
+
+			if (n >= (size_t)(end + 4 - c->request) + want)
+				break;
+		}
+	}
+	if (send(fd, c->answer, strlen(c->answer), MSG_NOSIGNAL) < 0)
+		perror("send");
+	close(fd);
+	return NULL;
+}
+
+/* status line and JSON body; Content-Length computed */
+static void canned_start(struct canned *c, pthread_t *t, const char *status, const char *body)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->answer, sizeof(c->answer),
+		 "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+		 "Connection: close\r\n\r\n%s",
+		 status, strlen(body), body);
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(c->fd >= 0);
+	assert_int_equal(bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(c->fd, 4), 0);
+	assert_int_equal(getsockname(c->fd, (struct sockaddr *)&sa, &sl), 0);
+	c->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(t, NULL, serve_one, c), 0);
+}
+
+/* a loopback port with nothing listening */
+static int dead_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static void test_url_lists(void **state)
+{
+	struct ls_ctl c;
+
+	assert_int_equal(ls_ctl_init(&c, "http://a:1, https://b:2/ ,http://[::1]:3"), 0);
+	assert_int_equal(c.n_urls, 3);
+	assert_string_equal(c.urls[0], "http://a:1");
+	assert_string_equal(c.urls[1], "https://b:2");
+	assert_string_equal(c.urls[2], "http://[::1]:3");
+	ls_ctl_free(&c);
+	assert_int_equal(ls_ctl_init(&c, ""), -EINVAL);
+	assert_int_equal(ls_ctl_init(&c, "ftp://a"), -EINVAL);
+	assert_int_equal(ls_ctl_init(&c, "http://a,b"), -EINVAL);
+}
+
+static void test_failover_and_error_object(void **state)
+{
+	static const char answer[] =
+		"{\"error\":{\"code\":\"token_expired\",\"message\":\"enrollment token x expired at 2026\"}}";
+	struct canned srv;
+	struct ls_ctl c;
+	struct ls_ctl_response r;
+	struct ls_ctl_error e;
+	struct ls_ctl_register_req req = {.token = "lst_x", .wg_key = "w", .machine_key = "m",
+					  .hostname = "h"};
+	char urls[128];
+	pthread_t t;
+
+	canned_start(&srv, &t, "403 Forbidden", answer);
+	snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://127.0.0.1:%d", dead_port(), srv.port);
+	assert_int_equal(ls_ctl_init(&c, urls), 0);
+	assert_int_equal(ls_ctl_register(&c, &req, &r, &e), -EPROTO);
+	pthread_join(t, NULL);
+	close(srv.fd);
+	assert_int_equal(e.http_status, 403);
+	assert_string_equal(e.code, LS_ERR_TOKEN_EXPIRED);
+	assert_string_equal(e.message, "enrollment token x expired at 2026");
+	/* the second URL answered and is now the current one */
+	assert_int_equal(c.current, 1);
+	assert_non_null(strstr(srv.request, "POST /v1/register HTTP/1.1"));
+	assert_non_null(strstr(srv.request, "\"token\":\"lst_x\""));
+	ls_ctl_response_free(&r);
+	ls_ctl_free(&c);
+}
+
+static void test_all_urls_down(void **state)
+{
+	struct ls_ctl c;
+	struct ls_ctl_response r;
+	struct ls_ctl_error e;
+	char urls[128];
+
+	snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://127.0.0.1:%d", dead_port(), dead_port());
+	assert_int_equal(ls_ctl_init(&c, urls), 0);
+	assert_int_equal(ls_ctl_health(&c, &r, &e), -ECONNREFUSED);
+	assert_string_equal(e.code, "connect_failed");
+	assert_int_equal(e.http_status, 0);
+	ls_ctl_response_free(&r);
+	ls_ctl_free(&c);
+}
+
+static void test_signed_request_headers(void **state)
+{
+	static const char answer[] = "{\"version\":9,\"full\":false}";
+	uint8_t pk[32], sk[64];
+	struct canned srv;
+	struct ls_ctl c;
+	struct ls_ctl_response r;
+	struct ls_ctl_error e;
+	char url[64], key[64], ts[32], nonce[64], sig[128];
+	const char *p;
+	pthread_t t;
+
+	ls_ed25519_keypair(pk, sk);
+	canned_start(&srv, &t, "200 OK", answer);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+	assert_int_equal(ls_ctl_init(&c, url), 0);
+	assert_int_equal(ls_ctl_netmap(&c, 0, 0, &r, &e), -ENOKEY);
+	ls_ctl_set_machine_key(&c, sk);
+	assert_int_equal(ls_ctl_netmap(&c, 8, 30, &r, &e), 0);
+	pthread_join(t, NULL);
+	close(srv.fd);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "version")), 9);
+	assert_non_null(strstr(srv.request, "GET /v1/netmap?since=8&wait=30 HTTP/1.1"));
+	/* the headers verify as the server would check them */
+#define HDR(name, out)                                                              \
+	p = strcasestr(srv.request, name ": ");                                     \
+	assert_non_null(p);                                                         \
+	sscanf(p + strlen(name) + 2, "%127[^\r]", out);
+	HDR(LS_HDR_KEY, key);
+	HDR(LS_HDR_TIMESTAMP, ts);
+	HDR(LS_HDR_NONCE, nonce);
+	HDR(LS_HDR_SIGNATURE, sig);
+	assert_int_equal(ls_sign_verify(key, ts, nonce, sig, "GET", "/v1/netmap?since=8&wait=30", NULL,
+					0, ls_unix_time(), LS_SIGN_MAX_SKEW, NULL, NULL),
+			 0);
+	ls_ctl_response_free(&r);
+	ls_ctl_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url_lists),
+		cmocka_unit_test(test_failover_and_error_object),
+		cmocka_unit_test(test_all_urls_down),
+		cmocka_unit_test(test_signed_request_headers),
+	};
+	ls_crypto_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
