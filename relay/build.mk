@@ -23,7 +23,7 @@ $(BUILD)/relay/%: $(BUILD)/obj/relay/tests/%.o $(LIB_relay) $(LIBLS)
 
 BINS       += $(BUILD)/lightscale-relay
 CHECK_LABS += tests/lab/relay-loopback.sh tests/lab/relay-stun-netns.sh tests/lab/relay-turn.sh
-LONG_LABS  += tests/lab/relay-soak.sh
+LONG_LABS  += tests/lab/relay-soak.sh tests/lab/relay-scale.sh
 
 # The labs need the test clients; make check builds them through build-all.
 build-all: $(RELAY_TOOLS)

@@ -8,6 +8,7 @@
  * The relay should run with a small --queue-limit (the slow-reader case floods it).
  * With --expiry LIFETIME_S (the relay's --udp-lifetime, with --idle-timeout below
  * it) it checks expiry and idle timeouts instead; that takes LIFETIME_S + 5 s.
+ * With --scale N it puts N nodes on each relay at once and sends around a ring.
  */
 #include <arpa/inet.h>
 #include <endian.h>
@@ -500,10 +501,74 @@ static void test_expiry(int secs)
 	close(fk);
 }
 
+/* n nodes on each relay at once, each sending to the next: everything arrives.
+ * (Run the relay with --proof-rate 0: every hello comes from 127.0.0.1.) */
+static void test_scale(int n)
+{
+	struct ls_relay_identity *ids = calloc(n, sizeof(*ids));
+	struct ls_relay_stream **ss = calloc(n, sizeof(*ss));
+	int *fds = calloc(n, sizeof(*fds)), ok_conn = 0, ok_reg = 0, got = 0, err;
+	uint8_t buf[2048];
+	uint64_t t0 = ls_now_ms();
+
+	for (int i = 0; i < n; i++) {
+		struct ls_relay_udp_msg m;
+
+		ls_relay_identity_random(&ids[i]);
+		ss[i] = sconnect(&ids[i], &err, NULL);
+		ok_conn += ss[i] != NULL;
+		fds[i] = udp_socket();
+		ok_reg += ls_relay_udp_register(fds[i], (struct sockaddr *)&udp_relay, udp_relay_len, &ids[i],
+						3000, &m) == 0;
+	}
+	check(ok_conn == n, "scale: %d of %d stream clients connected", ok_conn, n);
+	check(ok_reg == n, "scale: %d of %d UDP clients registered (%llu ms for both)", ok_reg, n,
+	      (unsigned long long)(ls_now_ms() - t0));
+	printf("# hold: the lab reads the relay's status and memory now\n");
+	fflush(stdout);
+	sleep(2);
+
+	/* Stream: i -> i+1, then every node reads its one frame. */
+	for (int i = 0; i < n; i++)
+		if (ss[i])
+			ls_relay_stream_send(ss[i], ids[(i + 1) % n].wg_key, &i, sizeof(i), 2000);
+	for (int i = 0; i < n; i++) {
+		struct ls_relay_frame f;
+		int from = (i + n - 1) % n;
+
+		if (ss[i] && srecv(ss[i], &f, LSR_FRAME_RECV, 2000) == 0 && f.payload_len == sizeof(int) &&
+		    !memcmp(f.payload, &from, sizeof(int)) && !memcmp(f.key, ids[from].wg_key, LSR_KEY_LEN))
+			got++;
+	}
+	check(got == n, "scale: stream ring, %d of %d frames arrived from the right node", got, n);
+
+	/* UDP: the same ring. */
+	got = 0;
+	for (int i = 0; i < n; i++)
+		ls_relay_udp_send(fds[i], (struct sockaddr *)&udp_relay, udp_relay_len, ids[(i + 1) % n].wg_key,
+				  &i, sizeof(i));
+	for (int i = 0; i < n; i++) {
+		struct ls_relay_udp_msg m;
+		int from = (i + n - 1) % n;
+
+		if (udp_recv(fds[i], buf, sizeof(buf), &m, 2000) == 0 && m.payload_len == sizeof(int) &&
+		    !memcmp(m.payload, &from, sizeof(int)) && !memcmp(m.key, ids[from].wg_key, LSR_KEY_LEN))
+			got++;
+	}
+	check(got == n, "scale: UDP ring, %d of %d datagrams arrived from the right node", got, n);
+	for (int i = 0; i < n; i++) {
+		ls_relay_stream_free(ss[i]);
+		close(fds[i]);
+	}
+	free(ids);
+	free(ss);
+	free(fds);
+}
+
 int main(int argc, char **argv)
 {
 	const char *udp_s = NULL, *stream_s = NULL;
-	int expiry = 0;
+	int expiry = 0, scale = 0;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--udp"))
@@ -512,6 +577,8 @@ int main(int argc, char **argv)
 			stream_s = argv[i + 1];
 		else if (!strcmp(argv[i], "--expiry"))
 			expiry = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--scale"))
+			scale = atoi(argv[i + 1]);
 	}
 	if (!udp_s || !stream_s || ls_endpoint_parse(udp_s, &udp_relay, &udp_relay_len) ||
 	    ls_endpoint_parse(stream_s, &stream_relay, &stream_relay_len)) {
@@ -523,6 +590,8 @@ int main(int argc, char **argv)
 	srand((unsigned)ls_now_ms());
 	if (expiry) {
 		test_expiry(expiry);
+	} else if (scale > 0) {
+		test_scale(scale);
 	} else {
 		test_udp();
 		test_stream();
