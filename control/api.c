@@ -682,15 +682,12 @@ static void h_heartbeat(struct lsc_server *s, struct lsc_req *r)
 	}
 	version = nc.version;
 	lport = req.listen_port ? req.listen_port : nc.listen_port;
-	for (i = 0; i < req.endpoints.n; i++) {
-		merged.v = realloc(merged.v, (merged.n + 1) * sizeof(char *));
-		merged.v[merged.n++] = strdup(req.endpoints.v[i]);
-	}
+	for (i = 0; i < req.endpoints.n; i++)
+		if (lsc_strv_add_unique(&merged, req.endpoints.v[i]))
+			goto oom;
 	if (lport && (r->src.ss_family == AF_INET || r->src.ss_family == AF_INET6)) {
 		struct sockaddr_storage o = r->src;
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&o;
-		bool dup = false;
-
 		if (o.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
 			struct sockaddr_in s4 = {.sin_family = AF_INET};
 
@@ -703,12 +700,8 @@ static void h_heartbeat(struct lsc_server *s, struct lsc_req *r)
 		else
 			s6->sin6_port = htons((uint16_t)lport);
 		ls_endpoint_format((struct sockaddr *)&o, observed);
-		for (i = 0; i < merged.n && !dup; i++)
-			dup = !strcmp(merged.v[i], observed);
-		if (!dup) {
-			merged.v = realloc(merged.v, (merged.n + 1) * sizeof(char *));
-			merged.v[merged.n++] = strdup(observed);
-		}
+		if (lsc_strv_add_unique(&merged, observed))
+			goto oom;
 	}
 	{
 		struct lsc_buf b = {0};
@@ -734,17 +727,15 @@ static void h_heartbeat(struct lsc_server *s, struct lsc_req *r)
 				     : NULL;
 		/* every node sharing an old or new prefix may change primary */
 		lsc_strv_split(&old, nc.routes);
-		for (i = 0; i < old.n; i++) {
-			all.v = realloc(all.v, (all.n + 1) * sizeof(char *));
-			all.v[all.n++] = strdup(old.v[i]);
-		}
-		for (i = 0; req.has_routes && i < req.routes.n; i++) {
-			all.v = realloc(all.v, (all.n + 1) * sizeof(char *));
-			all.v[all.n++] = strdup(req.routes.v[i]);
-		}
+		for (i = 0; i < old.n; i++)
+			lsc_strv_add_unique(&all, old.v[i]);
+		for (i = 0; req.has_routes && i < req.routes.n; i++)
+			lsc_strv_add_unique(&all, req.routes.v[i]);
 		union_routes = lsc_array_literal((const char *const *)all.v, all.n);
 		lsc_strv_free(&old);
 		lsc_strv_free(&all);
+		if (!eps || (req.has_routes && !rts) || !union_routes)
+			goto oom;
 		if (!begin(r, db))
 			goto out;
 		snprintf(idbuf, sizeof(idbuf), "%" PRId64, nc.id);
@@ -771,6 +762,9 @@ static void h_heartbeat(struct lsc_server *s, struct lsc_req *r)
 	}
 	lsc_reply_json(r, 200, json_pack("{s:b, s:s?, s:I}", "ok", 1, "observed",
 					 observed[0] ? observed : NULL, "version", (json_int_t)version));
+	goto out;
+oom:
+	lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
 out:
 	free(eps);
 	free(rts);

@@ -35,7 +35,7 @@ void lsc_strv_free(struct lsc_strv *s)
 	s->n = 0;
 }
 
-static int strv_add_unique(struct lsc_strv *s, const char *v)
+int lsc_strv_add_unique(struct lsc_strv *s, const char *v)
 {
 	char **nv;
 	size_t i;
@@ -171,7 +171,7 @@ static int get_prefixes(json_t *o, const char *name, bool *present, struct lsc_s
 			return fail(err, errlen, "field `%s'[%zu]: invalid prefix `%.60s'", name, i,
 				    json_string_value(v));
 		ls_prefix_format(&p, buf);
-		if (strv_add_unique(out, buf))
+		if (lsc_strv_add_unique(out, buf))
 			return fail(err, errlen, "out of memory");
 	}
 	if (out->n)
@@ -203,7 +203,7 @@ static int get_endpoints(json_t *o, const char *name, struct lsc_strv *out, char
 			return fail(err, errlen, "field `%s'[%zu]: invalid endpoint `%.60s'", name, i,
 				    json_string_value(v));
 		ls_endpoint_format((struct sockaddr *)&ss, buf);
-		if (strv_add_unique(out, buf))
+		if (lsc_strv_add_unique(out, buf))
 			return fail(err, errlen, "out of memory");
 	}
 	return 0;
@@ -494,7 +494,7 @@ int lsc_parse_token(const char *body, size_t len, struct lsc_token_req *r, char 
 					   "field `tags'[%zu]: invalid tag (1-64 of a-z 0-9 - _ : .)", i);
 				goto cleanup;
 			}
-			if (strv_add_unique(&r->tags, json_string_value(v))) {
+			if (lsc_strv_add_unique(&r->tags, json_string_value(v))) {
 				ret = fail(err, errlen, "out of memory");
 				goto cleanup;
 			}

@@ -62,6 +62,8 @@ struct lsc_strv {
 	size_t n;
 };
 void lsc_strv_free(struct lsc_strv *s);
+/* appends a copy of v unless present; 0 or -ENOMEM */
+int lsc_strv_add_unique(struct lsc_strv *s, const char *v);
 
 struct lsc_register_req {
 	char *token;
