@@ -516,7 +516,7 @@ static int uapi_create(const char *ifname, bool *created)
  * interface to go. */
 static int uapi_destroy(const char *ifname)
 {
-	struct ucred cred;
+	struct ucred cred = { .pid = 0 };
 	socklen_t cl = sizeof(cred);
 	char sock[PATH_MAX];
 	int fd = uapi_connect(ifname);
@@ -527,8 +527,9 @@ static int uapi_destroy(const char *ifname)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.pid > 1)
 		kill(cred.pid, SIGTERM);
 	close(fd);
+	/* the interface goes first, then the process and its socket */
 	for (int i = 0; i < 100; i++) {
-		if (!if_nametoindex(ifname))
+		if (!if_nametoindex(ifname) && (cred.pid <= 1 || kill(cred.pid, 0) < 0))
 			break;
 		usleep(50 * 1000);
 	}
