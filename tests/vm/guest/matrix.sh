@@ -65,7 +65,9 @@ for o in "$B"/bpf/*.bpf.o "$B"/vm/*.bpf.o; do
 	obj=$(basename "$o" .bpf.o)
 	mkdir -p "$PIN/$obj-maps"
 	if ! out=$(bpftool prog loadall "$o" "$PIN/$obj" pinmaps "$PIN/$obj-maps" 2>&1); then
-		fail "$obj.bpf.o: bpftool prog loadall (verifier)" "$(tail -n 30 <<<"$out")"
+		fail "$obj.bpf.o: bpftool prog loadall (verifier)" \
+			"$(grep -E 'failed to load|too large|processed [0-9]+ insns|^Error' <<<"$out")" \
+			"last lines of the verifier log:" "$(grep -vE '^(libbpf|Error|Warning|If it used)' <<<"$out" | tail -n 12)"
 		continue
 	fi
 	ok "$obj.bpf.o: every program loads (verifier accepts)"
