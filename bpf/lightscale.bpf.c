@@ -11,6 +11,8 @@
  *                           unusual go on to the TC program
  *   underlay ingress (TC)   STUN demux (bpf_sk_assign to the agent's socket)
  *   underlay egress  (TC)   STUN source-port rewrite (agent port -> WireGuard port)
+ * With LS_CFG_FWD_FAST, overlay ingress and LAN ingress (TC and XDP) end by forwarding
+ * the packet themselves when the FIB sends it to an LS_IF_FWD_TARGET interface.
  *
  * A stage passes with LS_NEXT and the dispatcher ends with TC_ACT_UNSPEC (TCX_NEXT), so
  * programs attached after ours still run. The stage programs (SEC "tc" ls_stage_*) run
@@ -23,6 +25,7 @@
 #include "isolate.bpf.h"
 #include "snat.bpf.h"
 #include "stun.bpf.h"
+#include "fwd.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -61,6 +64,13 @@ int ls_overlay_in(struct __sk_buff *skb)
 	}
 	if (f & LS_CFG_METRICS)
 		ls_metrics(&p, parsed, false);
+	if (f & LS_CFG_FWD_FAST) {
+		v = ls_fwd(skb, false, &p, parsed);
+		if (v != LS_FWD_STACK) {
+			ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
+			return v;
+		}
+	}
 	return tc_verdict(LS_NEXT, p.len);
 }
 
@@ -128,6 +138,13 @@ int ls_lan_in(struct __sk_buff *skb)
 		if (v == LS_SHOT)
 			return tc_verdict(v, p.len);
 	}
+	if (f & LS_CFG_FWD_FAST) {
+		v = ls_fwd(skb, false, &p, parsed);
+		if (v != LS_FWD_STACK) {
+			ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
+			return v;
+		}
+	}
 	return tc_verdict(LS_NEXT, p.len);
 }
 
@@ -153,6 +170,13 @@ int ls_xdp_lan_in(struct xdp_md *ctx)
 		v = ls_translate(ctx, true, &p, parsed, true, false);
 		if (v == LS_SHOT)
 			goto drop;
+	}
+	if (f & LS_CFG_FWD_FAST) {
+		v = ls_fwd(ctx, true, &p, parsed);
+		if (v != LS_FWD_STACK) {
+			ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
+			return v;
+		}
 	}
 	ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
 	return XDP_PASS;

@@ -102,9 +102,13 @@ static void build_frame(uint8_t *f, const uint8_t *dmac, const uint8_t *smac, co
 	u[5] = 30;   /* length; checksum 0 (none) */
 }
 
-enum variant { V_BASE, V_XDP_XLATE, V_TC_XLATE, V_NFT_NETMAP, V_NFT_STATELESS, V_BPF_SNAT, V_NFT_MASQ, V_MAX };
+enum variant { V_BASE, V_XDP_XLATE, V_TC_XLATE, V_NFT_NETMAP, V_NFT_STATELESS, V_BPF_SNAT, V_NFT_MASQ,
+	       V_XDP_XLATE_FWD, V_TC_XLATE_FWD, V_BPF_SNAT_FWD, V_MAX };
 static const char *vname[V_MAX] = { "plain forwarding", "XDP translate", "TC translate", "nft NETMAP",
-				    "nft stateless", "BPF SNAT", "nft masquerade" };
+				    "nft stateless", "BPF SNAT", "nft masquerade", "XDP translate+fwd",
+				    "TC translate+fwd", "BPF SNAT+fwd" };
+static int tcx_link2 = -1;
+static void apply_state(bool fwd);
 
 static struct lsbpf *lb;
 static int r0, r1, tcx_link = -1;
@@ -117,6 +121,10 @@ static void router_clear(void)
 		close(tcx_link);
 		tcx_link = -1;
 	}
+	if (tcx_link2 >= 0) {
+		close(tcx_link2);
+		tcx_link2 = -1;
+	}
 	sh("ip netns exec %s nft flush ruleset; ip netns exec %s conntrack -F >/dev/null 2>&1", ns_r, ns_r);
 }
 
@@ -124,6 +132,16 @@ static void router_set(enum variant v)
 {
 	router_clear();
 	enter(ns_r);
+	bool fwd = v == V_XDP_XLATE_FWD || v == V_TC_XLATE_FWD || v == V_BPF_SNAT_FWD;
+	apply_state(fwd);
+	if (v == V_XDP_XLATE_FWD)
+		v = V_XDP_XLATE;
+	if (v == V_TC_XLATE_FWD)
+		v = V_TC_XLATE;
+	if (v == V_BPF_SNAT_FWD) {
+		v = V_BPF_SNAT;
+		tcx_link2 = bpf_link_create(lsbpf_prog_fd(lb, "ls_overlay_in"), r0, 46, NULL);
+	}
 	int prog = v == V_XDP_XLATE ? lsbpf_prog_fd(lb, "ls_xdp_lan_in") : lsbpf_prog_fd(lb, "ls_empty_xdp");
 	if (bpf_xdp_attach(r0, prog, XDP_FLAGS_DRV_MODE, NULL)) {
 		perror("xdp attach r0");
@@ -146,6 +164,21 @@ static void router_set(enum variant v)
 	if (v == V_NFT_MASQ)
 		sh("ip netns exec %s nft 'add table ip lsbf; add chain ip lsbf post { type nat hook postrouting priority srcnat; }; "
 		   "add rule ip lsbf post oif r1 masquerade'", ns_r);
+}
+
+static void apply_state(bool fwd)
+{
+	struct lsbpf_state *st = lsbpf_state_new();
+	st->flags = LS_CFG_XLATE_ROUTER | LS_CFG_SNAT | (fwd ? LS_CFG_FWD_FAST : 0);
+	lsbpf_state_add_map_arg(st, "10.201.1.0/24=192.168.1.0/24");
+	lsbpf_state_add_iface(st, "r0", 1, LS_IF_OVERLAY | LS_IF_SNAT_FROM);
+	lsbpf_state_add_iface(st, "r1", 0, LS_IF_LAN | LS_IF_FWD_TARGET);
+	ls_prefix_parse("192.168.2.1", &st->snat4, true);
+	st->snat_port_lo = 1024;
+	st->snat_port_hi = 65000;
+	if (lsbpf_apply(lb, st))
+		exit(1);
+	lsbpf_state_free(st);
 }
 
 static struct gen *g;
@@ -260,18 +293,7 @@ int main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	struct lsbpf_state *st = lsbpf_state_new();
-	st->flags = LS_CFG_XLATE_ROUTER | LS_CFG_SNAT;
-	lsbpf_state_add_map_arg(st, "10.201.1.0/24=192.168.1.0/24");
-	lsbpf_state_add_iface(st, "r0", 1, LS_IF_OVERLAY | LS_IF_SNAT_FROM);
-	ls_prefix_parse("192.168.2.1", &st->snat4, true);
-	st->snat_port_lo = 1024;
-	st->snat_port_hi = 65000;
-	if (lsbpf_apply(lb, st)) {
-		rc = 1;
-		goto out;
-	}
-	lsbpf_state_free(st);
+	apply_state(false);
 
 	printf("uptime: ");
 	fflush(stdout);
@@ -282,12 +304,12 @@ int main(int argc, char **argv)
 	static const struct {
 		uint32_t flows;
 		bool snat;
-		enum variant v[5];
+		enum variant v[6];
 		int n;
 	} sets[] = {
-		{ 1, false, { V_XDP_XLATE, V_NFT_NETMAP, V_TC_XLATE, V_NFT_STATELESS }, 4 },
-		{ 60000, false, { V_XDP_XLATE, V_NFT_NETMAP, V_TC_XLATE, V_NFT_STATELESS }, 4 },
-		{ 60000, true, { V_BPF_SNAT, V_NFT_MASQ }, 2 },
+		{ 1, false, { V_XDP_XLATE, V_NFT_NETMAP, V_TC_XLATE, V_NFT_STATELESS, V_XDP_XLATE_FWD, V_TC_XLATE_FWD }, 6 },
+		{ 60000, false, { V_XDP_XLATE, V_NFT_NETMAP, V_TC_XLATE, V_NFT_STATELESS, V_XDP_XLATE_FWD, V_TC_XLATE_FWD }, 6 },
+		{ 60000, true, { V_BPF_SNAT, V_NFT_MASQ, V_BPF_SNAT_FWD }, 3 },
 	};
 	for (size_t si = 0; si < sizeof(sets) / sizeof(sets[0]); si++) {
 		struct result res[V_MAX] = {};
@@ -327,8 +349,11 @@ int main(int argc, char **argv)
 			       med[V_XDP_XLATE] / med[V_NFT_NETMAP], med[V_TC_XLATE] / med[V_NFT_NETMAP]);
 			printf("XDP translate / stateless nft: %.2fx   TC translate / stateless nft: %.2fx\n",
 			       med[V_XDP_XLATE] / med[V_NFT_STATELESS], med[V_TC_XLATE] / med[V_NFT_STATELESS]);
+			printf("with fast forwarding: XDP / NETMAP: %.2fx   TC / NETMAP: %.2fx\n",
+			       med[V_XDP_XLATE_FWD] / med[V_NFT_NETMAP], med[V_TC_XLATE_FWD] / med[V_NFT_NETMAP]);
 		} else {
-			printf("BPF SNAT / masquerade: %.2fx (target >= 1.5)\n", med[V_BPF_SNAT] / med[V_NFT_MASQ]);
+			printf("BPF SNAT / masquerade: %.2fx (target >= 1.5); with fast forwarding: %.2fx\n",
+			       med[V_BPF_SNAT] / med[V_NFT_MASQ], med[V_BPF_SNAT_FWD] / med[V_NFT_MASQ]);
 		}
 	}
 out:

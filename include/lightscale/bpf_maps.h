@@ -25,6 +25,7 @@ enum ls_prog {
 	LS_PROG_FILTER = 4,    /* the node's packet filter (ACL) on overlay ingress */
 	LS_PROG_METRICS = 5,   /* per-route counters and route conflicts */
 	LS_PROG_STUN = 6,      /* STUN demux on the WireGuard port */
+	LS_PROG_FWD = 7,       /* fast forwarding (FIB lookup + redirect), opt-in */
 	LS_PROG_MAX = 8,
 };
 
@@ -68,7 +69,9 @@ enum ls_reason {
 	LS_R_SNAT_ICMP_ERR = 35,   /* pass: ICMP error about a NAT flow de-NATed */
 	LS_R_STUN_ASSIGN_ERR = 36, /* pass: bpf_sk_assign failed */
 	LS_R_SNAT_FRAG = 37,       /* drop: non-first fragment from the overlay (no ports to NAT) */
-	LS_REASON_MAX = 38,
+	LS_R_FWD_REDIRECT = 38,    /* pass: forwarded by the program (FIB lookup + redirect) */
+	LS_R_FWD_STACK = 39,       /* pass: left to the stack (local, no neighbour, TTL, MTU, target) */
+	LS_REASON_MAX = 40,
 };
 
 #define LS_REASON_SLOTS 64 /* counter index = prog * LS_REASON_SLOTS + reason */
@@ -89,6 +92,9 @@ enum ls_cfg_flags {
 	LS_CFG_FILTER = 1 << 4,       /* enforce the filter on overlay ingress */
 	LS_CFG_METRICS = 1 << 5,      /* per-route counters on the overlay */
 	LS_CFG_STUN = 1 << 6,         /* STUN demux / source-port rewrite on the underlay */
+	LS_CFG_FWD_FAST = 1 << 7,     /* forward in BPF (FIB lookup + redirect) to LS_IF_FWD_TARGET
+				       * interfaces, skipping the stack's forwarding path and with it
+				       * netfilter FORWARD/POSTROUTING: opt-in */
 };
 
 struct ls_config {
@@ -173,6 +179,8 @@ enum ls_iface_flags {
 	LS_IF_OVERLAY = 1 << 0,   /* a Lightscale overlay interface (WireGuard/TUN) */
 	LS_IF_LAN = 1 << 1,       /* a LAN interface behind a subnet router */
 	LS_IF_SNAT_FROM = 1 << 2, /* packets received here are SNATed when they leave on a LAN */
+	LS_IF_FWD_TARGET = 1 << 3, /* Ethernet interface LS_CFG_FWD_FAST may redirect to (from XDP:
+				    * only when nothing on its TC egress is needed) */
 };
 /* ls_ifaces: HASH, key __u32 ifindex (host), value: */
 struct ls_iface {

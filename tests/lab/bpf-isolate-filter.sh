@@ -34,6 +34,16 @@ check "attach profile A to ov1" in_ns n $A attach ov1 overlay
 check "attach profile B to ov2" in_ns n $B attach ov2 overlay
 ping_ok x 10.2.0.2 && ok "before isolation: x reaches y through n" || fail "x reaches y before isolation"
 
+# fast forwarding (Ethernet ingress): x -> y forwarded by ov1's program itself
+ip netns exec lsb-$$-y iperf3 -s -p 5301 -D -I "$PWD/$BUILD/test-logs/lsb-$$-5301.pid" >/dev/null
+sleep 0.3
+LSB_PIDS+=("$(cat "$BUILD/test-logs/lsb-$$-5301.pid")")
+check "profile A: fast forwarding to ov2" in_ns n $A set --stages fast-forward --iface ov1:1:overlay --iface ov2:2:overlay,fwd-target
+fb=$(lsb_counter "$PA" forward forwarded_in_bpf)
+check "iperf3 TCP x -> y through the BPF fast path" ip netns exec lsb-$$-x iperf3 -c 10.2.0.2 -p 5301 -t 1
+fa=$(lsb_counter "$PA" forward forwarded_in_bpf)
+[ "$((fa - fb))" -gt 100 ] && ok "ov1's program forwarded $((fa - fb)) packets itself" || fail "fast path used" "$fb -> $fa"
+
 check "isolate on in both profiles" in_ns n $A set --stages isolate $IFS_ARGS
 in_ns n $B set --stages isolate $IFS_ARGS
 ping_ok x 10.2.0.2 && fail "isolation drops network 1 -> network 2" || ok "isolation drops network 1 -> network 2"

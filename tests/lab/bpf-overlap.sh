@@ -147,6 +147,17 @@ try: print(s.recvfrom(100)[0].decode())
 except Exception: print("timeout")')
 check_eq "router-local socket on port 61000 (in the range) still works" "router-local" "$loc"
 
+# fast forwarding asked for on router B: its overlay is L3 (WireGuard/TUN), from where
+# forwarding stays with the stack (counted), and everything keeps working
+check "router B: attach its overlay" in_ns rb $LSB --pin-dir "$PRB" attach $WRB overlay
+check "router B: SNAT + fast forwarding" in_ns rb $LSB --pin-dir "$PRB" set --stages snat,fast-forward \
+	--iface $WRB:2:overlay,snat-from --iface lb:2:lan,fwd-target --snat4 192.168.1.1 --ports 61000-61999
+fb=$(lsb_counter "$PRB" forward forwarded_by_stack)
+check_eq "with fast forwarding on, host B still answers" "host-b 192.168.1.1" "$(ask 10.202.1.10)"
+check "iperf3 TCP to host B with fast forwarding on" iperf_ok 10.202.1.10
+fa=$(lsb_counter "$PRB" forward forwarded_by_stack)
+[ "$((fa - fb))" -gt 10 ] && ok "from the L3 overlay the stack forwarded ($((fa - fb)) counted)" || fail "forwarded by stack" "$fb -> $fa"
+
 # counters equal the packets sent: 5 echo requests out + 5 replies in, on profile A
 b=$(lsb_counter "$PCA" translate translated)
 ip netns exec lsb-$$-c ping -c 5 -i 0.2 -W 2 10.201.1.10 >/dev/null

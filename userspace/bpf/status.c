@@ -27,7 +27,7 @@
 static const char *prog_names[LS_PROG_MAX] = {
 	[LS_PROG_DISPATCH] = "dispatch", [LS_PROG_TRANSLATE] = "translate", [LS_PROG_SNAT] = "snat",
 	[LS_PROG_ISOLATE] = "isolate",   [LS_PROG_FILTER] = "filter",       [LS_PROG_METRICS] = "metrics",
-	[LS_PROG_STUN] = "stun",
+	[LS_PROG_STUN] = "stun",         [LS_PROG_FWD] = "forward",
 };
 
 static const char *reason_names[LS_REASON_MAX] = {
@@ -69,6 +69,8 @@ static const char *reason_names[LS_REASON_MAX] = {
 	[LS_R_SNAT_ICMP_ERR] = "snat_icmp_error",
 	[LS_R_STUN_ASSIGN_ERR] = "stun_assign_error",
 	[LS_R_SNAT_FRAG] = "snat_later_fragment",
+	[LS_R_FWD_REDIRECT] = "forwarded_in_bpf",
+	[LS_R_FWD_STACK] = "forwarded_by_stack",
 };
 
 const char *lsbpf_prog_name(uint32_t prog)
@@ -263,7 +265,7 @@ static json_t *config_json(const char *dir)
 	close(fd);
 	json_t *fl = json_array();
 	static const char *fn[] = { "translate_client", "translate_router", "snat", "isolate",
-				    "filter", "metrics", "stun" };
+				    "filter", "metrics", "stun", "fast_forward" };
 	for (size_t i = 0; i < ARRAY_SIZE(fn); i++)
 		if (c.flags & (1u << i))
 			json_array_append_new(fl, json_string(fn[i]));

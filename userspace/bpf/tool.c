@@ -12,9 +12,10 @@
  *
  * STATE options:
  *   --stages a,b,..       translate-client translate-router snat isolate filter metrics stun
+ *                         fast-forward
  *   --map VIRT=REAL       1:1 translation (repeat)
  *   --route PFX[,NET[,NADV[,NAME]]]   route for metrics/isolation (repeat)
- *   --iface IF:NET[:overlay|lan|snat-from,...]   interface's network and roles (repeat)
+ *   --iface IF:NET[:overlay|lan|snat-from|fwd-target,...]   interface's network and roles
  *   --allow SRC:DST       open forwarding from network SRC to DST (repeat)
  *   --rule SRC|DST|PROTO|PORTS   filter rule (comma lists of CIDRs or *) (repeat)
  *   --snat4 ADDR --snat6 ADDR --ports LO-HI --wg-port N --stun-port N
@@ -54,7 +55,7 @@ static int parse_flags(const char *s, uint32_t *out)
 	} names[] = {
 		{ "translate-client", LS_CFG_XLATE_CLIENT }, { "translate-router", LS_CFG_XLATE_ROUTER },
 		{ "snat", LS_CFG_SNAT }, { "isolate", LS_CFG_ISOLATE }, { "filter", LS_CFG_FILTER },
-		{ "metrics", LS_CFG_METRICS }, { "stun", LS_CFG_STUN },
+		{ "metrics", LS_CFG_METRICS }, { "stun", LS_CFG_STUN }, { "fast-forward", LS_CFG_FWD_FAST },
 	};
 	char *copy = strdup(s), *save = NULL;
 	int r = 0;
@@ -113,6 +114,7 @@ static int parse_state(int argc, char **argv, struct lsbpf_state *s)
 				fl |= strstr(f[2], "overlay") ? LS_IF_OVERLAY : 0;
 				fl |= strstr(f[2], "lan") ? LS_IF_LAN : 0;
 				fl |= strstr(f[2], "snat-from") ? LS_IF_SNAT_FROM : 0;
+				fl |= strstr(f[2], "fwd-target") ? LS_IF_FWD_TARGET : 0;
 			}
 			r = f[0] && f[1] ? lsbpf_state_add_iface(s, f[0], atoi(f[1]), fl) : -EINVAL;
 			if (r)

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * fast forwarding (LS_CFG_FWD_FAST, opt-in): after the stages, a packet the FIB sends
+ * out of an interface flagged LS_IF_FWD_TARGET is forwarded by the program itself
+ * (TTL/hop limit decremented, MACs from the FIB lookup, redirect), skipping the stack's
+ * forwarding path; Ethernet ingress only (LAN NICs). Otherwise it leaves the stack's
+ * forwarding path. From TC the target's TC egress still runs (SNAT, ...); from XDP it
+ * does not, so the agent flags only targets that need nothing there. Anything else
+ * (local, unresolved neighbour, TTL 1, too big for the MTU) goes on to the stack.
+ */
+#ifndef LS_FWD_BPF_H
+#define LS_FWD_BPF_H
+
+#include "pkt.bpf.h"
+
+#define LS_FWD_STACK (-1)
+
+static __always_inline int ls_fwd(void *ctx, bool xdp, struct ls_pkt *p, int parsed)
+{
+	struct bpf_fib_lookup f = {};
+	__u8 b[8];
+
+	/* Ethernet ingress only: from L3 devices (WireGuard/TUN) bpf_redirect_neigh broke
+	 * TCP in the lab (tests/lab/bpf-overlap.sh), so those stay with the stack. */
+	if (parsed || p->l3 != 14 || ld(ctx, xdp, p->l3, b, 8))
+		goto stack;
+	f.l4_protocol = p->proto;
+	f.sport = p->sport;
+	f.dport = p->dport;
+	f.ifindex = xdp ? ((struct xdp_md *)ctx)->ingress_ifindex : ((struct __sk_buff *)ctx)->ifindex;
+	__u8 ttl;
+	if (p->family == 4) {
+		if (ld(ctx, xdp, p->l3 + 8, &ttl, 1) || ttl <= 1)
+			goto stack;
+		f.family = 2; /* AF_INET */
+		f.tos = b[1];
+		f.tot_len = (b[2] << 8) | b[3];
+		__builtin_memcpy(&f.ipv4_src, p->saddr, 4);
+		__builtin_memcpy(&f.ipv4_dst, p->daddr, 4);
+	} else {
+		ttl = b[7];
+		if (ttl <= 1)
+			goto stack;
+		f.family = 10; /* AF_INET6 */
+		f.tot_len = ((b[4] << 8) | b[5]) + 40;
+		__builtin_memcpy(f.ipv6_src, p->saddr, 16);
+		__builtin_memcpy(f.ipv6_dst, p->daddr, 16);
+	}
+	if (bpf_fib_lookup(ctx, &f, sizeof(f), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		goto stack;
+	__u32 out = f.ifindex;
+	struct ls_iface *t = bpf_map_lookup_elem(&ls_ifaces, &out);
+	if (!t || !(t->flags & LS_IF_FWD_TARGET))
+		goto stack;
+	__u8 nttl = ttl - 1;
+	if (p->family == 4) {
+		__be16 ow, nw;
+		__u8 w[2] = { ttl, p->proto }, nwb[2] = { nttl, p->proto };
+		__builtin_memcpy(&ow, w, 2);
+		__builtin_memcpy(&nw, nwb, 2);
+		if (csum_manual(ctx, xdp, p->l3 + 10, diff16(ow, nw), 0) || st(ctx, xdp, p->l3 + 8, &nttl, 1))
+			goto stack;
+	} else if (st(ctx, xdp, p->l3 + 7, &nttl, 1)) {
+		goto stack;
+	}
+	ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, p->len);
+	if (st(ctx, xdp, 0, f.dmac, 6) || st(ctx, xdp, 6, f.smac, 6))
+		return LS_FWD_STACK;
+	return bpf_redirect(out, 0);
+stack:
+	ls_count(LS_PROG_FWD, LS_R_FWD_STACK, p->len);
+	return LS_FWD_STACK;
+}
+
+#endif
