@@ -282,7 +282,7 @@ struct lsr_server {
 	uint64_t counters[LSR_C_MAX];
 	uint64_t started_ms;
 	bool stop;
-	uint8_t *dgram; /* receive buffer for UDP */
+	uint8_t *dgram; /* LSR_UDP_BATCH receive slots for UDP */
 };
 
 int lsr_server_init(struct lsr_server *s, const struct lsr_config *cfg);
@@ -300,6 +300,10 @@ void lsr_server_tick(struct lsr_server *s, uint64_t now);
 struct json_t *lsr_server_status(const struct lsr_server *s);
 
 /* udp.c */
+enum {
+	LSR_UDP_BATCH = 16,                   /* datagrams per recvmmsg */
+	LSR_UDP_SLOT = LSR_UDP_DATA_MAX_LEN + 1, /* a longer datagram is cut, then refused */
+};
 void lsr_udp_input(struct lsr_server *s, struct lsr_listener *l);
 /* Handles one datagram from src (exposed for tests and the fuzzer). */
 void lsr_udp_datagram(struct lsr_server *s, struct lsr_listener *l, uint8_t *buf, size_t len,

@@ -130,7 +130,7 @@ int lsr_server_init(struct lsr_server *s, const struct lsr_config *cfg)
 		s->listeners[i].io.fd = -1;
 	s->started_ms = ls_now_ms();
 	lsr_ratelimit_init(&s->proofs, cfg->proof_rate, cfg->proof_rate_total);
-	s->dgram = malloc(LSR_UDP_DATA_MAX_LEN + 1);
+	s->dgram = malloc((size_t)LSR_UDP_BATCH * LSR_UDP_SLOT);
 	s->sbuf_cap = 256 * 1024;
 	s->sbuf = malloc(s->sbuf_cap);
 	if (!s->dgram || !s->sbuf || lsr_table_init(&s->udp_by_key, LSR_KEY_LEN) ||

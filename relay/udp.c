@@ -312,53 +312,74 @@ void lsr_udp_datagram(struct lsr_server *s, struct lsr_listener *l, uint8_t *buf
 	}
 }
 
+static void read_pktinfo(struct msghdr *msg, struct lsr_pktinfo *pi)
+{
+	struct cmsghdr *cm;
+
+	memset(pi, 0, sizeof(*pi));
+	for (cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo ip;
+
+			memcpy(&ip, CMSG_DATA(cm), sizeof(ip));
+			pi->family = AF_INET;
+			pi->ifindex = ip.ipi_ifindex;
+			pi->dst.v4 = ip.ipi_addr;
+		} else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo ip6;
+
+			memcpy(&ip6, CMSG_DATA(cm), sizeof(ip6));
+			pi->family = AF_INET6;
+			pi->ifindex = (int)ip6.ipi6_ifindex;
+			pi->dst.v6 = ip6.ipi6_addr;
+		}
+	}
+	/* IPv4 on a dual-stack socket: the v4-mapped destination is sent with IP_PKTINFO. */
+	if (pi->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&pi->dst.v6)) {
+		struct in_addr v4;
+
+		memcpy(&v4, pi->dst.v6.s6_addr + 12, 4);
+		pi->family = AF_INET;
+		pi->dst.v4 = v4;
+	}
+}
+
 void lsr_udp_input(struct lsr_server *s, struct lsr_listener *l)
 {
-	/* A bounded batch per wakeup keeps one busy socket from starving the others. */
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage src;
-		union {
-			char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
-			struct cmsghdr align;
-		} ctl;
-		struct iovec iov = { .iov_base = s->dgram, .iov_len = LSR_UDP_DATA_MAX_LEN + 1 };
-		struct msghdr msg = {
-			.msg_name = &src, .msg_namelen = sizeof(src), .msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
-		};
-		struct lsr_pktinfo pi = { 0 };
-		struct cmsghdr *cm;
-		ssize_t n;
+	struct mmsghdr mm[LSR_UDP_BATCH];
+	struct iovec iov[LSR_UDP_BATCH];
+	struct sockaddr_storage src[LSR_UDP_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct cmsghdr align;
+	} ctl[LSR_UDP_BATCH];
 
-		n = recvmsg(l->io.fd, &msg, MSG_DONTWAIT);
-		if (n < 0)
+	/* A bounded number of batches per wakeup keeps one busy socket from starving
+	 * the others. */
+	for (int round = 0; round < 4; round++) {
+		int n;
+
+		for (int i = 0; i < LSR_UDP_BATCH; i++) {
+			iov[i].iov_base = s->dgram + (size_t)i * LSR_UDP_SLOT;
+			iov[i].iov_len = LSR_UDP_SLOT;
+			mm[i].msg_hdr = (struct msghdr){
+				.msg_name = &src[i], .msg_namelen = sizeof(src[i]), .msg_iov = &iov[i],
+				.msg_iovlen = 1, .msg_control = ctl[i].buf, .msg_controllen = sizeof(ctl[i].buf),
+			};
+			mm[i].msg_len = 0;
+		}
+		n = recvmmsg(l->io.fd, mm, LSR_UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
 			return;
-		for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-			if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
-				struct in_pktinfo ip;
+		for (int i = 0; i < n; i++) {
+			struct lsr_pktinfo pi;
 
-				memcpy(&ip, CMSG_DATA(cm), sizeof(ip));
-				pi.family = AF_INET;
-				pi.ifindex = ip.ipi_ifindex;
-				pi.dst.v4 = ip.ipi_addr;
-			} else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
-				struct in6_pktinfo ip6;
-
-				memcpy(&ip6, CMSG_DATA(cm), sizeof(ip6));
-				pi.family = AF_INET6;
-				pi.ifindex = (int)ip6.ipi6_ifindex;
-				pi.dst.v6 = ip6.ipi6_addr;
-			}
+			read_pktinfo(&mm[i].msg_hdr, &pi);
+			lsr_udp_datagram(s, l, iov[i].iov_base, mm[i].msg_len, (struct sockaddr *)&src[i],
+					 mm[i].msg_hdr.msg_namelen, &pi);
 		}
-		/* IPv4 on a dual-stack socket: the v4-mapped destination is sent with IP_PKTINFO. */
-		if (pi.family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&pi.dst.v6)) {
-			struct in_addr v4;
-
-			memcpy(&v4, pi.dst.v6.s6_addr + 12, 4);
-			pi.family = AF_INET;
-			pi.dst.v4 = v4;
-		}
-		lsr_udp_datagram(s, l, s->dgram, (size_t)n, (struct sockaddr *)&src, msg.msg_namelen, &pi);
+		if (n < LSR_UDP_BATCH)
+			return;
 	}
 }
 
