@@ -64,7 +64,7 @@ static int load_keys(const char *dir, struct keys *k)
 static int keygen(const char *dir)
 {
 	uint8_t wg[32], wgpub[32], pk[32], sk[64];
-	char hex[129], b64[LS_KEY_B64_LEN + 2], path[4096];
+	char hex[131], b64[LS_KEY_B64_LEN + 2], path[4096];
 	int ret;
 
 	ret = ls_mkdir_p(dir, 0700);
