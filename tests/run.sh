@@ -7,6 +7,8 @@
 # "ok N - name" and "not ok N - name" are counted; anything else is shown on failure only
 # (or always with VERBOSE=1). A test that exits non-zero without reporting a failure counts
 # as one failure; one that reports nothing at all counts as one failure too.
+# Each test gets TEST_TIMEOUT seconds (default 900); on expiry its whole process group gets
+# SIGTERM (so its cleanup traps run), then SIGKILL 30 s later, and it counts as a failure.
 # Logs go to $BUILD/test-logs/. The last line is "N passed, N failed".
 set -u
 BUILD=${BUILD:-build}
@@ -23,12 +25,13 @@ for t in "$@"; do
 	name=$(basename "$t")
 	log="$logs/$name.log"
 	start=$(date +%s)
-	if [ -x "$t" ]; then
-		"$t" >"$log" 2>&1 </dev/null
-	else
-		bash "$t" >"$log" 2>&1 </dev/null
-	fi
+	runner=()
+	[ -x "$t" ] || runner=(bash)
+	timeout -k 30 "${TEST_TIMEOUT:-900}" "${runner[@]}" "$t" >"$log" 2>&1 </dev/null
 	rc=$?
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "not ok 0 - $name timed out after ${TEST_TIMEOUT:-900} s" >>"$log"
+	fi
 	secs=$(($(date +%s) - start))
 	pass=$(grep -cE '^ok [0-9]+' "$log")
 	fail=$(grep -cE '^not ok [0-9]+' "$log")
