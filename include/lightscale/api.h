@@ -88,6 +88,23 @@
  *   GET    /v1/admin/networks/NAME/nodes     -> {"nodes": [...]}
  *   GET    /v1/admin/nodes/ID                -> node object
  *   DELETE /v1/admin/nodes/ID                remove the node from its network
+ *
+ * Admin objects as lightscale-control returns them (times are unix seconds):
+ *   network {"id", "name", "ipv4", "ipv6", "dns_suffix", "version", "created_at",
+ *            "nodes" (list, show), "valid_tokens" (show)}        POST answers 201
+ *   token   {"id", "network", "expires_at", "max_uses", "uses", "tags", "revoked",
+ *            "status": "valid"|"expired"|"used_up"|"revoked", "created_at",
+ *            "token" (only in the answer to POST, 201)}   defaults: ttl 24 h, uses 1
+ *   node    the "self" object plus "network" (name), "hostname", "machine_key",
+ *            "endpoints", "listen_port", "tags", "created_at", "last_seen", "online"
+ *   DELETE answers 200 with the object as it was.
+ *
+ * Statuses: 400 bad_request (also 405 for a wrong method), 401 token_invalid,
+ * 403 token_expired/token_used_up/token_revoked, 404 unknown_network/not_found,
+ * 409 network_exists/bad_key (machine key of another network, WireGuard key in use),
+ * 413 body_too_large, 429 rate_limited, 503 unavailable (database unreachable).
+ * POST /v1/register answers 201 for a new node, 200 for an existing one.
+ * /v1/health also reports "waiters" (suspended long-polls) and "queries" (count).
  */
 #ifndef LIGHTSCALE_API_H
 #define LIGHTSCALE_API_H
