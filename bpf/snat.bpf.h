@@ -17,6 +17,7 @@
 #define LS_SNAT_BPF_H
 
 #include "pkt.bpf.h"
+#include "translate.bpf.h" /* quoted_csum, icmp_err */
 
 #define LS_NAT_PROBES 32
 #define TCP_FIN 0x01
@@ -229,9 +230,100 @@ no6:
 	return LS_NEXT;
 }
 
+/* An ICMP error about a NATed packet (frag-needed, unreachable, time exceeded): the
+ * quoted packet left as SNAT:port -> remote, so look its reply tuple up, and give the
+ * error back to the client: outer destination, quoted source address and port, with the
+ * quoted checksums and the ICMP checksum following. 1 rewritten, 0 not ours, -1 error. */
+static __always_inline int snat_icmp_err(void *ctx, bool xdp, struct ls_pkt *p)
+{
+	__u32 in3 = p->l4 + 8, icsum = p->l4 + 2, in4, l4c = 0;
+	struct ls_tuple ik = { .family = p->family };
+	__u8 iproto;
+	int l4fl = 0;
+
+	if (p->family == 4) {
+		struct iphdr ip;
+		if (ld(ctx, xdp, in3, &ip, sizeof(ip)) || ip.ihl < 5)
+			return 0;
+		iproto = ip.protocol;
+		in4 = in3 + ip.ihl * 4;
+		__builtin_memcpy(ik.saddr, &ip.daddr, 4);
+		__builtin_memcpy(ik.daddr, &ip.saddr, 4);
+	} else {
+		struct ipv6hdr ip6;
+		if (ld(ctx, xdp, in3, &ip6, sizeof(ip6)))
+			return 0;
+		iproto = ip6.nexthdr;
+		in4 = in3 + sizeof(ip6);
+		__builtin_memcpy(ik.saddr, &ip6.daddr, 16);
+		__builtin_memcpy(ik.daddr, &ip6.saddr, 16);
+	}
+	ik.proto = iproto;
+	__u32 poff;
+	__be16 ports[2];
+	if (iproto == IPPROTO_TCP || iproto == IPPROTO_UDP) {
+		if (ld(ctx, xdp, in4, ports, 4))
+			return 0;
+		ik.sport = ports[1];
+		ik.dport = ports[0];
+		poff = in4;
+		l4c = in4 + (iproto == IPPROTO_TCP ? 16 : 6);
+		l4fl = iproto == IPPROTO_UDP && p->family == 4 ? CS_UDP0 : 0;
+	} else if (iproto == IPPROTO_ICMP || iproto == IPPROTO_ICMPV6) {
+		if (ld(ctx, xdp, in4 + 4, &ik.sport, 2))
+			return 0;
+		poff = in4 + 4;
+		l4c = in4 + 2;
+	} else {
+		return 0;
+	}
+	struct ls_nat_val *v = bpf_map_lookup_elem(&ls_nat_in, &ik);
+	if (!v)
+		return 0;
+	__u8 client[16];
+	__builtin_memcpy(client, v->addr, 16);
+	/* the quoted packet's source port (or echo id) is the one the NAT gave it */
+	__be16 cport = v->port, nport = poff == in4 ? ports[0] : ik.sport;
+	/* quoted source port (or echo id) */
+	if (nport != cport) {
+		__u32 d = diff16(nport, cport);
+		if (quoted_csum(ctx, xdp, l4c, d, l4fl, icsum) || csum_apply(ctx, xdp, icsum, d, 0) ||
+		    st(ctx, xdp, poff, &cport, 2))
+			return -1;
+	}
+	/* quoted source address */
+	if (p->family == 4) {
+		__be32 from, to;
+		__builtin_memcpy(&from, ik.daddr, 4);
+		__builtin_memcpy(&to, client, 4);
+		__u32 d = diff32(from, to);
+		if (quoted_csum(ctx, xdp, in3 + offsetof(struct iphdr, check), d, 0, icsum) ||
+		    (iproto != IPPROTO_ICMP && quoted_csum(ctx, xdp, l4c, d, l4fl, icsum)) ||
+		    csum_apply(ctx, xdp, icsum, d, 0) || st(ctx, xdp, in3 + 12, &to, 4))
+			return -1;
+		/* outer destination: ICMPv4 has no pseudo-header */
+		__builtin_memcpy(&from, p->daddr, 4);
+		if (rw_addr4(ctx, xdp, p->l3, p->l3 + 16, from, to, 0, 0))
+			return -1;
+	} else {
+		__u32 d = diff128(ik.daddr, client);
+		if (quoted_csum(ctx, xdp, l4c, d, 0, icsum) || csum_apply(ctx, xdp, icsum, d, 0) ||
+		    st(ctx, xdp, in3 + 8, client, 16))
+			return -1;
+		if (rw_addr6(ctx, xdp, p->l3 + 24, p->daddr, client, icsum, CS_PSEUDO))
+			return -1;
+	}
+	return 1;
+}
+
 /* LAN ingress (TC or XDP): replies back to the client. */
 static __always_inline int ls_snat_in(void *ctx, bool xdp, struct ls_pkt *p, int parsed)
 {
+	if (!parsed && icmp_err(p)) {
+		int r = snat_icmp_err(ctx, xdp, p);
+		ls_count(LS_PROG_SNAT, r > 0 ? LS_R_SNAT_ICMP_ERR : r < 0 ? LS_R_HELPER_ERR : LS_R_SNAT_NOT_OURS, p->len);
+		return r < 0 ? LS_SHOT : LS_NEXT;
+	}
 	if (parsed || !nat_proto(p, false) || p->frag == 2) {
 		ls_count(LS_PROG_SNAT, parsed == LS_PARSE_NOT_IP ? LS_R_NOT_IP : LS_R_SNAT_NOT_OURS, p->len);
 		return LS_NEXT;

@@ -120,6 +120,20 @@ int main(void)
 	struct pk rx2 = { 4, 6, "192.168.1.21", "192.168.1.1", 80, p1 };
 	run(b, "ls_stage_snat_in", &rx2, VERDICT_NEXT, NULL, 0, LS_R_SNAT_NOT_OURS, "client 1's port from another host", NULL);
 
+	/* ICMP errors about NATed packets go back to the client */
+	struct pk qn = { 4, 6, "192.168.1.1", "192.168.1.20", p1, 80, .payload = 20 };
+	struct pk qc = { 4, 6, "100.64.0.7", "192.168.1.20", 5000, 80, .payload = 20 };
+	struct pk fn = { 4, 1, "192.168.1.254", "192.168.1.1", .type = 3, .code = 4, .inner = &qn };
+	struct pk fc = { 4, 1, "192.168.1.254", "100.64.0.7", .type = 3, .code = 4, .inner = &qc };
+	run(b, "ls_stage_snat_in", &fn, VERDICT_NEXT, &fc, 0, LS_R_SNAT_ICMP_ERR, "frag-needed about client 1's tcp", NULL);
+	struct pk fn8 = fn, fc8 = fc;
+	fn8.inner_l4 = 8;
+	fc8.inner_l4 = 8;
+	run(b, "ls_stage_snat_in", &fn8, VERDICT_NEXT, &fc8, 0, LS_R_SNAT_ICMP_ERR, "... quoting 8 bytes", NULL);
+	struct pk qx = { 4, 6, "192.168.1.1", "192.168.1.20", free_port, 80 };
+	struct pk fx = { 4, 1, "192.168.1.254", "192.168.1.1", .type = 3, .code = 4, .inner = &qx };
+	run(b, "ls_stage_snat_in", &fx, VERDICT_NEXT, NULL, 0, LS_R_SNAT_NOT_OURS, "ICMP error about no flow: untouched", NULL);
+
 	struct pk u = { 4, 17, "100.64.0.7", "192.168.1.30", 5353, 53, .payload = 30 };
 	struct pk uo = { 4, 17, "192.168.1.1", "192.168.1.30", 0, 53, .payload = 30 };
 	run(b, "ls_stage_snat_out", &u, VERDICT_NEXT, &uo, ovl, LS_R_SNAT_NEW, "udp: new", &pu);
@@ -140,6 +154,11 @@ int main(void)
 	struct pk v6r = { 6, 6, "fd00:a8:1::20", "fd00:a8:1::1", 443, p6, .payload = 3 };
 	struct pk v6ro = { 6, 6, "fd00:a8:1::20", "fd00:64::7", 443, 5000, .payload = 3 };
 	run(b, "ls_stage_snat_in", &v6r, VERDICT_NEXT, &v6ro, 0, LS_R_SNAT_REPLY, "v6 tcp: reply", NULL);
+	struct pk q6n = { 6, 6, "fd00:a8:1::1", "fd00:a8:1::20", p6, 443, .payload = 11 };
+	struct pk q6c = { 6, 6, "fd00:64::7", "fd00:a8:1::20", 5000, 443, .payload = 11 };
+	struct pk t6n = { 6, 58, "fd00:a8:1::fe", "fd00:a8:1::1", .type = 2, .inner = &q6n };
+	struct pk t6c = { 6, 58, "fd00:a8:1::fe", "fd00:64::7", .type = 2, .inner = &q6c };
+	run(b, "ls_stage_snat_in", &t6n, VERDICT_NEXT, &t6c, 0, LS_R_SNAT_ICMP_ERR, "v6 packet-too-big about a NATed flow", NULL);
 	struct pk e6 = { 6, 58, "fd00:64::7", "fd00:a8:1::20", 99, .type = 128, .payload = 8 };
 	struct pk e6o = { 6, 58, "fd00:a8:1::1", "fd00:a8:1::20", 0, .type = 128, .payload = 8 };
 	run(b, "ls_stage_snat_out", &e6, VERDICT_NEXT, &e6o, ovl, LS_R_SNAT_NEW, "icmpv6 echo: new", NULL);
