@@ -361,8 +361,12 @@ const char *ls_relay_reason_str(uint32_t reason)
 
 /* ------------------------------------------------------------- stream client */
 
+enum rs_state { RS_READY = 0, RS_CONNECTING, RS_WAIT_SERVER_HELLO, RS_WAIT_ACCEPT };
+
 struct ls_relay_stream {
 	int fd;
+	enum rs_state state;
+	struct ls_relay_identity *id; /* until the hello is signed, then wiped */
 	uint8_t *rbuf;
 	size_t rlen, roff, rcap;
 	uint8_t *pending; /* the unwritten tail of a frame: written before anything else */
@@ -386,6 +390,8 @@ const struct sockaddr_storage *ls_relay_stream_observed(const struct ls_relay_st
 	return &rs->observed;
 }
 
+static void forget_identity(struct ls_relay_stream *rs);
+
 void ls_relay_stream_free(struct ls_relay_stream *rs)
 {
 	if (!rs)
@@ -394,6 +400,7 @@ void ls_relay_stream_free(struct ls_relay_stream *rs)
 		close(rs->fd);
 	free(rs->rbuf);
 	free(rs->pending);
+	forget_identity(rs);
 	free(rs);
 }
 
@@ -634,15 +641,11 @@ int ls_relay_stream_adopt(struct ls_relay_stream **out, int fd)
 	return 0;
 }
 
-int ls_relay_stream_connect(struct ls_relay_stream **out, const struct sockaddr *relay,
-			    socklen_t relay_len, const struct ls_relay_identity *id, int timeout_ms,
-			    uint32_t *reason)
+int ls_relay_stream_start(struct ls_relay_stream **out, const struct sockaddr *relay,
+			  socklen_t relay_len, const struct ls_relay_identity *id)
 {
-	uint64_t deadline = ls_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 	struct ls_relay_stream *rs;
-	struct ls_relay_frame f;
-	struct lsr_client_hello hello;
-	int one = 1, err, left;
+	int one = 1, err;
 
 	rs = calloc(1, sizeof(*rs));
 	if (!rs)
@@ -650,71 +653,134 @@ int ls_relay_stream_connect(struct ls_relay_stream **out, const struct sockaddr 
 	rs->rcap = 4096;
 	rs->rbuf = malloc(rs->rcap);
 	rs->fd = socket(relay->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (!rs->rbuf || rs->fd < 0) {
-		err = rs->rbuf ? -errno : -ENOMEM;
+	rs->id = malloc(sizeof(*rs->id));
+	if (!rs->rbuf || !rs->id || rs->fd < 0) {
+		err = rs->fd < 0 ? -errno : -ENOMEM;
 		goto cleanup;
 	}
+	memcpy(rs->id, id, sizeof(*id));
 	setsockopt(rs->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(rs->fd, relay, relay_len) < 0) {
-		socklen_t elen = sizeof(err);
-
-		if (errno != EINPROGRESS) {
-			err = -errno;
-			goto cleanup;
-		}
-		err = wait_fd(rs->fd, POLLOUT, deadline);
-		if (err)
-			goto cleanup;
-		if (getsockopt(rs->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
-			err = err > 0 ? -err : -ECONNREFUSED;
-			goto cleanup;
-		}
-	}
-
-	left = (int)(deadline > ls_now_ms() ? deadline - ls_now_ms() : 0);
-	err = ls_relay_stream_recv(rs, &f, left);
-	if (err)
+	rs->state = RS_CONNECTING;
+	if (connect(rs->fd, relay, relay_len) < 0 && errno != EINPROGRESS) {
+		err = -errno;
 		goto cleanup;
-	if (f.type != LSR_FRAME_SERVER_HELLO) {
-		err = -EBADMSG;
-		goto cleanup;
-	}
-	memset(&hello, 0, sizeof(hello));
-	hello.magic = htobe32(LSR_STREAM_MAGIC);
-	hello.version = LSR_VERSION;
-	memcpy(hello.key, id->wg_key, LSR_KEY_LEN);
-	ls_relay_proof_make(&hello.proof, LSR_PURPOSE_STREAM, id->wg_key, ls_relay_now_unix_ms(),
-			    ((const struct lsr_server_hello *)f.body)->nonce, id);
-	left = (int)(deadline > ls_now_ms() ? deadline - ls_now_ms() : 0);
-	err = send_small(rs, LSR_FRAME_CLIENT_HELLO, &hello, sizeof(hello), left);
-	if (err)
-		goto cleanup;
-
-	left = (int)(deadline > ls_now_ms() ? deadline - ls_now_ms() : 0);
-	err = ls_relay_stream_recv(rs, &f, left);
-	if (err)
-		goto cleanup;
-	if (f.type == LSR_FRAME_CLOSE) {
-		if (reason)
-			*reason = f.reason;
-		err = -EACCES;
-		goto cleanup;
-	}
-	if (f.type != LSR_FRAME_SERVER_ACCEPT) {
-		err = -EBADMSG;
-		goto cleanup;
-	}
-	{
-		const struct lsr_server_accept *a = f.body;
-
-		rs->keepalive_s = be32toh(a->keepalive_s);
-		rs->max_payload = be32toh(a->max_payload);
-		ls_relay_addr_to_sockaddr(&a->observed, &rs->observed, NULL);
 	}
 	*out = rs;
 	return 0;
-
 cleanup:
 	ls_relay_stream_free(rs);
 	return err;
+}
+
+short ls_relay_stream_events(const struct ls_relay_stream *rs)
+{
+	if (rs->state == RS_CONNECTING)
+		return POLLOUT;
+	return POLLIN | (ls_relay_stream_want_write(rs) ? POLLOUT : 0);
+}
+
+static void forget_identity(struct ls_relay_stream *rs)
+{
+	if (rs->id) {
+		ls_memzero(rs->id, sizeof(*rs->id));
+		free(rs->id);
+		rs->id = NULL;
+	}
+}
+
+int ls_relay_stream_step(struct ls_relay_stream *rs, uint32_t *reason)
+{
+	struct ls_relay_frame f;
+	int err;
+
+	for (;;) {
+		switch (rs->state) {
+		case RS_CONNECTING: {
+			struct pollfd p = { .fd = rs->fd, .events = POLLOUT };
+			socklen_t elen = sizeof(err);
+
+			if (poll(&p, 1, 0) == 0)
+				return -EINPROGRESS;
+			if (getsockopt(rs->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err)
+				return err > 0 ? -err : -ECONNREFUSED;
+			rs->state = RS_WAIT_SERVER_HELLO;
+			break;
+		}
+		case RS_WAIT_SERVER_HELLO: {
+			struct lsr_client_hello hello;
+
+			err = ls_relay_stream_recv(rs, &f, 0);
+			if (err == -ETIMEDOUT)
+				return -EINPROGRESS;
+			if (err)
+				return err;
+			if (f.type != LSR_FRAME_SERVER_HELLO)
+				return -EBADMSG;
+			memset(&hello, 0, sizeof(hello));
+			hello.magic = htobe32(LSR_STREAM_MAGIC);
+			hello.version = LSR_VERSION;
+			memcpy(hello.key, rs->id->wg_key, LSR_KEY_LEN);
+			ls_relay_proof_make(&hello.proof, LSR_PURPOSE_STREAM, rs->id->wg_key,
+					    ls_relay_now_unix_ms(),
+					    ((const struct lsr_server_hello *)f.body)->nonce, rs->id);
+			forget_identity(rs);
+			/* Whole or kept for later: the flush below finishes it. */
+			err = send_small(rs, LSR_FRAME_CLIENT_HELLO, &hello, sizeof(hello), 0);
+			if (err && err != -EAGAIN)
+				return err;
+			rs->state = RS_WAIT_ACCEPT;
+			break;
+		}
+		case RS_WAIT_ACCEPT:
+			err = ls_relay_stream_flush(rs, 0);
+			if (err && err != -EAGAIN)
+				return err;
+			err = ls_relay_stream_recv(rs, &f, 0);
+			if (err == -ETIMEDOUT)
+				return -EINPROGRESS;
+			if (err)
+				return err;
+			if (f.type == LSR_FRAME_CLOSE) {
+				if (reason)
+					*reason = f.reason;
+				return -EACCES;
+			}
+			if (f.type != LSR_FRAME_SERVER_ACCEPT)
+				return -EBADMSG;
+			{
+				const struct lsr_server_accept *a = f.body;
+
+				rs->keepalive_s = be32toh(a->keepalive_s);
+				rs->max_payload = be32toh(a->max_payload);
+				ls_relay_addr_to_sockaddr(&a->observed, &rs->observed, NULL);
+			}
+			rs->state = RS_READY;
+			return 0;
+		case RS_READY:
+			return 0;
+		}
+	}
+}
+
+int ls_relay_stream_connect(struct ls_relay_stream **out, const struct sockaddr *relay,
+			    socklen_t relay_len, const struct ls_relay_identity *id, int timeout_ms,
+			    uint32_t *reason)
+{
+	uint64_t deadline = ls_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	struct ls_relay_stream *rs;
+	int err = ls_relay_stream_start(&rs, relay, relay_len, id);
+
+	if (err)
+		return err;
+	while ((err = ls_relay_stream_step(rs, reason)) == -EINPROGRESS) {
+		err = wait_fd(rs->fd, ls_relay_stream_events(rs), deadline);
+		if (err)
+			break;
+	}
+	if (err) {
+		ls_relay_stream_free(rs);
+		return err;
+	}
+	*out = rs;
+	return 0;
 }

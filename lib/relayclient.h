@@ -104,6 +104,16 @@ struct ls_relay_stream;
 int ls_relay_stream_connect(struct ls_relay_stream **out, const struct sockaddr *relay,
 			    socklen_t relay_len, const struct ls_relay_identity *id, int timeout_ms,
 			    uint32_t *reason);
+/* The same without blocking, for an event loop: start() begins the TCP connect;
+ * whenever ls_relay_stream_fd() is ready for ls_relay_stream_events(), call
+ * step(), which returns -EINPROGRESS until the relay accepted (0) or refused
+ * (-EACCES with *reason) or something failed (-errno). The identity is copied
+ * until the hello is signed, then wiped. */
+int ls_relay_stream_start(struct ls_relay_stream **out, const struct sockaddr *relay,
+			  socklen_t relay_len, const struct ls_relay_identity *id);
+int ls_relay_stream_step(struct ls_relay_stream *rs, uint32_t *reason);
+short ls_relay_stream_events(const struct ls_relay_stream *rs); /* POLLIN, POLLOUT */
+
 /* Wraps a connected stream socket past its hello (another transport's handshake
  * done elsewhere; a socketpair in tests). Makes fd non-blocking; owns it after. */
 int ls_relay_stream_adopt(struct ls_relay_stream **out, int fd);

@@ -289,6 +289,35 @@ static void test_stream(void)
 	check(sb != NULL, "stream: B connects");
 	if (!sa || !sb)
 		return;
+	/* The event-loop way: start, then step on readiness. */
+	{
+		struct ls_relay_identity n;
+		struct ls_relay_stream *sn = NULL;
+		int steps = 0, inprogress = 0;
+		uint64_t deadline = ls_now_ms() + 3000;
+
+		ls_relay_identity_random(&n);
+		r = ls_relay_stream_start(&sn, (struct sockaddr *)&stream_relay, stream_relay_len, &n);
+		while (r == 0 && ls_now_ms() < deadline) {
+			struct pollfd p;
+
+			steps++;
+			r = ls_relay_stream_step(sn, &reason);
+			if (r != -EINPROGRESS)
+				break;
+			inprogress++;
+			r = 0;
+			p.fd = ls_relay_stream_fd(sn);
+			p.events = ls_relay_stream_events(sn);
+			poll(&p, 1, 100);
+		}
+		check(r == 0 && ls_relay_stream_keepalive(sn) > 0,
+		      "stream: non-blocking start/step is accepted (%d steps, %d in progress)", steps, inprogress);
+		r = r ?: ls_relay_stream_send(sa, n.wg_key, "nb", 2, 2000);
+		r = r ?: srecv(sn, &f, LSR_FRAME_RECV, 2000);
+		check(r == 0 && f.payload_len == 2, "stream: ... and receives like any other");
+		ls_relay_stream_free(sn);
+	}
 	check(same_ep(ls_relay_stream_observed(sa), ls_relay_stream_fd(sa)),
 	      "stream: the relay reports A's TCP address");
 	check(ls_relay_stream_keepalive(sa) > 0, "stream: the relay tells a keepalive (%us)",
