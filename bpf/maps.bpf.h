@@ -56,6 +56,14 @@ LS_LPM(ls_v2r4, struct ls_xlate4_key, struct ls_xlate4_val, LS_XLATE_MAX);
 LS_LPM(ls_r2v4, struct ls_xlate4_key, struct ls_xlate4_val, LS_XLATE_MAX);
 LS_LPM(ls_v2r6, struct ls_xlate6_key, struct ls_xlate6_val, LS_XLATE_MAX);
 LS_LPM(ls_r2v6, struct ls_xlate6_key, struct ls_xlate6_val, LS_XLATE_MAX);
+/* The same IPv4 mappings keyed by {length, prefix}: one hash lookup instead of an LPM
+ * walk when all share one length (ls_config.xlate4_len). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LS_XLATE_MAX);
+	__type(key, struct ls_xlate4_key);
+	__type(value, struct ls_xlate4_val);
+} ls_v2r4h SEC(".maps"), ls_r2v4h SEC(".maps");
 
 /* routes (metrics, isolate) */
 LS_LPM(ls_routes4, struct ls_route4_key, struct ls_route_val, LS_ROUTE_MAX);

@@ -17,8 +17,17 @@ static __always_inline bool xlate4(bool v2r, __be32 a, __be32 *out)
 {
 	struct ls_xlate4_key k = { .prefixlen = 32, .addr = a };
 	struct ls_xlate4_val *v;
+	struct ls_config *c = ls_cfg();
+	__u32 len = c ? c->xlate4_len : 0;
 
-	if (v2r)
+	if (len >= 1 && len <= 32) {
+		k.prefixlen = len;
+		k.addr = a & bpf_htonl(~0u << (32 - len));
+		if (v2r)
+			v = bpf_map_lookup_elem(&ls_v2r4h, &k);
+		else
+			v = bpf_map_lookup_elem(&ls_r2v4h, &k);
+	} else if (v2r)
 		v = bpf_map_lookup_elem(&ls_v2r4, &k);
 	else
 		v = bpf_map_lookup_elem(&ls_r2v4, &k);

@@ -147,6 +147,27 @@ int main(void)
 		  { 4, 6, "100.64.0.1", "10.201.1.5", 40000, 80 }, VERDICT_NEXT, NULL, { { T, LS_R_MISS, 1 } } },
 	};
 	fails += h_run(b, after, 1);
+
+	/* mixed lengths: the LPM tries decide (one length uses the hash fast path above) */
+	struct lsbpf_state *s3 = lsbpf_state_new();
+	lsbpf_state_add_map_arg(s3, "10.201.1.0/24=192.168.1.0/24");
+	lsbpf_state_add_map_arg(s3, "10.0.0.0/16=172.16.0.0/16");
+	lsbpf_state_add_map_arg(s3, "10.0.9.0/24=192.168.9.0/24");
+	s3->flags = LS_CFG_XLATE_CLIENT;
+	fails += h_ok(lsbpf_apply(b, s3) == 0, "apply mappings of mixed lengths");
+	static const struct pk m1 = { 4, 6, "100.64.0.1", "192.168.1.5", 40000, 80 };
+	static const struct pk m2 = { 4, 6, "100.64.0.1", "172.16.3.4", 40000, 80 };
+	static const struct pk m3 = { 4, 6, "100.64.0.1", "192.168.9.4", 40000, 80 };
+	static const struct tcase mixed[] = {
+		{ "mixed: /24 mapping", "ls_stage_xlate_dst", { 4, 6, "100.64.0.1", "10.201.1.5", 40000, 80 }, VERDICT_NEXT,
+		  &m1, { { T, LS_R_XLATE, 1 } } },
+		{ "mixed: /16 mapping", "ls_stage_xlate_dst", { 4, 6, "100.64.0.1", "10.0.3.4", 40000, 80 }, VERDICT_NEXT,
+		  &m2, { { T, LS_R_XLATE, 1 } } },
+		{ "mixed: the /24 inside the /16 wins", "ls_stage_xlate_dst", { 4, 6, "100.64.0.1", "10.0.9.4", 40000, 80 },
+		  VERDICT_NEXT, &m3, { { T, LS_R_XLATE, 1 } } },
+	};
+	fails += h_run(b, mixed, 3);
+	lsbpf_state_free(s3);
 	lsbpf_state_free(s);
 	lsbpf_state_free(s2);
 	lsbpf_close(b);

@@ -363,6 +363,9 @@ static int apply_xlate(struct lsbpf *b, const struct lsbpf_state *s)
 			r = r ?: kv_put(&r2v6, &k, &v);
 		}
 	}
+	/* hashes first, then the tries; apply_config then says which the programs use */
+	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_v2r4h), &v2r4, true, "v2r4h");
+	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_r2v4h), &r2v4, true, "r2v4h");
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_v2r4), &v2r4, false, "v2r4");
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_r2v4), &r2v4, false, "r2v4");
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_v2r6), &v2r6, false, "v2r6");
@@ -668,6 +671,19 @@ static int apply_config(struct lsbpf *b, const struct lsbpf_state *s)
 
 	if (s->snat4.family == AF_INET)
 		memcpy(&c.snat4, s->snat4.addr, 4);
+	/* one IPv4 mapping length: the hash fast path */
+	for (size_t i = 0; i < s->n_xlates; i++) {
+		uint32_t len = s->xlates[i].virt.len;
+		if (s->xlates[i].virt.family != AF_INET)
+			continue;
+		if (len == 0 || (c.xlate4_len && c.xlate4_len != len)) {
+			c.xlate4_len = UINT32_MAX; /* mixed (or /0): the LPM tries */
+			break;
+		}
+		c.xlate4_len = len;
+	}
+	if (c.xlate4_len == UINT32_MAX)
+		c.xlate4_len = 0;
 	if (s->snat6.family == AF_INET6)
 		memcpy(c.snat6, s->snat6.addr, 16);
 	if ((s->flags & LS_CFG_SNAT) && (!s->snat_port_lo || s->snat_port_hi < s->snat_port_lo)) {
