@@ -250,6 +250,15 @@ wait $iperfpid
 kill "$(cat "$tmp/iperf2.pid" 2>/dev/null)" 2>/dev/null
 check "ping after reconfiguring under load" A ping -c 3 -i 0.3 -W 3 10.77.0.2
 check_eq "our listen port is back" 51820 "$(A wg show $if_a listen-port)"
+# A port someone else holds: wg reports the engine's error, nothing changes.
+A python3 -c 'import socket, time; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::", 51860)); time.sleep(3)' &
+holder=$!
+sleep 0.5
+out=$(A wg set $if_a listen-port 51860 2>&1)
+if grep -q "Address already in use" <<<"$out"; then ok "wg set reports a port in use: $out"
+else fail "wg set reports a port in use" "$out"; fi
+check_eq "the listen port is unchanged" 51820 "$(A wg show $if_a listen-port)"
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
 
 # 10. A wrong public key never completes a handshake.
 kc=$(wg genkey); pc=$(wg pubkey <<<"$kc")

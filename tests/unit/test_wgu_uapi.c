@@ -108,7 +108,7 @@ static void test_bad_input_changes_nothing(void **state)
 	assert_int_equal(dev.npeers, 1);
 	/* The bad line comes after good ones: nothing is applied. */
 	r = req("set=1\nreplace_peers=true\npublic_key=%s\nallowed_ip=10.9.9.0/24\nallowed_ip=10.0.0.0/33\n", peer2);
-	assert_string_equal(r, "errno=22\n\n");
+	assert_string_equal(r, "errno=-22\n\n");
 	assert_int_equal(dev.npeers, 1);
 	assert_non_null(lsw_dev_find_peer(&dev, dev.peers->pub));
 	r = req("get=1\n");
@@ -146,7 +146,7 @@ static void test_bad_input_changes_nothing(void **state)
 		assert_int_equal(dev.npeers, 1);
 	}
 	r = req("set=1\npublic_key=%s\nprotocol_version=2\n", peer2);
-	assert_string_equal(r, "errno=93\n\n"); /* EPROTONOSUPPORT */
+	assert_string_equal(r, "errno=-93\n\n"); /* EPROTONOSUPPORT */
 }
 
 static void test_peer_operations(void **state)

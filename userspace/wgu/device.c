@@ -320,11 +320,50 @@ static size_t padded_len(size_t len, unsigned int mtu)
 	return len + (padded - last);
 }
 
-/* Builds data messages in place around pkts (each has headroom/tailroom) and
- * sends them to ep, grouping equal sizes into UDP GSO sends. Returns the bytes
- * sent. Runs with or without the lock: it only reads its arguments. */
-static uint64_t encrypt_and_send(struct lsw_device *d, const uint8_t key[32], uint32_t remote_index, uint64_t counter,
-				 const struct lsw_endpoint *ep, struct lsw_pkt *pkts, int n, unsigned int mtu)
+struct seal_job {
+	struct lsw_pkt *pkts;
+	int n;
+	const uint8_t *key;
+	uint32_t remote;
+	uint64_t counter;
+	unsigned int mtu;
+};
+
+/* Builds the data message in place around one packet (padding, header, tag). */
+static void seal_one(struct lsw_pkt *pk, const uint8_t *key, uint32_t remote, uint64_t counter, unsigned int mtu)
+{
+	size_t plen = padded_len(pk->len, mtu);
+	struct lsw_msg_data *m = (struct lsw_msg_data *)(pk->data - LSW_HEADROOM);
+
+	memset(pk->data + pk->len, 0, plen - pk->len);
+	m->h.type = LSW_MSG_DATA;
+	memset(m->h.reserved, 0, 3);
+	m->receiver = htole32(remote);
+	m->counter = htole64(counter);
+	lsw_aead_encrypt(pk->data, pk->data, plen, NULL, 0, counter, key);
+	pk->wire_len = LSW_DATA_HDR_LEN + plen + LSW_AEAD_TAG;
+}
+
+static void seal_part(void *arg, int part, int nparts)
+{
+	struct seal_job *j = arg;
+	int lo = (int)((long)j->n * part / nparts), hi = (int)((long)j->n * (part + 1) / nparts);
+
+	for (int k = lo; k < hi; k++)
+		seal_one(&j->pkts[k], j->key, j->remote, j->counter + (uint64_t)k, j->mtu);
+}
+
+static void run_parallel(struct lsw_device *d, int path, lsw_pool_fn fn, void *arg, int n)
+{
+	if (d->ops->parallel && n >= 8)
+		d->ops->parallel(d->ctx, path, fn, arg, n);
+	else
+		fn(arg, 0, 1);
+}
+
+/* Sends sealed messages to ep, grouping equal sizes into UDP GSO sends.
+ * Returns the bytes sent. */
+static uint64_t send_sealed(struct lsw_device *d, const struct lsw_endpoint *ep, struct lsw_pkt *pkts, int n)
 {
 	struct iovec iov[64];
 	uint64_t bytes = 0;
@@ -335,22 +374,12 @@ static uint64_t encrypt_and_send(struct lsw_device *d, const uint8_t key[32], ui
 		size_t first = 0, total = 0;
 
 		while (i < n && cnt < 64) {
-			struct lsw_pkt *pk = &pkts[i];
-			size_t plen = padded_len(pk->len, mtu);
-			struct lsw_msg_data *m = (struct lsw_msg_data *)(pk->data - LSW_HEADROOM);
-			size_t mlen = LSW_DATA_HDR_LEN + plen + LSW_AEAD_TAG;
+			size_t mlen = pkts[i].wire_len;
 
 			/* A GSO send carries at most 64 datagrams and 64 KiB of payload. */
 			if (cnt && (mlen > first || total + mlen > 65000))
 				break;
-			memset(pk->data + pk->len, 0, plen - pk->len);
-			m->h.type = LSW_MSG_DATA;
-			memset(m->h.reserved, 0, 3);
-			m->receiver = htole32(remote_index);
-			m->counter = htole64(counter);
-			lsw_aead_encrypt(pk->data, pk->data, plen, NULL, 0, counter, key);
-			counter++;
-			iov[cnt].iov_base = m;
+			iov[cnt].iov_base = pkts[i].data - LSW_HEADROOM;
 			iov[cnt].iov_len = mlen;
 			total += mlen;
 			i++;
@@ -368,6 +397,21 @@ static uint64_t encrypt_and_send(struct lsw_device *d, const uint8_t key[32], ui
 		}
 	}
 	return bytes;
+}
+
+/* Seals pkts with consecutive counters from counter and sends them. With
+ * parallel (the TX thread only: one user per pool) sealing uses every core. */
+static uint64_t encrypt_and_send(struct lsw_device *d, const uint8_t key[32], uint32_t remote_index, uint64_t counter,
+				 const struct lsw_endpoint *ep, struct lsw_pkt *pkts, int n, unsigned int mtu,
+				 bool parallel)
+{
+	struct seal_job j = { pkts, n, key, remote_index, counter, mtu };
+
+	if (parallel)
+		run_parallel(d, 0, seal_part, &j, n);
+	else
+		seal_part(&j, 0, 1);
+	return send_sealed(d, ep, pkts, n);
 }
 
 static void stage(struct lsw_device *d, struct lsw_peer *p, const uint8_t *data, size_t len)
@@ -449,7 +493,7 @@ static void send_staged_locked(struct lsw_device *d, struct lsw_peer *p, uint64_
 	}
 	first = kp->send_counter;
 	kp->send_counter += (uint64_t)n;
-	bytes = encrypt_and_send(d, kp->keys.send, kp->remote_index, first, &p->endpoint, pkts, n, d->mtu);
+	bytes = encrypt_and_send(d, kp->keys.send, kp->remote_index, first, &p->endpoint, pkts, n, d->mtu, false);
 	purge_staged(p);
 	p->tx_bytes += bytes;
 	if (bytes) {
@@ -559,7 +603,7 @@ void lsw_dev_tx(struct lsw_device *d, struct lsw_pkt *pkts, int n)
 		__atomic_add_fetch(&p->refs, 1, __ATOMIC_ACQ_REL);
 		pthread_mutex_unlock(&d->lock);
 
-		bytes = encrypt_and_send(d, key, remote, first, &ep, pkts + i, j - i, mtu);
+		bytes = encrypt_and_send(d, key, remote, first, &ep, pkts + i, j - i, mtu, true);
 		sodium_memzero(key, sizeof(key));
 
 		pthread_mutex_lock(&d->lock);
@@ -775,52 +819,74 @@ static size_t inner_len(const uint8_t *pkt, size_t len, int *family, const uint8
 	return 0;
 }
 
-static void rx_data(struct lsw_device *d, uint8_t *buf, size_t len, const struct lsw_endpoint *src)
+enum { RX_SKIP = 0, RX_OPEN, RX_CHECK, RX_DELIVER };
+
+struct open_job {
+	struct lsw_device *d;
+	struct lsw_rx *m;
+	int n;
+};
+
+/* Phase 1 (locked): find the keypair of a data message and copy its key. */
+static void rx_data_lookup(struct lsw_device *d, struct lsw_rx *m, uint64_t now)
 {
-	struct lsw_msg_data *m = (struct lsw_msg_data *)buf;
-	uint32_t idx = le32toh(m->receiver);
-	uint64_t counter = le64toh(m->counter), serial, now;
-	size_t plen = len - LSW_DATA_OVERHEAD, ilen;
+	struct lsw_msg_data *h = (struct lsw_msg_data *)m->buf;
+	struct lsw_index *e;
+
+	m->idx = le32toh(h->receiver);
+	e = index_lookup(d, m->idx);
+	if (!e || e->kind != LSW_INDEX_KEYPAIR || now >= e->kp->birth_ms + d->cfg.reject_after_time_ms ||
+	    e->kp->replay.greatest >= d->cfg.reject_after_messages) {
+		STAT(d, rx_drop_no_keypair);
+		return;
+	}
+	memcpy(m->key, e->kp->keys.recv, 32);
+	m->serial = e->kp->serial;
+	m->state = RX_OPEN;
+}
+
+/* Phase 2 (unlocked, on every core): authenticate and decrypt in place. */
+static void rx_open_part(void *arg, int part, int nparts)
+{
+	struct open_job *j = arg;
+
+	for (int k = (int)((long)j->n * part / nparts); k < (int)((long)j->n * (part + 1) / nparts); k++) {
+		struct lsw_rx *m = &j->m[k];
+		struct lsw_msg_data *h = (struct lsw_msg_data *)m->buf;
+
+		if (m->state != RX_OPEN)
+			continue;
+		if (lsw_aead_decrypt(m->buf + LSW_DATA_HDR_LEN, m->buf + LSW_DATA_HDR_LEN, m->len - LSW_DATA_HDR_LEN, NULL,
+				     0, le64toh(h->counter), m->key)) {
+			m->state = RX_SKIP;
+			STAT(j->d, rx_drop_decrypt);
+		} else {
+			m->state = RX_CHECK;
+		}
+		sodium_memzero(m->key, sizeof(m->key));
+	}
+}
+
+/* Phase 3 (locked): replay window, session bookkeeping, inner packet checks. */
+static void rx_data_check(struct lsw_device *d, struct lsw_rx *m, uint64_t now)
+{
+	struct lsw_msg_data *h = (struct lsw_msg_data *)m->buf;
+	size_t plen = m->len - LSW_DATA_OVERHEAD, ilen;
 	const uint8_t *isrc;
 	struct lsw_keypair *kp;
 	struct lsw_index *e;
 	struct lsw_peer *p;
-	uint8_t key[32];
 	int fam;
 
-	pthread_mutex_lock(&d->lock);
-	now = lsw_dev_now(d);
-	e = index_lookup(d, idx);
-	if (!e || e->kind != LSW_INDEX_KEYPAIR || now >= e->kp->birth_ms + d->cfg.reject_after_time_ms ||
-	    e->kp->replay.greatest >= d->cfg.reject_after_messages) {
-		pthread_mutex_unlock(&d->lock);
-		STAT(d, rx_drop_no_keypair);
-		return;
-	}
-	memcpy(key, e->kp->keys.recv, 32);
-	serial = e->kp->serial;
-	pthread_mutex_unlock(&d->lock);
-
-	if (lsw_aead_decrypt(buf + LSW_DATA_HDR_LEN, buf + LSW_DATA_HDR_LEN, len - LSW_DATA_HDR_LEN, NULL, 0, counter,
-			     key)) {
-		sodium_memzero(key, sizeof(key));
-		STAT(d, rx_drop_decrypt);
-		return;
-	}
-	sodium_memzero(key, sizeof(key));
-
-	pthread_mutex_lock(&d->lock);
-	now = lsw_dev_now(d);
-	e = index_lookup(d, idx);
-	if (!e || e->kind != LSW_INDEX_KEYPAIR || e->kp->serial != serial) {
-		pthread_mutex_unlock(&d->lock);
+	m->state = RX_SKIP;
+	e = index_lookup(d, m->idx);
+	if (!e || e->kind != LSW_INDEX_KEYPAIR || e->kp->serial != m->serial) {
 		STAT(d, rx_drop_no_keypair);
 		return;
 	}
 	kp = e->kp;
 	p = kp->peer;
-	if (!lsw_replay_check(&kp->replay, counter)) {
-		pthread_mutex_unlock(&d->lock);
+	if (!lsw_replay_check(&kp->replay, le64toh(h->counter))) {
 		STAT(d, rx_drop_replay);
 		return;
 	}
@@ -828,8 +894,8 @@ static void rx_data(struct lsw_device *d, uint8_t *buf, size_t len, const struct
 		ev_handshake_complete(p);
 		send_staged_locked(d, p, now);
 	}
-	roam(p, src);
-	p->rx_bytes += len;
+	roam(p, m->src);
+	p->rx_bytes += m->len;
 	ev_any_auth_received(p);
 	ev_any_auth_traversal(d, p, now);
 	/* Keep the session fresh from the receiving side (whitepaper 6.2). */
@@ -839,33 +905,33 @@ static void rx_data(struct lsw_device *d, uint8_t *buf, size_t len, const struct
 		send_initiation(d, p, false, now);
 	}
 	if (!plen) {
-		pthread_mutex_unlock(&d->lock);
 		STAT(d, rx_keepalives);
 		return;
 	}
 	ev_data_received(d, p, now);
-	ilen = inner_len(buf + LSW_DATA_HDR_LEN, plen, &fam, &isrc);
+	ilen = inner_len(m->buf + LSW_DATA_HDR_LEN, plen, &fam, &isrc);
 	if (!ilen) {
-		pthread_mutex_unlock(&d->lock);
 		STAT(d, rx_drop_inner);
 		return;
 	}
 	if (lsw_aip_lookup(&d->aip, fam, isrc) != p) {
-		pthread_mutex_unlock(&d->lock);
 		STAT(d, rx_drop_allowedips);
 		return;
 	}
-	pthread_mutex_unlock(&d->lock);
-	d->ops->tun_write(d->ctx, buf + LSW_DATA_HDR_LEN, ilen);
+	m->ilen = ilen;
+	m->state = RX_DELIVER;
 }
 
-void lsw_dev_rx(struct lsw_device *d, uint8_t *buf, size_t len, const struct lsw_endpoint *src)
+/* Phase 1 for every message: length and type checks; handshake messages are
+ * handled here, in order, so a session they create serves the data after them. */
+static void rx_classify(struct lsw_device *d, struct lsw_rx *m, uint64_t now)
 {
-	uint64_t now;
+	const uint8_t *buf = m->buf;
 	uint32_t type;
 
+	m->state = RX_SKIP;
 	STAT(d, rx_datagrams);
-	if (len < 4) {
+	if (m->len < 4) {
 		STAT(d, rx_drop_short);
 		return;
 	}
@@ -873,35 +939,69 @@ void lsw_dev_rx(struct lsw_device *d, uint8_t *buf, size_t len, const struct lsw
 	type = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 24;
 	switch (type) {
 	case LSW_MSG_DATA:
-		if (len < LSW_DATA_MIN_LEN) {
+		if (m->len < LSW_DATA_MIN_LEN) {
 			STAT(d, rx_drop_short);
 			return;
 		}
-		rx_data(d, buf, len, src);
+		rx_data_lookup(d, m, now);
 		return;
 	case LSW_MSG_INITIATION:
+		if (m->len != LSW_INITIATION_LEN)
+			break;
+		rx_initiation(d, (const void *)buf, m->src, now);
+		return;
 	case LSW_MSG_RESPONSE:
+		if (m->len != LSW_RESPONSE_LEN)
+			break;
+		rx_response(d, (const void *)buf, m->src, now);
+		return;
 	case LSW_MSG_COOKIE:
-		if ((type == LSW_MSG_INITIATION && len != LSW_INITIATION_LEN) ||
-		    (type == LSW_MSG_RESPONSE && len != LSW_RESPONSE_LEN) ||
-		    (type == LSW_MSG_COOKIE && len != LSW_COOKIE_MSG_LEN)) {
-			STAT(d, rx_drop_short);
-			return;
-		}
-		break;
+		if (m->len != LSW_COOKIE_MSG_LEN)
+			break;
+		rx_cookie(d, (const void *)buf, now);
+		return;
 	default:
 		STAT(d, rx_drop_type);
 		return;
 	}
+	STAT(d, rx_drop_short);
+}
+
+void lsw_dev_rx_batch(struct lsw_device *d, struct lsw_rx *m, int n)
+{
+	struct open_job job = { d, m, n };
+	uint64_t now;
+	int nopen = 0;
+
 	pthread_mutex_lock(&d->lock);
 	now = lsw_dev_now(d);
-	if (type == LSW_MSG_INITIATION)
-		rx_initiation(d, (const void *)buf, src, now);
-	else if (type == LSW_MSG_RESPONSE)
-		rx_response(d, (const void *)buf, src, now);
-	else
-		rx_cookie(d, (const void *)buf, now);
+	for (int i = 0; i < n; i++) {
+		rx_classify(d, &m[i], now);
+		nopen += m[i].state == RX_OPEN;
+	}
 	pthread_mutex_unlock(&d->lock);
+	if (!nopen)
+		return;
+
+	run_parallel(d, 1, rx_open_part, &job, n);
+
+	pthread_mutex_lock(&d->lock);
+	now = lsw_dev_now(d);
+	for (int i = 0; i < n; i++)
+		if (m[i].state == RX_CHECK)
+			rx_data_check(d, &m[i], now);
+	pthread_mutex_unlock(&d->lock);
+
+	for (int i = 0; i < n; i++)
+		if (m[i].state == RX_DELIVER)
+			d->ops->tun_write(d->ctx, m[i].buf + LSW_DATA_HDR_LEN, m[i].ilen);
+}
+
+void lsw_dev_rx(struct lsw_device *d, uint8_t *buf, size_t len, const struct lsw_endpoint *src)
+{
+	struct lsw_rx m = { .buf = buf, .len = len, .src = src };
+
+	lsw_dev_rx_batch(d, &m, 1);
 }
 
 /* --- timers --- */

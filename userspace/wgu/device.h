@@ -21,6 +21,7 @@
 
 #include "userspace/wgu/allowedips.h"
 #include "userspace/wgu/noise.h"
+#include "userspace/wgu/pool.h"
 
 /* Room a packet buffer must have before and after an inner packet so that it
  * can be encrypted in place into a data message (header before, padding and
@@ -156,6 +157,9 @@ struct lsw_device_ops {
 	void (*wake)(void *ctx);
 	/* The listen port or fwmark changed (under the lock). */
 	int (*sock_update)(void *ctx, uint16_t *port, uint32_t fwmark);
+	/* Optional: runs fn over n items split in parts on several cores (the
+	 * engine's worker pools), from the TX path (path 0) or the RX path (1). */
+	void (*parallel)(void *ctx, int path, lsw_pool_fn fn, void *arg, int n);
 };
 
 struct lsw_device {
@@ -208,11 +212,27 @@ void lsw_dev_set_keepalive(struct lsw_device *d, struct lsw_peer *p, uint16_t se
 struct lsw_pkt {
 	uint8_t *data;
 	size_t len;
+	size_t wire_len; /* set when sealed: the data message's length */
 };
 void lsw_dev_tx(struct lsw_device *d, struct lsw_pkt *pkts, int n);
 /* Handles one received UDP payload from src. buf is modified (decrypted in
- * place); it must have LSW_HEADROOM bytes of room before it. */
+ * place); a delivered inner packet has its message header (16 bytes) before
+ * it, which tun_write may overwrite. */
 void lsw_dev_rx(struct lsw_device *d, uint8_t *buf, size_t len, const struct lsw_endpoint *src);
+/* The same for a batch, in order: two short locked sections for the whole
+ * batch, and decryption spread over the cores (ops->parallel). */
+struct lsw_rx {
+	uint8_t *buf;
+	size_t len;
+	const struct lsw_endpoint *src;
+	/* filled in by the device */
+	uint8_t state;
+	uint32_t idx;
+	uint64_t serial;
+	size_t ilen;
+	uint8_t key[LSW_KEY_LEN];
+};
+void lsw_dev_rx_batch(struct lsw_device *d, struct lsw_rx *m, int n);
 /* Runs expired timers; returns the next deadline (ms, CLOCK_MONOTONIC). */
 uint64_t lsw_dev_timers(struct lsw_device *d);
 /* Queues a handshake initiation or keepalive (for tests and `wg set`). */

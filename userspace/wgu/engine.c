@@ -101,11 +101,19 @@ static int sock_update(void *ctx, uint16_t *port, uint32_t mark)
 	if (e->udp_fd < 0) {
 		e->udp_fd = fd;
 	} else {
-		/* Swap in place: the threads keep using the same fd number. */
+		/* Swap in place: the threads keep using the same fd number. The
+		 * receive thread may sit in recvmmsg on the old socket: shutting
+		 * it down wakes it, so the old port is released at once. */
+		int old = dup(e->udp_fd);
+
 		dup2(fd, e->udp_fd);
 		close(fd);
+		if (old >= 0) {
+			shutdown(old, SHUT_RDWR);
+			close(old);
+		}
 	}
-	e->udp_family = fam;
+	__atomic_store_n(&e->udp_family, fam, __ATOMIC_RELEASE);
 	pr_info("listening on UDP port %u%s", *port, mark ? " with fwmark" : "");
 	return 0;
 }
@@ -113,7 +121,7 @@ static int sock_update(void *ctx, uint16_t *port, uint32_t mark)
 static void to_sockaddr(const struct lsw_engine *e, const struct lsw_endpoint *ep, struct sockaddr_in6 *out,
 			socklen_t *len, const struct sockaddr **sa)
 {
-	if (e->udp_family == AF_INET6 && ep->sa.sa_family == AF_INET) {
+	if (__atomic_load_n(&e->udp_family, __ATOMIC_ACQUIRE) == AF_INET6 && ep->sa.sa_family == AF_INET) {
 		memset(out, 0, sizeof(*out));
 		out->sin6_family = AF_INET6;
 		out->sin6_port = ep->in4.sin_port;
@@ -140,12 +148,12 @@ static int udp_send(void *ctx, const struct lsw_endpoint *ep, const struct iovec
 		struct cmsghdr align;
 	} cbuf;
 
-	if (e->udp_family == AF_INET && ep->sa.sa_family == AF_INET6)
+	if (__atomic_load_n(&e->udp_family, __ATOMIC_ACQUIRE) == AF_INET && ep->sa.sa_family == AF_INET6)
 		return -EAFNOSUPPORT;
 	to_sockaddr(e, ep, &mapped, &salen, &sa);
 	mh.msg_name = (void *)sa;
 	mh.msg_namelen = salen;
-	if (n > 1 && gso && e->udp_gso) {
+	if (n > 1 && gso && __atomic_load_n(&e->udp_gso, __ATOMIC_RELAXED)) {
 		struct cmsghdr *cm;
 		uint16_t g = (uint16_t)gso;
 
@@ -167,7 +175,7 @@ static int udp_send(void *ctx, const struct lsw_endpoint *ep, const struct iovec
 			return -errno;
 		/* No GSO on this path: send one by one from now on. */
 		pr_warn("UDP GSO failed (%s); sending datagrams one by one", strerror(errno));
-		e->udp_gso = false;
+		__atomic_store_n(&e->udp_gso, false, __ATOMIC_RELAXED);
 	}
 one_by_one:
 	if (n == 1) {
@@ -229,11 +237,19 @@ static void wake(void *ctx)
 		return;
 }
 
+static void parallel(void *ctx, int path, lsw_pool_fn fn, void *arg, int n)
+{
+	struct lsw_engine *e = ctx;
+
+	lsw_pool_run(e->pool[path], fn, arg);
+}
+
 static const struct lsw_device_ops engine_ops = {
 	.udp_send = udp_send,
 	.tun_write = tun_write,
 	.wake = wake,
 	.sock_update = sock_update,
+	.parallel = parallel,
 };
 
 /* --- packet threads --- */
@@ -260,14 +276,18 @@ static void *rx_thread(void *arg)
 		struct cmsghdr align;
 	} ctl[RX_BATCH];
 	uint8_t *bufs = malloc((size_t)RX_BATCH * RX_BUF);
+	struct lsw_endpoint src[RX_BATCH];
+	struct lsw_rx *msgs = calloc(RX_BATCH * 64, sizeof(*msgs));
 
-	if (!bufs) {
+	if (!bufs || !msgs) {
 		pr_err("out of memory");
 		stop_engine(e);
+		free(bufs);
+		free(msgs);
 		return NULL;
 	}
 	while (!stopping(e)) {
-		int n;
+		int n, nm = 0;
 
 		for (int i = 0; i < RX_BATCH; i++) {
 			iov[i].iov_base = bufs + (size_t)i * RX_BUF + LSW_HEADROOM;
@@ -295,7 +315,6 @@ static void *rx_thread(void *arg)
 		for (int i = 0; i < n; i++) {
 			uint8_t *b = iov[i].iov_base;
 			size_t len = mm[i].msg_len, seg = len;
-			struct lsw_endpoint src = { 0 };
 			struct cmsghdr *cm;
 
 			for (cm = CMSG_FIRSTHDR(&mm[i].msg_hdr); cm; cm = CMSG_NXTHDR(&mm[i].msg_hdr, cm)) {
@@ -307,27 +326,33 @@ static void *rx_thread(void *arg)
 						seg = (size_t)g;
 				}
 			}
-			if (from[i].sin6_family == AF_INET6 &&
-			    IN6_IS_ADDR_V4MAPPED(&from[i].sin6_addr)) {
-				src.in4.sin_family = AF_INET;
-				src.in4.sin_port = from[i].sin6_port;
-				memcpy(&src.in4.sin_addr, &from[i].sin6_addr.s6_addr[12], 4);
-				src.len = sizeof(src.in4);
+			memset(&src[i], 0, sizeof(src[i]));
+			if (from[i].sin6_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&from[i].sin6_addr)) {
+				src[i].in4.sin_family = AF_INET;
+				src[i].in4.sin_port = from[i].sin6_port;
+				memcpy(&src[i].in4.sin_addr, &from[i].sin6_addr.s6_addr[12], 4);
+				src[i].len = sizeof(src[i].in4);
 			} else if (from[i].sin6_family == AF_INET6) {
-				src.in6 = from[i];
-				src.len = sizeof(src.in6);
+				src[i].in6 = from[i];
+				src[i].len = sizeof(src[i].in6);
 			} else {
-				memcpy(&src.in4, &from[i], sizeof(src.in4));
-				src.len = sizeof(src.in4);
+				memcpy(&src[i].in4, &from[i], sizeof(src[i].in4));
+				src[i].len = sizeof(src[i].in4);
 			}
 			/* A GRO batch: equal-sized datagrams back to back, the last maybe shorter. */
-			for (size_t off = 0; off < len; off += seg)
-				lsw_dev_rx(&e->dev, b + off, len - off < seg ? len - off : seg, &src);
+			for (size_t off = 0; off < len && nm < RX_BATCH * 64; off += seg) {
+				msgs[nm].buf = b + off;
+				msgs[nm].len = len - off < seg ? len - off : seg;
+				msgs[nm].src = &src[i];
+				nm++;
+			}
 		}
+		lsw_dev_rx_batch(&e->dev, msgs, nm);
 		if (e->gro)
 			lsw_gro_flush(e->gro, gro_write, e);
 	}
 	free(bufs);
+	free(msgs);
 	return NULL;
 }
 
@@ -573,6 +598,20 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 	if (getenv("LIGHTSCALE_WG_UNDER_LOAD") && !strcmp(getenv("LIGHTSCALE_WG_UNDER_LOAD"), "1"))
 		e->dev.force_under_load = true;
 	e->udp_gso = true;
+	/* Crypto workers: one part per core (LIGHTSCALE_WG_CRYPTO_THREADS). */
+	{
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		const char *ct = getenv("LIGHTSCALE_WG_CRYPTO_THREADS");
+
+		if (ct && atoi(ct) > 0)
+			ncpu = atoi(ct);
+		if (ncpu < 1)
+			ncpu = 1;
+		if (ncpu > 8)
+			ncpu = 8;
+		lsw_pool_create(&e->pool[0], (int)ncpu);
+		lsw_pool_create(&e->pool[1], (int)ncpu);
+	}
 	/* LIGHTSCALE_WG_GRO=0 turns coalescing into the TUN device off. */
 	if (!getenv("LIGHTSCALE_WG_GRO") || strcmp(getenv("LIGHTSCALE_WG_GRO"), "0"))
 		e->gro = calloc(1, sizeof(*e->gro));

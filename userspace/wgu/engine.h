@@ -10,6 +10,7 @@
 
 #include "userspace/wgu/device.h"
 #include "userspace/wgu/gro.h"
+#include "userspace/wgu/pool.h"
 
 #define LSW_SOCK_DIR "/var/run/wireguard"
 
@@ -26,6 +27,7 @@ struct lsw_engine {
 	int stop; /* atomic */
 	int ready_fd; /* pipe to the waiting parent, or -1 */
 	struct lsw_gro *gro; /* coalescing into TUN (receive thread only) */
+	struct lsw_pool *pool[2]; /* crypto workers for the TX and RX threads */
 	struct lsw_device dev;
 };
 

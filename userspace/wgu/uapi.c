@@ -469,6 +469,7 @@ int lsw_uapi_request(struct lsw_device *d, const char *req, size_t len, struct l
 		ret = -EINVAL;
 	}
 	pthread_mutex_unlock(&d->lock);
-	lsw_buf_appendf(out, "errno=%d\n\n", -ret);
+	/* Negative, as wireguard-go answers and `wg set` expects. */
+	lsw_buf_appendf(out, "errno=%d\n\n", ret);
 	return ret;
 }

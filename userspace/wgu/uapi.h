@@ -17,7 +17,8 @@ void lsw_buf_appendf(struct lsw_buf *b, const char *fmt, ...) __attribute__((for
 void lsw_buf_free(struct lsw_buf *b);
 
 /* Handles one request: its lines up to (not including) the blank line that
- * ends it. Appends the whole answer, ending in "errno=N\n\n", to out. A set
+ * ends it. Appends the whole answer, ending in "errno=-E\n\n" (0 or a
+ * negative errno, as wireguard-go answers), to out. A set
  * request is checked completely before anything is applied: a bad line
  * changes nothing. Returns 0 or the -errno it answered with. */
 int lsw_uapi_request(struct lsw_device *d, const char *req, size_t len, struct lsw_buf *out);
