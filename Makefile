@@ -79,6 +79,7 @@ include lib/build.mk
 -include userspace/wgu/build.mk
 -include userspace/bpf/build.mk
 -include userspace/build.mk
+-include userspace/rproxy.mk
 -include tests/vm/build.mk
 -include tests/build.mk
 
