@@ -29,8 +29,8 @@ for n in ${SIZES:-1000 10000}; do
 	# only the agent side's own syscalls (the engine is another process strace follows)
 	count() { awk -v a="lsa-mark:$1\"" -v b="lsa-mark:$1-end\"" 'index($0,a){on=1;pid=$1;next} index($0,b){on=0} on && $1==pid{c++} END{print c+0}' "$tmp/st.$n"; }
 	jq -r --arg sf "$(count full)" --arg sd "$(count delta)" --arg sr "$(count resync)" --arg sp "$(count replace)" '
-	  "peers \(.peers): full apply \(.apply_full_ms | floor) ms (\($sf) syscalls), parse \(.parse_full_ms | floor) ms\n" +
-	  "  100-peer delta (parse+apply+set): median \(.delta.median_ms * 100 | floor / 100) ms [\(.delta.min_ms * 100 | floor / 100)-\(.delta.max_ms * 100 | floor / 100)], \($sd) syscalls" +
+	  "peers \(.peers): full apply \(.apply_full_ms | floor) ms (waiting for the engine \(.apply_full_engine_ms | floor) ms; \($sf) syscalls), parse \(.parse_full_ms | floor) ms\n" +
+	  "  \(.changed)-peer delta (parse+apply+set): median \(.delta.median_ms * 100 | floor / 100) ms [\(.delta.min_ms * 100 | floor / 100)-\(.delta.max_ms * 100 | floor / 100)], \($sd) syscalls" +
 	  "  (parse \(.delta_parse.median_ms * 100 | floor / 100) ms, waiting for the engine \(.delta_engine.median_ms * 100 | floor / 100) ms)\n" +
 	  "  yardstick full resync (get + diff + set): median \(.resync.median_ms * 100 | floor / 100) ms, \($sr) syscalls; ratio \((.resync.median_ms / .delta.median_ms) * 10 | floor / 10)x\n" +
 	  "  yardstick replace all peers (wg setconf): median \(.replace.median_ms * 100 | floor / 100) ms, \($sp) syscalls; ratio \((.replace.median_ms / .delta.median_ms) * 10 | floor / 10)x\n" +
@@ -51,18 +51,19 @@ prof=lsabench$$
 LS="$BUILD/lightscale"
 "$LS" init --profile "$prof" --state-dir "$tmp/state" --control http://127.0.0.1:9 --token lst_bench >/dev/null
 "$B" --dump-netmap "$n" "$tmp/state/$prof/netmap.json"
+ifn=$(jq -r .interface "$tmp/state/$prof/config.json")
 nsenter --net=/run/netns/$ns -- env LIGHTSCALE_LOG=err "$LS" agent --foreground --profile "$prof" --state-dir "$tmp/state" \
 	--heartbeat 300 >"$tmp/agent.log" 2>&1 &
 apid=$!
 t0=$(date +%s%N)
 for _ in $(seq 600); do
-	c=$(nsenter --net=/run/netns/$ns -- wg show "ls-$prof" peers 2>/dev/null | wc -l)
+	c=$(nsenter --net=/run/netns/$ns -- wg show "$ifn" peers 2>/dev/null | wc -l)
 	[ "$c" = "$n" ] && break
 	sleep 0.1
 done
 t1=$(date +%s%N)
 sleep 1
-eng=$(nsenter --net=/run/netns/$ns -- ss -xlpn | grep -o "ls-$prof.sock.*pid=[0-9]*" | grep -o '[0-9]*$' | head -1)
+eng=$(nsenter --net=/run/netns/$ns -- ss -xlpn | grep -o "$ifn.sock.*pid=[0-9]*" | grep -o '[0-9]*$' | head -1)
 rss() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 echo "real agent, $n peers from its cache, control plane unreachable: applied in $(((t1 - t0) / 1000000)) ms (engine holds $c peers)"
 echo "  agent RSS $(rss $apid VmRSS) KiB (peak $(rss $apid VmHWM) KiB); engine RSS $(rss "$eng" VmRSS) KiB (peak $(rss "$eng" VmHWM) KiB)"

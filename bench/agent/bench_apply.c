@@ -139,13 +139,13 @@ static pid_t engine_pid(const char *ifname)
 
 int main(int argc, char **argv)
 {
-	int n = argc > 1 ? atoi(argv[1]) : 1000, rounds = argc > 2 ? atoi(argv[2]) : 5, changed = 100;
+	int n = argc > 1 ? atoi(argv[1]) : 1000, rounds = argc > 2 ? atoi(argv[2]) : 5, changed;
 	struct ls_profile prof = { 0 };
 	struct ls_dp_opts opts = { .engine = "userspace" };
 	struct ls_netmap *nm = NULL;
 	struct ls_dp dp;
 	char err[256], *doc;
-	double t, t_full, t_parse_full, *d_delta, *d_resync, *d_replace, *d_parse, *d_engine;
+	double t, t_full, t_full_engine, t_parse_full, *d_delta, *d_resync, *d_replace, *d_parse, *d_engine;
 	json_t *out;
 	int64_t version = 1;
 	int ret;
@@ -158,6 +158,11 @@ int main(int argc, char **argv)
 
 		return ls_write_file_atomic(argv[3], d, strlen(d), 0600) ? 1 : 0;
 	}
+	if (n < 8 || rounds < 1) {
+		fprintf(stderr, "usage: agent_apply PEERS(>= 8) ROUNDS | --dump-netmap PEERS FILE\n");
+		return 1;
+	}
+	changed = n >= 1000 ? 100 : n / 8; /* 100 changed peers, fewer on a small map */
 	if (unshare(CLONE_NEWNET)) {
 		fprintf(stderr, "bench: unshare(CLONE_NEWNET): %s (run as root)\n", strerror(errno));
 		return 1;
@@ -188,9 +193,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	mark("full");
+	dp.engine_ns = 0;
 	t = now_ms();
 	ret = ls_dp_sync(&dp, nm);
 	t_full = now_ms() - t;
+	t_full_engine = dp.engine_ns / 1e6;
 	mark("full-end");
 	malloc_trim(0);
 	if (ret) {
@@ -200,7 +207,7 @@ int main(int argc, char **argv)
 	for (int r = 0; r < rounds; r++) {
 		struct ls_netmap *d = NULL;
 		struct ls_nm_diff diff;
-		int from = (r * 997) % (n - changed);
+		int from = (r * 997) % (n - 2 * changed);
 
 		/* delta: what the agent does with a long-poll answer */
 		doc = gen(n, false, from, changed, ++version, 41000 + r * 10);
@@ -223,7 +230,7 @@ int main(int argc, char **argv)
 			goto down;
 		}
 		/* resync: the same kind of change, found by reading the engine */
-		doc = gen(n, false, (from + 500) % (n - changed), changed, ++version, 42000 + r * 10);
+		doc = gen(n, false, from + changed, changed, ++version, 42000 + r * 10);
 		ls_netmap_parse(doc, strlen(doc), &d, err, sizeof(err));
 		ls_netmap_apply_delta_diff(nm, d, &diff, err, sizeof(err));
 		ls_nm_diff_free(&diff);
@@ -256,9 +263,9 @@ int main(int argc, char **argv)
 		struct ls_wg_device *cur = NULL;
 
 		dp.eng->get(prof.ifname, &cur);
-		out = json_pack("{s:i, s:i, s:i, s:s, s:f, s:f, s:o, s:o, s:o, s:o, s:o, s:i, s:I, s:I, s:I, s:I}", "peers", n,
+		out = json_pack("{s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:o, s:o, s:o, s:o, s:o, s:i, s:I, s:I, s:I, s:I}", "peers", n,
 				"changed", changed, "rounds", rounds, "engine", ls_uapi_engine_path(), "parse_full_ms",
-				t_parse_full, "apply_full_ms", t_full, "delta", stats(d_delta, rounds), "delta_parse",
+				t_parse_full, "apply_full_ms", t_full, "apply_full_engine_ms", t_full_engine, "delta", stats(d_delta, rounds), "delta_parse",
 				stats(d_parse, rounds), "delta_engine", stats(d_engine, rounds), "resync", stats(d_resync, rounds), "replace",
 				stats(d_replace, rounds), "engine_peers", cur ? (int)cur->n_peers : -1, "rss_kib",
 				(json_int_t)rss_kib(getpid(), "VmRSS"), "hwm_kib", (json_int_t)rss_kib(getpid(), "VmHWM"),
