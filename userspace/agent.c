@@ -387,11 +387,11 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 		a.opts.heartbeat_interval = 30;
 	pthread_mutex_init(&a.lock, NULL);
 	pthread_cond_init(&a.hb_cond, NULL);
-	if (a.opts.dp.exit_node)
-		a.exit_pref[0] = '\0';
-	else
-		snprintf(a.exit_pref, sizeof(a.exit_pref), "%s", prof->exit_node ? prof->exit_node : "none"),
-			a.opts.dp.exit_node = a.exit_pref;
+	/* --exit-node fixes the choice; otherwise it follows the profile (exit-node use) */
+	if (!a.opts.dp.exit_node) {
+		snprintf(a.exit_pref, sizeof(a.exit_pref), "%s", prof->exit_node ? prof->exit_node : "none");
+		a.opts.dp.exit_node = a.exit_pref;
+	}
 
 	lock_fd = lock_profile(prof);
 	if (lock_fd < 0) {

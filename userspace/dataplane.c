@@ -155,6 +155,9 @@ static bool endpoint_in_list(const struct sockaddr_storage *ss, const struct ls_
 	return false;
 }
 
+/* Marks, in the engine's list, the peers the netmap still wants (internal to ls_dp_sync). */
+#define WGP_SEEN (1u << 30)
+
 static int cmp_wg_key(const void *a, const void *b)
 {
 	return memcmp(((const struct ls_wg_peer *)a)->key, ((const struct ls_wg_peer *)b)->key, LS_WG_KEY_LEN);
@@ -705,7 +708,7 @@ int ls_dp_sync(struct ls_dp *dp, const struct ls_netmap *nm)
 		bool ep_ok, allowed_ok, ka_ok;
 
 		if (c) {
-			c->flags |= 1u << 30; /* seen */
+			c->flags |= WGP_SEEN;
 			allowed_ok = allowed_equal(c->allowed, c->n_allowed, w->allowed, w->n_allowed);
 			ep_ok = !(w->flags & LS_WGP_HAS_ENDPOINT) ||
 				((c->flags & LS_WGP_HAS_ENDPOINT) && endpoint_in_list(&c->endpoint, nm->peers[i]));
@@ -731,7 +734,7 @@ int ls_dp_sync(struct ls_dp *dp, const struct ls_netmap *nm)
 	for (size_t i = 0; i < cur->n_peers; i++) {
 		struct ls_wg_peer *s;
 
-		if (cur->peers[i].flags & (1u << 30))
+		if (cur->peers[i].flags & WGP_SEEN)
 			continue;
 		s = ps_push(&set);
 		if (!s) {

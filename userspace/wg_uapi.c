@@ -137,6 +137,8 @@ static int uapi_errno(const char *resp)
 	return -atoi(e + 6);
 }
 
+/* Appends to p->allowed. The array has no capacity field: it is reallocated to
+ * 2 * (n + 1) entries whenever n is 0 or 2^k - 1, which always leaves room. */
 static int add_allowed(struct ls_wg_peer *p, const struct ls_prefix *a)
 {
 	if ((p->n_allowed & (p->n_allowed + 1)) == 0 || p->n_allowed == 0) {
