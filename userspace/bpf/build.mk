@@ -19,3 +19,12 @@ $(LSBPF_TOOL): $(BUILD)/obj/userspace/bpf/tool.o $(LIB_bpf) $(LIBLS)
 
 # Paths are built with snprintf into PATH_MAX buffers and checked where it matters.
 $(LSBPF_OBJS) $(BUILD)/obj/userspace/bpf/tool.o: ALL_CFLAGS += -Wno-format-truncation
+
+# libFuzzer harness for the state parsers (make fuzz).
+LSBPF_FUZZ := $(BUILD)/fuzz/fuzz_lsbpf_state_args
+fuzz: $(LSBPF_FUZZ)
+$(LSBPF_FUZZ): userspace/bpf/fuzz/fuzz_state_args.c userspace/bpf/state.c lib/prefix.c lib/log.c lib/util.c $(BPF_SKEL)
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address -D_GNU_SOURCE -I. -Iinclude -Ilib -I$(BUILD) \
+		$(filter %.c,$^) $(shell pkg-config --libs libbpf) -lelf -lz -o $@

@@ -167,12 +167,17 @@ static int hook_prog_fd(const struct lsbpf *b, const struct hook_def *h)
 
 /* TC priority of our clsact filters: one per pin dir, so two profiles on one NIC do not
  * replace each other's. */
-static uint32_t tc_prio(const struct lsbpf *b)
+uint32_t lsbpf_tc_prio(const char *pin_dir)
 {
 	uint32_t h = 2166136261u;
-	for (const char *c = b->pin_dir; *c; c++)
+	for (const char *c = pin_dir; *c; c++)
 		h = (h ^ (uint8_t)*c) * 16777619u;
 	return 0x4c00 | (h & 0xff);
+}
+
+static uint32_t tc_prio(const struct lsbpf *b)
+{
+	return lsbpf_tc_prio(b->pin_dir);
 }
 
 static int clsact_attach(struct lsbpf *b, int ifindex, const struct hook_def *h, int prog_fd, bool replace)

@@ -5,6 +5,8 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct lightscale;
 
@@ -16,6 +18,8 @@ struct lsbpf {
 	bool no_pin;
 };
 
+/* TC priority of a pin dir's clsact filters (handle 1). */
+uint32_t lsbpf_tc_prio(const char *pin_dir);
 int lsbpf_default_pin_dir(const char *profile, char *out, size_t size);
 int lsbpf_for_each_attachment(const char *pin_dir,
 			      int (*fn)(void *arg, const char *kind, const char *ifname, const char *hook),

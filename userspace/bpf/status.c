@@ -213,13 +213,11 @@ static int att_cb(void *arg, const char *kind, const char *ifname, const char *h
 			prog_id = pi.id;
 		int ifindex = if_nametoindex(ifname);
 		if (ifindex) {
+			/* is our filter there, running the pinned program? */
 			DECLARE_LIBBPF_OPTS(bpf_tc_hook, th, .ifindex = ifindex,
 					    .attach_point = strstr(hook, "_in") ? BPF_TC_INGRESS : BPF_TC_EGRESS);
-			/* any of our priorities: query by handle 1 at each candidate is costly; list via
-			 * the program id instead: bpf_tc_query needs handle+prio, which status does not
-			 * know, so report the pinned program and whether the device exists */
-			(void)th;
-			attached = true;
+			DECLARE_LIBBPF_OPTS(bpf_tc_opts, to, .handle = 1, .priority = lsbpf_tc_prio(a->dir));
+			attached = bpf_tc_query(&th, &to) == 0 && to.prog_id == prog_id;
 		}
 	}
 	close(fd);
