@@ -218,7 +218,8 @@ static const char netmap_help[] =
 	"the full map is cached in the profile directory.\n"
 	"\n"
 	"  --since V   ask for changes after version V (a delta, or {\"unchanged\": true})\n"
-	"  --wait S    long-poll: hold up to S seconds for a version newer than --since\n"
+	"  --wait S    long-poll: hold up to S seconds for a version newer than --since (or,\n"
+	"              without --since, newer than the cached netmap's version)\n"
 	"  --fetch     ask the control plane even when an agent runs\n"
 	"  --json      the netmap document as JSON (text: a summary)\n";
 
@@ -310,6 +311,13 @@ int ls_cmd_netmap(struct ls_cli *cli, int argc, char **argv)
 	if (ls_cli_ctl(cli, &p, &c)) {
 		ls_profile_free(&p);
 		return 1;
+	}
+	if (wait_s && !since) {
+		struct ls_netmap *cached = NULL;
+
+		if (ls_profile_load_netmap(&p, &cached, msg, sizeof(msg)) == 0)
+			since = cached->version;
+		ls_netmap_free(cached);
 	}
 	ret = ls_ctl_netmap(&c, since, (int)wait_s, &resp, &err);
 	if (ret) {

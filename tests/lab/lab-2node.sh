@@ -96,6 +96,13 @@ check_eq "netmap: version matches status" "$(jq -r .netmap_version <<<"$st")" "$
 fetched=$(lsx n1 netmap --fetch --json)
 check_eq "netmap --fetch: same peers as the agent's" "$(jq -c '[.peers[].id]' <<<"$nm")" "$(jq -c '[.peers[].id]' <<<"$fetched")"
 
+# a long-poll from the CLI: nothing changes for 2 s, then a change answers at once
+v=$(jq .version <<<"$fetched")
+t0=$(date +%s%N)
+check_eq "netmap --wait 2: unchanged" true "$(lsx n1 netmap --since "$v" --wait 2 --json | jq .unchanged)"
+t1=$(date +%s%N)
+(((t1 - t0) / 1000000 >= 1500)) && ok "netmap --wait held the request ($(((t1 - t0) / 1000000)) ms)" || fail "long-poll held" "$(((t1 - t0) / 1000000)) ms"
+
 # relay list --json
 rl=$(lsx n1 relay list --json)
 check_eq "relay list: stun" '["10.99.0.1:3478"]' "$(jq -c .stun <<<"$rl")"
