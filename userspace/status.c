@@ -123,6 +123,13 @@ json_t *ls_status_json(const struct ls_profile *prof, const struct ls_dp *dp, co
 		       dev ? dev->listen_port : prof->listen_port, "fwmark", (json_int_t)prof->fwmark, "table",
 		       (json_int_t)prof->table, "addresses", addrs, "peers", peers, "exit_node", exitj);
 	json_object_set_new(st, "routes", routes);
+	if (eng && eng->kind == LS_ENGINE_USERSPACE) {
+		char comm[32];
+		int pid = ls_uapi_engine_process(prof->ifname, comm, sizeof(comm));
+
+		if (pid > 0)
+			json_object_set_new(st, "engine_process", json_pack("{s:i, s:s}", "pid", pid, "name", comm));
+	}
 	json_object_set_new(st, "rules", json_integer((json_int_t)n_our_rules));
 	if (nm) {
 		char v4[LS_PREFIX_STRLEN] = "", v6[LS_PREFIX_STRLEN] = "";
@@ -197,8 +204,13 @@ void ls_status_text(json_t *st, FILE *f)
 	fprintf(f, "profile:      %s\n", json_string_value(json_object_get(st, "profile")));
 	fprintf(f, "interface:    %s (%s)\n", json_string_value(json_object_get(st, "interface")),
 		json_is_true(json_object_get(st, "up")) ? "up" : "down");
-	fprintf(f, "engine:       %s\n",
+	fprintf(f, "engine:       %s",
 		json_is_string(json_object_get(st, "engine")) ? json_string_value(json_object_get(st, "engine")) : "none");
+	if (json_is_object(json_object_get(st, "engine_process")))
+		fprintf(f, " (%s, pid %lld)",
+			json_string_value(json_object_get(json_object_get(st, "engine_process"), "name")),
+			(long long)json_integer_value(json_object_get(json_object_get(st, "engine_process"), "pid")));
+	fprintf(f, "\n");
 	fprintf(f, "agent:        %s\n", json_is_true(json_object_get(st, "agent")) ? "running" : "not running");
 	fprintf(f, "public key:   %s\n", json_string_value(json_object_get(st, "public_key")));
 	fprintf(f, "listen port:  %lld\n", (long long)json_integer_value(json_object_get(st, "listen_port")));

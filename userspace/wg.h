@@ -106,6 +106,8 @@ int ls_uapi_sock_path(const char *ifname, char *out, size_t size);
 int ls_uapi_parse_get(const char *text, size_t len, struct ls_wg_device **out, char *err, size_t err_size);
 /* Builds the `set=1' request for dev. Returns a malloc'd string or NULL. */
 char *ls_uapi_build_set(const struct ls_wg_device *dev, size_t *len);
+/* The process serving ifname's UAPI socket: pid (0 when none) and its name (comm). */
+int ls_uapi_engine_process(const char *ifname, char *name, size_t size);
 /* The engine command line the agent starts for ifname (argv, NULL-terminated, static). */
 const char *ls_uapi_engine_path(void);
 

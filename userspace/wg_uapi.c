@@ -416,6 +416,30 @@ static bool uapi_exists(const char *ifname)
 	return true;
 }
 
+int ls_uapi_engine_process(const char *ifname, char *name, size_t size)
+{
+	struct ucred cred = { .pid = 0 };
+	socklen_t cl = sizeof(cred);
+	char path[64];
+	int fd = uapi_connect(ifname);
+	FILE *f;
+
+	if (name && size)
+		name[0] = '\0';
+	if (fd < 0)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+		cred.pid = 0;
+	close(fd);
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)cred.pid);
+	if (cred.pid > 0 && name && size && (f = fopen(path, "r"))) {
+		if (fgets(name, (int)size, f))
+			name[strcspn(name, "\n")] = '\0';
+		fclose(f);
+	}
+	return cred.pid;
+}
+
 const char *ls_uapi_engine_path(void)
 {
 	const char *e = getenv("LIGHTSCALE_WG_USERSPACE");

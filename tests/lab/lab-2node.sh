@@ -54,6 +54,7 @@ if [ -z "${LIGHTSCALE_WG_USERSPACE:-}" ]; then
 	check_eq "n1's engine is the built-in one" lightscale "$(eng_cmd n1)"
 fi
 check_eq "n2's engine is wireguard-go" wireguard-go "$(eng_cmd n2)"
+check_eq "status names n2's engine process" wireguard-go "$(lsx n2 status --json | jq -r .engine_process.name)"
 check_eq "status: served by the agent" true "$(jq -r .agent <<<"$st")"
 check_eq "status: interface up" true "$(jq -r .up <<<"$st")"
 check_eq "status: listen port" 51820 "$(jq -r .listen_port <<<"$st")"
