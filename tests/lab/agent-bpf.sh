@@ -8,7 +8,7 @@
 #                                                                 lan 192.168.60.2
 source "$(dirname "$0")/lib.sh"
 lab_init
-mountpoint -q /sys/fs/bpf || { echo "1..0 # SKIP no bpffs"; exit 0; }
+mountpoint -q /sys/fs/bpf || { echo "ok 1 # SKIP no bpffs at /sys/fs/bpf"; exit 0; }
 
 lab_ns inet lan
 lab_bridge inet br0 10.99.0.1/24 fd99::1/64

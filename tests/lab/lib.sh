@@ -36,7 +36,7 @@ lab_die() {
 }
 
 lab_init() {
-	[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root"; exit 0; }
+	[ "$(id -u)" = 0 ] || { echo "ok 1 # SKIP the lab needs root"; exit 0; }
 	[ -x "$LS" ] || lab_die "lightscale binary" "missing $LS (make BUILD=$BUILD)"
 	[ -x "$LSC" ] || lab_die "lightscale-control binary" "missing $LSC"
 	LAB_DIR=$(mktemp -d "/tmp/$LAB_ID.XXXXXX")
