@@ -431,7 +431,23 @@ static int sync_routes(struct ls_dp *dp, const struct ls_netmap *nm)
 		return -ENOMEM;
 	json_decref(dp->refused);
 	dp->refused = json_array();
+	json_decref(dp->overlay_conflicts);
+	dp->overlay_conflicts = json_array();
 	ls_rtnl_route_list(AF_UNSPEC, RT_TABLE_MAIN, &host, &nh);
+	/* the overlay itself over a host route (e.g. a 100.64/10 underlay): it still works
+	 * (its on-link route is more specific) but the operator should know */
+	for (int f = 0; f < 2; f++) {
+		const struct ls_prefix *ov = f ? &nm->network.ipv6 : &nm->network.ipv4;
+		char why[160], b[LS_PREFIX_STRLEN];
+
+		if (!(f ? nm->network.has_ipv6 : nm->network.has_ipv4))
+			continue;
+		if (host_collision(dp, ov, host, nh, why, sizeof(why))) {
+			ls_prefix_format(ov, b);
+			pr_warn("overlay %s %s", b, why);
+			json_array_append_new(dp->overlay_conflicts, json_pack("{s:s, s:s}", "prefix", b, "reason", why));
+		}
+	}
 	if (dp->opts.apply_routes) {
 		for (size_t i = 0; i < nm->n_peers; i++) {
 			const struct ls_nm_peer *p = nm->peers[i];
@@ -668,7 +684,8 @@ void ls_dp_close(struct ls_dp *dp)
 	dp->bpf = NULL;
 	json_decref(dp->refused);
 	json_decref(dp->sysctls);
-	dp->refused = dp->sysctls = NULL;
+	json_decref(dp->overlay_conflicts);
+	dp->refused = dp->sysctls = dp->overlay_conflicts = NULL;
 }
 
 static void pick_exit(struct ls_dp *dp, const struct ls_netmap *nm)

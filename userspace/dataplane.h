@@ -47,6 +47,7 @@ struct ls_dp {
 	int64_t exit_peer; /* chosen exit node id, 0: none */
 	char exit_reason[160];
 	json_t *refused;   /* [{"route", "peer", "reason"}] */
+	json_t *overlay_conflicts; /* [{"prefix", "reason"}]: the overlay overlaps host routes */
 	json_t *sysctls;   /* {"net.ipv4...": "1"} as set */
 	bool masquerading;
 	struct ls_prefix control_hosts[8];

@@ -154,6 +154,10 @@ json_t *ls_status_json(const struct ls_profile *prof, const struct ls_dp *dp, co
 	if (dp) {
 		json_object_set(st, "refused_routes", dp->refused ? dp->refused : json_array());
 		json_object_set(st, "sysctls", dp->sysctls ? dp->sysctls : json_object());
+		if (dp->overlay_conflicts)
+			json_object_set(st, "overlay_conflicts", dp->overlay_conflicts);
+		else
+			json_object_set_new(st, "overlay_conflicts", json_array());
 		json_object_set_new(st, "masquerade", json_boolean(dp->masquerading));
 		json_object_set_new(st, "exit_reason", json_string(dp->exit_reason));
 		json_object_set_new(st, "adopted", json_boolean(!dp->created));
@@ -231,6 +235,9 @@ void ls_status_text(json_t *st, FILE *f)
 	json_array_foreach(json_object_get(st, "refused_routes"), i, r)
 		fprintf(f, "  refused:    %s from %s: %s\n", json_string_value(json_object_get(r, "route")),
 			json_string_value(json_object_get(r, "peer")), json_string_value(json_object_get(r, "reason")));
+	json_array_foreach(json_object_get(st, "overlay_conflicts"), i, r)
+		fprintf(f, "  warning:    overlay %s %s\n", json_string_value(json_object_get(r, "prefix")),
+			json_string_value(json_object_get(r, "reason")));
 	json_array_foreach(json_object_get(st, "peers"), i, p) {
 		json_t *ep = json_object_get(p, "endpoint"), *hs = json_object_get(p, "last_handshake");
 

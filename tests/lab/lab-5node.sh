@@ -130,6 +130,15 @@ nsx n2 ip addr del 192.168.50.77/24 dev eth0
 wait_for 5 "n2 routes n4's LAN again" sh -c "nsenter --net=/run/netns/$(nsname n2) ip route show table $t2 | grep -q '^192.168.50.0/24'" &&
 	ok "route applied once the collision is gone" || fail "route after collision"
 
+# the overlay over a host route (an underlay in 100.64/10): reported, still working
+nsx n2 ip route add 100.64.0.0/10 via 10.99.0.1
+ov=$(jq -r .network.ipv4 <<<"$(lsx n2 netmap --json)")
+conflict() { lsx n2 status --json | jq -e --arg p "$ov" '.overlay_conflicts[] | select(.prefix == $p)'; }
+wait_for 5 "n2 reports the overlay conflict" conflict && ok "overlay overlapping a host route is reported" ||
+	fail "overlay conflict" "$(lsx n2 status --json | jq -c .overlay_conflicts)"
+ping_ok n2 "$(node_addr n1 4)" && ok "overlay still works over the conflicting host route" || fail "overlay with conflict"
+nsx n2 ip route del 100.64.0.0/10 via 10.99.0.1
+
 # dns export against the netmap
 nm=$(lsx n1 netmap --json)
 hosts=$(lsx n1 dns export --format hosts)
