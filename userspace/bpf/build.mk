@@ -27,4 +27,4 @@ $(LSBPF_FUZZ): userspace/bpf/fuzz/fuzz_state_args.c userspace/bpf/state.c lib/pr
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address -D_GNU_SOURCE -I. -Iinclude -Ilib -I$(BUILD) \
-		$(filter %.c,$^) $(shell pkg-config --libs libbpf) -lelf -lz -o $@
+		$(filter %.c,$^) $(shell pkg-config --libs libbpf jansson) -lelf -lz -o $@

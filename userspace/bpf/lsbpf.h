@@ -132,6 +132,13 @@ int lsbpf_state_add_allow(struct lsbpf_state *s, uint32_t src_net, uint32_t dst_
 int lsbpf_state_add_rule(struct lsbpf_state *s, const char *src, const char *dst, const char *proto,
 			 const char *ports);
 
+/* The node's packet filter as the netmap carries it (ls_acl_compile_filter's output): an
+ * array of {"src": [CIDR...], "dst": [CIDR...], "ports": ["N" | "N-M"...], "proto":
+ * "tcp"|"udp"|"icmp"|"any"}; one filter rule per port range. Also sets LS_CFG_FILTER.
+ * -EINVAL (naming the bad element) changes nothing in s. */
+struct json_t;
+int lsbpf_state_add_filter_json(struct lsbpf_state *s, const struct json_t *filter);
+
 /* Reconciles every map with s: adds and changes what differs, deletes what s no longer
  * has (only in this pin dir's maps), batch updates where the map type allows. */
 int lsbpf_apply(struct lsbpf *b, const struct lsbpf_state *s);

@@ -11,6 +11,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <jansson.h>
 
 #include "bpf/lightscale.skel.h"
 #include "log.h"
@@ -213,6 +214,88 @@ int lsbpf_state_add_rule(struct lsbpf_state *s, const char *src, const char *dst
 	}
 	s->rules[s->n_rules++] = r;
 	return 0;
+}
+
+static int join_prefixes(const json_t *arr, const char *what, size_t idx, char *out, size_t size)
+{
+	size_t i, used = 0;
+	const json_t *v;
+
+	if (!json_is_array(arr)) {
+		pr_err("bpf: filter[%zu].%s: not an array", idx, what);
+		return -EINVAL;
+	}
+	out[0] = 0;
+	json_array_foreach(arr, i, v) {
+		const char *p = json_string_value(v);
+		struct ls_prefix tmp;
+		if (!p || ls_prefix_parse(p, &tmp, false)) {
+			pr_err("bpf: filter[%zu].%s[%zu]: `%s' is not a prefix", idx, what, i, p ? p : "(not a string)");
+			return -EINVAL;
+		}
+		int n = snprintf(out + used, size - used, "%s%s", used ? "," : "", p);
+		if (n < 0 || (size_t)n >= size - used)
+			return -E2BIG;
+		used += n;
+	}
+	return 0;
+}
+
+int lsbpf_state_add_filter_json(struct lsbpf_state *s, const struct json_t *filter)
+{
+	const json_t *f = (const json_t *)filter, *rule;
+	size_t i, n0 = s->n_rules;
+	char *src = malloc(65536), *dst = malloc(65536);
+	int r = 0;
+
+	if (!src || !dst || !json_is_array(f)) {
+		if (src && dst)
+			pr_err("bpf: the packet filter is not a JSON array");
+		r = src && dst ? -EINVAL : -ENOMEM;
+		goto cleanup;
+	}
+	json_array_foreach(f, i, rule) {
+		const json_t *ports = json_object_get(rule, "ports");
+		const char *proto = json_string_value(json_object_get(rule, "proto"));
+		if ((r = join_prefixes(json_object_get(rule, "src"), "src", i, src, 65536)) ||
+		    (r = join_prefixes(json_object_get(rule, "dst"), "dst", i, dst, 65536)))
+			goto undo;
+		if (!*src || !*dst)
+			continue; /* matches nothing */
+		if (!ports || (json_is_array(ports) && json_array_size(ports) == 0)) {
+			if ((r = lsbpf_state_add_rule(s, src, dst, proto ? proto : "any", "*")))
+				goto undo;
+			continue;
+		}
+		size_t j;
+		const json_t *pv;
+		if (!json_is_array(ports)) {
+			pr_err("bpf: filter[%zu].ports: not an array", i);
+			r = -EINVAL;
+			goto undo;
+		}
+		json_array_foreach(ports, j, pv) {
+			const char *ps = json_string_value(pv);
+			if (!ps || (r = lsbpf_state_add_rule(s, src, dst, proto ? proto : "any", ps))) {
+				if (!ps)
+					pr_err("bpf: filter[%zu].ports[%zu]: not a string", i, j);
+				r = r ? r : -EINVAL;
+				goto undo;
+			}
+		}
+	}
+	s->flags |= LS_CFG_FILTER;
+	goto cleanup;
+undo:
+	while (s->n_rules > n0) {
+		s->n_rules--;
+		free(s->rules[s->n_rules].src);
+		free(s->rules[s->n_rules].dst);
+	}
+cleanup:
+	free(src);
+	free(dst);
+	return r;
 }
 
 /* ---- reconcile ---- */

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
  * libFuzzer harness for the desired-state parsers of liblsbpf: --map VIRTUAL=REAL,
- * filter rules (SRC|DST|PROTO|PORTS), routes and return-route guidance. Each input line
+ * filter rules (SRC|DST|PROTO|PORTS), the netmap's filter JSON, routes and return-route
+ * guidance. Each input line
  * goes to one parser chosen by its first byte. Nothing may crash or leak; what is
  * accepted must be well-formed (mappings of equal family and length).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "log.h"
 #include "userspace/bpf/lsbpf.h"
@@ -27,7 +30,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct lsbpf_state *s = lsbpf_state_new();
 	for (char *line = strtok_r(buf, "\n", &save); line && s; line = strtok_r(NULL, "\n", &save)) {
 		char *f[4] = {}, *s2 = NULL, out[256];
-		switch (line[0] % 4) {
+		switch (line[0] % 5) {
+		case 4: {
+			json_t *j = json_loads(line + 1, 0, NULL);
+			if (j)
+				lsbpf_state_add_filter_json(s, j);
+			json_decref(j);
+			break;
+		}
 		case 0:
 			lsbpf_state_add_map_arg(s, line + 1);
 			break;
