@@ -3,7 +3,9 @@
 # $(BUILD)/libuserspace.a holds everything but main() (unit tests link it); the binary
 # links the userspace WireGuard engine (LIB_wgu) and the BPF loader (LIB_bpf) when those
 # components define them.
-US_SRCS := $(filter-out userspace/main.c,$(wildcard userspace/*.c))
+# US_EXCLUDE leaves files out (e.g. another component's work in progress).
+US_EXCLUDE ?=
+US_SRCS := $(filter-out userspace/main.c $(US_EXCLUDE),$(wildcard userspace/*.c))
 US_OBJS := $(US_SRCS:%.c=$(BUILD)/obj/%.o)
 US_LIB := $(BUILD)/libuserspace.a
 US_EXTRA_LIBS := $(LIB_wgu) $(LIB_bpf)

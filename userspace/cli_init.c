@@ -148,14 +148,18 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 		if (!control || !token)
 			return ls_cli_usage_error(cli, help, "a new profile needs --control URL and --token TOKEN");
 	}
+	if (control && strncmp(control, "http://", 7) && strncmp(control, "https://", 8)) {
+		ls_profile_free(&p);
+		return ls_cli_usage_error(cli, help, "invalid control URL `%s' (http:// or https://)", control);
+	}
+	if (token && strncmp(token, "lst_", 4)) {
+		ls_profile_free(&p);
+		return ls_cli_usage_error(cli, help, "invalid token `%.8s...' (enrollment tokens start with lst_)", token);
+	}
 	if (control) {
-		if (strncmp(control, "http://", 7) && strncmp(control, "https://", 8))
-			return ls_cli_usage_error(cli, help, "invalid control URL `%s' (http:// or https://)", control);
 		free(p.control_urls);
 		p.control_urls = strdup(control);
 	}
-	if (token && strncmp(token, "lst_", 4))
-		return ls_cli_usage_error(cli, help, "invalid token `%.8s...' (enrollment tokens start with lst_)", token);
 	if (hostname || !p.hostname) {
 		if (!hostname) {
 			if (gethostname(host, sizeof(host)))
