@@ -143,6 +143,52 @@ int main(void)
 		fails += h_ok(r == 0 && found, "routes --json shows 192.168.1.0/24 via router-a, 3 packets, 462 bytes");
 		json_decref(doc);
 		free(buf);
+
+		/* the CLI entry points the lightscale command wires in, output captured */
+		char tmp[] = "/tmp/lsb-cli-XXXXXX";
+		int tfd = mkstemp(tmp), saved = dup(1);
+		fflush(stdout);
+		dup2(tfd, 1);
+		char *av1[] = { "bpf", "status", "--json", "--bpf-pin-dir", dir, NULL };
+		char *av2[] = { "routes", "--bpf-pin-dir", dir, "--json", NULL };
+		char *av3[] = { "bpf", "frobnicate", NULL };
+		int c1 = ls_cmd_bpf(5, av1);
+		fflush(stdout);
+		off_t mid = lseek(tfd, 0, SEEK_CUR);
+		int c2 = ls_cmd_routes(4, av2);
+		fflush(stdout);
+		int c3 = ls_cmd_bpf(2, av3);
+		fflush(stdout);
+		dup2(saved, 1);
+		close(saved);
+		char *all = NULL;
+		size_t alen = 0;
+		FILE *tf = fopen(tmp, "r");
+		if (tf) {
+			fseek(tf, 0, SEEK_END);
+			alen = ftell(tf);
+			rewind(tf);
+			all = calloc(1, alen + 1);
+			if (fread(all, 1, alen, tf) != alen)
+				alen = 0;
+			fclose(tf);
+		}
+		unlink(tmp);
+		close(tfd);
+		json_t *st = all ? json_loadb(all, mid, 0, NULL) : NULL;
+		json_t *rt = all ? json_loads(all + mid, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+		json_t *maps = json_object_get(st, "maps"), *m;
+		size_t mi;
+		bool has_stats = false;
+		json_array_foreach(maps, mi, m)
+			has_stats |= !strcmp(json_string_value(json_object_get(m, "name")), "route_stats");
+		fails += h_ok(c1 == 0 && json_is_object(st) && has_stats && json_is_array(json_object_get(st, "counters")),
+			      "ls_cmd_bpf status --json: maps and counters");
+		fails += h_ok(c2 == 0 && json_array_size(rt) == 4, "ls_cmd_routes --json: the 4 routes (%zu)", json_array_size(rt));
+		fails += h_ok(c3 != 0, "ls_cmd_bpf refuses an unknown subcommand");
+		json_decref(st);
+		json_decref(rt);
+		free(all);
 		lsbpf_destroy(pb);
 		fails += h_ok(access(dir, F_OK) != 0, "destroy removes the pin directory");
 	}
