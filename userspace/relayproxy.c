@@ -1,0 +1,1221 @@
+/* SPDX-License-Identifier: MIT */
+/* Relay fallback data path: per-peer loopback sockets <-> UDP relay / stream relay.
+ * See relayproxy.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "keys.h"
+#include "log.h"
+#include "relayclient.h"
+#include "relayproxy.h"
+#include "util.h"
+
+enum rp_kind { RP_K_PEER = 1, RP_K_STREAM, RP_K_UDP };
+
+/* What an epoll event points at. */
+struct rp_handle {
+	enum rp_kind kind;
+};
+
+enum rp_state { RP_IDLE = 0, RP_CONNECTING, RP_UP };
+
+struct rp_counter {
+	uint64_t packets, bytes;
+};
+
+struct rp_peer {
+	struct rp_handle h;
+	uint8_t key[LSR_KEY_LEN];
+	int fd;
+	uint16_t port;
+	uint64_t udp_heard_ms;  /* last datagram from this peer through the UDP relay */
+	uint64_t hello_sent_ms;
+	struct rp_counter tx[LS_RPROXY_PATH_MAX], rx[LS_RPROXY_PATH_MAX];
+	uint64_t dropped;
+};
+
+struct rp_relay {
+	char addr[LS_RPROXY_ENDPOINT_LEN];
+	struct sockaddr_storage sa;
+	socklen_t sa_len;
+	unsigned failures;
+	uint64_t retry_at;
+	uint64_t connects, disconnects;
+	char last_error[96];
+};
+
+struct rp_turn {
+	char *url, *username, *credential;
+};
+
+struct ls_rproxy {
+	int epfd;
+	uint8_t wg_pub[LSR_KEY_LEN];
+	struct ls_relay_identity id;
+	uint16_t wg_port;
+	uint32_t fwmark;
+	ls_rproxy_probe_cb on_probe;
+	void *cb_ctx;
+
+	struct rp_peer **peers;
+	size_t n_peers, cap_peers;
+
+	/* Stream relays: one connection at a time, to cur. */
+	struct rp_relay stream[LS_RPROXY_MAX_RELAYS];
+	size_t n_stream;
+	struct rp_handle stream_h;
+	int stream_cur; /* -1: none */
+	enum rp_state stream_state;
+	struct ls_relay_stream *rs;
+	uint32_t rs_events;
+	uint64_t stream_deadline, stream_last_rx, stream_last_ping, stream_since;
+	uint32_t stream_ping_s;
+
+	/* UDP relays: one registration at a time, at cur. */
+	struct rp_relay udp[LS_RPROXY_MAX_RELAYS];
+	size_t n_udp;
+	struct rp_handle udp_h;
+	int udp_cur;
+	int udp_fd;
+	enum rp_state udp_state;
+	uint64_t udp_deadline, udp_resend_at, udp_refresh_at, udp_expires_at, udp_since;
+	uint64_t udp_reg_ts;
+	struct sockaddr_storage udp_observed;
+
+	struct rp_turn *turn;
+	size_t n_turn;
+
+	uint64_t now;
+	struct {
+		uint64_t probes_sent, probes_received, probes_bad, unknown_peer, bad_frames, peer_gone,
+			stream_send_full, hellos_sent, hellos_received;
+	} c;
+};
+
+static const char *const path_names[LS_RPROXY_PATH_MAX] = {
+	[LS_RPROXY_PATH_NONE] = "none",
+	[LS_RPROXY_PATH_UDP] = "udp",
+	[LS_RPROXY_PATH_TURN] = "turn",
+	[LS_RPROXY_PATH_STREAM] = "stream",
+};
+
+/* ------------------------------------------------------------- pure pieces */
+
+const char *ls_rproxy_path_str(enum ls_rproxy_path p)
+{
+	return (unsigned)p < LS_RPROXY_PATH_MAX ? path_names[p] : "unknown";
+}
+
+enum ls_rproxy_path ls_rproxy_choose_path(bool udp_registered, bool udp_confirmed, bool turn_ready,
+					  bool stream_up)
+{
+	if (udp_registered && udp_confirmed)
+		return LS_RPROXY_PATH_UDP;
+	if (turn_ready)
+		return LS_RPROXY_PATH_TURN;
+	if (stream_up)
+		return LS_RPROXY_PATH_STREAM;
+	if (udp_registered)
+		return LS_RPROXY_PATH_UDP; /* unconfirmed, but nothing better */
+	return LS_RPROXY_PATH_NONE;
+}
+
+uint64_t ls_rproxy_backoff_ms(unsigned failures, uint32_t jitter)
+{
+	uint64_t base = LS_RPROXY_BACKOFF_MIN_MS;
+
+	if (failures == 0)
+		return 0;
+	for (unsigned i = 1; i < failures && base < LS_RPROXY_BACKOFF_MAX_MS; i++)
+		base *= 2;
+	if (base > LS_RPROXY_BACKOFF_MAX_MS)
+		base = LS_RPROXY_BACKOFF_MAX_MS;
+	return base + jitter % (base / 4 + 1);
+}
+
+int ls_rproxy_pick_relay(const uint64_t *retry_at, size_t n, uint64_t now_ms)
+{
+	for (size_t i = 0; i < n; i++)
+		if (retry_at[i] <= now_ms)
+			return (int)i;
+	return -1;
+}
+
+int ls_rproxy_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *h;
+	size_t hlen;
+	char *end;
+	long port;
+
+	if (!s || !*s)
+		return -EINVAL;
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hlen = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || strchr(s, ':') != colon)
+			return -EINVAL;
+		h = s;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, h, hlen);
+	host[hlen] = 0;
+	if (!colon[1] || colon[1] == '-' || colon[1] == '+')
+		return -EINVAL;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || port < 1 || port > 65535)
+		return -EINVAL;
+	if (s[0] != '[' && inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len = sizeof(*sin);
+		return 0;
+	}
+	if (s[0] == '[' && inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void addr_str(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		snprintf(buf, size, "%s:%u", ip, ntohs(sin->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, size, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(buf, size, "none");
+	}
+}
+
+/* ------------------------------------------------------------------- probes */
+
+int ls_rproxy_probe_encode(const struct ls_rproxy_probe *p, char *buf, size_t size)
+{
+	json_t *doc, *eps;
+	char *s = NULL;
+	size_t n;
+	int ret;
+
+	if (p->n_endpoints > LS_RPROXY_PROBE_MAX_ENDPOINTS)
+		return -EINVAL;
+	eps = json_array();
+	doc = json_pack("{s:i, s:I, s:b, s:o}", "v", 1, "ts", (json_int_t)p->ts_ms, "reply", p->reply,
+			"endpoints", eps);
+	if (!doc)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_endpoints; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (strnlen(p->endpoints[i], LS_RPROXY_ENDPOINT_LEN) == LS_RPROXY_ENDPOINT_LEN ||
+		    ls_rproxy_parse_addr(p->endpoints[i], &ss, &len)) {
+			ret = -EINVAL;
+			goto cleanup;
+		}
+		json_array_append_new(eps, json_string(p->endpoints[i]));
+	}
+	s = json_dumps(doc, JSON_COMPACT);
+	if (!s) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	n = strlen(s);
+	if (n > LSR_MAX_PROBE || n + 1 > size) {
+		ret = -EMSGSIZE;
+		goto cleanup;
+	}
+	memcpy(buf, s, n + 1);
+	ret = (int)n;
+cleanup:
+	free(s);
+	json_decref(doc);
+	return ret;
+}
+
+int ls_rproxy_probe_decode(const uint8_t *buf, size_t len, struct ls_rproxy_probe *p)
+{
+	json_t *doc, *v, *eps;
+	int ret = -EBADMSG;
+
+	memset(p, 0, sizeof(*p));
+	if (!buf || len == 0 || len > LSR_MAX_PROBE)
+		return -EBADMSG;
+	doc = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(doc))
+		goto cleanup;
+	v = json_object_get(doc, "v");
+	if (!json_is_integer(v) || json_integer_value(v) != 1)
+		goto cleanup;
+	v = json_object_get(doc, "ts");
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		goto cleanup;
+	p->ts_ms = (uint64_t)json_integer_value(v);
+	v = json_object_get(doc, "reply");
+	if (v && !json_is_boolean(v))
+		goto cleanup;
+	p->reply = json_is_true(v);
+	eps = json_object_get(doc, "endpoints");
+	if (!json_is_array(eps) || json_array_size(eps) > LS_RPROXY_PROBE_MAX_ENDPOINTS)
+		goto cleanup;
+	for (size_t i = 0; i < json_array_size(eps); i++) {
+		const char *s = json_string_value(json_array_get(eps, i));
+		struct sockaddr_storage ss;
+		socklen_t slen;
+
+		if (!s || strlen(s) >= LS_RPROXY_ENDPOINT_LEN || ls_rproxy_parse_addr(s, &ss, &slen))
+			goto cleanup;
+		snprintf(p->endpoints[i], sizeof(p->endpoints[i]), "%s", s);
+		p->n_endpoints++;
+	}
+	ret = 0;
+cleanup:
+	json_decref(doc);
+	if (ret)
+		memset(p, 0, sizeof(*p));
+	return ret;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static int ep_set(struct ls_rproxy *rp, int op, int fd, uint32_t events, struct rp_handle *h)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = h };
+
+	return epoll_ctl(rp->epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void set_mark(struct ls_rproxy *rp, int fd)
+{
+	if (rp->fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &rp->fwmark, sizeof(rp->fwmark)) < 0)
+		pr_warn("relay proxy: SO_MARK %u: %s", rp->fwmark, strerror(errno));
+}
+
+static uint32_t rnd32(void)
+{
+	return randombytes_random();
+}
+
+static void relay_failed(struct rp_relay *r, uint64_t now, const char *what, int err)
+{
+	r->failures++;
+	r->retry_at = now + ls_rproxy_backoff_ms(r->failures, rnd32());
+	snprintf(r->last_error, sizeof(r->last_error), "%s: %s", what, strerror(err < 0 ? -err : err));
+}
+
+static struct rp_peer *peer_find(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
+{
+	for (size_t i = 0; i < rp->n_peers; i++)
+		if (!memcmp(rp->peers[i]->key, key, LSR_KEY_LEN))
+			return rp->peers[i];
+	return NULL;
+}
+
+static bool udp_up(const struct ls_rproxy *rp)
+{
+	return rp->udp_state == RP_UP;
+}
+
+static bool peer_udp_confirmed(const struct ls_rproxy *rp, const struct rp_peer *p)
+{
+	return p->udp_heard_ms && rp->now - p->udp_heard_ms < LS_RPROXY_UDP_CONFIRM_MS;
+}
+
+static enum ls_rproxy_path peer_path(const struct ls_rproxy *rp, const struct rp_peer *p)
+{
+	return ls_rproxy_choose_path(udp_up(rp), peer_udp_confirmed(rp, p), false,
+				     rp->stream_state == RP_UP);
+}
+
+/* Delivers a relayed datagram to WireGuard from the peer's loopback socket. */
+static void deliver(struct ls_rproxy *rp, struct rp_peer *p, enum ls_rproxy_path path, const uint8_t *data,
+		    size_t len)
+{
+	if (send(p->fd, data, len, MSG_DONTWAIT) < 0) {
+		p->dropped++;
+		return;
+	}
+	p->rx[path].packets++;
+	p->rx[path].bytes += len;
+}
+
+/* ---------------------------------------------------------------- UDP relay */
+
+static void udp_close(struct ls_rproxy *rp)
+{
+	if (rp->udp_fd >= 0)
+		close(rp->udp_fd); /* leaves the epoll set with it */
+	rp->udp_fd = -1;
+	rp->udp_state = RP_IDLE;
+	rp->udp_cur = -1;
+}
+
+static void udp_send_register(struct ls_rproxy *rp)
+{
+	uint8_t buf[LSR_UDP_REGISTER_LEN];
+	uint64_t ts = ls_relay_now_unix_ms();
+	int n;
+
+	if (ts <= rp->udp_reg_ts)
+		ts = rp->udp_reg_ts + 1; /* strictly newer, or the relay calls it a replay */
+	rp->udp_reg_ts = ts;
+	n = ls_relay_udp_build_register(buf, sizeof(buf), &rp->id, ts);
+	if (n > 0 && send(rp->udp_fd, buf, (size_t)n, MSG_DONTWAIT) < 0)
+		pr_debug("relay proxy: register to %s: %s", rp->udp[rp->udp_cur].addr, strerror(errno));
+	rp->udp_resend_at = rp->now + 800;
+}
+
+static void udp_fail(struct ls_rproxy *rp, const char *what, int err)
+{
+	struct rp_relay *r = &rp->udp[rp->udp_cur];
+
+	if (rp->udp_state == RP_UP)
+		r->disconnects++;
+	pr_info("relay proxy: UDP relay %s: %s: %s", r->addr, what, strerror(err < 0 ? -err : err));
+	relay_failed(r, rp->now, what, err);
+	udp_close(rp);
+}
+
+static void udp_start(struct ls_rproxy *rp, int i)
+{
+	struct rp_relay *r = &rp->udp[i];
+	int fd = socket(r->sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		relay_failed(r, rp->now, "socket", -errno);
+		return;
+	}
+	set_mark(rp, fd);
+	/* Connected: ICMP errors from the relay come back as ECONNREFUSED. */
+	if (connect(fd, (struct sockaddr *)&r->sa, r->sa_len) < 0 ||
+	    ep_set(rp, EPOLL_CTL_ADD, fd, EPOLLIN, &rp->udp_h) < 0) {
+		int err = -errno;
+
+		close(fd);
+		relay_failed(r, rp->now, "connect", err);
+		return;
+	}
+	rp->udp_fd = fd;
+	rp->udp_cur = i;
+	rp->udp_state = RP_CONNECTING;
+	rp->udp_deadline = rp->now + LS_RPROXY_REGISTER_TIMEOUT_MS;
+	udp_send_register(rp);
+}
+
+static void send_hello(struct ls_rproxy *rp, struct rp_peer *p, uint8_t kind)
+{
+	uint8_t h[LS_RPROXY_HELLO_LEN] = { 0 };
+	struct rp_relay *r = &rp->udp[rp->udp_cur];
+
+	memcpy(h, LS_RPROXY_HELLO_MAGIC, 4);
+	h[4] = kind;
+	if (ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, h, sizeof(h)) == 0)
+		rp->c.hellos_sent++;
+	p->hello_sent_ms = rp->now;
+}
+
+static void udp_registered(struct ls_rproxy *rp, const struct ls_relay_udp_msg *m)
+{
+	struct rp_relay *r = &rp->udp[rp->udp_cur];
+	uint32_t life = m->lifetime_s ? m->lifetime_s : 30;
+
+	if (m->ts_ms != rp->udp_reg_ts)
+		return; /* an answer to an older registration */
+	if (rp->udp_state != RP_UP) {
+		pr_info("relay proxy: registered on UDP relay %s", r->addr);
+		r->connects++;
+		rp->udp_since = rp->now;
+		rp->udp_state = RP_UP;
+		/* Ask every peer at once whether it is there too. */
+		for (size_t i = 0; i < rp->n_peers; i++)
+			send_hello(rp, rp->peers[i], LS_RPROXY_HELLO_REQ);
+	}
+	r->failures = 0;
+	r->retry_at = 0;
+	rp->udp_observed = m->observed;
+	rp->udp_refresh_at = rp->now + (uint64_t)life * 1000 / 3;
+	rp->udp_expires_at = rp->now + (uint64_t)life * 1000;
+	rp->udp_resend_at = 0;
+}
+
+static void udp_input(struct ls_rproxy *rp, const uint8_t *buf, size_t n)
+{
+	struct ls_relay_udp_msg m;
+	struct rp_peer *p;
+
+	if (ls_relay_udp_parse(buf, n, &m)) {
+		rp->c.bad_frames++;
+		return;
+	}
+	switch (m.type) {
+	case LSR_UDP_REGISTERED:
+		if (!memcmp(m.key, rp->wg_pub, LSR_KEY_LEN))
+			udp_registered(rp, &m);
+		return;
+	case LSR_UDP_REJECTED:
+		if (m.ts_ms == rp->udp_reg_ts) {
+			pr_warn("relay proxy: UDP relay %s refused us: %s", rp->udp[rp->udp_cur].addr,
+				ls_relay_reason_str(m.reason));
+			udp_fail(rp, ls_relay_reason_str(m.reason), EACCES);
+		}
+		return;
+	case LSR_UDP_DATA:
+		break;
+	default:
+		return;
+	}
+	p = peer_find(rp, m.key);
+	if (!p) {
+		rp->c.unknown_peer++;
+		return;
+	}
+	p->udp_heard_ms = rp->now;
+	if (m.payload_len == LS_RPROXY_HELLO_LEN && !memcmp(m.payload, LS_RPROXY_HELLO_MAGIC, 4)) {
+		rp->c.hellos_received++;
+		if (m.payload[4] == LS_RPROXY_HELLO_REQ)
+			send_hello(rp, p, LS_RPROXY_HELLO_REPLY);
+		return;
+	}
+	if (m.payload_len >= 1 && m.payload[0] == 0xff)
+		return; /* ours, but not a hello we know */
+	deliver(rp, p, LS_RPROXY_PATH_UDP, m.payload, m.payload_len);
+}
+
+static void udp_readable(struct ls_rproxy *rp)
+{
+	uint8_t buf[LSR_UDP_DATA_MAX_LEN];
+
+	for (int i = 0; i < 64 && rp->udp_fd >= 0; i++) {
+		ssize_t n = recv(rp->udp_fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ECONNREFUSED)
+				udp_fail(rp, "relay unreachable", -errno);
+			return;
+		}
+		udp_input(rp, buf, (size_t)n);
+	}
+}
+
+static void udp_tick(struct ls_rproxy *rp)
+{
+	if (rp->udp_state == RP_IDLE) {
+		uint64_t retry[LS_RPROXY_MAX_RELAYS];
+		int i;
+
+		for (size_t k = 0; k < rp->n_udp; k++)
+			retry[k] = rp->udp[k].retry_at;
+		i = ls_rproxy_pick_relay(retry, rp->n_udp, rp->now);
+		if (i >= 0)
+			udp_start(rp, i);
+		return;
+	}
+	if (rp->udp_state == RP_CONNECTING) {
+		if (rp->now >= rp->udp_deadline)
+			udp_fail(rp, "no answer to the registration", ETIMEDOUT);
+		else if (rp->now >= rp->udp_resend_at)
+			udp_send_register(rp);
+		return;
+	}
+	/* Up: refresh at a third of the lifetime, resend until answered, give up at expiry. */
+	if (rp->now >= rp->udp_expires_at) {
+		udp_fail(rp, "registration expired unanswered", ETIMEDOUT);
+		return;
+	}
+	if (rp->now >= rp->udp_refresh_at && rp->now >= rp->udp_resend_at)
+		udp_send_register(rp);
+	for (size_t i = 0; i < rp->n_peers; i++) {
+		struct rp_peer *p = rp->peers[i];
+
+		if (rp->now - p->hello_sent_ms >= LS_RPROXY_HELLO_MS)
+			send_hello(rp, p, LS_RPROXY_HELLO_REQ);
+	}
+}
+
+/* ------------------------------------------------------------ stream relay */
+
+static void stream_close(struct ls_rproxy *rp)
+{
+	if (rp->rs) {
+		epoll_ctl(rp->epfd, EPOLL_CTL_DEL, ls_relay_stream_fd(rp->rs), NULL);
+		ls_relay_stream_free(rp->rs);
+	}
+	rp->rs = NULL;
+	rp->rs_events = 0;
+	rp->stream_state = RP_IDLE;
+	rp->stream_cur = -1;
+}
+
+static void stream_fail(struct ls_rproxy *rp, const char *what, int err)
+{
+	struct rp_relay *r = &rp->stream[rp->stream_cur];
+
+	if (rp->stream_state == RP_UP)
+		r->disconnects++;
+	pr_info("relay proxy: stream relay %s: %s: %s", r->addr, what, strerror(err < 0 ? -err : err));
+	relay_failed(r, rp->now, what, err);
+	stream_close(rp);
+}
+
+/* Keeps the epoll interest in step with what the stream wants. */
+static void stream_update_events(struct ls_rproxy *rp)
+{
+	short want;
+	uint32_t ev;
+
+	if (!rp->rs)
+		return;
+	want = ls_relay_stream_events(rp->rs);
+	ev = (want & POLLIN ? EPOLLIN : 0) | (want & POLLOUT ? EPOLLOUT : 0);
+	if (ev != rp->rs_events && ep_set(rp, EPOLL_CTL_MOD, ls_relay_stream_fd(rp->rs), ev, &rp->stream_h) == 0)
+		rp->rs_events = ev;
+}
+
+static void stream_start(struct ls_rproxy *rp, int i)
+{
+	struct rp_relay *r = &rp->stream[i];
+	struct ls_relay_stream *rs;
+	int err = ls_relay_stream_start(&rs, (struct sockaddr *)&r->sa, r->sa_len, &rp->id);
+
+	if (err) {
+		relay_failed(r, rp->now, "connect", err);
+		return;
+	}
+	/* The SYN has left already; see the report (the mark needs a hook in start). */
+	set_mark(rp, ls_relay_stream_fd(rs));
+	rp->rs_events = EPOLLOUT;
+	err = ep_set(rp, EPOLL_CTL_ADD, ls_relay_stream_fd(rs), rp->rs_events, &rp->stream_h);
+	if (err) {
+		ls_relay_stream_free(rs);
+		relay_failed(r, rp->now, "epoll", err);
+		return;
+	}
+	pr_debug("relay proxy: connecting to stream relay %s", r->addr);
+	rp->rs = rs;
+	rp->stream_cur = i;
+	rp->stream_state = RP_CONNECTING;
+	rp->stream_deadline = rp->now + LS_RPROXY_CONNECT_TIMEOUT_MS;
+}
+
+static void stream_frame(struct ls_rproxy *rp, const struct ls_relay_frame *f)
+{
+	struct ls_rproxy_probe probe;
+	struct rp_peer *p;
+
+	switch (f->type) {
+	case LSR_FRAME_RECV:
+		p = peer_find(rp, f->key);
+		if (!p) {
+			rp->c.unknown_peer++;
+			return;
+		}
+		deliver(rp, p, LS_RPROXY_PATH_STREAM, f->payload, f->payload_len);
+		return;
+	case LSR_FRAME_PROBE_RECV:
+		if (ls_rproxy_probe_decode(f->payload, f->payload_len, &probe)) {
+			rp->c.probes_bad++;
+			return;
+		}
+		rp->c.probes_received++;
+		if (rp->on_probe)
+			rp->on_probe(rp->cb_ctx, f->key, &probe);
+		return;
+	case LSR_FRAME_PEER_GONE:
+		rp->c.peer_gone++;
+		return;
+	case LSR_FRAME_PING:
+	case LSR_FRAME_PONG:
+		return;
+	case LSR_FRAME_CLOSE:
+		stream_fail(rp, ls_relay_reason_str(f->reason), ECONNRESET);
+		return;
+	default:
+		rp->c.bad_frames++;
+		return;
+	}
+}
+
+static void stream_ready(struct ls_rproxy *rp, uint32_t events)
+{
+	struct ls_relay_frame f;
+	uint32_t reason = 0;
+	int err;
+
+	if (rp->stream_state == RP_CONNECTING) {
+		err = ls_relay_stream_step(rp->rs, &reason);
+		if (err == -EINPROGRESS) {
+			stream_update_events(rp);
+			return;
+		}
+		if (err) {
+			stream_fail(rp, err == -EACCES ? ls_relay_reason_str(reason) : "connect", err);
+			return;
+		}
+		struct rp_relay *r = &rp->stream[rp->stream_cur];
+
+		pr_info("relay proxy: connected to stream relay %s", r->addr);
+		r->connects++;
+		r->failures = 0;
+		r->retry_at = 0;
+		rp->stream_state = RP_UP;
+		rp->stream_since = rp->stream_last_rx = rp->stream_last_ping = rp->now;
+		rp->stream_ping_s = ls_relay_stream_keepalive(rp->rs);
+		if (!rp->stream_ping_s || rp->stream_ping_s > LS_RPROXY_PING_MAX_S)
+			rp->stream_ping_s = LS_RPROXY_PING_MAX_S;
+		/* Frames may already be buffered behind the accept. */
+		events |= EPOLLIN;
+	}
+	if (events & EPOLLOUT) {
+		err = ls_relay_stream_flush(rp->rs, 0);
+		if (err && err != -EAGAIN) {
+			stream_fail(rp, "write", err);
+			return;
+		}
+	}
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+		for (int i = 0; i < 256 && rp->rs; i++) {
+			err = ls_relay_stream_recv(rp->rs, &f, 0);
+			if (err == -ETIMEDOUT)
+				break;
+			if (err) {
+				stream_fail(rp, err == -ECONNRESET ? "closed by the relay" : "read", err);
+				return;
+			}
+			rp->stream_last_rx = rp->now;
+			stream_frame(rp, &f);
+		}
+	}
+	stream_update_events(rp);
+}
+
+static void stream_tick(struct ls_rproxy *rp)
+{
+	if (rp->stream_state == RP_IDLE) {
+		uint64_t retry[LS_RPROXY_MAX_RELAYS];
+		int i;
+
+		for (size_t k = 0; k < rp->n_stream; k++)
+			retry[k] = rp->stream[k].retry_at;
+		i = ls_rproxy_pick_relay(retry, rp->n_stream, rp->now);
+		if (i >= 0)
+			stream_start(rp, i);
+		return;
+	}
+	if (rp->stream_state == RP_CONNECTING) {
+		if (rp->now >= rp->stream_deadline)
+			stream_fail(rp, "connect", ETIMEDOUT);
+		return;
+	}
+	/* Up: ping; silent for two intervals and a bit is dead. */
+	if (rp->now - rp->stream_last_rx > (uint64_t)rp->stream_ping_s * 2000 + 5000) {
+		stream_fail(rp, "no answer to pings", ETIMEDOUT);
+		return;
+	}
+	if (rp->now - rp->stream_last_ping >= (uint64_t)rp->stream_ping_s * 1000) {
+		uint8_t data[8];
+		int err;
+
+		randombytes_buf(data, sizeof(data));
+		err = ls_relay_stream_ping(rp->rs, data, 0);
+		if (err && err != -EAGAIN) {
+			stream_fail(rp, "write", err);
+			return;
+		}
+		rp->stream_last_ping = rp->now;
+		stream_update_events(rp);
+	}
+}
+
+/* ---------------------------------------------------------- loopback side */
+
+static void peer_send(struct ls_rproxy *rp, struct rp_peer *p, const uint8_t *buf, size_t n)
+{
+	enum ls_rproxy_path path = peer_path(rp, p);
+	int err = -ENOTCONN;
+
+	switch (path) {
+	case LS_RPROXY_PATH_UDP: {
+		struct rp_relay *r = &rp->udp[rp->udp_cur];
+
+		err = ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, buf, n);
+		/* Not heard through the UDP relay yet: ask now rather than at the next hello. */
+		if (!peer_udp_confirmed(rp, p) && rp->now - p->hello_sent_ms >= 1000)
+			send_hello(rp, p, LS_RPROXY_HELLO_REQ);
+		break;
+	}
+	case LS_RPROXY_PATH_STREAM:
+		err = ls_relay_stream_send(rp->rs, p->key, buf, n, 0);
+		if (err == -EAGAIN)
+			rp->c.stream_send_full++;
+		else if (err)
+			stream_fail(rp, "write", err);
+		break;
+	default:
+		break;
+	}
+	if (err) {
+		p->dropped++;
+		return;
+	}
+	p->tx[path].packets++;
+	p->tx[path].bytes += n;
+}
+
+static void peer_readable(struct ls_rproxy *rp, struct rp_peer *p)
+{
+	uint8_t buf[LSR_MAX_PAYLOAD];
+	bool stream_used = false;
+
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break; /* EAGAIN; ECONNREFUSED when WireGuard is not listening */
+		}
+		if (n == 0)
+			continue;
+		stream_used |= rp->stream_state == RP_UP;
+		peer_send(rp, p, buf, (size_t)n);
+	}
+	if (stream_used)
+		stream_update_events(rp);
+}
+
+static int peer_connect_wg(struct ls_rproxy *rp, struct rp_peer *p)
+{
+	struct sockaddr_in wg = { .sin_family = AF_INET, .sin_port = htons(rp->wg_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	return connect(p->fd, (struct sockaddr *)&wg, sizeof(wg)) < 0 ? -errno : 0;
+}
+
+int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], struct sockaddr_in *endpoint)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t slen = sizeof(sin);
+	struct rp_peer *p = peer_find(rp, key);
+	int err;
+
+	if (p)
+		goto done;
+	if (rp->n_peers == rp->cap_peers) {
+		size_t cap = rp->cap_peers ? rp->cap_peers * 2 : 8;
+		struct rp_peer **np = realloc(rp->peers, cap * sizeof(*np));
+
+		if (!np)
+			return -ENOMEM;
+		rp->peers = np;
+		rp->cap_peers = cap;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->h.kind = RP_K_PEER;
+	memcpy(p->key, key, LSR_KEY_LEN);
+	p->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (p->fd < 0) {
+		err = -errno;
+		goto cleanup;
+	}
+	if (bind(p->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    getsockname(p->fd, (struct sockaddr *)&sin, &slen) < 0) {
+		err = -errno;
+		goto cleanup;
+	}
+	p->port = ntohs(sin.sin_port);
+	/* Connected to WireGuard's port: nothing else on this host can inject through it. */
+	err = peer_connect_wg(rp, p);
+	if (err)
+		goto cleanup;
+	err = ep_set(rp, EPOLL_CTL_ADD, p->fd, EPOLLIN, &p->h);
+	if (err)
+		goto cleanup;
+	rp->peers[rp->n_peers++] = p;
+	if (udp_up(rp))
+		send_hello(rp, p, LS_RPROXY_HELLO_REQ);
+done:
+	memset(endpoint, 0, sizeof(*endpoint));
+	endpoint->sin_family = AF_INET;
+	endpoint->sin_port = htons(p->port);
+	endpoint->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return 0;
+cleanup:
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p);
+	return err;
+}
+
+int ls_rproxy_peer_remove(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
+{
+	for (size_t i = 0; i < rp->n_peers; i++) {
+		struct rp_peer *p = rp->peers[i];
+
+		if (memcmp(p->key, key, LSR_KEY_LEN))
+			continue;
+		close(p->fd);
+		free(p);
+		rp->peers[i] = rp->peers[--rp->n_peers];
+		return 0;
+	}
+	return -ENOENT;
+}
+
+enum ls_rproxy_path ls_rproxy_peer_path(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
+{
+	const struct rp_peer *p = peer_find(rp, key);
+
+	return p ? peer_path(rp, p) : LS_RPROXY_PATH_NONE;
+}
+
+void ls_rproxy_set_wg_port(struct ls_rproxy *rp, uint16_t port)
+{
+	if (port == rp->wg_port)
+		return;
+	rp->wg_port = port;
+	for (size_t i = 0; i < rp->n_peers; i++)
+		peer_connect_wg(rp, rp->peers[i]);
+}
+
+int ls_rproxy_send_probe(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], const struct ls_rproxy_probe *p)
+{
+	char buf[LSR_MAX_PROBE + 1];
+	int n = ls_rproxy_probe_encode(p, buf, sizeof(buf)), err;
+
+	if (n < 0)
+		return n;
+	if (rp->stream_state != RP_UP)
+		return -ENOTCONN;
+	err = ls_relay_stream_probe(rp->rs, key, buf, (size_t)n, 0);
+	if (err && err != -EAGAIN) {
+		stream_fail(rp, "write", err);
+		return -ENOTCONN;
+	}
+	if (!err)
+		rp->c.probes_sent++;
+	stream_update_events(rp);
+	return err;
+}
+
+/* --------------------------------------------------------------- relay lists */
+
+/* Rebuilds list from addrs, carrying over the state of addresses that stay.
+ * *cur is remapped (-1 when the current relay is gone). Returns whether the
+ * current one is gone. */
+static int relist(struct rp_relay *list, size_t *n, const char *const *addrs, size_t n_addrs, int *cur,
+		  bool *cur_gone, const char *what)
+{
+	struct rp_relay old[LS_RPROXY_MAX_RELAYS];
+	size_t n_old = *n, k = 0;
+	int new_cur = -1;
+
+	memcpy(old, list, sizeof(old));
+	if (n_addrs > LS_RPROXY_MAX_RELAYS) {
+		pr_warn("relay proxy: %zu %s relays, using the first %d", n_addrs, what, LS_RPROXY_MAX_RELAYS);
+		n_addrs = LS_RPROXY_MAX_RELAYS;
+	}
+	for (size_t i = 0; i < n_addrs; i++) {
+		struct rp_relay r = { 0 };
+		size_t j;
+
+		if (ls_rproxy_parse_addr(addrs[i], &r.sa, &r.sa_len)) {
+			pr_warn("relay proxy: invalid %s relay address `%s'", what, addrs[i]);
+			continue;
+		}
+		snprintf(r.addr, sizeof(r.addr), "%s", addrs[i]);
+		for (j = 0; j < n_old; j++)
+			if (!strcmp(old[j].addr, r.addr))
+				break;
+		if (j < n_old) {
+			r = old[j];
+			if ((int)j == *cur)
+				new_cur = (int)k;
+		}
+		list[k++] = r;
+	}
+	*cur_gone = *cur >= 0 && new_cur < 0;
+	*n = k;
+	*cur = new_cur;
+	return 0;
+}
+
+int ls_rproxy_set_relays(struct ls_rproxy *rp, const struct ls_rproxy_relays *r)
+{
+	bool gone;
+	int cur;
+
+	cur = rp->stream_cur;
+	relist(rp->stream, &rp->n_stream, r->stream, r->n_stream, &cur, &gone, "stream");
+	if (gone) {
+		pr_info("relay proxy: leaving a stream relay no longer listed");
+		stream_close(rp);
+	} else {
+		rp->stream_cur = cur;
+	}
+	cur = rp->udp_cur;
+	relist(rp->udp, &rp->n_udp, r->udp, r->n_udp, &cur, &gone, "udp");
+	if (gone) {
+		pr_info("relay proxy: leaving a UDP relay no longer listed");
+		udp_close(rp);
+	} else {
+		rp->udp_cur = cur;
+	}
+	for (size_t i = 0; i < rp->n_turn; i++) {
+		free(rp->turn[i].url);
+		free(rp->turn[i].username);
+		ls_memzero(rp->turn[i].credential, rp->turn[i].credential ? strlen(rp->turn[i].credential) : 0);
+		free(rp->turn[i].credential);
+	}
+	free(rp->turn);
+	rp->turn = NULL;
+	rp->n_turn = 0;
+	if (r->n_turn) {
+		rp->turn = calloc(r->n_turn, sizeof(*rp->turn));
+		if (!rp->turn)
+			return -ENOMEM;
+		for (size_t i = 0; i < r->n_turn; i++) {
+			rp->turn[i].url = strdup(r->turn[i].url ? r->turn[i].url : "");
+			rp->turn[i].username = strdup(r->turn[i].username ? r->turn[i].username : "");
+			rp->turn[i].credential = strdup(r->turn[i].credential ? r->turn[i].credential : "");
+			rp->n_turn++;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+struct ls_rproxy *ls_rproxy_new(const struct ls_rproxy_config *cfg)
+{
+	struct ls_rproxy *rp = calloc(1, sizeof(*rp));
+	int err;
+
+	if (!rp) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	rp->stream_cur = rp->udp_cur = -1;
+	rp->udp_fd = -1;
+	rp->stream_h.kind = RP_K_STREAM;
+	rp->udp_h.kind = RP_K_UDP;
+	rp->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (rp->epfd < 0) {
+		err = errno;
+		free(rp);
+		errno = err;
+		return NULL;
+	}
+	memcpy(rp->wg_pub, cfg->wg_pub, LSR_KEY_LEN);
+	memcpy(rp->id.wg_key, cfg->wg_pub, LSR_KEY_LEN);
+	memcpy(rp->id.ed_sk, cfg->ed_sk, sizeof(rp->id.ed_sk));
+	crypto_sign_ed25519_sk_to_pk(rp->id.ed_pk, rp->id.ed_sk);
+	rp->wg_port = cfg->wg_port;
+	rp->fwmark = cfg->fwmark;
+	rp->on_probe = cfg->on_probe;
+	rp->cb_ctx = cfg->cb_ctx;
+	rp->now = ls_now_ms();
+	err = ls_rproxy_set_relays(rp, &cfg->relays);
+	if (err) {
+		ls_rproxy_free(rp);
+		errno = -err;
+		return NULL;
+	}
+	return rp;
+}
+
+void ls_rproxy_free(struct ls_rproxy *rp)
+{
+	static const struct ls_rproxy_relays none;
+
+	if (!rp)
+		return;
+	stream_close(rp);
+	udp_close(rp);
+	ls_rproxy_set_relays(rp, &none);
+	for (size_t i = 0; i < rp->n_peers; i++) {
+		close(rp->peers[i]->fd);
+		free(rp->peers[i]);
+	}
+	free(rp->peers);
+	close(rp->epfd);
+	ls_memzero(&rp->id, sizeof(rp->id));
+	free(rp);
+}
+
+int ls_rproxy_fd(const struct ls_rproxy *rp)
+{
+	return rp->epfd;
+}
+
+int ls_rproxy_handle(struct ls_rproxy *rp)
+{
+	struct epoll_event evs[32];
+	int n = epoll_wait(rp->epfd, evs, ARRAY_SIZE(evs), 0);
+
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	rp->now = ls_now_ms();
+	for (int i = 0; i < n; i++) {
+		struct rp_handle *h = evs[i].data.ptr;
+
+		switch (h->kind) {
+		case RP_K_PEER:
+			/* A peer removed by an earlier event of this batch is not in the set
+			 * any more, and its fd closed: look it up before touching it. */
+			for (size_t k = 0; k < rp->n_peers; k++)
+				if (&rp->peers[k]->h == h) {
+					peer_readable(rp, rp->peers[k]);
+					break;
+				}
+			break;
+		case RP_K_STREAM:
+			if (rp->rs)
+				stream_ready(rp, evs[i].events);
+			break;
+		case RP_K_UDP:
+			if (rp->udp_fd >= 0)
+				udp_readable(rp);
+			break;
+		}
+	}
+	return 0;
+}
+
+void ls_rproxy_tick(struct ls_rproxy *rp, uint64_t now_ms)
+{
+	rp->now = now_ms;
+	stream_tick(rp);
+	udp_tick(rp);
+}
+
+/* --------------------------------------------------------------------- status */
+
+static const char *state_str(enum rp_state s)
+{
+	return s == RP_UP ? "up" : s == RP_CONNECTING ? "connecting" : "idle";
+}
+
+static json_t *relays_json(const struct ls_rproxy *rp, const struct rp_relay *list, size_t n, int cur,
+			   enum rp_state st)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		const struct rp_relay *r = &list[i];
+		const char *state = (int)i == cur ? state_str(st) : r->retry_at > rp->now ? "backoff" : "idle";
+		json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:I}", "addr", r->addr, "state", state, "failures",
+				      (int)r->failures, "connects", (json_int_t)r->connects, "disconnects",
+				      (json_int_t)r->disconnects);
+
+		if (r->retry_at > rp->now)
+			json_object_set_new(o, "retry_in_ms", json_integer((json_int_t)(r->retry_at - rp->now)));
+		if (r->last_error[0])
+			json_object_set_new(o, "last_error", json_string(r->last_error));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static json_t *counters_json(const struct rp_counter *c)
+{
+	json_t *o = json_object();
+
+	for (int k = LS_RPROXY_PATH_UDP; k < LS_RPROXY_PATH_MAX; k++)
+		json_object_set_new(o, path_names[k], json_pack("{s:I, s:I}", "packets", (json_int_t)c[k].packets,
+								"bytes", (json_int_t)c[k].bytes));
+	return o;
+}
+
+json_t *ls_rproxy_status(const struct ls_rproxy *rp)
+{
+	json_t *doc, *peers = json_array(), *turn = json_array(), *stream, *udp;
+	char buf[LS_RPROXY_ENDPOINT_LEN];
+	stream = json_pack("{s:s, s:o}", "state", state_str(rp->stream_state), "relays",
+			   relays_json(rp, rp->stream, rp->n_stream, rp->stream_cur, rp->stream_state));
+	if (rp->stream_cur >= 0)
+		json_object_set_new(stream, "current", json_string(rp->stream[rp->stream_cur].addr));
+	if (rp->stream_state == RP_UP) {
+		json_object_set_new(stream, "up_for_ms", json_integer((json_int_t)(rp->now - rp->stream_since)));
+		addr_str(ls_relay_stream_observed(rp->rs), buf, sizeof(buf));
+		json_object_set_new(stream, "observed", json_string(buf));
+	}
+	udp = json_pack("{s:s, s:o}", "state", state_str(rp->udp_state), "relays",
+			relays_json(rp, rp->udp, rp->n_udp, rp->udp_cur, rp->udp_state));
+	if (rp->udp_cur >= 0)
+		json_object_set_new(udp, "current", json_string(rp->udp[rp->udp_cur].addr));
+	if (rp->udp_state == RP_UP) {
+		addr_str(&rp->udp_observed, buf, sizeof(buf));
+		json_object_set_new(udp, "observed", json_string(buf));
+		json_object_set_new(udp, "registration_expires_in_ms",
+				    json_integer((json_int_t)(rp->udp_expires_at - rp->now)));
+	}
+	for (size_t i = 0; i < rp->n_turn; i++)
+		json_array_append_new(turn, json_pack("{s:s, s:s, s:s}", "url", rp->turn[i].url, "username",
+						      rp->turn[i].username, "state", "unused"));
+	for (size_t i = 0; i < rp->n_peers; i++) {
+		const struct rp_peer *p = rp->peers[i];
+		char key[LS_KEY_B64_LEN + 1];
+		json_t *o;
+
+		ls_key_to_base64(key, p->key);
+		snprintf(buf, sizeof(buf), "127.0.0.1:%u", p->port);
+		o = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:I}", "public_key", key, "endpoint", buf, "path",
+			      ls_rproxy_path_str(peer_path(rp, p)), "udp_confirmed", peer_udp_confirmed(rp, p),
+			      "tx", counters_json(p->tx), "rx", counters_json(p->rx), "dropped",
+			      (json_int_t)p->dropped);
+		if (p->udp_heard_ms)
+			json_object_set_new(o, "udp_heard_ms_ago", json_integer((json_int_t)(rp->now - p->udp_heard_ms)));
+		json_array_append_new(peers, o);
+	}
+	doc = json_pack("{s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "stream", stream,
+			"udp", udp, "turn", turn, "peers", peers, "counters", "probes_sent",
+			(json_int_t)rp->c.probes_sent, "probes_received", (json_int_t)rp->c.probes_received,
+			"probes_bad", (json_int_t)rp->c.probes_bad, "unknown_peer", (json_int_t)rp->c.unknown_peer,
+			"bad_frames", (json_int_t)rp->c.bad_frames, "peer_gone", (json_int_t)rp->c.peer_gone,
+			"stream_send_full", (json_int_t)rp->c.stream_send_full, "hellos_sent",
+			(json_int_t)rp->c.hellos_sent, "hellos_received", (json_int_t)rp->c.hellos_received);
+	return doc;
+}

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Relay fallback data path (DESIGN.md, "NAT traversal and relays"). A relayed
+ * peer's WireGuard endpoint is a loopback UDP socket of this module,
+ * 127.0.0.1:N, one per peer. What WireGuard sends there is carried to the peer
+ * through the best working relay; what arrives from a relay for that peer's key
+ * is sent from that socket to 127.0.0.1:wg_port, so WireGuard sees it come from
+ * the peer's endpoint. Neither engine (kernel, userspace) needs to know.
+ *
+ *   WireGuard --udp--> 127.0.0.1:N (peer P) --+--> UDP relay  (registered, P heard on it)
+ *   WireGuard <--udp-- 127.0.0.1:N        <---+--> stream relay (TCP; list with failover)
+ *
+ * Paths in order of preference: UDP relay (once registered and the peer was
+ * heard through it in the last LS_RPROXY_UDP_CONFIRM_MS), the stream relay,
+ * the UDP relay unconfirmed. TURN servers are accepted and shown in the status
+ * but carry no data yet (lib/turnclient.h is blocking; see the report).
+ *
+ * Whether the peer is reachable through the UDP relay: every
+ * LS_RPROXY_HELLO_MS each side sends every relayed peer a small hello through
+ * the UDP relay (LS_RPROXY_HELLO_*: never a WireGuard message, whose first byte
+ * is 1..4) and answers a hello at once; any datagram from the peer through the
+ * UDP relay confirms it.
+ *
+ * Event loop: one epoll fd (ls_rproxy_fd) for poll/epoll: when it is readable
+ * call ls_rproxy_handle(); call ls_rproxy_tick() at least every
+ * LS_RPROXY_TICK_MS (connects, keepalives, registrations, failover). Nothing
+ * blocks. Functions return 0 or -errno.
+ */
+#ifndef LS_RELAYPROXY_H
+#define LS_RELAYPROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include <jansson.h>
+
+#include "lightscale/wire.h"
+
+enum {
+	LS_RPROXY_TICK_MS = 250,
+	LS_RPROXY_HELLO_MS = 5000,          /* UDP relay hello to each peer */
+	LS_RPROXY_UDP_CONFIRM_MS = 15000,   /* peer heard through the UDP relay this recently */
+	LS_RPROXY_CONNECT_TIMEOUT_MS = 5000, /* stream connect + hello */
+	LS_RPROXY_REGISTER_TIMEOUT_MS = 2500, /* UDP registration answer */
+	LS_RPROXY_BACKOFF_MIN_MS = 1000,    /* after a relay's first failure; doubles */
+	LS_RPROXY_BACKOFF_MAX_MS = 30000,
+	LS_RPROXY_PING_MAX_S = 10,          /* stream ping at least this often */
+	LS_RPROXY_MAX_RELAYS = 16,          /* per list; more are ignored */
+	LS_RPROXY_PROBE_MAX_ENDPOINTS = 8,  /* and the JSON at most LSR_MAX_PROBE bytes */
+	LS_RPROXY_ENDPOINT_LEN = 64,        /* "[v6]:port" and NUL */
+};
+
+/* The UDP relay hello: 8 bytes, magic then kind. */
+#define LS_RPROXY_HELLO_MAGIC "\xffLSP"
+enum { LS_RPROXY_HELLO_LEN = 8, LS_RPROXY_HELLO_REQ = 1, LS_RPROXY_HELLO_REPLY = 2 };
+
+enum ls_rproxy_path {
+	LS_RPROXY_PATH_NONE = 0,
+	LS_RPROXY_PATH_UDP,
+	LS_RPROXY_PATH_TURN,
+	LS_RPROXY_PATH_STREAM,
+	LS_RPROXY_PATH_MAX,
+};
+
+struct ls_rproxy_turn_server {
+	const char *url; /* turn:host:port */
+	const char *username;
+	const char *credential;
+};
+
+/* Lists in order of preference; addresses are numeric "ip:port" / "[ip6]:port"
+ * as the netmap validates them. The strings are copied. */
+struct ls_rproxy_relays {
+	const char *const *stream;
+	size_t n_stream;
+	const char *const *udp;
+	size_t n_udp;
+	const struct ls_rproxy_turn_server *turn;
+	size_t n_turn;
+};
+
+/* Probe payload (stream relay PROBE frames), JSON of at most LSR_MAX_PROBE bytes:
+ *   {"v":1,"ts":UNIX_MS,"reply":false,"endpoints":["198.51.100.7:41641","[2001:db8::1]:41641"]}
+ * "send me UDP now": the receiver sends to these endpoints at once (e.g. a
+ * WireGuard handshake or keepalive) and, when reply is false, answers with its
+ * own endpoints and reply true. Endpoints are numeric and checked. */
+struct ls_rproxy_probe {
+	uint64_t ts_ms;
+	bool reply;
+	size_t n_endpoints;
+	char endpoints[LS_RPROXY_PROBE_MAX_ENDPOINTS][LS_RPROXY_ENDPOINT_LEN];
+};
+
+/* Length of the JSON written to buf (NUL-terminated), -EINVAL (bad endpoint),
+ * -EMSGSIZE (longer than LSR_MAX_PROBE or size). */
+int ls_rproxy_probe_encode(const struct ls_rproxy_probe *p, char *buf, size_t size);
+/* 0 or -EBADMSG (not JSON, wrong types, bad endpoint, too many, too long). */
+int ls_rproxy_probe_decode(const uint8_t *buf, size_t len, struct ls_rproxy_probe *p);
+
+typedef void (*ls_rproxy_probe_cb)(void *ctx, const uint8_t from[LSR_KEY_LEN],
+				   const struct ls_rproxy_probe *probe);
+
+struct ls_rproxy_config {
+	uint8_t ed_sk[64];           /* the machine Ed25519 secret key (libsodium layout) */
+	uint8_t wg_pub[LSR_KEY_LEN]; /* this node's WireGuard public key */
+	uint16_t wg_port;            /* WireGuard's listen port on this host */
+	uint32_t fwmark;             /* SO_MARK on relay sockets; 0: none */
+	struct ls_rproxy_relays relays;
+	ls_rproxy_probe_cb on_probe; /* may be NULL */
+	void *cb_ctx;
+};
+
+struct ls_rproxy;
+
+/* The secret key is copied (and wiped on free). NULL with errno on failure. */
+struct ls_rproxy *ls_rproxy_new(const struct ls_rproxy_config *cfg);
+void ls_rproxy_free(struct ls_rproxy *rp);
+
+/* Replaces the relay lists. A relay whose address stays keeps its connection,
+ * registration and backoff; one that is gone is closed. */
+int ls_rproxy_set_relays(struct ls_rproxy *rp, const struct ls_rproxy_relays *r);
+/* The WireGuard listen port changed. */
+void ls_rproxy_set_wg_port(struct ls_rproxy *rp, uint16_t port);
+
+/* Creates (or finds) the peer's loopback socket; *endpoint is 127.0.0.1:N, the
+ * endpoint to give WireGuard for this peer. */
+int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], struct sockaddr_in *endpoint);
+/* 0 or -ENOENT. */
+int ls_rproxy_peer_remove(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN]);
+/* The path packets to this peer take now. */
+enum ls_rproxy_path ls_rproxy_peer_path(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN]);
+
+/* Sends a probe to a peer through the stream relay (needs no ls_rproxy_peer_add).
+ * 0, -ENOTCONN (no stream relay up), -EAGAIN (its queue is full), -EINVAL/-EMSGSIZE. */
+int ls_rproxy_send_probe(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], const struct ls_rproxy_probe *p);
+
+/* Event loop. */
+int ls_rproxy_fd(const struct ls_rproxy *rp); /* poll for POLLIN */
+/* Handles whatever is ready (never blocks). */
+int ls_rproxy_handle(struct ls_rproxy *rp);
+/* Timers: call at least every LS_RPROXY_TICK_MS; now_ms from ls_now_ms(). */
+void ls_rproxy_tick(struct ls_rproxy *rp, uint64_t now_ms);
+
+/* {"stream": {...}, "udp": {...}, "turn": [...], "peers": [...], "counters": {...}};
+ * a new reference. */
+json_t *ls_rproxy_status(const struct ls_rproxy *rp);
+
+/* ---- pure pieces (unit tests) */
+
+const char *ls_rproxy_path_str(enum ls_rproxy_path p);
+/* Which path a packet to a peer takes. */
+enum ls_rproxy_path ls_rproxy_choose_path(bool udp_registered, bool udp_confirmed, bool turn_ready,
+					  bool stream_up);
+/* Wait before retrying a relay after `failures` consecutive failures (>= 1);
+ * jitter (any number) adds up to a quarter more. */
+uint64_t ls_rproxy_backoff_ms(unsigned failures, uint32_t jitter);
+/* Next relay to try: the first (lowest index) whose retry time has come, or -1.
+ * retry_at[i] is 0 for a relay never tried. */
+int ls_rproxy_pick_relay(const uint64_t *retry_at, size_t n, uint64_t now_ms);
+/* Numeric "ip:port" / "[ip6]:port" to a socket address. 0 or -EINVAL. */
+int ls_rproxy_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+#endif

@@ -1,0 +1,20 @@
+# userspace/rproxy.mk: the relay fallback data path (userspace/relayproxy.c, compiled into
+# libuserspace.a by userspace/build.mk) and its test driver, built standalone from
+# liblightscale.a so the labs run even while the rest of userspace/ is mid-edit.
+#
+#   $(BUILD)/tests/ls-rproxy-driver  one node's relay proxy with relays from the command line
+RPROXY_DRIVER := $(BUILD)/tests/ls-rproxy-driver
+RPROXY_DRIVER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/rproxy/*.c)) \
+	$(BUILD)/obj/userspace/relayproxy.o
+
+$(RPROXY_DRIVER): $(RPROXY_DRIVER_OBJS) $(LIBLS)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -o $@
+
+# The unit test of the pure pieces links the module's object alone (not all of
+# libuserspace.a), so it builds whatever state the agent is in.
+$(BUILD)/tests/unit/test_userspace_rproxy: $(BUILD)/obj/userspace/relayproxy.o
+
+CHECK_LABS += tests/lab/rproxy-fallback.sh
+build-all: $(RPROXY_DRIVER) $(BUILD)/lightscale-relay $(BUILD)/lightscale-wg
