@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -230,7 +231,7 @@ static void uapi_get(struct lsw_device *d, struct lsw_buf *out)
 
 static void uapi_stats(struct lsw_device *d, struct lsw_buf *out)
 {
-	lsw_buf_appendf(out, "peers=%u\nallowed_ips=%lu\n", d->npeers, d->aip.count);
+	lsw_buf_appendf(out, "pid=%d\npeers=%u\nallowed_ips=%lu\n", (int)getpid(), d->npeers, d->aip.count);
 #define X(n) lsw_buf_appendf(out, #n "=%" PRIu64 "\n", __atomic_load_n(&d->stats.n, __ATOMIC_RELAXED));
 	LSW_STATS(X)
 #undef X
