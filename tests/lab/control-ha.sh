@@ -77,6 +77,27 @@ check_eq "... and the delta has C's new endpoint" "true" \
 	"$(jq --argjson c "$C_ID" '[.peers[] | select(.id == $c) | .endpoints | index("203.0.113.5:5555") != null] | any' "$T/lp2")"
 check "server 1 logged the lost LISTEN connection" grep -q "LISTEN connection was lost" "$T/s1/serve.log"
 
+# concurrent registrations of one hostname through both servers: unique names and addresses
+TOKC=$(C1 token create --network home --uses 20 --json | jq -r .token)
+racers=()
+for i in $(seq 12); do
+	N keygen "$T/r$i"
+	u=$U1
+	[ $((i % 2)) = 0 ] && u=$U2
+	N register -s "$u" -k "$T/r$i" -t "$TOKC" -H racer >"$T/r$i.json" &
+	racers+=($!)
+done
+wait "${racers[@]}"
+names=$(cat "$T"/r*.json | jq -r .node.name | sort -u | wc -l)
+addrs=$(cat "$T"/r*.json | jq -r '.node.addresses[]' | sort -u | wc -l)
+check_eq "12 concurrent registrations via two servers: 12 distinct DNS labels" "12" "$names"
+check_eq "... and 24 distinct addresses" "24" "$addrs"
+check_eq "... named racer, racer-2 .. racer-12" "racer $(seq -f 'racer-%g' 2 12 | tr '\n' ' ' | sed 's/ $//')" \
+	"$(cat "$T"/r*.json | jq -r .node.name | sort -V | tr '\n' ' ' | sed 's/ $//')"
+check_eq "the token counted 12 uses" "12" \
+	"$(C2 token list --network home --json | jq --arg t "$(C1 token list --network home --json | jq -r '.tokens[] | select(.max_uses == 20) | .id')" '.tokens[] | select(.id == $t) | .uses')"
+for i in $(seq 12); do C1 node delete "$(jq .node.id "$T/r$i.json")" >/dev/null; done
+
 # the replay window lives in the database: a request replayed on the other server is refused
 res=$(N raw -s "$U1" -k "$T/a" --replay-to "$U2" GET /v1/netmap)
 check_eq "replayed on the other server: 401 replayed_request" "200 401" \
