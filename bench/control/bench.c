@@ -578,6 +578,18 @@ int main(int argc, char **argv)
 		close(ws[i].fd);
 		free(ws[i].buf);
 	}
+	for (i = 0; i < 2; i++) {
+		free(nets[i].sk);
+		free(per[i]);
+		free(build[i]);
+	}
+	free(ws);
+	free(p50s);
+	free(p99s);
+	free(bytes_per);
+	free(key);
+	close(ep);
+	ls_ctl_free(&ctl);
 	PQfinish(db);
 	return 0;
 }
