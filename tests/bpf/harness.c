@@ -240,6 +240,8 @@ bool pk_csum_ok(const uint8_t *buf, size_t len)
 
 struct lsbpf *h_open(void)
 {
+	/* line-buffered, so the library's error lines on stderr never split a TAP line */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	struct lsbpf_opts o = { .no_pin = true, .force_l2 = true, .overlay_l2 = 14, .lan_l2 = 14,
 				.underlay_l2 = 14 };
 	struct lsbpf *b;
