@@ -42,6 +42,7 @@ struct rp_peer {
 	uint16_t port;
 	uint64_t udp_heard_ms;  /* last datagram from this peer through the UDP relay */
 	uint64_t hello_sent_ms;
+	uint64_t hello_pending_ms; /* first hello request not answered yet; 0: none */
 	struct rp_counter tx[LS_RPROXY_PATH_MAX], rx[LS_RPROXY_PATH_MAX];
 	uint64_t dropped;
 };
@@ -355,9 +356,12 @@ static bool udp_up(const struct ls_rproxy *rp)
 	return rp->udp_state == RP_UP;
 }
 
+/* Heard recently, and no hello request unanswered for long. */
 static bool peer_udp_confirmed(const struct ls_rproxy *rp, const struct rp_peer *p)
 {
-	return p->udp_heard_ms && rp->now - p->udp_heard_ms < LS_RPROXY_UDP_CONFIRM_MS;
+	if (!p->udp_heard_ms || rp->now - p->udp_heard_ms >= LS_RPROXY_UDP_CONFIRM_MS)
+		return false;
+	return !p->hello_pending_ms || rp->now - p->hello_pending_ms < LS_RPROXY_HELLO_TIMEOUT_MS;
 }
 
 static enum ls_rproxy_path peer_path(const struct ls_rproxy *rp, const struct rp_peer *p)
@@ -451,6 +455,8 @@ static void send_hello(struct ls_rproxy *rp, struct rp_peer *p, uint8_t kind)
 	if (ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, h, sizeof(h)) == 0)
 		rp->c.hellos_sent++;
 	p->hello_sent_ms = rp->now;
+	if (kind == LS_RPROXY_HELLO_REQ && !p->hello_pending_ms)
+		p->hello_pending_ms = rp->now;
 }
 
 static void udp_registered(struct ls_rproxy *rp, const struct ls_relay_udp_msg *m)
@@ -509,6 +515,7 @@ static void udp_input(struct ls_rproxy *rp, const uint8_t *buf, size_t n)
 		return;
 	}
 	p->udp_heard_ms = rp->now;
+	p->hello_pending_ms = 0;
 	if (m.payload_len == LS_RPROXY_HELLO_LEN && !memcmp(m.payload, LS_RPROXY_HELLO_MAGIC, 4)) {
 		rp->c.hellos_received++;
 		if (m.payload[4] == LS_RPROXY_HELLO_REQ)
@@ -779,8 +786,9 @@ static void peer_send(struct ls_rproxy *rp, struct rp_peer *p, const uint8_t *bu
 		struct rp_relay *r = &rp->udp[rp->udp_cur];
 
 		err = ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, buf, n);
-		/* Not heard through the UDP relay yet: ask now rather than at the next hello. */
-		if (!peer_udp_confirmed(rp, p) && rp->now - p->hello_sent_ms >= 1000)
+		/* While traffic flows, ask every second whether the peer still hears us:
+		 * a lost UDP relay path falls back to the stream within about 2.5 s. */
+		if (rp->now - p->hello_sent_ms >= LS_RPROXY_HELLO_ACTIVE_MS)
 			send_hello(rp, p, LS_RPROXY_HELLO_REQ);
 		break;
 	}

@@ -16,10 +16,12 @@
  * but carry no data yet (lib/turnclient.h is blocking; see the report).
  *
  * Whether the peer is reachable through the UDP relay: every
- * LS_RPROXY_HELLO_MS each side sends every relayed peer a small hello through
- * the UDP relay (LS_RPROXY_HELLO_*: never a WireGuard message, whose first byte
- * is 1..4) and answers a hello at once; any datagram from the peer through the
- * UDP relay confirms it.
+ * LS_RPROXY_HELLO_MS (every LS_RPROXY_HELLO_ACTIVE_MS while packets go to it)
+ * each side sends every relayed peer a small hello through the UDP relay
+ * (LS_RPROXY_HELLO_*: never a WireGuard message, whose first byte is 1..4) and
+ * answers a hello at once. The peer is confirmed while it was heard (any
+ * datagram) in the last LS_RPROXY_UDP_CONFIRM_MS and no hello request has gone
+ * unanswered for LS_RPROXY_HELLO_TIMEOUT_MS.
  *
  * Event loop: one epoll fd (ls_rproxy_fd) for poll/epoll: when it is readable
  * call ls_rproxy_handle(); call ls_rproxy_tick() at least every
@@ -40,8 +42,10 @@
 
 enum {
 	LS_RPROXY_TICK_MS = 250,
-	LS_RPROXY_HELLO_MS = 5000,          /* UDP relay hello to each peer */
-	LS_RPROXY_UDP_CONFIRM_MS = 15000,   /* peer heard through the UDP relay this recently */
+	LS_RPROXY_HELLO_MS = 2000,          /* UDP relay hello to each peer */
+	LS_RPROXY_HELLO_ACTIVE_MS = 1000,   /* ... and this often while sending to it */
+	LS_RPROXY_HELLO_TIMEOUT_MS = 1500,  /* a hello unanswered this long: not confirmed */
+	LS_RPROXY_UDP_CONFIRM_MS = 6000,    /* peer heard through the UDP relay this recently */
 	LS_RPROXY_CONNECT_TIMEOUT_MS = 5000, /* stream connect + hello */
 	LS_RPROXY_REGISTER_TIMEOUT_MS = 2500, /* UDP registration answer */
 	LS_RPROXY_BACKOFF_MIN_MS = 1000,    /* after a relay's first failure; doubles */
