@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -132,6 +133,20 @@ int ls_ctl_set_ca_file(struct ls_ctl *c, const char *path)
 	return set_str(&c->ca_file, path);
 }
 
+void ls_ctl_set_fwmark(struct ls_ctl *c, uint32_t mark)
+{
+	c->fwmark = mark;
+}
+
+static int sockopt_cb(void *opaque, curl_socket_t fd, curlsocktype purpose)
+{
+	const struct ls_ctl *c = opaque;
+
+	if (c->fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &c->fwmark, sizeof(c->fwmark)) < 0)
+		return CURL_SOCKOPT_ERROR;
+	return CURL_SOCKOPT_OK;
+}
+
 void ls_ctl_response_free(struct ls_ctl_response *r)
 {
 	if (!r)
@@ -232,6 +247,10 @@ static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, c
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "lightscale/1");
+	if (c->fwmark) {
+		curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+		curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
+	}
 	if (!strncmp(base, "https://", 8)) {
 		if (c->pinned_keys)
 			curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pinned_keys);

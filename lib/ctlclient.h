@@ -67,6 +67,7 @@ struct ls_ctl {
 	char *ca_file;               /* CURLOPT_CAINFO, or NULL */
 	long connect_timeout_ms;     /* default LS_CTL_CONNECT_TIMEOUT_MS */
 	void *curl;                  /* CURL * kept for connection reuse */
+	uint32_t fwmark;             /* SO_MARK on every socket (0: none), see ls_ctl_set_fwmark */
 };
 
 struct ls_ctl_error {
@@ -93,6 +94,9 @@ int ls_ctl_set_admin_key(struct ls_ctl *c, const char *key);
 /* NULL clears. Applied as CURLOPT_PINNEDPUBLICKEY to https:// URLs. */
 int ls_ctl_set_pinned_keys(struct ls_ctl *c, const char *pins);
 int ls_ctl_set_ca_file(struct ls_ctl *c, const char *path);
+/* Marks every control socket with SO_MARK (needs CAP_NET_ADMIN), so policy routing can
+ * keep control traffic out of the tunnel (an exit node's default route). 0 clears. */
+void ls_ctl_set_fwmark(struct ls_ctl *c, uint32_t mark);
 
 void ls_ctl_response_free(struct ls_ctl_response *r);
 

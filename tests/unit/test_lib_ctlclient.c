@@ -196,6 +196,37 @@ static void test_signed_request_headers(void **state)
 	ls_ctl_free(&c);
 }
 
+/* with a fwmark the request still goes through (root has CAP_NET_ADMIN; otherwise the
+ * socket option fails and so does the request, which is what a caller must see) */
+static void test_fwmark(void **state)
+{
+	struct canned srv;
+	struct ls_ctl c;
+	struct ls_ctl_response r;
+	struct ls_ctl_error e;
+	char url[64];
+	pthread_t t;
+	int ret;
+
+	canned_start(&srv, &t, "200 OK", "{\"ok\":true}");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+	assert_int_equal(ls_ctl_init(&c, url), 0);
+	ls_ctl_set_fwmark(&c, 0x4c530001);
+	ret = ls_ctl_health(&c, &r, &e);
+	if (geteuid() == 0) {
+		assert_int_equal(ret, 0);
+		assert_true(json_is_true(json_object_get(r.json, "ok")));
+		pthread_join(t, NULL);
+	} else {
+		assert_int_not_equal(ret, 0);
+		pthread_cancel(t);
+		pthread_join(t, NULL);
+	}
+	close(srv.fd);
+	ls_ctl_response_free(&r);
+	ls_ctl_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_failover_and_error_object),
 		cmocka_unit_test(test_all_urls_down),
 		cmocka_unit_test(test_signed_request_headers),
+		cmocka_unit_test(test_fwmark),
 	};
 	ls_crypto_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
