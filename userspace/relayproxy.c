@@ -572,10 +572,12 @@ static void udp_tick(struct ls_rproxy *rp)
 	}
 	if (rp->now >= rp->udp_refresh_at && rp->now >= rp->udp_resend_at)
 		udp_send_register(rp);
+	/* Peers on the UDP relay are asked more often, so both sides notice a lost path soon. */
 	for (size_t i = 0; i < rp->n_peers; i++) {
 		struct rp_peer *p = rp->peers[i];
+		uint64_t every = peer_udp_confirmed(rp, p) ? LS_RPROXY_HELLO_ACTIVE_MS : LS_RPROXY_HELLO_MS;
 
-		if (rp->now - p->hello_sent_ms >= LS_RPROXY_HELLO_MS)
+		if (rp->now - p->hello_sent_ms >= every)
 			send_hello(rp, p, LS_RPROXY_HELLO_REQ);
 	}
 }

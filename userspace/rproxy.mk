@@ -12,9 +12,7 @@ $(RPROXY_DRIVER): $(RPROXY_DRIVER_OBJS) $(LIBLS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -o $@
 
-# The unit test of the pure pieces links the module's object alone (not all of
-# libuserspace.a), so it builds whatever state the agent is in.
-$(BUILD)/tests/unit/test_userspace_rproxy: $(BUILD)/obj/userspace/relayproxy.o
+# tests/unit/test_userspace_rproxy.c links libuserspace.a (tests/build.mk's rule).
 
 CHECK_LABS += tests/lab/rproxy-fallback.sh
 build-all: $(RPROXY_DRIVER) $(BUILD)/lightscale-relay $(BUILD)/lightscale-wg
