@@ -33,12 +33,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (!nm->full) {
 		char *before = ls_netmap_dump(base), *after;
+		struct ls_nm_diff diff;
 
-		if (ls_netmap_apply_delta(base, nm, err, sizeof(err))) {
+		if (ls_netmap_apply_delta_diff(base, nm, &diff, err, sizeof(err))) {
 			after = ls_netmap_dump(base);
 			if (strcmp(before, after))
 				abort();
 			free(after);
+		} else {
+			/* what the diff says is what the map now holds */
+			for (size_t i = 0; i < diff.n_added; i++)
+				if (ls_netmap_find_peer(base, diff.added[i]->id) != diff.added[i])
+					abort();
+			for (size_t i = 0; i < diff.n_removed; i++)
+				if (ls_netmap_find_peer(base, diff.removed[i]->id))
+					abort();
+			for (size_t i = 0; i < diff.n_changed; i++)
+				if (ls_netmap_find_peer(base, diff.changed[i].new->id) != diff.changed[i].new ||
+				    !diff.changed[i].what)
+					abort();
+			ls_nm_diff_free(&diff);
 		}
 		free(before);
 	}
