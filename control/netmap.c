@@ -153,6 +153,7 @@ static int node_put(struct lsc_net *n, struct lsc_node_rec *nr)
 	size_t at;
 
 	if (p >= 0) {
+		nr->waiter = n->nodes[p]->waiter;
 		node_free(n->nodes[p]);
 		n->nodes[p] = nr;
 		return 0;
@@ -680,6 +681,13 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 		render_dns(s, n);
 	n->liveness_ms = ls_now_ms();
 	log_trim(n, s->cfg.delta_versions);
+	if (full) /* the node records are new: point them at their waiters again */
+		for (struct lsc_req *w = n->waiters; w; w = w->wnext) {
+			struct lsc_node_rec *nr = node_get(n, w->node_id);
+
+			if (nr)
+				nr->waiter = w;
+		}
 	pr_debug("network %s: snapshot at version %" PRId64 " (%s, %zu nodes)", n->name,
 		 n->version, full ? "full" : "incremental", n->n_nodes);
 	return 0;
@@ -855,12 +863,25 @@ void lsc_netmap_request(struct lsc_server *s, struct lsc_req *r, struct lsc_net 
 			int64_t node_id, int64_t since, int wait_s)
 {
 	if (since > 0 && since == n->version) {
+		struct lsc_node_rec *self = node_get(n, node_id);
+
 		if (wait_s <= 0) {
 			reply_unchanged(r, n->version);
 			return;
 		}
 		if (wait_s > s->cfg.max_wait)
 			wait_s = s->cfg.max_wait;
+		/* one long-poll per node: a new one answers the old (a restarted agent's
+		 * connection would otherwise stay suspended until its deadline) */
+		if (self && self->waiter) {
+			struct lsc_req *old = self->waiter;
+
+			lsc_waiter_remove(old);
+			reply_unchanged(old, old->since);
+			lsc_resume(old);
+		}
+		if (self)
+			self->waiter = r;
 		r->net = n;
 		r->node_id = node_id;
 		r->since = since;
@@ -882,8 +903,13 @@ void lsc_waiter_remove(struct lsc_req *r)
 {
 	struct lsc_net *n = r->net;
 
+	struct lsc_node_rec *nr;
+
 	if (!r->waiting || !n)
 		return;
+	nr = node_get(n, r->node_id);
+	if (nr && nr->waiter == r)
+		nr->waiter = NULL;
 	if (r->wprev)
 		r->wprev->wnext = r->wnext;
 	else

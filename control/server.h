@@ -24,6 +24,7 @@ struct lsc_node_rec {
 	char *peer_json;
 	size_t peer_len;
 	uint64_t mark;
+	struct lsc_req *waiter; /* this node's long-poll, if any (one per node) */
 };
 
 struct lsc_change {

@@ -235,6 +235,19 @@ dt=$(($(lsc_ms) - t0))
 check_eq "wait=1 with no change: unchanged after about 1 s" "true yes" \
 	"$(echo "$res" | jq .unchanged) $([ $dt -ge 900 ] && [ $dt -lt 2500 ] && echo yes || echo "no ($dt ms)")"
 
+# one long-poll per node: a second one answers the first at once (a restarted agent)
+N netmap -s "$U" -k "$T/b" --since "$V2" --wait 20 >"$T/first.out" &
+lp=$!
+sleep 0.5
+t0=$(lsc_ms)
+N netmap -s "$U" -k "$T/b" --since "$V2" --wait 1 >/dev/null &
+lp2=$!
+wait $lp
+dt=$(($(lsc_ms) - t0))
+wait $lp2
+check_eq "a node's second long-poll answers its first: unchanged" "true" "$(jq .unchanged "$T/first.out")"
+[ "$dt" -lt 900 ] && ok "... at once (${dt} ms)" || fail "the first long-poll answered at once" "took $dt ms"
+
 # ---- admin node commands, delete -> peers_removed
 check "node list text" grep -q "laptop-2.home.ls.internal" <<<"$(C node list --network home)"
 check_eq "node list --json has 3 nodes" "3" "$(C node list --network home --json | jq '.nodes | length')"
