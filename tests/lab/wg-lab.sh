@@ -234,6 +234,19 @@ check "ping a -> b over an IPv6 underlay" A ping -c 3 -i 0.3 -W 2 10.77.0.2
 check_eq "b sees our IPv6 endpoint" "[fd99::1]:51820" "$(endpoint_of $ns_b $if_b)"
 check_eq "wg show prints the IPv6 endpoint we use" "[fd99::2]:51822" "$(endpoint_of $ns_a $if_a)"
 
+# 9b2. Sticky source: b reaches us at a second address of ours; we answer
+# from that address (as kernel WireGuard does), so b's endpoint stays there
+# instead of roaming to our primary address.
+ip -n $ns_a addr add 192.168.241.21/24 dev $va
+B wg set $if_b peer "$pa" endpoint 192.168.241.21:51820
+check "ping b -> a at our second address" B ping -c 3 -i 0.3 -W 2 10.77.0.1
+check_eq "we answer from the address b used" "192.168.241.21:51820" "$(endpoint_of $ns_b $if_b)"
+check_eq "we learned b's IPv4 endpoint again" "$ub:51822" "$(endpoint_of $ns_a $if_a)"
+# That address goes away: we fall back to another source, b follows.
+ip -n $ns_a addr del 192.168.241.21/24 dev $va
+check "ping a -> b after our second address is gone" A ping -c 3 -i 0.3 -W 2 10.77.0.2
+check_eq "b follows us back to our primary address" "$ua:51820" "$(endpoint_of $ns_b $if_b)"
+
 # 9c. Reconfiguration under load: peers removed and added again, and our
 # listen port changed, while iperf3 runs; the engine survives and traffic
 # resumes.
@@ -243,7 +256,7 @@ A timeout 15 iperf3 -c 10.77.0.2 -t 4 >/dev/null 2>&1 & iperfpid=$!
 for i in $(seq 8); do
 	sleep 0.3
 	A wg set $if_a peer "$pb" remove
-	A wg set $if_a listen-port $((51850 + i % 2)) peer "$pb" allowed-ips 10.77.0.2/32,fd77::2/128 endpoint "[fd99::2]:51822"
+	A wg set $if_a listen-port $((51850 + i % 2)) peer "$pb" allowed-ips 10.77.0.2/32,fd77::2/128 endpoint "$ub:51822"
 done
 A wg set $if_a listen-port 51820
 wait $iperfpid

@@ -623,7 +623,8 @@ void lsw_dev_tx(struct lsw_device *d, struct lsw_pkt *pkts, int n)
 
 static void roam(struct lsw_peer *p, const struct lsw_endpoint *src)
 {
-	if (p->endpoint.len != src->len || memcmp(&p->endpoint, src, src->len))
+	if (p->endpoint.len != src->len || memcmp(&p->endpoint, src, src->len) ||
+	    p->endpoint.has_local != src->has_local || memcmp(&p->endpoint.local, &src->local, sizeof(src->local)))
 		p->endpoint = *src;
 }
 

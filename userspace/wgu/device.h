@@ -41,6 +41,11 @@ struct lsw_endpoint {
 		struct sockaddr_in6 in6;
 	};
 	socklen_t len; /* 0: no endpoint */
+	/* Our local address the peer last reached us at (IPv4 as v4-mapped):
+	 * replies leave from it, as kernel WireGuard's do ("sticky" source). */
+	bool has_local;
+	struct in6_addr local;
+	uint32_t local_ifindex; /* only for IPv6 link-local */
 };
 
 /* Timer and limit values; the defaults are the whitepaper's (section 6.1).

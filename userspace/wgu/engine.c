@@ -59,6 +59,11 @@ static int udp_open(struct lsw_engine *e, uint16_t *port, uint32_t mark, int *fa
 	/* The receive thread wakes twice a second to notice a rebound socket. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	e->udp_gro = setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+	/* Learn which local address each datagram reached (sticky source). */
+	if (fam == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+	else
+		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 	if (fam == AF_INET6) {
 		a6.sin6_port = htons(*port);
 		if (bind(fd, (struct sockaddr *)&a6, sizeof(a6)) < 0)
@@ -136,6 +141,71 @@ static void to_sockaddr(const struct lsw_engine *e, const struct lsw_endpoint *e
 	}
 }
 
+/* Control messages for a send: the source address (sticky) and the GSO size. */
+union send_cmsg {
+	char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
+	struct cmsghdr align;
+};
+
+static void build_cmsg(const struct lsw_engine *e, const struct lsw_endpoint *ep, bool with_src, uint16_t gso,
+		       struct msghdr *mh, union send_cmsg *cb)
+{
+	struct cmsghdr *cm;
+	size_t len = 0;
+
+	memset(cb, 0, sizeof(*cb));
+	mh->msg_control = cb->buf;
+	mh->msg_controllen = sizeof(cb->buf);
+	cm = CMSG_FIRSTHDR(mh);
+	if (with_src && ep->has_local) {
+		if (__atomic_load_n(&e->udp_family, __ATOMIC_ACQUIRE) == AF_INET6) {
+			struct in6_pktinfo pi = { .ipi6_addr = ep->local, .ipi6_ifindex = ep->local_ifindex };
+
+			cm->cmsg_level = IPPROTO_IPV6;
+			cm->cmsg_type = IPV6_PKTINFO;
+			cm->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		} else {
+			struct in_pktinfo pi = { 0 };
+
+			memcpy(&pi.ipi_spec_dst, &ep->local.s6_addr[12], 4);
+			cm->cmsg_level = IPPROTO_IP;
+			cm->cmsg_type = IP_PKTINFO;
+			cm->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		}
+		len += CMSG_SPACE(cm->cmsg_len - CMSG_LEN(0));
+		cm = (struct cmsghdr *)(void *)(cb->buf + len);
+	}
+	if (gso) {
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		memcpy(CMSG_DATA(cm), &gso, sizeof(gso));
+		len += CMSG_SPACE(sizeof(uint16_t));
+	}
+	mh->msg_controllen = len;
+	if (!len)
+		mh->msg_control = NULL;
+}
+
+/* One sendmsg; when the remembered source address no longer works (it was
+ * removed, the route changed), once more without it. */
+static int send_one(struct lsw_engine *e, const struct lsw_endpoint *ep, struct msghdr *mh, uint16_t gso)
+{
+	union send_cmsg cb;
+
+	build_cmsg(e, ep, true, gso, mh, &cb);
+	if (sendmsg(e->udp_fd, mh, 0) >= 0)
+		return 0;
+	if (ep->has_local && errno != EAGAIN && errno != ENOBUFS && errno != EMSGSIZE && errno != EIO) {
+		build_cmsg(e, ep, false, gso, mh, &cb);
+		if (sendmsg(e->udp_fd, mh, 0) >= 0)
+			return 0;
+	}
+	return -errno;
+}
+
 static int udp_send(void *ctx, const struct lsw_endpoint *ep, const struct iovec *iov, int n, size_t gso)
 {
 	struct lsw_engine *e = ctx;
@@ -143,10 +213,7 @@ static int udp_send(void *ctx, const struct lsw_endpoint *ep, const struct iovec
 	const struct sockaddr *sa;
 	socklen_t salen;
 	struct msghdr mh = { 0 };
-	union {
-		char buf[CMSG_SPACE(sizeof(uint16_t))];
-		struct cmsghdr align;
-	} cbuf;
+	int ret;
 
 	if (__atomic_load_n(&e->udp_family, __ATOMIC_ACQUIRE) == AF_INET && ep->sa.sa_family == AF_INET6)
 		return -EAFNOSUPPORT;
@@ -154,53 +221,25 @@ static int udp_send(void *ctx, const struct lsw_endpoint *ep, const struct iovec
 	mh.msg_name = (void *)sa;
 	mh.msg_namelen = salen;
 	if (n > 1 && gso && __atomic_load_n(&e->udp_gso, __ATOMIC_RELAXED)) {
-		struct cmsghdr *cm;
-		uint16_t g = (uint16_t)gso;
-
 		mh.msg_iov = (struct iovec *)iov;
 		mh.msg_iovlen = (size_t)n;
-		memset(&cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf.buf;
-		mh.msg_controllen = sizeof(cbuf.buf);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_UDP;
-		cm->cmsg_type = UDP_SEGMENT;
-		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-		memcpy(CMSG_DATA(cm), &g, sizeof(g));
-		if (sendmsg(e->udp_fd, &mh, 0) >= 0)
+		ret = send_one(e, ep, &mh, (uint16_t)gso);
+		if (!ret)
 			return 0;
-		if (errno == EMSGSIZE || errno == ENOBUFS || errno == EAGAIN)
-			goto one_by_one;
-		if (errno != EIO && errno != EINVAL && errno != EOPNOTSUPP)
-			return -errno;
-		/* No GSO on this path: send one by one from now on. */
-		pr_warn("UDP GSO failed (%s); sending datagrams one by one", strerror(errno));
-		__atomic_store_n(&e->udp_gso, false, __ATOMIC_RELAXED);
+		if (ret != -EMSGSIZE && ret != -ENOBUFS && ret != -EAGAIN) {
+			if (ret != -EIO && ret != -EINVAL && ret != -EOPNOTSUPP)
+				return ret;
+			/* No GSO on this path: send one by one from now on. */
+			pr_warn("UDP GSO failed (%s); sending datagrams one by one", strerror(-ret));
+			__atomic_store_n(&e->udp_gso, false, __ATOMIC_RELAXED);
+		}
 	}
-one_by_one:
-	if (n == 1) {
-		mh.msg_control = NULL;
-		mh.msg_controllen = 0;
-		mh.msg_iov = (struct iovec *)iov;
+	for (int i = 0; i < n; i++) {
+		mh.msg_iov = (struct iovec *)&iov[i];
 		mh.msg_iovlen = 1;
-		return sendmsg(e->udp_fd, &mh, 0) >= 0 ? 0 : -errno;
-	}
-	struct mmsghdr mm[64];
-	int done = 0;
-
-	for (int i = 0; i < n && i < 64; i++) {
-		memset(&mm[i], 0, sizeof(mm[i]));
-		mm[i].msg_hdr.msg_name = (void *)sa;
-		mm[i].msg_hdr.msg_namelen = salen;
-		mm[i].msg_hdr.msg_iov = (struct iovec *)&iov[i];
-		mm[i].msg_hdr.msg_iovlen = 1;
-	}
-	while (done < n) {
-		int r = sendmmsg(e->udp_fd, mm + done, (unsigned int)(n - done), 0);
-
-		if (r < 0)
-			return -errno;
-		done += r;
+		ret = send_one(e, ep, &mh, 0);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -272,7 +311,7 @@ static void *rx_thread(void *arg)
 	struct iovec iov[RX_BATCH];
 	struct sockaddr_in6 from[RX_BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
 		struct cmsghdr align;
 	} ctl[RX_BATCH];
 	uint8_t *bufs = malloc((size_t)RX_BATCH * RX_BUF);
@@ -317,6 +356,7 @@ static void *rx_thread(void *arg)
 			size_t len = mm[i].msg_len, seg = len;
 			struct cmsghdr *cm;
 
+			memset(&src[i], 0, sizeof(src[i]));
 			for (cm = CMSG_FIRSTHDR(&mm[i].msg_hdr); cm; cm = CMSG_NXTHDR(&mm[i].msg_hdr, cm)) {
 				if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
 					int g;
@@ -324,9 +364,23 @@ static void *rx_thread(void *arg)
 					memcpy(&g, CMSG_DATA(cm), sizeof(g));
 					if (g > 0)
 						seg = (size_t)g;
+				} else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+					struct in6_pktinfo pi;
+
+					memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+					src[i].has_local = true;
+					src[i].local = pi.ipi6_addr;
+					if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr))
+						src[i].local_ifindex = (uint32_t)pi.ipi6_ifindex;
+				} else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+					struct in_pktinfo pi;
+
+					memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+					src[i].has_local = true;
+					src[i].local.s6_addr[10] = src[i].local.s6_addr[11] = 0xff;
+					memcpy(&src[i].local.s6_addr[12], &pi.ipi_addr, 4);
 				}
 			}
-			memset(&src[i], 0, sizeof(src[i]));
 			if (from[i].sin6_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&from[i].sin6_addr)) {
 				src[i].in4.sin_family = AF_INET;
 				src[i].in4.sin_port = from[i].sin6_port;
