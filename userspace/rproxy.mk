@@ -16,3 +16,12 @@ $(RPROXY_DRIVER): $(RPROXY_DRIVER_OBJS) $(LIBLS)
 
 CHECK_LABS += tests/lab/rproxy-fallback.sh
 build-all: $(RPROXY_DRIVER) $(BUILD)/lightscale-relay $(BUILD)/lightscale-wg
+
+# libFuzzer harness for the probe payload decoder and the address parser:
+#   $(BUILD)/fuzz/rproxy_probe_fuzz -max_total_time=60
+$(BUILD)/fuzz/rproxy_probe_fuzz: tests/rproxy/fuzz/rproxy_probe_fuzz.c userspace/relayproxy.c $(LIB_FUZZ_SRCS)
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE $^ $(ALL_LIBS) -o $@
+
+fuzz: $(BUILD)/fuzz/rproxy_probe_fuzz

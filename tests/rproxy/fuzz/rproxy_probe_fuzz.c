@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* libFuzzer harness: the relay proxy's probe payload decoder and address parser.
+ * A decoded probe must encode again and decode to the same thing. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "userspace/relayproxy.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ls_rproxy_probe p, q;
+	struct sockaddr_storage ss;
+	char buf[LSR_MAX_PROBE + 1], *s;
+	socklen_t len;
+	int n;
+
+	if (ls_rproxy_probe_decode(data, size, &p) == 0) {
+		n = ls_rproxy_probe_encode(&p, buf, sizeof(buf));
+		/* Re-encoding may be longer only by escaping; it must never be invalid. */
+		if (n == -EINVAL)
+			abort();
+		if (n > 0) {
+			if (ls_rproxy_probe_decode((const uint8_t *)buf, (size_t)n, &q))
+				abort();
+			if (q.ts_ms != p.ts_ms || q.reply != p.reply || q.n_endpoints != p.n_endpoints)
+				abort();
+			for (size_t i = 0; i < p.n_endpoints; i++)
+				if (strcmp(p.endpoints[i], q.endpoints[i]))
+					abort();
+		}
+	}
+	s = malloc(size + 1);
+	if (!s)
+		return 0;
+	memcpy(s, data, size);
+	s[size] = 0;
+	ls_rproxy_parse_addr(s, &ss, &len);
+	free(s);
+	return 0;
+}
