@@ -108,9 +108,9 @@ struct ls_config {
 	__u32 tcp_timeout;  /* host, seconds: idle established TCP (userspace GC; filter flows) */
 	__u32 udp_timeout;  /* host, seconds */
 	__u32 icmp_timeout; /* host, seconds */
-	__u32 xlate4_len;   /* host: when every IPv4 mapping has this one length (1..32), the
-			     * programs look it up in the ls_v2r4h/ls_r2v4h hashes (one lookup);
-			     * 0: mixed lengths, the LPM tries ls_v2r4/ls_r2v4 decide */
+	__u32 xlate4_len;   /* host: when every IPv4 mapping has this one length (1..32) and
+			     * there are many, the programs look it up in the ls_v2r4h/ls_r2v4h
+			     * hashes (one lookup); 0: the LPM tries ls_v2r4/ls_r2v4 decide */
 };
 
 /* ---- translate: LPM tries, virtual->real (v2r) and real->virtual (r2v) ---- */

@@ -6,6 +6,7 @@
  * Mapping: 10.201.1.0/24 = 192.168.1.0/24 and fd00:201:1::/64 = fd00:a8:1::/64.
  */
 #include <stdio.h>
+#include <bpf/bpf.h>
 #include <stdlib.h>
 
 #include "tests/bpf/harness.h"
@@ -148,7 +149,37 @@ int main(void)
 	};
 	fails += h_run(b, after, 1);
 
-	/* mixed lengths: the LPM tries decide (one length uses the hash fast path above) */
+	/* a large table of one length: the hash fast path */
+	struct lsbpf_state *sh = lsbpf_state_new();
+	char arg[64];
+	for (int i = 0; i < 300; i++) {
+		snprintf(arg, sizeof(arg), "10.%d.%d.0/24=172.%d.%d.0/24", 100 + i / 250, i % 250, 16 + i / 250, i % 250);
+		lsbpf_state_add_map_arg(sh, arg);
+	}
+	lsbpf_state_add_map_arg(sh, "10.201.1.0/24=192.168.1.0/24");
+	sh->flags = LS_CFG_XLATE_CLIENT;
+	fails += h_ok(lsbpf_apply(b, sh) == 0, "apply 301 mappings of one length");
+	struct ls_config cfg = {};
+	__u32 zero = 0;
+	bpf_map_lookup_elem(lsbpf_map_fd(b, "config"), &zero, &cfg);
+	fails += h_ok(cfg.xlate4_len == 24, "large one-length table: hash fast path (xlate4_len %u)", cfg.xlate4_len);
+	static const struct pk h1 = { 4, 6, "100.64.0.1", "192.168.1.5", 40000, 80 };
+	static const struct pk h2 = { 4, 17, "100.64.0.1", "172.17.44.9", 1, 2 };
+	static const struct pk h3 = { 4, 6, "10.101.44.9", "100.64.0.1", 1, 2 };
+	static const struct tcase hashed[] = {
+		{ "hash path: dst virtual->real", "ls_stage_xlate_dst", { 4, 6, "100.64.0.1", "10.201.1.5", 40000, 80 },
+		  VERDICT_NEXT, &h1, { { T, LS_R_XLATE, 1 } } },
+		{ "hash path: another /24", "ls_stage_xlate_dst", { 4, 17, "100.64.0.1", "10.101.44.9", 1, 2 },
+		  VERDICT_NEXT, &h2, { { T, LS_R_XLATE, 1 } } },
+		{ "hash path: src real->virtual", "ls_stage_xlate_src", { 4, 6, "172.17.44.9", "100.64.0.1", 1, 2 },
+		  VERDICT_NEXT, &h3, { { T, LS_R_XLATE, 1 } } },
+		{ "hash path: miss", "ls_stage_xlate_dst", { 4, 6, "100.64.0.1", "10.99.1.1", 1, 2 }, VERDICT_NEXT, NULL,
+		  { { T, LS_R_MISS, 1 } } },
+	};
+	fails += h_run(b, hashed, 4);
+	lsbpf_state_free(sh);
+
+	/* mixed lengths: the LPM tries decide */
 	struct lsbpf_state *s3 = lsbpf_state_new();
 	lsbpf_state_add_map_arg(s3, "10.201.1.0/24=192.168.1.0/24");
 	lsbpf_state_add_map_arg(s3, "10.0.0.0/16=172.16.0.0/16");
