@@ -27,6 +27,7 @@ LAB_NS=()
 LAB_PIDS=()
 LAB_NODES=()
 declare -A AGENT_PID
+declare -A NODE_NS # node (profile) -> namespace, when not the node's own (several profiles)
 
 lab_log() { printf '# %s\n' "$*"; }
 
@@ -61,7 +62,7 @@ lab_cleanup() {
 	for n in "${!AGENT_PID[@]}"; do wait "${AGENT_PID[$n]}" 2>/dev/null; done
 	for n in "${LAB_NODES[@]}"; do
 		[ -n "$n" ] || continue
-		nsx "$n" "$LS" wg-down --profile "$(profile_of "$n")" --state-dir "$LAB_DIR/$n" >/dev/null 2>&1
+		nsx "${NODE_NS[$n]:-$n}" "$LS" wg-down --profile "$(profile_of "$n")" --state-dir "$LAB_DIR/$n" >/dev/null 2>&1
 	done
 	for ((i = ${#LAB_PIDS[@]} - 1; i >= 0; i--)); do
 		kill "${LAB_PIDS[i]}" 2>/dev/null
