@@ -97,12 +97,19 @@ check_eq "netmap: version matches status" "$(jq -r .netmap_version <<<"$st")" "$
 fetched=$(lsx n1 netmap --fetch --json)
 check_eq "netmap --fetch: same peers as the agent's" "$(jq -c '[.peers[].id]' <<<"$nm")" "$(jq -c '[.peers[].id]' <<<"$fetched")"
 
-# a long-poll from the CLI: nothing changes for 2 s, then a change answers at once
+# a long-poll from the CLI: with nothing changing, the request is held (the server may
+# wake a poll early on unrelated activity and answer "unchanged"; a client polls again)
 v=$(jq .version <<<"$fetched")
-t0=$(date +%s%N)
-check_eq "netmap --wait 2: unchanged" true "$(lsx n1 netmap --since "$v" --wait 2 --json | jq .unchanged)"
-t1=$(date +%s%N)
-(((t1 - t0) / 1000000 >= 1500)) && ok "netmap --wait held the request ($(((t1 - t0) / 1000000)) ms)" || fail "long-poll held" "$(((t1 - t0) / 1000000)) ms"
+held=0
+for _ in 1 2 3; do
+	t0=$(date +%s%N)
+	u=$(lsx n1 netmap --since "$v" --wait 2 --json | jq .unchanged)
+	t1=$(date +%s%N)
+	[ "$u" = true ] || break
+	(((t1 - t0) / 1000000 >= 1500)) && { held=$(((t1 - t0) / 1000000)); break; }
+done
+check_eq "netmap --since V --wait 2: unchanged" true "$u"
+((held > 0)) && ok "netmap --wait held the request ($held ms)" || fail "long-poll held" "three polls answered early"
 
 # relay list --json
 rl=$(lsx n1 relay list --json)
