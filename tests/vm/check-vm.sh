@@ -195,6 +195,13 @@ run_kernel() {
 	# -- XDP + TC rewrites under TCP through virtio_net (full checksums), pinned maps
 	scenario_xdp_tcp "$k" "$a" "$b"
 
+	# -- the project's SNAT with XDP de-SNAT on the virtio LAN NIC
+	if [ -x "$VM_BUILD/lightscale-bpf" ]; then
+		scenario_snat_xdp "$k" "$a" "$b"
+	else
+		echo "# ${p}snat/xdp not run: no $VM_BUILD/lightscale-bpf"
+	fi
+
 	# -- the same, driven by the agent: control plane in the host namespace, one
 	#    `lightscale agent --engine kernel` per guest
 	#    (after the hand-made wg0/wg1 are gone: the agent takes port 51820)
@@ -321,6 +328,54 @@ scenario_agent() {
 	for g in "$a" "$b"; do
 		vm_exec "$g" "kill \$(cat /tmp/agent.pid); $(lsg wg-down) >/dev/null 2>&1; true" >/dev/null
 	done
+}
+
+# The project's SNAT router with XDP on a virtio LAN NIC (full checksums, unlike veth):
+#   b (client) --wg0--> a (router: SNAT to 10.77.0.11 on eth0) --> 10.77.0.1:8081 (host)
+# Replies enter a's eth0, where ls_xdp_lan_in undoes the SNAT before a forwards them into
+# wg0. WireGuard marks decrypted packets CHECKSUM_UNNECESSARY, so b's stack would not notice
+# a bad TCP checksum: tcpdump -vv in b checks every one.
+scenario_snat_xdp() {
+	local k=$1 a=$2 b=$3 p="$1: snat/xdp: " ka pin=/sys/fs/bpf/lsvsnat out n
+	local LSB=$VM_BUILD/lightscale-bpf
+	ka=$(key "$a")
+	vm_check "${p}client b routes 10.77.0.1 through router a" "$b" "
+		wg set wg0 peer $ka allowed-ips 10.78.0.11/32,10.77.0.1/32 &&
+		ip route add 10.77.0.1/32 dev wg0"
+	vm_check "${p}no path back from 10.77.0.1 to b before SNAT" "$b" "
+		! curl -sS --max-time 5 -o /dev/null http://10.77.0.1:8081/blob"
+	vm_check "${p}lightscale-bpf: LAN attach in XDP mode, SNAT stage (overlay wg0 -> 10.77.0.11)" "$a" "
+		sysctl -qw net.ipv4.ip_forward=1 kernel.bpf_stats_enabled=1 &&
+		$LSB --pin-dir $pin attach eth0 lan --mode xdp &&
+		$LSB --pin-dir $pin set --stages snat --iface wg0:1:overlay,snat-from \
+			--snat4 10.77.0.11 --ports 61000-61999 &&
+		ip link show dev eth0 | head -n1 | grep -qw xdp &&
+		bpftool net show dev eth0 | grep -q 'driver id'"
+	vm_check "${p}768 KiB download through SNAT + XDP de-SNAT arrives intact" "$b" "
+		{ timeout 120 tcpdump -l -i wg0 -n -vv 'tcp and src host 10.77.0.1' >/tmp/td.txt 2>/dev/null &
+		  echo \$! >/tmp/td.pid; }
+		sleep 1
+		curl -sSf --max-time 120 -o /tmp/snat-blob http://10.77.0.1:8081/blob &&
+		test \"\$(sha256sum /tmp/snat-blob | cut -d' ' -f1)\" = $WWW_SUM"
+	out=$(vm_exec "$b" "sleep 1; kill \$(cat /tmp/td.pid); sleep 0.5
+		echo \$(grep -c 'cksum 0x[0-9a-f]* (correct)' /tmp/td.txt) \$(grep -c 'incorrect' /tmp/td.txt)")
+	read -r n bad <<<"$out"
+	if [ "${n:-0}" -gt 300 ] && [ "${bad:-1}" = 0 ]; then
+		ok "${p}every TCP checksum after the XDP rewrite is correct ($n packets, tcpdump -vv in b)"
+	else
+		fail "${p}every TCP checksum after the XDP rewrite is correct" "correct: ${n:-?}, incorrect: ${bad:-?}" \
+			"$(vm_exec "$b" "grep -m5 -B1 incorrect /tmp/td.txt")"
+	fi
+	out=$(vm_exec "$a" "echo \$(bpftool -j prog show name ls_xdp_lan_in | jq '.run_cnt // 0')" \
+		"\$($LSB --pin-dir $pin status --json | jq '[.counters[] | select(.reason == \"snat_reply\") | .packets] | add // 0')")
+	read -r n m <<<"$out"
+	if [ "${n:-0}" -gt 300 ] && [ "${m:-0}" -gt 300 ]; then
+		ok "${p}XDP ls_xdp_lan_in ran on $n packets, $m SNAT replies translated"
+	else
+		fail "${p}XDP ls_xdp_lan_in ran and translated the replies" "run_cnt: ${n:-?}, snat_reply: ${m:-?}"
+	fi
+	vm_check "${p}lightscale-bpf down" "$a" "$LSB --pin-dir $pin down && ! ip link show dev eth0 | head -n1 | grep -qw xdp"
+	vm_exec "$b" "ip route del 10.77.0.1/32 dev wg0" >/dev/null
 }
 
 scenario_interop() {
@@ -454,6 +509,13 @@ if [ -x "$LS" ] && [ -x "$VM_BUILD/lightscale-control" ]; then
 		CONTROL_DIR=
 	fi
 fi
+
+# A web server in the host namespace (the SNAT scenario's LAN host).
+mkdir -p "$VM_RUN/www"
+head -c 786432 /dev/urandom >"$VM_RUN/www/blob"
+WWW_SUM=$(sha256sum "$VM_RUN/www/blob" | cut -d' ' -f1)
+vm_ns busybox httpd -f -p 10.77.0.1:8081 -h "$VM_RUN/www" >"$VM_RUN/httpd.log" 2>&1 </dev/null &
+HOST_PIDS+=("$!")
 
 for k in $KERNELS; do
 	run_kernel "$k"
