@@ -221,6 +221,8 @@ static const char netmap_help[] =
 	"  --wait S    long-poll: hold up to S seconds for a version newer than --since (or,\n"
 	"              without --since, newer than the cached netmap's version)\n"
 	"  --fetch     ask the control plane even when an agent runs\n"
+	"The server holds one long-poll per node: a --wait poll and the node's running agent\n"
+	"cut each other short (each then answers \"unchanged\" early).\n"
 	"  --json      the netmap document as JSON (text: a summary)\n";
 
 static void netmap_text(json_t *doc, FILE *f)
