@@ -20,7 +20,9 @@
 # guest (clsact on 6.1, tcx on >= 6.6), kernel WireGuard a<->b configured with ip + wg (ping
 # both ways, `wg show` against the configuration, a peer added without an interface flap),
 # interop with the userspace engine (each side initiating), XDP+TC rewrites under TCP through
-# virtio_net with full checksums and bpftool reading pinned maps, and the same end to end
+# virtio_net with full checksums and bpftool reading pinned maps, the project's SNAT router
+# (lightscale-bpf) with XDP de-SNAT on a's virtio LAN NIC (every TCP checksum checked with
+# tcpdump -vv; LAN host = busybox httpd at 10.77.0.1:8081), and the same end to end
 # driven by `lightscale agent --engine kernel` in each guest against lightscale-control in
 # the host namespace (control plane at 10.77.0.1:8080, network vmK, profile vm, ls-vm).
 # Still TODO there: the agent's own pinned BPF maps (it does not load BPF yet).
