@@ -62,7 +62,8 @@ int main(int argc, char **argv)
 	printf("program ns/packet via BPF_PROG_TEST_RUN, %d-byte frame, repeat %d, %d rounds (median [min-max])\n",
 	       (int)len, repeat, rounds);
 	printf("%-24s %-14s %8s %22s %10s %8s\n", "program", "prefixes", "floor", "program", "delta", "target");
-	printf("(\"hash\": every IPv4 mapping one length, one hash lookup; \"lpm\": mixed lengths, LPM trie)\n");
+	printf("(\"one-len\": every IPv4 mapping /24: a hash lookup from 256 mappings on, the LPM trie below;\n"
+	       " \"mixed\": one extra /16, so the LPM trie always)\n");
 	for (size_t mi = 0; mi < 6; mi++) {
 		size_t si = mi / 2;
 		bool lpm = mi % 2; /* one extra /16 mapping: mixed lengths, so the LPM tries decide */
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
 			if (sizes[si] == 10000 && strstr(progs[pi].prog, "xlate_src"))
 				target = delta <= 100 ? "<=100 ok" : "<=100 MISS";
 			char lbl[32];
-			snprintf(lbl, sizeof(lbl), "%d %s", sizes[si], lpm ? "lpm" : "hash");
+			snprintf(lbl, sizeof(lbl), "%d %s", sizes[si], lpm ? "mixed" : "one-len");
 			printf("%-24s %-14s %8.0f %22s %10.0f %8s\n", progs[pi].prog, lbl, f[rounds / 2], span,
 			       delta, target);
 		}
