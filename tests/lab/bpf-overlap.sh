@@ -27,9 +27,12 @@ ip -n lsb-$$-c addr add 172.31.1.1/30 dev ua; ip -n lsb-$$-ra addr add 172.31.1.
 ip -n lsb-$$-c addr add 172.31.2.1/30 dev ub; ip -n lsb-$$-rb addr add 172.31.2.2/30 dev uc
 for r in ra rb; do
 	ip -n lsb-$$-$r addr add 192.168.1.1/24 dev l${r#r}
-	ip netns exec lsb-$$-$r sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec lsb-$$-$r sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 done
 for h in ha hb; do ip -n lsb-$$-$h addr add 192.168.1.10/24 dev eth0; done
+# IPv6 on network A: LAN fd00:a8:1::/64 reached as fd00:201:1::/64
+ip -n lsb-$$-ra addr add fd00:a8:1::1/64 dev la nodad
+ip -n lsb-$$-ha addr add fd00:a8:1::10/64 dev eth0 nodad
 
 wgdev() { # NS IF ADDR...
 	local ns=$1 ifn=$2; shift 2
@@ -40,14 +43,16 @@ wgdev() { # NS IF ADDR...
 	ip -n lsb-$$-$ns link set "$ifn" up
 }
 for k in ca cb ra rb; do wg genkey >"$LOGS/lsb-$$-$k.key"; eval "PUB_$k=\$(wg pubkey <\"\$LOGS/lsb-\$\$-$k.key\")"; done
-wgdev c $WCA 100.64.1.1/32; wgdev c $WCB 100.64.2.1/32 100.64.2.2/32
+wgdev c $WCA 100.64.1.1/32 fd00:64:1::1/128; wgdev c $WCB 100.64.2.1/32 100.64.2.2/32
 wgdev ra $WRA 100.64.1.254/24; wgdev rb $WRB 100.64.2.254/24
 wgs() { ip netns exec lsb-$$-$1 wg set "$2" private-key "$LOGS/lsb-$$-$3.key" listen-port $4 peer "$5" allowed-ips "$6" ${7:+endpoint $7}; }
-check "wg: client A" wgs c $WCA ca 51820 "$PUB_ra" 192.168.1.0/24,100.64.1.254/32 172.31.1.2:51820
+check "wg: client A" wgs c $WCA ca 51820 "$PUB_ra" 192.168.1.0/24,100.64.1.254/32,fd00:a8:1::/64 172.31.1.2:51820
 check "wg: client B (its own port)" wgs c $WCB cb 51821 "$PUB_rb" 192.168.1.0/24,100.64.2.254/32 172.31.2.2:51820
-check "wg: router A" wgs ra $WRA ra 51820 "$PUB_ca" 100.64.1.0/24
+check "wg: router A" wgs ra $WRA ra 51820 "$PUB_ca" 100.64.1.0/24,fd00:64:1::/64
 check "wg: router B" wgs rb $WRB rb 51820 "$PUB_cb" 100.64.2.0/24
 ip -n lsb-$$-c route add 10.201.1.0/24 dev $WCA
+ip -n lsb-$$-c -6 route add fd00:201:1::/64 dev $WCA
+ip -n lsb-$$-ra -6 route add fd00:64:1::/64 dev $WRA
 ip -n lsb-$$-c route add 10.202.1.0/24 dev $WCB
 ip -n lsb-$$-ha route add default via 192.168.1.1   # replaced below by the printed return route
 ip -n lsb-$$-ha route del default
@@ -56,13 +61,16 @@ ip -n lsb-$$-ha route del default
 rr=$($LSB return-route 100.64.0.0/10 192.168.1.1)
 check_eq "return-route guidance" "ip route add 100.64.0.0/10 via 192.168.1.1" "$rr"
 ip netns exec lsb-$$-ha ${rr}
+rr6=$($LSB return-route fd00:64::/32 fd00:a8:1::1)
+check_eq "return-route guidance (v6)" "ip -6 route add fd00:64::/32 via fd00:a8:1::1" "$rr6"
+ip netns exec lsb-$$-ha ${rr6}
 
 # client: one profile per network, translation on each overlay (TUN: L3)
 PCA=$(lsb_pin ca); PCB=$(lsb_pin cb); PRB=$(lsb_pin rb)
 check "client A: attach translate on $WCA" in_ns c $LSB --pin-dir "$PCA" attach $WCA overlay
 check "client B: attach translate on $WCB" in_ns c $LSB --pin-dir "$PCB" attach $WCB overlay
 check "client A: map 10.201.1.0/24=192.168.1.0/24" in_ns c $LSB --pin-dir "$PCA" set --stages translate-client,metrics \
-	--map 10.201.1.0/24=192.168.1.0/24 --route 192.168.1.0/24,1,1,router-a
+	--map 10.201.1.0/24=192.168.1.0/24 --map fd00:201:1::/64=fd00:a8:1::/64 --route 192.168.1.0/24,1,1,router-a
 check "client B: map 10.202.1.0/24=192.168.1.0/24" in_ns c $LSB --pin-dir "$PCB" set --stages translate-client,metrics \
 	--map 10.202.1.0/24=192.168.1.0/24 --route 192.168.1.0/24,2,1,router-b
 # router B: SNAT overlay -> LAN (clsact, so bpftool net shows it). XDP is asked for but
@@ -79,14 +87,17 @@ grep -q "61000-61999" <(ip netns exec lsb-$$-rb cat /proc/sys/net/ipv4/ip_local_
 cat >"$LOGS/lsb-$$-srv.py" <<'PY'
 import socket, sys, threading
 name = sys.argv[1]
-t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("0.0.0.0", 8080)); t.listen(16)
+t = socket.socket(socket.AF_INET6); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); t.bind(("::", 8080)); t.listen(16)
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 9000))
 def udp():
     while True:
         d, a = u.recvfrom(2048); u.sendto(("%s %s" % (name, a[0])).encode(), a)
 threading.Thread(target=udp, daemon=True).start()
 while True:
-    c, a = t.accept(); c.recv(1024); c.sendall(("%s %s\n" % (name, a[0])).encode()); c.close()
+    c, a = t.accept(); c.recv(1024)
+    peer = a[0][7:] if a[0].startswith("::ffff:") else a[0]
+    c.sendall(("%s %s\n" % (name, peer)).encode()); c.close()
 PY
 for h in ha hb; do
 	ip netns exec lsb-$$-$h python3 "$LOGS/lsb-$$-srv.py" "host-${h#h}" >/dev/null 2>&1 &
@@ -101,6 +112,9 @@ ip netns exec lsb-$$-c ping -c 2 -W 2 10.201.1.10 >/dev/null 2>&1 # handshakes
 ip netns exec lsb-$$-c ping -c 2 -W 2 10.202.1.10 >/dev/null 2>&1
 check "ping host A through 10.201.1.10" ip netns exec lsb-$$-c ping -c 2 -W 2 10.201.1.10
 check "ping host B through 10.202.1.10" ip netns exec lsb-$$-c ping -c 2 -W 2 10.202.1.10
+check "IPv6: ping host A through fd00:201:1::10" ip netns exec lsb-$$-c ping -6 -c 2 -W 2 fd00:201:1::10
+v6=$(ip netns exec lsb-$$-c timeout 5 bash -c "exec 3<>/dev/tcp/fd00:201:1::10/8080; echo hi >&3; cat <&3" 2>/dev/null)
+check_eq "IPv6: TCP to fd00:201:1::10 is host A, which sees the client's overlay address" "host-a fd00:64:1::1" "$v6"
 check_eq "10.201.1.10 is host A, which sees the client's overlay address (routed)" "host-a 100.64.1.1" "$(ask 10.201.1.10)"
 check_eq "10.202.1.10 is host B, which sees router B's LAN address (SNAT)" "host-b 192.168.1.1" "$(ask 10.202.1.10)"
 iperf_ok() {
