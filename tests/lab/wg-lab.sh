@@ -120,6 +120,24 @@ check "our engine sent a response" test "$(stat $ns_a $if_a tx_responses)" -ge 1
 check_eq "we learned b's endpoint from the handshake" "$ub:51821" "$(endpoint_of $ns_a $if_a)"
 check "ping a -> b" A ping -c 2 -i 0.3 -W 2 10.77.0.2
 
+# 2b. Preshared keys: the same one on both sides works, different ones never do.
+(umask 077; wg genpsk >"$tmp/psk"; wg genpsk >"$tmp/psk2")
+configure yes yes
+A wg set $if_a peer "$pb" preshared-key "$tmp/psk"
+B wg set $if_b peer "$pa" preshared-key "$tmp/psk"
+check "ping a -> b with a preshared key" A ping -c 2 -i 0.3 -W 2 10.77.0.2
+check_eq "wg show reads our preshared key back" "$(cat "$tmp/psk")" "$(A wg show $if_a preshared-keys | awk '{ print $2 }')"
+configure yes yes
+A wg set $if_a peer "$pb" preshared-key "$tmp/psk"
+B wg set $if_b peer "$pa" preshared-key "$tmp/psk2"
+if A ping -c 2 -i 0.5 -W 1 10.77.0.2 >/dev/null 2>&1; then fail "different preshared keys never complete a handshake"
+else ok "different preshared keys never complete a handshake"; fi
+check_eq "no handshake with different preshared keys" 0 "$(hs_time $ns_a $if_a)"
+configure yes yes
+A wg set $if_a peer "$pb" preshared-key "$tmp/psk"
+B wg set $if_b peer "$pa" preshared-key "$tmp/psk"
+check "ping b -> a with a preshared key (they initiate)" B ping -c 2 -i 0.3 -W 2 10.77.0.1
+
 # 3. TCP both ways, with no fragmentation on the underlay.
 frag_a0=$(A nstat -asz IpFragCreates | awk '/IpFragCreates/ { print $2 }'); frag_a0=${frag_a0:-0}
 frag_b0=$(B nstat -asz IpFragCreates | awk '/IpFragCreates/ { print $2 }'); frag_b0=${frag_b0:-0}
@@ -256,7 +274,8 @@ A timeout 15 iperf3 -c 10.77.0.2 -t 4 >/dev/null 2>&1 & iperfpid=$!
 for i in $(seq 8); do
 	sleep 0.3
 	A wg set $if_a peer "$pb" remove
-	A wg set $if_a listen-port $((51850 + i % 2)) peer "$pb" allowed-ips 10.77.0.2/32,fd77::2/128 endpoint "$ub:51822"
+	A wg set $if_a listen-port $((51850 + i % 2)) peer "$pb" allowed-ips 10.77.0.2/32,fd77::2/128 \
+		endpoint "$ub:51822" preshared-key "$tmp/psk"
 done
 A wg set $if_a listen-port 51820
 wait $iperfpid

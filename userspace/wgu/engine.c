@@ -234,7 +234,32 @@ static int udp_send(void *ctx, const struct lsw_endpoint *ep, const struct iovec
 			__atomic_store_n(&e->udp_gso, false, __ATOMIC_RELAXED);
 		}
 	}
-	for (int i = 0; i < n; i++) {
+	if (n == 1) {
+		mh.msg_iov = (struct iovec *)iov;
+		mh.msg_iovlen = 1;
+		return send_one(e, ep, &mh, 0);
+	}
+	/* Several datagrams without GSO: one sendmmsg, all with the same source. */
+	struct mmsghdr mm[64];
+	union send_cmsg cb;
+	int done = 0;
+
+	build_cmsg(e, ep, true, 0, &mh, &cb);
+	for (int i = 0; i < n && i < 64; i++) {
+		mm[i].msg_hdr = mh;
+		mm[i].msg_hdr.msg_iov = (struct iovec *)&iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_len = 0;
+	}
+	while (done < n && done < 64) {
+		int r = sendmmsg(e->udp_fd, mm + done, (unsigned int)((n < 64 ? n : 64) - done), 0);
+
+		if (r < 0)
+			break;
+		done += r;
+	}
+	/* Whatever is left (the source address failed, say) goes one by one. */
+	for (int i = done; i < n; i++) {
 		mh.msg_iov = (struct iovec *)&iov[i];
 		mh.msg_iovlen = 1;
 		ret = send_one(e, ep, &mh, 0);
