@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,8 +80,17 @@ struct ls_rproxy {
 	struct rp_handle stream_h;
 	int stream_cur; /* -1: none */
 	enum rp_state stream_state;
-	struct ls_relay_stream *rs;
+	struct ls_relay_stream *rs; /* once accepted */
 	uint32_t rs_events;
+	/* The handshake, done here on a socket marked before connect() (the mark
+	 * must route the SYN too), then handed to ls_relay_stream_adopt(). */
+	int hs_fd;
+	bool hs_connected;
+	uint8_t hs_in[LSR_FRAME_HDR_LEN + LSR_CLOSE_MAX_LEN];
+	size_t hs_in_len;
+	uint8_t hs_out[LSR_FRAME_HDR_LEN + LSR_CLIENT_HELLO_LEN];
+	size_t hs_out_len, hs_out_off;
+	struct sockaddr_storage stream_observed;
 	uint64_t stream_deadline, stream_last_rx, stream_last_ping, stream_since;
 	uint32_t stream_ping_s;
 
@@ -92,7 +102,7 @@ struct ls_rproxy {
 	int udp_fd;
 	enum rp_state udp_state;
 	uint64_t udp_deadline, udp_resend_at, udp_refresh_at, udp_expires_at, udp_since;
-	uint64_t udp_reg_ts;
+	uint64_t udp_reg_ts, udp_reg_sent;
 	struct sockaddr_storage udp_observed;
 
 	struct rp_turn *turn;
@@ -402,6 +412,7 @@ static void udp_send_register(struct ls_rproxy *rp)
 	if (ts <= rp->udp_reg_ts)
 		ts = rp->udp_reg_ts + 1; /* strictly newer, or the relay calls it a replay */
 	rp->udp_reg_ts = ts;
+	rp->udp_reg_sent = rp->now;
 	n = ls_relay_udp_build_register(buf, sizeof(buf), &rp->id, ts);
 	if (n > 0 && send(rp->udp_fd, buf, (size_t)n, MSG_DONTWAIT) < 0)
 		pr_debug("relay proxy: register to %s: %s", rp->udp[rp->udp_cur].addr, strerror(errno));
@@ -572,6 +583,19 @@ static void udp_tick(struct ls_rproxy *rp)
 	}
 	if (rp->now >= rp->udp_refresh_at && rp->now >= rp->udp_resend_at)
 		udp_send_register(rp);
+	/* A peer that answered hellos stopped: perhaps the relay restarted and forgot us
+	 * (it drops what unregistered addresses send). Register again, at most every 5 s. */
+	else if (rp->now - rp->udp_reg_sent >= LS_RPROXY_REREGISTER_MS) {
+		for (size_t i = 0; i < rp->n_peers; i++) {
+			struct rp_peer *p = rp->peers[i];
+
+			if (p->udp_heard_ms && rp->now - p->udp_heard_ms < 60000 && p->hello_pending_ms &&
+			    rp->now - p->hello_pending_ms >= LS_RPROXY_HELLO_TIMEOUT_MS) {
+				udp_send_register(rp);
+				break;
+			}
+		}
+	}
 	/* Peers on the UDP relay are asked more often, so both sides notice a lost path soon. */
 	for (size_t i = 0; i < rp->n_peers; i++) {
 		struct rp_peer *p = rp->peers[i];
@@ -586,6 +610,9 @@ static void udp_tick(struct ls_rproxy *rp)
 
 static void stream_close(struct ls_rproxy *rp)
 {
+	if (rp->hs_fd >= 0)
+		close(rp->hs_fd);
+	rp->hs_fd = -1;
 	if (rp->rs) {
 		epoll_ctl(rp->epfd, EPOLL_CTL_DEL, ls_relay_stream_fd(rp->rs), NULL);
 		ls_relay_stream_free(rp->rs);
@@ -624,27 +651,190 @@ static void stream_update_events(struct ls_rproxy *rp)
 static void stream_start(struct ls_rproxy *rp, int i)
 {
 	struct rp_relay *r = &rp->stream[i];
-	struct ls_relay_stream *rs;
-	int err = ls_relay_stream_start(&rs, (struct sockaddr *)&r->sa, r->sa_len, &rp->id);
+	int one = 1, err, fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-	if (err) {
+	if (fd < 0) {
+		relay_failed(r, rp->now, "socket", -errno);
+		return;
+	}
+	set_mark(rp, fd);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&r->sa, r->sa_len) < 0 && errno != EINPROGRESS) {
+		err = -errno;
+		close(fd);
 		relay_failed(r, rp->now, "connect", err);
 		return;
 	}
-	/* The SYN has left already; see the report (the mark needs a hook in start). */
-	set_mark(rp, ls_relay_stream_fd(rs));
-	rp->rs_events = EPOLLOUT;
-	err = ep_set(rp, EPOLL_CTL_ADD, ls_relay_stream_fd(rs), rp->rs_events, &rp->stream_h);
+	err = ep_set(rp, EPOLL_CTL_ADD, fd, EPOLLOUT, &rp->stream_h);
 	if (err) {
-		ls_relay_stream_free(rs);
+		close(fd);
 		relay_failed(r, rp->now, "epoll", err);
 		return;
 	}
 	pr_debug("relay proxy: connecting to stream relay %s", r->addr);
-	rp->rs = rs;
+	rp->hs_fd = fd;
+	rp->hs_connected = false;
+	rp->hs_in_len = rp->hs_out_len = rp->hs_out_off = 0;
 	rp->stream_cur = i;
 	rp->stream_state = RP_CONNECTING;
 	rp->stream_deadline = rp->now + LS_RPROXY_CONNECT_TIMEOUT_MS;
+}
+
+/* Reads exactly one handshake frame (never a byte past it: what follows belongs to
+ * the stream). 0 with *f, -EAGAIN, -EBADMSG, -ECONNRESET, -errno. */
+static int hs_read_frame(struct ls_rproxy *rp, struct ls_relay_frame *f)
+{
+	for (;;) {
+		size_t need = LSR_FRAME_HDR_LEN, consumed;
+		ssize_t n;
+
+		if (rp->hs_in_len >= LSR_FRAME_HDR_LEN) {
+			const struct lsr_frame_hdr *h = (const void *)rp->hs_in;
+			uint32_t len = be32toh(h->len);
+
+			if ((h->type != LSR_FRAME_SERVER_HELLO && h->type != LSR_FRAME_SERVER_ACCEPT &&
+			     h->type != LSR_FRAME_CLOSE) || !lsr_frame_len_ok(h->type, len) ||
+			    LSR_FRAME_HDR_LEN + len > sizeof(rp->hs_in))
+				return -EBADMSG;
+			need = LSR_FRAME_HDR_LEN + len;
+			if (rp->hs_in_len == need) {
+				int err = ls_relay_frame_parse(rp->hs_in, rp->hs_in_len, f, &consumed);
+
+				rp->hs_in_len = 0; /* f points into hs_in until the next read */
+				return err == -EAGAIN ? -EBADMSG : err;
+			}
+		}
+		n = read(rp->hs_fd, rp->hs_in + rp->hs_in_len, need - rp->hs_in_len);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0)
+			return -errno; /* -EAGAIN: wait for more */
+		rp->hs_in_len += (size_t)n;
+	}
+}
+
+static int hs_flush(struct ls_rproxy *rp)
+{
+	while (rp->hs_out_off < rp->hs_out_len) {
+		ssize_t n = write(rp->hs_fd, rp->hs_out + rp->hs_out_off, rp->hs_out_len - rp->hs_out_off);
+
+		if (n < 0)
+			return errno == EINTR ? 0 : -errno;
+		rp->hs_out_off += (size_t)n;
+	}
+	return 0;
+}
+
+static void stream_accepted(struct ls_rproxy *rp, const struct lsr_server_accept *a)
+{
+	struct rp_relay *r = &rp->stream[rp->stream_cur];
+	struct ls_relay_stream *rs;
+	int fd = rp->hs_fd, err;
+
+	epoll_ctl(rp->epfd, EPOLL_CTL_DEL, fd, NULL);
+	err = ls_relay_stream_adopt(&rs, fd);
+	if (err) {
+		stream_fail(rp, "adopt", err);
+		return;
+	}
+	rp->hs_fd = -1;
+	rp->rs = rs;
+	rp->rs_events = EPOLLIN;
+	err = ep_set(rp, EPOLL_CTL_ADD, fd, EPOLLIN, &rp->stream_h);
+	if (err) {
+		stream_fail(rp, "epoll", err);
+		return;
+	}
+	pr_info("relay proxy: connected to stream relay %s", r->addr);
+	r->connects++;
+	r->failures = 0;
+	r->retry_at = 0;
+	rp->stream_state = RP_UP;
+	rp->stream_since = rp->stream_last_rx = rp->stream_last_ping = rp->now;
+	rp->stream_ping_s = be32toh(a->keepalive_s);
+	if (!rp->stream_ping_s || rp->stream_ping_s > LS_RPROXY_PING_MAX_S)
+		rp->stream_ping_s = LS_RPROXY_PING_MAX_S;
+	memset(&rp->stream_observed, 0, sizeof(rp->stream_observed));
+	ls_relay_addr_to_sockaddr(&a->observed, &rp->stream_observed, NULL);
+}
+
+/* The handshake: connect, SERVER_HELLO, CLIENT_HELLO (proof over the nonce),
+ * SERVER_ACCEPT or CLOSE. */
+static void hs_step(struct ls_rproxy *rp)
+{
+	struct ls_relay_frame f;
+	int err;
+
+	if (!rp->hs_connected) {
+		socklen_t elen = sizeof(err);
+
+		err = 0;
+		if (getsockopt(rp->hs_fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+			err = errno;
+		if (err) {
+			stream_fail(rp, "connect", -err);
+			return;
+		}
+		struct pollfd pfd = { .fd = rp->hs_fd, .events = POLLOUT };
+
+		if (poll(&pfd, 1, 0) != 1)
+			return;
+		rp->hs_connected = true;
+		ep_set(rp, EPOLL_CTL_MOD, rp->hs_fd, EPOLLIN, &rp->stream_h);
+	}
+	err = hs_flush(rp);
+	if (err && err != -EAGAIN) {
+		stream_fail(rp, "write", err);
+		return;
+	}
+	ep_set(rp, EPOLL_CTL_MOD, rp->hs_fd, EPOLLIN | (rp->hs_out_off < rp->hs_out_len ? EPOLLOUT : 0),
+	       &rp->stream_h);
+	for (;;) {
+		err = hs_read_frame(rp, &f);
+		if (err == -EAGAIN || err == -EINTR)
+			return;
+		if (err) {
+			stream_fail(rp, err == -ECONNRESET ? "closed by the relay" : "handshake", err);
+			return;
+		}
+		if (f.type == LSR_FRAME_CLOSE) {
+			stream_fail(rp, ls_relay_reason_str(f.reason), EACCES);
+			return;
+		}
+		if (f.type == LSR_FRAME_SERVER_HELLO && rp->hs_out_len == 0) {
+			const struct lsr_server_hello *sh = f.body;
+			struct lsr_client_hello *ch = (void *)(rp->hs_out + LSR_FRAME_HDR_LEN);
+
+			if (be32toh(sh->magic) != LSR_STREAM_MAGIC || sh->version != LSR_VERSION) {
+				stream_fail(rp, "server hello", EPROTO);
+				return;
+			}
+			ls_relay_frame_hdr((struct lsr_frame_hdr *)rp->hs_out, LSR_FRAME_CLIENT_HELLO,
+					   LSR_CLIENT_HELLO_LEN);
+			memset(ch, 0, sizeof(*ch));
+			ch->magic = htobe32(LSR_STREAM_MAGIC);
+			ch->version = LSR_VERSION;
+			memcpy(ch->key, rp->wg_pub, LSR_KEY_LEN);
+			ls_relay_proof_make(&ch->proof, LSR_PURPOSE_STREAM, rp->wg_pub, ls_relay_now_unix_ms(),
+					    sh->nonce, &rp->id);
+			rp->hs_out_len = sizeof(rp->hs_out);
+			rp->hs_out_off = 0;
+			err = hs_flush(rp);
+			if (err && err != -EAGAIN) {
+				stream_fail(rp, "write", err);
+				return;
+			}
+			if (rp->hs_out_off < rp->hs_out_len)
+				ep_set(rp, EPOLL_CTL_MOD, rp->hs_fd, EPOLLIN | EPOLLOUT, &rp->stream_h);
+			continue;
+		}
+		if (f.type == LSR_FRAME_SERVER_ACCEPT && rp->hs_out_len && rp->hs_out_off == rp->hs_out_len) {
+			stream_accepted(rp, f.body);
+			return;
+		}
+		stream_fail(rp, "handshake out of order", EPROTO);
+		return;
+	}
 }
 
 static void stream_frame(struct ls_rproxy *rp, const struct ls_relay_frame *f)
@@ -688,31 +878,13 @@ static void stream_frame(struct ls_rproxy *rp, const struct ls_relay_frame *f)
 static void stream_ready(struct ls_rproxy *rp, uint32_t events)
 {
 	struct ls_relay_frame f;
-	uint32_t reason = 0;
 	int err;
 
 	if (rp->stream_state == RP_CONNECTING) {
-		err = ls_relay_stream_step(rp->rs, &reason);
-		if (err == -EINPROGRESS) {
-			stream_update_events(rp);
+		hs_step(rp);
+		if (rp->stream_state != RP_UP)
 			return;
-		}
-		if (err) {
-			stream_fail(rp, err == -EACCES ? ls_relay_reason_str(reason) : "connect", err);
-			return;
-		}
-		struct rp_relay *r = &rp->stream[rp->stream_cur];
-
-		pr_info("relay proxy: connected to stream relay %s", r->addr);
-		r->connects++;
-		r->failures = 0;
-		r->retry_at = 0;
-		rp->stream_state = RP_UP;
-		rp->stream_since = rp->stream_last_rx = rp->stream_last_ping = rp->now;
-		rp->stream_ping_s = ls_relay_stream_keepalive(rp->rs);
-		if (!rp->stream_ping_s || rp->stream_ping_s > LS_RPROXY_PING_MAX_S)
-			rp->stream_ping_s = LS_RPROXY_PING_MAX_S;
-		/* Frames may already be buffered behind the accept. */
+		/* Frames may already be waiting behind the accept. */
 		events |= EPOLLIN;
 	}
 	if (events & EPOLLOUT) {
@@ -1049,6 +1221,7 @@ struct ls_rproxy *ls_rproxy_new(const struct ls_rproxy_config *cfg)
 	}
 	rp->stream_cur = rp->udp_cur = -1;
 	rp->udp_fd = -1;
+	rp->hs_fd = -1;
 	rp->stream_h.kind = RP_K_STREAM;
 	rp->udp_h.kind = RP_K_UDP;
 	rp->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1122,7 +1295,7 @@ int ls_rproxy_handle(struct ls_rproxy *rp)
 				}
 			break;
 		case RP_K_STREAM:
-			if (rp->rs)
+			if (rp->rs || rp->hs_fd >= 0)
 				stream_ready(rp, evs[i].events);
 			break;
 		case RP_K_UDP:
@@ -1189,7 +1362,7 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 		json_object_set_new(stream, "current", json_string(rp->stream[rp->stream_cur].addr));
 	if (rp->stream_state == RP_UP) {
 		json_object_set_new(stream, "up_for_ms", json_integer((json_int_t)(rp->now - rp->stream_since)));
-		addr_str(ls_relay_stream_observed(rp->rs), buf, sizeof(buf));
+		addr_str(&rp->stream_observed, buf, sizeof(buf));
 		json_object_set_new(stream, "observed", json_string(buf));
 	}
 	udp = json_pack("{s:s, s:o}", "state", state_str(rp->udp_state), "relays",

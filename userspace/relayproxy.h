@@ -46,6 +46,7 @@ enum {
 	LS_RPROXY_HELLO_ACTIVE_MS = 1000,   /* ... and this often while sending to it */
 	LS_RPROXY_HELLO_TIMEOUT_MS = 1500,  /* a hello unanswered this long: not confirmed */
 	LS_RPROXY_UDP_CONFIRM_MS = 6000,    /* peer heard through the UDP relay this recently */
+	LS_RPROXY_REREGISTER_MS = 5000,     /* register again this often while a peer is silent */
 	LS_RPROXY_CONNECT_TIMEOUT_MS = 5000, /* stream connect + hello */
 	LS_RPROXY_REGISTER_TIMEOUT_MS = 2500, /* UDP registration answer */
 	LS_RPROXY_BACKOFF_MIN_MS = 1000,    /* after a relay's first failure; doubles */

@@ -89,10 +89,20 @@ block_udp() { R nft add rule inet lsp input udp dport 3478 counter drop; }
 unblock_udp() { R nft flush chain inet lsp input; }
 block_udp
 
-ip netns exec $ns_r "$RELAY" serve --foreground --udp 3478 --control "$tmp/u.sock" >"$tmp/relay-u.log" 2>&1 & pids+=($!)
+start_relay_u() {
+	ip netns exec $ns_r "$RELAY" serve --foreground --udp 3478 --control "$tmp/u.sock" >>"$tmp/relay-u.log" 2>&1 &
+	u_pid=$!
+	pids+=($u_pid)
+}
+start_relay_u
 ip netns exec $ns_r "$RELAY" serve --foreground --stream 3478 --control "$tmp/s1.sock" >"$tmp/relay-s1.log" 2>&1 & s1_pid=$!
 pids+=($s1_pid)
 ip netns exec $ns_r "$RELAY" serve --foreground --stream 3479 --control "$tmp/s2.sock" >"$tmp/relay-s2.log" 2>&1 & pids+=($!)
+
+# a runs as behind an exit node: whatever is not marked 0x5a (the relay
+# proxy's sockets) is routed by table 100, where only the overlay goes anywhere.
+ip -n $ns_a route add blackhole default table 100
+ip -n $ns_a rule add not fwmark 0x5a table 100 pref 100
 
 ka=$(wg genkey) kb=$(wg genkey)
 pa=$(wg pubkey <<<"$ka") pb=$(wg pubkey <<<"$kb")
@@ -120,6 +130,7 @@ else fail "drivers give loopback endpoints" "a: $ep_a b: $ep_b" "$(cat "$tmp"/dr
 A wg set $if_a private-key "$tmp/ka" listen-port 51820 peer "$pb" allowed-ips 10.77.0.2/32 endpoint "$ep_a"
 B wg set $if_b private-key "$tmp/kb" listen-port 51820 peer "$pa" allowed-ips 10.77.0.1/32 endpoint "$ep_b"
 ip -n $ns_a addr add 10.77.0.1/24 dev $if_a; ip -n $ns_a link set $if_a up
+ip -n $ns_a route add 10.77.0.0/24 dev $if_a table 100
 ip -n $ns_b addr add 10.77.0.2/24 dev $if_b; ip -n $ns_b link set $if_b up
 
 # 1. Stream relay only.
@@ -140,6 +151,9 @@ check_eq "no UDP went directly between a and b (forward drops)" 0 \
 	"$(R nft list chain inet lsp forward | grep -o 'packets [0-9]*' | awk '{ print $2 }')"
 check "the relay's stream socket carries fwmark 0x5a" \
 	bash -c "ip netns exec $ns_a ss -tnie dst 10.99.1.1 | grep -q 'fwmark:0x5a'"
+if A timeout 3 bash -c 'exec 3<>/dev/tcp/10.99.1.1/3479' 2>/dev/null; then
+	fail "on a, an unmarked connection to the relay is blackholed (the exit-node routing works)"
+else ok "on a, an unmarked connection to the relay is blackholed (so a's relay sockets are marked from the SYN on)"; fi
 
 # 2. Probes: a asks b to send UDP now; b answers with its endpoints.
 kill -USR2 $drv_a
@@ -161,6 +175,22 @@ check "ping a -> b through the UDP relay" A ping -c 5 -i 0.2 -W 2 10.77.0.2
 sleep 0.4
 check "a's pings left through the UDP relay" test "$(st a '.peers[0].tx.udp.packets')" -ge $((udp0 + 5))
 check "b received through the UDP relay" test "$(st b '.peers[0].rx.udp.packets')" -ge 5
+
+# 3b. The UDP relay restarts (forgets every registration): the silent hellos make
+# both sides fall back to the stream, then register again and return to it.
+A ping -c 75 -i 0.2 -W 1 10.77.0.2 >"$tmp/ping-udp-restart" 2>&1 & ping_pid=$!
+sleep 1
+kill $u_pid; wait $u_pid 2>/dev/null
+check "a falls back to the stream relay while the UDP relay is down" wait_for 5 a '.peers[0].path' stream
+start_relay_u
+t0=$(date +%s%N)
+if wait_for 14 a '.peers[0].path' udp && wait_for 5 b '.peers[0].path' udp; then
+	ok "both back on the restarted UDP relay ($((($(date +%s%N) - t0) / 1000000)) ms after it started)"
+else fail "both back on the restarted UDP relay" "$(cat "$tmp/status-a.json")"; fi
+wait $ping_pid
+rx=$(received "$tmp/ping-udp-restart") gap=$(max_gap "$tmp/ping-udp-restart" 75)
+check "traffic continues while the UDP relay restarts ($rx of 75 received, $gap lost in a row at 5/s)" \
+	test "${rx:-0}" -ge 50 -a "$gap" -le 20
 
 # 4. UDP dropped again mid-ping: back to the stream relay within seconds.
 A ping -c 50 -i 0.2 -W 1 10.77.0.2 >"$tmp/ping-udp-drop" 2>&1 & ping_pid=$!
