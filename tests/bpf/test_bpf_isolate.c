@@ -52,14 +52,19 @@ int main(void)
 	fails += h_run(b, cases, sizeof(cases) / sizeof(cases[0]));
 
 	lsbpf_state_add_allow(s, 1, 2);
-	fails += h_ok(lsbpf_apply(b, s) == 0, "allow network 1 -> network 2");
+	fails += h_ok(lsbpf_apply(b, s) == 0, "allow networks 1 and 2");
+	/* a third network stays isolated from both */
+	lsbpf_state_add_route(s, "192.168.3.0/24", 3, 1, LS_ROUTE_LOCAL, "lan-3");
+	lsbpf_apply(b, s);
 	struct tcase allowed[] = {
 		{ "network 1 to network 2's route: allowed", "ls_stage_isolate",
 		  { 4, 6, "100.64.0.2", "192.168.2.5", 1, 2 }, VERDICT_NEXT, NULL, { { I, LS_R_ISO_ALLOWED, 1 } }, d1 },
-		{ "the rule is one way: 2 -> 1 still dropped", "ls_stage_isolate",
-		  { 4, 17, "100.65.0.2", "192.168.1.5", 1, 2 }, VERDICT_SHOT, NULL, { { I, LS_R_ISO_DENIED, 1 } }, d2 },
+		{ "the rule opens the pair: 2 -> 1 (replies) allowed too", "ls_stage_isolate",
+		  { 4, 17, "100.65.0.2", "192.168.1.5", 1, 2 }, VERDICT_NEXT, NULL, { { I, LS_R_ISO_ALLOWED, 1 } }, d2 },
 		{ "overlay 1 -> overlay 2 allowed", "ls_overlay_out", { 4, 6, "100.64.0.2", "100.65.0.9", 1, 2 },
 		  VERDICT_NEXT, NULL, { { I, LS_R_ISO_ALLOWED, 1 } }, d1, d2 },
+		{ "network 1 to network 3's route: still dropped", "ls_stage_isolate",
+		  { 4, 6, "100.64.0.2", "192.168.3.5", 1, 2 }, VERDICT_SHOT, NULL, { { I, LS_R_ISO_DENIED, 1 } }, d1 },
 		{ "v6 follows the same rule", "ls_stage_isolate", { 6, 6, "fd00:64::2", "fd00::9", 1, 2 }, VERDICT_NEXT,
 		  NULL, { { I, LS_R_ISO_LOCAL, 1 } }, d1 },
 	};

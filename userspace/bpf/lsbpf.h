@@ -127,6 +127,7 @@ int lsbpf_state_add_map_arg(struct lsbpf_state *s, const char *arg);
 int lsbpf_state_add_route(struct lsbpf_state *s, const char *prefix, uint32_t net_id, uint16_t n_adv,
 			  uint16_t flags, const char *name);
 int lsbpf_state_add_iface(struct lsbpf_state *s, const char *ifname, uint32_t net_id, uint32_t flags);
+/* Opens forwarding between two networks, both ways (replies need the other direction). */
 int lsbpf_state_add_allow(struct lsbpf_state *s, uint32_t src_net, uint32_t dst_net);
 /* src/dst: comma-separated CIDRs; proto "tcp"|"udp"|"icmp"|"any"; ports "N", "N-M" or "*". */
 int lsbpf_state_add_rule(struct lsbpf_state *s, const char *src, const char *dst, const char *proto,

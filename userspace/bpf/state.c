@@ -124,12 +124,16 @@ int lsbpf_state_add_iface(struct lsbpf_state *s, const char *ifname, uint32_t ne
 	return 0;
 }
 
+/* An allow rule opens the pair both ways: with no connection tracking between networks,
+ * a one-way rule would drop every reply. */
 int lsbpf_state_add_allow(struct lsbpf_state *s, uint32_t src_net, uint32_t dst_net)
 {
-	if (GROW(s->allows, s->n_allows))
-		return -ENOMEM;
-	s->allows[s->n_allows].src_net = src_net;
-	s->allows[s->n_allows++].dst_net = dst_net;
+	for (int dir = 0; dir < 2; dir++) {
+		if (GROW(s->allows, s->n_allows))
+			return -ENOMEM;
+		s->allows[s->n_allows].src_net = dir ? dst_net : src_net;
+		s->allows[s->n_allows++].dst_net = dir ? src_net : dst_net;
+	}
 	return 0;
 }
 

@@ -16,7 +16,7 @@
  *   --map VIRT=REAL       1:1 translation (repeat)
  *   --route PFX[,NET[,NADV[,NAME]]]   route for metrics/isolation (repeat)
  *   --iface IF:NET[:overlay|lan|snat-from|fwd-target,...]   interface's network and roles
- *   --allow SRC:DST       open forwarding from network SRC to DST (repeat)
+ *   --allow A:B           open forwarding between networks A and B, both ways (repeat)
  *   --rule SRC|DST|PROTO|PORTS   filter rule (comma lists of CIDRs or *) (repeat)
  *   --snat4 ADDR --snat6 ADDR --ports LO-HI --wg-port N --stun-port N
  *   --udp-timeout S --tcp-timeout S --icmp-timeout S
