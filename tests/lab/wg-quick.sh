@@ -2,7 +2,7 @@
 # wg-quick users: WG_QUICK_USERSPACE_IMPLEMENTATION=lightscale-wg brings an
 # interface up from a wg-quick config (this kernel has no WireGuard, so
 # wg-quick falls back to the userspace implementation), and `wg-quick down`
-# deletes it, which ends our engine.
+# deletes it, which ends our engine; SIGTERM ends one cleanly as well.
 #
 #   ns lsw-$$-a: wg-quick up lswq$$ (ours)      ns lsw-$$-b: lightscale-wg lswr$$ + wg
 #     10.66.0.1/24  va$$ 192.168.242.1 <-- veth --> vb$$ 192.168.242.2  10.66.0.2/24
@@ -62,4 +62,12 @@ for _ in $(seq 30); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sle
 if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then ok "our engine exited after wg-quick down"
 else fail "our engine exited after wg-quick down" "pid $pid"; fi
 check "its UAPI socket is gone" test ! -e /var/run/wireguard/$if_a.sock
+
+# SIGTERM ends an engine cleanly too (b's, started by hand).
+pid=$(ip netns pids $ns_b | while read -r p; do [ "$(readlink /proc/$p/exe)" = "$WG_BIN" ] && echo "$p"; done | head -1)
+kill -TERM "$pid"
+for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if ! kill -0 "$pid" 2>/dev/null; then ok "SIGTERM ends the engine"; else fail "SIGTERM ends the engine" "pid $pid"; fi
+check "it removed its UAPI socket" test ! -e /var/run/wireguard/$if_b.sock
+check "wg no longer lists it" bash -c "! wg show interfaces | tr ' ' '\n' | grep -qx $if_b"
 tap_done

@@ -78,6 +78,11 @@ static int print_stats(const char *ifname, bool json)
 	return 0;
 }
 
+int wgu_engine_alive(const char *ifname)
+{
+	return lsw_engine_check_socket(ifname) == -EADDRINUSE;
+}
+
 int wgu_cmd_main(int argc, char **argv)
 {
 	static const struct option opts[] = {

@@ -668,6 +668,14 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 
 	if (!e)
 		return -ENOMEM;
+	/* Before any thread exists, so that every thread inherits the mask and
+	 * the signals reach only the main loop's signalfd. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	e->ready_fd = ready_fd;
 	e->tun_fd = e->udp_fd = e->uapi_fd = e->wake_fd = -1;
 	snprintf(e->ifname, sizeof(e->ifname), "%s", ifname);
@@ -722,12 +730,6 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 	e->dev.listen_port = port;
 
 	e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (e->wake_fd < 0 || sfd < 0 || ep < 0) {

@@ -10,4 +10,9 @@
 
 int wgu_cmd_main(int argc, char **argv);
 
+/* For the agent, to adopt an engine instead of starting one: 1 when a live
+ * engine (ours or any other UAPI implementation) answers on
+ * /var/run/wireguard/IFNAME.sock, 0 when none does. */
+int wgu_engine_alive(const char *ifname);
+
 #endif
