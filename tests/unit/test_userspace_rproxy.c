@@ -14,7 +14,10 @@
 
 #include <cmocka.h>
 
+#include <sodium.h>
+
 #include "keys.h"
+#include "relayclient.h"
 #include "userspace/relayproxy.h"
 #include "util.h"
 
@@ -348,6 +351,216 @@ static void test_set_relays(void **state)
 	ls_rproxy_free(rp);
 }
 
+/* ---- the module against a hand-driven stream relay on loopback: the handshake
+ * (the proof must verify), relayed packets both ways, probes, and hostile frames. */
+
+static int probes_seen;
+static struct ls_rproxy_probe last_probe;
+
+static void probe_cb(void *ctx, const uint8_t from[LSR_KEY_LEN], const struct ls_rproxy_probe *p)
+{
+	(void)ctx;
+	(void)from;
+	probes_seen++;
+	last_probe = *p;
+}
+
+static void pump(struct ls_rproxy *rp, int ms)
+{
+	uint64_t end = ls_now_ms() + (uint64_t)ms;
+
+	while (ls_now_ms() < end) {
+		struct pollfd pfd = { .fd = ls_rproxy_fd(rp), .events = POLLIN };
+
+		if (poll(&pfd, 1, 10) > 0)
+			ls_rproxy_handle(rp);
+		ls_rproxy_tick(rp, ls_now_ms());
+	}
+}
+
+static void srv_frame(int fd, uint8_t type, const void *a, size_t alen, const void *b, size_t blen)
+{
+	uint8_t buf[LSR_FRAME_HDR_LEN + 512];
+
+	assert_true(alen + blen <= 512);
+	ls_relay_frame_hdr((struct lsr_frame_hdr *)buf, type, (uint32_t)(alen + blen));
+	memcpy(buf + LSR_FRAME_HDR_LEN, a, alen);
+	if (blen)
+		memcpy(buf + LSR_FRAME_HDR_LEN + alen, b, blen);
+	assert_int_equal(write(fd, buf, LSR_FRAME_HDR_LEN + alen + blen), (ssize_t)(LSR_FRAME_HDR_LEN + alen + blen));
+}
+
+/* Reads one whole frame (header and body) within 2 s; returns the body length. */
+static size_t srv_read(struct ls_rproxy *rp, int fd, uint8_t *buf, size_t size, uint8_t *type)
+{
+	size_t have = 0, need = LSR_FRAME_HDR_LEN;
+	uint64_t end = ls_now_ms() + 2000;
+
+	while (have < need) {
+		ssize_t n;
+
+		assert_true(ls_now_ms() < end);
+		pump(rp, 10);
+		n = recv(fd, buf + have, need - have, MSG_DONTWAIT);
+		if (n > 0)
+			have += (size_t)n;
+		if (have == LSR_FRAME_HDR_LEN && need == LSR_FRAME_HDR_LEN) {
+			need += be32toh(((struct lsr_frame_hdr *)buf)->len);
+			assert_true(need <= size);
+		}
+	}
+	*type = buf[0];
+	return need - LSR_FRAME_HDR_LEN;
+}
+
+static json_t *status_get(struct ls_rproxy *rp, const char *path1, const char *path2)
+{
+	static json_t *last;
+	json_t *v;
+
+	json_decref(last);
+	last = ls_rproxy_status(rp);
+	v = json_object_get(last, path1);
+	return path2 ? json_object_get(v, path2) : v;
+}
+
+static void test_module_stream(void **state)
+{
+	struct sockaddr_in lsn = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in wg = lsn, ep, from;
+	socklen_t len = sizeof(lsn);
+	struct ls_rproxy_config cfg = { .on_probe = probe_cb };
+	char addr[32];
+	const char *streams[1] = { addr };
+	uint8_t peer[32], stranger[32], edpk[32], buf[1024], type;
+	struct lsr_server_hello sh = { .magic = htobe32(LSR_STREAM_MAGIC), .version = LSR_VERSION };
+	struct lsr_server_accept acc = { .keepalive_s = htobe32(25), .max_payload = htobe32(65535) };
+	const struct lsr_client_hello *ch;
+	struct ls_rproxy *rp;
+	int lfd, sfd, wgfd;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(ls_crypto_init(), 0);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	wgfd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&lsn, sizeof(lsn)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&lsn, &len), 0);
+	assert_int_equal(bind(wgfd, (struct sockaddr *)&wg, sizeof(wg)), 0);
+	len = sizeof(wg);
+	assert_int_equal(getsockname(wgfd, (struct sockaddr *)&wg, &len), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(lsn.sin_port));
+	cfg.relays.stream = streams;
+	cfg.relays.n_stream = 1;
+	cfg.wg_port = ntohs(wg.sin_port);
+	ls_wg_genkey(buf);
+	ls_wg_pubkey(cfg.wg_pub, buf);
+	ls_ed25519_keypair(edpk, cfg.ed_sk);
+	memset(peer, 7, sizeof(peer));
+	memset(stranger, 9, sizeof(stranger));
+	rp = ls_rproxy_new(&cfg);
+	assert_non_null(rp);
+	assert_int_equal(ls_rproxy_peer_add(rp, peer, &ep), 0);
+
+	/* Handshake: our hello carries a proof over the nonce that verifies. */
+	pump(rp, 50);
+	sfd = accept(lfd, NULL, NULL);
+	assert_true(sfd >= 0);
+	randombytes_buf(sh.nonce, sizeof(sh.nonce));
+	srv_frame(sfd, LSR_FRAME_SERVER_HELLO, &sh, sizeof(sh), NULL, 0);
+	n = srv_read(rp, sfd, buf, sizeof(buf), &type);
+	assert_int_equal(type, LSR_FRAME_CLIENT_HELLO);
+	assert_int_equal(n, LSR_CLIENT_HELLO_LEN);
+	ch = (const void *)(buf + LSR_FRAME_HDR_LEN);
+	assert_memory_equal(ch->key, cfg.wg_pub, 32);
+	assert_memory_equal(ch->proof.ed_pk, edpk, 32);
+	assert_int_equal(ls_relay_proof_verify(&ch->proof, LSR_PURPOSE_STREAM, cfg.wg_pub, sh.nonce), 0);
+	/* The accept and a relayed packet in one write: nothing behind the accept is lost. */
+	{
+		uint8_t two[2 * LSR_FRAME_HDR_LEN + LSR_SERVER_ACCEPT_LEN + 32 + 9];
+		size_t o = 0;
+
+		ls_relay_frame_hdr((struct lsr_frame_hdr *)two, LSR_FRAME_SERVER_ACCEPT, LSR_SERVER_ACCEPT_LEN);
+		memcpy(two + LSR_FRAME_HDR_LEN, &acc, sizeof(acc));
+		o = LSR_FRAME_HDR_LEN + LSR_SERVER_ACCEPT_LEN;
+		ls_relay_frame_hdr((struct lsr_frame_hdr *)(two + o), LSR_FRAME_RECV, 32 + 9);
+		memcpy(two + o + LSR_FRAME_HDR_LEN, peer, 32);
+		memcpy(two + o + LSR_FRAME_HDR_LEN + 32, "\x04\0\0\0first", 9);
+		assert_int_equal(write(sfd, two, sizeof(two)), (ssize_t)sizeof(two));
+	}
+	pump(rp, 100);
+	assert_string_equal(json_string_value(status_get(rp, "stream", "state")), "up");
+	assert_int_equal(ls_rproxy_peer_path(rp, peer), LS_RPROXY_PATH_STREAM);
+	len = sizeof(from);
+	n = (size_t)recvfrom(wgfd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &len);
+	assert_int_equal(n, 9);
+	assert_memory_equal(buf, "\x04\0\0\0first", 9);
+	assert_int_equal(from.sin_port, ep.sin_port); /* from the peer's endpoint, as WireGuard expects */
+
+	/* WireGuard -> relay: a SEND frame naming the peer. */
+	assert_int_equal(sendto(wgfd, "\x01\0\0\0init", 8, 0, (struct sockaddr *)&ep, sizeof(ep)), 8);
+	n = srv_read(rp, sfd, buf, sizeof(buf), &type);
+	assert_int_equal(type, LSR_FRAME_SEND);
+	assert_int_equal(n, 32 + 8);
+	assert_memory_equal(buf + LSR_FRAME_HDR_LEN, peer, 32);
+	assert_memory_equal(buf + LSR_FRAME_HDR_LEN + 32, "\x01\0\0\0init", 8);
+
+	/* Probes: a good one reaches the callback; a bad one is counted. */
+	{
+		const char *good = "{\"v\":1,\"ts\":42,\"endpoints\":[\"192.0.2.1:51820\"]}";
+
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, good, strlen(good));
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, "{\"v\":1", 6);
+		/* A packet from a key we do not relay for is dropped and counted. */
+		srv_frame(sfd, LSR_FRAME_RECV, stranger, 32, "\x04\0\0\0x", 5);
+		pump(rp, 100);
+		assert_int_equal(probes_seen, 1);
+		assert_int_equal(last_probe.ts_ms, 42);
+		assert_string_equal(last_probe.endpoints[0], "192.0.2.1:51820");
+		assert_int_equal(json_integer_value(status_get(rp, "counters", "probes_bad")), 1);
+		assert_int_equal(json_integer_value(status_get(rp, "counters", "unknown_peer")), 1);
+		assert_int_equal(recv(wgfd, buf, sizeof(buf), MSG_DONTWAIT), -1); /* nothing delivered */
+	}
+	/* Our probe goes out as a PROBE frame. */
+	{
+		struct ls_rproxy_probe p = { .ts_ms = 7 };
+
+		assert_int_equal(ls_rproxy_send_probe(rp, peer, &p), 0);
+		n = srv_read(rp, sfd, buf, sizeof(buf), &type);
+		assert_int_equal(type, LSR_FRAME_PROBE);
+		assert_memory_equal(buf + LSR_FRAME_HDR_LEN, peer, 32);
+		assert_int_equal(ls_rproxy_probe_decode(buf + LSR_FRAME_HDR_LEN + 32, n - 32, &p), 0);
+		assert_int_equal(p.ts_ms, 7);
+	}
+	/* A frame whose length is wrong for its type: the connection is dropped, not trusted. */
+	{
+		uint8_t bad[LSR_FRAME_HDR_LEN + 4] = { 0 };
+
+		ls_relay_frame_hdr((struct lsr_frame_hdr *)bad, LSR_FRAME_PING, 4);
+		assert_int_equal(write(sfd, bad, sizeof(bad)), (ssize_t)sizeof(bad));
+		pump(rp, 100);
+		assert_string_not_equal(json_string_value(status_get(rp, "stream", "state")), "up");
+		assert_int_equal(json_integer_value(json_object_get(
+					 json_array_get(status_get(rp, "stream", "relays"), 0), "disconnects")), 1);
+		assert_int_equal(ls_rproxy_peer_path(rp, peer), LS_RPROXY_PATH_NONE);
+	}
+	close(sfd);
+	/* Reconnects after the backoff; a server that sends garbage first fails the handshake. */
+	pump(rp, 1400);
+	sfd = accept(lfd, NULL, NULL);
+	assert_true(sfd >= 0);
+	assert_int_equal(write(sfd, "HTTP/1.1 400 Bad Request\r\n\r\n", 28), 28);
+	pump(rp, 100);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(status_get(rp, "stream", "relays"), 0),
+							     "failures")), 2);
+	close(sfd);
+	status_get(rp, NULL, NULL);
+	ls_rproxy_free(rp);
+	close(lfd);
+	close(wgfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +573,7 @@ int main(void)
 		cmocka_unit_test(test_probe_decode_bad),
 		cmocka_unit_test(test_module_no_relays),
 		cmocka_unit_test(test_set_relays),
+		cmocka_unit_test(test_module_stream),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
