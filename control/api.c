@@ -427,6 +427,12 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", err);
 		return;
 	}
+	/* and per machine key, wherever it comes from */
+	snprintf(rlkey, sizeof(rlkey), "regkey:%s", req.machine_key);
+	if (!lsc_rl_allow(s->rl, rlkey, s->cfg.register_burst, s->cfg.register_rate, ls_now_ms())) {
+		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED, "too many registrations of this machine key");
+		goto out;
+	}
 	db = lsc_db(r);
 	if (!db)
 		goto out;

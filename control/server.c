@@ -32,6 +32,7 @@
 #define TAG_MHD 1
 #define TAG_LDB 2
 #define TAG_SIG 3
+#define TAG_DB 4
 
 /* ---- replies ---- */
 
@@ -97,20 +98,52 @@ static PGconn *db_connect(const char *dsn)
 	return c;
 }
 
+/* The idle request connection is watched in the loop: anything readable on it is the
+ * server going away (shutdown, a terminated backend), found before a request fails. */
+static void db_watch(struct lsc_server *s)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_DB};
+
+	if (!s->db || s->epfd < 0 || s->db_fd >= 0)
+		return;
+	s->db_fd = PQsocket(s->db);
+	if (s->db_fd >= 0 && epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->db_fd, &ev) < 0)
+		s->db_fd = -1;
+}
+
+static void db_drop(struct lsc_server *s)
+{
+	if (s->db_fd >= 0)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->db_fd, NULL);
+	s->db_fd = -1;
+	if (s->db)
+		PQfinish(s->db);
+	s->db = NULL;
+}
+
 /* the request connection, reconnected (at most once a second) when lost */
 static PGconn *db_ensure(struct lsc_server *s)
 {
 	if (s->db && PQstatus(s->db) != CONNECTION_OK) {
 		pr_warn("database: the request connection was lost; reconnecting");
-		PQfinish(s->db);
-		s->db = NULL;
+		db_drop(s);
 	}
 	if (!s->db && ls_now_ms() >= s->db_retry_ms) {
 		s->db = db_connect(s->dsn);
 		if (!s->db)
 			s->db_retry_ms = ls_now_ms() + 1000;
+		db_watch(s);
 	}
 	return s->db;
+}
+
+static void db_readable(struct lsc_server *s)
+{
+	if (PQconsumeInput(s->db) && PQstatus(s->db) == CONNECTION_OK)
+		return;
+	pr_warn("database: the request connection was closed by the server; reconnecting");
+	db_drop(s);
+	s->db_retry_ms = 0;
 }
 
 PGconn *lsc_db(struct lsc_req *r)
@@ -262,6 +295,8 @@ static enum MHD_Result queue(struct lsc_req *r)
 	r->reply = NULL;
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	if (r->status == 429 || r->status == 503)
+		MHD_add_response_header(resp, "Retry-After", "1");
 	ret = MHD_queue_response(r->conn, r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -422,7 +457,7 @@ int lsc_serve(const struct lsc_serve_opts *o)
 	int ret = 0, lockfd = -1, mhd_epfd;
 	bool embedded = !o->db;
 
-	s->epfd = s->sigfd = s->ldb_fd = -1;
+	s->epfd = s->sigfd = s->ldb_fd = s->db_fd = -1;
 	lsc_config_defaults(&s->cfg);
 	if (o->config && lsc_config_load(&s->cfg, o->config, err, sizeof(err))) {
 		pr_err("config: %s", err);
@@ -492,6 +527,7 @@ int lsc_serve(const struct lsc_serve_opts *o)
 	ev.events = EPOLLIN;
 	ev.data.u64 = TAG_SIG;
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
+	db_watch(s);
 	if (ldb_open(s)) {
 		pr_err("cannot LISTEN on the database");
 		ret = -EIO;
@@ -561,6 +597,8 @@ int lsc_serve(const struct lsc_serve_opts *o)
 				}
 			} else if (evs[i].data.u64 == TAG_LDB && s->ldb) {
 				ldb_read(s);
+			} else if (evs[i].data.u64 == TAG_DB && s->db) {
+				db_readable(s);
 			}
 		}
 		MHD_run(s->mhd);
@@ -622,8 +660,7 @@ cleanup:
 	}
 	lsc_nets_free(s);
 	ldb_close(s);
-	if (s->db)
-		PQfinish(s->db);
+	db_drop(s);
 	if (embedded)
 		lsc_pg_stop(&pg);
 	if (s->epfd >= 0)

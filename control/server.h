@@ -87,6 +87,7 @@ struct lsc_server {
 	uint64_t db_retry_ms, ldb_retry_ms;
 	int epfd, sigfd;
 	int ldb_fd;          /* socket of ldb registered in epfd, or -1 */
+	int db_fd;           /* socket of db registered in epfd (idle watch), or -1 */
 	struct lsc_net *nets;
 	size_t n_waiters;
 	struct lsc_rl *rl;

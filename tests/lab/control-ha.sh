@@ -17,6 +17,12 @@ source tests/control/pg.sh
 
 T=$(mktemp -d /tmp/lsc-ha-XXXXXX)
 cleanup() {
+	if [ "$_tap_failed" -gt 0 ]; then
+		for f in "$T"/s1/serve.log "$T"/s2/serve.log; do
+			echo "# $f:"
+			grep -v "debug" "$f" | tail -25 | sed 's/^/#   /'
+		done
+	fi
 	lsc_stop s1
 	lsc_stop s2
 	lsc_stop s3
@@ -177,8 +183,9 @@ N netmap -s "$U1" -k "$T/a" --since "$V" --wait 20 >"$T/lp3" &
 lp=$!
 sleep 0.5
 t0=$(lsc_ms)
-N heartbeat -s "$U2" -k "$T/c" -p 5555 -e 203.0.113.77:5555 >/dev/null
+hb=$(N heartbeat -s "$U2" -k "$T/c" -p 5555 -e 203.0.113.77:5555)
 wait $lp
+check "the first request after the outage succeeds (the idle connection was replaced)" grep -q '"ok":true' <<<"$hb"
 dt=$(($(lsc_ms) - t0))
 [ "$dt" -lt 1000 ] && ok "after the outage a change on server 2 wakes server 1 (${dt} ms)" ||
 	fail "wake after the outage" "took $dt ms"
