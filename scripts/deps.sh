@@ -15,7 +15,7 @@ PKGS=(
 	iproute2 nftables iputils-ping procps psmisc util-linux kmod
 	wireguard-tools wireguard-go coturn iperf3 tcpdump curl ca-certificates openssl jq
 	qemu-system-x86 busybox-static cpio xz-utils nix-bin
-	libclang-rt-14-dev valgrind
+	libclang-rt-14-dev valgrind strace bind9-dnsutils
 )
 
 missing_pkgs() {
