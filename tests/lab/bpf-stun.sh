@@ -8,6 +8,7 @@
 # Ingress: STUN to 51820 lands on the agent's socket (bpf_sk_assign, no header rewrite);
 # anything else to 51820 stays WireGuard's. Egress: the agent's STUN request leaves with
 # source port 51820, so the server's answer (and the NAT mapping) is WireGuard's port's.
+# Run twice: attached with tcx, and with clsact (the path of Debian 12's 6.1 kernel).
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -17,9 +18,12 @@ lsb_ns a; lsb_ns s
 lsb_link a u0 s s0
 ip -n lsb-$$-a addr add 10.9.0.1/24 dev u0
 ip -n lsb-$$-s addr add 10.9.0.2/24 dev s0
-P=$(lsb_pin a)
-check "attach underlay" in_ns a $LSB --pin-dir "$P" attach u0 underlay
-check "STUN state: WireGuard 51820, agent 40000" in_ns a $LSB --pin-dir "$P" set --stages stun --wg-port 51820 --stun-port 40000
+for MODE in tcx clsact; do
+P=$(lsb_pin "a-$MODE")
+check "$MODE: attach underlay" in_ns a env LIGHTSCALE_BPF_TC_MODE=$MODE $LSB --pin-dir "$P" attach u0 underlay
+m=$($LSB --pin-dir "$P" status --json | python3 -c 'import json,sys; print(",".join(sorted({a["mode"] for a in json.load(sys.stdin)["attachments"] if a["attached"]})))')
+check_eq "$MODE: status shows the programs attached with $MODE" "$MODE" "$m"
+check "$MODE: STUN state: WireGuard 51820, agent 40000" in_ns a $LSB --pin-dir "$P" set --stages stun --wg-port 51820 --stun-port 40000
 
 LOGS=$PWD/$BUILD/test-logs
 cat >"$LOGS/lsb-$$-node.py" <<'PY'
@@ -59,16 +63,18 @@ sleep 0.3
 node=$(ip netns exec lsb-$$-a python3 "$LOGS/lsb-$$-node.py" 2>&1)
 wait "$SP" 2>/dev/null
 srv=$(cat "$LOGS/lsb-$$-server.out")
-check_eq "the agent's STUN request left from the WireGuard port" "request-from-port:51820" "$srv"
-echo "$node" | grep -q "^agent:stun:3478$" && ok "the server's STUN answer to 51820 reached the agent's socket" ||
-	fail "answer to the agent" "$node"
-! echo "$node" | grep -q "^wg:stun" && ok "no STUN reached the WireGuard socket" ||
-	fail "no STUN on the WireGuard socket" "$node"
-echo "$node" | grep -q "^wg:wgpacket" && ok "non-STUN to 51820 still reaches WireGuard" || fail "non-STUN to WireGuard" "$node"
+check_eq "$MODE: the agent's STUN request left from the WireGuard port" "request-from-port:51820" "$srv"
+echo "$node" | grep -q "^agent:stun:3478$" && ok "$MODE: the server's STUN answer to 51820 reached the agent's socket" ||
+	fail "$MODE: answer to the agent" "$node"
+! echo "$node" | grep -q "^wg:stun" && ok "$MODE: no STUN reached the WireGuard socket" ||
+	fail "$MODE: no STUN on the WireGuard socket" "$node"
+echo "$node" | grep -q "^wg:wgpacket" && ok "$MODE: non-STUN to 51820 still reaches WireGuard" || fail "$MODE: non-STUN to WireGuard" "$node"
 n=$(echo "$node" | grep -c "^agent:stun")
-check_eq "two STUN messages steered to the agent (answer + probe)" "2" "$n"
+check_eq "$MODE: two STUN messages steered to the agent (answer + probe)" "2" "$n"
 assign=$(lsb_counter "$P" stun stun_to_agent)
 sport=$(lsb_counter "$P" stun stun_source_port)
-check_eq "counter stun_to_agent" "2" "$assign"
-check_eq "counter stun_source_port" "1" "$sport"
+check_eq "$MODE: counter stun_to_agent" "2" "$assign"
+check_eq "$MODE: counter stun_source_port" "1" "$sport"
+in_ns a $LSB --pin-dir "$P" down >/dev/null 2>&1
+done
 tap_done
