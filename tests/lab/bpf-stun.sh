@@ -21,7 +21,7 @@ ip -n lsb-$$-s addr add 10.9.0.2/24 dev s0
 for MODE in tcx clsact; do
 P=$(lsb_pin "a-$MODE")
 check "$MODE: attach underlay" in_ns a env LIGHTSCALE_BPF_TC_MODE=$MODE $LSB --pin-dir "$P" attach u0 underlay
-m=$($LSB --pin-dir "$P" status --json | python3 -c 'import json,sys; print(",".join(sorted({a["mode"] for a in json.load(sys.stdin)["attachments"] if a["attached"]})))')
+m=$(in_ns a $LSB --pin-dir "$P" status --json | python3 -c 'import json,sys; print(",".join(sorted({a["mode"] for a in json.load(sys.stdin)["attachments"] if a["attached"]})))')
 check_eq "$MODE: status shows the programs attached with $MODE" "$MODE" "$m"
 check "$MODE: STUN state: WireGuard 51820, agent 40000" in_ns a $LSB --pin-dir "$P" set --stages stun --wg-port 51820 --stun-port 40000
 
