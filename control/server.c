@@ -617,10 +617,17 @@ int lsc_serve(const struct lsc_serve_opts *o)
 		if (now >= s->next_prune_ms && s->db && PQstatus(s->db) == CONNECTION_OK) {
 			char q[160];
 
-			snprintf(q, sizeof(q),
-				 "DELETE FROM nonces WHERE seen_at < now() - interval '%d seconds'",
-				 2 * LS_SIGN_MAX_SKEW + 60);
-			lsc_exec_ok(s->db, q);
+			snprintf(q, sizeof(q), "%d", 2 * LS_SIGN_MAX_SKEW + 60);
+			{
+				const char *p[1] = {q};
+				PGresult *res = lsc_exec(s->db,
+							 "DELETE FROM nonces WHERE seen_at < "
+							 "now() - make_interval(secs => $1::int)",
+							 1, p);
+
+				lsc_res_ok(s->db, res, "prune nonces");
+				PQclear(res);
+			}
 			/* the change log: keep delta_versions versions per network */
 			snprintf(q, sizeof(q), "%d", s->cfg.delta_versions);
 			{
