@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Relay fallback data path: per-peer loopback sockets <-> UDP relay / stream relay.
+/* Relay fallback data path: per-peer loopback sockets <-> UDP relay / TURN / stream relay.
  * See relayproxy.h. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -21,9 +22,19 @@
 #include "log.h"
 #include "relayclient.h"
 #include "relayproxy.h"
+#include "turnclient.h"
 #include "util.h"
 
-enum rp_kind { RP_K_PEER = 1, RP_K_STREAM, RP_K_UDP };
+enum rp_kind { RP_K_PEER = 1, RP_K_STREAM, RP_K_UDP, RP_K_TURN };
+
+/* The two datagram relays a peer is probed through with hellos. */
+enum { RP_VIA_UDP = 0, RP_VIA_TURN, RP_VIA_MAX };
+
+struct rp_reach {
+	uint64_t heard;   /* last datagram from the peer this way */
+	uint64_t sent;    /* last hello request sent */
+	uint64_t pending; /* first hello request not answered yet; 0: none */
+};
 
 /* What an epoll event points at. */
 struct rp_handle {
@@ -41,9 +52,10 @@ struct rp_peer {
 	uint8_t key[LSR_KEY_LEN];
 	int fd;
 	uint16_t port;
-	uint64_t udp_heard_ms;  /* last datagram from this peer through the UDP relay */
-	uint64_t hello_sent_ms;
-	uint64_t hello_pending_ms; /* first hello request not answered yet; 0: none */
+	struct rp_reach reach[RP_VIA_MAX];
+	struct sockaddr_storage turn_addr; /* the peer's TURN relayed address (from its probe) */
+	bool has_turn_addr;
+	uint64_t turn_probe_ms;            /* our relayed address last sent to it */
 	struct rp_counter tx[LS_RPROXY_PATH_MAX], rx[LS_RPROXY_PATH_MAX];
 	uint64_t dropped;
 };
@@ -107,11 +119,20 @@ struct ls_rproxy {
 
 	struct rp_turn *turn;
 	size_t n_turn;
+	/* TURN: lib/turnclient.h blocks, so a worker thread owns the TURN socket and
+	 * talks to us over a SOCK_SEQPACKET pair (struct rp_tmsg + payload). */
+	struct rp_handle turn_h;
+	int turn_sock; /* our end; -1: no worker */
+	enum rp_state turn_state;
+	struct sockaddr_storage turn_relayed;
+	uint64_t turn_retry_at;
+	unsigned turn_failures;
+	char turn_error[96];
 
 	uint64_t now;
 	struct {
 		uint64_t probes_sent, probes_received, probes_bad, unknown_peer, bad_frames, peer_gone,
-			stream_send_full, hellos_sent, hellos_received;
+			stream_send_full, hellos_sent, hellos_received, turn_queue_full;
 	} c;
 };
 
@@ -265,6 +286,17 @@ int ls_rproxy_probe_encode(const struct ls_rproxy_probe *p, char *buf, size_t si
 		}
 		json_array_append_new(eps, json_string(p->endpoints[i]));
 	}
+	if (p->turn[0]) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (strnlen(p->turn, LS_RPROXY_ENDPOINT_LEN) == LS_RPROXY_ENDPOINT_LEN ||
+		    ls_rproxy_parse_addr(p->turn, &ss, &len)) {
+			ret = -EINVAL;
+			goto cleanup;
+		}
+		json_object_set_new(doc, "turn", json_string(p->turn));
+	}
 	s = json_dumps(doc, JSON_COMPACT);
 	if (!s) {
 		ret = -ENOMEM;
@@ -318,6 +350,16 @@ int ls_rproxy_probe_decode(const uint8_t *buf, size_t len, struct ls_rproxy_prob
 		snprintf(p->endpoints[i], sizeof(p->endpoints[i]), "%s", s);
 		p->n_endpoints++;
 	}
+	v = json_object_get(doc, "turn");
+	if (v) {
+		const char *s = json_string_value(v);
+		struct sockaddr_storage ss;
+		socklen_t slen;
+
+		if (!s || strlen(s) >= LS_RPROXY_ENDPOINT_LEN || ls_rproxy_parse_addr(s, &ss, &slen))
+			goto cleanup;
+		snprintf(p->turn, sizeof(p->turn), "%s", s);
+	}
 	ret = 0;
 cleanup:
 	json_decref(doc);
@@ -367,18 +409,53 @@ static bool udp_up(const struct ls_rproxy *rp)
 }
 
 /* Heard recently, and no hello request unanswered for long. */
+static bool reach_ok(const struct ls_rproxy *rp, const struct rp_reach *r)
+{
+	if (!r->heard || rp->now - r->heard >= LS_RPROXY_UDP_CONFIRM_MS)
+		return false;
+	return !r->pending || rp->now - r->pending < LS_RPROXY_HELLO_TIMEOUT_MS;
+}
+
 static bool peer_udp_confirmed(const struct ls_rproxy *rp, const struct rp_peer *p)
 {
-	if (!p->udp_heard_ms || rp->now - p->udp_heard_ms >= LS_RPROXY_UDP_CONFIRM_MS)
-		return false;
-	return !p->hello_pending_ms || rp->now - p->hello_pending_ms < LS_RPROXY_HELLO_TIMEOUT_MS;
+	return reach_ok(rp, &p->reach[RP_VIA_UDP]);
+}
+
+static bool peer_turn_ready(const struct ls_rproxy *rp, const struct rp_peer *p)
+{
+	return rp->turn_state == RP_UP && p->has_turn_addr && reach_ok(rp, &p->reach[RP_VIA_TURN]);
 }
 
 static enum ls_rproxy_path peer_path(const struct ls_rproxy *rp, const struct rp_peer *p)
 {
-	return ls_rproxy_choose_path(udp_up(rp), peer_udp_confirmed(rp, p), false,
+	return ls_rproxy_choose_path(udp_up(rp), peer_udp_confirmed(rp, p), peer_turn_ready(rp, p),
 				     rp->stream_state == RP_UP);
 }
+
+static socklen_t sa_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static bool sa_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+	}
+	return false;
+}
+
+static int turn_cmd(struct ls_rproxy *rp, uint8_t type, const struct sockaddr_storage *addr, const void *data,
+		    size_t len);
 
 /* Delivers a relayed datagram to WireGuard from the peer's loopback socket. */
 static void deliver(struct ls_rproxy *rp, struct rp_peer *p, enum ls_rproxy_path path, const uint8_t *data,
@@ -456,18 +533,65 @@ static void udp_start(struct ls_rproxy *rp, int i)
 	udp_send_register(rp);
 }
 
-static void send_hello(struct ls_rproxy *rp, struct rp_peer *p, uint8_t kind)
+/* A datagram to the peer through the UDP relay or TURN. */
+static int via_send(struct ls_rproxy *rp, struct rp_peer *p, int via, const void *buf, size_t n)
+{
+	if (via == RP_VIA_UDP) {
+		struct rp_relay *r = &rp->udp[rp->udp_cur];
+
+		if (rp->udp_fd < 0 || rp->udp_cur < 0)
+			return -ENOTCONN;
+		return ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, buf, n);
+	}
+	if (rp->turn_state != RP_UP || !p->has_turn_addr)
+		return -ENOTCONN;
+	return turn_cmd(rp, 'S', &p->turn_addr, buf, n);
+}
+
+static void send_hello(struct ls_rproxy *rp, struct rp_peer *p, int via, uint8_t kind)
 {
 	uint8_t h[LS_RPROXY_HELLO_LEN] = { 0 };
-	struct rp_relay *r = &rp->udp[rp->udp_cur];
+	struct rp_reach *r = &p->reach[via];
 
 	memcpy(h, LS_RPROXY_HELLO_MAGIC, 4);
 	h[4] = kind;
-	if (ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, h, sizeof(h)) == 0)
+	if (via_send(rp, p, via, h, sizeof(h)) == 0)
 		rp->c.hellos_sent++;
-	p->hello_sent_ms = rp->now;
-	if (kind == LS_RPROXY_HELLO_REQ && !p->hello_pending_ms)
-		p->hello_pending_ms = rp->now;
+	if (kind != LS_RPROXY_HELLO_REQ)
+		return;
+	r->sent = rp->now;
+	if (!r->pending)
+		r->pending = rp->now;
+}
+
+/* A datagram from the peer through the UDP relay or TURN: a hello, or for WireGuard. */
+static void via_input(struct ls_rproxy *rp, struct rp_peer *p, int via, const uint8_t *data, size_t len)
+{
+	p->reach[via].heard = rp->now;
+	p->reach[via].pending = 0;
+	if (len == LS_RPROXY_HELLO_LEN && !memcmp(data, LS_RPROXY_HELLO_MAGIC, 4)) {
+		rp->c.hellos_received++;
+		if (data[4] == LS_RPROXY_HELLO_REQ)
+			send_hello(rp, p, via, LS_RPROXY_HELLO_REPLY);
+		return;
+	}
+	if (len >= 1 && data[0] == 0xff)
+		return; /* ours, but not a hello we know */
+	deliver(rp, p, via == RP_VIA_UDP ? LS_RPROXY_PATH_UDP : LS_RPROXY_PATH_TURN, data, len);
+}
+
+/* Hellos: more often to peers reached this way, so both sides notice a lost path soon. */
+static void hellos_tick(struct ls_rproxy *rp, int via)
+{
+	for (size_t i = 0; i < rp->n_peers; i++) {
+		struct rp_peer *p = rp->peers[i];
+		uint64_t every = reach_ok(rp, &p->reach[via]) ? LS_RPROXY_HELLO_ACTIVE_MS : LS_RPROXY_HELLO_MS;
+
+		if (via == RP_VIA_TURN && !p->has_turn_addr)
+			continue;
+		if (rp->now - p->reach[via].sent >= every)
+			send_hello(rp, p, via, LS_RPROXY_HELLO_REQ);
+	}
 }
 
 static void udp_registered(struct ls_rproxy *rp, const struct ls_relay_udp_msg *m)
@@ -484,7 +608,7 @@ static void udp_registered(struct ls_rproxy *rp, const struct ls_relay_udp_msg *
 		rp->udp_state = RP_UP;
 		/* Ask every peer at once whether it is there too. */
 		for (size_t i = 0; i < rp->n_peers; i++)
-			send_hello(rp, rp->peers[i], LS_RPROXY_HELLO_REQ);
+			send_hello(rp, rp->peers[i], RP_VIA_UDP, LS_RPROXY_HELLO_REQ);
 	}
 	r->failures = 0;
 	r->retry_at = 0;
@@ -525,17 +649,7 @@ static void udp_input(struct ls_rproxy *rp, const uint8_t *buf, size_t n)
 		rp->c.unknown_peer++;
 		return;
 	}
-	p->udp_heard_ms = rp->now;
-	p->hello_pending_ms = 0;
-	if (m.payload_len == LS_RPROXY_HELLO_LEN && !memcmp(m.payload, LS_RPROXY_HELLO_MAGIC, 4)) {
-		rp->c.hellos_received++;
-		if (m.payload[4] == LS_RPROXY_HELLO_REQ)
-			send_hello(rp, p, LS_RPROXY_HELLO_REPLY);
-		return;
-	}
-	if (m.payload_len >= 1 && m.payload[0] == 0xff)
-		return; /* ours, but not a hello we know */
-	deliver(rp, p, LS_RPROXY_PATH_UDP, m.payload, m.payload_len);
+	via_input(rp, p, RP_VIA_UDP, m.payload, m.payload_len);
 }
 
 static void udp_readable(struct ls_rproxy *rp)
@@ -589,21 +703,395 @@ static void udp_tick(struct ls_rproxy *rp)
 		for (size_t i = 0; i < rp->n_peers; i++) {
 			struct rp_peer *p = rp->peers[i];
 
-			if (p->udp_heard_ms && rp->now - p->udp_heard_ms < 60000 && p->hello_pending_ms &&
-			    rp->now - p->hello_pending_ms >= LS_RPROXY_HELLO_TIMEOUT_MS) {
+			const struct rp_reach *r = &p->reach[RP_VIA_UDP];
+
+			if (r->heard && rp->now - r->heard < 60000 && r->pending &&
+			    rp->now - r->pending >= LS_RPROXY_HELLO_TIMEOUT_MS) {
 				udp_send_register(rp);
 				break;
 			}
 		}
 	}
-	/* Peers on the UDP relay are asked more often, so both sides notice a lost path soon. */
+	hellos_tick(rp, RP_VIA_UDP);
+}
+
+/* --------------------------------------------------------------------- TURN */
+
+/* One message between us and the TURN worker; a payload follows for 'S' and 'D'.
+ *   us -> worker: 'P' permit addr, 'S' send payload to addr
+ *   worker -> us: 'A' allocated (addr: relayed, lifetime), 'F' failed (err),
+ *                 'K' permission installed for addr, 'E' permission refused (err),
+ *                 'D' data from addr */
+struct rp_tmsg {
+	uint8_t type;
+	uint8_t pad[3];
+	int32_t err;
+	uint32_t lifetime;
+	struct sockaddr_storage addr;
+};
+
+struct rp_tworker {
+	int sock; /* the worker's end */
+	int fd;   /* UDP socket to the TURN server */
+	struct sockaddr_storage server;
+	char *user, *pass;
+};
+
+enum { RP_TURN_MAX_PERMS = 256, RP_TURN_PERM_REFRESH_MS = 240000 };
+
+static void tw_msg(int sock, uint8_t type, int err, const struct sockaddr_storage *a, uint32_t lifetime,
+		   const void *data, size_t len)
+{
+	struct rp_tmsg m = { .type = type, .err = err, .lifetime = lifetime };
+	struct iovec iov[2] = { { &m, sizeof(m) }, { (void *)data, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = data ? 2 : 1 };
+
+	if (a)
+		m.addr = *a;
+	sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void tw_free(struct rp_tworker *w)
+{
+	close(w->sock);
+	close(w->fd);
+	free(w->user);
+	if (w->pass)
+		ls_memzero(w->pass, strlen(w->pass));
+	free(w->pass);
+	free(w);
+}
+
+static void *tw_main(void *arg)
+{
+	struct rp_tworker *w = arg;
+	size_t cap = sizeof(struct rp_tmsg) + LSR_MAX_PAYLOAD;
+	uint8_t *cmd = malloc(cap), *in = malloc(LSR_MAX_PAYLOAD + 64);
+	struct sockaddr_storage *perms = calloc(RP_TURN_MAX_PERMS, sizeof(*perms));
+	uint64_t *perm_at = calloc(RP_TURN_MAX_PERMS, sizeof(*perm_at));
+	uint64_t refresh_at = 0, retry_at = 0;
+	unsigned fails = 0;
+	size_t n_perms = 0;
+	struct ls_turn *t = NULL;
+
+	if (!cmd || !in || !perms || !perm_at)
+		goto out;
+	for (;;) {
+		struct pollfd pf[2] = { { .fd = w->sock, .events = POLLIN }, { .fd = w->fd, .events = POLLIN } };
+		uint64_t now = ls_now_ms();
+		int err;
+
+		if (!t && now >= retry_at) {
+			err = ls_turn_allocate(&t, w->fd, (struct sockaddr *)&w->server, sa_len(&w->server), w->user,
+					       w->pass, 3000);
+			if (err) {
+				t = NULL;
+				fails++;
+				retry_at = ls_now_ms() + ls_rproxy_backoff_ms(fails, randombytes_random());
+				tw_msg(w->sock, 'F', err, NULL, 0, NULL, 0);
+			} else {
+				uint32_t life = ls_turn_lifetime(t) ? ls_turn_lifetime(t) : 600;
+
+				fails = 0;
+				n_perms = 0;
+				refresh_at = ls_now_ms() + (uint64_t)life * 500;
+				tw_msg(w->sock, 'A', 0, ls_turn_relayed(t), life, NULL, 0);
+			}
+			continue;
+		}
+		if (!t)
+			pf[1].events = 0;
+		if (poll(pf, 2, 500) < 0 && errno != EINTR)
+			break;
+		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = recv(w->sock, cmd, cap, MSG_DONTWAIT);
+			const struct rp_tmsg *m = (const void *)cmd;
+
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				break; /* our owner closed its end: stop */
+			if (n >= (ssize_t)sizeof(*m) && t && m->type == 'S') {
+				ls_turn_send(t, (const struct sockaddr *)&m->addr, sa_len(&m->addr), cmd + sizeof(*m),
+					     (size_t)n - sizeof(*m));
+			} else if (n >= (ssize_t)sizeof(*m) && t && m->type == 'P') {
+				size_t i;
+
+				for (i = 0; i < n_perms; i++)
+					if (sa_equal(&perms[i], &m->addr))
+						break;
+				err = ls_turn_create_permission(t, (const struct sockaddr *)&m->addr, sa_len(&m->addr),
+								2000);
+				if (!err && i == n_perms && n_perms < RP_TURN_MAX_PERMS)
+					perms[n_perms++] = m->addr;
+				if (!err && i < RP_TURN_MAX_PERMS)
+					perm_at[i] = ls_now_ms();
+				tw_msg(w->sock, err ? 'E' : 'K', err, &m->addr, 0, NULL, 0);
+			}
+		}
+		if (t && (pf[1].revents & POLLIN)) {
+			for (int i = 0; i < 64; i++) {
+				struct sockaddr_storage from;
+				const uint8_t *data;
+				size_t dlen;
+				ssize_t n = recv(w->fd, in, LSR_MAX_PAYLOAD + 64, MSG_DONTWAIT);
+
+				if (n < 0)
+					break;
+				if (ls_turn_parse_data(t, in, (size_t)n, &from, &data, &dlen) == 0 && dlen > 0)
+					tw_msg(w->sock, 'D', 0, &from, 0, data, dlen);
+			}
+		}
+		now = ls_now_ms();
+		if (t && now >= refresh_at) {
+			err = ls_turn_refresh(t, 600, 2000);
+			if (err) {
+				ls_turn_free(t, 0);
+				t = NULL;
+				retry_at = 0;
+				tw_msg(w->sock, 'F', err, NULL, 0, NULL, 0);
+				continue;
+			}
+			refresh_at = ls_now_ms() + 300000;
+		}
+		for (size_t i = 0; t && i < n_perms; i++)
+			if (now - perm_at[i] >= RP_TURN_PERM_REFRESH_MS &&
+			    ls_turn_create_permission(t, (const struct sockaddr *)&perms[i], sa_len(&perms[i]), 2000) == 0)
+				perm_at[i] = ls_now_ms();
+	}
+out:
+	if (t)
+		ls_turn_free(t, 500);
+	free(cmd);
+	free(in);
+	free(perms);
+	free(perm_at);
+	tw_free(w);
+	return NULL;
+}
+
+/* "turn:HOST:PORT[?transport=udp]" with a numeric host; the port defaults to 3478. */
+static int turn_parse_url(const char *url, struct sockaddr_storage *ss)
+{
+	char buf[LS_RPROXY_ENDPOINT_LEN + 8];
+	socklen_t len;
+	char *q;
+
+	if (strncmp(url, "turn:", 5))
+		return -EINVAL; /* turns: (TLS) is not supported */
+	snprintf(buf, sizeof(buf), "%s", url + 5);
+	q = strchr(buf, '?');
+	if (q) {
+		if (strcmp(q, "?transport=udp"))
+			return -EINVAL;
+		*q = 0;
+	}
+	if (ls_rproxy_parse_addr(buf, ss, &len) == 0)
+		return 0;
+	if (strlen(buf) + 6 < sizeof(buf)) {
+		strcat(buf, ":3478");
+		return ls_rproxy_parse_addr(buf, ss, &len);
+	}
+	return -EINVAL;
+}
+
+static int turn_cmd(struct ls_rproxy *rp, uint8_t type, const struct sockaddr_storage *addr, const void *data,
+		    size_t len)
+{
+	struct rp_tmsg m = { .type = type, .addr = *addr };
+	struct iovec iov[2] = { { &m, sizeof(m) }, { (void *)data, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = data ? 2 : 1 };
+
+	if (rp->turn_sock < 0)
+		return -ENOTCONN;
+	if (sendmsg(rp->turn_sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		if (errno == EAGAIN)
+			rp->c.turn_queue_full++;
+		return -errno;
+	}
+	return 0;
+}
+
+static void turn_stop(struct ls_rproxy *rp)
+{
+	if (rp->turn_sock >= 0)
+		close(rp->turn_sock); /* the worker sees its end close and exits on its own */
+	rp->turn_sock = -1;
+	rp->turn_state = RP_IDLE;
+	for (size_t i = 0; i < rp->n_peers; i++)
+		memset(&rp->peers[i]->reach[RP_VIA_TURN], 0, sizeof(rp->peers[i]->reach[RP_VIA_TURN]));
+}
+
+static void turn_start(struct ls_rproxy *rp)
+{
+	struct rp_tworker *w = calloc(1, sizeof(*w));
+	int sv[2] = { -1, -1 }, err;
+	pthread_attr_t attr;
+	pthread_t th;
+
+	if (!w)
+		return;
+	w->fd = -1;
+	err = turn_parse_url(rp->turn[0].url, &w->server);
+	if (err) {
+		snprintf(rp->turn_error, sizeof(rp->turn_error), "unsupported TURN URL");
+		rp->turn_retry_at = UINT64_MAX; /* until the list changes */
+		free(w);
+		return;
+	}
+	w->fd = socket(w->server.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	w->user = strdup(rp->turn[0].username);
+	w->pass = strdup(rp->turn[0].credential);
+	if (w->fd < 0 || !w->user || !w->pass ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	set_mark(rp, w->fd);
+	w->sock = sv[1];
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	err = ep_set(rp, EPOLL_CTL_ADD, sv[0], EPOLLIN, &rp->turn_h);
+	if (err)
+		goto fail;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = -pthread_create(&th, &attr, tw_main, w);
+	pthread_attr_destroy(&attr);
+	if (err)
+		goto fail;
+	rp->turn_sock = sv[0];
+	rp->turn_state = RP_CONNECTING;
+	return;
+fail:
+	snprintf(rp->turn_error, sizeof(rp->turn_error), "worker: %s", strerror(-err));
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->user);
+	free(w->pass);
+	free(w);
+	rp->turn_retry_at = rp->now + LS_RPROXY_BACKOFF_MAX_MS;
+}
+
+static int send_probe_raw(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], const struct ls_rproxy_probe *p);
+
+/* Tells the peer our relayed address (through the stream relay), so it permits it. */
+static void turn_announce(struct ls_rproxy *rp, struct rp_peer *p, bool reply)
+{
+	struct ls_rproxy_probe pr = { .ts_ms = ls_relay_now_unix_ms(), .reply = reply };
+
+	addr_str(&rp->turn_relayed, pr.turn, sizeof(pr.turn));
+	if (send_probe_raw(rp, p->key, &pr) == 0)
+		p->turn_probe_ms = rp->now;
+}
+
+static void turn_readable(struct ls_rproxy *rp)
+{
+	uint8_t buf[sizeof(struct rp_tmsg) + LSR_MAX_PAYLOAD];
+	const struct rp_tmsg *m = (const void *)buf;
+	char a[LS_RPROXY_ENDPOINT_LEN];
+
+	for (int i = 0; i < 64 && rp->turn_sock >= 0; i++) {
+		ssize_t n = recv(rp->turn_sock, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n < 0)
+			return;
+		if (n < (ssize_t)sizeof(*m)) {
+			pr_warn("relay proxy: TURN worker is gone");
+			turn_stop(rp);
+			rp->turn_retry_at = rp->now + LS_RPROXY_BACKOFF_MIN_MS;
+			return;
+		}
+		switch (m->type) {
+		case 'A':
+			rp->turn_relayed = m->addr;
+			rp->turn_state = RP_UP;
+			rp->turn_failures = 0;
+			rp->turn_error[0] = 0;
+			addr_str(&m->addr, a, sizeof(a));
+			pr_info("relay proxy: TURN allocation at %s (relayed address %s)", rp->turn[0].url, a);
+			for (size_t k = 0; k < rp->n_peers; k++) {
+				struct rp_peer *p = rp->peers[k];
+
+				memset(&p->reach[RP_VIA_TURN], 0, sizeof(p->reach[RP_VIA_TURN]));
+				if (p->has_turn_addr)
+					turn_cmd(rp, 'P', &p->turn_addr, NULL, 0);
+				turn_announce(rp, p, false);
+			}
+			break;
+		case 'F':
+			if (rp->turn_state == RP_UP)
+				pr_info("relay proxy: TURN allocation at %s lost", rp->turn[0].url);
+			rp->turn_state = RP_CONNECTING;
+			rp->turn_failures++;
+			snprintf(rp->turn_error, sizeof(rp->turn_error), "allocate: %s", strerror(-m->err));
+			break;
+		case 'K':
+			for (size_t k = 0; k < rp->n_peers; k++) {
+				struct rp_peer *p = rp->peers[k];
+
+				if (p->has_turn_addr && sa_equal(&p->turn_addr, &m->addr))
+					send_hello(rp, p, RP_VIA_TURN, LS_RPROXY_HELLO_REQ);
+			}
+			break;
+		case 'E':
+			addr_str(&m->addr, a, sizeof(a));
+			pr_warn("relay proxy: TURN permission for %s: %s", a, strerror(-m->err));
+			break;
+		case 'D':
+			for (size_t k = 0; k < rp->n_peers; k++) {
+				struct rp_peer *p = rp->peers[k];
+
+				if (p->has_turn_addr && sa_equal(&p->turn_addr, &m->addr)) {
+					via_input(rp, p, RP_VIA_TURN, buf + sizeof(*m), (size_t)n - sizeof(*m));
+					break;
+				}
+			}
+			break;
+		}
+	}
+}
+
+/* A probe carrying the peer's relayed address: permit it, answer with ours. */
+static void turn_probe_input(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], const struct ls_rproxy_probe *pr)
+{
+	struct rp_peer *p = peer_find(rp, key);
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (!p || ls_rproxy_parse_addr(pr->turn, &ss, &len))
+		return;
+	if (!p->has_turn_addr || !sa_equal(&ss, &p->turn_addr)) {
+		p->turn_addr = ss;
+		p->has_turn_addr = true;
+		memset(&p->reach[RP_VIA_TURN], 0, sizeof(p->reach[RP_VIA_TURN]));
+		if (rp->turn_state == RP_UP)
+			turn_cmd(rp, 'P', &p->turn_addr, NULL, 0);
+	}
+	if (!pr->reply && rp->turn_state == RP_UP)
+		turn_announce(rp, p, true);
+}
+
+static void turn_tick(struct ls_rproxy *rp)
+{
+	if (rp->n_turn == 0)
+		return;
+	if (rp->turn_sock < 0) {
+		if (rp->now >= rp->turn_retry_at)
+			turn_start(rp);
+		return;
+	}
+	if (rp->turn_state != RP_UP)
+		return;
+	/* Peers not reached through TURN yet get our address again every 10 s. */
 	for (size_t i = 0; i < rp->n_peers; i++) {
 		struct rp_peer *p = rp->peers[i];
-		uint64_t every = peer_udp_confirmed(rp, p) ? LS_RPROXY_HELLO_ACTIVE_MS : LS_RPROXY_HELLO_MS;
 
-		if (rp->now - p->hello_sent_ms >= every)
-			send_hello(rp, p, LS_RPROXY_HELLO_REQ);
+		if (!reach_ok(rp, &p->reach[RP_VIA_TURN]) && rp->now - p->turn_probe_ms >= 10000)
+			turn_announce(rp, p, false);
 	}
+	hellos_tick(rp, RP_VIA_TURN);
 }
 
 /* ------------------------------------------------------------ stream relay */
@@ -857,7 +1345,10 @@ static void stream_frame(struct ls_rproxy *rp, const struct ls_relay_frame *f)
 			return;
 		}
 		rp->c.probes_received++;
-		if (rp->on_probe)
+		if (probe.turn[0])
+			turn_probe_input(rp, f->key, &probe);
+		/* Ours alone (a relayed address, no endpoints) stay here. */
+		if (rp->on_probe && !(probe.turn[0] && probe.n_endpoints == 0))
 			rp->on_probe(rp->cb_ctx, f->key, &probe);
 		return;
 	case LSR_FRAME_PEER_GONE:
@@ -956,14 +1447,15 @@ static void peer_send(struct ls_rproxy *rp, struct rp_peer *p, const uint8_t *bu
 	int err = -ENOTCONN;
 
 	switch (path) {
-	case LS_RPROXY_PATH_UDP: {
-		struct rp_relay *r = &rp->udp[rp->udp_cur];
+	case LS_RPROXY_PATH_UDP:
+	case LS_RPROXY_PATH_TURN: {
+		int via = path == LS_RPROXY_PATH_UDP ? RP_VIA_UDP : RP_VIA_TURN;
 
-		err = ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, buf, n);
+		err = via_send(rp, p, via, buf, n);
 		/* While traffic flows, ask every second whether the peer still hears us:
-		 * a lost UDP relay path falls back to the stream within about 2.5 s. */
-		if (rp->now - p->hello_sent_ms >= LS_RPROXY_HELLO_ACTIVE_MS)
-			send_hello(rp, p, LS_RPROXY_HELLO_REQ);
+		 * a lost path falls back to the next within about 2.5 s. */
+		if (rp->now - p->reach[via].sent >= LS_RPROXY_HELLO_ACTIVE_MS)
+			send_hello(rp, p, via, LS_RPROXY_HELLO_REQ);
 		break;
 	}
 	case LS_RPROXY_PATH_STREAM:
@@ -1057,7 +1549,7 @@ int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], str
 		goto cleanup;
 	rp->peers[rp->n_peers++] = p;
 	if (udp_up(rp))
-		send_hello(rp, p, LS_RPROXY_HELLO_REQ);
+		send_hello(rp, p, RP_VIA_UDP, LS_RPROXY_HELLO_REQ);
 done:
 	memset(endpoint, 0, sizeof(*endpoint));
 	endpoint->sin_family = AF_INET;
@@ -1103,6 +1595,16 @@ void ls_rproxy_set_wg_port(struct ls_rproxy *rp, uint16_t port)
 }
 
 int ls_rproxy_send_probe(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], const struct ls_rproxy_probe *p)
+{
+	struct ls_rproxy_probe q = *p;
+
+	/* The agent's probes carry our relayed address too, when we have one. */
+	if (!q.turn[0] && rp->turn_state == RP_UP)
+		addr_str(&rp->turn_relayed, q.turn, sizeof(q.turn));
+	return send_probe_raw(rp, key, &q);
+}
+
+static int send_probe_raw(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], const struct ls_rproxy_probe *p)
 {
 	char buf[LSR_MAX_PROBE + 1];
 	int n = ls_rproxy_probe_encode(p, buf, sizeof(buf)), err;
@@ -1185,6 +1687,15 @@ int ls_rproxy_set_relays(struct ls_rproxy *rp, const struct ls_rproxy_relays *r)
 	} else {
 		rp->udp_cur = cur;
 	}
+	/* TURN: the worker serves the first server; restart it when that one changes. */
+	if (rp->turn_sock >= 0 &&
+	    (r->n_turn == 0 || strcmp(rp->turn[0].url, r->turn[0].url ? r->turn[0].url : "") ||
+	     strcmp(rp->turn[0].username, r->turn[0].username ? r->turn[0].username : "") ||
+	     strcmp(rp->turn[0].credential, r->turn[0].credential ? r->turn[0].credential : ""))) {
+		pr_info("relay proxy: TURN server changed");
+		turn_stop(rp);
+	}
+	rp->turn_retry_at = 0;
 	for (size_t i = 0; i < rp->n_turn; i++) {
 		free(rp->turn[i].url);
 		free(rp->turn[i].username);
@@ -1222,6 +1733,8 @@ struct ls_rproxy *ls_rproxy_new(const struct ls_rproxy_config *cfg)
 	rp->stream_cur = rp->udp_cur = -1;
 	rp->udp_fd = -1;
 	rp->hs_fd = -1;
+	rp->turn_sock = -1;
+	rp->turn_h.kind = RP_K_TURN;
 	rp->stream_h.kind = RP_K_STREAM;
 	rp->udp_h.kind = RP_K_UDP;
 	rp->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1257,6 +1770,7 @@ void ls_rproxy_free(struct ls_rproxy *rp)
 		return;
 	stream_close(rp);
 	udp_close(rp);
+	turn_stop(rp);
 	ls_rproxy_set_relays(rp, &none);
 	for (size_t i = 0; i < rp->n_peers; i++) {
 		close(rp->peers[i]->fd);
@@ -1302,6 +1816,10 @@ int ls_rproxy_handle(struct ls_rproxy *rp)
 			if (rp->udp_fd >= 0)
 				udp_readable(rp);
 			break;
+		case RP_K_TURN:
+			if (rp->turn_sock >= 0)
+				turn_readable(rp);
+			break;
 		}
 	}
 	return 0;
@@ -1312,6 +1830,7 @@ void ls_rproxy_tick(struct ls_rproxy *rp, uint64_t now_ms)
 	rp->now = now_ms;
 	stream_tick(rp);
 	udp_tick(rp);
+	turn_tick(rp);
 }
 
 /* --------------------------------------------------------------------- status */
@@ -1375,9 +1894,18 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 		json_object_set_new(udp, "registration_expires_in_ms",
 				    json_integer((json_int_t)(rp->udp_expires_at - rp->now)));
 	}
-	for (size_t i = 0; i < rp->n_turn; i++)
-		json_array_append_new(turn, json_pack("{s:s, s:s, s:s}", "url", rp->turn[i].url, "username",
-						      rp->turn[i].username, "state", "unused"));
+	for (size_t i = 0; i < rp->n_turn; i++) {
+		json_t *o = json_pack("{s:s, s:s, s:s}", "url", rp->turn[i].url, "username", rp->turn[i].username,
+				      "state", i == 0 && rp->turn_sock >= 0 ? state_str(rp->turn_state) : "unused");
+
+		if (i == 0 && rp->turn_state == RP_UP) {
+			addr_str(&rp->turn_relayed, buf, sizeof(buf));
+			json_object_set_new(o, "relayed", json_string(buf));
+		}
+		if (i == 0 && rp->turn_error[0])
+			json_object_set_new(o, "last_error", json_string(rp->turn_error));
+		json_array_append_new(turn, o);
+	}
 	for (size_t i = 0; i < rp->n_peers; i++) {
 		const struct rp_peer *p = rp->peers[i];
 		char key[LS_KEY_B64_LEN + 1];
@@ -1389,8 +1917,14 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 			      ls_rproxy_path_str(peer_path(rp, p)), "udp_confirmed", peer_udp_confirmed(rp, p),
 			      "tx", counters_json(p->tx), "rx", counters_json(p->rx), "dropped",
 			      (json_int_t)p->dropped);
-		if (p->udp_heard_ms)
-			json_object_set_new(o, "udp_heard_ms_ago", json_integer((json_int_t)(rp->now - p->udp_heard_ms)));
+		if (p->reach[RP_VIA_UDP].heard)
+			json_object_set_new(o, "udp_heard_ms_ago",
+					    json_integer((json_int_t)(rp->now - p->reach[RP_VIA_UDP].heard)));
+		json_object_set_new(o, "turn_confirmed", json_boolean(peer_turn_ready(rp, p)));
+		if (p->has_turn_addr) {
+			addr_str(&p->turn_addr, buf, sizeof(buf));
+			json_object_set_new(o, "turn_peer", json_string(buf));
+		}
 		json_array_append_new(peers, o);
 	}
 	doc = json_pack("{s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "stream", stream,
@@ -1400,5 +1934,7 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 			"bad_frames", (json_int_t)rp->c.bad_frames, "peer_gone", (json_int_t)rp->c.peer_gone,
 			"stream_send_full", (json_int_t)rp->c.stream_send_full, "hellos_sent",
 			(json_int_t)rp->c.hellos_sent, "hellos_received", (json_int_t)rp->c.hellos_received);
+	json_object_set_new(json_object_get(doc, "counters"), "turn_queue_full",
+			    json_integer((json_int_t)rp->c.turn_queue_full));
 	return doc;
 }

@@ -11,9 +11,13 @@
  *   WireGuard <--udp-- 127.0.0.1:N        <---+--> stream relay (TCP; list with failover)
  *
  * Paths in order of preference: UDP relay (once registered and the peer was
- * heard through it in the last LS_RPROXY_UDP_CONFIRM_MS), the stream relay,
- * the UDP relay unconfirmed. TURN servers are accepted and shown in the status
- * but carry no data yet (lib/turnclient.h is blocking; see the report).
+ * heard through it in the last LS_RPROXY_UDP_CONFIRM_MS), TURN (the first
+ * server of the list, UDP, long-term credentials; once the peer was heard
+ * through it), the stream relay, the UDP relay unconfirmed. TURN needs each
+ * side's relayed address: the module sends it to the peer in a probe through
+ * the stream relay ("turn" below), permits the peer's, and answers. A worker
+ * thread owns the TURN socket (lib/turnclient.h blocks); everything else runs
+ * in the caller's loop.
  *
  * Whether the peer is reachable through the UDP relay: every
  * LS_RPROXY_HELLO_MS (every LS_RPROXY_HELLO_ACTIVE_MS while packets go to it)
@@ -90,12 +94,16 @@ struct ls_rproxy_relays {
  *   {"v":1,"ts":UNIX_MS,"reply":false,"endpoints":["198.51.100.7:41641","[2001:db8::1]:41641"]}
  * "send me UDP now": the receiver sends to these endpoints at once (e.g. a
  * WireGuard handshake or keepalive) and, when reply is false, answers with its
- * own endpoints and reply true. Endpoints are numeric and checked. */
+ * own endpoints and reply true. Endpoints are numeric and checked.
+ * "turn":"ip:port" (optional) is the sender's TURN relayed address: the module
+ * permits it and answers with its own. Probes the module sends for that alone
+ * (no endpoints) are consumed by the module and never reach the callback. */
 struct ls_rproxy_probe {
 	uint64_t ts_ms;
 	bool reply;
 	size_t n_endpoints;
 	char endpoints[LS_RPROXY_PROBE_MAX_ENDPOINTS][LS_RPROXY_ENDPOINT_LEN];
+	char turn[LS_RPROXY_ENDPOINT_LEN]; /* our TURN relayed address; "": none */
 };
 
 /* Length of the JSON written to buf (NUL-terminated), -EINVAL (bad endpoint),
