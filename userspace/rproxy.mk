@@ -14,7 +14,7 @@ $(RPROXY_DRIVER): $(RPROXY_DRIVER_OBJS) $(LIBLS)
 
 # tests/unit/test_userspace_rproxy.c links libuserspace.a (tests/build.mk's rule).
 
-CHECK_LABS += tests/lab/rproxy-fallback.sh
+CHECK_LABS += tests/lab/rproxy-fallback.sh tests/lab/rproxy-turn.sh
 build-all: $(RPROXY_DRIVER) $(BUILD)/lightscale-relay $(BUILD)/lightscale-wg
 
 # libFuzzer harness for the probe payload decoder and the address parser:
