@@ -154,7 +154,13 @@ check_eq "lsc_schema records every migration" "$(seq -s, 1 "$latest")" \
 
 # deltas span at most delta_versions versions; an older client gets the full map
 echo '{"delta_versions": 2}' >"$T/s5.json"
+lsc_psql lightscale "INSERT INTO nonces (machine_key, nonce, seen_at) VALUES ('k', 'old', now() - interval '1 hour'), ('k', 'new', now())" >/dev/null
 lsc_serve s5 --state-dir "$T/s5" --config "$T/s5.json" --db "$DSN" || fail "server 5"
+sleep 1.5 # housekeeping runs on the first turn of the loop (within a second)
+check_eq "housekeeping prunes nonces older than the skew window, keeps recent ones" "new" \
+	"$(lsc_psql lightscale "SELECT string_agg(nonce, ',') FROM nonces WHERE machine_key = 'k'")"
+check_eq "housekeeping prunes the change log to delta_versions" "0 true" \
+	"$(lsc_psql lightscale "SELECT count(*) FROM changes JOIN networks ON networks.id = changes.network_id WHERE changes.version <= networks.version - 2") $(lsc_psql lightscale "SELECT log_floor = version - 2 FROM networks WHERE name = 'home'" | sed 's/t/true/')"
 V0=$(N netmap -s "$SRV_URL_s5" -k "$T/a" | jq .version)
 for i in 1 2 3; do N heartbeat -s "$SRV_URL_s5" -k "$T/c" -p 5555 -e "203.0.113.$i:5555" >/dev/null; done
 check_eq "since 3 versions back with delta_versions 2: full map" "true" \
