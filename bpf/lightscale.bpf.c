@@ -10,6 +10,7 @@
  *   LAN ingress      (XDP)  de-snat -> translate (router: src r2v); ICMP errors and anything
  *                           unusual go on to the TC program
  *   underlay ingress (TC)   STUN demux (bpf_sk_assign to the agent's socket)
+ *   underlay ingress (XDP)  STUN demux by destination-port rewrite (real NICs only)
  *   underlay egress  (TC)   STUN source-port rewrite (agent port -> WireGuard port)
  * With LS_CFG_FWD_FAST, overlay ingress and LAN ingress (TC and XDP) end by forwarding
  * the packet themselves when the FIB sends it to an LS_IF_FWD_TARGET interface.
@@ -195,6 +196,21 @@ int ls_underlay_in(struct __sk_buff *skb)
 	if (f & LS_CFG_STUN)
 		ls_stun_in(skb, &p, parsed);
 	return tc_verdict(LS_NEXT, p.len);
+}
+
+SEC("xdp")
+int ls_xdp_underlay_in(struct xdp_md *ctx)
+{
+	struct ls_pkt p;
+	__u32 f = cfg_flags();
+	int parsed = parse(ctx, true, cfg_underlay_l2, &p);
+
+	if ((f & LS_CFG_STUN) && ls_stun_xdp_in(ctx, &p, parsed) == LS_SHOT) {
+		ls_count(LS_PROG_DISPATCH, LS_R_DROP, p.len);
+		return XDP_DROP;
+	}
+	ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
+	return XDP_PASS;
 }
 
 SEC("tc")

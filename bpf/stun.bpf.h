@@ -14,20 +14,48 @@
 
 #define LS_STUN_COOKIE 0x2112A442
 
-static __always_inline bool is_stun(struct __sk_buff *skb, struct ls_pkt *p)
+static __always_inline bool is_stun_x(void *ctx, bool xdp, struct ls_pkt *p)
 {
 	__u8 h[8];
 	__be32 cookie;
 
 	if (p->proto != IPPROTO_UDP || !p->l4_ok || p->frag)
 		return false;
-	if (bpf_skb_load_bytes(skb, p->l4 + 8, h, sizeof(h)))
+	if (ld(ctx, xdp, p->l4 + 8, h, sizeof(h)))
 		return false;
 	__builtin_memcpy(&cookie, h + 4, 4);
 	if ((h[0] & 0xc0) || cookie != bpf_htonl(LS_STUN_COOKIE))
 		return false;
 	__u16 mlen = (h[2] << 8) | h[3];
 	return (mlen & 3) == 0 && p->l4 + 8 + 20 + mlen <= p->len;
+}
+
+static __always_inline bool is_stun(struct __sk_buff *skb, struct ls_pkt *p)
+{
+	return is_stun_x(skb, false, p);
+}
+
+/* XDP on the underlay NIC: no bpf_sk_assign there, so STUN to the WireGuard port gets the
+ * agent's port as its destination port instead (checksum updated in place: real NICs
+ * deliver full checksums; the loader keeps XDP off virtual devices). */
+static __always_inline int ls_stun_xdp_in(struct xdp_md *ctx, struct ls_pkt *p, int parsed)
+{
+	struct ls_config *c = ls_cfg();
+
+	if (parsed || !c || !c->wg_port || !c->stun_port || p->proto != IPPROTO_UDP ||
+	    p->dport != bpf_htons(c->wg_port) || !is_stun_x(ctx, true, p)) {
+		ls_count(LS_PROG_STUN, LS_R_STUN_OTHER, p->len);
+		return LS_NEXT;
+	}
+	__be16 to = bpf_htons(c->stun_port);
+	if (csum_apply(ctx, true, p->l4 + 6, diff16(p->dport, to), p->family == 4 ? CS_UDP0 : 0) ||
+	    st(ctx, true, p->l4 + 2, &to, 2)) {
+		ls_count(LS_PROG_STUN, LS_R_HELPER_ERR, p->len);
+		return LS_SHOT;
+	}
+	p->dport = to;
+	ls_count(LS_PROG_STUN, LS_R_STUN_DPORT, p->len);
+	return LS_NEXT;
 }
 
 static __always_inline int ls_stun_in(struct __sk_buff *skb, struct ls_pkt *p, int parsed)

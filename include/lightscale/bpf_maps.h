@@ -71,7 +71,8 @@ enum ls_reason {
 	LS_R_SNAT_FRAG = 37,       /* drop: non-first fragment from the overlay (no ports to NAT) */
 	LS_R_FWD_REDIRECT = 38,    /* pass: forwarded by the program (FIB lookup + redirect) */
 	LS_R_FWD_STACK = 39,       /* pass: left to the stack (local, no neighbour, TTL, MTU, target) */
-	LS_REASON_MAX = 40,
+	LS_R_STUN_DPORT = 40,      /* pass: XDP steered STUN to the agent by its destination port */
+	LS_REASON_MAX = 41,
 };
 
 #define LS_REASON_SLOTS 64 /* counter index = prog * LS_REASON_SLOTS + reason */

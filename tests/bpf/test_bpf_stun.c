@@ -63,6 +63,20 @@ static const struct tcase in_sock[] = {
 	  { 4, 17, "198.51.100.1", "192.0.2.10", 3478, 51820, .stun = true }, VERDICT_NEXT, NULL, { { U, LS_R_STUN_ASSIGN_ERR, 1 } } },
 };
 
+static const struct pk o_xdp4 = { 4, 17, "198.51.100.1", "192.0.2.10", 3478, 40000, .stun = true };
+static const struct pk o_xdp6 = { 6, 17, "2001:db8:1::1", "2001:db8::10", 3478, 40000, .stun = true, .payload = 4 };
+static const struct tcase xdp_cases[] = {
+	{ "xdp: STUN to the WireGuard port gets the agent's port", "ls_xdp_underlay_in",
+	  { 4, 17, "198.51.100.1", "192.0.2.10", 3478, 51820, .stun = true }, VERDICT_XDP_PASS, &o_xdp4,
+	  { { U, LS_R_STUN_DPORT, 1 } } },
+	{ "xdp: v6 STUN too", "ls_xdp_underlay_in",
+	  { 6, 17, "2001:db8:1::1", "2001:db8::10", 3478, 51820, .stun = true, .payload = 4 }, VERDICT_XDP_PASS, &o_xdp6,
+	  { { U, LS_R_STUN_DPORT, 1 } } },
+	{ "xdp: WireGuard packet untouched", "ls_xdp_underlay_in",
+	  { 4, 17, "198.51.100.1", "192.0.2.10", 51820, 51820, .payload = 148 }, VERDICT_XDP_PASS, NULL,
+	  { { U, LS_R_STUN_OTHER, 1 } } },
+};
+
 int main(void)
 {
 	int fails = 0;
@@ -79,6 +93,7 @@ int main(void)
 	fails += h_ok(lsbpf_apply(b, s) == 0, "apply ports");
 	fails += h_run(b, out_cases, sizeof(out_cases) / sizeof(out_cases[0]));
 	fails += h_run(b, in_nosock, sizeof(in_nosock) / sizeof(in_nosock[0]));
+	fails += h_run(b, xdp_cases, sizeof(xdp_cases) / sizeof(xdp_cases[0]));
 
 	int fd = socket(AF_INET6, SOCK_DGRAM, 0), off = 0;
 	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));

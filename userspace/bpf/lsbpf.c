@@ -43,6 +43,7 @@ static const struct hook_def {
 	{ "lan_out", LSBPF_ROLE_LAN, false, false },
 	{ "xdp_lan_in", LSBPF_ROLE_LAN, true, true },
 	{ "underlay_in", LSBPF_ROLE_UNDERLAY, true, false },
+	{ "xdp_underlay_in", LSBPF_ROLE_UNDERLAY, true, true },
 	{ "underlay_out", LSBPF_ROLE_UNDERLAY, false, false },
 };
 

@@ -48,14 +48,15 @@ struct lsbpf_opts {
 enum lsbpf_role {
 	LSBPF_ROLE_OVERLAY = 0,  /* ls_overlay_in + ls_overlay_out (TC) */
 	LSBPF_ROLE_LAN = 1,      /* ls_lan_in + ls_lan_out (TC), + ls_xdp_lan_in with MODE_XDP */
-	LSBPF_ROLE_UNDERLAY = 2, /* ls_underlay_in + ls_underlay_out (TC) */
+	LSBPF_ROLE_UNDERLAY = 2, /* ls_underlay_in + ls_underlay_out (TC), + ls_xdp_underlay_in with MODE_XDP */
 };
 
 enum lsbpf_mode {
 	LSBPF_MODE_AUTO = 0,   /* tcx when the kernel has it (6.6+), clsact otherwise */
 	LSBPF_MODE_TCX = 1,
 	LSBPF_MODE_CLSACT = 2,
-	LSBPF_MODE_XDP = 3,     /* LAN: XDP (native, else generic) in front of TC (AUTO) */
+	LSBPF_MODE_XDP = 3,     /* LAN/underlay: XDP (native, else generic) in front of TC (AUTO);
+				 * declined on virtual devices (partial checksums) */
 };
 
 /* Opens (and unless no_pin: locks, pins, adopts). The environment variable

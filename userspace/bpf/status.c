@@ -71,6 +71,7 @@ static const char *reason_names[LS_REASON_MAX] = {
 	[LS_R_SNAT_FRAG] = "snat_later_fragment",
 	[LS_R_FWD_REDIRECT] = "forwarded_in_bpf",
 	[LS_R_FWD_STACK] = "forwarded_by_stack",
+	[LS_R_STUN_DPORT] = "stun_to_agent_port",
 };
 
 const char *lsbpf_prog_name(uint32_t prog)
