@@ -139,6 +139,17 @@ static void test_probe_roundtrip(void **state)
 	assert_int_equal(q.n_endpoints, 2);
 	assert_string_equal(q.endpoints[0], "198.51.100.7:41641");
 	assert_string_equal(q.endpoints[1], "[2001:db8::7]:41641");
+	assert_string_equal(q.turn, "");
+	assert_null(strstr(buf, "turn")); /* absent unless set */
+
+	/* With a TURN relayed address. */
+	strcpy(p.turn, "203.0.113.9:49152");
+	n = ls_rproxy_probe_encode(&p, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_int_equal(ls_rproxy_probe_decode((const uint8_t *)buf, (size_t)n, &q), 0);
+	assert_string_equal(q.turn, "203.0.113.9:49152");
+	strcpy(p.turn, "turn.example:3478");
+	assert_int_equal(ls_rproxy_probe_encode(&p, buf, sizeof(buf)), -EINVAL);
 
 	/* No endpoints, not a reply: still a probe ("send me UDP now"). */
 	memset(&p, 0, sizeof(p));
@@ -196,6 +207,9 @@ static void test_probe_decode_bad(void **state)
 		"{\"v\":1,\"ts\":1,\"endpoints\":[\"1.1.1.1:1\",\"1.1.1.1:2\",\"1.1.1.1:3\",\"1.1.1.1:4\","
 		"\"1.1.1.1:5\",\"1.1.1.1:6\",\"1.1.1.1:7\",\"1.1.1.1:8\",\"1.1.1.1:9\"]}",
 		"{\"v\":1,\"ts\":1,\"endpoints\":[]",
+		"{\"v\":1,\"ts\":1,\"endpoints\":[],\"turn\":5}",
+		"{\"v\":1,\"ts\":1,\"endpoints\":[],\"turn\":\"host:5\"}",
+		"{\"v\":1,\"ts\":1,\"endpoints\":[],\"turn\":\"\"}",
 	};
 	struct ls_rproxy_probe q;
 	char big[LSR_MAX_PROBE * 2];

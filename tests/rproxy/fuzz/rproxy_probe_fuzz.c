@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > 0) {
 			if (ls_rproxy_probe_decode((const uint8_t *)buf, (size_t)n, &q))
 				abort();
-			if (q.ts_ms != p.ts_ms || q.reply != p.reply || q.n_endpoints != p.n_endpoints)
+			if (q.ts_ms != p.ts_ms || q.reply != p.reply || q.n_endpoints != p.n_endpoints ||
+			    strcmp(q.turn, p.turn))
 				abort();
 			for (size_t i = 0; i < p.n_endpoints; i++)
 				if (strcmp(p.endpoints[i], q.endpoints[i]))
