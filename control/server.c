@@ -22,6 +22,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lightscale/api.h"
@@ -454,7 +455,8 @@ int lsc_serve(const struct lsc_serve_opts *o)
 	char err[512], lockpath[4200];
 	const union MHD_DaemonInfo *di;
 	struct epoll_event ev;
-	int ret = 0, lockfd = -1, mhd_epfd;
+	int ret = 0, exit_ret = 0, lockfd = -1, mhd_epfd;
+	uint64_t next_pg_check = 0;
 	bool embedded = !o->db;
 
 	s->epfd = s->sigfd = s->ldb_fd = s->db_fd = -1;
@@ -486,6 +488,7 @@ int lsc_serve(const struct lsc_serve_opts *o)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGCHLD); /* the embedded postmaster exiting */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	s->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
@@ -592,6 +595,10 @@ int lsc_serve(const struct lsc_serve_opts *o)
 				struct signalfd_siginfo si;
 
 				while (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					if (si.ssi_signo == SIGCHLD) {
+						next_pg_check = 0;
+						continue;
+					}
 					pr_info("signal %u: stopping", si.ssi_signo);
 					s->stop = true;
 				}
@@ -609,6 +616,20 @@ int lsc_serve(const struct lsc_serve_opts *o)
 		if (s->n_waiters && now >= s->next_sweep_ms) {
 			lsc_waiters_sweep(s, now);
 			s->next_sweep_ms = now + 100;
+		}
+		if (embedded && pg.pid > 0 && now >= next_pg_check) {
+			int st;
+			bool gone = pg.is_child ? waitpid(pg.pid, &st, WNOHANG) == pg.pid
+						: kill(pg.pid, 0) < 0 && errno == ESRCH;
+
+			if (gone) {
+				pr_err("the embedded PostgreSQL (postmaster %d) exited; stopping (see %s/pg.log)",
+				       (int)pg.pid, o->state_dir);
+				pg.pid = 0;
+				exit_ret = -EIO;
+				s->stop = true;
+			}
+			next_pg_check = now + 1000;
 		}
 		if (now >= s->next_flush_ms) {
 			lsc_live_flush(s);
@@ -647,7 +668,7 @@ int lsc_serve(const struct lsc_serve_opts *o)
 		}
 		MHD_run(s->mhd);
 	}
-	ret = 0;
+	ret = exit_ret;
 cleanup:
 	if (s->mhd) {
 		struct lsc_net *n;

@@ -46,6 +46,16 @@ tok=$("$LSC_BIN" token create --network deep --state-dir "$D" --json | jq -r .to
 check_eq "observed endpoint over IPv6" "[::1]:51820" \
 	"$("$LSC_NODECLI" heartbeat -s "$U6" -k "$T/k6" -p 51820 | jq -r .observed)"
 lsc_stop e
+# the embedded postmaster dies under the server: the server stops and says so
+lsc_serve e --state-dir "$D" || fail "restart"
+pm=$(head -1 "$D/pg/postmaster.pid")
+kill -9 "$pm"
+for _ in $(seq 50); do kill -0 "$SRV_PID_e" 2>/dev/null || break; sleep 0.1; done
+wait "$SRV_PID_e"
+rc=$?
+SRV_PID_e=
+check_eq "the server exits with status 1 when its postmaster dies" "1" "$rc"
+check "... naming it" grep -q "the embedded PostgreSQL (postmaster $pm) exited; stopping" "$D/serve.log"
 out=$("$LSC_BIN" serve --listen 127.0.0.1:0 --state-dir "$T/other" --pg-user no-such-user-lsc 2>&1)
 check "an unknown --pg-user is refused by name" grep -q "no user \`no-such-user-lsc'" <<<"$out"
 out=$("$LSC_BIN" serve --listen 127.0.0.1:99999 --state-dir "$T/other" 2>&1)
