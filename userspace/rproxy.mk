@@ -12,7 +12,14 @@ $(RPROXY_DRIVER): $(RPROXY_DRIVER_OBJS) $(LIBLS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -o $@
 
-# tests/unit/test_userspace_rproxy.c links libuserspace.a (tests/build.mk's rule).
+# The unit test links the module's object alone, not libuserspace.a (this explicit
+# rule replaces tests/build.mk's pattern rule for it), so it builds and runs
+# whatever state the rest of userspace/ is in.
+$(BUILD)/tests/unit/test_userspace_rproxy: $(BUILD)/obj/tests/unit/test_userspace_rproxy.o \
+		$(BUILD)/obj/userspace/relayproxy.o $(LIBLS)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -lcmocka -o $@
 
 CHECK_LABS += tests/lab/rproxy-fallback.sh tests/lab/rproxy-turn.sh
 build-all: $(RPROXY_DRIVER) $(BUILD)/lightscale-relay $(BUILD)/lightscale-wg
