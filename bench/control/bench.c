@@ -573,6 +573,9 @@ int main(int argc, char **argv)
 		       "DB queries per idle waiter", (q1 - q0 - 1) / nwait, "0",
 		       (q1 - q0 - 1) / nwait == 0 ? "PASS" : "FAIL");
 		printf("  %-36s %9ld\n", "DB queries in 6 s, all waiters", q1 - q0 - 1);
+		printf("published anchors (not measured here): Headscale saturates 4 cores at 400-600 nodes\n"
+		       "(its issues #1014, #2491); this run serves %d nodes and %d waiters on one thread.\n",
+		       nets[0].n + nets[1].n, nwait);
 	}
 	for (i = 0; i < nwait; i++) {
 		close(ws[i].fd);
