@@ -36,6 +36,13 @@ api() { N raw -s "$SRV_URL_main" --admin-key-file "$D/admin.key" "$@"; }
 status_of() { echo "${1%% *}"; }
 code_of() { echo "${1#* }" | jq -r '.error.code // empty' 2>/dev/null; }
 count_nodes() { C network show home --json | jq .nodes; }
+ip4int() { local IFS=.; set -- $1; echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4)); }
+# in4 ADDR PREFIX/LEN: is ADDR inside the prefix?
+in4() {
+	local l=${2#*/} m
+	m=$(((0xffffffff << (32 - l)) & 0xffffffff))
+	[ $(($(ip4int "$1") & m)) -eq $(($(ip4int "${2%/*}") & m)) ]
+}
 
 lsc_serve main --state-dir "$D" || { fail "server starts"; exit 1; }
 ok "server starts with an embedded cluster"
@@ -55,12 +62,8 @@ check "network create prints the network" grep -q "^network home" <<<"$out"
 j=$(C network show home --json)
 v4=$(echo "$j" | jq -r .ipv4)
 v6=$(echo "$j" | jq -r .ipv6)
-python3 - "$v4" "$v6" <<'EOF' && ok "derived prefixes: IPv4 inside 100.64.0.0/10, IPv6 a ULA /48" || fail "derived prefixes" "$v4 $v6"
-import ipaddress, sys
-a = ipaddress.ip_network(sys.argv[1]); b = ipaddress.ip_network(sys.argv[2])
-assert a.subnet_of(ipaddress.ip_network("100.64.0.0/10")), a
-assert b.prefixlen == 48 and b.subnet_of(ipaddress.ip_network("fd00::/8")), b
-EOF
+in4 "${v4%/*}" 100.64.0.0/10 && [ "${v4#*/}" -ge 10 ] && [[ "$v6" =~ ^fd[0-9a-f]{2}(:[0-9a-f]{1,4}){0,2}::/48$ ]] &&
+	ok "derived prefixes: IPv4 inside 100.64.0.0/10, IPv6 a ULA /48" || fail "derived prefixes" "$v4 $v6"
 out=$(C network create home 2>&1)
 rc=$?
 check_eq "duplicate network refused" "1 yes" "$rc $(grep -q network_exists <<<"$out" && echo yes)"
@@ -93,7 +96,7 @@ check_eq "register A: DNS label from hostname" "laptop laptop.home.ls.internal" 
 	"$(echo "$ra" | jq -r '"\(.node.name) \(.node.dns_name)"')"
 A_ID=$(echo "$ra" | jq .node.id)
 a4=$(echo "$ra" | jq -r '.node.addresses[0]')
-python3 -c "import ipaddress,sys; assert ipaddress.ip_address('$a4') in ipaddress.ip_network('$v4')" &&
+in4 "$a4" "$v4" &&
 	ok "A's IPv4 is inside the network's prefix" || fail "A's IPv4 is inside the network's prefix" "$a4 $v4"
 rb=$(N register -s "$U" -k "$T/b" -t "$T1" -H laptop.corp.example -r 192.168.1.0/24)
 check_eq "register B: same hostname gets laptop-2" "laptop-2" "$(echo "$rb" | jq -r .node.name)"
