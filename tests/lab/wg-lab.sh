@@ -153,6 +153,13 @@ for dir in "a->b" "b->a"; do
 	if [ -n "$bps" ] && [ "$bps" -gt 10000000 ]; then ok "iperf3 TCP $dir: $((bps / 1000000)) Mbit/s"
 	else fail "iperf3 TCP $dir" "$(tail -5 <<<"$res")"; fi
 done
+for dir in "a->b" "b->a"; do
+	args=(); [ "$dir" = "b->a" ] && args=(-R)
+	res=$(A timeout 20 iperf3 -c 10.77.0.2 -u -b 300M -l 1372 -t 2 -J "${args[@]}" 2>/dev/null)
+	bps=$(python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))' <<<"$res" 2>/dev/null)
+	if [ -n "$bps" ] && [ "$bps" -gt 10000000 ]; then ok "iperf3 UDP $dir: $((bps / 1000000)) Mbit/s received"
+	else fail "iperf3 UDP $dir" "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("error"), d.get("end", {}).get("sum_received"))' <<<"$res" 2>&1 | tail -3)"; fi
+done
 kill $dump_a $dump_b 2>/dev/null; wait $dump_a $dump_b 2>/dev/null
 kill "$(cat "$tmp/iperf.pid" 2>/dev/null)" 2>/dev/null
 frag_a1=$(A nstat -asz IpFragCreates | awk '/IpFragCreates/ { print $2 }'); frag_a1=${frag_a1:-0}
@@ -288,7 +295,7 @@ holder=$!
 sleep 0.5
 out=$(A wg set $if_a listen-port 51860 2>&1)
 if grep -q "Address already in use" <<<"$out"; then ok "wg set reports a port in use: $out"
-else fail "wg set reports a port in use" "$out"; fi
+else fail "wg set reports a port in use" "$out" "$(A ss -uanp)"; fi
 check_eq "the listen port is unchanged" 51820 "$(A wg show $if_a listen-port)"
 kill $holder 2>/dev/null; wait $holder 2>/dev/null
 

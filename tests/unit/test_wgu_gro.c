@@ -194,12 +194,83 @@ static void test_kept_apart(void **state)
 	free(g);
 }
 
+/* UDP: a USO super-packet split, coalesced again (allow_udp), split again. */
+static void udp_roundtrip(int v6)
+{
+	static uint8_t pkt[65536], a1[1 << 20], a2[1 << 20];
+	struct lsw_pkt segs[128], again[128];
+	struct written w = { 0 };
+	struct lsw_gro *g = calloc(1, sizeof(*g));
+	size_t l3 = v6 ? 40 : 20, payload = 1372 * 10 + 500, len = l3 + 8 + payload;
+	struct lsw_vnet_hdr vh = { .flags = 1, .gso_type = LSW_VNET_GSO_UDP_L4, .gso_size = 1372,
+				   .csum_start = (uint16_t)l3, .csum_offset = 6 };
+	struct lsw_arena a = { .buf = a1, .cap = sizeof(a1) };
+	int n, m;
+
+	memset(pkt, 0, l3 + 8);
+	if (!v6) {
+		pkt[0] = 0x45;
+		pkt[2] = (uint8_t)(len >> 8);
+		pkt[3] = (uint8_t)len;
+		pkt[8] = 64;
+		pkt[9] = 17;
+		inet_pton(AF_INET, "10.0.0.1", pkt + 12);
+		inet_pton(AF_INET, "10.0.0.2", pkt + 16);
+	} else {
+		pkt[0] = 0x60;
+		pkt[4] = (uint8_t)((len - 40) >> 8);
+		pkt[5] = (uint8_t)(len - 40);
+		pkt[6] = 17;
+		pkt[7] = 64;
+		inet_pton(AF_INET6, "fd00::1", pkt + 8);
+		inet_pton(AF_INET6, "fd00::2", pkt + 24);
+	}
+	pkt[l3 + 1] = 53;
+	pkt[l3 + 3] = 99;
+	for (size_t i = 0; i < payload; i++)
+		pkt[l3 + 8 + i] = (uint8_t)(i * 31);
+	n = lsw_tun_split(&vh, pkt, len, &a, segs, 128);
+	assert_int_equal(n, 11);
+
+	/* Without allow_udp every datagram goes out on its own. */
+	for (int i = 0; i < n; i++)
+		lsw_gro_add(g, segs[i].data, segs[i].len, capture, &w);
+	lsw_gro_flush(g, capture, &w);
+	assert_int_equal(w.n, n);
+	free_written(&w);
+
+	g->allow_udp = true;
+	for (int i = 0; i < n; i++)
+		lsw_gro_add(g, segs[i].data, segs[i].len, capture, &w);
+	lsw_gro_flush(g, capture, &w);
+	assert_int_equal(w.n, 1);
+	assert_int_equal(w.vh[0].gso_type, LSW_VNET_GSO_UDP_L4);
+	assert_int_equal(w.vh[0].gso_size, 1372);
+	assert_int_equal(w.vh[0].csum_offset, 6);
+	a = (struct lsw_arena){ .buf = a2, .cap = sizeof(a2) };
+	m = lsw_tun_split(&w.vh[0], w.pkt[0], w.len[0], &a, again, 128);
+	assert_int_equal(m, n);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(again[i].len, segs[i].len);
+		assert_memory_equal(again[i].data, segs[i].data, segs[i].len);
+	}
+	free_written(&w);
+	free(g);
+}
+
+static void test_udp_roundtrip(void **state)
+{
+	udp_roundtrip(0);
+	udp_roundtrip(1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_v4),
 		cmocka_unit_test(test_roundtrip_v6),
 		cmocka_unit_test(test_kept_apart),
+		cmocka_unit_test(test_udp_roundtrip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,10 +21,10 @@ $(BUILD)/lightscale-wg: $(BUILD)/obj/userspace/wgu/lightscale-wg.o $(LIB_wgu) $(
 BINS += $(BUILD)/lightscale-wg
 
 # Labs in namespaces (wg, wireguard-go, wg-quick, iperf3, tcpdump); wg-lab.sh
-# is their common body. Each is about 45 s; the pair of our own engines runs
-# in check-lab.
+# is their common body. wg-interop.sh takes about a minute; the pair of our
+# own engines and the 200 s run with production timers are in check-lab.
 CHECK_LABS += $(wildcard tests/lab/wg-interop.sh tests/lab/wg-quick.sh)
-LONG_LABS  += $(wildcard tests/lab/wg-engine-pair.sh)
+LONG_LABS  += $(wildcard tests/lab/wg-engine-pair.sh tests/lab/wg-long.sh)
 BENCHES    += $(wildcard bench/wg/bench.sh)
 
 # libFuzzer harnesses: the receive path and the UAPI parser.

@@ -717,6 +717,11 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 		goto cleanup;
 	}
 	e->tun_fd = ret;
+	/* UDP coalescing is off unless LIGHTSCALE_WG_GRO_UDP=1: measured here it
+	 * did not help (the bursts overflow the receiving socket sooner). The
+	 * kernel takes USO packets back only with USO on (6.2+). */
+	if (e->gro)
+		e->gro->allow_udp = e->uso && getenv("LIGHTSCALE_WG_GRO_UDP") && !strcmp(getenv("LIGHTSCALE_WG_GRO_UDP"), "1");
 	fcntl(e->tun_fd, F_SETFL, fcntl(e->tun_fd, F_GETFL) | O_NONBLOCK);
 	e->ifindex = if_nametoindex(ifname);
 	if (lsw_tun_get_mtu(ifname, &mtu) == 0 && mtu == 1500 && lsw_tun_set_mtu(ifname, 1420) == 0)

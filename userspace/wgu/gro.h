@@ -4,7 +4,9 @@
  * written with a GSO virtio header, so the kernel's TCP stack handles one skb
  * instead of dozens. The rules follow what the kernel's own GRO would merge:
  * same addresses, ports, ack, options and IP fields, contiguous sequence
- * numbers, equal segment sizes (the last may be shorter), only ACK/PSH set. */
+ * numbers, equal segment sizes (the last may be shorter), only ACK/PSH set.
+ * With allow_udp, datagrams of one UDP flow of equal size are merged the same
+ * way into USO packets (at most 64, as UDP GSO allows). */
 #ifndef LSW_GRO_H
 #define LSW_GRO_H
 
@@ -20,8 +22,11 @@ struct lsw_gro {
 	size_t len;
 	size_t l3, l4hdr, seg;
 	int nsegs;
-	bool v6, closed;
+	bool v6, closed, udp;
 	uint32_t next_seq;
+	/* Also coalesce UDP (datagrams of one flow, equal sizes) into USO
+	 * super-packets: only where the TUN device took TUN_F_USO4/6 (6.2+). */
+	bool allow_udp;
 };
 
 /* Writes out a packet (data, len bytes) to fd: hdr is the virtio header. */
