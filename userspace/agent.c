@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mnet.h"
 #include "netmap.h"
 #include "rtnl.h"
 #include "status.h"
@@ -47,6 +48,7 @@ struct agent {
 	bool hb_kick;
 	char exit_pref[128];
 	int64_t applied_version;
+	unsigned long mnet_gen; /* multi-network state generation last applied */
 };
 
 static volatile sig_atomic_t stopping;
@@ -162,6 +164,8 @@ static void *netmap_thread(void *arg)
 		return NULL;
 	}
 	ls_ctl_set_machine_key(&c, a->prof->machine_sk);
+	/* marked: control traffic stays outside every profile's tunnel (an exit node's too) */
+	ls_ctl_set_fwmark(&c, a->prof->fwmark);
 	while (!stopping && a->prof->node_id == 0) {
 		struct ls_ctl_error err;
 
@@ -225,6 +229,7 @@ static void *heartbeat_thread(void *arg)
 	if (ls_ctl_init(&c, a->prof->control_urls ? a->prof->control_urls : ""))
 		return NULL;
 	ls_ctl_set_machine_key(&c, a->prof->machine_sk);
+	ls_ctl_set_fwmark(&c, a->prof->fwmark);
 	while (!stopping) {
 		struct ls_ctl_error err;
 		struct timespec until;
@@ -482,6 +487,18 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 				next_check = now + 2000;
 				reload_exit_choice(&a);
 				pthread_mutex_lock(&a.lock);
+				/* another profile's routes, mappings or the default route owner moved */
+				{
+					unsigned long g = ls_mnet_generation();
+
+					if (g != a.mnet_gen && a.dp_ok && a.nm) {
+						struct ls_nm_diff none = { 0 };
+
+						a.mnet_gen = g;
+						ls_dp_apply_diff(&a.dp, a.nm, &none);
+						a.mnet_gen = ls_mnet_generation();
+					}
+				}
 				if (a.dp_ok && !a.dp.eng->exists(prof->ifname)) {
 					pr_warn("%s: the %s engine is gone; bringing it back", prof->ifname, a.dp.eng->name);
 					a.dp_ok = false;

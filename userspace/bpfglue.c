@@ -40,18 +40,22 @@ int ls_bpfglue_open(const struct ls_profile *prof, struct ls_bpfglue **out)
 	return 0;
 }
 
+static uint32_t route_net = 1;
+
 static int add_route(struct lsbpf_state *s, const struct ls_prefix *p, uint16_t n_adv, uint16_t flags, const char *name)
 {
 	char b[LS_PREFIX_STRLEN];
 
 	ls_prefix_format(p, b);
-	return lsbpf_state_add_route(s, b, 1, n_adv, flags, name);
+	return lsbpf_state_add_route(s, b, route_net, n_adv, flags, name);
 }
 
-int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const struct ls_netmap *nm)
+int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const struct ls_netmap *nm,
+		     const struct ls_bpf_extra *x)
 {
 	struct lsbpf_state *s;
 	char name[64];
+	uint32_t me = x && x->net_id ? x->net_id : 1;
 	int ret = 0;
 
 	if (!g)
@@ -59,9 +63,25 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 	s = lsbpf_state_new();
 	if (!s)
 		return -ENOMEM;
-	s->flags = LS_CFG_METRICS;
+	route_net = me;
+	s->flags = LS_CFG_METRICS | LS_CFG_ISOLATE;
 	s->wg_port = (uint16_t)prof->listen_port;
-	ret = lsbpf_state_add_iface(s, prof->ifname, 1, LS_IF_OVERLAY);
+	ret = lsbpf_state_add_iface(s, prof->ifname, me, LS_IF_OVERLAY);
+	for (size_t i = 0; x && !ret && i < x->n_xl; i++) {
+		char vb[LS_PREFIX_STRLEN], rb[LS_PREFIX_STRLEN];
+
+		ls_prefix_format(&x->xl[i].virt, vb);
+		ls_prefix_format(&x->xl[i].real, rb);
+		s->flags |= LS_CFG_XLATE_CLIENT;
+		ret = lsbpf_state_add_xlate(s, vb, rb);
+	}
+	for (size_t i = 0; x && !ret && i < x->n_others; i++) {
+		if (!if_nametoindex(x->others[i].ifname))
+			continue;
+		ret = lsbpf_state_add_iface(s, x->others[i].ifname, x->others[i].net_id, LS_IF_OVERLAY);
+		if (!ret && x->others[i].allowed)
+			ret = lsbpf_state_add_allow(s, me, x->others[i].net_id);
+	}
 	snprintf(name, sizeof(name), "overlay %s", nm->network.name ? nm->network.name : "");
 	if (!ret && nm->network.has_ipv4)
 		ret = add_route(s, &nm->network.ipv4, 1, 0, name);
@@ -142,7 +162,8 @@ int ls_bpfglue_open(const struct ls_profile *prof, struct ls_bpfglue **out)
 	return -EOPNOTSUPP;
 }
 
-int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const struct ls_netmap *nm)
+int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const struct ls_netmap *nm,
+		     const struct ls_bpf_extra *x)
 {
 	return 0;
 }

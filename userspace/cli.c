@@ -175,6 +175,8 @@ int ls_cli_ctl(const struct ls_cli *cli, const struct ls_profile *p, struct ls_c
 		return 1;
 	}
 	ls_ctl_set_machine_key(c, p->machine_sk);
+	/* Lightscale's mark (0x4c53....): no profile's table routes it (exit nodes) */
+	ls_ctl_set_fwmark(c, p->fwmark);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "agent.h"
 #include "cli.h"
 #include "log.h"
+#include "mnet.h"
 #include "profile.h"
 #include "util.h"
 
@@ -17,6 +18,8 @@ static const char help[] =
 	"Usage: lightscale agent [--profile P] [--engine auto|kernel|userspace] [--apply-routes]\n"
 	"                        [--exit-node ID|NAME|auto|none] [--foreground] [--down-on-exit]\n"
 	"                        [--poll-wait S] [--heartbeat S] [--no-masquerade] [--state-dir DIR]\n"
+	"                        [--bpf | --no-bpf] [--map VIRTUAL=REAL]... [--allow-forward PROFILE]...\n"
+	"                        [--virtual-pool CIDR]...\n"
 	"\n"
 	"Runs the profile's daemon: reapplies the cached netmap, registers if needed, long-polls\n"
 	"the netmap and reconciles the WireGuard interface ls-P (peers, AllowedIPs, endpoints,\n"
@@ -37,7 +40,20 @@ static const char help[] =
 	"  --poll-wait S    long-poll hold time asked of the server (default 60)\n"
 	"  --bpf            attach the BPF data plane to ls-P (pinned under\n"
 	"                   /sys/fs/bpf/lightscale/P): per-route counters and conflicts for\n"
-	"                   `lightscale routes'; the programs keep running across restarts\n";
+	"                   `lightscale routes'; the programs keep running across restarts\n"
+	"\n"
+	"Several profiles (networks) on one machine: their agents share /run/lightscale/multinet*.json\n"
+	"(routing table, rule priorities and fwmark per profile, which profile owns the default\n"
+	"route, the routes each installs). A route that overlaps another profile's route (both\n"
+	"networks route 192.168.1.0/24) is installed as a virtual prefix of the same length from\n"
+	"the pool (stable per profile and prefix) and translated by the BPF program on ls-P, which\n"
+	"loads for that even without --bpf; `lightscale routes' lists the conflicts and mappings.\n"
+	"Nothing is forwarded between two profiles' interfaces (BPF isolate, or nft without BPF)\n"
+	"unless one of them allows the other.\n"
+	"  --no-bpf          never load the BPF data plane (overlapping routes then stay unmapped)\n"
+	"  --map V=R         reach the real prefix R as V (same length), e.g. 10.9.1.0/24=192.168.1.0/24\n"
+	"  --allow-forward P allow forwarding between this profile's and profile P's interfaces\n"
+	"  --virtual-pool C  pool for virtual prefixes (default 10.200.0.0/13 and fd4c:5300::/32)\n";
 
 int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 {
@@ -51,6 +67,10 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		{ "heartbeat", required_argument, NULL, 'b' },
 		{ "no-masquerade", no_argument, NULL, 'M' },
 		{ "bpf", no_argument, NULL, 'B' },
+		{ "no-bpf", no_argument, NULL, 'N' },
+		{ "map", required_argument, NULL, 'm' },
+		{ "allow-forward", required_argument, NULL, 'a' },
+		{ "virtual-pool", required_argument, NULL, 'P' },
 		LS_CLI_COMMON_OPTS,
 		{ 0 },
 	};
@@ -76,6 +96,50 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		case 'D': o.down_on_exit = true; break;
 		case 'M': o.dp.no_masquerade = true; break;
 		case 'B': o.dp.bpf = true; break;
+		case 'N': o.dp.no_bpf = true; break;
+		case 'm': {
+			static struct ls_mnet_map maps[32];
+			char *eq = strchr(optarg, '='), vs[LS_PREFIX_STRLEN];
+			struct ls_mnet_map m;
+
+			if (!eq || (size_t)(eq - optarg) >= sizeof(vs))
+				return ls_cli_usage_error(cli, help, "invalid --map `%s' (VIRTUAL=REAL)", optarg);
+			memcpy(vs, optarg, (size_t)(eq - optarg));
+			vs[eq - optarg] = '\0';
+			if (ls_prefix_parse(vs, &m.virt, false) || ls_prefix_parse(eq + 1, &m.real, false) ||
+			    m.virt.family != m.real.family || m.virt.len != m.real.len)
+				return ls_cli_usage_error(cli, help,
+							  "invalid --map `%s' (VIRTUAL=REAL, two prefixes of one family and length)",
+							  optarg);
+			if (o.dp.n_maps >= ARRAY_SIZE(maps))
+				return ls_cli_usage_error(cli, help, "too many --map (at most %zu)", ARRAY_SIZE(maps));
+			maps[o.dp.n_maps++] = m;
+			o.dp.maps = maps;
+			break;
+		}
+		case 'a': {
+			static char *allow[32];
+
+			if (!ls_profile_name_valid(optarg))
+				return ls_cli_usage_error(cli, help, "invalid profile name `%s' for --allow-forward", optarg);
+			if (o.dp.n_allow >= ARRAY_SIZE(allow))
+				return ls_cli_usage_error(cli, help, "too many --allow-forward");
+			allow[o.dp.n_allow++] = optarg;
+			o.dp.allow_forward = allow;
+			break;
+		}
+		case 'P': {
+			struct ls_prefix pool;
+
+			if (ls_prefix_parse(optarg, &pool, false) || (pool.family == AF_INET && pool.len > 30) ||
+			    (pool.family == AF_INET6 && pool.len > 120))
+				return ls_cli_usage_error(cli, help, "invalid --virtual-pool `%s' (a CIDR prefix)", optarg);
+			if (pool.family == AF_INET)
+				o.dp.pools.v4 = pool;
+			else
+				o.dp.pools.v6 = pool;
+			break;
+		}
 		case 'w':
 		case 'b':
 			if (ls_parse_duration(optarg, &v) || v < 1 || v > 300)

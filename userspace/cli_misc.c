@@ -4,8 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "mnet.h"
+#include "rtnl.h"
 #include "dataplane.h"
 #include "netmap.h"
 #include "profile.h"
@@ -211,7 +214,11 @@ static const char exit_help[] =
 	"`list' shows the peers that offer an approved default route (0.0.0.0/0, ::/0) and\n"
 	"which one is in use. `use' stores the choice in the profile: a peer id or name, `auto'\n"
 	"(the first peer offering one) or `none'. A running agent picks the change up at its\n"
-	"next netmap or within a few seconds; wg-up reads it too.\n";
+	"next netmap or within a few seconds; wg-up reads it too.\n"
+	"\n"
+	"With several profiles on one machine exactly one owns the default route: `use' makes\n"
+	"this profile the owner (the other profile's default route is withdrawn at once and its\n"
+	"agent stops installing it), `none' releases it. `list' shows the owner.\n";
 
 static void exit_text(json_t *doc, FILE *f)
 {
@@ -219,12 +226,48 @@ static void exit_text(json_t *doc, FILE *f)
 	size_t i;
 
 	fprintf(f, "selection: %s\n", json_string_value(json_object_get(doc, "selection")));
+	fprintf(f, "default route owner: %s\n", json_is_string(json_object_get(doc, "default_owner"))
+							     ? json_string_value(json_object_get(doc, "default_owner"))
+							     : "(none)");
 	json_array_foreach(json_object_get(doc, "exit_nodes"), i, v)
 		fprintf(f, "%s %lld %s%s\n", json_is_true(json_object_get(v, "selected")) ? "*" : " ",
 			(long long)json_integer_value(json_object_get(v, "id")), json_string_value(json_object_get(v, "name")),
 			json_is_true(json_object_get(v, "online")) ? " (online)" : "");
 	if (!json_array_size(json_object_get(doc, "exit_nodes")))
 		fprintf(f, "no peer offers an exit node\n");
+}
+
+/* The default route moves to p (take) or is released; a new owner withdraws the other
+ * profiles' default routes at once (their agents stop re-adding them at the next check). */
+static int take_default(const struct ls_profile *p, bool take)
+{
+	json_t *st, *e;
+	const char *name;
+	int ret = ls_mnet_take_default(p->name, take);
+
+	if (ret) {
+		fprintf(stderr, "lightscale exit-node use: cannot update the multi-network state: %s\n", strerror(-ret));
+		return ret;
+	}
+	if (!take)
+		return 0;
+	st = ls_mnet_read();
+	json_object_foreach(json_object_get(st, "profiles"), name, e) {
+		uint32_t table = (uint32_t)json_integer_value(json_object_get(e, "table"));
+		struct ls_rtnl_route *r = NULL;
+		size_t n = 0;
+
+		if (!strcmp(name, p->name) || !table || ls_rtnl_route_list(AF_UNSPEC, table, &r, &n))
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (r[i].dst.len == 0 && ls_rtnl_route(LS_RTNL_DEL, table, &r[i].dst, r[i].oif) == 0)
+				printf("withdrew profile '%s''s default route (table %u)\n", name, table);
+		}
+		free(r);
+	}
+	json_decref(st);
+	printf("default route owner: %s\n", p->name);
+	return 0;
 }
 
 int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
@@ -263,6 +306,8 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 			fprintf(stderr, "lightscale exit-node use: cannot save %s/config.json: %s\n", p.dir, strerror(-ret));
 		else
 			printf("exit node: %s\n", p.exit_node);
+		if (!ret)
+			ret = take_default(&p, strcmp(p.exit_node, "none") != 0);
 		ls_netmap_free(nm);
 		ls_profile_free(&p);
 		return ret ? 1 : 0;
@@ -282,6 +327,12 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 	}
 	doc = json_pack("{s:s, s:o, s:s}", "selection", p.exit_node ? p.exit_node : "none", "exit_nodes", list, "reason",
 			why);
+	{
+		json_t *st = ls_mnet_read();
+
+		json_object_set(doc, "default_owner", json_object_get(st, "default_owner"));
+		json_decref(st);
+	}
 	ls_netmap_free(nm);
 	ls_profile_free(&p);
 	return ls_cli_print(cli, doc, exit_text);
@@ -326,16 +377,107 @@ int ls_cmd_bpf_status(struct ls_cli *cli, int argc, char **argv)
 #endif
 }
 
+static void join_strv(json_t *arr, char *out, size_t size)
+{
+	size_t i;
+	json_t *v;
+
+	out[0] = '\0';
+	json_array_foreach(arr, i, v) {
+		if (i)
+			strncat(out, ", ", size - strlen(out) - 1);
+		strncat(out, json_is_string(v) ? json_string_value(v) : "?", size - strlen(out) - 1);
+	}
+}
+
+static const char routes_help[] =
+	"Usage: lightscale routes [--profile P] [--json]\n"
+	"\n"
+	"The profile's routes as the multi-network state records them: conflicts (a route that\n"
+	"overlaps another profile's route on this machine) and the mappings that resolve them\n"
+	"(virtual prefix -> real prefix, automatic or --map), then the BPF per-route counters\n"
+	"when the profile's BPF data plane is loaded. JSON: {\"profile\", \"mappings\": [{\"real\",\n"
+	"\"virtual\", \"conflicts_with\", \"source\"}], \"conflicts\": [...], \"bpf\", \"routes\": [...]}.\n";
+
+static void routes_text(json_t *doc, FILE *f)
+{
+	json_t *m, *r;
+	size_t i;
+
+	fprintf(f, "profile %s, BPF: %s\n", json_string_value(json_object_get(doc, "profile")),
+		json_string_value(json_object_get(doc, "bpf")));
+	json_array_foreach(json_object_get(doc, "conflicts"), i, m) {
+		char with[256];
+
+		join_strv(json_object_get(m, "conflicts_with"), with, sizeof(with));
+		fprintf(f, "conflict: %s overlaps profile(s) %s\n", json_string_value(json_object_get(m, "real")), with);
+	}
+	json_array_foreach(json_object_get(doc, "mappings"), i, m) {
+		const char *v = json_string_value(json_object_get(m, "virtual"));
+
+		if (v)
+			fprintf(f, "mapped:   %s -> %s (%s)\n", v, json_string_value(json_object_get(m, "real")),
+				json_string_value(json_object_get(m, "source")));
+		else
+			fprintf(f, "unmapped: %s: %s\n", json_string_value(json_object_get(m, "real")),
+				json_string_value(json_object_get(m, "error")));
+	}
+	json_array_foreach(json_object_get(doc, "routes"), i, r) {
+		fprintf(f, "%-24s %-20s tx %lld rx %lld%s\n", json_string_value(json_object_get(r, "prefix")),
+			json_string_value(json_object_get(r, "via")) ?: "",
+			(long long)json_integer_value(json_object_get(r, "tx_packets")),
+			(long long)json_integer_value(json_object_get(r, "rx_packets")),
+			json_integer_value(json_object_get(r, "n_adv")) > 1 ? " (conflict)" : "");
+	}
+}
+
 int ls_cmd_routes_cli(struct ls_cli *cli, int argc, char **argv)
 {
-#ifdef LS_HAVE_BPF
-	return ls_cmd_routes(argc, argv);
-#else
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(bpf_help, stdout);
-		return 0;
+	json_t *doc, *conf = json_array(), *m;
+	const char *bpf = "not loaded";
+	size_t i;
+	int ret = ls_cli_simple_opts(cli, argc, argv, routes_help);
+
+	if (ret >= 0) {
+		json_decref(conf);
+		return ret;
 	}
-	fprintf(stderr, "lightscale routes: this build has no BPF loader (userspace/bpf)\n");
-	return 1;
+	doc = ls_mnet_profile_json(cli->profile);
+	json_array_foreach(json_object_get(doc, "mappings"), i, m) {
+		if (json_array_size(json_object_get(m, "conflicts_with")))
+			json_array_append(conf, m);
+	}
+	json_object_set_new(doc, "conflicts", conf);
+	json_object_set_new(doc, "routes", json_array());
+#ifdef LS_HAVE_BPF
+	{
+		char dir[512], *buf = NULL;
+		size_t len = 0;
+		FILE *f;
+		struct stat sb;
+
+		snprintf(dir, sizeof(dir), "%s/%s", LSBPF_PIN_ROOT, cli->profile);
+		if (stat(dir, &sb) == 0 && (f = open_memstream(&buf, &len))) {
+			int r = lsbpf_routes_print(dir, true, f);
+			json_t *arr;
+
+			fclose(f);
+			arr = r ? NULL : json_loadb(buf ? buf : "", len, 0, NULL);
+			if (json_is_array(arr)) {
+				json_object_set_new(doc, "routes", arr);
+				bpf = "attached";
+			} else {
+				json_decref(arr);
+				bpf = "pinned maps unreadable";
+			}
+			free(buf);
+		}
+	}
+#else
+	bpf = "unavailable: this build has no BPF loader";
 #endif
+	if (!strcmp(bpf, "not loaded") && json_array_size(json_object_get(doc, "mappings")))
+		bpf = "not loaded: the mappings are not translated";
+	json_object_set_new(doc, "bpf", json_string(bpf));
+	return ls_cli_print(cli, doc, routes_text);
 }

@@ -15,7 +15,9 @@
 
 #include "bpfglue.h"
 #include "log.h"
+#include "mnet.h"
 #include "rtnl.h"
+#include "util.h"
 
 void ls_strv_free(char **v, size_t n)
 {
@@ -375,7 +377,8 @@ static void our_rules(const struct ls_dp *dp, int family, struct ls_rtnl_rule *o
 	out[(*n)++] = (struct ls_rtnl_rule){ .family = family, .priority = p->rule_prio + 1, .table = RT_TABLE_MAIN,
 					     .suppress_prefixlen = 0 };
 	out[(*n)++] = (struct ls_rtnl_rule){ .family = family, .priority = p->rule_prio + 2, .table = p->table,
-					     .fwmark = p->fwmark, .invert = true, .suppress_prefixlen = -1 };
+					     .fwmark = LS_FWMARK_BASE, .fwmask = LS_FWMARK_MASK, .invert = true,
+					     .suppress_prefixlen = -1 };
 }
 
 static bool is_our_prio(const struct ls_profile *p, uint32_t prio)
@@ -418,6 +421,154 @@ static int sync_rules(struct ls_dp *dp, bool on)
 		free(cur);
 	}
 	return 0;
+}
+
+static const char *const pool_defaults[2] = { LS_MNET_POOL4, LS_MNET_POOL6 };
+
+/* Publishes the real routes to the multi-network state and replaces, in want, every
+ * route that overlaps another profile's by its virtual prefix; the manual maps add
+ * their virtual prefixes. Fills dp->xl and dp->mappings. */
+static int map_overlaps(struct ls_dp *dp, struct ls_prefix **want, size_t *nw, size_t *cap)
+{
+	struct ls_mnet_pools pools = dp->opts.pools;
+	json_t *maps = NULL, *m;
+	size_t i, k = 0;
+	bool automap[ARRAY_SIZE(dp->xl)];
+	int ret;
+
+	if (!pools.v4.family)
+		ls_prefix_parse(pool_defaults[0], &pools.v4, false);
+	if (!pools.v6.family)
+		ls_prefix_parse(pool_defaults[1], &pools.v6, false);
+	ret = ls_mnet_publish(dp->prof, *want, *nw, &pools, dp->opts.allow_forward, dp->opts.n_allow, dp->opts.maps,
+			      dp->opts.n_maps, &maps);
+	if (ret)
+		pr_warn("multi-network state: %s (routes are not checked for overlaps)", strerror(-ret));
+	dp->n_xl = 0;
+	json_array_foreach(maps, i, m) {
+		struct ls_mnet_map x;
+		const char *v = json_string_value(json_object_get(m, "virtual"));
+
+		if (!v || ls_prefix_parse(v, &x.virt, false) ||
+		    ls_prefix_parse(json_string_value(json_object_get(m, "real")), &x.real, false) ||
+		    dp->n_xl >= ARRAY_SIZE(dp->xl))
+			continue;
+		if (x.virt.family != x.real.family || x.virt.len != x.real.len) {
+			json_object_set_new(m, "error", json_string("virtual and real prefixes differ in family or length"));
+			continue;
+		}
+		automap[dp->n_xl] = strcmp(json_string_value(json_object_get(m, "source")) ?: "", "manual") != 0;
+		dp->xl[dp->n_xl++] = x;
+	}
+	/* the real prefixes that are mapped leave the table (ambiguous); the virtual ones enter */
+	for (size_t j = 0; j < *nw; j++) {
+		bool mapped = false;
+
+		for (size_t x = 0; x < dp->n_xl && !mapped; x++)
+			mapped = automap[x] && ls_prefix_equal(&dp->xl[x].real, &(*want)[j]);
+		if (!mapped)
+			(*want)[k++] = (*want)[j];
+	}
+	*nw = k;
+	for (size_t x = 0; x < dp->n_xl; x++) {
+		if (*nw == *cap) {
+			struct ls_prefix *n = realloc(*want, (*cap + 8) * sizeof(**want));
+
+			if (!n) {
+				json_decref(maps);
+				return -ENOMEM;
+			}
+			*want = n;
+			*cap += 8;
+		}
+		(*want)[(*nw)++] = dp->xl[x].virt;
+	}
+	if (!json_equal(maps, dp->mappings) && json_array_size(maps))
+		pr_info("%s: %zu route mapping(s) (overlapping routes or --map)", dp->prof->ifname, json_array_size(maps));
+	json_decref(dp->mappings);
+	dp->mappings = maps;
+	/* translation needs the BPF data plane */
+	if (dp->n_xl && !dp->bpf && !dp->opts.no_bpf && !dp->bpf_error[0]) {
+		int r = ls_bpfglue_open(dp->prof, &dp->bpf);
+
+		if (r) {
+			snprintf(dp->bpf_error, sizeof(dp->bpf_error), "%s", strerror(-r));
+			pr_err("%s: overlapping routes need the BPF translate program, which cannot load (%s): the virtual prefixes do not work",
+			       dp->prof->ifname, dp->bpf_error);
+		} else {
+			pr_info("%s: BPF data plane loaded for prefix translation", dp->prof->ifname);
+		}
+	}
+	return 0;
+}
+
+/* Isolation between the profiles' interfaces: the BPF isolate program when it is loaded,
+ * an nft forward chain otherwise. */
+static void fill_extra(struct ls_dp *dp, struct ls_bpf_extra *x)
+{
+	json_t *doc = ls_mnet_read(), *e, *me;
+	const char *name;
+
+	memset(x, 0, sizeof(*x));
+	x->xl = dp->xl;
+	x->n_xl = dp->n_xl;
+	me = json_object_get(json_object_get(doc, "profiles"), dp->prof->name);
+	x->net_id = (uint32_t)json_integer_value(json_object_get(me, "slot")) + 1;
+	json_object_foreach(json_object_get(doc, "profiles"), name, e) {
+		bool allowed = false;
+		size_t i;
+		json_t *v;
+
+		if (e == me || x->n_others >= ARRAY_SIZE(x->others) || !json_is_string(json_object_get(e, "ifname")))
+			continue;
+		for (i = 0; i < dp->opts.n_allow; i++)
+			allowed |= !strcmp(dp->opts.allow_forward[i], name);
+		json_array_foreach(json_object_get(e, "allow_forward"), i, v)
+			allowed |= json_is_string(v) && !strcmp(json_string_value(v), dp->prof->name);
+		snprintf(x->others[x->n_others].ifname, IFNAMSIZ, "%s", json_string_value(json_object_get(e, "ifname")));
+		x->others[x->n_others].net_id = (uint32_t)json_integer_value(json_object_get(e, "slot")) + 1;
+		x->others[x->n_others].allowed = allowed;
+		x->n_others++;
+	}
+	json_decref(doc);
+}
+
+static int nft_run(const char *script);
+
+static void isolate_nft(struct ls_dp *dp, const struct ls_bpf_extra *x)
+{
+	char script[4096], allow[2048] = "";
+	size_t off = 0;
+	bool on = !dp->bpf && x->n_others > 0;
+
+	for (size_t i = 0; i < x->n_others; i++) {
+		if (x->others[i].allowed)
+			off += (size_t)snprintf(allow + off, sizeof(allow) - off, "    iifname \"%s\" oifname \"%s\" accept\n",
+						x->others[i].ifname, dp->prof->ifname);
+		if (off >= sizeof(allow))
+			off = sizeof(allow) - 1;
+	}
+	if (on)
+		snprintf(script, sizeof(script),
+			 "table inet lightscale-iso-%s\n"
+			 "delete table inet lightscale-iso-%s\n"
+			 "table inet lightscale-iso-%s {\n"
+			 "  chain forward {\n"
+			 "    type filter hook forward priority filter; policy accept;\n"
+			 "%s"
+			 "    iifname \"ls-*\" iifname != \"%s\" oifname \"%s\" counter drop\n"
+			 "  }\n"
+			 "}\n",
+			 dp->prof->name, dp->prof->name, dp->prof->name, allow, dp->prof->ifname, dp->prof->ifname);
+	else
+		snprintf(script, sizeof(script), "table inet lightscale-iso-%s\ndelete table inet lightscale-iso-%s\n",
+			 dp->prof->name, dp->prof->name);
+	if (!on && !dp->iso_nft)
+		return;
+	if (nft_run(script))
+		pr_err("nft: cannot %s table inet lightscale-iso-%s", on ? "create" : "delete", dp->prof->name);
+	else
+		dp->iso_nft = on;
 }
 
 static int sync_routes(struct ls_dp *dp, const struct ls_netmap *nm)
@@ -483,7 +634,9 @@ static int sync_routes(struct ls_dp *dp, const struct ls_netmap *nm)
 			}
 		}
 	}
-	if (dp->exit_peer) {
+	if ((ret = map_overlaps(dp, &want, &nw, &cap)))
+		goto cleanup;
+	if (dp->exit_peer && ls_mnet_default(dp->prof->name, true, dp->exit_owner, sizeof(dp->exit_owner))) {
 		const struct ls_nm_peer *p = ls_netmap_find_peer(nm, dp->exit_peer);
 		struct ls_prefix defs[2];
 		size_t nd = p ? exit_defaults(p, defs) : 0;
@@ -560,8 +713,17 @@ static int sync_routing(struct ls_dp *dp, const struct ls_netmap *nm)
 		sysctl_note(dp, "net/ipv6/conf/all/forwarding", "1");
 	}
 	masquerade(dp, router && !dp->opts.no_masquerade);
-	if (dp->bpf)
-		ls_bpfglue_apply(dp->bpf, dp->prof, nm);
+	{
+		struct ls_bpf_extra *x = malloc(sizeof(*x));
+
+		if (x) {
+			fill_extra(dp, x);
+			if (dp->bpf)
+				ls_bpfglue_apply(dp->bpf, dp->prof, nm, x);
+			isolate_nft(dp, x);
+			free(x);
+		}
+	}
 	return 0;
 }
 
@@ -631,6 +793,9 @@ int ls_dp_open(struct ls_dp *dp, struct ls_profile *prof, const struct ls_dp_opt
 	dp->sysctls = json_object();
 	dp->refused = json_array();
 	dp->n_control_hosts = ls_control_hosts(prof->control_urls, dp->control_hosts, 8);
+	if ((ret = ls_mnet_claim(prof)))
+		pr_warn("%s: multi-network state: %s; keeping table %u, rule priority %u", prof->ifname, strerror(-ret),
+			prof->table, prof->rule_prio);
 	if ((ret = ls_wg_engine_pick(opts->engine, prof->ifname, &dp->eng)))
 		return ret;
 	if ((ret = dp->eng->create(prof->ifname, &dp->created)))
@@ -685,12 +850,21 @@ void ls_dp_close(struct ls_dp *dp)
 	json_decref(dp->refused);
 	json_decref(dp->sysctls);
 	json_decref(dp->overlay_conflicts);
-	dp->refused = dp->sysctls = dp->overlay_conflicts = NULL;
+	json_decref(dp->mappings);
+	dp->refused = dp->sysctls = dp->overlay_conflicts = dp->mappings = NULL;
 }
 
 static void pick_exit(struct ls_dp *dp, const struct ls_netmap *nm)
 {
 	const struct ls_nm_peer *e = ls_dp_pick_exit(nm, dp->opts.exit_node, dp->exit_reason, sizeof(dp->exit_reason));
+
+	/* one profile owns the default route (lightscale exit-node use moves it) */
+	if (!ls_mnet_default(dp->prof->name, e != NULL, dp->exit_owner, sizeof(dp->exit_owner)) && e) {
+		snprintf(dp->exit_reason, sizeof(dp->exit_reason),
+			 "the default route belongs to profile '%s' (lightscale exit-node use ... --profile %s takes it)",
+			 dp->exit_owner, dp->prof->name);
+		e = NULL;
+	}
 
 	if (e && e->id != dp->exit_peer)
 		pr_info("exit node: %s (id %lld)", e->name, (long long)e->id);
@@ -897,19 +1071,28 @@ int ls_dp_down(struct ls_profile *prof)
 
 	dp.sysctls = json_object();
 	ls_bpfglue_down(prof);
-	sync_rules(&dp, false);
-	if (!ls_rtnl_route_list(AF_UNSPEC, prof->table, &cur, &nc)) {
+	/* a profile that never claimed its slot must not remove another profile's rules */
+	if (ls_mnet_values_taken(prof)) {
+		pr_warn("%s: table %u / rule priority %u belong to another profile: rules and routes left alone",
+			prof->ifname, prof->table, prof->rule_prio);
+	} else {
+		sync_rules(&dp, false);
+	}
+	if (prof->table && !ls_mnet_values_taken(prof) && !ls_rtnl_route_list(AF_UNSPEC, prof->table, &cur, &nc)) {
 		for (size_t i = 0; i < nc; i++)
 			ls_rtnl_route(LS_RTNL_DEL, prof->table, &cur[i].dst, cur[i].oif);
 		free(cur);
 	}
 	{
-		char script[256];
+		char script[512];
 
-		snprintf(script, sizeof(script), "table inet lightscale-%s\ndelete table inet lightscale-%s\n",
-			 prof->name, prof->name);
+		snprintf(script, sizeof(script),
+			 "table inet lightscale-%s\ndelete table inet lightscale-%s\n"
+			 "table inet lightscale-iso-%s\ndelete table inet lightscale-iso-%s\n",
+			 prof->name, prof->name, prof->name, prof->name);
 		nft_run(script);
 	}
+	ls_mnet_release(prof->name);
 	eng = ls_wg_engine_serving(prof->ifname);
 	if (eng)
 		ret = eng->destroy(prof->ifname);

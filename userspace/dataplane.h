@@ -14,8 +14,11 @@
  * exit node's default route too. Rules, for IPv4 and IPv6, at rule_prio:
  *   P+0  to CONTROL-HOST lookup main               (one per control address)
  *   P+1  lookup main suppress_prefixlength 0
- *   P+2  not fwmark MARK lookup TABLE
- * so the engine's UDP (fwmark) and the control connections never enter the tunnel.
+ *   P+2  not fwmark 0x4c530000/0xffff0000 lookup TABLE
+ * so the engines' UDP and the control connections (all marked 0x4c53xxxx, see mnet.h)
+ * never enter any profile's tunnel. P, TABLE and MARK come from the multi-network state
+ * (mnet.h). Routes that overlap another profile's are installed as their virtual prefix
+ * and translated by the BPF program (loaded for that unless --no-bpf).
  */
 #ifndef LS_DATAPLANE_H
 #define LS_DATAPLANE_H
@@ -24,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mnet.h"
 #include "netmap.h"
 #include "profile.h"
 #include "wg.h"
@@ -36,6 +40,12 @@ struct ls_dp_opts {
 	const char *exit_node; /* NULL/"none", "auto", id or name */
 	bool no_masquerade;    /* routers and exits masquerade by default */
 	bool bpf;              /* attach the BPF data plane (per-route metrics) */
+	bool no_bpf;           /* never load it, not even for translation */
+	struct ls_mnet_map *maps;  /* --map VIRTUAL=REAL */
+	size_t n_maps;
+	char **allow_forward;      /* --allow-forward PROFILE */
+	size_t n_allow;
+	struct ls_mnet_pools pools; /* --virtual-pool (family 0: the defaults) */
 };
 
 struct ls_dp {
@@ -45,7 +55,7 @@ struct ls_dp {
 	int ifindex;
 	bool created; /* we created the interface (false: adopted) */
 	int64_t exit_peer; /* chosen exit node id, 0: none */
-	char exit_reason[160];
+	char exit_reason[320];
 	json_t *refused;   /* [{"route", "peer", "reason"}] */
 	json_t *overlay_conflicts; /* [{"prefix", "reason"}]: the overlay overlaps host routes */
 	json_t *sysctls;   /* {"net.ipv4...": "1"} as set */
@@ -54,6 +64,11 @@ struct ls_dp {
 	size_t n_control_hosts;
 	struct ls_bpfglue *bpf; /* with opts.bpf */
 	char bpf_error[128];    /* why it is not loaded */
+	json_t *mappings;       /* [{"real", "virtual", "conflicts_with", "source"}] */
+	struct ls_mnet_map xl[64]; /* installed translations */
+	size_t n_xl;
+	char exit_owner[LS_PROFILE_NAME_MAX + 1]; /* profile owning the default route ("": none) */
+	bool iso_nft;           /* isolation through nft (no BPF) */
 	uint64_t engine_ns; /* time spent in engine set calls (benchmarks) */
 	uint64_t engine_calls;
 };

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "status.h"
 
+#include "mnet.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/rtnetlink.h>
@@ -161,9 +163,24 @@ json_t *ls_status_json(const struct ls_profile *prof, const struct ls_dp *dp, co
 		json_object_set_new(st, "masquerade", json_boolean(dp->masquerading));
 		json_object_set_new(st, "exit_reason", json_string(dp->exit_reason));
 		json_object_set_new(st, "adopted", json_boolean(!dp->created));
-		if (dp->opts.bpf)
-			json_object_set_new(st, "bpf", dp->bpf ? json_string("attached")
-							       : json_sprintf("failed: %s", dp->bpf_error));
+		if (dp->bpf)
+			json_object_set_new(st, "bpf", json_string("attached"));
+		else if (dp->bpf_error[0])
+			json_object_set_new(st, "bpf", json_sprintf("unavailable: %s%s", dp->bpf_error,
+								    dp->n_xl ? " (mapped routes are not translated)" : ""));
+		else if (dp->opts.bpf)
+			json_object_set_new(st, "bpf", json_string("failed"));
+	}
+	/* multi-network: the slot, who owns the default route, conflicts and mappings */
+	{
+		json_t *mn = ls_mnet_profile_json(prof->name);
+
+		if (dp && dp->mappings)
+			json_object_set(mn, "mappings", dp->mappings);
+		if (dp)
+			json_object_set_new(mn, "owns_default_route",
+					    json_boolean(dp->exit_owner[0] && !strcmp(dp->exit_owner, prof->name)));
+		json_object_set_new(st, "multinet", mn);
 	}
 	free(a);
 	free(r);
@@ -232,6 +249,26 @@ void ls_status_text(json_t *st, FILE *f)
 	json_array_foreach(json_object_get(st, "routes"), i, r)
 		fprintf(f, "              %s dev %s\n", json_string_value(json_object_get(r, "dst")),
 			json_string_value(json_object_get(r, "dev")));
+	{
+		json_t *mn = json_object_get(st, "multinet"), *m;
+		size_t k;
+
+		if (mn) {
+			fprintf(f, "default route: %s\n", json_is_string(json_object_get(mn, "default_owner"))
+								   ? json_string_value(json_object_get(mn, "default_owner"))
+								   : "(no profile owns it)");
+			json_array_foreach(json_object_get(mn, "mappings"), k, m) {
+				const char *v = json_string_value(json_object_get(m, "virtual"));
+
+				fprintf(f, "  mapped:     %s -> %s%s%s\n", v ? v : "(none)",
+					json_string_value(json_object_get(m, "real")),
+					json_array_size(json_object_get(m, "conflicts_with")) ? " (overlaps another profile)" : "",
+					v ? "" : " (no free virtual prefix)");
+			}
+		}
+		if (json_is_string(json_object_get(st, "bpf")))
+			fprintf(f, "bpf:          %s\n", json_string_value(json_object_get(st, "bpf")));
+	}
 	json_array_foreach(json_object_get(st, "refused_routes"), i, r)
 		fprintf(f, "  refused:    %s from %s: %s\n", json_string_value(json_object_get(r, "route")),
 			json_string_value(json_object_get(r, "peer")), json_string_value(json_object_get(r, "reason")));

@@ -38,9 +38,9 @@ nsx n1 ping -c 5 -i 0.2 -q 192.168.60.2 >/dev/null
 routes=$(lsx n1 routes --json)
 [ -n "$routes" ] && ok "routes --json answers" || fail "routes --json answers"
 lab_log "routes: $(jq -c . <<<"$routes" | head -c 600)"
-lan_tx=$(jq '[.[] | select(.prefix == "192.168.60.0/24") | .tx_packets] | first // 0' <<<"$routes")
+lan_tx=$(jq '[.routes[] | select(.prefix == "192.168.60.0/24") | .tx_packets] | first // 0' <<<"$routes")
 ((lan_tx >= 5)) && ok "routes: 192.168.60.0/24 counted $lan_tx packets out" || fail "routes LAN counter" "$routes"
-jq -e '[.[] | select(.prefix == "192.168.60.0/24" and .via == "n2")] | length == 1' <<<"$routes" >/dev/null && ok "routes: the route names its peer" || fail "routes name" "$routes"
+jq -e '[.routes[] | select(.prefix == "192.168.60.0/24" and .via == "n2")] | length == 1' <<<"$routes" >/dev/null && ok "routes: the route names its peer" || fail "routes name" "$routes"
 bs=$(lsx n1 bpf status --json 2>&1)
 grep -q "$(ifname_of n1)" <<<"$bs" && ok "bpf status lists the overlay interface" || fail "bpf status" "$bs"
 
@@ -50,7 +50,7 @@ nsx n1 ping -c 3 -i 0.2 -q 192.168.60.2 >/dev/null && ok "traffic with the agent
 agent_start n1 --bpf --apply-routes
 wait_for 40 "n1 back" peer_count n1 1
 nsx n1 ping -c 3 -i 0.2 -q 192.168.60.2 >/dev/null
-after=$(lsx n1 routes --json | jq '[.[] | select(.prefix == "192.168.60.0/24") | .tx_packets] | first // 0')
+after=$(lsx n1 routes --json | jq '[.routes[] | select(.prefix == "192.168.60.0/24") | .tx_packets] | first // 0')
 ((after >= lan_tx + 6)) && ok "counters kept counting across the restart ($lan_tx -> $after)" || fail "counters across restart" "$lan_tx -> $after"
 
 agent_kill n1

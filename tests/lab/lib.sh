@@ -72,6 +72,9 @@ lab_cleanup() {
 		kill -9 "$pid" 2>/dev/null
 	done
 	for n in "${LAB_NS[@]}"; do
+		# the namespace's multi-network state (/run/lightscale/multinet-INODE.json)
+		i=$(stat -L -c %i "/run/netns/$n" 2>/dev/null) &&
+			rm -f "/run/lightscale/multinet-$i.json" "/run/lightscale/multinet-$i.json.lock"
 		ip netns del "$n" 2>/dev/null
 	done
 	for n in "${LAB_NODES[@]}"; do
