@@ -25,7 +25,7 @@
 #include "turnclient.h"
 #include "util.h"
 
-enum rp_kind { RP_K_PEER = 1, RP_K_STREAM, RP_K_UDP, RP_K_TURN };
+enum rp_kind { RP_K_PEER = 1, RP_K_STREAM, RP_K_UDP, RP_K_TURN, RP_K_PREF };
 
 /* The two datagram relays a peer is probed through with hellos. */
 enum { RP_VIA_UDP = 0, RP_VIA_TURN, RP_VIA_MAX };
@@ -103,6 +103,11 @@ struct ls_rproxy {
 	uint8_t hs_out[LSR_FRAME_HDR_LEN + LSR_CLIENT_HELLO_LEN];
 	size_t hs_out_len, hs_out_off;
 	struct sockaddr_storage stream_observed;
+	/* Back to a preferred (earlier) stream relay: a plain TCP connect to it first,
+	 * so an unreachable one costs nothing; only then is the current one left. */
+	struct rp_handle pref_h;
+	int pref_fd, pref_idx;
+	uint64_t pref_next, pref_deadline, prefer_ms;
 	uint64_t stream_deadline, stream_last_rx, stream_last_ping, stream_since;
 	uint32_t stream_ping_s;
 
@@ -1096,8 +1101,16 @@ static void turn_tick(struct ls_rproxy *rp)
 
 /* ------------------------------------------------------------ stream relay */
 
+static void pref_close(struct ls_rproxy *rp)
+{
+	if (rp->pref_fd >= 0)
+		close(rp->pref_fd);
+	rp->pref_fd = -1;
+}
+
 static void stream_close(struct ls_rproxy *rp)
 {
+	pref_close(rp);
 	if (rp->hs_fd >= 0)
 		close(rp->hs_fd);
 	rp->hs_fd = -1;
@@ -1204,7 +1217,8 @@ static int hs_read_frame(struct ls_rproxy *rp, struct ls_relay_frame *f)
 static int hs_flush(struct ls_rproxy *rp)
 {
 	while (rp->hs_out_off < rp->hs_out_len) {
-		ssize_t n = write(rp->hs_fd, rp->hs_out + rp->hs_out_off, rp->hs_out_len - rp->hs_out_off);
+		ssize_t n = send(rp->hs_fd, rp->hs_out + rp->hs_out_off, rp->hs_out_len - rp->hs_out_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n < 0)
 			return errno == EINTR ? 0 : -errno;
@@ -1239,6 +1253,7 @@ static void stream_accepted(struct ls_rproxy *rp, const struct lsr_server_accept
 	r->retry_at = 0;
 	rp->stream_state = RP_UP;
 	rp->stream_since = rp->stream_last_rx = rp->stream_last_ping = rp->now;
+	rp->pref_next = rp->now + rp->prefer_ms;
 	rp->stream_ping_s = be32toh(a->keepalive_s);
 	if (!rp->stream_ping_s || rp->stream_ping_s > LS_RPROXY_PING_MAX_S)
 		rp->stream_ping_s = LS_RPROXY_PING_MAX_S;
@@ -1401,6 +1416,46 @@ static void stream_ready(struct ls_rproxy *rp, uint32_t events)
 	stream_update_events(rp);
 }
 
+static void pref_start(struct ls_rproxy *rp, int j)
+{
+	struct rp_relay *r = &rp->stream[j];
+	int fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	set_mark(rp, fd);
+	if ((connect(fd, (struct sockaddr *)&r->sa, r->sa_len) < 0 && errno != EINPROGRESS) ||
+	    ep_set(rp, EPOLL_CTL_ADD, fd, EPOLLOUT, &rp->pref_h)) {
+		int err = -errno;
+
+		close(fd);
+		relay_failed(r, rp->now, "connect", err);
+		return;
+	}
+	rp->pref_fd = fd;
+	rp->pref_idx = j;
+	rp->pref_deadline = rp->now + LS_RPROXY_CONNECT_TIMEOUT_MS;
+}
+
+/* The TCP connect to the preferred relay finished: move there, or back it off. */
+static void pref_ready(struct ls_rproxy *rp)
+{
+	struct rp_relay *r = &rp->stream[rp->pref_idx];
+	socklen_t elen = sizeof(int);
+	int err = 0, j = rp->pref_idx;
+
+	if (getsockopt(rp->pref_fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+		err = errno;
+	pref_close(rp);
+	if (err) {
+		relay_failed(r, rp->now, "connect", -err);
+		return;
+	}
+	pr_info("relay proxy: stream relay %s (preferred) is reachable again: moving back", r->addr);
+	stream_close(rp);
+	stream_start(rp, j);
+}
+
 static void stream_tick(struct ls_rproxy *rp)
 {
 	if (rp->stream_state == RP_IDLE) {
@@ -1423,6 +1478,24 @@ static void stream_tick(struct ls_rproxy *rp)
 	if (rp->now - rp->stream_last_rx > (uint64_t)rp->stream_ping_s * 2000 + 5000) {
 		stream_fail(rp, "no answer to pings", ETIMEDOUT);
 		return;
+	}
+	/* Not on the first relay of the list: now and then see whether an earlier one
+	 * is back, so nodes that failed over come together again (the relays of a
+	 * list do not forward to each other). */
+	if (rp->pref_fd >= 0 && rp->now >= rp->pref_deadline) {
+		relay_failed(&rp->stream[rp->pref_idx], rp->now, "connect", ETIMEDOUT);
+		pref_close(rp);
+	}
+	if (rp->stream_cur > 0 && rp->pref_fd < 0 && rp->now >= rp->pref_next) {
+		uint64_t retry[LS_RPROXY_MAX_RELAYS];
+		int j;
+
+		for (int k = 0; k < rp->stream_cur; k++)
+			retry[k] = rp->stream[k].retry_at;
+		j = ls_rproxy_pick_relay(retry, (size_t)rp->stream_cur, rp->now);
+		rp->pref_next = rp->now + rp->prefer_ms;
+		if (j >= 0)
+			pref_start(rp, j);
 	}
 	if (rp->now - rp->stream_last_ping >= (uint64_t)rp->stream_ping_s * 1000) {
 		uint8_t data[8];
@@ -1671,6 +1744,7 @@ int ls_rproxy_set_relays(struct ls_rproxy *rp, const struct ls_rproxy_relays *r)
 	bool gone;
 	int cur;
 
+	pref_close(rp); /* its index is about to change */
 	cur = rp->stream_cur;
 	relist(rp->stream, &rp->n_stream, r->stream, r->n_stream, &cur, &gone, "stream");
 	if (gone) {
@@ -1735,6 +1809,9 @@ struct ls_rproxy *ls_rproxy_new(const struct ls_rproxy_config *cfg)
 	rp->hs_fd = -1;
 	rp->turn_sock = -1;
 	rp->turn_h.kind = RP_K_TURN;
+	rp->pref_fd = -1;
+	rp->pref_h.kind = RP_K_PREF;
+	rp->prefer_ms = cfg->prefer_interval_ms ? cfg->prefer_interval_ms : LS_RPROXY_PREFER_MS;
 	rp->stream_h.kind = RP_K_STREAM;
 	rp->udp_h.kind = RP_K_UDP;
 	rp->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1819,6 +1896,10 @@ int ls_rproxy_handle(struct ls_rproxy *rp)
 		case RP_K_TURN:
 			if (rp->turn_sock >= 0)
 				turn_readable(rp);
+			break;
+		case RP_K_PREF:
+			if (rp->pref_fd >= 0)
+				pref_ready(rp);
 			break;
 		}
 	}

@@ -56,6 +56,7 @@ enum {
 	LS_RPROXY_BACKOFF_MIN_MS = 1000,    /* after a relay's first failure; doubles */
 	LS_RPROXY_BACKOFF_MAX_MS = 30000,
 	LS_RPROXY_PING_MAX_S = 10,          /* stream ping at least this often */
+	LS_RPROXY_PREFER_MS = 30000,        /* on a later stream relay: try the earlier ones */
 	LS_RPROXY_MAX_RELAYS = 16,          /* per list; more are ignored */
 	LS_RPROXY_PROBE_MAX_ENDPOINTS = 8,  /* and the JSON at most LSR_MAX_PROBE bytes */
 	LS_RPROXY_ENDPOINT_LEN = 64,        /* "[v6]:port" and NUL */
@@ -121,6 +122,7 @@ struct ls_rproxy_config {
 	uint16_t wg_port;            /* WireGuard's listen port on this host */
 	uint32_t fwmark;             /* SO_MARK on relay sockets; 0: none */
 	struct ls_rproxy_relays relays;
+	uint32_t prefer_interval_ms; /* 0: LS_RPROXY_PREFER_MS (tests shorten it) */
 	ls_rproxy_probe_cb on_probe; /* may be NULL */
 	void *cb_ctx;
 };

@@ -16,7 +16,8 @@
 # Checks: ping through the stream relay while UDP to the relay is dropped; a
 # probe each way; the UDP relay once UDP is let through; back to the stream
 # when UDP is dropped again mid-ping; S1 killed mid-ping, traffic continues
-# through S2; the relay sockets carry the fwmark; status JSON.
+# through S2, and both return to S1 once it is back; the relay sockets carry
+# the fwmark (a routes unmarked traffic as behind an exit node); status JSON.
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -95,8 +96,12 @@ start_relay_u() {
 	pids+=($u_pid)
 }
 start_relay_u
-ip netns exec $ns_r "$RELAY" serve --foreground --stream 3478 --control "$tmp/s1.sock" >"$tmp/relay-s1.log" 2>&1 & s1_pid=$!
-pids+=($s1_pid)
+start_relay_s1() {
+	ip netns exec $ns_r "$RELAY" serve --foreground --stream 3478 --control "$tmp/s1.sock" >>"$tmp/relay-s1.log" 2>&1 &
+	s1_pid=$!
+	pids+=($s1_pid)
+}
+start_relay_s1
 ip netns exec $ns_r "$RELAY" serve --foreground --stream 3479 --control "$tmp/s2.sock" >"$tmp/relay-s2.log" 2>&1 & pids+=($!)
 
 # a runs as behind an exit node: whatever is not marked 0x5a (the relay
@@ -111,12 +116,12 @@ echo "$ka" >"$tmp/ka"; echo "$kb" >"$tmp/kb"
 check "engine a starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-a.log" ip netns exec $ns_a "$WG_BIN" $if_a
 check "engine b starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-b.log" ip netns exec $ns_b "$WG_BIN" $if_b
 
-ip netns exec $ns_a "$DRIVER" --wg-port 51820 --wg-pubkey "$pa" --peer "$pb" --fwmark 0x5a \
+ip netns exec $ns_a "$DRIVER" --wg-port 51820 --wg-pubkey "$pa" --peer "$pb" --fwmark 0x5a --prefer-interval-ms 2000 \
 	--stream 10.99.1.1:3478 --stream 10.99.1.1:3479 --udp 10.99.1.1:3478 \
 	--probe-endpoint 10.99.1.2:51820 --endpoints-file "$tmp/ep-a" --status-file "$tmp/status-a.json" \
 	>"$tmp/driver-a.out" 2>"$tmp/driver-a.log" & drv_a=$!
 pids+=($drv_a)
-ip netns exec $ns_b "$DRIVER" --wg-port 51820 --wg-pubkey "$pb" --peer "$pa" --fwmark 0x5a \
+ip netns exec $ns_b "$DRIVER" --wg-port 51820 --wg-pubkey "$pb" --peer "$pa" --fwmark 0x5a --prefer-interval-ms 2000 \
 	--stream 10.99.2.1:3477 --stream 10.99.2.1:3478 --stream 10.99.2.1:3479 --udp 10.99.2.1:3478 \
 	--probe-endpoint 10.99.2.2:51820 --endpoints-file "$tmp/ep-b" --status-file "$tmp/status-b.json" \
 	>"$tmp/driver-b.out" 2>"$tmp/driver-b.log" & drv_b=$!
@@ -214,6 +219,16 @@ check_eq "a now uses the second stream relay" 10.99.1.1:3479 "$(st a .stream.cur
 check_eq "b now uses the second stream relay" 10.99.2.1:3479 "$(st b .stream.current)"
 check "a counted the disconnect from the first" test "$(st a '.stream.relays[0].disconnects')" -ge 1
 check "ping b -> a after failover" B ping -c 2 -i 0.3 -W 2 10.77.0.1
+
+# 5b. S1 is back: both return to it (their first working relay), so nodes that
+# failed over meet on one relay again (the relays do not forward to each other).
+start_relay_s1
+t0=$(date +%s%N)
+if wait_for 25 a .stream.current 10.99.1.1:3478 && wait_for 25 b .stream.current 10.99.2.1:3478; then
+	ok "both return to the first stream relay once it is back ($((($(date +%s%N) - t0) / 1000000)) ms)"
+else fail "both return to the first stream relay once it is back" "a: $(st a .stream.current) b: $(st b .stream.current)"; fi
+check "ping a -> b on the first relay again" A ping -c 3 -i 0.3 -W 2 10.77.0.2
+check_eq "b still skips its dead first entry" 10.99.2.1:3478 "$(st b .stream.current)"
 
 # 6. Status document.
 check "status: peer entry has the loopback endpoint" test "$(st a '.peers[0].endpoint')" = "$ep_a"

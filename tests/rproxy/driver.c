@@ -3,7 +3,7 @@
  * the relays and peers given on the command line, for the labs (tests/lab/rproxy-*.sh).
  *
  *   ls-rproxy-driver --wg-port 51820 --wg-pubkey KEY [--stream ADDR]... [--udp ADDR]...
- *                    [--turn URL,USER,PASS]... [--peer KEY]... [--fwmark N]
+ *                    [--turn URL,USER,PASS]... [--peer KEY]... [--fwmark N] [--prefer-interval-ms N]
  *                    [--endpoints-file F] [--status-file F] [--probe-endpoint ADDR]...
  *
  * Once the peers are added, prints "KEY 127.0.0.1:PORT" for each (and writes them to
@@ -116,6 +116,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(o, "--peer") && n_peers < MAX_LIST) {
 			if (ls_key_from_base64(peers[n_peers++], v))
 				return usage("invalid key", v);
+		} else if (!strcmp(o, "--prefer-interval-ms")) {
+			cfg.prefer_interval_ms = (uint32_t)atoi(v);
 		} else if (!strcmp(o, "--fwmark")) {
 			cfg.fwmark = (uint32_t)strtoul(v, NULL, 0);
 		} else if (!strcmp(o, "--status-file")) {
