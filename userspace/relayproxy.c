@@ -483,6 +483,9 @@ static void udp_close(struct ls_rproxy *rp)
 	rp->udp_fd = -1;
 	rp->udp_state = RP_IDLE;
 	rp->udp_cur = -1;
+	/* Whoever we heard there must be heard again on the next registration. */
+	for (size_t i = 0; i < rp->n_peers; i++)
+		memset(&rp->peers[i]->reach[RP_VIA_UDP], 0, sizeof(rp->peers[i]->reach[RP_VIA_UDP]));
 }
 
 static void udp_send_register(struct ls_rproxy *rp)
@@ -542,10 +545,11 @@ static void udp_start(struct ls_rproxy *rp, int i)
 static int via_send(struct ls_rproxy *rp, struct rp_peer *p, int via, const void *buf, size_t n)
 {
 	if (via == RP_VIA_UDP) {
-		struct rp_relay *r = &rp->udp[rp->udp_cur];
+		const struct rp_relay *r;
 
 		if (rp->udp_fd < 0 || rp->udp_cur < 0)
 			return -ENOTCONN;
+		r = &rp->udp[rp->udp_cur];
 		return ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, buf, n);
 	}
 	if (rp->turn_state != RP_UP || !p->has_turn_addr)
@@ -753,7 +757,8 @@ static void tw_msg(int sock, uint8_t type, int err, const struct sockaddr_storag
 
 	if (a)
 		m.addr = *a;
-	sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	/* Data may be dropped when our owner is slow; what it must know may wait. */
+	sendmsg(sock, &mh, (type == 'D' ? MSG_DONTWAIT : 0) | MSG_NOSIGNAL);
 }
 
 static void tw_free(struct rp_tworker *w)
