@@ -22,6 +22,7 @@ $(BUILD)/tests/unit/test_userspace_rproxy: $(BUILD)/obj/tests/unit/test_userspac
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(ALL_LIBS) -lcmocka -o $@
 
 CHECK_LABS += tests/lab/rproxy-fallback.sh tests/lab/rproxy-turn.sh
+LONG_LABS  += tests/lab/rproxy-soak.sh
 build-all: $(RPROXY_DRIVER) $(BUILD)/lightscale-relay $(BUILD)/lightscale-wg
 
 # libFuzzer harness for the probe payload decoder and the address parser:
