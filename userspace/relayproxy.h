@@ -31,6 +31,19 @@
  * call ls_rproxy_handle(); call ls_rproxy_tick() at least every
  * LS_RPROXY_TICK_MS (connects, keepalives, registrations, failover). Nothing
  * blocks. Functions return 0 or -errno.
+ *
+ * Not thread-safe: one thread makes every call (the TURN worker is internal).
+ * The probe callback runs inside ls_rproxy_handle(); it may send probes and
+ * add or remove peers, but must not free the proxy. SIGPIPE must be ignored
+ * (lib/relayclient writes with write(2)).
+ *
+ *     struct ls_rproxy_config cfg = { .wg_port = 51820, .fwmark = mark, .relays = r,
+ *                                     .on_probe = cb, .cb_ctx = ctx };
+ *     memcpy(cfg.ed_sk, machine_sk, 64); memcpy(cfg.wg_pub, our_pub, 32);
+ *     rp = ls_rproxy_new(&cfg);
+ *     ls_rproxy_peer_add(rp, peer_key, &ep);      // then: wg set ... endpoint ep
+ *     loop: poll(ls_rproxy_fd(rp), POLLIN, <= 250 ms) -> ls_rproxy_handle(rp);
+ *           ls_rproxy_tick(rp, ls_now_ms());
  */
 #ifndef LS_RELAYPROXY_H
 #define LS_RELAYPROXY_H
