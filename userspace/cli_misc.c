@@ -397,7 +397,8 @@ static const char routes_help[] =
 	"overlaps another profile's route on this machine) and the mappings that resolve them\n"
 	"(virtual prefix -> real prefix, automatic or --map), then the BPF per-route counters\n"
 	"when the profile's BPF data plane is loaded. JSON: {\"profile\", \"mappings\": [{\"real\",\n"
-	"\"virtual\", \"conflicts_with\", \"source\"}], \"conflicts\": [...], \"bpf\", \"routes\": [...]}.\n";
+	"\"virtual\", \"conflicts_with\", \"source\"}], \"conflicts\": [...], \"real_routes\" (what the profile\n"
+	"installs), \"bpf\", \"routes\": [per-route BPF counters]}.\n";
 
 static void routes_text(json_t *doc, FILE *f)
 {

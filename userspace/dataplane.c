@@ -460,6 +460,28 @@ static int map_overlaps(struct ls_dp *dp, struct ls_prefix **want, size_t *nw, s
 		automap[dp->n_xl] = strcmp(json_string_value(json_object_get(m, "source")) ?: "", "manual") != 0;
 		dp->xl[dp->n_xl++] = x;
 	}
+	/* translation needs the BPF data plane */
+	if (dp->n_xl && !dp->bpf && !dp->opts.no_bpf && !dp->bpf_error[0]) {
+		int r = ls_bpfglue_open(dp->prof, &dp->bpf);
+
+		if (r) {
+			snprintf(dp->bpf_error, sizeof(dp->bpf_error), "%s", strerror(-r));
+			pr_err("%s: overlapping routes need the BPF translate program, which cannot load (%s): they stay unmapped",
+			       dp->prof->ifname, dp->bpf_error);
+		} else {
+			pr_info("%s: BPF data plane loaded for prefix translation", dp->prof->ifname);
+		}
+	}
+	/* without it nothing is translated: the real prefixes stay (the first profile's rule
+	 * wins) and the mappings say why */
+	if (dp->n_xl && !dp->bpf) {
+		json_array_foreach(maps, i, m) {
+			if (json_object_get(m, "virtual"))
+				json_object_set_new(m, "error", json_sprintf("not translated: BPF unavailable (%s)",
+									     dp->opts.no_bpf ? "--no-bpf" : dp->bpf_error));
+		}
+		dp->n_xl = 0;
+	}
 	/* the real prefixes that are mapped leave the table (ambiguous); the virtual ones enter */
 	for (size_t j = 0; j < *nw; j++) {
 		bool mapped = false;
@@ -487,18 +509,6 @@ static int map_overlaps(struct ls_dp *dp, struct ls_prefix **want, size_t *nw, s
 		pr_info("%s: %zu route mapping(s) (overlapping routes or --map)", dp->prof->ifname, json_array_size(maps));
 	json_decref(dp->mappings);
 	dp->mappings = maps;
-	/* translation needs the BPF data plane */
-	if (dp->n_xl && !dp->bpf && !dp->opts.no_bpf && !dp->bpf_error[0]) {
-		int r = ls_bpfglue_open(dp->prof, &dp->bpf);
-
-		if (r) {
-			snprintf(dp->bpf_error, sizeof(dp->bpf_error), "%s", strerror(-r));
-			pr_err("%s: overlapping routes need the BPF translate program, which cannot load (%s): the virtual prefixes do not work",
-			       dp->prof->ifname, dp->bpf_error);
-		} else {
-			pr_info("%s: BPF data plane loaded for prefix translation", dp->prof->ifname);
-		}
-	}
 	return 0;
 }
 

@@ -536,7 +536,7 @@ json_t *ls_mnet_profile_json(const char *profile)
 	json_t *doc = ls_mnet_read(), *e, *out;
 
 	e = json_object_get(json_object_get(doc, "profiles"), profile);
-	out = json_pack("{s:s, s:o, s:o, s:o, s:O, s:O, s:b}", "profile", profile, "routes", arr_or_empty(e, "routes"),
+	out = json_pack("{s:s, s:o, s:o, s:o, s:O, s:O, s:b}", "profile", profile, "real_routes", arr_or_empty(e, "routes"),
 			"mappings", arr_or_empty(e, "mappings"), "allow_forward", arr_or_empty(e, "allow_forward"),
 			"slot", e ? json_object_get(e, "slot") : json_null(), "default_owner",
 			json_object_get(doc, "default_owner"), "registered", e != NULL);

@@ -77,7 +77,8 @@ int ls_mnet_publish(const struct ls_profile *p, const struct ls_prefix *routes, 
 		    const struct ls_mnet_pools *pools, char *const *allow_forward, size_t n_allow,
 		    const struct ls_mnet_map *manual, size_t n_manual, json_t **mappings);
 /* The mappings and conflicts of a profile as recorded in the state (for the CLI without
- * an agent): {"profile", "routes", "mappings": [...], "allow_forward", "default_owner"}. */
+ * an agent): {"profile", "real_routes", "mappings": [...], "allow_forward", "slot",
+ * "default_owner", "registered"}. */
 json_t *ls_mnet_profile_json(const char *profile);
 /* The virtual prefix for real in pool (same length as real), avoiding the prefixes in
  * used; index from a hash of profile and prefix. -ENOSPC when none. */

@@ -240,3 +240,66 @@ ping_ok() { nsx "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
 ping_within() { wait_for "$3" "ping $1 -> $2" ping_ok "$1" "$2"; }
 # node_log NODE: last lines of an agent log, for failure details.
 node_log() { tail -n "${2:-15}" "$LAB_DIR/$1.agent.log" 2>/dev/null; }
+
+# Multi-network labs (multi-overlap, multi-exit, dns-split) ------------------------------
+# multi_setup [ROUTES]: one client c in two networks (profiles ca in neta, cb in netb) and
+# one subnet router per network (ra, rb) advertising ROUTES (default 192.168.1.0/24), each
+# with the same LAN 192.168.1.0/24 behind it and a host (ha, hb) at 192.168.1.10 that also
+# answers as 198.51.100.1 (the "internet" behind an exit node) and serves its name over
+# HTTP on port 8080 (/who: A or B).
+#
+#   ha 192.168.1.10 -- ra (neta) --+                          +-- rb (netb) -- hb 192.168.1.10
+#                                  br0 (ns inet, control 10.99.0.1:8080)
+#                                        |
+#                                  c 10.99.0.11: profiles ca (neta) and cb (netb)
+# CA_ADVERTISE_RB=1: ca advertises rb's overlay address into neta (forwarding through c).
+multi_setup() {
+	local routes=${1:-192.168.1.0/24} x
+	lab_ns inet
+	lab_bridge inet br0 10.99.0.1/24
+	lab_node c inet br0 10.99.0.11/24
+	lab_node ra inet br0 10.99.0.12/24
+	lab_node rb inet br0 10.99.0.13/24
+	for x in a b; do
+		lab_ns h$x
+		lab_link r$x eth1 h$x eth0
+		lab_addr r$x eth1 192.168.1.1/24
+		lab_addr h$x eth0 192.168.1.10/24 198.51.100.1/32
+		nsx h$x ip route add default via 192.168.1.1
+		nsx r$x ip route add 198.51.100.1/32 via 192.168.1.10
+		mkdir -p "$LAB_DIR/www$x"
+		echo "${x^^}" >"$LAB_DIR/www$x/who"
+		bg h$x "$LAB_DIR/www$x.log" python3 -m http.server 8080 --directory "$LAB_DIR/www$x"
+	done
+	control_start inet 10.99.0.1 8080
+	net_create neta ${NETA_OPTS:-}
+	net_create netb ${NETB_OPTS:-}
+	TOK_A=$(token_create neta 5)
+	TOK_B=$(token_create netb 5)
+	node_init ra "$TOK_A" --advertise-routes "$routes"
+	node_init rb "$TOK_B" --advertise-routes "$routes"
+	# c carries two profiles in one namespace
+	LAB_NODES+=(ca cb)
+	NODE_NS[ca]=c NODE_NS[cb]=c
+	mkdir -p "$LAB_DIR/ca" "$LAB_DIR/cb"
+	local adv=()
+	[ "${CA_ADVERTISE_RB:-0}" = 1 ] && adv=(--advertise-routes "$(node_addr rb 4)/32")
+	lsp ca init --control "$CONTROL_URL" --token "$TOK_A" --hostname c --listen-port 51820 "${adv[@]}" >/dev/null ||
+		lab_die "init ca"
+	lsp cb init --control "$CONTROL_URL" --token "$TOK_B" --hostname c --listen-port 51821 >/dev/null || lab_die "init cb"
+	lsp ca register --json >"$LAB_DIR/ca.register.json" || lab_die "register ca"
+	lsp cb register --json >"$LAB_DIR/cb.register.json" || lab_die "register cb"
+}
+# lsp PROFILE-NODE CMD ARGS...: the CLI for one of c's profiles (in c's namespace).
+lsp() { local p=$1 c=$2; shift 2; nsx "${NODE_NS[$p]:-$p}" "$LS" "$c" --profile "$(profile_of "$p")" --state-dir "$LAB_DIR/$p" "$@"; }
+# multi_agent PROFILE-NODE [options]: the agent of one of c's profiles.
+multi_agent() {
+	local p=$1; shift
+	bg "${NODE_NS[$p]}" "$LAB_DIR/$p.agent.log" env LIGHTSCALE_LOG=${LIGHTSCALE_LOG:-info} "$LS" agent --foreground \
+		--profile "$(profile_of "$p")" --state-dir "$LAB_DIR/$p" --poll-wait 30 "$@"
+	AGENT_PID[$p]=$BG_PID
+	wait_for 10 "agent $p answers" test -S "/run/lightscale/$(profile_of "$p").sock" ||
+		lab_die "agent $p starts" "$(tail -20 "$LAB_DIR/$p.agent.log")"
+}
+# http_who NS URL: the body of /who (A or B), empty on failure.
+http_who() { nsx "$1" curl -s --max-time 3 "$2/who" 2>/dev/null; }

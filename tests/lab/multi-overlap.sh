@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# multi-overlap: one client in two networks whose subnet routers both route the same LAN
+# 192.168.1.0/24. The client's agents detect the overlap through the shared state in
+# /run/lightscale, map each network's 192.168.1.0/24 to its own virtual prefix (from
+# 10.200.0.0/13) and translate it with the BPF program on each overlay interface; a host
+# on each LAN is reached by ping and TCP through its virtual prefix. Forwarding between the
+# two networks through the client is dropped until --allow-forward opens it.
+#
+#   ha 192.168.1.10 -- ra (neta) --+                          +-- rb (netb) -- hb 192.168.1.10
+#                                  br0 (ns inet, control 10.99.0.1:8080)
+#                                        |
+#                                  c 10.99.0.11: profiles ca (neta) and cb (netb)
+# ca also advertises rb's overlay address into neta, so ra -> rb goes through c (the
+# forwarding case).
+source "$(dirname "$0")/lib.sh"
+lab_init
+
+CA_ADVERTISE_RB=1 multi_setup
+rb4=$(node_addr rb 4)
+
+agent_start ra --apply-routes
+agent_start rb --apply-routes
+multi_agent ca --apply-routes
+multi_agent cb --apply-routes
+
+mapped() { lsp "$1" routes --json | jq -e '.mappings[] | select(.real == "192.168.1.0/24" and .virtual != null)' >/dev/null; }
+wait_for 20 "ca maps 192.168.1.0/24" mapped ca && ok "ca: overlapping 192.168.1.0/24 mapped" ||
+	fail "ca mapping" "$(lsp ca routes --json)" "$(node_log ca)"
+wait_for 20 "cb maps 192.168.1.0/24" mapped cb && ok "cb: overlapping 192.168.1.0/24 mapped" ||
+	fail "cb mapping" "$(lsp cb routes --json)" "$(node_log cb)"
+ra_json=$(lsp ca routes --json) rb_json=$(lsp cb routes --json)
+lab_log "ca routes: $(jq -c . <<<"$ra_json")"
+lab_log "cb routes: $(jq -c . <<<"$rb_json")"
+va=$(jq -r '.mappings[] | select(.real == "192.168.1.0/24") | .virtual' <<<"$ra_json")
+vb=$(jq -r '.mappings[] | select(.real == "192.168.1.0/24") | .virtual' <<<"$rb_json")
+check_eq "routes --json: the conflict names the other profile (ca)" "$(profile_of cb)" \
+	"$(jq -r '.conflicts[] | select(.real == "192.168.1.0/24") | .conflicts_with[0]' <<<"$ra_json")"
+check_eq "routes --json: the conflict names the other profile (cb)" "$(profile_of ca)" \
+	"$(jq -r '.conflicts[] | select(.real == "192.168.1.0/24") | .conflicts_with[0]' <<<"$rb_json")"
+[ -n "$va" ] && [ -n "$vb" ] && [ "$va" != "$vb" ] && ok "distinct virtual prefixes $va and $vb" || fail "virtual prefixes" "$va" "$vb"
+python3 -c "import ipaddress,sys; p=ipaddress.ip_network('10.200.0.0/13'); sys.exit(0 if all(ipaddress.ip_network(x).subnet_of(p) and ipaddress.ip_network(x).prefixlen == 24 for x in sys.argv[1:]) else 1)" "$va" "$vb" &&
+	ok "virtual prefixes are /24s from the default pool 10.200.0.0/13" || fail "pool" "$va $vb"
+check_eq "routes --json: BPF attached (ca)" attached "$(jq -r .bpf <<<"$ra_json")"
+check_eq "routes --json: ca's real routes recorded" '["192.168.1.0/24"]' "$(jq -c .real_routes <<<"$ra_json")"
+check_eq "status: mapping shown" "$va" "$(lsp ca status --json | jq -r '.multinet.mappings[] | select(.real == "192.168.1.0/24") | .virtual')"
+
+ta=$(jq -r .table "$LAB_DIR/ca/$(profile_of ca)/config.json")
+tb=$(jq -r .table "$LAB_DIR/cb/$(profile_of cb)/config.json")
+[ "$ta" != "$tb" ] && ok "the profiles got distinct tables from the shared state ($ta, $tb)" || fail "tables" "$ta" "$tb"
+in_table() { nsx c ip route show table "$1" | grep -q "^$2 dev $3"; }
+wait_for 5 "virtual route in ca's table" in_table "$ta" "$va" "$(ifname_of ca)" && ok "virtual route $va in ca's table" ||
+	fail "ca table" "$(nsx c ip route show table "$ta")" "$(node_log ca 40)"
+wait_for 5 "virtual route in cb's table" in_table "$tb" "$vb" "$(ifname_of cb)" && ok "virtual route $vb in cb's table" ||
+	fail "cb table" "$(nsx c ip route show table "$tb")"
+(nsx c ip route show table "$ta"; nsx c ip route show table "$tb") | grep -q "^192.168.1.0/24" &&
+	fail "the ambiguous real prefix is in neither table" "$(nsx c ip route show table "$ta")" || ok "the ambiguous real prefix is in neither table"
+
+hosta=${va%.0/24}.10 hostb=${vb%.0/24}.10
+ping_within c "$hosta" 10 && ok "ping ha through $hosta" || fail "ping $hosta" "$(node_log ca)"
+ping_within c "$hostb" 10 && ok "ping hb through $hostb" || fail "ping $hostb" "$(node_log cb)"
+check_eq "TCP: $hosta:8080 is host A" A "$(http_who c "http://$hosta:8080")"
+check_eq "TCP: $hostb:8080 is host B" B "$(http_who c "http://$hostb:8080")"
+# stable across an agent restart
+agent_kill ca
+multi_agent ca --apply-routes
+wait_for 15 "ca maps again" mapped ca
+check_eq "mapping stable across an agent restart" "$va" "$(lsp ca routes --json | jq -r '.mappings[] | select(.real == "192.168.1.0/24") | .virtual')"
+check_eq "TCP after the restart: host A" A "$(http_who c "http://$hosta:8080")"
+
+# forwarding between the networks through c: ra -> rb's overlay address (ca advertises it)
+wait_for 15 "ra routes $rb4 via its overlay" sh -c "nsenter --net=/run/netns/$(nsname ra) ip route get $rb4 | grep -q $(ifname_of ra)" ||
+	lab_log "ra has no route to $rb4: $(nsx ra ip route show table all | grep "$rb4")"
+ping_ok ra "$rb4" && fail "forwarding neta -> netb dropped by default" || ok "forwarding neta -> netb dropped by default"
+dropped=$(nsx c "$LS" bpf status --profile "$(profile_of cb)" --json 2>/dev/null | jq '[.. | objects | select(.reason? == "iso_denied") | .packets] | add // 0')
+lab_log "isolate drops on cb: $dropped"
+agent_kill ca
+multi_agent ca --apply-routes --allow-forward "$(profile_of cb)"
+wait_for 15 "forwarding allowed" ping_ok ra "$rb4" && ok "--allow-forward: ra reaches rb through c" ||
+	fail "allow-forward" "$(node_log ca)" "$(node_log cb)"
+check_eq "state records the allow" "$(profile_of cb)" "$(lsp ca routes --json | jq -r '.allow_forward[0]')"
+tap_done
