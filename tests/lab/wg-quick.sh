@@ -56,6 +56,11 @@ echo "$out" | sed 's/^/# /'
 check "ping through the wg-quick interface" ip netns exec $ns_a ping -c 2 -i 0.3 -W 2 10.66.0.2
 check_eq "wg show sees wg-quick's settings" 15 "$(ip netns exec $ns_a wg show $if_a persistent-keepalive | awk '{ print $2 }')"
 check_eq "wg-quick set the MTU" 1420 "$(ip -n $ns_a -o link show $if_a | grep -o 'mtu [0-9]*' | awk '{ print $2 }')"
+# Taking b's interface down and up again does not end its engine.
+pid_b=$(ip netns pids $ns_b | while read -r p; do [ "$(readlink /proc/$p/exe)" = "$WG_BIN" ] && echo "$p"; done | head -1)
+ip -n $ns_b link set $if_b down; sleep 1; ip -n $ns_b link set $if_b up
+check "an engine survives its interface going down and up" kill -0 "$pid_b"
+check "ping b -> a after down/up" ip netns exec $ns_b ping -c 2 -i 0.3 -W 2 10.66.0.1
 pid=$(ip netns pids $ns_a | while read -r p; do [ "$(readlink /proc/$p/exe)" = "$WG_BIN" ] && echo "$p"; done | head -1)
 check "wg-quick down" ip netns exec $ns_a wg-quick down "$tmp/$if_a.conf"
 for _ in $(seq 30); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
