@@ -7,7 +7,7 @@
 #   ns lsp-$$-a                     ns lsp-$$-r                     ns lsp-$$-b
 #   lightscale-wg 10.77.0.1  <-->  10.99.1.1  routes  10.99.2.1  <-->  lightscale-wg 10.77.0.2
 #   ls-rproxy-driver   10.99.1.2   forward: UDP dropped          10.99.2.2  ls-rproxy-driver
-#                                  relay U: --udp 3478
+#                                  relay U: --udp 3478 (a: over IPv6)
 #                                  relay S1: --stream 3478, relay S2: --stream 3479
 #
 # a's stream list: S1, S2; b's: a dead port, S1, S2 (first down -> next).
@@ -70,6 +70,9 @@ ip link add rb$$ netns $ns_r type veth peer name vb$$ netns $ns_b
 ip -n $ns_r addr add 10.99.1.1/24 dev ra$$
 ip -n $ns_r addr add 10.99.2.1/24 dev rb$$
 ip -n $ns_a addr add 10.99.1.2/24 dev va$$
+# a reaches the UDP relay over IPv6 (the stream relays over IPv4).
+ip -n $ns_r addr add fd99:1::1/64 dev ra$$ nodad
+ip -n $ns_a addr add fd99:1::2/64 dev va$$ nodad
 ip -n $ns_b addr add 10.99.2.2/24 dev vb$$
 for x in "$ns_r ra$$" "$ns_r rb$$" "$ns_a va$$" "$ns_b vb$$"; do
 	set -- $x
@@ -108,6 +111,8 @@ ip netns exec $ns_r "$RELAY" serve --foreground --stream 3479 --control "$tmp/s2
 # proxy's sockets) is routed by table 100, where only the overlay goes anywhere.
 ip -n $ns_a route add blackhole default table 100
 ip -n $ns_a rule add not fwmark 0x5a table 100 pref 100
+ip -n $ns_a -6 route add blackhole default table 100
+ip -n $ns_a -6 rule add not fwmark 0x5a table 100 pref 100
 
 ka=$(wg genkey) kb=$(wg genkey)
 pa=$(wg pubkey <<<"$ka") pb=$(wg pubkey <<<"$kb")
@@ -117,7 +122,7 @@ check "engine a starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-a.log" ip netns exec
 check "engine b starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-b.log" ip netns exec $ns_b "$WG_BIN" $if_b
 
 ip netns exec $ns_a "$DRIVER" --wg-port 51820 --wg-pubkey "$pa" --peer "$pb" --fwmark 0x5a --prefer-interval-ms 2000 \
-	--stream 10.99.1.1:3478 --stream 10.99.1.1:3479 --udp 10.99.1.1:3478 \
+	--stream 10.99.1.1:3478 --stream 10.99.1.1:3479 --udp [fd99:1::1]:3478 \
 	--probe-endpoint 10.99.1.2:51820 --endpoints-file "$tmp/ep-a" --status-file "$tmp/status-a.json" \
 	>"$tmp/driver-a.out" 2>"$tmp/driver-a.log" & drv_a=$!
 pids+=($drv_a)
@@ -174,7 +179,9 @@ t0=$(date +%s%N)
 if wait_for 15 a '.peers[0].path' udp && wait_for 5 b '.peers[0].path' udp; then
 	ok "both switch to the UDP relay ($((($(date +%s%N) - t0) / 1000000)) ms after UDP was let through)"
 else fail "both switch to the UDP relay" "$(cat "$tmp/status-a.json")"; fi
-check_eq "a's UDP relay registration observed a's address" 10.99.1.2 "$(st a .udp.observed | cut -d: -f1)"
+check_eq "a's UDP relay registration (IPv6) observed a's address" "[fd99:1::2]" "$(st a .udp.observed | sed 's/:[0-9]*$//')"
+check "a's UDP relay socket carries fwmark 0x5a" \
+	bash -c "ip netns exec $ns_a ss -uanie dst [fd99:1::1] | grep -q 'fwmark:0x5a'"
 udp0=$(st a '.peers[0].tx.udp.packets')
 check "ping a -> b through the UDP relay" A ping -c 5 -i 0.2 -W 2 10.77.0.2
 sleep 0.4
