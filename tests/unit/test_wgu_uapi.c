@@ -195,6 +195,47 @@ static void test_peer_operations(void **state)
 	assert_int_equal(dev.npeers, 1);
 }
 
+/* An overlong line is refused; a large configuration (wg setconf of many
+ * peers) goes through in one request. */
+static void test_sizes(void **state)
+{
+	static char big[600000];
+	char line[800];
+	size_t off = 0;
+	char *r;
+
+	memset(line, 'a', sizeof(line) - 1);
+	line[sizeof(line) - 1] = 0;
+	req("set=1\nreplace_peers=true\n");
+	r = req("set=1\npublic_key=%s\nendpoint=%s\n", peer1, line);
+	assert_string_equal(r, "errno=-22\n\n");
+	assert_int_equal(dev.npeers, 0);
+
+	off += (size_t)snprintf(big + off, sizeof(big) - off, "set=1\nreplace_peers=true\n");
+	for (int i = 0; i < 1000; i++) {
+		uint8_t k[32], p[32];
+		char hex[65];
+
+		ls_wg_genkey(k);
+		ls_wg_pubkey(p, k);
+		ls_key_to_hex(hex, p);
+		off += (size_t)snprintf(big + off, sizeof(big) - off,
+					"public_key=%s\nendpoint=192.0.2.%d:%d\nallowed_ip=10.%d.%d.0/24\nallowed_ip=fd00:%x::/64\n",
+					hex, i % 250 + 1, 1000 + i, i / 256, i % 256, i);
+	}
+	struct lsw_buf out = { 0 };
+	assert_int_equal(lsw_uapi_request(&dev, big, off, &out), 0);
+	lsw_buf_free(&out);
+	assert_int_equal(dev.npeers, 1000);
+	assert_int_equal(dev.aip.count, 2000);
+	r = req("get=1\n");
+	assert_non_null(strstr(r, "allowed_ip=10.3.231.0/24\n"));
+	assert_non_null(strstr(r, "errno=0\n\n"));
+	req("set=1\nreplace_peers=true\n");
+	assert_int_equal(dev.npeers, 0);
+	assert_int_equal(dev.aip.count, 0);
+}
+
 static void test_endpoint_parse_format(void **state)
 {
 	static const char *good[] = { "192.0.2.1:51820", "[2001:db8::1]:443", "[fe80::1%1]:9", "0.0.0.0:0" };
@@ -218,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_set_and_get),
 		cmocka_unit_test(test_bad_input_changes_nothing),
 		cmocka_unit_test(test_peer_operations),
+		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_endpoint_parse_format),
 	};
 
