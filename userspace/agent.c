@@ -49,7 +49,20 @@ struct agent {
 	char exit_pref[128];
 	int64_t applied_version;
 	unsigned long mnet_gen; /* multi-network state generation last applied */
+	struct ls_dnsd *dns;
+	int64_t dns_version; /* netmap version the resolver's records come from */
+	size_t dns_n_xl;
 };
+
+/* With the lock held: the resolver's records follow the netmap and the mappings. */
+static void dns_refresh(struct agent *a)
+{
+	if (!a->dns || !a->nm || (a->dns_version == a->nm->version && a->dns_n_xl == (a->dp_ok ? a->dp.n_xl : 0)))
+		return;
+	a->dns_version = a->nm->version;
+	a->dns_n_xl = a->dp_ok ? a->dp.n_xl : 0;
+	ls_dnsd_update(a->dns, a->nm, a->dp_ok ? a->dp.xl : NULL, a->dns_n_xl);
+}
 
 static volatile sig_atomic_t stopping;
 
@@ -142,6 +155,7 @@ static int handle_netmap(struct agent *a, json_t *doc)
 		pr_info("netmap version %lld applied: %zu added, %zu changed, %zu removed, %zu peers",
 			(long long)a->nm->version, diff.n_added, diff.n_changed, diff.n_removed, a->nm->n_peers);
 	}
+	dns_refresh(a);
 	if (ls_profile_save_netmap(a->prof, a->nm))
 		pr_warn("cannot cache the netmap in %s", a->prof->dir);
 	malloc_trim(0); /* a large map leaves a large heap behind */
@@ -299,8 +313,12 @@ static void api_serve(struct agent *a, int lfd)
 		doc = ls_status_json(a->prof, a->dp_ok ? &a->dp : NULL, a->nm);
 	else if (!strcmp(req, "netmap"))
 		doc = a->nm ? ls_netmap_to_json(a->nm) : json_pack("{s:s}", "error", "no netmap yet");
+	else if (!strcmp(req, "dns"))
+		doc = a->dns ? ls_dnsd_status(a->dns)
+			     : json_pack("{s:s}", "error", a->opts.dns.off ? "the resolver is off (--no-dns)"
+									   : "the resolver did not start (see the agent log)");
 	else
-		doc = json_pack("{s:s}", "error", "unknown request (status, netmap)");
+		doc = json_pack("{s:s}", "error", "unknown request (status, netmap, dns)");
 	if (doc && !strcmp(req, "status"))
 		json_object_set_new(doc, "agent", json_true());
 	pthread_mutex_unlock(&a->lock);
@@ -429,6 +447,11 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 		close(lock_fd);
 		return ret;
 	}
+	if (!opts->dns.off && ls_dnsd_start(prof, &opts->dns, &a.dns))
+		pr_warn("split DNS is off for profile '%s'", prof->name);
+	pthread_mutex_lock(&a.lock);
+	dns_refresh(&a);
+	pthread_mutex_unlock(&a.lock);
 	mon_fd = ls_rtnl_monitor_open();
 	if (mon_fd < 0)
 		pr_warn("rtnetlink monitor: %s", strerror(-mon_fd));
@@ -505,6 +528,7 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 				}
 				if (!a.dp_ok)
 					dp_reconcile_full(&a);
+				dns_refresh(&a);
 				pthread_mutex_unlock(&a.lock);
 			}
 		}
@@ -514,6 +538,7 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 	pthread_mutex_lock(&a.lock);
 	pthread_cond_broadcast(&a.hb_cond);
 	pthread_mutex_unlock(&a.lock);
+	ls_dnsd_stop(a.dns);
 	if (opts->down_on_exit)
 		ls_dp_down(prof);
 	if (api_fd >= 0) {

@@ -7,6 +7,7 @@
 
 #include "ctlclient.h"
 #include "dataplane.h"
+#include "dnsd.h"
 #include "profile.h"
 
 struct ls_agent_opts {
@@ -15,6 +16,7 @@ struct ls_agent_opts {
 	bool down_on_exit;
 	int poll_wait;          /* long-poll seconds (default 60) */
 	int heartbeat_interval; /* seconds (default 30) */
+	struct ls_dnsd_opts dns;
 };
 
 int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts);

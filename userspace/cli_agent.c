@@ -19,7 +19,8 @@ static const char help[] =
 	"                        [--exit-node ID|NAME|auto|none] [--foreground] [--down-on-exit]\n"
 	"                        [--poll-wait S] [--heartbeat S] [--no-masquerade] [--state-dir DIR]\n"
 	"                        [--bpf | --no-bpf] [--map VIRTUAL=REAL]... [--allow-forward PROFILE]...\n"
-	"                        [--virtual-pool CIDR]...\n"
+	"                        [--virtual-pool CIDR]... [--no-dns] [--dns-listen ADDR] [--dns-port N]\n"
+	"                        [--dns-upstream ADDR[:PORT]]... [--manage-resolv-conf]\n"
 	"\n"
 	"Runs the profile's daemon: reapplies the cached netmap, registers if needed, long-polls\n"
 	"the netmap and reconciles the WireGuard interface ls-P (peers, AllowedIPs, endpoints,\n"
@@ -53,7 +54,19 @@ static const char help[] =
 	"  --no-bpf          never load the BPF data plane (overlapping routes then stay unmapped)\n"
 	"  --map V=R         reach the real prefix R as V (same length), e.g. 10.9.1.0/24=192.168.1.0/24\n"
 	"  --allow-forward P allow forwarding between this profile's and profile P's interfaces\n"
-	"  --virtual-pool C  pool for virtual prefixes (default 10.200.0.0/13 and fd4c:5300::/32)\n";
+	"  --virtual-pool C  pool for virtual prefixes (default 10.200.0.0/13 and fd4c:5300::/32)\n"
+	"\n"
+	"Split DNS: the agent answers names under the network's DNS suffix from the netmap\n"
+	"(translated addresses for names behind mapped routes; NXDOMAIN for unknown names under\n"
+	"the suffix) on its own address 127.77.S.1 port 53 (S: the profile's slot + 1, so each\n"
+	"profile has one) and forwards other names to the upstreams (the nameservers in\n"
+	"/etc/resolv.conf at start). With systemd-resolved it sets ls-P's DNS server and the\n"
+	"~SUFFIX routing domain; otherwise nothing outside changes (`lightscale dns status' says\n"
+	"what to do) unless --manage-resolv-conf.\n"
+	"  --no-dns             no resolver\n"
+	"  --dns-listen ADDR    listen address instead of 127.77.S.1; --dns-port N (default 53)\n"
+	"  --dns-upstream A     upstream resolver ADDR or ADDR:PORT (repeatable)\n"
+	"  --manage-resolv-conf add `nameserver 127.77.S.1' to /etc/resolv.conf (put back on exit)\n";
 
 int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 {
@@ -71,6 +84,11 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		{ "map", required_argument, NULL, 'm' },
 		{ "allow-forward", required_argument, NULL, 'a' },
 		{ "virtual-pool", required_argument, NULL, 'P' },
+		{ "no-dns", no_argument, NULL, 0x2001 },
+		{ "dns-listen", required_argument, NULL, 0x2002 },
+		{ "dns-port", required_argument, NULL, 0x2003 },
+		{ "dns-upstream", required_argument, NULL, 0x2004 },
+		{ "manage-resolv-conf", no_argument, NULL, 0x2005 },
 		LS_CLI_COMMON_OPTS,
 		{ 0 },
 	};
@@ -97,6 +115,38 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		case 'M': o.dp.no_masquerade = true; break;
 		case 'B': o.dp.bpf = true; break;
 		case 'N': o.dp.no_bpf = true; break;
+		case 0x2001: o.dns.off = true; break;
+		case 0x2002: {
+			struct ls_prefix a;
+
+			if (ls_prefix_parse(optarg, &a, false) || a.len != ls_prefix_max_len(&a))
+				return ls_cli_usage_error(cli, help, "invalid --dns-listen `%s' (an address)", optarg);
+			o.dns.listen = optarg;
+			break;
+		}
+		case 0x2003: {
+			char *end;
+			long port = strtol(optarg, &end, 10);
+
+			if (*end || port < 1 || port > 65535)
+				return ls_cli_usage_error(cli, help, "invalid --dns-port `%s' (1-65535)", optarg);
+			o.dns.port = (int)port;
+			break;
+		}
+		case 0x2004: {
+			static char *ups[8];
+			struct ls_prefix a;
+			struct sockaddr_storage ss;
+
+			if (ls_prefix_parse(optarg, &a, false) && ls_endpoint_parse(optarg, &ss, NULL))
+				return ls_cli_usage_error(cli, help, "invalid --dns-upstream `%s' (ADDR or ADDR:PORT)", optarg);
+			if (o.dns.n_upstreams >= ARRAY_SIZE(ups))
+				return ls_cli_usage_error(cli, help, "too many --dns-upstream (at most 8)");
+			ups[o.dns.n_upstreams++] = optarg;
+			o.dns.upstreams = ups;
+			break;
+		}
+		case 0x2005: o.dns.manage_resolv_conf = true; break;
 		case 'm': {
 			static struct ls_mnet_map maps[32];
 			char *eq = strchr(optarg, '='), vs[LS_PREFIX_STRLEN];

@@ -36,6 +36,12 @@ static int load_netmap(const struct ls_cli *cli, struct ls_profile *p, struct ls
 
 static const char dns_help[] =
 	"Usage: lightscale dns export [--format hosts|json] [--profile P] [--state-dir DIR]\n"
+	"       lightscale dns status [--profile P] [--json]\n"
+	"\n"
+	"`status' asks the profile's agent about its split-DNS resolver: listen address (each\n"
+	"profile its own 127.77.S.1), suffix, upstreams, counters, how it is wired into the\n"
+	"host's resolution (systemd-resolved, resolv.conf or nothing) and, when nothing, the\n"
+	"exact steps to use it.\n"
 	"\n"
 	"Prints the network's names from the netmap: this node and every peer by DNS name\n"
 	"(and short name) with their overlay addresses, plus the netmap's extra A/AAAA\n"
@@ -55,6 +61,39 @@ static void add_node(json_t *recs, const char *name, const char *dns, const stru
 {
 	for (size_t i = 0; i < addrs->n; i++)
 		add_record(recs, dns ? dns : name, &addrs->v[i]);
+}
+
+static void join_strv(json_t *arr, char *out, size_t size)
+{
+	size_t i;
+	json_t *v;
+
+	out[0] = '\0';
+	json_array_foreach(arr, i, v) {
+		if (i)
+			strncat(out, ", ", size - strlen(out) - 1);
+		strncat(out, json_is_string(v) ? json_string_value(v) : "?", size - strlen(out) - 1);
+	}
+}
+
+static void dns_status_text(json_t *st, FILE *f)
+{
+	char ups[512];
+
+	join_strv(json_object_get(st, "upstreams"), ups, sizeof(ups));
+	fprintf(f, "resolver:     %s port %lld (profile %s)\n", json_string_value(json_object_get(st, "listen")),
+		(long long)json_integer_value(json_object_get(st, "port")), json_string_value(json_object_get(st, "profile")));
+	fprintf(f, "suffix:       %s (%lld records)\n", json_string_value(json_object_get(st, "suffix")),
+		(long long)json_integer_value(json_object_get(st, "records")));
+	fprintf(f, "upstreams:    %s\n", ups[0] ? ups : "(none: other names get SERVFAIL)");
+	fprintf(f, "queries:      %lld (answered %lld, nxdomain %lld, forwarded %lld, failed %lld)\n",
+		(long long)json_integer_value(json_object_get(st, "queries")),
+		(long long)json_integer_value(json_object_get(st, "answered")),
+		(long long)json_integer_value(json_object_get(st, "nxdomain")),
+		(long long)json_integer_value(json_object_get(st, "forwarded")),
+		(long long)json_integer_value(json_object_get(st, "failed")));
+	fprintf(f, "integration:  %s\n", json_string_value(json_object_get(st, "integration")));
+	fprintf(f, "%s\n", json_string_value(json_object_get(st, "instructions")));
 }
 
 int ls_cmd_dns(struct ls_cli *cli, int argc, char **argv)
@@ -83,8 +122,25 @@ int ls_cmd_dns(struct ls_cli *cli, int argc, char **argv)
 			return ls_cli_usage_error(cli, dns_help, "invalid option");
 		}
 	}
+	if (optind < argc && !strcmp(argv[optind], "status")) {
+		json_t *st = NULL;
+		int r = ls_localapi_query(cli->profile, "dns", &st);
+
+		if (r) {
+			fprintf(stderr, "%s dns status: no agent runs for profile '%s' (%s): start it with lightscale agent --profile %s\n",
+				cli->prog, cli->profile, strerror(-r), cli->profile);
+			return 1;
+		}
+		if (json_object_get(st, "error")) {
+			fprintf(stderr, "%s dns status: %s\n", cli->prog, json_string_value(json_object_get(st, "error")));
+			json_decref(st);
+			return 1;
+		}
+		json_object_set_new(st, "profile", json_string(cli->profile));
+		return ls_cli_print(cli, st, dns_status_text);
+	}
 	if (optind >= argc || strcmp(argv[optind], "export"))
-		return ls_cli_usage_error(cli, dns_help, "expected `export'");
+		return ls_cli_usage_error(cli, dns_help, "expected `export' or `status'");
 	if (cli->json)
 		format = "json";
 	if (strcmp(format, "hosts") && strcmp(format, "json"))
@@ -375,19 +431,6 @@ int ls_cmd_bpf_status(struct ls_cli *cli, int argc, char **argv)
 	fprintf(stderr, "lightscale bpf: this build has no BPF loader (userspace/bpf)\n");
 	return 1;
 #endif
-}
-
-static void join_strv(json_t *arr, char *out, size_t size)
-{
-	size_t i;
-	json_t *v;
-
-	out[0] = '\0';
-	json_array_foreach(arr, i, v) {
-		if (i)
-			strncat(out, ", ", size - strlen(out) - 1);
-		strncat(out, json_is_string(v) ? json_string_value(v) : "?", size - strlen(out) - 1);
-	}
 }
 
 static const char routes_help[] =
