@@ -276,6 +276,8 @@ static int send_raw(struct lsw_device *d, struct lsw_peer *p, void *msg, size_t 
 	ret = d->ops->udp_send(d->ctx, &p->endpoint, &iov, 1, 0);
 	if (ret)
 		STAT(d, tx_drop_send_error);
+	else
+		p->tx_bytes += len; /* handshakes count, as in the kernel */
 	return ret;
 }
 
@@ -736,6 +738,7 @@ static void rx_initiation(struct lsw_device *d, const struct lsw_msg_initiation 
 		return;
 	}
 	STAT(d, rx_initiations);
+	p->rx_bytes += sizeof(*m);
 	roam(p, src);
 	ev_any_auth_received(p);
 	ev_any_auth_traversal(d, p, now);
@@ -775,6 +778,7 @@ static void rx_response(struct lsw_device *d, const struct lsw_msg_response *m, 
 		return;
 	}
 	STAT(d, rx_responses);
+	p->rx_bytes += sizeof(*m);
 	kp = derive_keypair(d, p, now);
 	if (!kp)
 		return;
