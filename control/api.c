@@ -19,7 +19,8 @@
 #define NETWORK_COLS                                                                         \
 	"networks.id::text, networks.name, networks.ipv4::text, networks.ipv6::text, "       \
 	"networks.dns_suffix, networks.version, "                                            \
-	"extract(epoch from networks.created_at)::bigint"
+	"extract(epoch from networks.created_at)::bigint, networks.require_approval, "        \
+	"networks.route_approval"
 
 #define NODE_ADMIN_COLS                                                                      \
 	"nodes.id, networks.name, nodes.name, nodes.hostname, networks.dns_suffix, "         \
@@ -29,7 +30,8 @@
 	"coalesce(extract(epoch from nodes.key_expiry)::bigint, 0), "                        \
 	"extract(epoch from nodes.created_at)::bigint, "                                     \
 	"coalesce(extract(epoch from nodes.last_seen)::bigint, 0), "                         \
-	"array_to_string(nodes.tags, ','), nodes.network_id::text"
+	"array_to_string(nodes.tags, ','), nodes.network_id::text, "                         \
+	"array_to_string(nodes.approved_routes, ','), networks.route_approval"
 
 #define TOKEN_COLS                                                                           \
 	"tokens.id, networks.name, extract(epoch from tokens.expires_at)::bigint, "          \
@@ -75,11 +77,15 @@ static void src_string(const struct sockaddr_storage *ss, char *out, size_t n)
 
 static json_t *network_json(PGresult *r, int row)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", PQgetvalue(r, row, 0),
-			 "name", PQgetvalue(r, row, 1), "ipv4", PQgetvalue(r, row, 2), "ipv6",
-			 PQgetvalue(r, row, 3), "dns_suffix", PQgetvalue(r, row, 4), "version",
-			 (json_int_t)i64(r, row, 5), "created_at", (json_int_t)i64(r, row, 6));
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b}", "id",
+			 PQgetvalue(r, row, 0), "name", PQgetvalue(r, row, 1), "ipv4",
+			 PQgetvalue(r, row, 2), "ipv6", PQgetvalue(r, row, 3), "dns_suffix",
+			 PQgetvalue(r, row, 4), "version", (json_int_t)i64(r, row, 5), "created_at",
+			 (json_int_t)i64(r, row, 6), "require_approval",
+			 PQgetvalue(r, row, 7)[0] == 't', "route_approval",
+			 PQgetvalue(r, row, 8)[0] == 't');
 }
+#define NETWORK_NCOLS 9
 
 static char *dns_name(PGresult *r, int row)
 {
@@ -108,11 +114,15 @@ static json_t *self_json(PGresult *r, int row)
 
 static json_t *node_admin_json(struct lsc_server *s, PGresult *r, int row)
 {
-	int64_t seen = i64(r, row, 15);
+	int64_t seen = i64(r, row, 15), exp = i64(r, row, 13);
 	json_t *j = self_json(r, row);
 
 	if (!j)
 		return NULL;
+	if (!strcmp(PQgetvalue(r, row, 12), "active") && exp && exp <= ls_unix_time())
+		json_object_set_new(j, "status", json_string("expired"));
+	json_object_set_new(j, "approved_routes", csv_array(PQgetvalue(r, row, 18)));
+	json_object_set_new(j, "route_approval", json_boolean(PQgetvalue(r, row, 19)[0] == 't'));
 	json_object_set_new(j, "network", json_string(PQgetvalue(r, row, 1)));
 	json_object_set_new(j, "hostname", json_string(PQgetvalue(r, row, 3)));
 	json_object_set_new(j, "machine_key", json_string(PQgetvalue(r, row, 6)));
@@ -330,7 +340,7 @@ static bool auth_node(struct lsc_server *s, struct lsc_req *r, const char *metho
 				"no node is registered with this machine key");
 		return false;
 	}
-	if (strcmp(PQgetvalue(res, 0, 3), "active")) {
+	if (strcmp(PQgetvalue(res, 0, 3), "active") && strcmp(PQgetvalue(res, 0, 3), "pending")) {
 		lsc_reply_error(r, 403, LS_ERR_NODE_REVOKED, "node %s is %s", PQgetvalue(res, 0, 1),
 				PQgetvalue(res, 0, 3));
 		PQclear(res);
@@ -415,6 +425,7 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	char a4s[LS_PREFIX_STRLEN], a6s[LS_PREFIX_STRLEN], net_id[40], token_id[40], port[16];
 	int64_t id;
 	uint32_t host = 0;
+	bool pending = false;
 	int i, k;
 
 	src_string(&r->src, src, sizeof(src));
@@ -447,7 +458,7 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 			       "  tokens.expires_at < now(), tokens.uses >= tokens.max_uses, "
 			       "  to_char(tokens.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 			       "  networks.ipv4::text, networks.ipv6::text, tokens.max_uses, "
-			       "  array_to_string(tokens.tags, ',') "
+			       "  array_to_string(tokens.tags, ','), networks.require_approval "
 			       "FROM tokens JOIN networks ON networks.id = tokens.network_id "
 			       "WHERE tokens.hash = decode($1, 'hex') FOR UPDATE OF tokens",
 			       1, p);
@@ -515,6 +526,7 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "network %s has invalid prefixes", net_id);
 		goto out;
 	}
+	pending = PQgetvalue(res, 0, 10)[0] == 't';
 	tags = lsc_array_literal((const char *const *)NULL, 0);
 	{
 		struct lsc_strv tv;
@@ -619,16 +631,17 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
 	snprintf(port, sizeof(port), "%d", req.listen_port);
 	{
-		const char *p[14] = {idbuf, net_id, name, req.hostname, req.wg_key, req.machine_key,
+		const char *p[15] = {idbuf, net_id, name, req.hostname, req.wg_key, req.machine_key,
 				     hostbuf, a4s, a6s, routes, endpoints,
-				     req.listen_port ? port : NULL, tags, token_id};
+				     req.listen_port ? port : NULL, tags, token_id,
+				     pending ? "pending" : "active"};
 
 		res = lsc_exec(db,
 			       "INSERT INTO nodes (id, network_id, name, hostname, wg_key, machine_key, "
 			       "host_index, ipv4, ipv6, routes, endpoints, listen_port, tags, token_id, "
-			       "last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-			       "$14, now())",
-			       14, p);
+			       "status, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+			       "$12, $13, $14, $15, now())",
+			       15, p);
 	}
 	if (!lsc_res_ok(db, res, "insert node")) {
 		if (lsc_unique_violation(res)) {
@@ -653,9 +666,22 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	res = NULL;
 	if (bump_version(r, db, net_id, id, routes, true) < 0)
 		goto out;
+	{
+		/* key transparency: every node key enters the log */
+		json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "node",
+				       (json_int_t)id, "network", net_id, "name", name, "wg_key",
+				       req.wg_key, "machine_key", req.machine_key, "token", token_id,
+				       "source", src, "status", pending ? "pending" : "active");
+		int ar = lsc_audit_append(r, db, "register", ev);
+
+		json_decref(ev);
+		if (ar < 0)
+			goto out;
+	}
 	if (!commit(r, db))
 		goto out;
-	pr_info("registered node %" PRId64 " `%s' in network %s from %s", id, name, net_id, src);
+	pr_info("registered node %" PRId64 " `%s' in network %s from %s%s", id, name, net_id, src,
+		pending ? " (pending approval)" : "");
 	reply_registered(s, r, db, id, 201);
 out:
 	PQclear(res);
@@ -846,6 +872,82 @@ out:
 	node_ctx_free(&nc);
 }
 
+/* ---- audit log ---- */
+
+static bool auth_admin(struct lsc_server *s, struct lsc_req *r, PGconn **dbp);
+
+/* GET /v1/audit?since=N[&limit=M]: entries after N and the signed head. Admin key or a
+ * signed node request. */
+static void h_audit(struct lsc_server *s, struct lsc_req *r)
+{
+	int64_t since = 0, limit = 1000;
+	char a[24], b[24];
+	const char *p[2] = {a, b};
+	PGresult *res;
+	PGconn *db;
+	json_t *entries, *head;
+	int i;
+
+	if (query_int(r->uri, "since", &since) < 0 || query_int(r->uri, "limit", &limit) < 0) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST,
+				"invalid query `%s' (since and limit are non-negative integers)",
+				strchr(r->uri, '?'));
+		return;
+	}
+	if (limit <= 0 || limit > 10000)
+		limit = 10000;
+	if (lsc_req_header(r, "Authorization")) {
+		if (!auth_admin(s, r, &db))
+			return;
+	} else {
+		struct node_ctx nc;
+
+		if (!auth_node(s, r, "GET", &nc))
+			return;
+		node_ctx_free(&nc);
+		db = lsc_db(r);
+		if (!db)
+			return;
+	}
+	if (!s->have_identity) {
+		lsc_reply_error(r, 503, LS_ERR_UNAVAILABLE, "this server has no identity key");
+		return;
+	}
+	if (!lsc_exec_ok(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) {
+		lsc_db_failed(r, NULL, "begin");
+		return;
+	}
+	snprintf(a, sizeof(a), "%" PRId64, since);
+	snprintf(b, sizeof(b), "%" PRId64, limit);
+	res = lsc_exec(db,
+		       "SELECT seq, time, type, data, encode(hash, 'hex') FROM audit_log "
+		       "WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+		       2, p);
+	if (!lsc_res_ok(db, res, "audit")) {
+		lsc_db_failed(r, res, "audit");
+		PQclear(res);
+		return;
+	}
+	entries = json_array();
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(entries,
+				      json_pack("{s:I, s:I, s:s, s:s, s:s}", "seq",
+						(json_int_t)i64(res, i, 0), "time",
+						(json_int_t)i64(res, i, 1), "type", PQgetvalue(res, i, 2),
+						"data", PQgetvalue(res, i, 3), "hash",
+						PQgetvalue(res, i, 4)));
+	PQclear(res);
+	head = lsc_audit_head(s, db);
+	lsc_exec_ok(db, "COMMIT");
+	if (!head) {
+		json_decref(entries);
+		lsc_reply_error(r, 503, LS_ERR_UNAVAILABLE, "cannot read the audit head");
+		return;
+	}
+	lsc_reply_json(r, 200, json_pack("{s:o, s:o, s:b}", "entries", entries, "head", head,
+					 "more", (json_int_t)json_array_size(entries) == limit));
+}
+
 /* ---- admin ---- */
 
 static bool auth_admin(struct lsc_server *s, struct lsc_req *r, PGconn **dbp)
@@ -1021,12 +1123,14 @@ static void a_network_create(struct lsc_server *s, struct lsc_req *r, PGconn *db
 	else if (asprintf(&suffix, "%s.ls.internal", req.name) < 0)
 		suffix = NULL;
 	{
-		const char *p[5] = {idtxt, req.name, v4s, v6s, suffix};
+		const char *p[7] = {idtxt, req.name, v4s, v6s, suffix,
+				    req.require_approval > 0 ? "t" : "f",
+				    req.route_approval > 0 ? "t" : "f"};
 
 		res = lsc_exec(db,
-			       "INSERT INTO networks (id, name, ipv4, ipv6, dns_suffix) VALUES "
-			       "($1, $2, $3, $4, $5) RETURNING " NETWORK_COLS,
-			       5, p);
+			       "INSERT INTO networks (id, name, ipv4, ipv6, dns_suffix, require_approval, "
+			       "route_approval) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING " NETWORK_COLS,
+			       7, p);
 	}
 	if (!lsc_res_ok(db, res, "insert network")) {
 		if (lsc_unique_violation(res)) {
@@ -1037,6 +1141,16 @@ static void a_network_create(struct lsc_server *s, struct lsc_req *r, PGconn *db
 			lsc_db_failed(r, res, "insert network");
 		}
 		goto out;
+	}
+	{
+		json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "network", idtxt, "name",
+				       req.name, "ipv4", v4s, "ipv6", v6s, "require_approval",
+				       req.require_approval > 0, "route_approval", req.route_approval > 0);
+		int ar = lsc_audit_append(r, db, "network_create", ev);
+
+		json_decref(ev);
+		if (ar < 0)
+			goto out;
 	}
 	if (!commit(r, db))
 		goto out;
@@ -1065,7 +1179,7 @@ static void a_network_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 	for (i = 0; i < PQntuples(res); i++) {
 		json_t *j = network_json(res, i);
 
-		json_object_set_new(j, "nodes", json_integer(i64(res, i, 7)));
+		json_object_set_new(j, "nodes", json_integer(i64(res, i, NETWORK_NCOLS)));
 		json_array_append_new(a, j);
 	}
 	PQclear(res);
@@ -1095,8 +1209,8 @@ static void a_network_show(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 		return;
 	}
 	j = network_json(res, 0);
-	json_object_set_new(j, "nodes", json_integer(i64(res, 0, 7)));
-	json_object_set_new(j, "valid_tokens", json_integer(i64(res, 0, 8)));
+	json_object_set_new(j, "nodes", json_integer(i64(res, 0, NETWORK_NCOLS)));
+	json_object_set_new(j, "valid_tokens", json_integer(i64(res, 0, NETWORK_NCOLS + 1)));
 	PQclear(res);
 	lsc_reply_json(r, 200, j);
 }
@@ -1125,6 +1239,8 @@ static void a_token_create(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 	snprintf(ttl, sizeof(ttl), "%" PRId64, req.ttl);
 	snprintf(uses, sizeof(uses), "%" PRId64, req.uses);
 	tags = lsc_array_literal((const char *const *)req.tags.v, req.tags.n);
+	if (!begin(r, db))
+		goto out;
 	{
 		const char *p[6] = {id, net_id, hash, ttl, uses, tags};
 
@@ -1139,6 +1255,18 @@ static void a_token_create(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 	if (!lsc_res_ok(db, res, "insert token") || PQntuples(res) != 1) {
 		lsc_db_failed(r, res, "insert token");
 		goto out;
+	}
+	{
+		json_t *ev = json_pack("{s:s, s:s, s:I, s:I, s:s}", "token", id, "network", net_id,
+				       "uses", (json_int_t)req.uses, "ttl", (json_int_t)req.ttl, "tags", tags);
+		int ar = ev ? lsc_audit_append(r, db, "token_create", ev) : -1;
+
+		json_decref(ev);
+		if (ar < 0 || !commit(r, db)) {
+			if (!ev)
+				lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+			goto out;
+		}
 	}
 	{
 		json_t *j = token_json(res, 0);
@@ -1183,12 +1311,15 @@ static void a_token_list(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 static void a_token_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id)
 {
 	const char *p[1] = {id};
-	PGresult *res = lsc_exec(db,
-				 "WITH t AS (UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) "
-				 "WHERE id = $1 RETURNING *) SELECT " TOKEN_COLS
-				 " FROM t AS tokens JOIN networks ON networks.id = tokens.network_id",
-				 1, p);
+	PGresult *res;
 
+	if (!begin(r, db))
+		return;
+	res = lsc_exec(db,
+		       "WITH t AS (UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) "
+		       "WHERE id = $1 RETURNING *) SELECT " TOKEN_COLS
+		       " FROM t AS tokens JOIN networks ON networks.id = tokens.network_id",
+		       1, p);
 	if (!lsc_res_ok(db, res, "revoke token")) {
 		lsc_db_failed(r, res, "revoke token");
 		PQclear(res);
@@ -1196,8 +1327,19 @@ static void a_token_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
+		rollback(db);
 		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no token `%.64s'", id);
 		return;
+	}
+	{
+		json_t *ev = json_pack("{s:s}", "token", id);
+		int ar = lsc_audit_append(r, db, "token_revoke", ev);
+
+		json_decref(ev);
+		if (ar < 0 || !commit(r, db)) {
+			PQclear(res);
+			return;
+		}
 	}
 	pr_info("revoked enrollment token %s", id);
 	lsc_reply_json(r, 200, token_json(res, 0));
@@ -1251,6 +1393,11 @@ static void a_node_show(struct lsc_server *s, struct lsc_req *r, PGconn *db, con
 	PQclear(res);
 }
 
+static void reply_node(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id)
+{
+	a_node_show(s, r, db, id);
+}
+
 static void a_node_delete(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id)
 {
 	PGresult *res = NULL;
@@ -1290,6 +1437,15 @@ static void a_node_delete(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 	}
 	if (bump_version(r, db, net_id, strtoll(id, NULL, 10), routes, true) < 0)
 		goto out;
+	{
+		json_t *ev = json_pack("{s:I, s:s}", "node", (json_int_t)strtoll(id, NULL, 10),
+				       "network", net_id);
+		int ar = lsc_audit_append(r, db, "node_delete", ev);
+
+		json_decref(ev);
+		if (ar < 0)
+			goto out;
+	}
 	if (!commit(r, db))
 		goto out;
 	pr_info("deleted node %s", id);
@@ -1299,6 +1455,528 @@ out:
 	json_decref(j);
 	PQclear(res);
 	free(routes);
+}
+
+
+/* ---- trust: approval, revocation, routes, network settings, ACL ---- */
+
+#define LSC_ERR_CONFLICT "conflict"
+#define LSC_ERR_BAD_POLICY "bad_policy"
+
+/* Moves the network's version and its log floor: every client gets a full map next (a
+ * network-wide change: policy, route approval). Returns the new version or -1. */
+static int64_t bump_all(struct lsc_req *r, PGconn *db, const char *net_id)
+{
+	const char *p[1] = {net_id};
+	PGresult *res;
+	int64_t v;
+
+	res = lsc_exec(db,
+		       "WITH v AS (UPDATE networks SET version = version + 1, log_floor = version + 1, "
+		       "  net_version = version + 1, dns_version = version + 1 "
+		       "  WHERE id = $1::uuid RETURNING version) "
+		       "SELECT version, pg_notify('" LSC_NOTIFY_CHANNEL "', $1 || ' ' || version) FROM v",
+		       1, p);
+	if (!lsc_res_ok(db, res, "bump network") || PQntuples(res) != 1) {
+		lsc_db_failed(r, res, "bump network");
+		PQclear(res);
+		return -1;
+	}
+	v = i64(res, 0, 0);
+	PQclear(res);
+	return v;
+}
+
+/* "{a,b}" literal of a csv list */
+static char *csv_literal(const char *csv)
+{
+	struct lsc_strv v;
+	char *lit;
+
+	if (lsc_strv_split(&v, csv))
+		return NULL;
+	lit = lsc_array_literal((const char *const *)v.v, v.n);
+	lsc_strv_free(&v);
+	return lit;
+}
+
+enum node_action { ACT_APPROVE, ACT_REJECT, ACT_REVOKE };
+
+static void a_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
+			  enum node_action act)
+{
+	static const char *const to[] = {"active", "rejected", "revoked"};
+	static const char *const verb[] = {"approve", "reject", "revoke"};
+	PGresult *res = NULL;
+	char net_id[40], status[16], vbuf[24], *routes = NULL;
+	const char *p[3];
+	int64_t v;
+
+	if (!valid_id(id)) {
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node `%.64s'", id);
+		return;
+	}
+	if (!begin(r, db))
+		return;
+	if (select_node(r, db, "nodes.id = $1::bigint FOR UPDATE OF nodes", id, &res))
+		return;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		rollback(db);
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node %s", id);
+		return;
+	}
+	snprintf(net_id, sizeof(net_id), "%s", PQgetvalue(res, 0, 17));
+	snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 12));
+	routes = csv_literal(PQgetvalue(res, 0, 9));
+	PQclear(res);
+	res = NULL;
+	if (!strcmp(status, to[act])) { /* already there: nothing changes */
+		rollback(db);
+		reply_node(s, r, db, id);
+		goto out;
+	}
+	if ((act == ACT_APPROVE || act == ACT_REJECT) && strcmp(status, "pending")) {
+		rollback(db);
+		lsc_reply_error(r, 409, LSC_ERR_CONFLICT, "node %s is %s, not pending: cannot %s it%s",
+				id, status, verb[act], act == ACT_REJECT ? " (revoke it instead)" : "");
+		goto out;
+	}
+	p[0] = id;
+	p[1] = to[act];
+	res = lsc_exec(db, "UPDATE nodes SET status = $2 WHERE id = $1::bigint", 2, p);
+	if (!lsc_res_ok(db, res, "set node status")) {
+		lsc_db_failed(r, res, "set node status");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	v = bump_version(r, db, net_id, strtoll(id, NULL, 10), routes, true);
+	if (v < 0)
+		goto out;
+	snprintf(vbuf, sizeof(vbuf), "%" PRId64, v);
+	p[1] = vbuf;
+	res = lsc_exec(db, "UPDATE nodes SET status_version = $2::bigint WHERE id = $1::bigint", 2, p);
+	if (!lsc_res_ok(db, res, "set status version")) {
+		lsc_db_failed(r, res, "set status version");
+		goto out;
+	}
+	{
+		json_t *ev = json_pack("{s:I, s:s, s:s}", "node", (json_int_t)strtoll(id, NULL, 10),
+				       "network", net_id, "from", status);
+
+		if (lsc_audit_append(r, db, verb[act], ev) < 0) {
+			json_decref(ev);
+			goto out;
+		}
+		json_decref(ev);
+	}
+	if (!commit(r, db))
+		goto out;
+	pr_info("node %s: %s -> %s", id, status, to[act]);
+	reply_node(s, r, db, id);
+out:
+	PQclear(res);
+	free(routes);
+}
+
+/* approve (add to approved_routes) or reject (remove) routes of a node */
+static void a_node_routes(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
+			  bool approve)
+{
+	struct lsc_strv want = {0}, adv = {0};
+	PGresult *res = NULL;
+	char err[512], net_id[40], *lit = NULL;
+	const char *p[2];
+	size_t i, j;
+
+	if (!valid_id(id)) {
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node `%.64s'", id);
+		return;
+	}
+	if (lsc_parse_routes(r->body.p, r->body.len, &want, err, sizeof(err))) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", err);
+		return;
+	}
+	if (!begin(r, db))
+		goto out;
+	if (select_node(r, db, "nodes.id = $1::bigint FOR UPDATE OF nodes", id, &res))
+		goto out;
+	if (PQntuples(res) != 1) {
+		rollback(db);
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node %s", id);
+		goto out;
+	}
+	snprintf(net_id, sizeof(net_id), "%s", PQgetvalue(res, 0, 17));
+	if (lsc_strv_split(&adv, PQgetvalue(res, 0, 9))) {
+		rollback(db);
+		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	if (approve) {
+		for (i = 0; i < want.n; i++) {
+			for (j = 0; j < adv.n && strcmp(adv.v[j], want.v[i]); j++)
+				;
+			if (j == adv.n) {
+				rollback(db);
+				lsc_reply_error(r, 409, LSC_ERR_CONFLICT,
+						"node %s does not advertise `%s'", id, want.v[i]);
+				goto out;
+			}
+		}
+	}
+	lit = lsc_array_literal((const char *const *)want.v, want.n);
+	p[0] = id;
+	p[1] = lit;
+	res = lsc_exec(db,
+		       approve ? "UPDATE nodes SET approved_routes = ARRAY(SELECT DISTINCT unnest("
+				 "approved_routes || $2::text[]) ORDER BY 1) WHERE id = $1::bigint"
+			       : "UPDATE nodes SET approved_routes = ARRAY(SELECT unnest(approved_routes) "
+				 "EXCEPT SELECT unnest($2::text[]) ORDER BY 1) WHERE id = $1::bigint",
+		       2, p);
+	if (!lsc_res_ok(db, res, "approve routes")) {
+		lsc_db_failed(r, res, "approve routes");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	if (bump_version(r, db, net_id, strtoll(id, NULL, 10), lit, false) < 0)
+		goto out;
+	{
+		json_t *ev = json_pack("{s:I, s:s}", "node", (json_int_t)strtoll(id, NULL, 10),
+				       "network", net_id);
+		json_t *a = json_array();
+
+		for (i = 0; i < want.n; i++)
+			json_array_append_new(a, json_string(want.v[i]));
+		json_object_set_new(ev, "routes", a);
+		if (lsc_audit_append(r, db, approve ? "route_approve" : "route_reject", ev) < 0) {
+			json_decref(ev);
+			goto out;
+		}
+		json_decref(ev);
+	}
+	if (!commit(r, db))
+		goto out;
+	pr_info("node %s: routes %s %s", id, lit, approve ? "approved" : "rejected");
+	reply_node(s, r, db, id);
+out:
+	PQclear(res);
+	free(lit);
+	lsc_strv_free(&want);
+	lsc_strv_free(&adv);
+}
+
+static void a_route_list(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
+{
+	char net_id[40];
+	const char *p[1] = {net_id};
+	PGresult *res;
+	json_t *a;
+	int i;
+
+	if (!find_network(r, db, name, net_id, sizeof(net_id)))
+		return;
+	res = lsc_exec(db,
+		       "SELECT nodes.id, nodes.name, rt, rt = ANY(nodes.approved_routes), "
+		       "  networks.route_approval, nodes.status "
+		       "FROM nodes JOIN networks ON networks.id = nodes.network_id, unnest(nodes.routes) rt "
+		       "WHERE nodes.network_id = $1::uuid ORDER BY rt COLLATE \"C\", nodes.id",
+		       1, p);
+	if (!lsc_res_ok(db, res, "list routes")) {
+		lsc_db_failed(r, res, "list routes");
+		PQclear(res);
+		return;
+	}
+	a = json_array();
+	for (i = 0; i < PQntuples(res); i++) {
+		bool approved = PQgetvalue(res, i, 3)[0] == 't';
+		bool need = PQgetvalue(res, i, 4)[0] == 't';
+		const char *pfx = PQgetvalue(res, i, 2);
+
+		json_array_append_new(
+			a, json_pack("{s:I, s:s, s:s, s:b, s:b, s:b}", "node",
+				     (json_int_t)i64(res, i, 0), "name", PQgetvalue(res, i, 1), "prefix",
+				     pfx, "approved", approved, "effective",
+				     (approved || !need) && !strcmp(PQgetvalue(res, i, 5), "active"),
+				     "exit", !strcmp(pfx, "0.0.0.0/0") || !strcmp(pfx, "::/0")));
+	}
+	PQclear(res);
+	lsc_reply_json(r, 200, json_pack("{s:o}", "routes", a));
+}
+
+static void a_network_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
+{
+	struct lsc_network_set_req req;
+	char err[512], net_id[40];
+	const char *p[3];
+	PGresult *res = NULL;
+
+	if (lsc_parse_network_set(r->body.p, r->body.len, &req, err, sizeof(err))) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", err);
+		return;
+	}
+	if (!begin(r, db))
+		return;
+	if (!find_network(r, db, name, net_id, sizeof(net_id))) {
+		rollback(db);
+		return;
+	}
+	p[0] = net_id;
+	p[1] = req.require_approval < 0 ? NULL : req.require_approval ? "t" : "f";
+	p[2] = req.route_approval < 0 ? NULL : req.route_approval ? "t" : "f";
+	res = lsc_exec(db,
+		       "UPDATE networks SET require_approval = coalesce($2::boolean, require_approval), "
+		       "route_approval = coalesce($3::boolean, route_approval) WHERE id = $1::uuid",
+		       3, p);
+	if (!lsc_res_ok(db, res, "set network")) {
+		lsc_db_failed(r, res, "set network");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	if (bump_all(r, db, net_id) < 0)
+		goto out;
+	{
+		json_t *ev = json_pack("{s:s, s:s}", "network", net_id, "name", name);
+
+		if (req.require_approval >= 0)
+			json_object_set_new(ev, "require_approval", json_boolean(req.require_approval));
+		if (req.route_approval >= 0)
+			json_object_set_new(ev, "route_approval", json_boolean(req.route_approval));
+		if (lsc_audit_append(r, db, "network_set", ev) < 0) {
+			json_decref(ev);
+			goto out;
+		}
+		json_decref(ev);
+	}
+	if (!commit(r, db))
+		goto out;
+	a_network_show(s, r, db, name);
+out:
+	PQclear(res);
+}
+
+static void a_acl_get(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
+{
+	const char *p[1] = {name};
+	PGresult *res = lsc_exec(db, "SELECT acl_policy FROM networks WHERE name = $1", 1, p);
+	json_t *pol = NULL;
+
+	if (!lsc_res_ok(db, res, "get acl")) {
+		lsc_db_failed(r, res, "get acl");
+		PQclear(res);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NETWORK, "no network named `%.64s'", name);
+		return;
+	}
+	if (!PQgetisnull(res, 0, 0))
+		pol = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	PQclear(res);
+	lsc_reply_json(r, 200, json_pack("{s:s, s:o}", "network", name, "policy",
+					 pol ? pol : json_null()));
+}
+
+/* PUT: validate and store; DELETE: back to allow-all */
+static void a_acl_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name,
+		      bool remove)
+{
+	struct ls_acl_policy *pol = NULL;
+	char err[512], net_id[40], *text = NULL;
+	const char *p[2];
+	PGresult *res = NULL;
+	json_t *doc = NULL;
+
+	if (!remove) {
+		json_error_t je;
+
+		doc = json_loadb(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &je);
+		if (!doc || !json_is_object(doc)) {
+			lsc_reply_error(r, 400, LSC_ERR_BAD_POLICY, "policy: %s",
+					doc ? "not a JSON object" : je.text);
+			goto out;
+		}
+		if (ls_acl_parse_json(doc, &pol, err, sizeof(err))) {
+			lsc_reply_error(r, 400, LSC_ERR_BAD_POLICY, "policy: %s", err);
+			goto out;
+		}
+		text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!text) {
+			lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+	if (!begin(r, db))
+		goto out;
+	if (!find_network(r, db, name, net_id, sizeof(net_id))) {
+		rollback(db);
+		goto out;
+	}
+	p[0] = net_id;
+	p[1] = text;
+	res = lsc_exec(db, "UPDATE networks SET acl_policy = $2 WHERE id = $1::uuid", 2, p);
+	if (!lsc_res_ok(db, res, "set acl")) {
+		lsc_db_failed(r, res, "set acl");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	if (bump_all(r, db, net_id) < 0)
+		goto out;
+	{
+		uint8_t h[32];
+		char hex[65];
+		json_t *ev;
+
+		crypto_hash_sha256(h, (const uint8_t *)(text ? text : ""), text ? strlen(text) : 0);
+		ls_hex_encode(hex, h, sizeof(h));
+		ev = json_pack("{s:s, s:s, s:s?}", "network", net_id, "name", name, "policy_sha256",
+			       text ? hex : NULL);
+		if (lsc_audit_append(r, db, "acl", ev) < 0) {
+			json_decref(ev);
+			goto out;
+		}
+		json_decref(ev);
+	}
+	if (!commit(r, db))
+		goto out;
+	pr_info("network `%s': ACL policy %s", name, remove ? "removed (allow all)" : "set");
+	a_acl_get(s, r, db, name);
+out:
+	PQclear(res);
+	free(text);
+	json_decref(doc);
+	ls_acl_policy_free(pol);
+}
+
+struct acl_test_node {
+	struct ls_acl_node n;
+	struct ls_prefix addrs[2], routes[LSC_MAX_ROUTES];
+	struct lsc_strv tags;
+	char name[80];
+};
+
+/* a node of the network by id or name */
+static int acl_test_load(struct lsc_req *r, PGconn *db, const char *net_id, const char *sel,
+			 struct acl_test_node *t)
+{
+	const char *p[2] = {net_id, sel};
+	struct lsc_strv rt = {0};
+	PGresult *res;
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	res = lsc_exec(db,
+		       "SELECT nodes.id, nodes.name, host(nodes.ipv4), host(nodes.ipv6), "
+		       "array_to_string(nodes.tags, ','), array_to_string(CASE WHEN "
+		       "networks.route_approval THEN ARRAY(SELECT unnest(nodes.routes) INTERSECT "
+		       "SELECT unnest(nodes.approved_routes)) ELSE nodes.routes END, ',') "
+		       "FROM nodes JOIN networks ON networks.id = nodes.network_id "
+		       "WHERE nodes.network_id = $1::uuid AND (nodes.name = $2 OR nodes.id::text = $2)",
+		       2, p);
+	if (!lsc_res_ok(db, res, "acl test node")) {
+		lsc_db_failed(r, res, "acl test node");
+		PQclear(res);
+		return -EIO;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node `%.64s' in this network", sel);
+		return -ENOENT;
+	}
+	t->n.id = i64(res, 0, 0);
+	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(res, 0, 1));
+	t->n.name = t->name;
+	ls_prefix_parse(PQgetvalue(res, 0, 2), &t->addrs[0], true);
+	ls_prefix_parse(PQgetvalue(res, 0, 3), &t->addrs[1], true);
+	t->n.addrs = t->addrs;
+	t->n.n_addrs = 2;
+	lsc_strv_split(&t->tags, PQgetvalue(res, 0, 4));
+	t->n.tags = (const char *const *)t->tags.v;
+	t->n.n_tags = t->tags.n;
+	lsc_strv_split(&rt, PQgetvalue(res, 0, 5));
+	for (i = 0; i < rt.n && t->n.n_routes < LSC_MAX_ROUTES; i++)
+		if (!ls_prefix_parse(rt.v[i], &t->routes[t->n.n_routes], false))
+			t->n.n_routes++;
+	t->n.routes = t->routes;
+	lsc_strv_free(&rt);
+	PQclear(res);
+	return 0;
+}
+
+/* POST .../acl-test {"src": NODE, "dst": NODE, "port": N, "proto": "tcp"} */
+static void a_acl_test(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
+{
+	struct acl_test_node *src = NULL, *dst = NULL;
+	struct ls_acl_policy *pol = NULL;
+	enum ls_acl_proto proto = LS_ACL_PROTO_ANY;
+	char net_id[40];
+	const char *p[1] = {net_id}, *ssrc, *sdst, *sproto = "any";
+	PGresult *res = NULL;
+	json_t *doc, *jp;
+	json_int_t port = 0;
+	int rule = -1;
+	bool allowed, visible;
+
+	doc = json_loadb(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, NULL);
+	ssrc = json_string_value(json_object_get(doc, "src"));
+	sdst = json_string_value(json_object_get(doc, "dst"));
+	jp = json_object_get(doc, "port");
+	if (json_object_get(doc, "proto"))
+		sproto = json_string_value(json_object_get(doc, "proto"));
+	if (!doc || !ssrc || !sdst || (jp && !json_is_integer(jp)) || !sproto) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST,
+				"want {\"src\": NODE, \"dst\": NODE, \"port\": N, \"proto\": PROTO}");
+		goto out;
+	}
+	port = jp ? json_integer_value(jp) : 0;
+	if (port < 0 || port > 65535 || ls_acl_proto_parse(sproto, &proto)) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "invalid port %lld or protocol `%.16s'",
+				(long long)port, sproto);
+		goto out;
+	}
+	if (!find_network(r, db, name, net_id, sizeof(net_id)))
+		goto out;
+	res = lsc_exec(db, "SELECT coalesce(acl_policy, '') FROM networks WHERE id = $1::uuid", 1, p);
+	if (!lsc_res_ok(db, res, "acl") || PQntuples(res) != 1) {
+		lsc_db_failed(r, res, "acl");
+		goto out;
+	}
+	if (PQgetvalue(res, 0, 0)[0] &&
+	    ls_acl_parse(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), &pol, NULL, 0)) {
+		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "the stored policy does not parse");
+		goto out;
+	}
+	src = calloc(1, sizeof(*src));
+	dst = calloc(1, sizeof(*dst));
+	if (!src || !dst) {
+		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (acl_test_load(r, db, net_id, ssrc, src) || acl_test_load(r, db, net_id, sdst, dst))
+		goto out;
+	allowed = ls_acl_allows(pol, &src->n, &dst->n, NULL, (uint16_t)port, proto, &rule);
+	visible = ls_acl_visible(pol, &src->n, &dst->n);
+	lsc_reply_json(r, 200,
+		       json_pack("{s:s, s:s, s:I, s:s, s:b, s:o, s:b, s:b}", "src", src->name, "dst",
+				 dst->name, "port", port, "proto", ls_acl_proto_name(proto), "allowed",
+				 allowed, "rule", allowed && rule >= 0 ? json_integer(rule) : json_null(),
+				 "visible", visible, "policy", pol != NULL));
+out:
+	if (src)
+		lsc_strv_free(&src->tags);
+	if (dst)
+		lsc_strv_free(&dst->tags);
+	free(src);
+	free(dst);
+	PQclear(res);
+	json_decref(doc);
+	ls_acl_policy_free(pol);
 }
 
 static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *method,
@@ -1326,6 +2004,8 @@ static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *met
 		if (n == 1 && strlen(rest) == 10 + strlen(a)) {
 			if (!strcmp(method, "GET"))
 				a_network_show(s, r, db, a);
+			else if (!strcmp(method, "PATCH"))
+				a_network_set(s, r, db, a);
 			else
 				goto method;
 			return;
@@ -1337,6 +2017,18 @@ static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *met
 				a_token_list(s, r, db, a);
 			else if (!strcmp(b, "nodes") && !strcmp(method, "GET"))
 				a_node_list(s, r, db, a);
+			else if (!strcmp(b, "routes") && !strcmp(method, "GET"))
+				a_route_list(s, r, db, a);
+			else if (!strcmp(b, "acl") && !strcmp(method, "GET"))
+				a_acl_get(s, r, db, a);
+			else if (!strcmp(b, "acl") && !strcmp(method, "PUT"))
+				a_acl_set(s, r, db, a, false);
+			else if (!strcmp(b, "acl") && !strcmp(method, "DELETE"))
+				a_acl_set(s, r, db, a, true);
+			else if (!strcmp(b, "acl-test") && !strcmp(method, "POST"))
+				a_acl_test(s, r, db, a);
+			else if (!strcmp(b, "routes") || !strcmp(b, "acl") || !strcmp(b, "acl-test"))
+				goto method;
 			else if (!strcmp(b, "tokens") || !strcmp(b, "nodes"))
 				goto method;
 			else
@@ -1350,6 +2042,24 @@ static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *met
 			a_token_revoke(s, r, db, a);
 		else
 			goto method;
+		return;
+	}
+	if (sscanf(rest, "/nodes/%127[^/]/%127[^/]", a, b) == 2 &&
+	    strlen(rest) == 8 + strlen(a) + strlen(b)) {
+		if (strcmp(method, "POST"))
+			goto method;
+		if (!strcmp(b, "approve"))
+			a_node_status(s, r, db, a, ACT_APPROVE);
+		else if (!strcmp(b, "reject"))
+			a_node_status(s, r, db, a, ACT_REJECT);
+		else if (!strcmp(b, "revoke"))
+			a_node_status(s, r, db, a, ACT_REVOKE);
+		else if (!strcmp(b, "approve-routes"))
+			a_node_routes(s, r, db, a, true);
+		else if (!strcmp(b, "reject-routes"))
+			a_node_routes(s, r, db, a, false);
+		else
+			goto notfound;
 		return;
 	}
 	if (sscanf(rest, "/nodes/%127[^/]", a) == 1 && strlen(rest) == 7 + strlen(a)) {
@@ -1384,6 +2094,10 @@ void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, cons
 		if (strcmp(method, "POST"))
 			goto method;
 		h_heartbeat(s, r);
+	} else if (!strcmp(path, "/v1/audit")) {
+		if (strcmp(method, "GET"))
+			goto method;
+		h_audit(s, r);
 	} else if (!strcmp(path, "/v1/netmap")) {
 		if (strcmp(method, "GET"))
 			goto method;

@@ -132,6 +132,19 @@ static int get_int(json_t *o, const char *name, int64_t min, int64_t max, bool *
 	return 0;
 }
 
+static int get_bool(json_t *o, const char *name, int *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, name);
+
+	*out = -1;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return fail(err, errlen, "field `%s' must be true or false", name);
+	*out = json_is_true(v);
+	return 0;
+}
+
 static int get_key(json_t *o, const char *name, char out[64], char *err, size_t errlen)
 {
 	uint8_t key[LS_WG_KEY_LEN];
@@ -427,6 +440,10 @@ int lsc_parse_network(const char *body, size_t len, struct lsc_network_req *r, c
 		}
 		r->dns_suffix = strdup(s);
 	}
+	ret = get_bool(j, "require_approval", &r->require_approval, err, errlen);
+	if (ret)
+		goto cleanup;
+	ret = get_bool(j, "route_approval", &r->route_approval, err, errlen);
 cleanup:
 	json_decref(j);
 	if (ret)
@@ -511,4 +528,51 @@ void lsc_token_req_free(struct lsc_token_req *r)
 {
 	lsc_strv_free(&r->tags);
 	memset(r, 0, sizeof(*r));
+}
+
+int lsc_parse_network_set(const char *body, size_t len, struct lsc_network_set_req *r, char *err,
+			  size_t errlen)
+{
+	json_t *j, *v;
+	const char *k;
+	int ret = 0;
+
+	r->require_approval = r->route_approval = -1;
+	j = load(body, len, err, errlen);
+	if (!j)
+		return -EINVAL;
+	json_object_foreach(j, k, v) {
+		if (strcmp(k, "require_approval") && strcmp(k, "route_approval")) {
+			ret = fail(err, errlen, "unknown field `%.64s'", k);
+			goto cleanup;
+		}
+	}
+	ret = get_bool(j, "require_approval", &r->require_approval, err, errlen);
+	if (!ret)
+		ret = get_bool(j, "route_approval", &r->route_approval, err, errlen);
+	if (!ret && r->require_approval < 0 && r->route_approval < 0)
+		ret = fail(err, errlen, "nothing to set (require_approval, route_approval)");
+cleanup:
+	json_decref(j);
+	return ret;
+}
+
+int lsc_parse_routes(const char *body, size_t len, struct lsc_strv *routes, char *err,
+		     size_t errlen)
+{
+	json_t *j;
+	bool present;
+	int ret;
+
+	memset(routes, 0, sizeof(*routes));
+	j = load(body, len, err, errlen);
+	if (!j)
+		return -EINVAL;
+	ret = get_prefixes(j, "routes", &present, routes, err, errlen);
+	if (!ret && (!present || !routes->n))
+		ret = fail(err, errlen, "field `routes' must list at least one prefix");
+	json_decref(j);
+	if (ret)
+		lsc_strv_free(routes);
+	return ret;
 }

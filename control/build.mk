@@ -52,7 +52,8 @@ $(BUILD)/bench/control-bench: $(BUILD)/obj/bench/control/bench.o $(LIB_control) 
 	$(Q)$(CC) $(LDFLAGS) $^ $(ALL_LIBS) -o $@
 
 build-all: $(BUILD)/tests/ls-nodecli
-CHECK_LABS += tests/lab/control-api.sh tests/lab/control-ha.sh tests/lab/control-embedded.sh
+CHECK_LABS += tests/lab/control-api.sh tests/lab/control-ha.sh tests/lab/control-embedded.sh \
+              tests/lab/control-trust.sh
 BENCHES    += bench/control/run.sh
 bench: $(BUILD)/bench/control-bench
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "control.h"
 #include "ctlclient.h"
 #include "keys.h"
@@ -37,6 +38,16 @@ static const struct cmd_help helps[] = {
 	 "them explicitly. Node names are DNS labels under SUFFIX (default NAME.ls.internal).\n"
 	 "\n"
 	 "Example: lightscale-control network create home --dns-suffix home.example\n"},
+	{"network", "set",
+	 "Usage: lightscale-control network set NAME [--require-approval | --no-require-approval]\n"
+	 "                                     [--route-approval | --no-route-approval]\n"
+	 "\n"
+	 "Changes a network's settings (network create takes the same flags):\n"
+	 "  --require-approval  a newly registered node is `pending': its netmap has no\n"
+	 "                      peers and no one else sees it until `node approve ID'\n"
+	 "  --route-approval    advertised routes and exit-node capability (0.0.0.0/0,\n"
+	 "                      ::/0) take effect only once approved (`route approve')\n"
+	 "Every node gets a full netmap at its next long-poll.\n"},
 	{"network", "list",
 	 "Usage: lightscale-control network list [common options]\n"
 	 "\n"
@@ -78,6 +89,62 @@ static const struct cmd_help helps[] = {
 	 "\n"
 	 "Shows one node: names, keys (public), addresses, advertised routes, endpoints,\n"
 	 "status, last seen.\n"},
+	{"node", "approve",
+	 "Usage: lightscale-control node approve ID [common options]\n"
+	 "\n"
+	 "Approves a pending node: it gets its peers and they get it at their next\n"
+	 "long-poll.\n"},
+	{"node", "reject",
+	 "Usage: lightscale-control node reject ID [common options]\n"
+	 "\n"
+	 "Rejects a pending node: it never appears in a netmap and its requests get 403.\n"},
+	{"node", "revoke",
+	 "Usage: lightscale-control node revoke ID [common options]\n"
+	 "\n"
+	 "Revokes a node: its keys are dead, its peers drop it at their next long-poll and\n"
+	 "its signed requests get 403 node_revoked.\n"},
+	{"route", "list",
+	 "Usage: lightscale-control route list --network NAME [common options]\n"
+	 "\n"
+	 "Lists advertised routes: node, prefix, approved, effective (in netmaps), exit.\n"},
+	{"route", "approve",
+	 "Usage: lightscale-control route approve NODE-ID PREFIX... [common options]\n"
+	 "\n"
+	 "Approves routes a node advertises (0.0.0.0/0 and ::/0 make it an exit node).\n"},
+	{"route", "reject",
+	 "Usage: lightscale-control route reject NODE-ID PREFIX... [common options]\n"
+	 "\n"
+	 "Withdraws the approval of routes of a node.\n"},
+	{"acl", "set",
+	 "Usage: lightscale-control acl set --network NAME FILE [common options]\n"
+	 "\n"
+	 "Sets the network's ACL policy (JSON, see lib/acl.h): groups, rules {src, dst,\n"
+	 "ports, proto}, visibility. Default deny once a policy exists. A policy that does\n"
+	 "not validate is refused with the rule index and field, and the old one stays.\n"},
+	{"acl", "get",
+	 "Usage: lightscale-control acl get --network NAME [common options]\n"
+	 "\n"
+	 "Prints the network's ACL policy (null: none, every node reaches every other).\n"},
+	{"acl", "delete",
+	 "Usage: lightscale-control acl delete --network NAME [common options]\n"
+	 "\n"
+	 "Removes the policy: allow all.\n"},
+	{"acl", "test",
+	 "Usage: lightscale-control acl test --network NAME --src NODE --dst NODE[:PORT[/PROTO]]\n"
+	 "\n"
+	 "Evaluates the policy: allowed or denied (with the rule that allows), and whether\n"
+	 "the two nodes see each other. NODE is a name or an id. Exit status 0 allowed,\n"
+	 "3 denied.\n"},
+	{"audit", "list",
+	 "Usage: lightscale-control audit list [--since N] [common options]\n"
+	 "\n"
+	 "Lists the audit log (security events, a hash chain) after entry N.\n"},
+	{"audit", "verify",
+	 "Usage: lightscale-control audit verify [--identity KEY|FILE] [common options]\n"
+	 "\n"
+	 "Fetches the whole audit log, recomputes the hash chain and checks the head's\n"
+	 "signature with the deployment's identity key (default DIR/identity.pub). A\n"
+	 "tampered entry is named by its sequence number. Exit status 0 ok, 3 tampered.\n"},
 	{"node", "delete",
 	 "Usage: lightscale-control node delete ID [common options]\n"
 	 "\n"
@@ -110,6 +177,8 @@ struct cli {
 	const char *network, *ipv4, *ipv6, *dns_suffix, *ttl, *uses;
 	const char *tags[32];
 	size_t n_tags;
+	int require_approval, route_approval; /* -1 unset */
+	const char *src, *dst, *since, *identity;
 	bool json;
 	struct ls_ctl ctl;
 };
@@ -282,6 +351,157 @@ static bool valid_path_part(const char *s)
 	return true;
 }
 
+/* the identity public key: --identity KEY or FILE, else DIR/identity.pub */
+static int load_identity(struct cli *c, uint8_t pk[32])
+{
+	char path[4200], *buf = NULL;
+	const char *src = c->identity;
+	size_t len;
+	int ret;
+
+	if (src && strlen(src) == 44 && !ls_key_from_base64(pk, src))
+		return 0;
+	if (src)
+		snprintf(path, sizeof(path), "%s", src);
+	else
+		snprintf(path, sizeof(path), "%s/identity.pub", c->state_dir);
+	ret = ls_read_file(path, &buf, &len, 4096);
+	if (ret) {
+		fprintf(stderr, "lightscale-control: cannot read the identity key `%s': %s\n", path,
+			strerror(-ret));
+		return ret;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	ret = ls_key_from_base64(pk, buf) ? -EINVAL : 0;
+	if (ret)
+		fprintf(stderr, "lightscale-control: `%s' holds no identity key\n", path);
+	free(buf);
+	return ret;
+}
+
+/* audit list | verify: 0 ok, 1 error, 3 the log does not verify */
+static int audit_cmd(struct cli *c, bool verify)
+{
+	struct ls_ctl_response resp = {0};
+	struct ls_ctl_error err;
+	struct ls_audit_entry *ents = NULL;
+	struct ls_audit_head head = {0};
+	json_t *all = json_array(), *jhead = NULL, *v;
+	uint8_t pk[32], prev[LS_AUDIT_HASH_LEN] = {0};
+	long long since = c->since ? strtoll(c->since, NULL, 10) : 0;
+	char path[128];
+	size_t i, n = 0;
+	long bad;
+	int ret = 0, status = 0;
+
+	if (verify) {
+		since = 0;
+		if (load_identity(c, pk)) {
+			json_decref(all);
+			return 1;
+		}
+	}
+	for (;;) {
+		bool more;
+
+		snprintf(path, sizeof(path), "/v1/audit?since=%lld", since);
+		ret = ls_ctl_request_json(&c->ctl, "GET", path, NULL, LS_CTL_AUTH_ADMIN, 0, &resp, &err);
+		if (ret) {
+			ls_ctl_error_print(&err, "lightscale-control");
+			status = 1;
+			goto out;
+		}
+		json_array_foreach(json_object_get(resp.json, "entries"), i, v) {
+			json_array_append(all, v);
+			since = json_integer_value(json_object_get(v, "seq"));
+		}
+		more = json_is_true(json_object_get(resp.json, "more"));
+		json_decref(jhead);
+		jhead = json_incref(json_object_get(resp.json, "head"));
+		ls_ctl_response_free(&resp);
+		if (!more)
+			break;
+	}
+	if (!verify) {
+		if (c->json) {
+			char *t = json_dumps(json_pack("{s:O, s:O}", "entries", all, "head", jhead),
+					     JSON_INDENT(2) | JSON_SORT_KEYS);
+
+			puts(t ? t : "{}");
+			free(t);
+		} else {
+			printf("%-6s %-20s %-15s %s\n", "SEQ", "TIME", "TYPE", "DATA");
+			json_array_foreach(all, i, v) {
+				char t[64];
+
+				fmt_time(t, sizeof(t), ji(v, "time"));
+				printf("%-6" JSON_INTEGER_FORMAT " %-20.19s %-15s %s\n", ji(v, "seq"), t,
+				       js(v, "type"), js(v, "data"));
+			}
+		}
+		goto out;
+	}
+	n = json_array_size(all);
+	ents = calloc(n + 1, sizeof(*ents));
+	if (!ents) {
+		status = 1;
+		goto out;
+	}
+	json_array_foreach(all, i, v) {
+		ents[i].seq = (uint64_t)ji(v, "seq");
+		ents[i].time = ji(v, "time");
+		ents[i].type = js(v, "type");
+		ents[i].data = js(v, "data");
+		if (ls_hex_decode(ents[i].hash, sizeof(ents[i].hash), js(v, "hash")) != LS_AUDIT_HASH_LEN)
+			memset(ents[i].hash, 0, sizeof(ents[i].hash));
+	}
+	if (n && ents[0].seq != 1) {
+		printf("audit log: entry 1 is missing (the log starts at %" PRIu64 ")\n", ents[0].seq);
+		status = 3;
+		goto out;
+	}
+	bad = ls_audit_verify_chain(ents, n, prev);
+	if (bad >= 0) {
+		printf("audit log: entry %" PRIu64 " (%s) does not verify: its content or hash was "
+		       "changed, or an entry before it is missing\n",
+		       ents[bad].seq, ents[bad].type);
+		status = 3;
+		goto out;
+	}
+	if (ls_audit_head_from_json(jhead, &head)) {
+		printf("audit log: the server sent no valid head\n");
+		status = 3;
+		goto out;
+	}
+	if (!ls_audit_verify_head(&head, pk)) {
+		printf("audit log: the head (entry %" PRIu64 ") is not signed by the identity key\n",
+		       head.seq);
+		status = 3;
+		goto out;
+	}
+	if (head.seq != (n ? ents[n - 1].seq : 0) ||
+	    (n && memcmp(head.hash, ents[n - 1].hash, LS_AUDIT_HASH_LEN))) {
+		printf("audit log: the signed head (entry %" PRIu64 ") does not match the entries "
+		       "(last %" PRIu64 ")\n", head.seq, n ? ents[n - 1].seq : 0);
+		status = 3;
+		goto out;
+	}
+	if (c->json) {
+		char *t = json_dumps(json_pack("{s:b, s:I}", "ok", 1, "entries", (json_int_t)n),
+				     JSON_COMPACT);
+
+		puts(t ? t : "{}");
+		free(t);
+	} else {
+		printf("audit log: %zu entries, chain and signed head verify\n", n);
+	}
+out:
+	free(ents);
+	json_decref(all);
+	json_decref(jhead);
+	return status;
+}
+
 int lsc_cli_main(int argc, char **argv, const char *cmd)
 {
 	static const struct option opts[] = {
@@ -296,10 +516,21 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		{"ttl", required_argument, NULL, 't'},
 		{"uses", required_argument, NULL, 'u'},
 		{"tag", required_argument, NULL, 'g'},
+		{"require-approval", no_argument, NULL, 'A'},
+		{"no-require-approval", no_argument, NULL, 'a'},
+		{"route-approval", no_argument, NULL, 'R'},
+		{"no-route-approval", no_argument, NULL, 'r'},
+		{"src", required_argument, NULL, 's'},
+		{"dst", required_argument, NULL, 'T'},
+		{"since", required_argument, NULL, 'N'},
+		{"identity", required_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	struct cli c = {.state_dir = LSC_DEFAULT_STATE_DIR};
+	struct cli c = {.state_dir = LSC_DEFAULT_STATE_DIR, .require_approval = -1,
+			.route_approval = -1};
+	const char *rest[64];
+	size_t n_rest = 0;
 	struct ls_ctl_response resp = {0};
 	const char *action, *arg = NULL;
 	char path[512];
@@ -315,7 +546,8 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		print_help(stdout, argv[0], argc > 1 ? argv[1] : NULL);
 		return 0;
 	}
-	if (strcmp(cmd, "network") && strcmp(cmd, "token") && strcmp(cmd, "node")) {
+	if (strcmp(cmd, "network") && strcmp(cmd, "token") && strcmp(cmd, "node") &&
+	    strcmp(cmd, "route") && strcmp(cmd, "acl") && strcmp(cmd, "audit")) {
 		fprintf(stderr, "lightscale-control: unknown command `%s' (see --help)\n", cmd);
 		return 2;
 	}
@@ -344,6 +576,14 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 			}
 			c.tags[c.n_tags++] = optarg;
 			break;
+		case 'A': c.require_approval = 1; break;
+		case 'a': c.require_approval = 0; break;
+		case 'R': c.route_approval = 1; break;
+		case 'r': c.route_approval = 0; break;
+		case 's': c.src = optarg; break;
+		case 'T': c.dst = optarg; break;
+		case 'N': c.since = optarg; break;
+		case 'I': c.identity = optarg; break;
 		case 'h': want_help = true; break;
 		default: print_help(stderr, cmd, action); return 2;
 		}
@@ -354,6 +594,8 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 	}
 	if (optind < argc)
 		arg = argv[optind++];
+	while (optind < argc && n_rest < ARRAY_SIZE(rest) && !strcmp(cmd, "route"))
+		rest[n_rest++] = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "lightscale-control: unexpected argument `%s'\n", argv[optind]);
 		return 2;
@@ -381,6 +623,10 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		NEED_ARG("NAME");
 		b = json_pack("{s:s, s:s?, s:s?, s:s?}", "name", arg, "ipv4", c.ipv4, "ipv6", c.ipv6,
 			      "dns_suffix", c.dns_suffix);
+		if (c.require_approval >= 0)
+			json_object_set_new(b, "require_approval", json_boolean(c.require_approval));
+		if (c.route_approval >= 0)
+			json_object_set_new(b, "route_approval", json_boolean(c.route_approval));
 		if ((ret = setup_client(&c)) || (ret = do_request(&c, "POST", "/v1/admin/networks", b, &resp)))
 			goto out;
 		if (!c.json)
@@ -496,6 +742,174 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 			else
 				print_node(resp.json);
 		}
+	} else if (!strcmp(cmd, "network") && !strcmp(action, "set")) {
+		json_t *b = json_object();
+
+		NEED_ARG("NAME");
+		if (c.require_approval >= 0)
+			json_object_set_new(b, "require_approval", json_boolean(c.require_approval));
+		if (c.route_approval >= 0)
+			json_object_set_new(b, "route_approval", json_boolean(c.route_approval));
+		snprintf(path, sizeof(path), "/v1/admin/networks/%s", arg);
+		if ((ret = setup_client(&c)) || (ret = do_request(&c, "PATCH", path, b, &resp)))
+			goto out;
+		if (!c.json)
+			print_network(resp.json);
+	} else if (!strcmp(cmd, "node") && (!strcmp(action, "approve") || !strcmp(action, "reject") ||
+					    !strcmp(action, "revoke"))) {
+		NEED_ARG("ID");
+		snprintf(path, sizeof(path), "/v1/admin/nodes/%s/%s", arg, action);
+		if ((ret = setup_client(&c)) || (ret = do_request(&c, "POST", path, NULL, &resp)))
+			goto out;
+		if (!c.json)
+			printf("node %" JSON_INTEGER_FORMAT " %s: %s\n", ji(resp.json, "id"),
+			       js(resp.json, "dns_name"), js(resp.json, "status"));
+	} else if (!strcmp(cmd, "route") && !strcmp(action, "list")) {
+		json_t *v;
+
+		NEED_NETWORK();
+		snprintf(path, sizeof(path), "/v1/admin/networks/%s/routes", c.network);
+		if ((ret = setup_client(&c)) || (ret = do_request(&c, "GET", path, NULL, &resp)))
+			goto out;
+		if (!c.json) {
+			printf("%-6s %-24s %-20s %-9s %-10s %s\n", "NODE", "NAME", "PREFIX", "APPROVED",
+			       "EFFECTIVE", "EXIT");
+			json_array_foreach(json_object_get(resp.json, "routes"), i, v)
+				printf("%-6" JSON_INTEGER_FORMAT " %-24s %-20s %-9s %-10s %s\n",
+				       ji(v, "node"), js(v, "name"), js(v, "prefix"),
+				       json_is_true(json_object_get(v, "approved")) ? "yes" : "no",
+				       json_is_true(json_object_get(v, "effective")) ? "yes" : "no",
+				       json_is_true(json_object_get(v, "exit")) ? "yes" : "no");
+		}
+	} else if (!strcmp(cmd, "route") && (!strcmp(action, "approve") || !strcmp(action, "reject"))) {
+		json_t *b, *a = json_array();
+
+		NEED_ARG("NODE-ID");
+		if (!n_rest) {
+			json_decref(a);
+			fprintf(stderr, "lightscale-control route %s: PREFIX required\n", action);
+			return 2;
+		}
+		for (i = 0; i < n_rest; i++)
+			json_array_append_new(a, json_string(rest[i]));
+		b = json_pack("{s:o}", "routes", a);
+		snprintf(path, sizeof(path), "/v1/admin/nodes/%s/%s-routes", arg, action);
+		if ((ret = setup_client(&c)) || (ret = do_request(&c, "POST", path, b, &resp)))
+			goto out;
+		if (!c.json) {
+			char buf[1024];
+
+			join(buf, sizeof(buf), json_object_get(resp.json, "approved_routes"), " ");
+			printf("node %" JSON_INTEGER_FORMAT ": approved routes %s\n", ji(resp.json, "id"),
+			       buf);
+		}
+	} else if (!strcmp(cmd, "acl") && (!strcmp(action, "get") || !strcmp(action, "delete"))) {
+		bool del = !strcmp(action, "delete");
+
+		NEED_NETWORK();
+		snprintf(path, sizeof(path), "/v1/admin/networks/%s/acl", c.network);
+		if ((ret = setup_client(&c)) ||
+		    (ret = do_request(&c, del ? "DELETE" : "GET", path, NULL, &resp)))
+			goto out;
+		if (!c.json) {
+			char *t = json_dumps(json_object_get(resp.json, "policy"),
+					     JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+
+			puts(t ? t : "null");
+			free(t);
+		}
+	} else if (!strcmp(cmd, "acl") && !strcmp(action, "set")) {
+		struct ls_ctl_error err;
+		char *text = NULL;
+		size_t len;
+
+		NEED_NETWORK();
+		if (!arg) {
+			fprintf(stderr, "lightscale-control acl set: FILE required\n");
+			return 2;
+		}
+		ret = ls_read_file(arg, &text, &len, 1 << 20);
+		if (ret) {
+			fprintf(stderr, "lightscale-control: cannot read `%s': %s\n", arg, strerror(-ret));
+			return 1;
+		}
+		snprintf(path, sizeof(path), "/v1/admin/networks/%s/acl", c.network);
+		if ((ret = setup_client(&c))) {
+			free(text);
+			goto out;
+		}
+		ret = ls_ctl_request(&c.ctl, "PUT", path, text, len, LS_CTL_AUTH_ADMIN, 0, &resp, &err);
+		free(text);
+		if (ret) {
+			ls_ctl_error_print(&err, "lightscale-control");
+			goto out;
+		}
+		if (c.json) {
+			char *t = json_dumps(resp.json, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+			puts(t ? t : "{}");
+			free(t);
+		} else {
+			printf("ACL policy of network %s set\n", c.network);
+		}
+	} else if (!strcmp(cmd, "acl") && !strcmp(action, "test")) {
+		char dst[128], proto[16] = "any";
+		long port = 0;
+		json_t *b;
+		char *colon;
+
+		NEED_NETWORK();
+		if (!c.src || !c.dst) {
+			fprintf(stderr, "lightscale-control acl test: --src NODE and --dst NODE[:PORT[/PROTO]] required\n");
+			return 2;
+		}
+		snprintf(dst, sizeof(dst), "%s", c.dst);
+		colon = strchr(dst, ':');
+		if (colon) {
+			char *slash = strchr(colon, '/'), *end = NULL;
+
+			*colon = '\0';
+			if (slash) {
+				*slash = '\0';
+				snprintf(proto, sizeof(proto), "%s", slash + 1);
+			}
+			port = strtol(colon + 1, &end, 10);
+			if (!colon[1] || *end || port < 0 || port > 65535) {
+				fprintf(stderr, "lightscale-control: invalid port in `%s'\n", c.dst);
+				return 2;
+			}
+		}
+		b = json_pack("{s:s, s:s, s:i, s:s}", "src", c.src, "dst", dst, "port", (int)port,
+			      "proto", proto);
+		snprintf(path, sizeof(path), "/v1/admin/networks/%s/acl-test", c.network);
+		if ((ret = setup_client(&c)) || (ret = do_request(&c, "POST", path, b, &resp)))
+			goto out;
+		if (!c.json) {
+			json_t *rule = json_object_get(resp.json, "rule");
+
+			printf("%s -> %s:%ld/%s: %s", js(resp.json, "src"), js(resp.json, "dst"), port,
+			       js(resp.json, "proto"),
+			       json_is_true(json_object_get(resp.json, "allowed")) ? "allowed" : "denied");
+			if (json_is_integer(rule))
+				printf(" by rules[%" JSON_INTEGER_FORMAT "]", json_integer_value(rule));
+			else if (!json_is_true(json_object_get(resp.json, "policy")))
+				printf(" (no policy: allow all)");
+			printf("; %s\n", json_is_true(json_object_get(resp.json, "visible"))
+						 ? "they see each other"
+						 : "they do not see each other");
+		}
+		if (!json_is_true(json_object_get(resp.json, "allowed"))) {
+			ls_ctl_response_free(&resp);
+			ls_ctl_free(&c.ctl);
+			return 3;
+		}
+	} else if (!strcmp(cmd, "audit") && (!strcmp(action, "list") || !strcmp(action, "verify"))) {
+		ret = setup_client(&c);
+		if (ret)
+			goto out;
+		ret = audit_cmd(&c, !strcmp(action, "verify"));
+		ls_ctl_free(&c.ctl);
+		return ret;
 	} else {
 		fprintf(stderr, "lightscale-control: unknown command `%s %s'\n", cmd, action);
 		print_help(stderr, cmd, NULL);

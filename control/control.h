@@ -85,6 +85,10 @@ struct lsc_network_req {
 	bool has_ipv4, has_ipv6;
 	struct ls_prefix ipv4, ipv6;
 	char *dns_suffix;
+	int require_approval, route_approval; /* -1: absent, 0, 1 */
+};
+struct lsc_network_set_req {
+	int require_approval, route_approval; /* -1: unchanged */
 };
 struct lsc_token_req {
 	int64_t ttl;  /* seconds */
@@ -95,6 +99,11 @@ struct lsc_token_req {
 int lsc_parse_register(const char *body, size_t len, struct lsc_register_req *r, char *err, size_t errlen);
 int lsc_parse_heartbeat(const char *body, size_t len, struct lsc_heartbeat_req *r, char *err, size_t errlen);
 int lsc_parse_network(const char *body, size_t len, struct lsc_network_req *r, char *err, size_t errlen);
+int lsc_parse_network_set(const char *body, size_t len, struct lsc_network_set_req *r, char *err,
+			  size_t errlen);
+/* {"routes": [PREFIX...]} with at least one prefix: canonical, sorted, unique */
+int lsc_parse_routes(const char *body, size_t len, struct lsc_strv *routes, char *err,
+		     size_t errlen);
 int lsc_parse_token(const char *body, size_t len, struct lsc_token_req *r, char *err, size_t errlen);
 void lsc_register_req_free(struct lsc_register_req *r);
 void lsc_heartbeat_req_free(struct lsc_heartbeat_req *r);
@@ -171,6 +180,7 @@ struct lsc_serve_opts {
 	const char *config;
 	const char *pg_user;
 	const char *pg_bin;
+	const char *identity_key; /* default DIR/identity.key */
 	bool pg_fast;
 };
 int lsc_serve(const struct lsc_serve_opts *o);

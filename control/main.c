@@ -28,6 +28,7 @@ static const char usage_main[] =
 static const char usage_serve[] =
 	"Usage: lightscale-control serve --listen ADDR:PORT --state-dir DIR [--db DSN]\n"
 	"                                [--config FILE] [--pg-user USER] [--pg-bin DIR]\n"
+	"                                [--identity-key FILE]\n"
 	"\n"
 	"Runs the control plane: the node API (/v1/register, /v1/heartbeat, /v1/netmap),\n"
 	"the admin API (/v1/admin/...) and /v1/health, over HTTP on ADDR:PORT.\n"
@@ -46,6 +47,11 @@ static const char usage_serve[] =
 	"The first start writes an admin key to DIR/admin.key (mode 0600) and the URL it\n"
 	"listens on to DIR/control.url; the admin commands read both.\n"
 	"\n"
+	"The deployment's Ed25519 identity key signs the heads of the audit log (key\n"
+	"transparency). The first server makes DIR/identity.key (mode 0600) and records its\n"
+	"public half in the database; every other server of that database must be given\n"
+	"the same key (--identity-key, or a copy in its DIR) and refuses to start otherwise.\n"
+	"\n"
 	"Options:\n"
 	"  --listen ADDR:PORT    address to listen on, e.g. 0.0.0.0:8080 or [::]:8080;\n"
 	"                        port 0 picks a free port (see DIR/control.url)\n"
@@ -55,6 +61,7 @@ static const char usage_serve[] =
 	"  --pg-user USER        user for the embedded cluster when run as root\n"
 	"  --pg-bin DIR          PostgreSQL server binaries (default: newest\n"
 	"                        /usr/lib/postgresql/N/bin)\n"
+	"  --identity-key FILE   the deployment's identity key (default DIR/identity.key)\n"
 	"\n"
 	"Environment: LIGHTSCALE_LOG=err|warn|info|debug; LIGHTSCALE_PG_FAST=1 runs the\n"
 	"embedded cluster without fsync (tests only).\n";
@@ -92,6 +99,7 @@ int main(int argc, char **argv)
 			{"config", required_argument, NULL, 'c'},
 			{"pg-user", required_argument, NULL, 'u'},
 			{"pg-bin", required_argument, NULL, 'b'},
+			{"identity-key", required_argument, NULL, 'i'},
 			{"help", no_argument, NULL, 'h'},
 			{0},
 		};
@@ -107,6 +115,7 @@ int main(int argc, char **argv)
 			case 'c': o.config = optarg; break;
 			case 'u': o.pg_user = optarg; break;
 			case 'b': o.pg_bin = optarg; break;
+			case 'i': o.identity_key = optarg; break;
 			case 'h': fputs(usage_serve, stdout); return 0;
 			default: fputs(usage_serve, stderr); return 2;
 			}

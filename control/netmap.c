@@ -26,11 +26,16 @@
 #include "server.h"
 #include "util.h"
 
+/* routes: the effective ones (with route approval, only the approved advertised ones) */
 #define NODE_COLS                                                                             \
-	"id, name, wg_key, host(ipv4), host(ipv6), array_to_string(routes, ','), "            \
+	"id, name, wg_key, host(ipv4), host(ipv6), array_to_string(CASE WHEN "                \
+	"(SELECT route_approval FROM networks w WHERE w.id = nodes.network_id) THEN "         \
+	"ARRAY(SELECT x FROM (SELECT unnest(routes) x INTERSECT SELECT unnest(approved_routes)) " \
+	"q ORDER BY x COLLATE \"C\") ELSE routes END, ','), "                                  \
 	"array_to_string(endpoints, ','), coalesce(listen_port, 0), status, "                \
 	"coalesce(extract(epoch from key_expiry)::bigint, 0), "                               \
-	"coalesce(extract(epoch from last_seen)::bigint, 0)"
+	"coalesce(extract(epoch from last_seen)::bigint, 0), status_version, "                \
+	"array_to_string(tags, ',')"
 
 static uint64_t mark_gen;
 
@@ -89,6 +94,7 @@ static void node_free(struct lsc_node_rec *nr)
 	lsc_strv_free(&nr->endpoints);
 	lsc_strv_free(&nr->primary);
 	lsc_strv_free(&nr->standby);
+	lsc_strv_free(&nr->tags);
 	free(nr->peer_json);
 	free(nr);
 }
@@ -106,7 +112,8 @@ static struct lsc_node_rec *node_from_row(PGresult *r, int row)
 	nr->addr6 = strdup(PQgetvalue(r, row, 4));
 	if (!nr->name || !nr->wg_key || !nr->addr4 || !nr->addr6 ||
 	    lsc_strv_split(&nr->routes, PQgetvalue(r, row, 5)) ||
-	    lsc_strv_split(&nr->endpoints, PQgetvalue(r, row, 6))) {
+	    lsc_strv_split(&nr->endpoints, PQgetvalue(r, row, 6)) ||
+	    lsc_strv_split(&nr->tags, PQgetvalue(r, row, 12))) {
 		node_free(nr);
 		return NULL;
 	}
@@ -114,12 +121,22 @@ static struct lsc_node_rec *node_from_row(PGresult *r, int row)
 	snprintf(nr->status, sizeof(nr->status), "%s", PQgetvalue(r, row, 8));
 	nr->key_expiry = strtoll(PQgetvalue(r, row, 9), NULL, 10);
 	nr->last_seen = strtoll(PQgetvalue(r, row, 10), NULL, 10);
+	nr->status_version = strtoll(PQgetvalue(r, row, 11), NULL, 10);
 	return nr;
 }
 
+/* in peers' netmaps: approved, not revoked, key not expired */
 static bool node_active(const struct lsc_node_rec *nr)
 {
-	return !strcmp(nr->status, "active");
+	return !strcmp(nr->status, "active") &&
+	       (!nr->key_expiry || nr->key_expiry > ls_unix_time());
+}
+
+static const char *node_status(const struct lsc_node_rec *nr)
+{
+	if (!strcmp(nr->status, "active") && nr->key_expiry && nr->key_expiry <= ls_unix_time())
+		return "expired";
+	return nr->status;
 }
 
 /* index of id, or -(insertion point) - 1 */
@@ -217,11 +234,72 @@ static void net_clear(struct lsc_net *n)
 	n->n_log = n->cap_log = 0;
 	free(n->network_json);
 	free(n->dns_json);
-	n->network_json = n->dns_json = NULL;
+	free(n->audit_json);
+	n->network_json = n->dns_json = n->audit_json = NULL;
 	free(n->name);
 	free(n->dns_suffix);
 	n->name = n->dns_suffix = NULL;
 	n->loaded = false;
+	ls_acl_policy_free(n->acl);
+	n->acl = NULL;
+	free(n->acl_nodes);
+	free(n->acl_addrs);
+	free(n->acl_routes);
+	n->acl_nodes = NULL;
+	n->acl_addrs = n->acl_routes = NULL;
+}
+
+/* ls_acl_node views of the active nodes (pointers into the records), after a sync */
+static int acl_index(struct lsc_net *n)
+{
+	size_t i, j, nroutes = 0, k = 0, rk = 0;
+
+	free(n->acl_nodes);
+	free(n->acl_addrs);
+	free(n->acl_routes);
+	n->acl_nodes = NULL;
+	n->acl_addrs = n->acl_routes = NULL;
+	if (!n->acl)
+		return 0;
+	for (i = 0; i < n->n_nodes; i++)
+		nroutes += n->nodes[i]->primary.n;
+	n->acl_nodes = calloc(n->n_nodes + 1, sizeof(*n->acl_nodes));
+	n->acl_addrs = calloc(2 * n->n_nodes + 1, sizeof(*n->acl_addrs));
+	n->acl_routes = calloc(nroutes + 1, sizeof(*n->acl_routes));
+	if (!n->acl_nodes || !n->acl_addrs || !n->acl_routes)
+		return -ENOMEM;
+	for (i = 0; i < n->n_nodes; i++) {
+		struct lsc_node_rec *nr = n->nodes[i];
+		struct ls_acl_node *an = &n->acl_nodes[i];
+
+		nr->acl_idx = i;
+		an->id = nr->id;
+		an->name = nr->name;
+		an->tags = (const char *const *)nr->tags.v;
+		an->n_tags = nr->tags.n;
+		an->addrs = &n->acl_addrs[k];
+		if (!ls_prefix_parse(nr->addr4, &n->acl_addrs[k], true))
+			k++;
+		if (!ls_prefix_parse(nr->addr6, &n->acl_addrs[k], true))
+			k++;
+		an->n_addrs = (size_t)(&n->acl_addrs[k] - an->addrs);
+		an->routes = &n->acl_routes[rk];
+		for (j = 0; j < nr->primary.n; j++)
+			if (!ls_prefix_parse(nr->primary.v[j], &n->acl_routes[rk], false))
+				rk++;
+		an->n_routes = (size_t)(&n->acl_routes[rk] - an->routes);
+	}
+	n->n_acl_nodes = n->n_nodes;
+	return 0;
+}
+
+/* may self see peer under the network's policy? */
+static bool acl_visible(const struct lsc_net *n, const struct lsc_node_rec *self,
+			const struct lsc_node_rec *peer)
+{
+	if (!n->acl || !n->acl_nodes)
+		return true;
+	return ls_acl_visible(n->acl, &n->acl_nodes[self->acl_idx], &n->acl_nodes[peer->acl_idx]);
 }
 
 void lsc_nets_free(struct lsc_server *s)
@@ -233,6 +311,21 @@ void lsc_nets_free(struct lsc_server *s)
 		net_clear(n);
 		free(n);
 	}
+}
+
+/* the signed audit head as of the snapshot (read in its transaction) */
+static void net_audit(struct lsc_server *s, struct lsc_net *n, PGconn *db)
+{
+	json_t *h;
+
+	free(n->audit_json);
+	n->audit_json = NULL;
+	if (!s->have_identity)
+		return;
+	h = lsc_audit_head(s, db);
+	if (h)
+		n->audit_json = json_dumps(h, JSON_COMPACT);
+	json_decref(h);
 }
 
 /* ---- rendering ---- */
@@ -308,7 +401,7 @@ static void render_self(struct lsc_buf *b, struct lsc_net *n, struct lsc_node_re
 	lsc_buf_printf(b, ",\"dns_name\":\"%s.%s\",\"wg_key\":", nr->name, n->dns_suffix);
 	json_str(b, nr->wg_key);
 	lsc_buf_printf(b, ",\"addresses\":[\"%s\",\"%s\"],\"status\":\"%s\",\"key_expiry\":",
-		       nr->addr4, nr->addr6, nr->status);
+		       nr->addr4, nr->addr6, node_status(nr));
 	if (nr->key_expiry)
 		lsc_buf_printf(b, "%" PRId64, nr->key_expiry);
 	else
@@ -532,7 +625,7 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 	p[0] = n->id;
 	r = lsc_exec(db,
 		     "SELECT name, ipv4::text, ipv6::text, dns_suffix, version, net_version, "
-		     "dns_version, log_floor FROM networks WHERE id = $1",
+		     "dns_version, log_floor, coalesce(acl_policy, '') FROM networks WHERE id = $1",
 		     1, p);
 	if (!lsc_res_ok(db, r, "load network")) {
 		ret = -EIO;
@@ -559,6 +652,9 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 		n->dns_suffix = strdup(PQgetvalue(r, 0, 3));
 		snprintf(n->ipv4, sizeof(n->ipv4), "%s", PQgetvalue(r, 0, 1));
 		snprintf(n->ipv6, sizeof(n->ipv6), "%s", PQgetvalue(r, 0, 2));
+		if (PQgetvalue(r, 0, 8)[0] &&
+		    ls_acl_parse(PQgetvalue(r, 0, 8), strlen(PQgetvalue(r, 0, 8)), &n->acl, NULL, 0))
+			pr_err("network %s: the stored ACL policy does not parse: denying all", n->id);
 		PQclear(r);
 		r = lsc_exec(db, "SELECT " NODE_COLS " FROM nodes WHERE network_id = $1 ORDER BY id",
 			     1, p);
@@ -595,6 +691,7 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 		PQclear(r);
 		r = NULL;
 		dns_changed = true;
+		net_audit(s, n, db);
 		n->loaded = true;
 		n->version = version;
 		n->net_version = net_version;
@@ -663,6 +760,7 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 		PQclear(r);
 		r = NULL;
 		dns_changed = dns_version != n->dns_version || name_changed;
+		net_audit(s, n, db);
 		n->version = version;
 		if (net_version != n->net_version || name_changed) {
 			n->net_version = net_version;
@@ -677,6 +775,8 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 	if (n->known_version < version)
 		n->known_version = version;
 	assign_routes(s, n, gen);
+	if (acl_index(n))
+		pr_err("network %s: out of memory indexing the ACL", n->id);
 	if (dns_changed)
 		render_dns(s, n);
 	n->liveness_ms = ls_now_ms();
@@ -743,7 +843,10 @@ char *lsc_netmap_build(struct lsc_server *s, struct lsc_net *n, int64_t node_id,
 
 	if (!self || !n->loaded)
 		return NULL;
-	full = since <= 0 || since > n->version || since < n->log_floor;
+	/* a node whose status moved after since (approved, revoked) gets a full map; a node
+	 * that is not active sees no peers */
+	full = since <= 0 || since > n->version || since < n->log_floor ||
+	       since < self->status_version || !node_active(self);
 	if (full)
 		refresh_liveness(s, n);
 	lsc_buf_printf(&b, "{\"version\":%" PRId64 ",\"full\":%s", n->version,
@@ -759,7 +862,8 @@ char *lsc_netmap_build(struct lsc_server *s, struct lsc_net *n, int64_t node_id,
 		for (i = 0; i < n->n_nodes; i++) {
 			struct lsc_node_rec *nr = n->nodes[i];
 
-			if (nr == self || !node_active(nr) || !nr->peer_json)
+			if (nr == self || !node_active(nr) || !nr->peer_json || !node_active(self) ||
+			    !acl_visible(n, self, nr))
 				continue;
 			if (!first)
 				lsc_buf_add(&b, ",", 1);
@@ -786,7 +890,7 @@ char *lsc_netmap_build(struct lsc_server *s, struct lsc_net *n, int64_t node_id,
 					continue;
 				nr->mark = gen;
 			}
-			if (nr && node_active(nr) && nr->peer_json) {
+			if (nr && node_active(nr) && nr->peer_json && acl_visible(n, self, nr)) {
 				if (!first)
 					lsc_buf_add(&b, ",", 1);
 				lsc_buf_add(&b, nr->peer_json, nr->peer_len);
@@ -823,6 +927,22 @@ char *lsc_netmap_build(struct lsc_server *s, struct lsc_net *n, int64_t node_id,
 	if (full || n->dns_version > since) {
 		lsc_buf_str(&b, ",\"dns\":");
 		lsc_buf_str(&b, n->dns_json ? n->dns_json : "null");
+	}
+	if (n->audit_json) {
+		lsc_buf_str(&b, ",\"audit\":");
+		lsc_buf_str(&b, n->audit_json);
+	}
+	if (n->acl && n->acl_nodes && node_active(self)) {
+		/* only the rules that concern self; sent with every map (cheap, idempotent) */
+		json_t *pf = ls_acl_compile_filter(n->acl, &n->acl_nodes[self->acl_idx],
+						   n->acl_nodes, n->n_acl_nodes);
+
+		lsc_buf_str(&b, ",\"packet_filter\":");
+		if (pf)
+			lsc_buf_json(&b, pf);
+		else
+			b.oom = 1;
+		json_decref(pf);
 	}
 	lsc_buf_str(&b, "}");
 	if (b.oom) {

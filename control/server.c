@@ -520,6 +520,12 @@ int lsc_serve(const struct lsc_serve_opts *o)
 	ret = lsc_admin_key_ensure(s->db, o->state_dir);
 	if (ret)
 		goto cleanup;
+	if (s->schema_version >= 3) {
+		ret = lsc_identity_load(s, s->db, o->state_dir, o->identity_key);
+		if (ret)
+			goto cleanup;
+		s->have_identity = true;
+	}
 	s->rl = lsc_rl_new();
 	s->relays_json = json_dumps(s->cfg.relays, JSON_COMPACT);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <microhttpd.h>
 
+#include "acl.h"
 #include "control.h"
 #include "keys.h"
 
@@ -18,6 +19,9 @@ struct lsc_node_rec {
 	char status[16];
 	int64_t key_expiry; /* 0: none */
 	int64_t last_seen;  /* unix seconds, 0: never */
+	int64_t status_version; /* version at which status last changed */
+	struct lsc_strv tags;
+	size_t acl_idx;     /* index into lsc_net.acl_nodes */
 	/* derived */
 	struct lsc_strv primary, standby;
 	bool exit_node, online;
@@ -48,7 +52,11 @@ struct lsc_net {
 	struct lsc_change *log;      /* changes with version > log_floor, by version */
 	size_t n_log, cap_log;
 	int64_t log_floor;
-	char *network_json, *dns_json;
+	char *network_json, *dns_json, *audit_json;
+	struct ls_acl_policy *acl;   /* NULL: allow all */
+	struct ls_acl_node *acl_nodes; /* parallel to nodes[] after a sync */
+	size_t n_acl_nodes;
+	struct ls_prefix *acl_addrs, *acl_routes;
 	uint64_t liveness_ms;        /* when online/last_seen were last refreshed */
 	struct lsc_req *waiters;     /* doubly linked through lsc_req.wnext/wprev */
 	size_t n_waiters;
@@ -97,6 +105,9 @@ struct lsc_server {
 	int schema_version;
 	char *relays_json;
 	bool stop;
+	uint8_t identity_sk[64], identity_pk[32]; /* the deployment's identity key */
+	char identity_b64[64];
+	bool have_identity;
 	/* counters (bench, health) */
 	uint64_t bytes_wake, n_wake;
 };
@@ -116,6 +127,14 @@ void lsc_resume(struct lsc_req *r);
 /* api.c */
 void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, const char *path);
 int lsc_admin_key_ensure(PGconn *db, const char *state_dir);
+
+/* audit.c */
+/* loads (or makes) DIR/identity.key (or file) and checks it against the database's */
+int lsc_identity_load(struct lsc_server *s, PGconn *db, const char *state_dir, const char *file);
+/* appends an event to the audit chain in the current transaction; -1 after a reply */
+int lsc_audit_append(struct lsc_req *r, PGconn *db, const char *type, const json_t *data);
+/* the signed head {"seq", "hash", "sig", "identity"}, NULL on failure */
+json_t *lsc_audit_head(struct lsc_server *s, PGconn *db);
 
 /* netmap.c */
 struct lsc_net *lsc_net_find(struct lsc_server *s, const char *id, bool create);

@@ -28,6 +28,7 @@ cleanup() {
 	lsc_stop s3
 	lsc_stop s4
 	lsc_stop s5
+	lsc_stop bad
 	lsc_pg_stop
 	rm -rf "$T"
 }
@@ -39,6 +40,12 @@ lsc_psql postgres "CREATE DATABASE lightscale" >/dev/null
 lsc_psql postgres "CREATE DATABASE lsc_old" >/dev/null
 DSN="host=$LSC_PG_SOCK dbname=lightscale user=lightscale"
 lsc_serve s1 --state-dir "$T/s1" --db "$DSN" && ok "server 1 starts on the external database" || fail "server 1"
+mkdir -p "$T/s2" "$T/bad"
+lsc_serve bad --state-dir "$T/bad" --db "$DSN" 2>/dev/null && fail "a server without the identity key refuses to start" ||
+	ok "a server without the deployment's identity key refuses to start"
+check "and says to copy identity.key" grep -q "copy the identity.key" "$T/bad/serve.log"
+# the servers of one database share the identity key, like a CA key
+cp "$T/s1/identity.key" "$T/s2/identity.key"
 lsc_serve s2 --state-dir "$T/s2" --db "$DSN" && ok "server 2 shares it" || fail "server 2"
 U1=$SRV_URL_s1
 U2=$SRV_URL_s2
@@ -122,6 +129,7 @@ cat >"$T/s3.json" <<'EOF'
  "dns": {"resolvers": ["100.100.100.100"]},
  "rate_limits": {"register": {"burst": 2, "per_second": 0.01}, "node": {"burst": 4, "per_second": 0.01}}}
 EOF
+mkdir -p "$T/s3" "$T/s5" && cp "$T/s1/identity.key" "$T/s3/" && cp "$T/s1/identity.key" "$T/s5/"
 lsc_serve s3 --state-dir "$T/s3" --config "$T/s3.json" \
 	--db "host=/nonexistent-lsc,$LSC_PG_SOCK dbname=lightscale user=lightscale" &&
 	ok "server 3 starts with a multi-host DSN" || fail "server 3"

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# Control-plane trust, negative paths first: admin approval of nodes (pending nodes see
+# nothing and are seen by no one), reject, revoke (peers drop the node at their long-poll,
+# its requests get 403), route approval (unapproved routes and exits are not in netmaps),
+# ACL policies compiled into netmaps (visibility, packet_filter, acl test, a rejected
+# policy keeps the old one), the audit log (hash chain, signed heads, a tampered row is
+# named by `audit verify'), and a table of malformed admin requests changing nothing.
+#
+#   ls-nodecli A..H ── HTTP 127.0.0.1:<any> ── lightscale-control serve ── postgres (DIR/pg)
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+source tests/lib/tap.sh
+source tests/control/pg.sh
+
+T=$(mktemp -d /tmp/lsc-trust-XXXXXX)
+D=$T/state
+cleanup() {
+	if [ "$_tap_failed" -gt 0 ]; then
+		echo "# serve.log:"
+		grep -v debug "$D/serve.log" | tail -25 | sed 's/^/#   /'
+	fi
+	lsc_stop main
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+C() { "$LSC_BIN" "$@" --state-dir "$D"; }
+N() { "$LSC_NODECLI" "$@"; }
+api() { N raw -s "$U" --admin-key-file "$D/admin.key" "$@"; }
+sql() { psql -X -q -t -A -h "$D/run" -U lightscale -d lightscale -c "$1"; }
+peers() { N netmap -s "$U" -k "$T/$1" | jq -c '[.peers[].name] | sort'; }
+status_of() { echo "${1%% *}"; }
+
+lsc_serve main --state-dir "$D" || { fail "server starts"; exit 1; }
+U=$SRV_URL_main
+ok "server starts"
+check_eq "identity key made on first start (0600) with its public half" "600 44" \
+	"$(stat -c %a "$D/identity.key") $(tr -d '\n' <"$D/identity.pub" | wc -c)"
+
+for n in a b c d e f g h; do N keygen "$T/$n"; done
+
+# ---- admin approval
+C network create appr --require-approval >/dev/null
+check_eq "network create --require-approval" true "$(C network show appr --json | jq .require_approval)"
+TOK=$(C token create --network appr --uses 10 --json | jq -r .token)
+A=$(N register -s "$U" -k "$T/a" -t "$TOK" -H alpha | jq .node.id)
+B=$(N register -s "$U" -k "$T/b" -t "$TOK" -H beta | jq .node.id)
+check_eq "a new node of an approval network is pending" "pending pending" \
+	"$(C node list --network appr --json | jq -r '[.nodes[].status] | join(" ")')"
+m=$(N netmap -s "$U" -k "$T/a")
+check_eq "pending node: its netmap has its status and no peers" "pending 0" \
+	"$(echo "$m" | jq -r '"\(.self.status) \(.peers | length)"')"
+C node approve "$A" >/dev/null
+check_eq "approved A does not see pending B" "[]" "$(peers a)"
+check_eq "pending B does not see approved A" "[]" "$(peers b)"
+VA=$(N netmap -s "$U" -k "$T/a" | jq .version)
+N netmap -s "$U" -k "$T/a" --since "$VA" --wait 20 >"$T/lp" &
+lp=$!
+sleep 0.5
+C node approve "$B" >/dev/null
+wait $lp
+check_eq "approving B wakes A's long-poll with B" '["beta"]' "$(jq -c '[.peers[].name]' "$T/lp")"
+VB=$(jq .version <<<"$m")
+mb=$(N netmap -s "$U" -k "$T/b" --since "$VB")
+check_eq "B's next netmap after approval is full and has A" "true [\"alpha\"] active" \
+	"$(echo "$mb" | jq -c -r '"\(.full) \([.peers[].name]) \(.self.status)"')"
+out=$(C node approve "$B" --json | jq -r .status)
+check_eq "approving again changes nothing" active "$out"
+
+Cn=$(N register -s "$U" -k "$T/c" -t "$TOK" -H gamma | jq .node.id)
+C node reject "$Cn" >/dev/null
+check_eq "rejected node: status rejected" rejected "$(C node show "$Cn" --json | jq -r .status)"
+out=$(N netmap -s "$U" -k "$T/c")
+check "rejected node's requests: 403 node_revoked" grep -q "^error 403 node_revoked" <<<"$out"
+check_eq "no one ever saw the rejected node" '["beta"]' "$(peers a)"
+out=$(C node approve "$Cn" 2>&1)
+check "a rejected node cannot be approved (409)" grep -q "conflict" <<<"$out"
+out=$(C node reject "$A" 2>&1)
+check "an active node cannot be rejected (revoke it)" grep -q "revoke it instead" <<<"$out"
+
+# ---- revocation: peers drop the node within one long-poll, its requests get 403
+VA=$(N netmap -s "$U" -k "$T/a" | jq .version)
+N netmap -s "$U" -k "$T/a" --since "$VA" --wait 20 >"$T/lp" &
+lp=$!
+sleep 0.5
+t0=$(lsc_ms)
+C node revoke "$B" >/dev/null
+wait $lp
+t1=$(lsc_ms)
+check_eq "revoking B: A's long-poll answers with B removed" "[$B]" "$(jq -c .peers_removed "$T/lp")"
+echo "# revocation reached A's long-poll in $((t1 - t0)) ms"
+out=$(N netmap -s "$U" -k "$T/b")
+check "revoked node's signed requests: 403 node_revoked" grep -q "^error 403 node_revoked" <<<"$out"
+out=$(N heartbeat -s "$U" -k "$T/b" 2>&1)
+check "revoked node's heartbeat: 403" grep -q "403" <<<"$out"
+check_eq "node list shows revoked" revoked "$(C node show "$B" --json | jq -r .status)"
+check_eq "A's full map no longer has B" "[]" "$(peers a)"
+
+# ---- token revocation takes effect for the next registration
+TR_J=$(C token create --network appr --json)
+C token revoke "$(echo "$TR_J" | jq -r .id)" >/dev/null
+out=$(N register -s "$U" -k "$T/h" -t "$(echo "$TR_J" | jq -r .token)" -H h)
+check "revoked token refused" grep -q "token_revoked" <<<"$out"
+
+# ---- route approval
+C network set appr --route-approval >/dev/null
+check_eq "network set --route-approval" "true true" "$(C network show appr --json | jq -r '"\(.require_approval) \(.route_approval)"')"
+Dn=$(N register -s "$U" -k "$T/d" -t "$TOK" -H delta -r 10.1.0.0/24 -r 0.0.0.0/0 | jq .node.id)
+C node approve "$Dn" >/dev/null
+pd() { N netmap -s "$U" -k "$T/a" | jq -c '.peers[] | select(.name == "delta") | [.routes, .exit_node, (.allowed_ips | length)]'; }
+check_eq "unapproved route and exit: not in A's netmap" '[[],false,2]' "$(pd)"
+check_eq "route list: two unapproved routes" "false false" \
+	"$(C route list --network appr --json | jq -r '[.routes[].approved] | map(tostring) | join(" ")')"
+C route approve "$Dn" 10.1.0.0/24 >/dev/null
+check_eq "approved subnet route: in routes and allowed_ips, still no exit" '[["10.1.0.0/24"],false,3]' "$(pd)"
+C route approve "$Dn" 0.0.0.0/0 >/dev/null
+check_eq "approved exit: exit_node, never in allowed_ips" '[["0.0.0.0/0","10.1.0.0/24"],true,3]' "$(pd)"
+C route reject "$Dn" 0.0.0.0/0 >/dev/null
+check_eq "rejected exit: no longer an exit" '[["10.1.0.0/24"],false,3]' "$(pd)"
+out=$(C route approve "$Dn" 10.9.0.0/16 2>&1)
+check "approving a route the node does not advertise: 409" grep -q "does not advertise" <<<"$out"
+C network set appr --no-route-approval >/dev/null
+check_eq "route approval off: every advertised route counts again" '[["0.0.0.0/0","10.1.0.0/24"],true,3]' "$(pd)"
+
+# ---- ACL policy end to end into netmaps
+C network create acl >/dev/null
+TW=$(C token create --network acl --tag web --json | jq -r .token)
+TD=$(C token create --network acl --tag db --json | jq -r .token)
+TM=$(C token create --network acl --json | jq -r .token)
+N register -s "$U" -k "$T/e" -t "$TW" -H web1 >/dev/null
+N register -s "$U" -k "$T/f" -t "$TD" -H db1 >/dev/null
+N register -s "$U" -k "$T/g" -t "$TM" -H misc >/dev/null
+check_eq "no policy: allow all (misc sees both)" '["db1","web1"]' "$(peers g)"
+out=$(C acl test --network acl --src misc --dst db1:5432/tcp)
+check "no policy: acl test allows" grep -q "allowed (no policy" <<<"$out"
+cat >"$T/pol.json" <<'P'
+{"groups": {"frontends": ["tag:web"]},
+ "rules": [{"src": ["group:frontends"], "dst": ["tag:db"], "ports": ["5432"], "proto": "tcp"}]}
+P
+C acl set --network acl "$T/pol.json" >/dev/null && ok "acl set" || fail "acl set"
+check_eq "web1 sees db1 only" '["db1"]' "$(peers e)"
+check_eq "db1 sees web1 (visibility is symmetric)" '["web1"]' "$(peers f)"
+check_eq "misc sees no one (default deny)" '[]' "$(peers g)"
+pf=$(N netmap -s "$U" -k "$T/f" | jq -c .packet_filter)
+w4=$(C node list --network acl --json | jq -r '.nodes[] | select(.name == "web1") | .addresses[0]')
+check_eq "db1's packet filter: web1 to port 5432/tcp" "[\"$w4/32\"] [\"5432\"] tcp" \
+	"$(echo "$pf" | jq -r -c '.[0] | "\(.src | map(select(contains(".")))) \(.ports) \(.proto)"')"
+check_eq "misc's packet filter is empty" "[]" "$(N netmap -s "$U" -k "$T/g" | jq -c .packet_filter)"
+out=$(C acl test --network acl --src web1 --dst db1:5432/tcp)
+check "acl test: web1 -> db1:5432/tcp allowed by rules[0]" grep -q "allowed by rules\[0\]" <<<"$out"
+C acl test --network acl --src db1 --dst web1:22/tcp >/dev/null
+check_eq "acl test: db1 -> web1:22 denied (exit 3)" 3 $?
+C acl test --network acl --src web1 --dst db1:5433/tcp >/dev/null
+check_eq "acl test: another port denied" 3 $?
+echo '{"rules": [{"src": ["*"], "dst": ["*"], "ports": ["70000"]}]}' >"$T/bad.json"
+out=$(C acl set --network acl "$T/bad.json" 2>&1)
+check "invalid policy refused naming rule index and field" grep -q "rules\[0\].ports\[0\]" <<<"$out"
+echo '{"rules": [' >"$T/bad2.json"
+out=$(C acl set --network acl "$T/bad2.json" 2>&1)
+check "policy that is not JSON refused" grep -q "bad_policy" <<<"$out"
+check_eq "a refused policy leaves the old one active" "$(jq -c -S . "$T/pol.json")" \
+	"$(C acl get --network acl --json | jq -c -S .policy)"
+check_eq "and the netmaps unchanged" '[]' "$(peers g)"
+C acl delete --network acl >/dev/null
+check_eq "acl delete: allow all again" '["db1","web1"]' "$(peers g)"
+check_eq "no policy: no packet_filter" null "$(N netmap -s "$U" -k "$T/g" | jq -c .packet_filter)"
+
+# ---- malformed admin requests: 4xx, nothing changed
+ver_before=$(C network show appr --json | jq .version)
+audit_before=$(sql "SELECT max(seq) FROM audit_log")
+bad=0
+while IFS='|' read -r method path body want; do
+	[ -n "$method" ] || continue
+	r=$(api "$method" "$path" "$body")
+	st=$(status_of "$r")
+	if [ "$st" != "$want" ]; then
+		bad=1
+		echo "# $method $path $body -> $r (want $want)"
+	fi
+done <<EOF2
+PATCH|/v1/admin/networks/appr|{"require_approval": "yes"}|400
+PATCH|/v1/admin/networks/appr|{"require_approval": true, "x": 1}|400
+PATCH|/v1/admin/networks/appr|{}|400
+PATCH|/v1/admin/networks/appr|[true]|400
+PATCH|/v1/admin/networks/appr|{"require_approval": tru|400
+PATCH|/v1/admin/networks/appr%27%3BDROP%20TABLE%20nodes%3B--|{"require_approval": true}|404
+POST|/v1/admin/nodes/$Dn/approve-routes|{"routes": "10.1.0.0/24"}|400
+POST|/v1/admin/nodes/$Dn/approve-routes|{"routes": ["10.1.0.1/24"]}|400
+POST|/v1/admin/nodes/$Dn/approve-routes|{"routes": []}|400
+POST|/v1/admin/nodes/$Dn/approve-routes|{"routes": [1]}|400
+POST|/v1/admin/nodes/$Dn/approve-routes|{"routes": ["'); DELETE FROM nodes; --"]}|400
+POST|/v1/admin/nodes/1%3BDROP%20TABLE%20nodes/approve||404
+POST|/v1/admin/nodes/99999999/approve||404
+POST|/v1/admin/nodes/-1/revoke||404
+POST|/v1/admin/nodes/$Dn/explode||404
+GET|/v1/admin/nodes/$Dn/approve||405
+PUT|/v1/admin/networks/appr/acl|{"rules": [{"src": 5}]}|400
+PUT|/v1/admin/networks/appr/acl|"policy"|400
+PUT|/v1/admin/networks/nope/acl|{"rules": []}|404
+POST|/v1/admin/networks/acl/acl-test|{"src": 1, "dst": "db1"}|400
+POST|/v1/admin/networks/acl/acl-test|{"src": "web1", "dst": "db1", "port": 70000}|400
+POST|/v1/admin/networks/acl/acl-test|{"src": "web1", "dst": "db1", "proto": "sctp"}|400
+POST|/v1/admin/networks/acl/acl-test|{"src": "web1' OR '1'='1", "dst": "db1"}|404
+EOF2
+[ $bad = 0 ] && ok "malformed admin requests: all 4xx as expected" || fail "malformed admin requests"
+{ printf '{"x": "'; head -c 3000000 /dev/zero | tr '\0' 'a'; printf '"}'; } >"$T/huge.json"
+st=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $(cat "$D/admin.key")" \
+	--data-binary @"$T/huge.json" "$U/v1/admin/networks/appr/acl")
+check_eq "huge body: 413" 413 "$st"
+check_eq "nothing changed: network version" "$ver_before" "$(C network show appr --json | jq .version)"
+check_eq "nothing changed: audit log" "$audit_before" "$(sql "SELECT max(seq) FROM audit_log")"
+check_eq "nothing changed: tables intact" 7 "$(sql "SELECT count(*) FROM nodes")"
+
+# ---- audit log
+types=$(C audit list --json | jq -r '[.entries[].type] | unique | join(" ")')
+for t in network_create token_create token_revoke register approve reject revoke route_approve route_reject network_set acl; do
+	grep -qw "$t" <<<"$types" || { fail "audit log has $t events" "$types"; continue; }
+done
+ok "audit log records network, token, register, approve, reject, revoke, route, ACL events"
+check_eq "every registered key is in the log" "$(sql "SELECT count(*) FROM nodes")" \
+	"$(C audit list --json | jq '[.entries[] | select(.type == "register") | .data | fromjson | .wg_key] | unique | length')"
+out=$(C audit verify)
+check "audit verify: chain and signed head verify" grep -q "chain and signed head verify" <<<"$out"
+hd=$(N netmap -s "$U" -k "$T/a" | jq -c .audit)
+APPR_ID=$(C network show appr --json | jq -r .id)
+last_appr=$(sql "SELECT max(seq) FROM audit_log WHERE data LIKE '%$APPR_ID%'")
+hs=$(echo "$hd" | jq .seq)
+check_eq "netmaps carry the signed audit head (identity, hash of the entry it names)" \
+	"$(tr -d '\n' <"$D/identity.pub") $(sql "SELECT encode(hash, 'hex') FROM audit_log WHERE seq = $hs")" \
+	"$(echo "$hd" | jq -r '"\(.identity) \(.hash)"')"
+[ "$hs" -ge "$last_appr" ] && ok "the head covers the network's last event ($hs >= $last_appr)" ||
+	fail "head covers the network's last event" "$hs < $last_appr"
+r=$(N raw -s "$U" -k "$T/a" GET "/v1/audit?since=3")
+check_eq "GET /v1/audit with a signed node request: entries after 3" "200 4" \
+	"$(status_of "$r") $(echo "${r#* }" | jq '.entries[0].seq')"
+r=$(N raw -s "$U" GET "/v1/audit?since=0" --unsigned)
+check_eq "GET /v1/audit unauthenticated: 401" 401 "$(status_of "$r")"
+sql "UPDATE audit_log SET data = replace(data, 'beta', 'evil') WHERE seq = (SELECT min(seq) FROM audit_log WHERE type = 'register' AND data LIKE '%beta%')"
+seq=$(sql "SELECT seq FROM audit_log WHERE data LIKE '%evil%'")
+out=$(C audit verify)
+rc=$?
+check_eq "a tampered row: audit verify fails (exit 3)" 3 "$rc"
+check "and names the entry" grep -q "entry $seq (register) does not verify" <<<"$out"
+sql "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)"
+sql "UPDATE audit_log SET data = replace(data, 'evil', 'beta') WHERE seq = $seq"
+out=$(C audit verify)
+check "a truncated log: the signed head still matches the served entries (server signs what it has)" grep -q "verify" <<<"$out"
+out=$(C audit verify --identity "$(N keygen "$T/x" >/dev/null; cat "$T/x/machine.pub")")
+check "audit verify with another identity key: head not signed by it" grep -q "not signed by the identity key" <<<"$out"
+
+tap_done
