@@ -41,7 +41,7 @@ $(BUILD)/lightscale-control: $(BUILD)/obj/control/main.o $(LIB_control) $(LIBLS)
 	$(Q)$(CC) $(LDFLAGS) $^ $(ALL_LIBS) -o $@
 
 # Test tools: a node client on lib/ctlclient, and the long-poll benchmark client.
-$(BUILD)/tests/ls-nodecli: $(BUILD)/obj/tests/control/nodecli.o $(LIBLS)
+$(BUILD)/tests/ls-nodecli: $(BUILD)/obj/tests/control/nodecli.o $(BUILD)/obj/userspace/trust.o $(LIBLS)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(ALL_LIBS) -o $@

@@ -5,7 +5,9 @@
  *   ls-nodecli keygen DIR
  *   ls-nodecli register  -s URL -k DIR -t TOKEN -H HOSTNAME [-r PREFIX]... [-e ENDPOINT]... [-p PORT]
  *   ls-nodecli heartbeat -s URL -k DIR [-e ENDPOINT]... [-p PORT] [-r PREFIX]... [--routes-empty]
- *   ls-nodecli netmap    -s URL -k DIR [--since V] [--wait S]
+ *   ls-nodecli netmap    -s URL -k DIR [--since V] [--wait S] [--trust DIR]
+ *                        (--trust: check the map as the agent does, userspace/trust.h;
+ *                        a refusal prints "error 0 trust_refused MESSAGE")
  *   ls-nodecli health    -s URL
  *   ls-nodecli raw       -s URL [-k DIR] METHOD PATH [BODY] [--unsigned] [--skew S]
  *                        [--replay] [--replay-to URL2] [--tamper] [--admin-key-file F]
@@ -25,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "ctlclient.h"
+#include "userspace/trust.h"
 #include "keys.h"
 #include "lightscale/api.h"
 #include "sign.h"
@@ -205,9 +208,10 @@ int main(int argc, char **argv)
 		{"tamper", no_argument, NULL, 'T'},
 		{"admin-key-file", required_argument, NULL, 'A'},
 		{"replay-to", required_argument, NULL, 'O'},
+		{"trust", required_argument, NULL, 'X'},
 		{0},
 	};
-	const char *replay_to = NULL;
+	const char *replay_to = NULL, *trust_dir = NULL;
 	const char *server = NULL, *keydir = NULL, *token = NULL, *hostname = NULL, *akf = NULL;
 	const char *routes[64], *eps[64];
 	size_t nr = 0, ne = 0;
@@ -249,6 +253,7 @@ int main(int argc, char **argv)
 		case 'T': tamper = true; break;
 		case 'A': akf = optarg; break;
 		case 'O': replay = true; replay_to = optarg; break;
+		case 'X': trust_dir = optarg; break;
 		default: return 2;
 		}
 	}
@@ -306,7 +311,20 @@ int main(int argc, char **argv)
 
 		c = finish(ls_ctl_heartbeat(&ctl, &req, &resp, &err), &resp, &err);
 	} else if (!strcmp(cmd, "netmap")) {
-		c = finish(ls_ctl_netmap(&ctl, since, wait, &resp, &err), &resp, &err);
+		if (trust_dir) {
+			char terr[512];
+			int tr = ls_ctl_netmap(&ctl, since, wait, &resp, &err);
+
+			if (!tr && ls_trust_check_netmap(&ctl, trust_dir, resp.json, terr, sizeof(terr))) {
+				printf("error 0 trust_refused %s\n", terr);
+				ls_ctl_response_free(&resp);
+				ls_ctl_free(&ctl);
+				return 1;
+			}
+			c = finish(tr, &resp, &err);
+		} else {
+			c = finish(ls_ctl_netmap(&ctl, since, wait, &resp, &err), &resp, &err);
+		}
 	} else if (!strcmp(cmd, "health")) {
 		c = finish(ls_ctl_health(&ctl, &resp, &err), &resp, &err);
 	} else {

@@ -37,7 +37,7 @@ ok "server starts"
 check_eq "identity key made on first start (0600) with its public half" "600 44" \
 	"$(stat -c %a "$D/identity.key") $(tr -d '\n' <"$D/identity.pub" | wc -c)"
 
-for n in a b c d e f g h; do N keygen "$T/$n"; done
+for n in a b c d e f g h e2; do N keygen "$T/$n"; done
 
 # ---- admin approval
 C network create appr --require-approval >/dev/null
@@ -247,5 +247,42 @@ out=$(C audit verify)
 check "a truncated log: the signed head still matches the served entries (server signs what it has)" grep -q "verify" <<<"$out"
 out=$(C audit verify --identity "$(N keygen "$T/x" >/dev/null; cat "$T/x/machine.pub")")
 check "audit verify with another identity key: head not signed by it" grep -q "not signed by the identity key" <<<"$out"
+
+# ---- key transparency on the node side (userspace/trust.c through ls-nodecli --trust)
+TA=$T/trust-a
+mkdir -p "$TA"
+tn() { N netmap -s "$U" -k "$T/a" --trust "$TA"; }
+out=$(tn)
+check_eq "trust: first netmap accepted (identity trusted on first use)" "$(tr -d '\n' <"$D/identity.pub")" \
+	"$(jq -r .identity "$TA/trust.json")"
+# a peer key injected into the database outside the log
+good=$(sql "SELECT wg_key FROM nodes WHERE id = $Dn")
+evil=$(cat "$T/h/wg.pub")
+bump="UPDATE networks SET version = version + 1, log_floor = version + 1 WHERE name = 'appr'; SELECT pg_notify('lsc_netmap', (SELECT id::text || ' ' || version FROM networks WHERE name = 'appr'))"
+sql "UPDATE nodes SET wg_key = '$evil' WHERE id = $Dn; $bump" >/dev/null
+out=$(tn)
+check "trust: a peer key injected outside the log is refused" grep -q "trust_refused peer $Dn (delta) has WireGuard key .* not in the audit log" <<<"$out"
+sql "UPDATE nodes SET wg_key = '$good' WHERE id = $Dn; $bump" >/dev/null
+out=$(tn)
+check "trust: the logged key again: accepted" jq -e .version <<<"$out"
+# a restored older database: a rolled-back log
+lsc_stop main
+cp -a "$D/pg" "$T/pg.bak"
+lsc_serve main --state-dir "$D" || fail "server restarts"
+U=$SRV_URL_main
+En=$(N register -s "$U" -k "$T/e2" -t "$TOK" -H echo | jq .node.id)
+C node approve "$En" >/dev/null
+out=$(tn)
+check "trust: the new node's key is in the log: accepted" jq -e '.peers[] | select(.name == "echo")' <<<"$out"
+seen=$(jq .head.seq "$TA/trust.json")
+lsc_stop main
+rm -rf "$D/pg"
+cp -a "$T/pg.bak" "$D/pg"
+lsc_serve main --state-dir "$D" || fail "server restarts on the restored dump"
+U=$SRV_URL_main
+out=$(tn)
+check "trust: a restored older database (rolled-back log) is refused" grep -q "trust_refused the audit log was rolled back: head [0-9]* is older than $seen" <<<"$out"
+out=$(N netmap -s "$U" -k "$T/a")
+check "(the server itself serves the old map without complaint)" jq -e .version <<<"$out"
 
 tap_done

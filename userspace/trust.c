@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+/* Agent-side verification of netmaps against the audit log: see trust.h. */
+#include "trust.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "keys.h"
+#include "log.h"
+#include "util.h"
+
+#define TRUST_FILE "trust.json"
+
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (err && errlen)
+		vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static json_t *load_state(const char *dir)
+{
+	char path[4200], *buf = NULL;
+	size_t len;
+	json_t *j = NULL;
+
+	snprintf(path, sizeof(path), "%s/" TRUST_FILE, dir);
+	if (ls_read_file(path, &buf, &len, 64 << 20) == 0) {
+		j = json_loadb(buf, len, 0, NULL);
+		free(buf);
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		j = json_pack("{s:n, s:n, s:{}}", "identity", "head", "keys");
+	}
+	return j;
+}
+
+static int save_state(const char *dir, json_t *st)
+{
+	char path[4200], *s = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "%s/" TRUST_FILE, dir);
+	ret = ls_write_file_atomic(path, s, strlen(s), 0600);
+	free(s);
+	return ret;
+}
+
+/* GET /v1/audit?since=from, every page, up to seq `to` */
+static int fetch_entries(struct ls_ctl *c, uint64_t from, uint64_t to, json_t **out, char *err,
+			 size_t errlen)
+{
+	json_t *all = json_array(), *v;
+	uint64_t since = from;
+	size_t i;
+
+	while (since < to) {
+		struct ls_ctl_response resp = { 0 };
+		struct ls_ctl_error e;
+		char path[96];
+		bool got = false;
+		int ret;
+
+		snprintf(path, sizeof(path), "/v1/audit?since=%" PRIu64, since);
+		ret = ls_ctl_request_json(c, "GET", path, NULL, LS_CTL_AUTH_SIGNED, 0, &resp, &e);
+		if (ret) {
+			json_decref(all);
+			return fail(err, errlen, -EIO, "cannot fetch the audit log: %s (%s)", e.message,
+				    e.code);
+		}
+		json_array_foreach(json_object_get(resp.json, "entries"), i, v) {
+			uint64_t seq = (uint64_t)json_integer_value(json_object_get(v, "seq"));
+
+			if (seq != since + 1) {
+				ls_ctl_response_free(&resp);
+				json_decref(all);
+				return fail(err, errlen, -EPERM,
+					    "audit log: entry %" PRIu64 " follows %" PRIu64 " (a gap)",
+					    seq, since);
+			}
+			if (seq > to)
+				break;
+			json_array_append(all, v);
+			since = seq;
+			got = true;
+		}
+		ls_ctl_response_free(&resp);
+		if (!got)
+			break;
+	}
+	if (since != to) {
+		json_decref(all);
+		return fail(err, errlen, -EPERM,
+			    "audit log: the server has entries up to %" PRIu64 " but its head names %" PRIu64,
+			    since, to);
+	}
+	*out = all;
+	return 0;
+}
+
+static void hex32(char out[65], const uint8_t h[32])
+{
+	ls_hex_encode(out, h, 32);
+}
+
+int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, char *err,
+			  size_t errlen)
+{
+	struct ls_audit_head head = { 0 }, old = { 0 };
+	struct ls_audit_entry *ents = NULL;
+	json_t *st, *jh, *keys, *entries = NULL, *v;
+	const char *ident, *sid;
+	uint8_t pk[32];
+	char hx[65];
+	bool have_old;
+	size_t i, n = 0;
+	int ret = 0;
+
+	if (json_is_true(json_object_get(doc, "unchanged")))
+		return 0;
+	st = load_state(dir);
+	keys = json_object_get(st, "keys");
+	sid = json_string_value(json_object_get(st, "identity"));
+	jh = json_object_get(doc, "audit");
+	if (!jh) {
+		if (sid)
+			ret = fail(err, errlen, -EPERM,
+				   "the netmap has no signed audit head, but this node trusts identity %s",
+				   sid);
+		goto out; /* a server without an audit log, never seen one: nothing to check */
+	}
+	ident = json_string_value(json_object_get(jh, "identity"));
+	if (ls_audit_head_from_json(jh, &head) || !ident || ls_key_from_base64(pk, ident)) {
+		ret = fail(err, errlen, -EPERM, "the netmap's audit head is malformed");
+		goto out;
+	}
+	if (sid && strcmp(sid, ident)) {
+		ret = fail(err, errlen, -EPERM,
+			   "the audit head is signed by identity %s, but this node trusts %s", ident, sid);
+		goto out;
+	}
+	if (!ls_audit_verify_head(&head, pk)) {
+		ret = fail(err, errlen, -EPERM, "the audit head (entry %" PRIu64 ") is not signed by identity %s",
+			   head.seq, ident);
+		goto out;
+	}
+	have_old = json_is_object(json_object_get(st, "head")) &&
+		   !ls_audit_head_from_json(json_object_get(st, "head"), &old);
+	if (have_old && head.seq < old.seq) {
+		ret = fail(err, errlen, -EPERM,
+			   "the audit log was rolled back: head %" PRIu64 " is older than %" PRIu64
+			   " seen before",
+			   head.seq, old.seq);
+		goto out;
+	}
+	if (have_old && head.seq == old.seq) {
+		if (memcmp(head.hash, old.hash, sizeof(head.hash))) {
+			hex32(hx, head.hash);
+			ret = fail(err, errlen, -EPERM,
+				   "the audit log forked: entry %" PRIu64 " has hash %s, not the one seen before",
+				   head.seq, hx);
+			goto out;
+		}
+	} else {
+		uint8_t zero[LS_AUDIT_HASH_LEN] = { 0 };
+		long bad;
+
+		ret = fetch_entries(c, have_old ? old.seq : 0, head.seq, &entries, err, errlen);
+		if (ret)
+			goto out;
+		n = json_array_size(entries);
+		ents = calloc(n + 1, sizeof(*ents));
+		if (!ents) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		json_array_foreach(entries, i, v) {
+			ents[i].seq = (uint64_t)json_integer_value(json_object_get(v, "seq"));
+			ents[i].time = json_integer_value(json_object_get(v, "time"));
+			ents[i].type = json_string_value(json_object_get(v, "type"));
+			ents[i].data = json_string_value(json_object_get(v, "data"));
+			if (!ents[i].type || !ents[i].data ||
+			    ls_hex_decode(ents[i].hash, sizeof(ents[i].hash),
+					  json_string_value(json_object_get(v, "hash"))) != LS_AUDIT_HASH_LEN) {
+				ret = fail(err, errlen, -EPERM, "audit entry %" PRIu64 " is malformed", ents[i].seq);
+				goto out;
+			}
+		}
+		if (have_old) {
+			if (!ls_audit_extends(&old, &head, ents, n)) {
+				ret = fail(err, errlen, -EPERM,
+					   "the audit log does not extend the head seen before (entry %" PRIu64
+					   "): rolled back or forked",
+					   old.seq);
+				goto out;
+			}
+		} else {
+			bad = ls_audit_verify_chain(ents, n, zero);
+			if (bad >= 0 || !n || memcmp(ents[n - 1].hash, head.hash, sizeof(head.hash))) {
+				ret = fail(err, errlen, -EPERM,
+					   "the audit log does not verify (entry %" PRIu64 ")",
+					   bad >= 0 ? ents[bad].seq : head.seq);
+				goto out;
+			}
+		}
+		/* the keys the log gives every node */
+		for (i = 0; i < n; i++) {
+			json_t *d;
+			const char *k;
+			char id[24];
+
+			if (strcmp(ents[i].type, "register") && strcmp(ents[i].type, "rotate"))
+				continue;
+			d = json_loads(ents[i].data, 0, NULL);
+			k = json_string_value(json_object_get(d, "wg_key"));
+			if (k && json_is_integer(json_object_get(d, "node"))) {
+				snprintf(id, sizeof(id), "%" JSON_INTEGER_FORMAT,
+					 json_integer_value(json_object_get(d, "node")));
+				json_object_set_new(keys, id, json_string(k));
+			}
+			json_decref(d);
+		}
+	}
+	/* every peer's key must be the one the log records */
+	json_array_foreach(json_object_get(doc, "peers"), i, v) {
+		char id[24];
+		const char *k = json_string_value(json_object_get(v, "wg_key"));
+		const char *logged;
+
+		snprintf(id, sizeof(id), "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(v, "id")));
+		logged = json_string_value(json_object_get(keys, id));
+		if (!k || !logged || strcmp(k, logged)) {
+			ret = fail(err, errlen, -EPERM,
+				   "peer %s (%s) has WireGuard key %s, which is not in the audit log%s%s",
+				   id, json_string_value(json_object_get(v, "name")), k ? k : "?",
+				   logged ? "; the log says " : "", logged ? logged : "");
+			goto out;
+		}
+	}
+	json_object_set_new(st, "identity", json_string(ident));
+	json_object_set_new(st, "head", ls_audit_head_to_json(&head));
+	ret = save_state(dir, st);
+	if (ret)
+		fail(err, errlen, ret, "cannot save %s/" TRUST_FILE ": %s", dir, strerror(-ret));
+out:
+	free(ents);
+	json_decref(entries);
+	json_decref(st);
+	return ret;
+}
