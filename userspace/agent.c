@@ -35,6 +35,7 @@
 #include "netmap.h"
 #include "rtnl.h"
 #include "status.h"
+#include "trust.h"
 #include "util.h"
 
 struct agent {
@@ -218,6 +219,19 @@ static void *netmap_thread(void *arg)
 		resp.len = 0;
 		fails = 0;
 		backoff = 1;
+		{
+			/* key transparency (trust.h): a refused map changes nothing */
+			char terr[512];
+
+			ret = ls_trust_check_netmap(&c, a->prof->dir, resp.json, terr, sizeof(terr));
+			if (ret) {
+				pr_err("netmap refused (nothing changed): %s", terr);
+				ls_ctl_response_free(&resp);
+				since = 0;
+				sleep_interruptible(ret == -EPERM ? 10000 : 1000);
+				continue;
+			}
+		}
 		ret = handle_netmap(a, resp.json);
 		ls_ctl_response_free(&resp);
 		pthread_mutex_lock(&a->lock);
