@@ -105,6 +105,10 @@ check_eq "n1: src_valid_mark" 1 "$(nsx n1 sysctl -n net.ipv4.conf.all.src_valid_
 v0=$(lsx n1 netmap --json | jq .version)
 lsx n3 heartbeat >/dev/null # a change elsewhere: n1's long-poll must still work
 lsx n1 netmap --fetch --json >/dev/null && ok "n1 reaches the control plane with the exit node on" || fail "n1 control with exit"
+# the agent's control connections (long-poll, heartbeat) carry the profile's fwmark, so
+# they stay outside any profile's tunnel even without the to-CONTROL rule
+ctl_marks=$(nsx n1 ss -tne "dst 10.98.0.1" | grep -o 'fwmark:0x[0-9a-f]*' | sort -u | tr '\n' ' ')
+check_eq "n1: the agent's control connections are marked" "fwmark:$(printf '0x%x' "$fw") " "$ctl_marks"
 ping_ok n1 "$(node_addr n2 4)" && ok "n1 still reaches n2 directly" || fail "n1 -> n2 with exit"
 
 # another manager deletes our rule and route: the agent puts them back
