@@ -575,6 +575,184 @@ static void test_module_stream(void **state)
 	close(wgfd);
 }
 
+/* ---- the module against a hand-driven UDP relay on loopback: registration (the
+ * proof must verify), a stale answer ignored, hellos answered, data delivered,
+ * garbage counted, REJECTED backs the relay off. */
+
+static ssize_t udp_srv_recv(struct ls_rproxy *rp, int fd, uint8_t *buf, size_t size, struct sockaddr_in *from)
+{
+	uint64_t end = ls_now_ms() + 2000;
+
+	while (ls_now_ms() < end) {
+		socklen_t len = sizeof(*from);
+		ssize_t n;
+
+		pump(rp, 10);
+		n = recvfrom(fd, buf, size, MSG_DONTWAIT, (struct sockaddr *)from, &len);
+		if (n > 0)
+			return n;
+	}
+	fail_msg("nothing from the module within 2 s");
+	return -1;
+}
+
+static void udp_srv_registered(int fd, const struct sockaddr_in *to, const uint8_t key[32], uint64_t ts)
+{
+	struct lsr_udp_registered r;
+
+	memset(&r, 0, sizeof(r));
+	ls_relay_udp_hdr(&r.hdr, LSR_UDP_REGISTERED, key);
+	r.ts_ms = htobe64(ts);
+	r.lifetime_s = htobe32(90);
+	ls_relay_addr_from_sockaddr(&r.observed, (const struct sockaddr *)to);
+	assert_int_equal(sendto(fd, &r, sizeof(r), 0, (const struct sockaddr *)to, sizeof(*to)), (ssize_t)sizeof(r));
+}
+
+static void udp_srv_data(int fd, const struct sockaddr_in *to, const uint8_t key[32], const void *p, size_t n)
+{
+	uint8_t buf[LSR_UDP_HDR_LEN + 64];
+
+	ls_relay_udp_hdr((struct lsr_udp_hdr *)buf, LSR_UDP_DATA, key);
+	memcpy(buf + LSR_UDP_HDR_LEN, p, n);
+	assert_int_equal(sendto(fd, buf, LSR_UDP_HDR_LEN + n, 0, (const struct sockaddr *)to, sizeof(*to)),
+			 (ssize_t)(LSR_UDP_HDR_LEN + n));
+}
+
+static void test_module_udp(void **state)
+{
+	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in relay = lo, wg = lo, ep, cli, from;
+	socklen_t len = sizeof(lo);
+	struct ls_rproxy_config cfg = { 0 };
+	char addr[32];
+	const char *udps[1] = { addr };
+	uint8_t peer[32], edpk[32], buf[2048];
+	struct ls_relay_udp_msg m;
+	struct ls_rproxy *rp;
+	int rfd, wgfd;
+	ssize_t n;
+	uint64_t ts;
+
+	(void)state;
+	assert_int_equal(ls_crypto_init(), 0);
+	rfd = socket(AF_INET, SOCK_DGRAM, 0);
+	wgfd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_int_equal(bind(rfd, (struct sockaddr *)&relay, sizeof(relay)), 0);
+	assert_int_equal(getsockname(rfd, (struct sockaddr *)&relay, &len), 0);
+	len = sizeof(wg);
+	assert_int_equal(bind(wgfd, (struct sockaddr *)&wg, sizeof(wg)), 0);
+	assert_int_equal(getsockname(wgfd, (struct sockaddr *)&wg, &len), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(relay.sin_port));
+	cfg.relays.udp = udps;
+	cfg.relays.n_udp = 1;
+	cfg.wg_port = ntohs(wg.sin_port);
+	ls_wg_genkey(buf);
+	ls_wg_pubkey(cfg.wg_pub, buf);
+	ls_ed25519_keypair(edpk, cfg.ed_sk);
+	memset(peer, 7, sizeof(peer));
+	rp = ls_rproxy_new(&cfg);
+	assert_non_null(rp);
+	assert_int_equal(ls_rproxy_peer_add(rp, peer, &ep), 0);
+
+	/* REGISTER with a proof that verifies. */
+	n = udp_srv_recv(rp, rfd, buf, sizeof(buf), &cli);
+	assert_int_equal(ls_relay_udp_parse(buf, (size_t)n, &m), 0);
+	assert_int_equal(m.type, LSR_UDP_REGISTER);
+	assert_memory_equal(m.key, cfg.wg_pub, 32);
+	assert_int_equal(ls_relay_proof_verify(m.proof, LSR_PURPOSE_UDP, cfg.wg_pub, NULL), 0);
+	ts = m.ts_ms;
+	/* An answer to some other registration is ignored; garbage is counted. */
+	udp_srv_registered(rfd, &cli, cfg.wg_pub, ts - 1);
+	assert_int_equal(sendto(rfd, "LSRU garbage", 12, 0, (struct sockaddr *)&cli, sizeof(cli)), 12);
+	buf[0] = 0x4c;
+	assert_int_equal(sendto(rfd, buf, 1, 0, (struct sockaddr *)&cli, sizeof(cli)), 1);
+	pump(rp, 100);
+	assert_string_not_equal(json_string_value(status_get(rp, "udp", "state")), "up");
+	assert_true(json_integer_value(status_get(rp, "counters", "bad_frames")) >= 2);
+	/* The real answer (to the latest REGISTER: it may have resent). */
+	for (;;) {
+		socklen_t l = sizeof(from);
+
+		n = recvfrom(rfd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &l);
+		if (n <= 0)
+			break;
+		if (ls_relay_udp_parse(buf, (size_t)n, &m) == 0 && m.type == LSR_UDP_REGISTER)
+			ts = m.ts_ms;
+	}
+	udp_srv_registered(rfd, &cli, cfg.wg_pub, ts);
+	/* Registered: a hello request goes to the peer at once. */
+	n = udp_srv_recv(rp, rfd, buf, sizeof(buf), &from);
+	assert_string_equal(json_string_value(status_get(rp, "udp", "state")), "up");
+	assert_int_equal(ls_relay_udp_parse(buf, (size_t)n, &m), 0);
+	assert_int_equal(m.type, LSR_UDP_DATA);
+	assert_memory_equal(m.key, peer, 32);
+	assert_int_equal(m.payload_len, LS_RPROXY_HELLO_LEN);
+	assert_memory_equal(m.payload, LS_RPROXY_HELLO_MAGIC, 4);
+	assert_int_equal(m.payload[4], LS_RPROXY_HELLO_REQ);
+	/* Not heard from the peer yet: nothing better, so the unconfirmed UDP relay. */
+	assert_int_equal(ls_rproxy_peer_path(rp, peer), LS_RPROXY_PATH_UDP);
+	assert_false(json_is_true(json_object_get(json_array_get(status_get(rp, "peers", NULL), 0),
+						  "udp_confirmed")));
+
+	/* The peer's hello request is answered with a reply and confirms it. */
+	{
+		uint8_t hello[LS_RPROXY_HELLO_LEN] = { 0 };
+
+		memcpy(hello, LS_RPROXY_HELLO_MAGIC, 4);
+		hello[4] = LS_RPROXY_HELLO_REQ;
+		udp_srv_data(rfd, &cli, peer, hello, sizeof(hello));
+		n = udp_srv_recv(rp, rfd, buf, sizeof(buf), &from);
+		assert_int_equal(ls_relay_udp_parse(buf, (size_t)n, &m), 0);
+		assert_int_equal(m.payload_len, LS_RPROXY_HELLO_LEN);
+		assert_int_equal(m.payload[4], LS_RPROXY_HELLO_REPLY);
+		assert_true(json_is_true(json_object_get(json_array_get(status_get(rp, "peers", NULL), 0),
+							 "udp_confirmed")));
+		assert_int_equal(recv(wgfd, buf, sizeof(buf), MSG_DONTWAIT), -1); /* hellos stay here */
+	}
+	/* Data from the peer reaches WireGuard from the peer's endpoint; data from WireGuard
+	 * goes out as DATA naming the peer. Unknown keys and our 0xff junk are dropped. */
+	udp_srv_data(rfd, &cli, peer, "\x04\0\0\0data", 8);
+	{
+		uint8_t other[32], junk[3] = { 0xff, 1, 2 };
+
+		memset(other, 8, sizeof(other));
+		udp_srv_data(rfd, &cli, other, "\x04\0\0\0nope", 8);
+		udp_srv_data(rfd, &cli, peer, junk, sizeof(junk));
+	}
+	pump(rp, 100);
+	len = sizeof(from);
+	n = recvfrom(wgfd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &len);
+	assert_int_equal(n, 8);
+	assert_memory_equal(buf, "\x04\0\0\0data", 8);
+	assert_int_equal(from.sin_port, ep.sin_port);
+	assert_int_equal(recv(wgfd, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(json_integer_value(status_get(rp, "counters", "unknown_peer")), 1);
+	assert_int_equal(sendto(wgfd, "\x01\0\0\0init", 8, 0, (struct sockaddr *)&ep, sizeof(ep)), 8);
+	for (;;) { /* skip hellos and late registration resends */
+		n = udp_srv_recv(rp, rfd, buf, sizeof(buf), &from);
+		assert_int_equal(ls_relay_udp_parse(buf, (size_t)n, &m), 0);
+		if (m.type == LSR_UDP_DATA && memcmp(m.payload, LS_RPROXY_HELLO_MAGIC, 4))
+			break;
+	}
+	assert_int_equal(m.type, LSR_UDP_DATA);
+	assert_memory_equal(m.key, peer, 32);
+	assert_int_equal(m.payload_len, 8);
+	assert_memory_equal(m.payload, "\x01\0\0\0init", 8);
+	assert_int_equal(ls_rproxy_peer_path(rp, peer), LS_RPROXY_PATH_UDP);
+
+	/* The relay goes away (port closed): ICMP unreachable fails it at once. */
+	close(rfd);
+	assert_int_equal(sendto(wgfd, "\x04\0\0\0more", 8, 0, (struct sockaddr *)&ep, sizeof(ep)), 8);
+	pump(rp, 200);
+	assert_string_not_equal(json_string_value(status_get(rp, "udp", "state")), "up");
+	assert_int_equal(ls_rproxy_peer_path(rp, peer), LS_RPROXY_PATH_NONE);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(status_get(rp, "udp", "relays"), 0),
+							     "disconnects")), 1);
+	status_get(rp, NULL, NULL);
+	ls_rproxy_free(rp);
+	close(wgfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -588,6 +766,7 @@ int main(void)
 		cmocka_unit_test(test_module_no_relays),
 		cmocka_unit_test(test_set_relays),
 		cmocka_unit_test(test_module_stream),
+		cmocka_unit_test(test_module_udp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
