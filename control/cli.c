@@ -208,6 +208,14 @@ static int setup_client(struct cli *c)
 		return ret;
 	}
 	free(url);
+	/* https: pin the server's key (DIR/tls.pin, written by serve --tls) */
+	snprintf(path, sizeof(path), "%s/tls.pin", c->state_dir);
+	if (ls_read_file(path, &key, &len, 4096) == 0) {
+		key[strcspn(key, "\r\n")] = '\0';
+		ls_ctl_set_pinned_keys(&c->ctl, key);
+		free(key);
+		key = NULL;
+	}
 	if (c->key_file)
 		snprintf(path, sizeof(path), "%s", c->key_file);
 	else

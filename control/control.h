@@ -181,6 +181,8 @@ struct lsc_serve_opts {
 	const char *pg_user;
 	const char *pg_bin;
 	const char *identity_key; /* default DIR/identity.key */
+	bool tls;                 /* HTTPS (self-signed in DIR unless tls_cert) */
+	const char *tls_cert, *tls_key;
 	bool pg_fast;
 };
 int lsc_serve(const struct lsc_serve_opts *o);

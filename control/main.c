@@ -62,6 +62,13 @@ static const char usage_serve[] =
 	"  --pg-bin DIR          PostgreSQL server binaries (default: newest\n"
 	"                        /usr/lib/postgresql/N/bin)\n"
 	"  --identity-key FILE   the deployment's identity key (default DIR/identity.key)\n"
+	"  --tls                 serve HTTPS: a self-signed ECDSA certificate is made in\n"
+	"                        DIR/tls.crt, DIR/tls.key on the first start; its pin\n"
+	"                        (DIR/tls.pin, libcurl's sha256//BASE64) is endorsed by the\n"
+	"                        identity key and published in netmaps\n"
+	"  --tls-cert F --tls-key F  serve HTTPS with this certificate and key instead\n"
+	"  --insecure-http       plain HTTP (the current default; will be required for\n"
+	"                        HTTP once HTTPS is the default)\n"
 	"\n"
 	"Environment: LIGHTSCALE_LOG=err|warn|info|debug; LIGHTSCALE_PG_FAST=1 runs the\n"
 	"embedded cluster without fsync (tests only).\n";
@@ -100,6 +107,10 @@ int main(int argc, char **argv)
 			{"pg-user", required_argument, NULL, 'u'},
 			{"pg-bin", required_argument, NULL, 'b'},
 			{"identity-key", required_argument, NULL, 'i'},
+			{"tls", no_argument, NULL, 'T'},
+			{"insecure-http", no_argument, NULL, 'H'},
+			{"tls-cert", required_argument, NULL, 'C'},
+			{"tls-key", required_argument, NULL, 'K'},
 			{"help", no_argument, NULL, 'h'},
 			{0},
 		};
@@ -116,6 +127,10 @@ int main(int argc, char **argv)
 			case 'u': o.pg_user = optarg; break;
 			case 'b': o.pg_bin = optarg; break;
 			case 'i': o.identity_key = optarg; break;
+			case 'T': o.tls = true; break;
+			case 'H': o.tls = false; break;
+			case 'C': o.tls_cert = optarg; o.tls = true; break;
+			case 'K': o.tls_key = optarg; break;
 			case 'h': fputs(usage_serve, stdout); return 0;
 			default: fputs(usage_serve, stderr); return 2;
 			}

@@ -235,7 +235,8 @@ static void net_clear(struct lsc_net *n)
 	free(n->network_json);
 	free(n->dns_json);
 	free(n->audit_json);
-	n->network_json = n->dns_json = n->audit_json = NULL;
+	free(n->control_json);
+	n->network_json = n->dns_json = n->audit_json = n->control_json = NULL;
 	free(n->name);
 	free(n->dns_suffix);
 	n->name = n->dns_suffix = NULL;
@@ -326,6 +327,26 @@ static void net_audit(struct lsc_server *s, struct lsc_net *n, PGconn *db)
 	if (h)
 		n->audit_json = json_dumps(h, JSON_COMPACT);
 	json_decref(h);
+	free(n->control_json);
+	n->control_json = NULL;
+	if (s->schema_version >= 4) {
+		/* the endorsed TLS keys of the servers: pinned clients follow them */
+		PGresult *r = lsc_exec0(db, "SELECT pin, not_after, sig FROM tls_pins WHERE "
+					    "not_after > extract(epoch from now()) ORDER BY created_at, pin");
+		json_t *pins = json_array();
+		int i;
+
+		if (lsc_res_ok(db, r, "tls pins"))
+			for (i = 0; i < PQntuples(r); i++)
+				json_array_append_new(pins, json_pack("{s:s, s:I, s:s}", "pin",
+								      PQgetvalue(r, i, 0), "not_after",
+								      (json_int_t)strtoll(PQgetvalue(r, i, 1), NULL, 10),
+								      "sig", PQgetvalue(r, i, 2)));
+		PQclear(r);
+		h = json_pack("{s:s, s:o}", "identity", s->identity_b64, "pins", pins);
+		n->control_json = h ? json_dumps(h, JSON_COMPACT) : NULL;
+		json_decref(h);
+	}
 }
 
 /* ---- rendering ---- */
@@ -927,6 +948,10 @@ char *lsc_netmap_build(struct lsc_server *s, struct lsc_net *n, int64_t node_id,
 	if (full || n->dns_version > since) {
 		lsc_buf_str(&b, ",\"dns\":");
 		lsc_buf_str(&b, n->dns_json ? n->dns_json : "null");
+	}
+	if (n->control_json) {
+		lsc_buf_str(&b, ",\"control\":");
+		lsc_buf_str(&b, n->control_json);
 	}
 	if (n->audit_json) {
 		lsc_buf_str(&b, ",\"audit\":");

@@ -53,6 +53,7 @@ struct lsc_net {
 	size_t n_log, cap_log;
 	int64_t log_floor;
 	char *network_json, *dns_json, *audit_json;
+	char *control_json; /* {"identity", "pins": [{"pin", "not_after", "sig"}]} */
 	struct ls_acl_policy *acl;   /* NULL: allow all */
 	struct ls_acl_node *acl_nodes; /* parallel to nodes[] after a sync */
 	size_t n_acl_nodes;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Control-plane client over libcurl with failover across control URLs. */
 #include "ctlclient.h"
+#include "tlsid.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -223,6 +224,41 @@ static void parse_error_body(struct ls_ctl_error *err, long status, const json_t
 		set_err(err, status, "http_error", "HTTP %ld: %.200s", status, body ? body : "");
 }
 
+/* The pin of the key a server presents (for error messages): a separate handshake
+ * without pinning that only reads the certificate. */
+static void server_pin(struct ls_ctl *c, const char *base, char pin[LS_PIN_STRLEN])
+{
+	CURL *h = curl_easy_init();
+	struct curl_certinfo *ci = NULL;
+
+	pin[0] = '\0';
+	if (!h)
+		return;
+	curl_easy_setopt(h, CURLOPT_URL, base);
+	curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+	if (c->fwmark) {
+		curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+		curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
+	}
+	if (curl_easy_perform(h) == CURLE_OK &&
+	    curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) == CURLE_OK && ci && ci->num_of_certs > 0) {
+		struct curl_slist *sl;
+
+		for (sl = ci->certinfo[0]; sl; sl = sl->next)
+			if (!strncmp(sl->data, "Cert:", 5)) {
+				ls_tls_pin_from_cert_pem(sl->data + 5, strlen(sl->data + 5), pin);
+				break;
+			}
+	}
+	curl_easy_cleanup(h);
+}
+
 /* One attempt against one base URL. Returns the CURLcode; fills resp on CURLE_OK. */
 static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, const char *path,
 		       const char *body, size_t body_len, enum ls_ctl_auth auth, long timeout_ms,
@@ -252,8 +288,14 @@ static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, c
 		curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
 	}
 	if (!strncmp(base, "https://", 8)) {
-		if (c->pinned_keys)
+		if (c->pinned_keys) {
 			curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pinned_keys);
+			/* the pins are the trust: self-signed server certificates are expected */
+			if (!c->ca_file) {
+				curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+				curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+			}
+		}
 		if (c->ca_file)
 			curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 	}
@@ -370,6 +412,17 @@ int ls_ctl_request(struct ls_ctl *c, const char *method, const char *path, const
 			c->current = idx;
 			resp->url = base;
 			break;
+		}
+		if (rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
+			char got[LS_PIN_STRLEN] = "";
+
+			server_pin(c, base, got);
+			set_err(err, 0, "pin_mismatch",
+				"%s: the server's TLS key %s is not one of the pinned keys %s: refused",
+				base, got[0] ? got : "(unknown)", c->pinned_keys);
+			if (i + 1 < c->n_urls)
+				continue;
+			return -EPERM;
 		}
 		if (!is_connect_failure(rc)) {
 			set_err(err, 0, "request_failed", "%s%s: %s", base, path,

@@ -8,7 +8,7 @@
  *   ls-nodecli netmap    -s URL -k DIR [--since V] [--wait S] [--trust DIR]
  *                        (--trust: check the map as the agent does, userspace/trust.h;
  *                        a refusal prints "error 0 trust_refused MESSAGE")
- *   ls-nodecli health    -s URL
+ *   ls-nodecli health    -s URL   (every command: [--pin 'sha256//A;sha256//B'])
  *   ls-nodecli raw       -s URL [-k DIR] METHOD PATH [BODY] [--unsigned] [--skew S]
  *                        [--replay] [--replay-to URL2] [--tamper] [--admin-key-file F]
  *
@@ -209,9 +209,10 @@ int main(int argc, char **argv)
 		{"admin-key-file", required_argument, NULL, 'A'},
 		{"replay-to", required_argument, NULL, 'O'},
 		{"trust", required_argument, NULL, 'X'},
+		{"pin", required_argument, NULL, 'Y'},
 		{0},
 	};
-	const char *replay_to = NULL, *trust_dir = NULL;
+	const char *replay_to = NULL, *trust_dir = NULL, *pins = NULL;
 	const char *server = NULL, *keydir = NULL, *token = NULL, *hostname = NULL, *akf = NULL;
 	const char *routes[64], *eps[64];
 	size_t nr = 0, ne = 0;
@@ -254,6 +255,7 @@ int main(int argc, char **argv)
 		case 'A': akf = optarg; break;
 		case 'O': replay = true; replay_to = optarg; break;
 		case 'X': trust_dir = optarg; break;
+		case 'Y': pins = optarg; break;
 		default: return 2;
 		}
 	}
@@ -295,6 +297,8 @@ int main(int argc, char **argv)
 	}
 	if (have_keys)
 		ls_ctl_set_machine_key(&ctl, k.sk);
+	if (pins)
+		ls_ctl_set_pinned_keys(&ctl, pins);
 	if (!strcmp(cmd, "register")) {
 		struct ls_ctl_register_req req = {
 			.token = token, .wg_key = k.wg_pub, .machine_key = k.machine_pub,

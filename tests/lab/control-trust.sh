@@ -20,6 +20,7 @@ cleanup() {
 		grep -v debug "$D/serve.log" | tail -25 | sed 's/^/#   /'
 	fi
 	lsc_stop main
+	lsc_stop tls
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -284,5 +285,30 @@ out=$(tn)
 check "trust: a restored older database (rolled-back log) is refused" grep -q "trust_refused the audit log was rolled back: head [0-9]* is older than $seen" <<<"$out"
 out=$(N netmap -s "$U" -k "$T/a")
 check "(the server itself serves the old map without complaint)" jq -e .version <<<"$out"
+
+# ---- HTTPS with pinned keys (serve --tls)
+lsc_serve tls --state-dir "$T/tls" --tls || fail "serve --tls starts"
+UT=$SRV_URL_tls
+PIN=$(cat "$T/tls/tls.pin")
+check "serve --tls: control.url is https://" grep -q "^https://127.0.0.1:" "$T/tls/control.url"
+check "tls.pin is libcurl's sha256//BASE64" grep -qE '^sha256//[A-Za-z0-9+/]{43}=$' "$T/tls/tls.pin"
+check_eq "pinned client: health over HTTPS" ok "$(N health -s "$UT" --pin "$PIN" | jq -r .database)"
+BAD="sha256//$(head -c 32 /dev/urandom | base64)"
+out=$(N health -s "$UT" --pin "$BAD")
+check "a wrong pin is refused, naming the server's key and the pinned one" \
+	grep -qF "pin_mismatch $UT: the server's TLS key $PIN is not one of the pinned keys $BAD" <<<"$out"
+out=$(N health -s "$UT")
+check "no pin and no CA: the self-signed certificate is refused" grep -q "certificate verification failed" <<<"$out"
+check_eq "a pin list: any listed key is accepted" ok "$(N health -s "$UT" --pin "$BAD;$PIN" | jq -r .database)"
+out=$(N health -s "$UT,$U" --pin "$BAD")
+check "failover: a server with a wrong pin is skipped for the next URL" jq -e .ok <<<"$out"
+CT() { "$LSC_BIN" "$@" --state-dir "$T/tls"; }
+CT network create sec >/dev/null && ok "admin CLI over HTTPS (pin from DIR/tls.pin)" || fail "admin CLI over HTTPS"
+TT=$(CT token create --network sec --json | jq -r .token)
+N register -s "$UT" --pin "$PIN" -k "$T/x" -t "$TT" -H tlsnode >/dev/null
+m=$(N netmap -s "$UT" --pin "$PIN" -k "$T/x")
+check_eq "netmaps publish the endorsed TLS keys and the identity" "$PIN $(tr -d '\n' <"$T/tls/identity.pub")" \
+	"$(echo "$m" | jq -r '"\(.control.pins[0].pin) \(.control.identity)"')"
+lsc_stop tls
 
 tap_done
