@@ -845,6 +845,9 @@ int ls_dp_open(struct ls_dp *dp, struct ls_profile *prof, const struct ls_dp_opt
 		pr_err("%s: cannot set up/mtu %d: %s %s", prof->ifname, prof->mtu, strerror(-ret), ls_rtnl_last_error());
 		return ret;
 	}
+	/* --no-bpf: programs an earlier run left pinned on ls-P go too */
+	if (opts->no_bpf)
+		ls_bpfglue_down(prof);
 	/* the BPF data plane adds metrics: when it cannot load, the tunnel still comes up */
 	if (opts->bpf && (ret = ls_bpfglue_open(prof, &dp->bpf))) {
 		snprintf(dp->bpf_error, sizeof(dp->bpf_error), "%s", strerror(-ret));

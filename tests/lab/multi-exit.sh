@@ -11,14 +11,29 @@
 source "$(dirname "$0")/lib.sh"
 lab_init
 
-multi_setup 0.0.0.0/0
-agent_start ra
+CA_ADVERTISE_RB=1 multi_setup 0.0.0.0/0
+rb4=$(node_addr rb 4)
+agent_start ra --apply-routes
 agent_start rb
 multi_agent ca --apply-routes
 multi_agent cb --apply-routes
 peers_ok() { [ "$(lsp "$1" status --json | jq '[.peers[] | select(.configured)] | length')" = 1 ]; }
 wait_for 20 "ca's peer" peers_ok ca && wait_for 20 "cb's peer" peers_ok cb && ok "both profiles configured their exit peer" ||
 	lab_die "peers" "$(node_log ca)" "$(node_log cb)"
+# no overlapping routes here, so no BPF: forwarding between the two networks (ca
+# advertises rb's address into neta) is dropped by the nft isolation table
+iso_drops() { nsx c nft -j list table inet "lightscale-iso-$(profile_of cb)" | jq '[.. | objects | .counter? | objects | .packets] | add // 0'; }
+wait_for 5 "nft isolation table" nsx c nft list table inet "lightscale-iso-$(profile_of cb)" &&
+	ok "without BPF the isolation is an nft table" || fail "nft iso table" "$(nsx c nft list ruleset)"
+wait_for 15 "ra routes $rb4 via its overlay" sh -c "nsenter --net=/run/netns/$(nsname ra) ip route get $rb4 | grep -q $(ifname_of ra)" &&
+	ok "ra routes rb's address to c (ca advertises it)" || fail "ra route to $rb4" "$(nsx ra ip route show table all | grep -v local)" "$(node_log ra)"
+wait_for 15 "ra's peer c configured" sh -c "[ \"\$(nsenter --net=/run/netns/$(nsname ra) $LS status --json --profile $(profile_of ra) --state-dir $LAB_DIR/ra | jq '[.peers[] | select(.configured)] | length')\" = 1 ]"
+nsx ra ping -c 3 -i 0.3 -W 1 "$rb4" >/dev/null 2>&1 && fail "forwarding neta -> netb dropped (nft)" || ok "forwarding neta -> netb dropped (nft)"
+(($(iso_drops) >= 1)) && ok "the nft isolation rule counted the drop ($(iso_drops))" || fail "nft counter" "$(nsx c nft list table inet "lightscale-iso-$(profile_of cb)")"
+agent_kill cb
+multi_agent cb --apply-routes --allow-forward "$(profile_of ca)"
+wait_for 10 "forwarding allowed" ping_ok ra "$rb4" && ok "--allow-forward (on cb): ra reaches rb through c" ||
+	fail "allow-forward nft" "$(nsx c nft list ruleset)"
 ta=$(jq -r .table "$LAB_DIR/ca/$(profile_of ca)/config.json")
 tb=$(jq -r .table "$LAB_DIR/cb/$(profile_of cb)/config.json")
 has_default() { nsx c ip route show table "$1" | grep -q "^default dev $2"; }
