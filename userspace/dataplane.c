@@ -457,7 +457,8 @@ static int map_overlaps(struct ls_dp *dp, struct ls_prefix **want, size_t *nw, s
 			json_object_set_new(m, "error", json_string("virtual and real prefixes differ in family or length"));
 			continue;
 		}
-		automap[dp->n_xl] = strcmp(json_string_value(json_object_get(m, "source")) ?: "", "manual") != 0;
+		/* the real prefix leaves the table when the mapping resolves a conflict */
+		automap[dp->n_xl] = json_array_size(json_object_get(m, "conflicts_with")) > 0;
 		dp->xl[dp->n_xl++] = x;
 	}
 	/* translation needs the BPF data plane */

@@ -470,6 +470,24 @@ int ls_mnet_publish(const struct ls_profile *p, const struct ls_prefix *routes, 
 			continue;
 		}
 		ls_prefix_format(&routes[i], b);
+		/* a --map of this very prefix resolves the conflict instead of an automatic one */
+		{
+			bool manual_done = false;
+			size_t k;
+			json_t *mm;
+
+			json_array_foreach(maps, k, mm) {
+				if (!manual_done && !strcmp(json_string_value(json_object_get(mm, "source")), "manual") &&
+				    !strcmp(json_string_value(json_object_get(mm, "real")), b)) {
+					json_object_set(mm, "conflicts_with", with);
+					manual_done = true;
+				}
+			}
+			if (manual_done) {
+				json_decref(with);
+				continue;
+			}
+		}
 		prev = json_object_get(oldv, b);
 		ret = -ENOSPC;
 		if (json_is_string(prev) && !ls_prefix_parse(json_string_value(prev), &v, false) &&

@@ -67,6 +67,16 @@ wait_for 15 "ca maps again" mapped ca
 check_eq "mapping stable across an agent restart" "$va" "$(lsp ca routes --json | jq -r '.mappings[] | select(.real == "192.168.1.0/24") | .virtual')"
 check_eq "TCP after the restart: host A" A "$(http_who c "http://$hosta:8080")"
 
+# --map: cb reaches its LAN as 10.77.1.0/24 instead of the automatic prefix
+agent_kill cb
+multi_agent cb --apply-routes --map 10.77.1.0/24=192.168.1.0/24
+manual() { lsp cb routes --json | jq -e '.mappings[] | select(.source == "manual" and .virtual == "10.77.1.0/24" and (.conflicts_with | length) == 1)'; }
+wait_for 15 "cb's manual map" manual && ok "--map: recorded as the manual mapping of the conflicting prefix" || fail "manual map" "$(lsp cb routes --json)"
+check_eq "--map: no automatic mapping left for cb" 1 "$(lsp cb routes --json | jq '.mappings | length')"
+wait_for 20 "TCP via 10.77.1.10" sh -c "[ \"\$(nsenter --net=/run/netns/$(nsname c) curl -s --max-time 2 http://10.77.1.10:8080/who)\" = B ]" &&
+	ok "TCP: 10.77.1.10:8080 is host B (manual map)" || fail "manual map TCP" "$(nsx c ip route show table "$tb")" "$(node_log cb)"
+check_eq "TCP: host A still through $hosta" A "$(http_who c "http://$hosta:8080")"
+
 # forwarding between the networks through c: ra -> rb's overlay address (ca advertises it)
 wait_for 15 "ra routes $rb4 via its overlay" sh -c "nsenter --net=/run/netns/$(nsname ra) ip route get $rb4 | grep -q $(ifname_of ra)" ||
 	lab_log "ra has no route to $rb4: $(nsx ra ip route show table all | grep "$rb4")"

@@ -173,6 +173,17 @@ static void test_overlap_mapping(void **st)
 	json_decref(ma);
 	json_decref(mb);
 	json_decref(ma2);
+	/* a manual map of the conflicting prefix replaces the automatic one */
+	{
+		struct ls_mnet_map man = { P("10.77.1.0/25"), P("192.168.1.0/25") };
+
+		assert_int_equal(ls_mnet_publish(&b, rb, 2, &pools, NULL, 0, &man, 1, &mb), 0);
+		assert_int_equal(json_array_size(mb), 1);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(mb, 0), "source")), "manual");
+		assert_string_equal(json_string_value(json_object_get(json_array_get(mb, 0), "virtual")), "10.77.1.0/25");
+		assert_int_equal(json_array_size(json_object_get(json_array_get(mb, 0), "conflicts_with")), 1);
+		json_decref(mb);
+	}
 }
 
 static void test_virtual_deterministic(void **st)
