@@ -2,12 +2,12 @@
 # test script gets helpers (tokens, status, overlay addresses, wg show vs netmap checks).
 { lightscaleModule, lightscalePackage }:
 {
-  node = { lib, ... }: {
+  node = { pkgs, ... }: {
     imports = [ lightscaleModule ];
     services.lightscale.package = lightscalePackage;
     virtualisation.memorySize = 1024;
     networking.firewall.allowedUDPPorts = [ 51820 ];
-    environment.systemPackages = [ lightscalePackage ];
+    environment.systemPackages = [ lightscalePackage pkgs.curl pkgs.jq pkgs.wireguard-tools pkgs.bpftools ];
   };
 
   # An agent that waits for its token: the test script writes /run/lightscale-token and

@@ -212,11 +212,17 @@ vm_exec() {
 	return "${rc:-1}"
 }
 
-# vm_check NAME GUEST CMD: a TAP line for a command run in a guest; on failure show its output.
+# vm_check NAME GUEST CMD: a TAP line for a command run in a guest; on failure show its
+# output and return 1.
 vm_check() {
 	local tname=$1 g=$2 out
 	shift 2
-	if out=$(vm_exec "$g" "$@" 2>&1); then ok "$tname"; else fail "$tname" "guest $g: $*" "$out"; fi
+	if out=$(vm_exec "$g" "$@" 2>&1); then
+		ok "$tname"
+	else
+		fail "$tname" "guest $g: $*" "$out"
+		return 1
+	fi
 }
 
 vm_log() { cat "$VM_RUN/$1/serial.log" 2>/dev/null; }

@@ -8,7 +8,23 @@
 #
 # BPF objects: $LIGHTSCALE_BUILD/bpf/*.bpf.o (the project's) and $LIGHTSCALE_BUILD/vm/*.bpf.o
 # (the lab's own probe). Tables: every executable in $LIGHTSCALE_BUILD/tests/bpf/.
+#
+#   matrix.sh                        objects and every table
+#   matrix.sh [--objects] [--tables I/N]   the objects, and/or the tables whose index is I
+#                                    modulo N (the VM lab spreads them over two guests)
 set -u
+DO_OBJECTS=1 DO_TABLES=1 TPART=0 TPARTS=1
+if [ $# -gt 0 ]; then
+	DO_OBJECTS=0 DO_TABLES=0
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--objects) DO_OBJECTS=1 ;;
+		--tables) DO_TABLES=1; TPART=${2%/*} TPARTS=${2#*/}; shift ;;
+		*) echo "matrix.sh: invalid argument \`$1'" >&2; exit 2 ;;
+		esac
+		shift
+	done
+fi
 cd "$(dirname "$0")/../../.."
 source tests/lib/tap.sh
 # Like tap.sh's fail, with every line of a detail behind "# ": the tables' own TAP lines in
@@ -59,12 +75,16 @@ attach_tc() { # PROG NAME DIRECTION
 }
 
 nobj=0
-for o in "$B"/bpf/*.bpf.o "$B"/vm/*.bpf.o; do
+objs=()
+[ $DO_OBJECTS = 1 ] && objs=("$B"/bpf/*.bpf.o "$B"/vm/*.bpf.o)
+for o in "${objs[@]}"; do
 	[ -f "$o" ] || continue
 	nobj=$((nobj + 1))
 	obj=$(basename "$o" .bpf.o)
 	mkdir -p "$PIN/$obj-maps"
+	t0=$SECONDS
 	if ! out=$(bpftool prog loadall "$o" "$PIN/$obj" pinmaps "$PIN/$obj-maps" 2>&1); then
+		echo "# $obj.bpf.o: loadall failed after $((SECONDS - t0))s"
 		fail "$obj.bpf.o: bpftool prog loadall (verifier)" \
 			"$(grep -E 'failed to load|too large|processed [0-9]+ insns|^Error' <<<"$out")" \
 			"last lines of the verifier log:" "$(grep -vE '^(libbpf|Error|Warning|If it used)' <<<"$out" | tail -n 12)"
@@ -97,16 +117,22 @@ for o in "$B"/bpf/*.bpf.o "$B"/vm/*.bpf.o; do
 	done
 	rm -rf "${PIN:?}/$obj" "${PIN:?}/$obj-maps"
 done
-[ $nobj -gt 0 ] || fail "BPF objects found in $B/bpf or $B/vm" "none"
-[ -n "$(ls "$B"/bpf/*.bpf.o 2>/dev/null)" ] ||
-	echo "# no project BPF objects in $B/bpf yet: only the lab's probe was checked"
+if [ $DO_OBJECTS = 1 ]; then
+	[ $nobj -gt 0 ] || fail "BPF objects found in $B/bpf or $B/vm" "none"
+	[ -n "$(ls "$B"/bpf/*.bpf.o 2>/dev/null)" ] ||
+		echo "# no project BPF objects in $B/bpf yet: only the lab's probe was checked"
+fi
 
-ntab=0
+ntab=0 idx=-1
 for t in "$B"/tests/bpf/*; do
-	[ -f "$t" ] && [ -x "$t" ] || continue
+	[ $DO_TABLES = 1 ] && [ -f "$t" ] && [ -x "$t" ] || continue
+	idx=$((idx + 1))
+	[ $((idx % TPARTS)) -eq "$TPART" ] || continue
 	ntab=$((ntab + 1))
+	t0=$SECONDS
 	out=$(CMOCKA_MESSAGE_OUTPUT=TAP timeout 300 "$t" 2>&1)
 	rc=$?
+	echo "# tests/bpf/$(basename "$t"): $((SECONDS - t0))s"
 	np=$(grep -cE '^ok [0-9]+' <<<"$out")
 	nf=$(grep -cE '^not ok [0-9]+' <<<"$out")
 	if [ $rc -eq 0 ] && [ "$nf" -eq 0 ] && [ "$np" -gt 0 ]; then
@@ -116,5 +142,5 @@ for t in "$B"/tests/bpf/*; do
 			"$(grep -vE '^ok [0-9]+' <<<"$out" | tail -n 30)"
 	fi
 done
-[ $ntab -gt 0 ] || echo "# no BPF table binaries in $B/tests/bpf yet"
+[ $DO_TABLES = 0 ] || [ $idx -ge 0 ] || echo "# no BPF table binaries in $B/tests/bpf yet"
 tap_done
