@@ -20,7 +20,7 @@
 	"networks.id::text, networks.name, networks.ipv4::text, networks.ipv6::text, "       \
 	"networks.dns_suffix, networks.version, "                                            \
 	"extract(epoch from networks.created_at)::bigint, networks.require_approval, "        \
-	"networks.route_approval"
+	"networks.route_approval, coalesce(networks.key_lifetime, 0)"
 
 #define NODE_ADMIN_COLS                                                                      \
 	"nodes.id, networks.name, nodes.name, nodes.hostname, networks.dns_suffix, "         \
@@ -77,15 +77,16 @@ static void src_string(const struct sockaddr_storage *ss, char *out, size_t n)
 
 static json_t *network_json(PGresult *r, int row)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b}", "id",
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:o}", "id",
 			 PQgetvalue(r, row, 0), "name", PQgetvalue(r, row, 1), "ipv4",
 			 PQgetvalue(r, row, 2), "ipv6", PQgetvalue(r, row, 3), "dns_suffix",
 			 PQgetvalue(r, row, 4), "version", (json_int_t)i64(r, row, 5), "created_at",
 			 (json_int_t)i64(r, row, 6), "require_approval",
 			 PQgetvalue(r, row, 7)[0] == 't', "route_approval",
-			 PQgetvalue(r, row, 8)[0] == 't');
+			 PQgetvalue(r, row, 8)[0] == 't', "key_lifetime",
+			 i64(r, row, 9) ? json_integer(i64(r, row, 9)) : json_null());
 }
-#define NETWORK_NCOLS 9
+#define NETWORK_NCOLS 10
 
 static char *dns_name(PGresult *r, int row)
 {
@@ -639,8 +640,9 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 		res = lsc_exec(db,
 			       "INSERT INTO nodes (id, network_id, name, hostname, wg_key, machine_key, "
 			       "host_index, ipv4, ipv6, routes, endpoints, listen_port, tags, token_id, "
-			       "status, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-			       "$12, $13, $14, $15, now())",
+			       "status, last_seen, key_expiry) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+			       "$10, $11, $12, $13, $14, $15, now(), (SELECT now() + make_interval(secs => "
+			       "key_lifetime) FROM networks WHERE id = $2::uuid))",
 			       15, p);
 	}
 	if (!lsc_res_ok(db, res, "insert node")) {
@@ -870,6 +872,102 @@ static void h_netmap(struct lsc_server *s, struct lsc_req *r)
 	lsc_netmap_request(s, r, n, nc.id, since, (int)(wait > 100000 ? 100000 : wait));
 out:
 	node_ctx_free(&nc);
+}
+
+/* ---- key rotation ---- */
+
+static char *csv_literal(const char *csv);
+
+/* POST /v1/rotate {"wg_key": NEW}, signed by the machine key: the node's WireGuard key
+ * is replaced (and its expiry moved by the network's key lifetime); peers get the new key
+ * at their next long-poll; the rotation enters the audit log. */
+static void h_rotate(struct lsc_server *s, struct lsc_req *r)
+{
+	struct node_ctx nc;
+	char err[512], key[64], idbuf[24], old[64] = "";
+	const char *p[2] = {idbuf, key};
+	PGresult *res = NULL;
+	PGconn *db;
+	char *routes = NULL;
+
+	if (!auth_node(s, r, "POST", &nc))
+		return;
+	if (lsc_parse_rotate(r->body.p, r->body.len, key, err, sizeof(err))) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", err);
+		goto out;
+	}
+	db = lsc_db(r);
+	if (!db || !begin(r, db))
+		goto out;
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, nc.id);
+	res = lsc_exec(db, "SELECT wg_key FROM nodes WHERE id = $1::bigint FOR UPDATE", 1, p);
+	if (!lsc_res_ok(db, res, "rotate") || PQntuples(res) != 1) {
+		lsc_db_failed(r, res, "rotate");
+		goto out;
+	}
+	snprintf(old, sizeof(old), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	res = lsc_exec(db,
+		       "UPDATE nodes SET wg_key = $2, expiry_noted = false, key_expiry = (SELECT now() + "
+		       "make_interval(secs => key_lifetime) FROM networks WHERE networks.id = "
+		       "nodes.network_id) WHERE id = $1::bigint",
+		       2, p);
+	if (!lsc_res_ok(db, res, "rotate")) {
+		if (lsc_unique_violation(res)) {
+			rollback(db);
+			lsc_reply_error(r, 409, LS_ERR_BAD_KEY,
+					"WireGuard key already used by another node of this network");
+		} else {
+			lsc_db_failed(r, res, "rotate");
+		}
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	routes = csv_literal(nc.routes);
+	if (bump_version(r, db, nc.net_id, nc.id, routes, false) < 0)
+		goto out;
+	{
+		json_t *ev = json_pack("{s:I, s:s, s:s, s:s}", "node", (json_int_t)nc.id, "network",
+				       nc.net_id, "wg_key", key, "old_wg_key", old);
+		int ar = lsc_audit_append(r, db, "rotate", ev);
+
+		json_decref(ev);
+		if (ar < 0)
+			goto out;
+	}
+	if (!commit(r, db))
+		goto out;
+	pr_info("node %" PRId64 " rotated its WireGuard key", nc.id);
+	reply_registered(s, r, db, nc.id, 200);
+out:
+	PQclear(res);
+	free(routes);
+	node_ctx_free(&nc);
+}
+
+/* Publishes newly expired node keys: moves the version of their networks (logging them and
+ * the nodes sharing their routes) so peers drop them at their next long-poll. Every server
+ * runs it; the UPDATE makes each expiry published once. */
+void lsc_expiry_sweep(struct lsc_server *s)
+{
+	PGresult *res;
+
+	if (!s->db || PQstatus(s->db) != CONNECTION_OK || s->schema_version < 5)
+		return;
+	res = lsc_exec0(s->db,
+			"WITH e AS (UPDATE nodes SET expiry_noted = true WHERE key_expiry <= now() "
+			"  AND NOT expiry_noted RETURNING id, network_id, routes), "
+			"v AS (UPDATE networks SET version = version + 1 "
+			"  WHERE id IN (SELECT network_id FROM e) RETURNING id, version), "
+			"ins AS (INSERT INTO changes (network_id, version, node_id) "
+			"  SELECT DISTINCT v.id, v.version, n.id FROM e JOIN v ON v.id = e.network_id "
+			"  JOIN nodes n ON n.network_id = e.network_id AND (n.id = e.id OR n.routes && e.routes) "
+			"  ON CONFLICT DO NOTHING) "
+			"SELECT v.id::text, pg_notify('" LSC_NOTIFY_CHANNEL "', v.id || ' ' || v.version) FROM v");
+	if (lsc_res_ok(s->db, res, "expiry sweep") && PQntuples(res))
+		pr_info("published node key expiries in %d network(s)", PQntuples(res));
+	PQclear(res);
 }
 
 /* ---- audit log ---- */
@@ -1710,8 +1808,8 @@ static void a_route_list(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 static void a_network_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
 {
 	struct lsc_network_set_req req;
-	char err[512], net_id[40];
-	const char *p[3];
+	char err[512], net_id[40], lt[24];
+	const char *p[4];
 	PGresult *res = NULL;
 
 	if (lsc_parse_network_set(r->body.p, r->body.len, &req, err, sizeof(err))) {
@@ -1727,10 +1825,14 @@ static void a_network_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 	p[0] = net_id;
 	p[1] = req.require_approval < 0 ? NULL : req.require_approval ? "t" : "f";
 	p[2] = req.route_approval < 0 ? NULL : req.route_approval ? "t" : "f";
+	snprintf(lt, sizeof(lt), "%" PRId64, req.key_lifetime);
+	p[3] = req.key_lifetime < 0 ? NULL : lt;
 	res = lsc_exec(db,
 		       "UPDATE networks SET require_approval = coalesce($2::boolean, require_approval), "
-		       "route_approval = coalesce($3::boolean, route_approval) WHERE id = $1::uuid",
-		       3, p);
+		       "route_approval = coalesce($3::boolean, route_approval), "
+		       "key_lifetime = CASE WHEN $4::bigint IS NULL THEN key_lifetime "
+		       "  WHEN $4::bigint = 0 THEN NULL ELSE $4::bigint END WHERE id = $1::uuid",
+		       4, p);
 	if (!lsc_res_ok(db, res, "set network")) {
 		lsc_db_failed(r, res, "set network");
 		goto out;
@@ -1746,6 +1848,8 @@ static void a_network_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 			json_object_set_new(ev, "require_approval", json_boolean(req.require_approval));
 		if (req.route_approval >= 0)
 			json_object_set_new(ev, "route_approval", json_boolean(req.route_approval));
+		if (req.key_lifetime >= 0)
+			json_object_set_new(ev, "key_lifetime", json_integer(req.key_lifetime));
 		if (lsc_audit_append(r, db, "network_set", ev) < 0) {
 			json_decref(ev);
 			goto out;
@@ -2094,6 +2198,10 @@ void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, cons
 		if (strcmp(method, "POST"))
 			goto method;
 		h_heartbeat(s, r);
+	} else if (!strcmp(path, "/v1/rotate")) {
+		if (strcmp(method, "POST"))
+			goto method;
+		h_rotate(s, r);
 	} else if (!strcmp(path, "/v1/audit")) {
 		if (strcmp(method, "GET"))
 			goto method;

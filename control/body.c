@@ -538,11 +538,13 @@ int lsc_parse_network_set(const char *body, size_t len, struct lsc_network_set_r
 	int ret = 0;
 
 	r->require_approval = r->route_approval = -1;
+	r->key_lifetime = -1;
 	j = load(body, len, err, errlen);
 	if (!j)
 		return -EINVAL;
 	json_object_foreach(j, k, v) {
-		if (strcmp(k, "require_approval") && strcmp(k, "route_approval")) {
+		if (strcmp(k, "require_approval") && strcmp(k, "route_approval") &&
+		    strcmp(k, "key_lifetime")) {
 			ret = fail(err, errlen, "unknown field `%.64s'", k);
 			goto cleanup;
 		}
@@ -550,9 +552,34 @@ int lsc_parse_network_set(const char *body, size_t len, struct lsc_network_set_r
 	ret = get_bool(j, "require_approval", &r->require_approval, err, errlen);
 	if (!ret)
 		ret = get_bool(j, "route_approval", &r->route_approval, err, errlen);
-	if (!ret && r->require_approval < 0 && r->route_approval < 0)
-		ret = fail(err, errlen, "nothing to set (require_approval, route_approval)");
+	if (!ret) {
+		bool present;
+		int64_t lt = 0;
+
+		/* seconds, 0 = keys never expire; at least a minute, at most ten years */
+		ret = get_int(j, "key_lifetime", 0, 10ll * 366 * 86400, &present, &lt, err, errlen);
+		if (!ret && present) {
+			if (lt && lt < 60)
+				ret = fail(err, errlen, "field `key_lifetime': %lld s is too short (at least 60)",
+					   (long long)lt);
+			r->key_lifetime = lt;
+		}
+	}
+	if (!ret && r->require_approval < 0 && r->route_approval < 0 && r->key_lifetime < 0)
+		ret = fail(err, errlen, "nothing to set (require_approval, route_approval, key_lifetime)");
 cleanup:
+	json_decref(j);
+	return ret;
+}
+
+int lsc_parse_rotate(const char *body, size_t len, char wg_key[64], char *err, size_t errlen)
+{
+	json_t *j = load(body, len, err, errlen);
+	int ret;
+
+	if (!j)
+		return -EINVAL;
+	ret = get_key(j, "wg_key", wg_key, err, errlen);
 	json_decref(j);
 	return ret;
 }

@@ -41,12 +41,16 @@ static const struct cmd_help helps[] = {
 	{"network", "set",
 	 "Usage: lightscale-control network set NAME [--require-approval | --no-require-approval]\n"
 	 "                                     [--route-approval | --no-route-approval]\n"
+	 "                                     [--key-lifetime DURATION|none]\n"
 	 "\n"
 	 "Changes a network's settings (network create takes the same flags):\n"
 	 "  --require-approval  a newly registered node is `pending': its netmap has no\n"
 	 "                      peers and no one else sees it until `node approve ID'\n"
 	 "  --route-approval    advertised routes and exit-node capability (0.0.0.0/0,\n"
 	 "                      ::/0) take effect only once approved (`route approve')\n"
+	 "  --key-lifetime D    node keys expire D after registration or rotation (nodes\n"
+	 "                      rotate them with POST /v1/rotate); an expired node leaves\n"
+	 "                      its peers' netmaps and shows as expired in node list\n"
 	 "Every node gets a full netmap at its next long-poll.\n"},
 	{"network", "list",
 	 "Usage: lightscale-control network list [common options]\n"
@@ -178,7 +182,7 @@ struct cli {
 	const char *tags[32];
 	size_t n_tags;
 	int require_approval, route_approval; /* -1 unset */
-	const char *src, *dst, *since, *identity;
+	const char *src, *dst, *since, *identity, *key_lifetime;
 	bool json;
 	struct ls_ctl ctl;
 };
@@ -532,6 +536,7 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		{"dst", required_argument, NULL, 'T'},
 		{"since", required_argument, NULL, 'N'},
 		{"identity", required_argument, NULL, 'I'},
+		{"key-lifetime", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -592,6 +597,7 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		case 'T': c.dst = optarg; break;
 		case 'N': c.since = optarg; break;
 		case 'I': c.identity = optarg; break;
+		case 'L': c.key_lifetime = optarg; break;
 		case 'h': want_help = true; break;
 		default: print_help(stderr, cmd, action); return 2;
 		}
@@ -758,6 +764,17 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 			json_object_set_new(b, "require_approval", json_boolean(c.require_approval));
 		if (c.route_approval >= 0)
 			json_object_set_new(b, "route_approval", json_boolean(c.route_approval));
+		if (c.key_lifetime) {
+			int64_t lt = 0;
+
+			if (strcmp(c.key_lifetime, "none") &&
+			    (ls_parse_duration(c.key_lifetime, &lt) || lt <= 0)) {
+				fprintf(stderr, "lightscale-control: invalid duration `%s'\n", c.key_lifetime);
+				json_decref(b);
+				return 2;
+			}
+			json_object_set_new(b, "key_lifetime", json_integer(lt));
+		}
 		snprintf(path, sizeof(path), "/v1/admin/networks/%s", arg);
 		if ((ret = setup_client(&c)) || (ret = do_request(&c, "PATCH", path, b, &resp)))
 			goto out;

@@ -89,7 +89,10 @@ struct lsc_network_req {
 };
 struct lsc_network_set_req {
 	int require_approval, route_approval; /* -1: unchanged */
+	int64_t key_lifetime;                 /* -1: unchanged, 0: none, else seconds */
 };
+/* {"wg_key": KEY}: the new WireGuard public key of a rotation */
+int lsc_parse_rotate(const char *body, size_t len, char wg_key[64], char *err, size_t errlen);
 struct lsc_token_req {
 	int64_t ttl;  /* seconds */
 	int64_t uses;

@@ -719,6 +719,10 @@ int lsc_serve(const struct lsc_serve_opts *o)
 			}
 			next_pg_check = now + 1000;
 		}
+		if (now >= s->next_expiry_ms) {
+			lsc_expiry_sweep(s);
+			s->next_expiry_ms = now + 1000;
+		}
 		if (now >= s->next_flush_ms) {
 			lsc_live_flush(s);
 			s->next_flush_ms = now + (uint64_t)s->cfg.liveness_flush_ms;

@@ -102,7 +102,7 @@ struct lsc_server {
 	struct lsc_rl *rl;
 	int64_t *live;       /* node ids seen since the last liveness flush */
 	size_t n_live, cap_live;
-	uint64_t next_flush_ms, next_prune_ms, next_sweep_ms;
+	uint64_t next_flush_ms, next_prune_ms, next_sweep_ms, next_expiry_ms;
 	int schema_version;
 	char *relays_json;
 	bool stop;
@@ -128,6 +128,7 @@ void lsc_resume(struct lsc_req *r);
 /* api.c */
 void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, const char *path);
 int lsc_admin_key_ensure(PGconn *db, const char *state_dir);
+void lsc_expiry_sweep(struct lsc_server *s);
 
 /* audit.c */
 /* loads (or makes) DIR/identity.key (or file) and checks it against the database's */

@@ -525,6 +525,23 @@ int ls_ctl_heartbeat(struct ls_ctl *c, const struct ls_ctl_heartbeat_req *req,
 	return ret;
 }
 
+int ls_ctl_rotate(struct ls_ctl *c, const char *wg_key, struct ls_ctl_response *resp,
+		  struct ls_ctl_error *err)
+{
+	json_t *b = json_pack("{s:s}", "wg_key", wg_key ? wg_key : "");
+	int ret;
+
+	if (!b) {
+		memset(resp, 0, sizeof(*resp));
+		set_err(err, 0, "internal", "cannot encode the request body");
+		return -ENOMEM;
+	}
+	ret = ls_ctl_request_json(c, "POST", LS_API_PREFIX "/rotate", b, LS_CTL_AUTH_SIGNED, 0,
+				  resp, err);
+	json_decref(b);
+	return ret;
+}
+
 int ls_ctl_netmap(struct ls_ctl *c, int64_t since, int wait_s, struct ls_ctl_response *resp,
 		  struct ls_ctl_error *err)
 {

@@ -146,6 +146,10 @@ int ls_ctl_heartbeat(struct ls_ctl *c, const struct ls_ctl_heartbeat_req *req,
  * or {"version": V, "unchanged": true} when nothing changed within wait_s. */
 int ls_ctl_netmap(struct ls_ctl *c, int64_t since, int wait_s, struct ls_ctl_response *resp,
 		  struct ls_ctl_error *err);
+/* POST /v1/rotate {"wg_key"} (signed by the machine key): replace this node's WireGuard
+ * public key. resp->json = {"node": {...}, "network": {...}} like register. */
+int ls_ctl_rotate(struct ls_ctl *c, const char *wg_key, struct ls_ctl_response *resp,
+		  struct ls_ctl_error *err);
 /* GET /v1/health. */
 int ls_ctl_health(struct ls_ctl *c, struct ls_ctl_response *resp, struct ls_ctl_error *err);
 

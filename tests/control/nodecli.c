@@ -5,6 +5,7 @@
  *   ls-nodecli keygen DIR
  *   ls-nodecli register  -s URL -k DIR -t TOKEN -H HOSTNAME [-r PREFIX]... [-e ENDPOINT]... [-p PORT]
  *   ls-nodecli heartbeat -s URL -k DIR [-e ENDPOINT]... [-p PORT] [-r PREFIX]... [--routes-empty]
+ *   ls-nodecli rotate    -s URL -k DIR   (a new WireGuard key in DIR/wg.pub, POST /v1/rotate)
  *   ls-nodecli netmap    -s URL -k DIR [--since V] [--wait S] [--trust DIR]
  *                        (--trust: check the map as the agent does, userspace/trust.h;
  *                        a refusal prints "error 0 trust_refused MESSAGE")
@@ -328,6 +329,19 @@ int main(int argc, char **argv)
 			c = finish(tr, &resp, &err);
 		} else {
 			c = finish(ls_ctl_netmap(&ctl, since, wait, &resp, &err), &resp, &err);
+		}
+	} else if (!strcmp(cmd, "rotate")) {
+		uint8_t wg[32], wgpub[32];
+		char b64[LS_KEY_B64_LEN + 2], path[4096];
+
+		ls_wg_genkey(wg);
+		ls_wg_pubkey(wgpub, wg);
+		ls_key_to_base64(b64, wgpub);
+		c = finish(ls_ctl_rotate(&ctl, b64, &resp, &err), &resp, &err);
+		if (c == 0) {
+			strcat(b64, "\n");
+			snprintf(path, sizeof(path), "%s/wg.pub", keydir);
+			ls_write_file_atomic(path, b64, strlen(b64), 0644);
 		}
 	} else if (!strcmp(cmd, "health")) {
 		c = finish(ls_ctl_health(&ctl, &resp, &err), &resp, &err);

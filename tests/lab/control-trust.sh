@@ -266,6 +266,49 @@ check "trust: a peer key injected outside the log is refused" grep -q "trust_ref
 sql "UPDATE nodes SET wg_key = '$good' WHERE id = $Dn; $bump" >/dev/null
 out=$(tn)
 check "trust: the logged key again: accepted" jq -e .version <<<"$out"
+# key rotation: signed by the machine key, peers get the new key at their next long-poll,
+# and the rotation is in the log (the trust check accepts the new key)
+VA=$(N netmap -s "$U" -k "$T/a" | jq .version)
+N netmap -s "$U" -k "$T/a" --since "$VA" --wait 20 >"$T/lp" &
+lp=$!
+sleep 0.5
+oldkey=$(cat "$T/d/wg.pub")
+rot=$(N rotate -s "$U" -k "$T/d")
+wait $lp
+newkey=$(cat "$T/d/wg.pub")
+check_eq "rotate: the server has the new key" "$newkey" "$(echo "$rot" | jq -r .node.wg_key)"
+check_eq "rotate: A's long-poll carries D's new key" "$newkey" "$(jq -r '.peers[] | select(.name == "delta") | .wg_key' "$T/lp")"
+[ "$oldkey" != "$newkey" ] && ok "rotate: the key changed" || fail "rotate: the key changed"
+check_eq "rotate: in the audit log with the old key" "$oldkey" \
+	"$(C audit list --json | jq -r '[.entries[] | select(.type == "rotate")][-1].data | fromjson | .old_wg_key')"
+out=$(tn)
+check "trust: the rotated key (in the log) is accepted" jq -e '.peers[] | select(.name == "delta")' <<<"$out"
+r=$(N raw -s "$U" -k "$T/d" POST /v1/rotate "{\"wg_key\": \"$(cat "$T/h/wg.pub")\"}" --replay)
+check_eq "a replayed rotation is refused" "replayed_request" "$(echo "$r" | tail -1 | cut -d' ' -f2- | jq -r .error.code)"
+out=$(N rotate -s "$U" -k "$T/b")
+check "a revoked node cannot rotate: 403" grep -q "^error 403 node_revoked" <<<"$out"
+r=$(N raw -s "$U" -k "$T/d" POST /v1/rotate '{"wg_key": "not-a-key"}')
+check_eq "a malformed rotation: 400" 400 "$(status_of "$r")"
+# expiry: an expired key leaves its peers' netmaps at their next long-poll
+VA=$(N netmap -s "$U" -k "$T/a" | jq .version)
+N netmap -s "$U" -k "$T/a" --since "$VA" --wait 20 >"$T/lp" &
+lp=$!
+sleep 0.5
+sql "UPDATE nodes SET key_expiry = now() WHERE id = $Dn" >/dev/null
+wait $lp
+check_eq "expired key: A's long-poll drops D" "[$Dn]" "$(jq -c .peers_removed "$T/lp")"
+check_eq "node list shows expired" expired "$(C node list --network appr --json | jq -r ".nodes[] | select(.id == $Dn) | .status")"
+N rotate -s "$U" -k "$T/d" >/dev/null
+check_eq "after a rotation D is back" '["delta"]' "$(peers a)"
+C network set appr --key-lifetime 1h >/dev/null
+check_eq "network set --key-lifetime" 3600 "$(C network show appr --json | jq .key_lifetime)"
+exp=$(N rotate -s "$U" -k "$T/d" | jq .node.key_expiry)
+now=$(date +%s)
+[ $((exp - now)) -ge 3590 ] && [ $((exp - now)) -le 3610 ] && ok "a rotation moves the expiry by the lifetime" ||
+	fail "rotation expiry" "$exp vs $now"
+C network set appr --key-lifetime none >/dev/null
+out=$(tn)
+check "trust: accepted after the rotations" jq -e .version <<<"$out"
 # a restored older database: a rolled-back log
 lsc_stop main
 cp -a "$D/pg" "$T/pg.bak"
