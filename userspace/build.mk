@@ -52,7 +52,13 @@ $(BUILD)/fuzz/uapi_fuzz: userspace/fuzz/uapi_fuzz.c userspace/wg_uapi.c $(LIB_FU
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE $^ $(ALL_LIBS) -o $@
 
-fuzz: $(BUILD)/fuzz/uapi_fuzz
+# resolv.conf reader and DNS record builder of the split-DNS resolver.
+$(BUILD)/fuzz/resolv_fuzz: userspace/fuzz/resolv_fuzz.c userspace/dnsd.c $(LIB_FUZZ_SRCS)
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE $^ $(ALL_LIBS) -lpthread -o $@
+
+fuzz: $(BUILD)/fuzz/uapi_fuzz $(BUILD)/fuzz/resolv_fuzz
 
 # bench/agent: apply and delta benchmark (run by `make bench`).
 $(BUILD)/bench/agent_apply: $(BUILD)/obj/bench/agent/bench_apply.o $(LIB_userspace) $(LIBLS)
