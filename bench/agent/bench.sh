@@ -21,6 +21,8 @@ echo "uptime: $(uptime)"
 echo "engine: $LIGHTSCALE_WG_USERSPACE"
 tmp=$(mktemp -d /tmp/lsa-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+# the benchmark's private namespace gets its own multi-network state, removed with $tmp
+export LIGHTSCALE_MNET_STATE="$tmp/multinet.json"
 rc=0
 for n in ${SIZES:-1000 10000}; do
 	out=$(LIGHTSCALE_LOG=err "$B" "$n" "$ROUNDS") || { echo "bench failed at $n peers"; rc=1; continue; }
