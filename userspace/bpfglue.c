@@ -120,6 +120,9 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 				ret = add_route(s, dst, n_adv ? n_adv : 1, 0, p->name);
 		}
 	}
+	/* the ACL compiled for this node (control/ACL policy): enforced on overlay ingress */
+	if (!ret && nm->packet_filter)
+		ret = lsbpf_state_add_filter_json(s, nm->packet_filter);
 	if (!ret)
 		ret = lsbpf_apply(g->b, s);
 	if (ret)
