@@ -65,6 +65,20 @@ agent_start rb2
 rb2=$(node_addr rb2 4)
 wait_for 15 "rb2 resolves" sh -c "nsenter --net=/run/netns/$(nsname c) dig +time=1 +tries=1 @$lb rb2.netb.ls.internal +short | grep -qx $rb2" &&
 	ok "a new peer's name resolves after the netmap update" || fail "rb2 name" "$(d @"$lb" rb2.netb.ls.internal +short)" "$(dstat cb)"
+# --manage-resolv-conf (on a lab copy: LIGHTSCALE_RESOLV_CONF), upstreams from that file
+printf 'search example\nnameserver 10.99.0.53\n' >"$LAB_DIR/resolv.conf"
+cp "$LAB_DIR/resolv.conf" "$LAB_DIR/resolv.conf.orig"
+agent_kill ca
+LIGHTSCALE_RESOLV_CONF="$LAB_DIR/resolv.conf" multi_agent ca --manage-resolv-conf
+wait_for 5 "resolv.conf managed" grep -q "^nameserver $la # lightscale" "$LAB_DIR/resolv.conf"
+check_eq "--manage-resolv-conf: our nameserver is the first line" "nameserver $la # lightscale $(profile_of ca)" "$(head -1 "$LAB_DIR/resolv.conf")"
+check_eq "--manage-resolv-conf: the rest is kept" "$(cat "$LAB_DIR/resolv.conf.orig")" "$(tail -n +2 "$LAB_DIR/resolv.conf")"
+check_eq "upstreams read from resolv.conf (ours left out)" '["10.99.0.53:53"]' "$(dstat ca | jq -c .upstreams)"
+check_eq "dns status: integration resolv.conf" "resolv.conf ($LAB_DIR/resolv.conf)" "$(dstat ca | jq -r .integration)"
+check_eq "forwarding through the upstream from resolv.conf" 203.0.113.7 "$(d @"$la" www.example.com A +short)"
+agent_kill ca
+check_eq "the original resolv.conf is back after the agent stops" "$(cat "$LAB_DIR/resolv.conf.orig")" "$(cat "$LAB_DIR/resolv.conf")"
+
 # --no-dns: no resolver
 agent_kill cb
 multi_agent cb --no-dns
