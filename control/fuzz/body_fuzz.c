@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1)
 		return 0;
-	switch (data[0] % 4) {
+	switch (data[0] % 7) {
 	case 0: {
 		struct lsc_register_req r;
 
@@ -42,6 +42,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (lsc_parse_network((const char *)data + 1, size - 1, &r, err, sizeof(err)) == 0)
 			lsc_network_req_free(&r);
+		break;
+	}
+	case 4: {
+		struct lsc_network_set_req r;
+
+		lsc_parse_network_set((const char *)data + 1, size - 1, &r, err, sizeof(err));
+		break;
+	}
+	case 5: {
+		struct lsc_strv r;
+
+		if (lsc_parse_routes((const char *)data + 1, size - 1, &r, err, sizeof(err)) == 0)
+			lsc_strv_free(&r);
+		break;
+	}
+	case 6: {
+		char key[64];
+
+		lsc_parse_rotate((const char *)data + 1, size - 1, key, err, sizeof(err));
 		break;
 	}
 	default: {

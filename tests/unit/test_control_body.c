@@ -122,6 +122,59 @@ static void test_network_and_token(void **state)
 	assert_int_equal(lsc_parse_token(B("{\"tags\":[\"UPPER\"]}"), &t, err, sizeof(err)), -EINVAL);
 }
 
+/* issue 6: network settings, route lists, rotation */
+static void test_trust_bodies(void **state)
+{
+	struct lsc_network_set_req ns;
+	struct lsc_network_req nr;
+	struct lsc_strv rt;
+	char err[256], key[64];
+
+	(void)state;
+	assert_int_equal(lsc_parse_network_set(B("{\"require_approval\": true}"), &ns, err, sizeof(err)), 0);
+	assert_int_equal(ns.require_approval, 1);
+	assert_int_equal(ns.route_approval, -1);
+	assert_int_equal(ns.key_lifetime, -1);
+	assert_int_equal(lsc_parse_network_set(B("{\"route_approval\": false, \"key_lifetime\": 0}"), &ns,
+					       err, sizeof(err)), 0);
+	assert_int_equal(ns.route_approval, 0);
+	assert_int_equal(ns.key_lifetime, 0);
+	assert_int_equal(lsc_parse_network_set(B("{\"require_approval\": \"yes\"}"), &ns, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "require_approval"));
+	assert_int_equal(lsc_parse_network_set(B("{\"approval\": true}"), &ns, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown field `approval'"));
+	assert_int_equal(lsc_parse_network_set(B("{}"), &ns, err, sizeof(err)), -EINVAL);
+	assert_int_equal(lsc_parse_network_set(B("{\"key_lifetime\": 5}"), &ns, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "too short"));
+	assert_int_equal(lsc_parse_network_set(B("{\"key_lifetime\": -1}"), &ns, err, sizeof(err)), -EINVAL);
+	assert_int_equal(lsc_parse_network_set(B("[true]"), &ns, err, sizeof(err)), -EINVAL);
+
+	assert_int_equal(lsc_parse_network(B("{\"name\": \"n\", \"require_approval\": true}"), &nr, err,
+					   sizeof(err)), 0);
+	assert_int_equal(nr.require_approval, 1);
+	assert_int_equal(nr.route_approval, -1);
+	lsc_network_req_free(&nr);
+	assert_int_equal(lsc_parse_network(B("{\"name\": \"n\", \"route_approval\": 1}"), &nr, err,
+					   sizeof(err)), -EINVAL);
+
+	assert_int_equal(lsc_parse_routes(B("{\"routes\": [\"10.1.0.0/24\", \"0.0.0.0/0\", \"10.1.0.0/24\"]}"),
+					  &rt, err, sizeof(err)), 0);
+	assert_int_equal(rt.n, 2);
+	assert_string_equal(rt.v[0], "0.0.0.0/0");
+	assert_string_equal(rt.v[1], "10.1.0.0/24");
+	lsc_strv_free(&rt);
+	assert_int_equal(lsc_parse_routes(B("{\"routes\": []}"), &rt, err, sizeof(err)), -EINVAL);
+	assert_int_equal(lsc_parse_routes(B("{\"routes\": [\"10.1.0.1/24\"]}"), &rt, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "10.1.0.1/24"));
+	assert_int_equal(lsc_parse_routes(B("{\"routes\": \"10.0.0.0/8\"}"), &rt, err, sizeof(err)), -EINVAL);
+
+	assert_int_equal(lsc_parse_rotate(B("{\"wg_key\": \"" WG "\"}"), key, err, sizeof(err)), 0);
+	assert_string_equal(key, WG);
+	assert_int_equal(lsc_parse_rotate(B("{\"wg_key\": \"AAAA\"}"), key, err, sizeof(err)), -EINVAL);
+	assert_int_equal(lsc_parse_rotate(B("{}"), key, err, sizeof(err)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +182,7 @@ int main(void)
 		cmocka_unit_test(test_register_refused),
 		cmocka_unit_test(test_heartbeat),
 		cmocka_unit_test(test_network_and_token),
+		cmocka_unit_test(test_trust_bodies),
 	};
 	ls_crypto_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
