@@ -127,14 +127,17 @@ cleanup:
 	return ret;
 }
 
-/* The errno=N line of an answer: 0 or -N. */
+/* The errno=N line of an answer: 0 or -errno. wireguard-go and Lightscale's engine
+ * send the negative value (errno=-22), as the UAPI documents; accept either sign. */
 static int uapi_errno(const char *resp)
 {
 	const char *e = strstr(resp, "errno=");
+	int v;
 
 	if (!e || (e != resp && e[-1] != '\n'))
 		return -EPROTO;
-	return -atoi(e + 6);
+	v = atoi(e + 6);
+	return v > 0 ? -v : v;
 }
 
 /* Appends to p->allowed. The array has no capacity field: it is reallocated to
