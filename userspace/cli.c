@@ -8,6 +8,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "trust.h"
 
 static const struct {
 	const char *name;
@@ -28,6 +29,7 @@ static const struct {
 	{ "wg-userspace", ls_cmd_wg_userspace, "run the userspace WireGuard engine for an interface" },
 	{ "bpf", ls_cmd_bpf_status, "BPF programs and maps: bpf status" },
 	{ "routes", ls_cmd_routes_cli, "route metrics and conflicts from the BPF maps" },
+	{ "audit", ls_cmd_audit, "audit verify: check the netmap against the signed audit log" },
 };
 
 static void show_usage(FILE *f, const char *prog)
