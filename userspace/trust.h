@@ -25,4 +25,8 @@
 int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, char *err,
 			  size_t errlen);
 
+/* `lightscale audit verify` (cli_trust.c) */
+struct ls_cli;
+int ls_cmd_audit(struct ls_cli *cli, int argc, char **argv);
+
 #endif

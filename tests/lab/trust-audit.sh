@@ -25,6 +25,8 @@ tj=$(find "$LAB_DIR/n1" -name trust.json | head -1)
 check_eq "n1 trusts the deployment's identity (first use)" "$(tr -d '\n' <"$CONTROL_DIR/identity.pub")" \
 	"$(jq -r .identity "$tj" 2>/dev/null)"
 
+out=$(lsx n2 audit verify)
+check "lightscale audit verify: verified" grep -q "^audit: verified: head [0-9]* signed by" <<<"$out"
 # a backup of the control database, then more events
 control_stop
 cp -a "$CONTROL_DIR/pg" "$LAB_DIR/pg.bak"
@@ -45,4 +47,7 @@ wait_for 40 "n1 refuses the rolled-back log" grep -q "netmap refused (nothing ch
 check_eq "n1 keeps its data plane (n3 still configured)" 2 "$(lsx n1 status --json | jq '.peers | length')"
 check_eq "n1's trusted head did not move back" "$seen" "$(jq .head.seq "$tj")"
 ping_ok n1 "$(node_addr n2 4)" && ok "traffic continues meanwhile" || fail "ping during refusal"
+out=$(lsx n2 audit verify --json)
+check_eq "lightscale audit verify refuses the rolled-back log (exit 3)" "3 false" "$? $(jq .ok <<<"$out")"
+check "and says why" jq -e '.error | test("rolled back")' <<<"$out"
 tap_done

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+/* `lightscale audit verify`: the agent's key-transparency check by hand (trust.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ctlclient.h"
+#include "profile.h"
+#include "trust.h"
+#include "util.h"
+
+static const char audit_help[] =
+	"Usage: lightscale audit verify [--profile NAME] [--state-dir DIR] [--json]\n"
+	"\n"
+	"Fetches the full netmap and checks it as the agent does: the audit head is signed by\n"
+	"the deployment's identity key (trusted on first use), it extends the last head this\n"
+	"node accepted (a rolled-back or forked log is refused), and every peer's WireGuard\n"
+	"key is the one the audit log records. The accepted head is remembered in the\n"
+	"profile's trust.json. Exit status: 0 verified, 3 refused, 1 error.\n";
+
+static void audit_text(json_t *doc, FILE *f)
+{
+	if (json_is_true(json_object_get(doc, "ok")))
+		fprintf(f, "audit: verified: head %lld signed by %s, %lld peer key(s) in the log\n",
+			(long long)json_integer_value(json_object_get(doc, "head")),
+			json_string_value(json_object_get(doc, "identity")),
+			(long long)json_integer_value(json_object_get(doc, "peers")));
+	else
+		fprintf(f, "audit: REFUSED: %s\n", json_string_value(json_object_get(doc, "error")));
+}
+
+int ls_cmd_audit(struct ls_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		LS_CLI_COMMON_OPTS,
+		{ 0 },
+	};
+	struct ls_ctl_response resp = { 0 };
+	struct ls_ctl_error err;
+	struct ls_profile p;
+	struct ls_ctl c;
+	char msg[1024], path[4200], *st = NULL;
+	json_t *doc, *tj = NULL;
+	size_t len;
+	int ch, ret, code = 1;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ls_cli_common_opt(cli, ch, optarg))
+			continue;
+		if (ch == 'h') {
+			fputs(audit_help, stdout);
+			return 0;
+		}
+		return ls_cli_usage_error(cli, audit_help, "invalid option");
+	}
+	if (optind >= argc || strcmp(argv[optind], "verify"))
+		return ls_cli_usage_error(cli, audit_help, "which audit command? (verify)");
+	if (optind + 1 < argc)
+		return ls_cli_usage_error(cli, audit_help, "unexpected argument `%s'", argv[optind + 1]);
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	if (ls_cli_ctl(cli, &p, &c)) {
+		ls_profile_free(&p);
+		return 1;
+	}
+	ret = ls_ctl_netmap(&c, 0, 0, &resp, &err);
+	if (ret) {
+		ls_ctl_error_print(&err, "lightscale audit verify");
+		goto cleanup;
+	}
+	ret = ls_trust_check_netmap(&c, p.dir, resp.json, msg, sizeof(msg));
+	if (ret && ret != -EPERM) {
+		fprintf(stderr, "lightscale audit verify: %s\n", msg);
+		goto cleanup;
+	}
+	snprintf(path, sizeof(path), "%s/trust.json", p.dir);
+	if (ls_read_file(path, &st, &len, 64 << 20) == 0)
+		tj = json_loadb(st, len, 0, NULL);
+	free(st);
+	doc = json_pack("{s:b, s:O?, s:I, s:I}", "ok", ret == 0, "identity",
+			json_object_get(tj, "identity"), "head",
+			json_integer_value(json_object_get(json_object_get(tj, "head"), "seq")), "peers",
+			(json_int_t)json_array_size(json_object_get(resp.json, "peers")));
+	if (doc && ret)
+		json_object_set_new(doc, "error", json_string(msg));
+	json_decref(tj);
+	ls_cli_print(cli, doc, audit_text);
+	code = ret ? 3 : 0;
+cleanup:
+	ls_ctl_response_free(&resp);
+	ls_ctl_free(&c);
+	ls_profile_free(&p);
+	return code;
+}
