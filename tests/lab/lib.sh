@@ -244,7 +244,8 @@ node_log() { tail -n "${2:-15}" "$LAB_DIR/$1.agent.log" 2>/dev/null; }
 # Multi-network labs (multi-overlap, multi-exit, dns-split) ------------------------------
 # multi_setup [ROUTES]: one client c in two networks (profiles ca in neta, cb in netb) and
 # one subnet router per network (ra, rb) advertising ROUTES (default 192.168.1.0/24), each
-# with the same LAN 192.168.1.0/24 behind it and a host (ha, hb) at 192.168.1.10 that also
+# with the same LAN 192.168.1.0/24 and fd00:a8:1::/64 behind it and a host (ha, hb) at
+# 192.168.1.10 and fd00:a8:1::10 that also
 # answers as 198.51.100.1 (the "internet" behind an exit node) and serves its name over
 # HTTP on port 8080 (/who: A or B).
 #
@@ -263,13 +264,14 @@ multi_setup() {
 	for x in a b; do
 		lab_ns h$x
 		lab_link r$x eth1 h$x eth0
-		lab_addr r$x eth1 192.168.1.1/24
-		lab_addr h$x eth0 192.168.1.10/24 198.51.100.1/32
+		lab_addr r$x eth1 192.168.1.1/24 fd00:a8:1::1/64
+		lab_addr h$x eth0 192.168.1.10/24 198.51.100.1/32 fd00:a8:1::10/64
 		nsx h$x ip route add default via 192.168.1.1
+		nsx h$x ip -6 route add default via fd00:a8:1::1
 		nsx r$x ip route add 198.51.100.1/32 via 192.168.1.10
 		mkdir -p "$LAB_DIR/www$x"
 		echo "${x^^}" >"$LAB_DIR/www$x/who"
-		bg h$x "$LAB_DIR/www$x.log" python3 -m http.server 8080 --directory "$LAB_DIR/www$x"
+		bg h$x "$LAB_DIR/www$x.log" python3 -m http.server 8080 --bind :: --directory "$LAB_DIR/www$x"
 	done
 	control_start inet 10.99.0.1 8080
 	net_create neta ${NETA_OPTS:-}

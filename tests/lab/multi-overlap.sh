@@ -4,7 +4,8 @@
 # /run/lightscale, map each network's 192.168.1.0/24 to its own virtual prefix (from
 # 10.200.0.0/13) and translate it with the BPF program on each overlay interface; a host
 # on each LAN is reached by ping and TCP through its virtual prefix. Forwarding between the
-# two networks through the client is dropped until --allow-forward opens it.
+# two networks through the client is dropped until --allow-forward opens it. The LANs'
+# IPv6 prefix fd00:a8:1::/64 overlaps too and is mapped into fd4c:5300::/32.
 #
 #   ha 192.168.1.10 -- ra (neta) --+                          +-- rb (netb) -- hb 192.168.1.10
 #                                  br0 (ns inet, control 10.99.0.1:8080)
@@ -15,7 +16,7 @@
 source "$(dirname "$0")/lib.sh"
 lab_init
 
-CA_ADVERTISE_RB=1 multi_setup
+CA_ADVERTISE_RB=1 multi_setup 192.168.1.0/24,fd00:a8:1::/64
 rb4=$(node_addr rb 4)
 
 agent_start ra --apply-routes
@@ -41,7 +42,7 @@ check_eq "routes --json: the conflict names the other profile (cb)" "$(profile_o
 python3 -c "import ipaddress,sys; p=ipaddress.ip_network('10.200.0.0/13'); sys.exit(0 if all(ipaddress.ip_network(x).subnet_of(p) and ipaddress.ip_network(x).prefixlen == 24 for x in sys.argv[1:]) else 1)" "$va" "$vb" &&
 	ok "virtual prefixes are /24s from the default pool 10.200.0.0/13" || fail "pool" "$va $vb"
 check_eq "routes --json: BPF attached (ca)" attached "$(jq -r .bpf <<<"$ra_json")"
-check_eq "routes --json: ca's real routes recorded" '["192.168.1.0/24"]' "$(jq -c .real_routes <<<"$ra_json")"
+check_eq "routes --json: ca's real routes recorded" '["192.168.1.0/24","fd00:a8:1::/64"]' "$(jq -c .real_routes <<<"$ra_json")"
 check_eq "status: mapping shown" "$va" "$(lsp ca status --json | jq -r '.multinet.mappings[] | select(.real == "192.168.1.0/24") | .virtual')"
 
 ta=$(jq -r .table "$LAB_DIR/ca/$(profile_of ca)/config.json")
@@ -60,6 +61,15 @@ ping_within c "$hosta" 10 && ok "ping ha through $hosta" || fail "ping $hosta" "
 ping_within c "$hostb" 10 && ok "ping hb through $hostb" || fail "ping $hostb" "$(node_log cb)"
 check_eq "TCP: $hosta:8080 is host A" A "$(http_who c "http://$hosta:8080")"
 check_eq "TCP: $hostb:8080 is host B" B "$(http_who c "http://$hostb:8080")"
+# IPv6: fd00:a8:1::/64 overlaps too, mapped into the ULA pool fd4c:5300::/32
+va6=$(lsp ca routes --json | jq -r '.mappings[] | select(.real == "fd00:a8:1::/64") | .virtual')
+vb6=$(lsp cb routes --json | jq -r '.mappings[] | select(.real == "fd00:a8:1::/64") | .virtual')
+[[ "$va6" == fd4c:5300:*/64 && "$vb6" == fd4c:5300:*/64 && "$va6" != "$vb6" ]] && ok "IPv6 LANs mapped to distinct /64s of fd4c:5300::/32 ($va6, $vb6)" ||
+	fail "v6 mappings" "$va6" "$vb6"
+ha6=${va6%/64}10 hb6=${vb6%/64}10
+ping_within c "$ha6" 10 && ok "ping6 ha through $ha6" || fail "ping6 $ha6" "$(nsx c ip -6 route show table "$ta")"
+check_eq "TCP over IPv6: [$hb6]:8080 is host B" B "$(http_who c "http://[$hb6]:8080")"
+
 # stable across an agent restart
 agent_kill ca
 multi_agent ca --apply-routes
@@ -72,7 +82,7 @@ agent_kill cb
 multi_agent cb --apply-routes --map 10.77.1.0/24=192.168.1.0/24
 manual() { lsp cb routes --json | jq -e '.mappings[] | select(.source == "manual" and .virtual == "10.77.1.0/24" and (.conflicts_with | length) == 1)'; }
 wait_for 15 "cb's manual map" manual && ok "--map: recorded as the manual mapping of the conflicting prefix" || fail "manual map" "$(lsp cb routes --json)"
-check_eq "--map: no automatic mapping left for cb" 1 "$(lsp cb routes --json | jq '.mappings | length')"
+check_eq "--map: no automatic mapping left for cb's 192.168.1.0/24" 1 "$(lsp cb routes --json | jq '[.mappings[] | select(.real == "192.168.1.0/24")] | length')"
 wait_for 20 "TCP via 10.77.1.10" sh -c "[ \"\$(nsenter --net=/run/netns/$(nsname c) curl -s --max-time 2 http://10.77.1.10:8080/who)\" = B ]" &&
 	ok "TCP: 10.77.1.10:8080 is host B (manual map)" || fail "manual map TCP" "$(nsx c ip route show table "$tb")" "$(node_log cb)"
 check_eq "TCP: host A still through $hosta" A "$(http_who c "http://$hosta:8080")"
