@@ -360,6 +360,8 @@ static bool auth_node(struct lsc_server *s, struct lsc_req *r, const char *metho
 
 /* ---- register ---- */
 
+static int auto_approve(struct lsc_req *r, PGconn *db, const char *net_id, int64_t node_id);
+
 static int select_node(struct lsc_req *r, PGconn *db, const char *where, const char *arg,
 		       PGresult **out)
 {
@@ -666,6 +668,8 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	}
 	PQclear(res);
 	res = NULL;
+	if (req.routes.n && auto_approve(r, db, net_id, id) < 0)
+		goto out;
 	if (bump_version(r, db, net_id, id, routes, true) < 0)
 		goto out;
 	{
@@ -691,6 +695,111 @@ out:
 	free(endpoints);
 	free(tags);
 	lsc_register_req_free(&req);
+}
+
+
+/* ---- auto-approval of routes by the ACL policy ---- */
+
+/* Adds to approved_routes every advertised route an auto_approve rule of the network's
+ * policy approves, for node_id (0: every node), in the current transaction; audits it.
+ * 0, or -1 after a reply. */
+static int auto_approve(struct lsc_req *r, PGconn *db, const char *net_id, int64_t node_id)
+{
+	struct ls_acl_policy *pol = NULL;
+	char idbuf[24];
+	const char *p[2] = {net_id, idbuf};
+	PGresult *res;
+	int i, ret = 0;
+
+	res = lsc_exec(db, "SELECT coalesce(acl_policy, '') FROM networks WHERE id = $1::uuid", 1, p);
+	if (!lsc_res_ok(db, res, "policy") || PQntuples(res) != 1) {
+		lsc_db_failed(r, res, "policy");
+		PQclear(res);
+		return -1;
+	}
+	if (!PQgetvalue(res, 0, 0)[0] ||
+	    ls_acl_parse(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), &pol, NULL, 0) ||
+	    (!pol->n_auto_routes && !pol->n_auto_exit)) {
+		PQclear(res);
+		ls_acl_policy_free(pol);
+		return 0;
+	}
+	PQclear(res);
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, node_id);
+	res = lsc_exec(db,
+		       "SELECT id, name, host(ipv4), host(ipv6), array_to_string(tags, ','), "
+		       "array_to_string(routes, ','), array_to_string(approved_routes, ',') FROM nodes "
+		       "WHERE network_id = $1::uuid AND ($2::bigint = 0 OR id = $2::bigint) "
+		       "AND routes <> '{}' ORDER BY id",
+		       2, p);
+	if (!lsc_res_ok(db, res, "auto approve")) {
+		lsc_db_failed(r, res, "auto approve");
+		PQclear(res);
+		ls_acl_policy_free(pol);
+		return -1;
+	}
+	for (i = 0; i < PQntuples(res) && !ret; i++) {
+		struct lsc_strv tags = {0}, adv = {0}, appr = {0}, add = {0};
+		struct ls_prefix addrs[2];
+		struct ls_acl_node n = {0};
+		size_t j, k;
+
+		lsc_strv_split(&tags, PQgetvalue(res, i, 4));
+		lsc_strv_split(&adv, PQgetvalue(res, i, 5));
+		lsc_strv_split(&appr, PQgetvalue(res, i, 6));
+		n.id = i64(res, i, 0);
+		n.name = PQgetvalue(res, i, 1);
+		n.tags = (const char *const *)tags.v;
+		n.n_tags = tags.n;
+		ls_prefix_parse(PQgetvalue(res, i, 2), &addrs[0], true);
+		ls_prefix_parse(PQgetvalue(res, i, 3), &addrs[1], true);
+		n.addrs = addrs;
+		n.n_addrs = 2;
+		for (j = 0; j < adv.n; j++) {
+			struct ls_prefix rp;
+			bool have = false;
+
+			for (k = 0; k < appr.n && !have; k++)
+				have = !strcmp(appr.v[k], adv.v[j]);
+			if (!have && !ls_prefix_parse(adv.v[j], &rp, false) &&
+			    ls_acl_auto_approves(pol, &n, &rp))
+				lsc_strv_add_unique(&add, adv.v[j]);
+		}
+		if (add.n) {
+			char *lit = lsc_array_literal((const char *const *)add.v, add.n), nid[24];
+			const char *q[2] = {nid, lit};
+			PGresult *u;
+			json_t *ev, *a = json_array();
+
+			snprintf(nid, sizeof(nid), "%" PRId64, n.id);
+			u = lsc_exec(db,
+				     "UPDATE nodes SET approved_routes = ARRAY(SELECT DISTINCT unnest("
+				     "approved_routes || $2::text[]) ORDER BY 1) WHERE id = $1::bigint",
+				     2, q);
+			if (!lsc_res_ok(db, u, "auto approve")) {
+				lsc_db_failed(r, u, "auto approve");
+				ret = -1;
+			}
+			PQclear(u);
+			for (j = 0; j < add.n; j++)
+				json_array_append_new(a, json_string(add.v[j]));
+			ev = json_pack("{s:I, s:s, s:o}", "node", (json_int_t)n.id, "network", net_id,
+				       "routes", a);
+			if (!ret && lsc_audit_append(r, db, "route_auto_approve", ev) < 0)
+				ret = -1;
+			json_decref(ev);
+			if (!ret)
+				pr_info("node %" PRId64 ": routes %s approved by the policy", n.id, lit);
+			free(lit);
+		}
+		lsc_strv_free(&tags);
+		lsc_strv_free(&adv);
+		lsc_strv_free(&appr);
+		lsc_strv_free(&add);
+	}
+	PQclear(res);
+	ls_acl_policy_free(pol);
+	return ret;
 }
 
 /* ---- heartbeat ---- */
@@ -788,6 +897,8 @@ static void h_heartbeat(struct lsc_server *s, struct lsc_req *r)
 			goto out;
 		}
 		PQclear(res);
+		if (rts && auto_approve(r, db, nc.net_id, nc.id) < 0)
+			goto out;
 		version = bump_version(r, db, nc.net_id, nc.id, union_routes, false);
 		if (version < 0)
 			goto out;
@@ -1930,6 +2041,8 @@ static void a_acl_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, const
 	}
 	PQclear(res);
 	res = NULL;
+	if (!remove && auto_approve(r, db, net_id, 0) < 0)
+		goto out;
 	if (bump_all(r, db, net_id) < 0)
 		goto out;
 	{

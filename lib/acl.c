@@ -88,6 +88,10 @@ void ls_acl_policy_free(struct ls_acl_policy *p)
 		free(p->rules[i].ports);
 	}
 	free(p->rules);
+	for (size_t i = 0; i < p->n_auto_routes; i++)
+		sel_free(p->auto_routes[i].by, p->auto_routes[i].n_by);
+	free(p->auto_routes);
+	sel_free(p->auto_exit, p->n_auto_exit);
 	free(p);
 }
 
@@ -306,8 +310,10 @@ int ls_acl_parse_json(json_t *doc, struct ls_acl_policy **out, char *err, size_t
 		return -EINVAL;
 	}
 	json_object_foreach(doc, key, v) {
-		if (strcmp(key, "groups") && strcmp(key, "rules") && strcmp(key, "visibility")) {
-			set_err(err, err_size, "%s: unknown field (expected groups, rules, visibility)", key);
+		if (strcmp(key, "groups") && strcmp(key, "rules") && strcmp(key, "visibility") &&
+		    strcmp(key, "auto_approve")) {
+			set_err(err, err_size,
+				"%s: unknown field (expected groups, rules, visibility, auto_approve)", key);
 			return -EINVAL;
 		}
 	}
@@ -382,6 +388,57 @@ int ls_acl_parse_json(json_t *doc, struct ls_acl_policy **out, char *err, size_t
 		}
 		p->visibility_all = !strcmp(s, "all");
 	}
+	v = json_object_get(doc, "auto_approve");
+	if (v) {
+		json_t *routes = json_object_get(v, "routes"), *ex = json_object_get(v, "exit_node"), *by;
+
+		if (!json_is_object(v)) {
+			set_err(err, err_size, "auto_approve: must be an object {\"routes\", \"exit_node\"}");
+			ret = -EINVAL;
+			goto cleanup;
+		}
+		json_object_foreach(v, key, by) {
+			if (strcmp(key, "routes") && strcmp(key, "exit_node")) {
+				set_err(err, err_size, "auto_approve.%s: unknown field (expected routes, exit_node)",
+					key);
+				ret = -EINVAL;
+				goto cleanup;
+			}
+		}
+		if (routes) {
+			if (!json_is_object(routes) || json_object_size(routes) > ACL_MAX_ITEMS) {
+				set_err(err, err_size, "auto_approve.routes: must be an object of prefix -> [selectors]");
+				ret = -EINVAL;
+				goto cleanup;
+			}
+			p->auto_routes = calloc(json_object_size(routes) + 1, sizeof(*p->auto_routes));
+			if (!p->auto_routes) {
+				ret = -ENOMEM;
+				goto cleanup;
+			}
+			json_object_foreach(routes, key, by) {
+				struct ls_acl_auto_route *ar = &p->auto_routes[p->n_auto_routes];
+				char where[160];
+
+				snprintf(where, sizeof(where), "auto_approve.routes.%.100s", key);
+				if (ls_prefix_parse(key, &ar->prefix, false)) {
+					set_err(err, err_size, "%s: `%s' is not a valid CIDR prefix", where, key);
+					ret = -EINVAL;
+					goto cleanup;
+				}
+				ret = parse_sel_list(by, &ar->by, &ar->n_by, true, p, where, err, err_size);
+				if (ret)
+					goto cleanup;
+				p->n_auto_routes++;
+			}
+		}
+		if (ex) {
+			ret = parse_sel_list(ex, &p->auto_exit, &p->n_auto_exit, true, p, "auto_approve.exit_node",
+					     err, err_size);
+			if (ret)
+				goto cleanup;
+		}
+	}
 	*out = p;
 	return 0;
 cleanup:
@@ -443,6 +500,29 @@ static bool sel_matches_node(const struct ls_acl_policy *p, const struct ls_acl_
 				return true;
 		return false;
 	}
+	}
+	return false;
+}
+
+bool ls_acl_auto_approves(const struct ls_acl_policy *p, const struct ls_acl_node *node,
+			  const struct ls_prefix *route)
+{
+	if (!p)
+		return false;
+	if (route->len == 0) {
+		for (size_t i = 0; i < p->n_auto_exit; i++)
+			if (sel_matches_node(p, &p->auto_exit[i], node))
+				return true;
+		return false;
+	}
+	for (size_t i = 0; i < p->n_auto_routes; i++) {
+		const struct ls_acl_auto_route *ar = &p->auto_routes[i];
+
+		if (!ls_prefix_contains(&ar->prefix, route))
+			continue;
+		for (size_t j = 0; j < ar->n_by; j++)
+			if (sel_matches_node(p, &ar->by[j], node))
+				return true;
 	}
 	return false;
 }

@@ -10,8 +10,13 @@
  *     {"src": ["group:admins", "tag:web", "100.64.0.0/10"], "dst": ["tag:db", "host:nas"],
  *      "ports": ["5432", "8000-8100"], "proto": "tcp"}
  *   ],
- *   "visibility": "acl"            "acl" (default): a node sees only peers a rule connects
+ *   "visibility": "acl",           "acl" (default): a node sees only peers a rule connects
  *                                   it with, in either direction; "all": every peer
+ *   "auto_approve": {              routes approved without an admin (route approval on):
+ *     "routes": {"10.0.0.0/8": ["tag:router"]},   a route inside the prefix, by a node
+ *                                                 a selector names
+ *     "exit_node": ["tag:exit"]                   0.0.0.0/0 and ::/0 of these nodes
+ *   }
  * }
  * Selectors (src and dst): "*" (every node), "tag:NAME", "group:NAME", "host:NAME" (a node's
  * DNS label), a bare node label, or a CIDR prefix (IPv4/IPv6; in dst it also matches
@@ -74,9 +79,19 @@ struct ls_acl_group {
 	size_t n_members;
 };
 
+struct ls_acl_auto_route {
+	struct ls_prefix prefix;
+	struct ls_acl_sel *by;
+	size_t n_by;
+};
+
 struct ls_acl_policy {
 	struct ls_acl_group *groups;
 	size_t n_groups;
+	struct ls_acl_auto_route *auto_routes;
+	size_t n_auto_routes;
+	struct ls_acl_sel *auto_exit;
+	size_t n_auto_exit;
 	struct ls_acl_rule *rules;
 	size_t n_rules;
 	bool visibility_all;
@@ -121,6 +136,11 @@ bool ls_acl_visible(const struct ls_acl_policy *p, const struct ls_acl_node *sel
  * "ports": [], "proto": "any"}]. Returns a new reference, NULL on allocation failure. */
 json_t *ls_acl_compile_filter(const struct ls_acl_policy *p, const struct ls_acl_node *self,
 			      const struct ls_acl_node *nodes, size_t n_nodes);
+
+/* Does an auto_approve rule approve `route' advertised by `node'? (A default route is an
+ * exit: only "exit_node" approves it.) False with a NULL policy. */
+bool ls_acl_auto_approves(const struct ls_acl_policy *p, const struct ls_acl_node *node,
+			  const struct ls_prefix *route);
 
 const char *ls_acl_proto_name(enum ls_acl_proto proto);
 int ls_acl_proto_parse(const char *s, enum ls_acl_proto *out);

@@ -19,6 +19,8 @@ struct fixture {
 	struct ls_acl_node nodes[4];
 };
 
+#define B(s) (s), strlen(s)
+
 static const char *const tags_web[] = { "web" };
 static const char *const tags_db[] = { "db", "prod" };
 static const char *const tags_router[] = { "router" };
@@ -214,6 +216,42 @@ static void test_validation_errors(void **state)
 	}
 }
 
+static void test_auto_approve(void **state)
+{
+	struct fixture *f = *state;
+	struct ls_acl_policy *p = parse_ok(
+		"{\"groups\": {\"gws\": [\"tag:router\"]}, \"rules\": [],"
+		" \"auto_approve\": {\"routes\": {\"192.168.0.0/16\": [\"group:gws\"], \"10.0.0.0/8\": [\"host:laptop\"]},"
+		" \"exit_node\": [\"tag:router\"]}}");
+	struct ls_prefix r24, r8, def, other, wide;
+	struct ls_acl_policy *bad = NULL;
+	char err[256] = "";
+
+	ls_prefix_parse("192.168.1.0/24", &r24, false);
+	ls_prefix_parse("10.1.0.0/16", &r8, false);
+	ls_prefix_parse("0.0.0.0/0", &def, false);
+	ls_prefix_parse("172.16.0.0/12", &other, false);
+	ls_prefix_parse("192.0.0.0/8", &wide, false);
+	assert_true(ls_acl_auto_approves(p, &f->nodes[3], &r24));   /* router, inside */
+	assert_false(ls_acl_auto_approves(p, &f->nodes[1], &r24));  /* web: not named */
+	assert_false(ls_acl_auto_approves(p, &f->nodes[3], &wide)); /* wider than the rule */
+	assert_false(ls_acl_auto_approves(p, &f->nodes[3], &other));
+	assert_true(ls_acl_auto_approves(p, &f->nodes[0], &r8));    /* host:laptop */
+	assert_true(ls_acl_auto_approves(p, &f->nodes[3], &def));   /* exit by tag */
+	assert_false(ls_acl_auto_approves(p, &f->nodes[0], &def));  /* no exit for laptop */
+	assert_false(ls_acl_auto_approves(NULL, &f->nodes[3], &r24));
+	ls_acl_policy_free(p);
+	assert_int_equal(ls_acl_parse(B("{\"rules\": [], \"auto_approve\": {\"routes\": {\"10.0.0.1/8\": [\"*\"]}}}"),
+				      &bad, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "auto_approve.routes.10.0.0.1/8"));
+	assert_int_equal(ls_acl_parse(B("{\"rules\": [], \"auto_approve\": {\"exit\": [\"*\"]}}"), &bad, err,
+				      sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "auto_approve.exit: unknown field"));
+	assert_int_equal(ls_acl_parse(B("{\"rules\": [], \"auto_approve\": {\"exit_node\": [\"group:nope\"]}}"), &bad,
+				      err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "auto_approve.exit_node[0]"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +260,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_visibility_symmetric, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compile_filter, setup, teardown),
 		cmocka_unit_test(test_validation_errors),
+		cmocka_unit_test_setup_teardown(test_auto_approve, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("lib_acl", tests, NULL, NULL);
