@@ -27,7 +27,7 @@
 	"nodes.wg_key, nodes.machine_key, host(nodes.ipv4), host(nodes.ipv6), "              \
 	"array_to_string(nodes.routes, ','), array_to_string(nodes.endpoints, ','), "        \
 	"coalesce(nodes.listen_port, 0), nodes.status, "                                     \
-	"coalesce(extract(epoch from nodes.key_expiry)::bigint, 0), "                        \
+	"coalesce(floor(extract(epoch from nodes.key_expiry))::bigint, 0), "                        \
 	"extract(epoch from nodes.created_at)::bigint, "                                     \
 	"coalesce(extract(epoch from nodes.last_seen)::bigint, 0), "                         \
 	"array_to_string(nodes.tags, ','), nodes.network_id::text, "                         \
@@ -1177,16 +1177,27 @@ static bool auth_admin(struct lsc_server *s, struct lsc_req *r, PGconn **dbp)
 	if (!db)
 		return false;
 	ls_sha256_hex(hash, h + 7, strlen(h + 7));
-	res = lsc_exec(db, "SELECT 1 FROM admin_keys WHERE hash = decode($1, 'hex')", 1, p);
+	if (s->schema_version >= 6)
+		res = lsc_exec(db,
+			       "UPDATE admin_keys SET last_used_at = now() WHERE hash = decode($1, 'hex') "
+			       "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) "
+			       "RETURNING substr(encode(hash, 'hex'), 1, 12)",
+			       1, p);
+	else
+		res = lsc_exec(db, "SELECT substr(encode(hash, 'hex'), 1, 12) FROM admin_keys "
+				   "WHERE hash = decode($1, 'hex')", 1, p);
 	if (!lsc_res_ok(db, res, "admin key")) {
 		lsc_db_failed(r, res, "admin key");
 		PQclear(res);
 		return false;
 	}
 	ok = PQntuples(res) == 1;
+	if (ok)
+		snprintf(r->admin_id, sizeof(r->admin_id), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	if (!ok) {
-		lsc_reply_error(r, 401, LS_ERR_BAD_ADMIN_KEY, "the admin key is not valid");
+		lsc_reply_error(r, 401, LS_ERR_BAD_ADMIN_KEY,
+				"the admin key is not valid (unknown, revoked or expired)");
 		return false;
 	}
 	*dbp = db;
@@ -2196,6 +2207,175 @@ out:
 	ls_acl_policy_free(pol);
 }
 
+/* ---- admin keys ---- */
+
+#define ADMIN_KEY_COLS                                                                       \
+	"substr(encode(hash, 'hex'), 1, 12), name, extract(epoch from created_at)::bigint, "  \
+	"coalesce(extract(epoch from expires_at)::bigint, 0), revoked_at IS NOT NULL, "       \
+	"coalesce(extract(epoch from last_used_at)::bigint, 0), "                            \
+	"expires_at IS NOT NULL AND expires_at <= now()"
+
+static json_t *admin_key_json(struct lsc_req *r, PGresult *res, int i)
+{
+	bool revoked = PQgetvalue(res, i, 4)[0] == 't', expired = PQgetvalue(res, i, 6)[0] == 't';
+
+	return json_pack("{s:s, s:s, s:I, s:o, s:o, s:s, s:b}", "id", PQgetvalue(res, i, 0), "name",
+			 PQgetvalue(res, i, 1), "created_at", (json_int_t)i64(res, i, 2), "expires_at",
+			 i64(res, i, 3) ? json_integer(i64(res, i, 3)) : json_null(), "last_used_at",
+			 i64(res, i, 5) ? json_integer(i64(res, i, 5)) : json_null(), "status",
+			 revoked ? "revoked" : expired ? "expired" : "valid", "current",
+			 !strcmp(PQgetvalue(res, i, 0), r->admin_id));
+}
+
+static void a_admin_key_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
+{
+	PGresult *res = lsc_exec0(db, "SELECT " ADMIN_KEY_COLS " FROM admin_keys ORDER BY created_at, hash");
+	json_t *a;
+	int i;
+
+	if (!lsc_res_ok(db, res, "list admin keys")) {
+		lsc_db_failed(r, res, "list admin keys");
+		PQclear(res);
+		return;
+	}
+	a = json_array();
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(a, admin_key_json(r, res, i));
+	PQclear(res);
+	lsc_reply_json(r, 200, json_pack("{s:o}", "admin_keys", a));
+}
+
+/* POST {"name": N?, "ttl": seconds?}: a new admin key, printed once */
+static void a_admin_key_create(struct lsc_server *s, struct lsc_req *r, PGconn *db)
+{
+	json_t *doc = json_loadb(r->body.p ? r->body.p : "{}", r->body.p ? r->body.len : 2,
+				 JSON_REJECT_DUPLICATES, NULL);
+	json_t *jn = json_object_get(doc, "name"), *jt = json_object_get(doc, "ttl");
+	const char *name = jn ? json_string_value(jn) : "admin";
+	char key[80], hash[LS_SHA256_HEX_LEN + 1], ttl[24];
+	const char *p[3] = {hash, name, NULL};
+	uint8_t raw[32];
+	PGresult *res = NULL;
+	size_t i;
+
+	if (!json_is_object(doc) || !name || (jt && (!json_is_integer(jt) || json_integer_value(jt) < 60 ||
+						     json_integer_value(jt) > 10ll * 366 * 86400))) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST,
+				"want {\"name\": STRING, \"ttl\": SECONDS (60 s .. 10 years)}");
+		goto out;
+	}
+	for (i = 0; name[i]; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		      name[i] == '-' || name[i] == '_') || i >= 64)
+			break;
+	if (!i || name[i]) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST,
+				"invalid admin key name `%.64s' (1-64 of a-z, 0-9, '-', '_')", name);
+		goto out;
+	}
+	if (jt) {
+		snprintf(ttl, sizeof(ttl), "%lld", (long long)json_integer_value(jt));
+		p[2] = ttl;
+	}
+	randombytes_buf(raw, sizeof(raw));
+	strcpy(key, "lsa_");
+	ls_hex_encode(key + 4, raw, sizeof(raw));
+	ls_memzero(raw, sizeof(raw));
+	ls_sha256_hex(hash, key, strlen(key));
+	if (!begin(r, db))
+		goto out;
+	res = lsc_exec(db,
+		       "INSERT INTO admin_keys (hash, name, expires_at) VALUES (decode($1, 'hex'), $2, "
+		       "now() + make_interval(secs => $3::bigint)) RETURNING " ADMIN_KEY_COLS,
+		       3, p);
+	if (!lsc_res_ok(db, res, "create admin key") || PQntuples(res) != 1) {
+		lsc_db_failed(r, res, "create admin key");
+		goto out;
+	}
+	{
+		json_t *ev = json_pack("{s:s, s:s, s:s}", "id", PQgetvalue(res, 0, 0), "name", name, "by",
+				       r->admin_id);
+		int ar = lsc_audit_append(r, db, "admin_key_create", ev);
+
+		json_decref(ev);
+		if (ar < 0 || !commit(r, db))
+			goto out;
+	}
+	{
+		json_t *j = admin_key_json(r, res, 0);
+
+		json_object_set_new(j, "key", json_string(key));
+		lsc_reply_json(r, 201, j);
+	}
+out:
+	ls_memzero(key, sizeof(key));
+	PQclear(res);
+	json_decref(doc);
+}
+
+static void a_admin_key_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id)
+{
+	const char *p[1] = {id};
+	PGresult *res;
+
+	if (strlen(id) != 12 || strspn(id, "0123456789abcdef") != 12) {
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no admin key `%.64s'", id);
+		return;
+	}
+	if (!begin(r, db))
+		return;
+	if (!lsc_exec_ok(db, "SELECT pg_advisory_xact_lock(7271004)")) {
+		lsc_db_failed(r, NULL, "lock");
+		return;
+	}
+	res = lsc_exec(db,
+		       "SELECT count(*) FILTER (WHERE substr(encode(hash, 'hex'), 1, 12) <> $1), "
+		       "count(*) FILTER (WHERE substr(encode(hash, 'hex'), 1, 12) = $1) FROM admin_keys "
+		       "WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+		       1, p);
+	if (!lsc_res_ok(db, res, "revoke admin key")) {
+		lsc_db_failed(r, res, "revoke admin key");
+		PQclear(res);
+		return;
+	}
+	if (i64(res, 0, 1) == 1 && i64(res, 0, 0) == 0) {
+		PQclear(res);
+		rollback(db);
+		lsc_reply_error(r, 409, LSC_ERR_CONFLICT,
+				"admin key %s is the last valid one: create another first", id);
+		return;
+	}
+	PQclear(res);
+	res = lsc_exec(db,
+		       "UPDATE admin_keys SET revoked_at = coalesce(revoked_at, now()) "
+		       "WHERE substr(encode(hash, 'hex'), 1, 12) = $1 RETURNING " ADMIN_KEY_COLS,
+		       1, p);
+	if (!lsc_res_ok(db, res, "revoke admin key")) {
+		lsc_db_failed(r, res, "revoke admin key");
+		PQclear(res);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		rollback(db);
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no admin key `%s'", id);
+		return;
+	}
+	{
+		json_t *ev = json_pack("{s:s, s:s}", "id", id, "by", r->admin_id);
+		int ar = lsc_audit_append(r, db, "admin_key_revoke", ev);
+
+		json_decref(ev);
+		if (ar < 0 || !commit(r, db)) {
+			PQclear(res);
+			return;
+		}
+	}
+	pr_info("revoked admin key %s", id);
+	lsc_reply_json(r, 200, admin_key_json(r, res, 0));
+	PQclear(res);
+}
+
 static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *method,
 			const char *path)
 {
@@ -2253,6 +2433,26 @@ static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *met
 			return;
 		}
 		goto notfound;
+	}
+	if (!strcmp(rest, "/admin-keys")) {
+		if (s->schema_version < 6)
+			goto notfound;
+		if (!strcmp(method, "POST"))
+			a_admin_key_create(s, r, db);
+		else if (!strcmp(method, "GET"))
+			a_admin_key_list(s, r, db);
+		else
+			goto method;
+		return;
+	}
+	if (sscanf(rest, "/admin-keys/%127[^/]", a) == 1 && strlen(rest) == 12 + strlen(a)) {
+		if (s->schema_version < 6)
+			goto notfound;
+		if (!strcmp(method, "DELETE"))
+			a_admin_key_revoke(s, r, db, a);
+		else
+			goto method;
+		return;
 	}
 	if (sscanf(rest, "/tokens/%127[^/]", a) == 1 && strlen(rest) == 8 + strlen(a)) {
 		if (!strcmp(method, "DELETE"))

@@ -149,6 +149,24 @@ static const struct cmd_help helps[] = {
 	 "Fetches the whole audit log, recomputes the hash chain and checks the head's\n"
 	 "signature with the deployment's identity key (default DIR/identity.pub). A\n"
 	 "tampered entry is named by its sequence number. Exit status 0 ok, 3 tampered.\n"},
+	{"admin-key", "create",
+	 "Usage: lightscale-control admin-key create [--name NAME] [--ttl DURATION] [common options]\n"
+	 "\n"
+	 "Creates an admin key and prints it once (only its hash is stored).\n"},
+	{"admin-key", "list",
+	 "Usage: lightscale-control admin-key list [common options]\n"
+	 "\n"
+	 "Lists admin keys: id, name, status (valid, expired, revoked), last use; `*' marks\n"
+	 "the key of this request.\n"},
+	{"admin-key", "revoke",
+	 "Usage: lightscale-control admin-key revoke ID [common options]\n"
+	 "\n"
+	 "Revokes an admin key at once. The last valid key cannot be revoked.\n"},
+	{"admin-key", "rotate",
+	 "Usage: lightscale-control admin-key rotate [--ttl DURATION] [common options]\n"
+	 "\n"
+	 "Replaces the admin key in use: creates a new one, writes it to the admin key file\n"
+	 "(--admin-key-file, default DIR/admin.key, mode 0600) and revokes the old one.\n"},
 	{"node", "delete",
 	 "Usage: lightscale-control node delete ID [common options]\n"
 	 "\n"
@@ -182,7 +200,7 @@ struct cli {
 	const char *tags[32];
 	size_t n_tags;
 	int require_approval, route_approval; /* -1 unset */
-	const char *src, *dst, *since, *identity, *key_lifetime;
+	const char *src, *dst, *since, *identity, *key_lifetime, *name;
 	bool json;
 	struct ls_ctl ctl;
 };
@@ -537,6 +555,7 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		{"since", required_argument, NULL, 'N'},
 		{"identity", required_argument, NULL, 'I'},
 		{"key-lifetime", required_argument, NULL, 'L'},
+		{"name", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -560,7 +579,8 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		return 0;
 	}
 	if (strcmp(cmd, "network") && strcmp(cmd, "token") && strcmp(cmd, "node") &&
-	    strcmp(cmd, "route") && strcmp(cmd, "acl") && strcmp(cmd, "audit")) {
+	    strcmp(cmd, "route") && strcmp(cmd, "acl") && strcmp(cmd, "audit") &&
+	    strcmp(cmd, "admin-key")) {
 		fprintf(stderr, "lightscale-control: unknown command `%s' (see --help)\n", cmd);
 		return 2;
 	}
@@ -598,6 +618,7 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		case 'N': c.since = optarg; break;
 		case 'I': c.identity = optarg; break;
 		case 'L': c.key_lifetime = optarg; break;
+		case 'M': c.name = optarg; break;
 		case 'h': want_help = true; break;
 		default: print_help(stderr, cmd, action); return 2;
 		}
@@ -928,6 +949,100 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 			ls_ctl_free(&c.ctl);
 			return 3;
 		}
+	} else if (!strcmp(cmd, "admin-key") && (!strcmp(action, "create") || !strcmp(action, "rotate"))) {
+		bool rot = !strcmp(action, "rotate");
+		char old[16] = "", kpath[4200];
+		json_t *b = json_pack("{s:s}", "name", c.name ? c.name : rot ? "rotated" : "admin"), *v;
+		int64_t ttl = 0;
+
+		if (c.ttl && (ls_parse_duration(c.ttl, &ttl) || ttl <= 0)) {
+			fprintf(stderr, "lightscale-control: invalid duration `%s'\n", c.ttl);
+			json_decref(b);
+			return 2;
+		}
+		if (ttl)
+			json_object_set_new(b, "ttl", json_integer(ttl));
+		if ((ret = setup_client(&c))) {
+			json_decref(b);
+			goto out;
+		}
+		if (rot) {
+			bool saved = c.json;
+
+			c.json = false;
+			ret = do_request(&c, "GET", "/v1/admin/admin-keys", NULL, &resp);
+			c.json = saved;
+			if (ret) {
+				json_decref(b);
+				goto out;
+			}
+			json_array_foreach(json_object_get(resp.json, "admin_keys"), i, v)
+				if (json_is_true(json_object_get(v, "current")))
+					snprintf(old, sizeof(old), "%s", js(v, "id"));
+			ls_ctl_response_free(&resp);
+		}
+		if ((ret = do_request(&c, "POST", "/v1/admin/admin-keys", b, &resp)))
+			goto out;
+		if (rot) {
+			char line[128];
+
+			if (c.key_file)
+				snprintf(kpath, sizeof(kpath), "%s", c.key_file);
+			else
+				snprintf(kpath, sizeof(kpath), "%s/admin.key", c.state_dir);
+			snprintf(line, sizeof(line), "%s\n", js(resp.json, "key"));
+			ret = ls_write_file_atomic(kpath, line, strlen(line), 0600);
+			ls_memzero(line, sizeof(line));
+			if (ret) {
+				fprintf(stderr, "lightscale-control: cannot write `%s': %s (new key %s kept)\n",
+					kpath, strerror(-ret), js(resp.json, "id"));
+				goto out;
+			}
+			ls_ctl_set_admin_key(&c.ctl, js(resp.json, "key"));
+			if (!c.json)
+				printf("new admin key %s written to %s\n", js(resp.json, "id"), kpath);
+			if (old[0]) {
+				struct ls_ctl_response r2 = {0};
+				bool saved = c.json;
+
+				snprintf(path, sizeof(path), "/v1/admin/admin-keys/%s", old);
+				c.json = false;
+				ret = do_request(&c, "DELETE", path, NULL, &r2);
+				c.json = saved;
+				ls_ctl_response_free(&r2);
+				if (ret)
+					goto out;
+				if (!c.json)
+					printf("revoked the old admin key %s\n", old);
+			}
+		} else if (!c.json) {
+			printf("admin key %s\nid   %s\nname %s\n", js(resp.json, "key"), js(resp.json, "id"),
+			       js(resp.json, "name"));
+		}
+	} else if (!strcmp(cmd, "admin-key") && !strcmp(action, "list")) {
+		json_t *v;
+
+		if ((ret = setup_client(&c)) || (ret = do_request(&c, "GET", "/v1/admin/admin-keys", NULL, &resp)))
+			goto out;
+		if (!c.json) {
+			printf("  %-12s %-16s %-8s %-24s %s\n", "ID", "NAME", "STATUS", "EXPIRES", "LAST USED");
+			json_array_foreach(json_object_get(resp.json, "admin_keys"), i, v) {
+				char e[64], u[64];
+
+				fmt_time(e, sizeof(e), ji(v, "expires_at"));
+				fmt_time(u, sizeof(u), ji(v, "last_used_at"));
+				printf("%s %-12s %-16s %-8s %-24s %s\n",
+				       json_is_true(json_object_get(v, "current")) ? "*" : " ", js(v, "id"),
+				       js(v, "name"), js(v, "status"), ji(v, "expires_at") ? e : "never", u);
+			}
+		}
+	} else if (!strcmp(cmd, "admin-key") && !strcmp(action, "revoke")) {
+		NEED_ARG("ID");
+		snprintf(path, sizeof(path), "/v1/admin/admin-keys/%s", arg);
+		if ((ret = setup_client(&c)) || (ret = do_request(&c, "DELETE", path, NULL, &resp)))
+			goto out;
+		if (!c.json)
+			printf("revoked admin key %s\n", js(resp.json, "id"));
 	} else if (!strcmp(cmd, "audit") && (!strcmp(action, "list") || !strcmp(action, "verify"))) {
 		ret = setup_client(&c);
 		if (ret)

@@ -33,7 +33,7 @@
 	"ARRAY(SELECT x FROM (SELECT unnest(routes) x INTERSECT SELECT unnest(approved_routes)) " \
 	"q ORDER BY x COLLATE \"C\") ELSE routes END, ','), "                                  \
 	"array_to_string(endpoints, ','), coalesce(listen_port, 0), status, "                \
-	"coalesce(extract(epoch from key_expiry)::bigint, 0), "                               \
+	"coalesce(floor(extract(epoch from key_expiry))::bigint, 0), "                               \
 	"coalesce(extract(epoch from last_seen)::bigint, 0), status_version, "                \
 	"array_to_string(tags, ',')"
 

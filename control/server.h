@@ -79,6 +79,7 @@ struct lsc_req {
 	uint64_t deadline_ms;
 	bool waiting;
 	/* reply */
+	char admin_id[16];  /* the admin key of this request (first 12 hex of its hash) */
 	bool have_reply;
 	unsigned status;
 	char *reply;

@@ -233,6 +233,32 @@ check_eq "nothing changed: network version" "$ver_before" "$(C network show appr
 check_eq "nothing changed: audit log" "$audit_before" "$(sql "SELECT max(seq) FROM audit_log")"
 check_eq "nothing changed: tables intact" 7 "$(sql "SELECT count(*) FROM nodes")"
 
+# ---- admin keys: create, list, revoke, expire, rotate
+check_eq "admin-key list: the first key, valid and current" "valid true" \
+	"$(C admin-key list --json | jq -r '.admin_keys[0] | "\(.status) \(.current)"')"
+k2=$(C admin-key create --name ci --ttl 1h --json)
+echo "$k2" | jq -r .key >"$T/k2"
+check_eq "a new admin key works" "ci" "$(C admin-key list --json --admin-key-file "$T/k2" | jq -r '.admin_keys[] | select(.current) | .name')"
+C admin-key revoke "$(echo "$k2" | jq -r .id)" >/dev/null
+out=$(C network list --admin-key-file "$T/k2" 2>&1)
+check "a revoked admin key: 401 bad_admin_key" grep -q "bad_admin_key" <<<"$out"
+k3=$(C admin-key create --name short --ttl 60 --json)
+echo "$k3" | jq -r .key >"$T/k3"
+sql "UPDATE admin_keys SET expires_at = now() WHERE substr(encode(hash, 'hex'), 1, 12) = '$(echo "$k3" | jq -r .id)'" >/dev/null
+out=$(C network list --admin-key-file "$T/k3" 2>&1)
+check "an expired admin key: 401" grep -q "bad_admin_key" <<<"$out"
+check_eq "admin-key list shows revoked and expired" "expired revoked" \
+	"$(C admin-key list --json | jq -r '[.admin_keys[] | select(.name != "initial") | .status] | sort | join(" ")')"
+out=$(C admin-key revoke "$(C admin-key list --json | jq -r '.admin_keys[] | select(.current) | .id')" 2>&1)
+check "the last valid admin key cannot be revoked (409)" grep -q "last valid one" <<<"$out"
+cp "$D/admin.key" "$T/old.key"
+C admin-key rotate >/dev/null && ok "admin-key rotate" || fail "admin-key rotate"
+out=$(C network list --admin-key-file "$T/old.key" 2>&1)
+check "after rotate the old key is refused" grep -q "bad_admin_key" <<<"$out"
+check "and the new one (written to DIR/admin.key) works" C network list
+check_eq "admin key events are audited" "admin_key_create admin_key_revoke" \
+	"$(C audit list --json | jq -r '[.entries[].type | select(startswith("admin_key"))] | unique | join(" ")')"
+
 # ---- audit log
 types=$(C audit list --json | jq -r '[.entries[].type] | unique | join(" ")')
 for t in network_create token_create token_revoke register approve reject revoke route_approve route_reject network_set acl; do
