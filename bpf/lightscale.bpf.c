@@ -66,7 +66,7 @@ int ls_overlay_in(struct __sk_buff *skb)
 	if (f & LS_CFG_METRICS)
 		ls_metrics(&p, parsed, false);
 	if (f & LS_CFG_FWD_FAST) {
-		v = ls_fwd(skb, false, &p, parsed);
+		v = ls_fwd_tc(skb, p.l3);
 		if (v != LS_FWD_STACK) {
 			ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
 			return v;
@@ -140,7 +140,7 @@ int ls_lan_in(struct __sk_buff *skb)
 			return tc_verdict(v, p.len);
 	}
 	if (f & LS_CFG_FWD_FAST) {
-		v = ls_fwd(skb, false, &p, parsed);
+		v = ls_fwd_tc(skb, p.l3);
 		if (v != LS_FWD_STACK) {
 			ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
 			return v;
@@ -173,7 +173,7 @@ int ls_xdp_lan_in(struct xdp_md *ctx)
 			goto drop;
 	}
 	if (f & LS_CFG_FWD_FAST) {
-		v = ls_fwd(ctx, true, &p, parsed);
+		v = ls_fwd(ctx, true, &p, parsed); /* inline: XDP stack room */
 		if (v != LS_FWD_STACK) {
 			ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
 			return v;

@@ -68,12 +68,15 @@ static __always_inline void *hdr(void *ctx, bool xdp, __u32 off, __u32 len)
 {
 	void *data, *end;
 
+	/* Loaded as "rX = *(u32 *)(ctx + off)" in asm: the verifier only allows context
+	 * fields read at a constant offset from the unmodified ctx pointer, and clang may
+	 * otherwise hoist ctx + off into a register (it does in the global fwd functions). */
 	if (xdp) {
-		data = (void *)(long)((struct xdp_md *)ctx)->data;
-		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+		asm volatile("%[d] = *(u32 *)(%[c] + %[o])" : [d] "=r"(data) : [c] "r"(ctx), [o] "i"(offsetof(struct xdp_md, data)));
+		asm volatile("%[d] = *(u32 *)(%[c] + %[o])" : [d] "=r"(end) : [c] "r"(ctx), [o] "i"(offsetof(struct xdp_md, data_end)));
 	} else {
-		data = (void *)(long)((struct __sk_buff *)ctx)->data;
-		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+		asm volatile("%[d] = *(u32 *)(%[c] + %[o])" : [d] "=r"(data) : [c] "r"(ctx), [o] "i"(offsetof(struct __sk_buff, data)));
+		asm volatile("%[d] = *(u32 *)(%[c] + %[o])" : [d] "=r"(end) : [c] "r"(ctx), [o] "i"(offsetof(struct __sk_buff, data_end)));
 	}
 	if (off > 1024)
 		return NULL;

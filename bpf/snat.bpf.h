@@ -90,8 +90,10 @@ static __always_inline int nat_rewrite(void *ctx, bool xdp, struct ls_pkt *p, bo
 		if (rw_addr6(ctx, xdp, p->l3 + (src ? 8 : 24), src ? p->saddr : p->daddr, addr, l4c, fl))
 			return -1;
 	}
-	if (oldport == port)
+	if (oldport == port) {
+		__builtin_memcpy(src ? p->saddr : p->daddr, addr, 16); /* v4: 4 bytes + zeros */
 		return 0;
+	}
 	__u32 poff;
 	if (is_icmp(p->proto)) {
 		poff = p->l4 + 4; /* echo id */
@@ -101,9 +103,15 @@ static __always_inline int nat_rewrite(void *ctx, bool xdp, struct ls_pkt *p, bo
 		poff = p->l4 + (src ? 0 : 2);
 		fl &= CS_UDP0;
 	}
-	if (csum_apply(ctx, xdp, l4c, diff16(oldport, port), fl))
+	if (csum_apply(ctx, xdp, l4c, diff16(oldport, port), fl) || st(ctx, xdp, poff, &port, 2))
 		return -1;
-	return st(ctx, xdp, poff, &port, 2);
+	/* keep p in step with the packet (the stages after, and fast forwarding, read it) */
+	__builtin_memcpy(src ? p->saddr : p->daddr, addr, 16); /* v4: 4 bytes + zeros */
+	if (src)
+		p->sport = port;
+	else
+		p->dport = port;
+	return 0;
 }
 
 static __always_inline void nat_tuple(struct ls_tuple *t, struct ls_pkt *p)

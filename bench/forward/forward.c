@@ -33,6 +33,15 @@
 
 static char ns_g[64], ns_r[64], ns_s[64];
 
+static void drop_namespaces(void)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null",
+		 ns_g, ns_r, ns_s);
+	if (system(cmd))
+		return;
+}
+
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
 {
@@ -241,6 +250,7 @@ int main(int argc, char **argv)
 	snprintf(ns_g, sizeof(ns_g), "lsb-%d-g", pid);
 	snprintf(ns_r, sizeof(ns_r), "lsb-%d-r", pid);
 	snprintf(ns_s, sizeof(ns_s), "lsb-%d-s", pid);
+	atexit(drop_namespaces); /* also on the exit(1) of a failed step */
 	if (sh("ip netns add %s && ip netns add %s && ip netns add %s", ns_g, ns_r, ns_s) ||
 	    sh("ip link add g0 netns %s type veth peer name r0 netns %s && ip link add r1 netns %s type veth peer name s0 netns %s",
 	       ns_g, ns_r, ns_r, ns_s) ||
@@ -362,6 +372,5 @@ out:
 		lsbpf_close(lb);
 	if (g)
 		gen__destroy(g);
-	sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_g, ns_r, ns_s);
 	return rc;
 }

@@ -52,7 +52,7 @@ rm -f "$BUILD/test-logs/bpf-attach-run.log"
 nsenter --net=/run/netns/lsb-$$-n $T run --stages metrics >"$BUILD/test-logs/bpf-attach-run.log" 2>&1 &
 RUN=$!
 LSB_PIDS+=("$RUN")
-for i in $(seq 50); do grep -q ready "$BUILD/test-logs/bpf-attach-run.log" 2>/dev/null && break; sleep 0.1; done
+lsb_wait_ready "$BUILD/test-logs/bpf-attach-run.log"
 out=$(in_ns n $T set --stages metrics 2>&1)
 [ $? -ne 0 ] && echo "$out" | grep -q "held by another live agent (pid $RUN" && ok "a second loader is refused while the first lives" ||
 	fail "second loader refused" "$out"

@@ -72,7 +72,7 @@ rm -f "$BUILD/test-logs/bpf-isolate-run.log"
 nsenter --net=/run/netns/lsb-$$-n $A run $FILTER >"$BUILD/test-logs/bpf-isolate-run.log" 2>&1 &
 RUN=$!
 LSB_PIDS+=("$RUN")
-for i in $(seq 50); do grep -q ready "$BUILD/test-logs/bpf-isolate-run.log" && break; sleep 0.1; done
+lsb_wait_ready "$BUILD/test-logs/bpf-isolate-run.log"
 tcp_ok x 10.1.0.1 5201 && ok "filter allows tcp 5201" || fail "5201 allowed"
 tcp_ok x 10.1.0.1 5202 && fail "filter denies tcp 5202" || ok "filter denies tcp 5202"
 tcp_ok n 10.1.0.2 7000 && ok "a flow the node opens gets its replies (flow table)" || fail "replies to our flow"
@@ -91,7 +91,7 @@ rm -f "$BUILD/test-logs/bpf-isolate-run2.log"
 nsenter --net=/run/netns/lsb-$$-n $A run $FILTER >"$BUILD/test-logs/bpf-isolate-run2.log" 2>&1 &
 RUN=$!
 LSB_PIDS+=("$RUN")
-for i in $(seq 50); do grep -q ready "$BUILD/test-logs/bpf-isolate-run2.log" && break; sleep 0.1; done
+lsb_wait_ready "$BUILD/test-logs/bpf-isolate-run2.log"
 grep -q "adopted" "$BUILD/test-logs/bpf-isolate-run2.log" && ok "restarted loader adopted the pinned links" || fail "adopted" "$(cat "$BUILD/test-logs/bpf-isolate-run2.log")"
 tcp_ok x 10.1.0.1 5202 && fail "after restart: 5202 denied" || ok "after restart: 5202 denied"
 tcp_ok x 10.1.0.1 5201 && ok "after restart: 5201 allowed" || fail "5201 after restart"

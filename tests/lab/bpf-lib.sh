@@ -12,9 +12,12 @@ lsb_cleanup() {
 	for p in "${LSB_PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	sleep 0.2
 	for p in "${LSB_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	for p in "${LSB_PINS[@]}"; do
-		[ -d "$p" ] && "$LSB" --pin-dir "$p" down >/dev/null 2>&1
+	# pin dirs are made in $(...) subshells, so find them by name rather than by array
+	for p in /sys/fs/bpf/lsb-$$-*; do
+		[ -d "$p" ] || continue
+		"$LSB" --pin-dir "$p" down >/dev/null 2>&1
 		rm -rf "$p"
+		rm -f "/run/lightscale/bpf-locks/$(echo "$p" | tr / _).lock"
 	done
 	for p in "${LSB_NS[@]}"; do ip netns del "$p" 2>/dev/null; done
 }
@@ -27,7 +30,10 @@ lsb_ns() { # NAME: creates lsb-$$-NAME with lo up
 }
 # Run in a namespace with bpffs visible (ip netns exec would hide it).
 in_ns() { local n=lsb-$$-$1; shift; nsenter --net=/run/netns/"$n" "$@"; }
-lsb_pin() { local p=/sys/fs/bpf/lsb-$$-$1; LSB_PINS+=("$p"); echo "$p"; }
+lsb_pin() { echo "/sys/fs/bpf/lsb-$$-$1"; }
+# Waits (up to 60 s: loading and verifying the object is slow on a busy machine) for
+# "ready" in a log file.
+lsb_wait_ready() { for i in $(seq 600); do grep -q ready "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 # veth pair A:IFA <-> B:IFB
 lsb_link() {
 	ip link add "$2" netns lsb-$$-"$1" type veth peer name "$4" netns lsb-$$-"$3"
