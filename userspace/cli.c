@@ -23,12 +23,12 @@ static const struct {
 	{ "wg-up", ls_cmd_wg_up, "bring the interface up once from the netmap (local testing)" },
 	{ "wg-down", ls_cmd_wg_down, "remove everything wg-up or the agent made" },
 	{ "agent", ls_cmd_agent, "run the per-profile daemon: long-poll and reconcile" },
-	{ "dns", ls_cmd_dns, "export the network's names: dns export --format hosts|json" },
+	{ "dns", ls_cmd_dns, "dns export --format hosts|json; dns status (the profile's split-DNS resolver)" },
 	{ "relay", ls_cmd_relay, "relays from the netmap: relay list" },
-	{ "exit-node", ls_cmd_exit_node, "exit-node list | use ID|NAME|auto|none" },
+	{ "exit-node", ls_cmd_exit_node, "exit-node list | use ID|NAME|auto|none (one profile owns the default route)" },
 	{ "wg-userspace", ls_cmd_wg_userspace, "run the userspace WireGuard engine for an interface" },
 	{ "bpf", ls_cmd_bpf_status, "BPF programs and maps: bpf status" },
-	{ "routes", ls_cmd_routes_cli, "route metrics and conflicts from the BPF maps" },
+	{ "routes", ls_cmd_routes_cli, "overlapping routes between profiles, their virtual prefixes, BPF route metrics" },
 	{ "audit", ls_cmd_audit, "audit verify: check the netmap against the signed audit log" },
 };
 

@@ -2,8 +2,10 @@
 /*
  * A profile: one network membership of this machine, kept in STATE_DIR/PROFILE/ (0700):
  *   config.json   control URLs, hostname, listen port, MTU, advertised routes, exit node
- *                 choice, and the derived interface name, routing table, fwmark, rule
- *                 priority (0600)
+ *                 choice, the derived interface name, and the routing table, fwmark
+ *                 and rule priority of the profile's multi-network slot (mnet.h: the
+ *                 data plane claims them in /run/lightscale when it comes up; before
+ *                 that they are hash-derived placeholders) (0600)
  *   token         the enrollment token (0600; removed after a successful register)
  *   wg.key        WireGuard private key, base64 (0600); wg.pub its public key
  *   machine.key   Ed25519 machine secret key, base64 of 64 bytes (0600)

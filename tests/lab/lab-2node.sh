@@ -132,6 +132,8 @@ lsc node delete "$(nsx n1 "$LS" netmap --fetch --json --profile "${LAB_ID}x1" --
 
 # a third node joins: reachable from n1 and n2 within 3 s of its agent starting, and
 # n1's session with n2 is not reset by it
+# (the x1 node just deleted must be gone from n1's WireGuard first: one line, n2's)
+wait_for 5 "x1 removed from n1" sh -c "[ \$(nsenter --net=/run/netns/$(nsname n1) wg show $(ifname_of n1) peers | wc -l) = 1 ]"
 hs12=$(nsx n1 wg show "$(ifname_of n1)" latest-handshakes | awk '{print $2}')
 node_init n3 "$tok"
 # a long-poll from the CLI (n3 has no agent yet: the server keeps one poll per node):
