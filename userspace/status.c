@@ -165,6 +165,8 @@ json_t *ls_status_json(const struct ls_profile *prof, const struct ls_dp *dp, co
 		json_object_set_new(st, "adopted", json_boolean(!dp->created));
 		if (dp->bpf)
 			json_object_set_new(st, "bpf", json_string("attached"));
+		else if (dp->opts.no_bpf && json_array_size(dp->mappings))
+			json_object_set_new(st, "bpf", json_string("unavailable: --no-bpf (mapped routes are not translated)"));
 		else if (dp->bpf_error[0])
 			json_object_set_new(st, "bpf", json_sprintf("unavailable: %s%s", dp->bpf_error,
 								    dp->n_xl ? " (mapped routes are not translated)" : ""));

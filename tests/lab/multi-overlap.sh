@@ -100,4 +100,16 @@ multi_agent ca --apply-routes --allow-forward "$(profile_of cb)"
 wait_for 15 "forwarding allowed" ping_ok ra "$rb4" && ok "--allow-forward: ra reaches rb through c" ||
 	fail "allow-forward" "$(node_log ca)" "$(node_log cb)"
 check_eq "state records the allow" "$(profile_of cb)" "$(lsp ca routes --json | jq -r '.allow_forward[0]')"
+
+# without BPF (--no-bpf) nothing is translated: status says so and the real route stays
+agent_kill cb
+multi_agent cb --apply-routes --no-bpf
+nobpf() { lsp cb status --json | jq -e '.multinet.mappings[] | select(.real == "192.168.1.0/24") | .error | contains("BPF unavailable")'; }
+wait_for 15 "cb reports untranslated" nobpf && ok "status: mapping not translated, BPF unavailable (--no-bpf)" ||
+	fail "no-bpf status" "$(lsp cb status --json | jq -c '.multinet, .bpf')"
+check_eq "status: bpf line" "unavailable: --no-bpf (mapped routes are not translated)" "$(lsp cb status --json | jq -r .bpf)"
+wait_for 10 "real route back in cb's table" in_table "$tb" 192.168.1.0/24 "$(ifname_of cb)" &&
+	ok "without translation the real prefix stays in cb's table" || fail "no-bpf route" "$(nsx c ip route show table "$tb")"
+[ -d "/sys/fs/bpf/lightscale/$(profile_of cb)" ] && fail "--no-bpf removed the pinned programs" ||
+	ok "--no-bpf removed the pinned programs"
 tap_done
