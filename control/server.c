@@ -296,7 +296,14 @@ static enum MHD_Result queue(struct lsc_req *r)
 	if (!resp)
 		return MHD_NO;
 	r->reply = NULL;
-	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Content-Type", r->html ? "text/html; charset=utf-8" : "application/json");
+	if (r->html) {
+		MHD_add_response_header(resp, "Content-Security-Policy",
+					"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+		MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	}
+	if (r->set_cookie[0])
+		MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	if (r->status == 429 || r->status == 503)
 		MHD_add_response_header(resp, "Retry-After", "1");
@@ -595,6 +602,7 @@ int lsc_serve(const struct lsc_serve_opts *o)
 			goto cleanup;
 		s->have_identity = true;
 	}
+	s->tls = o->tls;
 	if (o->tls) {
 		if (s->schema_version < 4) {
 			pr_err("--tls needs schema 4 (this database has %d)", s->schema_version);

@@ -80,6 +80,8 @@ struct lsc_req {
 	bool waiting;
 	/* reply */
 	char admin_id[16];  /* the admin key of this request (first 12 hex of its hash) */
+	bool html;          /* reply is an HTML page (the approval page) */
+	char set_cookie[160];
 	bool have_reply;
 	unsigned status;
 	char *reply;
@@ -110,6 +112,8 @@ struct lsc_server {
 	uint8_t identity_sk[64], identity_pk[32]; /* the deployment's identity key */
 	char identity_b64[64];
 	bool have_identity;
+	bool tls;            /* serving HTTPS: approval links are https:// */
+	struct { char id[65]; char admin_id[16]; uint64_t expires_ms; } sessions[64]; /* approval page */
 	/* counters (bench, health) */
 	uint64_t bytes_wake, n_wake;
 };

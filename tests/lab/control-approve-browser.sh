@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Auth-URL onboarding in a real browser: a node registers with a token of an approval
+# network and gets an approval link; headless Chromium, driven through chromedriver's
+# WebDriver HTTP API, opens the page, signs in with an admin key, sees the device and
+# clicks Approve (then, for a second node, Reject). Negative paths: a wrong admin key is
+# refused, a used link is dead, an invalid one too, an action without a session is
+# refused. Skips when chromium/chromedriver are not installed (scripts/deps.sh).
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+source tests/lib/tap.sh
+source tests/control/pg.sh
+
+CHROMIUM=$(command -v chromium || true)
+DRIVER=$(command -v chromedriver || true)
+if [ -z "$CHROMIUM" ] || [ -z "$DRIVER" ]; then
+	echo "ok 1 # SKIP chromium or chromedriver not installed"
+	exit 0
+fi
+T=$(mktemp -d /tmp/lsc-browser-XXXXXX)
+D=$T/state
+DRV_PID=
+cleanup() {
+	[ -n "${S:-}" ] && curl -s -X DELETE "$WD/session/$S" >/dev/null 2>&1
+	[ -n "$DRV_PID" ] && kill "$DRV_PID" 2>/dev/null && wait "$DRV_PID" 2>/dev/null
+	lsc_stop main
+	rm -rf "$T"
+}
+trap cleanup EXIT
+C() { "$LSC_BIN" "$@" --state-dir "$D"; }
+N() { "$LSC_NODECLI" "$@"; }
+
+lsc_serve main --state-dir "$D" || { fail "server starts"; exit 1; }
+U=$SRV_URL_main
+C network create lobby --require-approval >/dev/null
+TOK=$(C token create --network lobby --uses 5 --json | jq -r .token)
+N keygen "$T/n1"
+N keygen "$T/n2"
+R1=$(N register -s "$U" -k "$T/n1" -t "$TOK" -H kiosk-1)
+URL1=$(echo "$R1" | jq -r .approval_url)
+ID1=$(echo "$R1" | jq .node.id)
+[[ "$URL1" =~ ^http://127\.0\.0\.1:[0-9]+/approve/[0-9a-f]{32}$ ]] && ok "register of a pending node returns an approval link" ||
+	fail "approval link" "$R1"
+
+# chromedriver on a free loopback port
+PORT=$((20000 + RANDOM % 20000))
+"$DRIVER" --port="$PORT" --allowed-ips=127.0.0.1 >"$T/driver.log" 2>&1 &
+DRV_PID=$!
+WD=http://127.0.0.1:$PORT
+for _ in $(seq 50); do curl -s "$WD/status" | jq -e .value.ready >/dev/null 2>&1 && break; sleep 0.1; done
+caps=$(jq -n --arg bin "$CHROMIUM" --arg dir "$T/profile" '{capabilities: {alwaysMatch: {browserName: "chrome",
+	"goog:chromeOptions": {binary: $bin, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+	"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+	("--user-data-dir=" + $dir)]}}}}')
+S=$(curl -s -X POST -H 'Content-Type: application/json' -d "$caps" "$WD/session" | jq -r .value.sessionId)
+[ -n "$S" ] && [ "$S" != null ] && ok "headless Chromium session" || { fail "chromium session" "$(tail -5 "$T/driver.log")"; exit 1; }
+wd() { curl -s -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$WD/session/$S$2"; }
+go() { wd POST /url "$(jq -n --arg u "$1" '{url: $u}')" >/dev/null; }
+el() { wd POST /element "$(jq -n --arg c "$1" '{using: "css selector", value: $c}')" | jq -r '.value["element-6066-11e4-a52e-4f735466cecf"] // empty'; }
+typein() { wd POST "/element/$1/value" "$(jq -n --arg t "$2" '{text: $t}')" >/dev/null; }
+click() { wd POST "/element/$1/click" '{}' >/dev/null; }
+text() { wd GET "/element/$1/text" | jq -r .value; }
+title() { wd GET /title | jq -r .value; }
+
+go "$URL1"
+check_eq "the link opens the approval page" "Approve a device" "$(title)"
+e=$(el "#admin_key")
+[ -n "$e" ] && ok "the page asks for an admin key" || fail "admin key field"
+typein "$e" "lsa_$(printf '%064d' 0)"
+click "$(el '#signin')"
+check_eq "a wrong admin key is refused" "That admin key is not valid." "$(text "$(el '#error')")"
+check_eq "the node is still pending" pending "$(C node show "$ID1" --json | jq -r .status)"
+typein "$(el '#admin_key')" "$(cat "$D/admin.key")"
+click "$(el '#signin')"
+dev=$(text "$(el '#device')")
+grep -q "kiosk-1" <<<"$dev" && grep -qF "$(cat "$T/n1/wg.pub")" <<<"$dev" && grep -q "127.0.0.1" <<<"$dev" &&
+	grep -q "Registered" <<<"$dev" && ok "signed in: the page shows hostname, key, time and source address" ||
+	fail "device details" "$dev"
+click "$(el '#approve')"
+check_eq "clicking Approve approves" "Device $ID1 approved." "$(text "$(el '#result')")"
+check_eq "the node is active" active "$(C node show "$ID1" --json | jq -r .status)"
+go "$URL1"
+check "the link is single use" grep -q "invalid, expired or already used" <<<"$(wd GET /source | jq -r .value)"
+
+R2=$(N register -s "$U" -k "$T/n2" -t "$TOK" -H kiosk-2)
+URL2=$(echo "$R2" | jq -r .approval_url)
+ID2=$(echo "$R2" | jq .node.id)
+go "$URL2"
+typein "$(el '#admin_key')" "$(cat "$D/admin.key")"
+click "$(el '#signin')"
+click "$(el '#reject')"
+check_eq "clicking Reject rejects" "Device $ID2 rejected." "$(text "$(el '#result')")"
+check_eq "the node is rejected" rejected "$(C node show "$ID2" --json | jq -r .status)"
+check_eq "the approved node sees no rejected peer" "[]" "$(N netmap -s "$U" -k "$T/n1" | jq -c '[.peers[].name]')"
+
+# without a browser: forged and session-less posts
+st=$(curl -s -o /dev/null -w '%{http_code}' "$U/approve/$(printf '%032d' 0)")
+check_eq "an unknown code: 404" 404 "$st"
+st=$(curl -s -o /dev/null -w '%{http_code}' "$U/approve/..%2f..%2fv1%2fhealth")
+check_eq "a malformed code: 404" 404 "$st"
+N keygen "$T/n3"
+URL3=$(N register -s "$U" -k "$T/n3" -t "$TOK" -H kiosk-3 | jq -r .approval_url)
+st=$(curl -s -o /dev/null -w '%{http_code}' -d action=approve "$URL3")
+check_eq "approve without signing in: 401" 401 "$st"
+check_eq "and the node stays pending" pending "$(C node list --network lobby --json | jq -r '.nodes[] | select(.name == "kiosk-3") | .status')"
+hdr=$(curl -s -D - -o /dev/null -d "admin_key=$(cat "$D/admin.key")" "$URL3")
+check "the session cookie is HttpOnly and SameSite=Strict" grep -qi "^set-cookie: lsc_approve=[0-9a-f]*; Path=/approve/; Max-Age=600; HttpOnly; SameSite=Strict" <<<"$hdr"
+check "the page forbids framing and foreign scripts" grep -qi "^content-security-policy: default-src 'none'" <<<"$hdr"
+tap_done
