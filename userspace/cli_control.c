@@ -113,6 +113,10 @@ static void register_text(json_t *doc, FILE *f)
 		fprintf(f, "address: %s\n", json_string_value(v));
 	if (json_is_object(net))
 		fprintf(f, "network: %s\n", json_string_value(json_object_get(net, "name")));
+	/* an approval network: the admin approves this device on the control server's page */
+	if (json_string_value(json_object_get(doc, "approval_url")))
+		fprintf(f, "pending approval: an admin approves this device at\n  %s\n",
+			json_string_value(json_object_get(doc, "approval_url")));
 }
 
 int ls_cmd_register(struct ls_cli *cli, int argc, char **argv)
