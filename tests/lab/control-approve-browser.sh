@@ -105,4 +105,9 @@ check_eq "and the node stays pending" pending "$(C node list --network lobby --j
 hdr=$(curl -s -D - -o /dev/null -d "admin_key=$(cat "$D/admin.key")" "$URL3")
 check "the session cookie is HttpOnly and SameSite=Strict" grep -qi "^set-cookie: lsc_approve=[0-9a-f]*; Path=/approve/; Max-Age=600; HttpOnly; SameSite=Strict" <<<"$hdr"
 check "the page forbids framing and foreign scripts" grep -qi "^content-security-policy: default-src 'none'" <<<"$hdr"
+# the node CLI prints the link
+LS=${LIGHTSCALE_BUILD:-build}/lightscale
+"$LS" init --profile "lstb$$" --state-dir "$T/cli" --control "$U" --token "$TOK" --hostname kiosk-4 >/dev/null 2>&1
+out=$("$LS" register --profile "lstb$$" --state-dir "$T/cli" 2>&1)
+check "lightscale register prints the approval link" grep -qE "^  http://127.0.0.1:[0-9]+/approve/[0-9a-f]{32}$" <<<"$out"
 tap_done
