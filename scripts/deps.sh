@@ -16,6 +16,7 @@ PKGS=(
 	wireguard-tools wireguard-go coturn iperf3 tcpdump curl ca-certificates openssl jq
 	qemu-system-x86 busybox-static cpio xz-utils nix-bin
 	libclang-rt-14-dev valgrind strace bind9-dnsutils
+	chromium chromium-driver
 )
 
 missing_pkgs() {
