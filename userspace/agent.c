@@ -232,6 +232,13 @@ static void *netmap_thread(void *arg)
 				continue;
 			}
 		}
+		/* key rotation (trust.h): rotate before expiry; follow a rotated key (the data
+		 * plane reopens with it) */
+		ls_trust_rotate_if_due(&c, a->prof->dir, resp.json);
+		pthread_mutex_lock(&a->lock);
+		if (ls_trust_follow_key(a->prof->dir, a->prof->wg_priv, a->prof->wg_pub, resp.json) > 0)
+			a->dp_ok = false;
+		pthread_mutex_unlock(&a->lock);
 		ret = handle_netmap(a, resp.json);
 		ls_ctl_response_free(&resp);
 		pthread_mutex_lock(&a->lock);
