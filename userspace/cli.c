@@ -30,6 +30,7 @@ static const struct {
 	{ "bpf", ls_cmd_bpf_status, "BPF programs and maps: bpf status" },
 	{ "routes", ls_cmd_routes_cli, "overlapping routes between profiles, their virtual prefixes, BPF route metrics" },
 	{ "audit", ls_cmd_audit, "audit verify: check the netmap against the signed audit log" },
+	{ "rotate-key", ls_cmd_rotate_key, "replace this node's WireGuard key (signed by the machine key)" },
 };
 
 static void show_usage(FILE *f, const char *prog)
