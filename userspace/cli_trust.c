@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "ctlclient.h"
+#include "keys.h"
 #include "profile.h"
 #include "trust.h"
 #include "util.h"
@@ -94,4 +95,42 @@ cleanup:
 	ls_ctl_free(&c);
 	ls_profile_free(&p);
 	return code;
+}
+
+static const char rotate_help[] =
+	"Usage: lightscale rotate-key [--profile NAME] [--state-dir DIR] [--json]\n"
+	"\n"
+	"Replaces this node's WireGuard key: a new key is made, sent to the control plane in a\n"
+	"request signed by the machine key, and kept in the profile (wg.key). A running agent\n"
+	"follows it at its next netmap (the rotation wakes it) and its peers at theirs. The\n"
+	"agent also rotates by itself when the network's key lifetime is nearly over.\n";
+
+static void rotate_text(json_t *doc, FILE *f)
+{
+	fprintf(f, "new WireGuard public key %s\n", json_string_value(json_object_get(doc, "wg_key")));
+}
+
+int ls_cmd_rotate_key(struct ls_cli *cli, int argc, char **argv)
+{
+	struct ls_profile p;
+	struct ls_ctl c;
+	char msg[512], pub[LS_KEY_B64_LEN + 1];
+	int ret = ls_cli_simple_opts(cli, argc, argv, rotate_help);
+
+	if (ret >= 0)
+		return ret;
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	if (ls_cli_ctl(cli, &p, &c)) {
+		ls_profile_free(&p);
+		return 1;
+	}
+	ret = ls_trust_rotate(&c, p.dir, pub, msg, sizeof(msg));
+	ls_ctl_free(&c);
+	ls_profile_free(&p);
+	if (ret) {
+		fprintf(stderr, "lightscale rotate-key: %s\n", msg);
+		return 1;
+	}
+	return ls_cli_print(cli, json_pack("{s:s}", "wg_key", pub), rotate_text);
 }

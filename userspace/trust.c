@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "keys.h"
@@ -110,6 +111,116 @@ static int fetch_entries(struct ls_ctl *c, uint64_t from, uint64_t to, json_t **
 			    since, to);
 	}
 	*out = all;
+	return 0;
+}
+
+static int read_wg_key(const char *dir, const char *file, uint8_t priv[32])
+{
+	char path[4200], *buf = NULL;
+	size_t len;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	ret = ls_read_file(path, &buf, &len, 4096);
+	if (ret)
+		return ret;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	ret = ls_key_from_base64(priv, buf) ? -EINVAL : 0;
+	ls_memzero(buf, len);
+	free(buf);
+	return ret;
+}
+
+int ls_trust_rotate(struct ls_ctl *c, const char *dir, char *pub_out, char *err, size_t errlen)
+{
+	struct ls_ctl_response resp = { 0 };
+	struct ls_ctl_error e;
+	uint8_t priv[32], pub[32];
+	char b64[LS_KEY_B64_LEN + 2], pb[LS_KEY_B64_LEN + 1], np[4200], kp[4200];
+	int ret;
+
+	ls_wg_genkey(priv);
+	ls_wg_pubkey(pub, priv);
+	ls_key_to_base64(b64, priv);
+	strcat(b64, "\n");
+	snprintf(np, sizeof(np), "%s/wg.key.new", dir);
+	snprintf(kp, sizeof(kp), "%s/wg.key", dir);
+	ret = ls_write_file_atomic(np, b64, strlen(b64), 0600);
+	ls_memzero(b64, sizeof(b64));
+	ls_memzero(priv, sizeof(priv));
+	if (ret)
+		return fail(err, errlen, ret, "cannot write %s: %s", np, strerror(-ret));
+	ls_key_to_base64(pb, pub);
+	ret = ls_ctl_rotate(c, pb, &resp, &e);
+	ls_ctl_response_free(&resp);
+	if (ret) {
+		unlink(np);
+		return fail(err, errlen, ret, "the control plane refused the rotation: %s (%s)", e.message,
+			    e.code);
+	}
+	if (rename(np, kp) < 0) {
+		ret = -errno;
+		return fail(err, errlen, ret, "the server has the new key but %s could not replace %s: %s",
+			    np, kp, strerror(errno));
+	}
+	if (pub_out)
+		snprintf(pub_out, LS_KEY_B64_LEN + 1, "%s", pb);
+	pr_info("rotated the WireGuard key: new public key %s", pb);
+	return 0;
+}
+
+int ls_trust_rotate_if_due(struct ls_ctl *c, const char *dir, const json_t *doc)
+{
+	static uint64_t last_ms;
+	json_t *exp = json_object_get(json_object_get(doc, "self"), "key_expiry");
+	char err[512];
+	int ret;
+
+	if (!json_is_integer(exp) || json_integer_value(exp) - ls_unix_time() > LS_TRUST_ROTATE_BEFORE)
+		return 0;
+	if (last_ms && ls_now_ms() - last_ms < 60000)
+		return 0;
+	last_ms = ls_now_ms();
+	pr_info("the WireGuard key expires in %lld s: rotating it",
+		(long long)(json_integer_value(exp) - ls_unix_time()));
+	ret = ls_trust_rotate(c, dir, NULL, err, sizeof(err));
+	if (ret) {
+		pr_err("key rotation: %s", err);
+		return ret;
+	}
+	return 1;
+}
+
+int ls_trust_follow_key(const char *dir, uint8_t wg_priv[32], uint8_t wg_pub[32], const json_t *doc)
+{
+	static const char *const files[] = { "wg.key", "wg.key.new" };
+	const char *want = json_string_value(json_object_get(json_object_get(doc, "self"), "wg_key"));
+	char cur[LS_KEY_B64_LEN + 1];
+	size_t i;
+
+	if (!want)
+		return 0;
+	ls_key_to_base64(cur, wg_pub);
+	if (!strcmp(cur, want))
+		return 0;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		uint8_t priv[32], pub[32];
+		char pb[LS_KEY_B64_LEN + 1];
+
+		if (read_wg_key(dir, files[i], priv))
+			continue;
+		ls_wg_pubkey(pub, priv);
+		ls_key_to_base64(pb, pub);
+		if (!strcmp(pb, want)) {
+			memcpy(wg_priv, priv, 32);
+			memcpy(wg_pub, pub, 32);
+			ls_memzero(priv, sizeof(priv));
+			pr_info("following the rotated WireGuard key %s", pb);
+			return 1;
+		}
+		ls_memzero(priv, sizeof(priv));
+	}
+	pr_warn("the control plane has WireGuard key %s for this node, which is not in %s/wg.key", want, dir);
 	return 0;
 }
 

@@ -17,6 +17,9 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+
+struct ls_cli;
 
 #include "ctlclient.h"
 
@@ -24,6 +27,22 @@
  * could not check (fetching the log failed), err says why. c signs GET /v1/audit. */
 int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, char *err,
 			  size_t errlen);
+
+/* WireGuard key rotation (POST /v1/rotate, signed by the machine key): a new key is written
+ * to DIR/wg.key.new, sent, and renamed to DIR/wg.key once the server has it. pub_out (44+1
+ * bytes, may be NULL) gets the new public key. 0 or -errno (err says why). */
+int ls_trust_rotate(struct ls_ctl *c, const char *dir, char *pub_out, char *err, size_t errlen);
+/* Rotates when the netmap's self.key_expiry is less than LS_TRUST_ROTATE_BEFORE s away
+ * (at most once a minute). 1 rotated, 0 not due, -errno failed (logged). */
+#define LS_TRUST_ROTATE_BEFORE 3600
+int ls_trust_rotate_if_due(struct ls_ctl *c, const char *dir, const json_t *doc);
+/* Follows a rotated key: when the netmap's self.wg_key is not *wg_pub, loads the key of
+ * DIR/wg.key (or DIR/wg.key.new) whose public half it is into wg_priv/wg_pub. 1 when the
+ * key changed (the device needs it), 0 otherwise. */
+int ls_trust_follow_key(const char *dir, uint8_t wg_priv[32], uint8_t wg_pub[32], const json_t *doc);
+
+/* `lightscale rotate-key` (cli_trust.c) */
+int ls_cmd_rotate_key(struct ls_cli *cli, int argc, char **argv);
 
 /* `lightscale audit verify` (cli_trust.c) */
 struct ls_cli;
