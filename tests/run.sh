@@ -6,7 +6,9 @@
 # A TEST is a program (a cmocka binary, a BPF table, a lab script). Each prints TAP lines:
 # "ok N - name" and "not ok N - name" are counted; anything else is shown on failure only
 # (or always with VERBOSE=1). A test that exits non-zero without reporting a failure counts
-# as one failure; one that reports nothing at all counts as one failure too.
+# as one failure; one that reports nothing at all counts as one failure too. A skip
+# ("ok N # SKIP why") counts as a failure: every prerequisite of `make check` is installed
+# by scripts/deps.sh, so a test that cannot run here is a test that did not pass.
 # Each test gets TEST_TIMEOUT seconds (default 900); on expiry its whole process group gets
 # SIGTERM (so its cleanup traps run), then SIGKILL 30 s later, and it counts as a failure.
 # Logs go to $BUILD/test-logs/. The last line is "N passed, N failed".
@@ -35,6 +37,9 @@ for t in "$@"; do
 	secs=$(($(date +%s) - start))
 	pass=$(grep -cE '^ok [0-9]+' "$log")
 	fail=$(grep -cE '^not ok [0-9]+' "$log")
+	skip=$(grep -ciE '^ok [0-9]+[^#]*# *skip' "$log")
+	pass=$((pass - skip))
+	fail=$((fail + skip))
 	if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
 		echo "not ok 0 - $name exited with status $rc" >>"$log"
 		fail=1
