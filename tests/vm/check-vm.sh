@@ -54,6 +54,7 @@ cleanup() {
 	return 0
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # relay PREFIX OUTPUT: re-emit a guest script's TAP lines as ours, names prefixed.
 relay() {
@@ -98,7 +99,7 @@ HOST_PIDS+=("$HOST_MATRIX_PID")
 # start_userspace CMD: start CMD IFNAME in the lab namespace; 0 when its UAPI socket answers.
 start_userspace() {
 	local t=0
-	vm_ns env WG_PROCESS_FOREGROUND=1 $1 "$UIF" >"$VM_RUN/userspace.log" 2>&1 &
+	"${VM_NS_CMD[@]}" env WG_PROCESS_FOREGROUND=1 $1 "$UIF" >"$VM_RUN/userspace.log" 2>&1 &
 	USERSPACE_PID=$!
 	while [ $t -lt 50 ]; do
 		vm_ns wg show "$UIF" >/dev/null 2>&1 && return 0
@@ -236,7 +237,7 @@ control_up() {
 	local t=0
 	[ -x "$VM_BUILD/lightscale-control" ] && [ -x "$LS" ] || return 1
 	CONTROL_DIR=$(mktemp -d "/tmp/lsv-$$-control.XXXXXX") && chmod 755 "$CONTROL_DIR" || return 1
-	vm_ns env LIGHTSCALE_PG_FAST=1 "$VM_BUILD/lightscale-control" serve --listen 10.77.0.1:8080 \
+	"${VM_NS_CMD[@]}" env LIGHTSCALE_PG_FAST=1 "$VM_BUILD/lightscale-control" serve --listen 10.77.0.1:8080 \
 		--state-dir "$CONTROL_DIR" >"$VM_RUN/control.log" 2>&1 &
 	CONTROL_PID=$!
 	while ! vm_ns curl -sf http://10.77.0.1:8080/v1/health >/dev/null 2>&1; do
@@ -530,7 +531,7 @@ fi
 mkdir -p "$VM_RUN/www"
 head -c 786432 /dev/urandom >"$VM_RUN/www/blob"
 WWW_SUM=$(sha256sum "$VM_RUN/www/blob" | cut -d' ' -f1)
-vm_ns busybox httpd -f -p 10.77.0.1:8081 -h "$VM_RUN/www" >"$VM_RUN/httpd.log" 2>&1 </dev/null &
+"${VM_NS_CMD[@]}" busybox httpd -f -p 10.77.0.1:8081 -h "$VM_RUN/www" >"$VM_RUN/httpd.log" 2>&1 </dev/null &
 HOST_PIDS+=("$!")
 
 for k in $KERNELS; do

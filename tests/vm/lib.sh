@@ -131,6 +131,10 @@ vm_net_up() {
 	vm_ns ip link set lsvbr up
 }
 vm_ns() { nsenter --net=/run/netns/"$VM_NS" "$@"; }
+# For background jobs: `"${VM_NS_CMD[@]}" prog &` makes $! the program's own pid (a
+# backgrounded shell function would give the pid of a subshell, and killing that would
+# leave the program running).
+VM_NS_CMD=(nsenter --net=/run/netns/"$VM_NS")
 
 # vm_start NAME SERIES ADDR: boot a guest whose eth0 (10.77.0.x/24) sits on the bridge.
 vm_start() {
@@ -154,7 +158,9 @@ vm_start() {
 	VM_TAP[$name]=$tap
 	# vnet_hdr=off: frames reach the guest with full checksums, as from a real NIC,
 	# and virtio_net offers no checksum/GRO offloads, so native XDP attaches.
-	vm_ns timeout -k 5 "$VM_LIFETIME" qemu-system-x86_64 -accel tcg -nodefaults -no-user-config \
+	# nsenter execs timeout (no subshell), so VM_PID is timeout's pid, which forwards a
+	# signal to qemu.
+	"${VM_NS_CMD[@]}" timeout -k 5 "$VM_LIFETIME" qemu-system-x86_64 -accel tcg -nodefaults -no-user-config \
 		-display none -m "$VM_MEM" -smp 1 -no-reboot \
 		-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
 		-append "console=ttyS0 panic=-1 loglevel=4 lsv_name=$name" \
