@@ -24,6 +24,9 @@ multi_agent ca --dns-upstream 10.99.0.53
 multi_agent cb --dns-upstream 10.99.0.53:53
 
 dstat() { lsp "$1" dns status --json; }
+has_netmap() { [ "$(lsp "$1" status --json | jq '.netmap_version // 0')" -gt 0 ]; }
+wait_for 40 "ca netmap" has_netmap ca && wait_for 40 "cb netmap" has_netmap cb ||
+	fail "netmaps" "$(node_log ca)" "$(node_log cb)"
 wait_for 10 "ca's resolver has records" sh -c "[ \"\$(nsenter --net=/run/netns/$(nsname c) $LS dns status --json --profile $(profile_of ca) --state-dir $LAB_DIR/ca | jq .records)\" -ge 2 ]" ||
 	fail "ca records" "$(dstat ca)" "$(node_log ca)"
 sa=$(dstat ca) sb=$(dstat cb)
@@ -63,7 +66,7 @@ lab_node rb2 inet br0 10.99.0.14/24
 node_init rb2 "$TOK_B"
 agent_start rb2
 rb2=$(node_addr rb2 4)
-wait_for 15 "rb2 resolves" sh -c "nsenter --net=/run/netns/$(nsname c) dig +time=1 +tries=1 @$lb rb2.netb.ls.internal +short | grep -qx $rb2" &&
+wait_for 40 "rb2 resolves" sh -c "nsenter --net=/run/netns/$(nsname c) dig +time=1 +tries=1 @$lb rb2.netb.ls.internal +short | grep -qx $rb2" &&
 	ok "a new peer's name resolves after the netmap update" || fail "rb2 name" "$(d @"$lb" rb2.netb.ls.internal +short)" "$(dstat cb)"
 # --manage-resolv-conf (on a lab copy: LIGHTSCALE_RESOLV_CONF), upstreams from that file
 printf 'search example\nnameserver 10.99.0.53\n' >"$LAB_DIR/resolv.conf"

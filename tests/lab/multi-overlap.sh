@@ -83,7 +83,7 @@ multi_agent cb --apply-routes --map 10.77.1.0/24=192.168.1.0/24
 manual() { lsp cb routes --json | jq -e '.mappings[] | select(.source == "manual" and .virtual == "10.77.1.0/24" and (.conflicts_with | length) == 1)'; }
 wait_for 15 "cb's manual map" manual && ok "--map: recorded as the manual mapping of the conflicting prefix" || fail "manual map" "$(lsp cb routes --json)"
 check_eq "--map: no automatic mapping left for cb's 192.168.1.0/24" 1 "$(lsp cb routes --json | jq '[.mappings[] | select(.real == "192.168.1.0/24")] | length')"
-wait_for 20 "TCP via 10.77.1.10" sh -c "[ \"\$(nsenter --net=/run/netns/$(nsname c) curl -s --max-time 2 http://10.77.1.10:8080/who)\" = B ]" &&
+wait_for 90 "TCP via 10.77.1.10" sh -c "[ \"\$(nsenter --net=/run/netns/$(nsname c) curl -s --max-time 2 http://10.77.1.10:8080/who)\" = B ]" &&
 	ok "TCP: 10.77.1.10:8080 is host B (manual map)" || fail "manual map TCP" "$(nsx c ip route show table "$tb")" "$(node_log cb)"
 check_eq "TCP: host A still through $hosta" A "$(http_who c "http://$hosta:8080")"
 
