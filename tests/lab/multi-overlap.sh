@@ -49,9 +49,9 @@ ta=$(jq -r .table "$LAB_DIR/ca/$(profile_of ca)/config.json")
 tb=$(jq -r .table "$LAB_DIR/cb/$(profile_of cb)/config.json")
 [ "$ta" != "$tb" ] && ok "the profiles got distinct tables from the shared state ($ta, $tb)" || fail "tables" "$ta" "$tb"
 in_table() { nsx c ip route show table "$1" | grep -q "^$2 dev $3"; }
-wait_for 40 "virtual route in ca's table" in_table "$ta" "$va" "$(ifname_of ca)" && ok "virtual route $va in ca's table" ||
+wait_for 90 "virtual route in ca's table" in_table "$ta" "$va" "$(ifname_of ca)" && ok "virtual route $va in ca's table" ||
 	fail "ca table" "$(nsx c ip route show table "$ta")" "$(node_log ca 40)"
-wait_for 40 "virtual route in cb's table" in_table "$tb" "$vb" "$(ifname_of cb)" && ok "virtual route $vb in cb's table" ||
+wait_for 90 "virtual route in cb's table" in_table "$tb" "$vb" "$(ifname_of cb)" && ok "virtual route $vb in cb's table" ||
 	fail "cb table" "$(nsx c ip route show table "$tb")"
 (nsx c ip route show table "$ta"; nsx c ip route show table "$tb") | grep -q "^192.168.1.0/24" &&
 	fail "the ambiguous real prefix is in neither table" "$(nsx c ip route show table "$ta")" || ok "the ambiguous real prefix is in neither table"
