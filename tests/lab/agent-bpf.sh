@@ -25,7 +25,7 @@ node_init n1 "$tok"
 node_init n2 "$tok" --advertise-routes 192.168.60.0/24
 agent_start n1 --bpf --apply-routes
 agent_start n2
-wait_for 40 "n1 peer" peer_count n1 1 || lab_die "n1 peer" "$(node_log n1)"
+wait_for 90 "n1 peer" peer_count n1 1 || lab_die "n1 peer" "$(node_log n1)"
 grep -q "bpf: programs attached to $(ifname_of n1)" "$LAB_DIR/n1.agent.log" && ok "agent attached the BPF programs" ||
 	fail "bpf attach" "$(node_log n1)"
 check_eq "status: bpf attached" attached "$(lsx n1 status --json | jq -r .bpf)"
