@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "keys.h"
 #include "log.h"
+#include "tlsid.h"
 #include "util.h"
 
 #define TRUST_FILE "trust.json"
@@ -362,6 +363,32 @@ int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, 
 				   logged ? "; the log says " : "", logged ? logged : "");
 			goto out;
 		}
+	}
+	/* the servers' TLS keys endorsed by the identity: pin them from now on */
+	{
+		json_t *ctl = json_object_get(doc, "control"), *pv, *pins = json_array();
+		char list[1024] = "";
+		size_t k;
+
+		json_array_foreach(json_object_get(ctl, "pins"), k, pv) {
+			const char *pin = json_string_value(json_object_get(pv, "pin"));
+			const char *sig = json_string_value(json_object_get(pv, "sig"));
+			json_int_t na = json_integer_value(json_object_get(pv, "not_after"));
+			uint8_t sb[64];
+
+			if (!pin || !sig || ls_b64_decode(sb, sizeof(sb), sig) != 64 || na < ls_unix_time() ||
+			    !ls_tls_endorsement_valid(sb, pin, (uint64_t)na, pk)) {
+				pr_warn("ignoring TLS pin %s: not endorsed by identity %s", pin ? pin : "?", ident);
+				continue;
+			}
+			json_array_append_new(pins, json_string(pin));
+			if (strlen(list) + strlen(pin) + 2 < sizeof(list))
+				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+					 list[0] ? ";" : "", pin);
+		}
+		if (list[0])
+			ls_ctl_set_pinned_keys(c, list);
+		json_object_set_new(st, "pins", pins);
 	}
 	json_object_set_new(st, "identity", json_string(ident));
 	json_object_set_new(st, "head", ls_audit_head_to_json(&head));

@@ -401,6 +401,13 @@ N register -s "$UT" --pin "$PIN" -k "$T/x" -t "$TT" -H tlsnode >/dev/null
 m=$(N netmap -s "$UT" --pin "$PIN" -k "$T/x")
 check_eq "netmaps publish the endorsed TLS keys and the identity" "$PIN $(tr -d '\n' <"$T/tls/identity.pub")" \
 	"$(echo "$m" | jq -r '"\(.control.pins[0].pin) \(.control.identity)"')"
+mkdir -p "$T/trust-x"
+sqlt() { psql -X -q -t -A -h "$T/tls/run" -U lightscale -d lightscale -c "$1"; }
+sqlt "INSERT INTO tls_pins (pin, not_after, sig, server) VALUES ('$BAD', 4102444800, '$(head -c 64 /dev/urandom | base64 -w0)', 'forged')" >/dev/null
+sqlt "UPDATE networks SET version = version + 1, log_floor = version + 1; SELECT pg_notify('lsc_netmap', (SELECT id::text || ' ' || version FROM networks WHERE name = 'sec'))" >/dev/null
+N netmap -s "$UT" --pin "$PIN" -k "$T/x" --trust "$T/trust-x" >/dev/null
+check_eq "trust: the endorsed pin is kept, a pin not endorsed by the identity is ignored" "[\"$PIN\"]" \
+	"$(jq -c .pins "$T/trust-x/trust.json")"
 lsc_stop tls
 
 tap_done
