@@ -453,7 +453,8 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	db = lsc_db(r);
 	if (!db)
 		goto out;
-	ls_sha256_hex(hash, req.token, strlen(req.token));
+	/* an enrollment string "TOKEN@IDENTITY@PINS" counts as its token */
+	ls_sha256_hex(hash, req.token, strcspn(req.token, "@"));
 	if (!begin(r, db))
 		goto out;
 	{
@@ -1527,6 +1528,31 @@ static void a_token_create(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 		json_t *j = token_json(res, 0);
 
 		json_object_set_new(j, "token", json_string(secret));
+		if (s->have_identity) {
+			/* the enrollment string: the token, the identity key and the servers' endorsed
+			 * TLS pins, so a new node trusts exactly this deployment */
+			PGresult *pr = s->schema_version >= 4
+					       ? lsc_exec0(db, "SELECT pin FROM tls_pins WHERE not_after > "
+							       "extract(epoch from now()) ORDER BY created_at, pin")
+					       : NULL;
+			json_t *pins = json_array();
+			struct lsc_buf eb = {0};
+			int i;
+
+			lsc_buf_printf(&eb, "%s@%s@", secret, s->identity_b64);
+			for (i = 0; pr && PQresultStatus(pr) == PGRES_TUPLES_OK && i < PQntuples(pr); i++) {
+				json_array_append_new(pins, json_string(PQgetvalue(pr, i, 0)));
+				lsc_buf_printf(&eb, "%s%s", i ? "," : "", PQgetvalue(pr, i, 0));
+			}
+			PQclear(pr);
+			json_object_set_new(j, "identity", json_string(s->identity_b64));
+			json_object_set_new(j, "pins", pins);
+			if (!eb.oom)
+				json_object_set_new(j, "enroll", json_string(eb.p));
+			if (eb.p)
+				ls_memzero(eb.p, eb.len);
+			lsc_buf_free(&eb);
+		}
 		lsc_reply_json(r, 201, j);
 	}
 	pr_info("created enrollment token %s for network `%s'", id, name);

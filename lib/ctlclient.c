@@ -525,6 +525,46 @@ int ls_ctl_heartbeat(struct ls_ctl *c, const struct ls_ctl_heartbeat_req *req,
 	return ret;
 }
 
+int ls_ctl_parse_enroll(const char *s, char *token, size_t token_size, char *identity,
+			size_t identity_size, char *pins, size_t pins_size)
+{
+	const char *a = strchr(s, '@'), *b = a ? strchr(a + 1, '@') : NULL, *p;
+	size_t tl = a ? (size_t)(a - s) : strlen(s), used = 0;
+	uint8_t k[32];
+
+	if (!tl || tl >= token_size || (a && !b) || identity_size < 1 || pins_size < 1)
+		return -EINVAL;
+	memcpy(token, s, tl);
+	token[tl] = '\0';
+	identity[0] = pins[0] = '\0';
+	if (!a)
+		return 0;
+	if ((size_t)(b - a - 1) >= identity_size)
+		return -EINVAL;
+	memcpy(identity, a + 1, (size_t)(b - a - 1));
+	identity[b - a - 1] = '\0';
+	if (ls_key_from_base64(k, identity))
+		return -EINVAL;
+	for (p = b + 1; *p;) {
+		size_t n = strcspn(p, ","), i;
+
+		if (n < 9 || strncmp(p, "sha256//", 8) || used + n + 2 > pins_size)
+			return -EINVAL;
+		for (i = 8; i < n; i++)
+			if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", p[i]))
+				return -EINVAL;
+		if (used)
+			pins[used++] = ';';
+		memcpy(pins + used, p, n);
+		used += n;
+		pins[used] = '\0';
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
 int ls_ctl_rotate(struct ls_ctl *c, const char *wg_key, struct ls_ctl_response *resp,
 		  struct ls_ctl_error *err)
 {

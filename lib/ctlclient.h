@@ -150,6 +150,12 @@ int ls_ctl_netmap(struct ls_ctl *c, int64_t since, int wait_s, struct ls_ctl_res
  * public key. resp->json = {"node": {...}, "network": {...}} like register. */
 int ls_ctl_rotate(struct ls_ctl *c, const char *wg_key, struct ls_ctl_response *resp,
 		  struct ls_ctl_error *err);
+/* Splits an enrollment string "TOKEN@IDENTITY@PIN,PIN..." (token create's "enroll"; a bare
+ * token is accepted too: identity and pins come back empty). pins gets the pins joined with
+ * ';' (CURLOPT_PINNEDPUBLICKEY form). 0 or -EINVAL (an identity that is not a key, a pin
+ * not of the form sha256//BASE64, a too small buffer). */
+int ls_ctl_parse_enroll(const char *s, char *token, size_t token_size, char *identity,
+			size_t identity_size, char *pins, size_t pins_size);
 /* GET /v1/health. */
 int ls_ctl_health(struct ls_ctl *c, struct ls_ctl_response *resp, struct ls_ctl_error *err);
 

@@ -300,6 +300,17 @@ int main(int argc, char **argv)
 		ls_ctl_set_machine_key(&ctl, k.sk);
 	if (pins)
 		ls_ctl_set_pinned_keys(&ctl, pins);
+	if (token && strchr(token, '@')) {
+		/* an enrollment string: trust exactly the servers whose pins it carries */
+		static char tok[256], ident[64], epins[1024];
+
+		if (ls_ctl_parse_enroll(token, tok, sizeof(tok), ident, sizeof(ident), epins, sizeof(epins))) {
+			fprintf(stderr, "ls-nodecli: invalid enrollment string\n");
+			return 2;
+		}
+		if (epins[0] && !pins)
+			ls_ctl_set_pinned_keys(&ctl, epins);
+	}
 	if (!strcmp(cmd, "register")) {
 		struct ls_ctl_register_req req = {
 			.token = token, .wg_key = k.wg_pub, .machine_key = k.machine_pub,

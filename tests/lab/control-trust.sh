@@ -401,6 +401,16 @@ N register -s "$UT" --pin "$PIN" -k "$T/x" -t "$TT" -H tlsnode >/dev/null
 m=$(N netmap -s "$UT" --pin "$PIN" -k "$T/x")
 check_eq "netmaps publish the endorsed TLS keys and the identity" "$PIN $(tr -d '\n' <"$T/tls/identity.pub")" \
 	"$(echo "$m" | jq -r '"\(.control.pins[0].pin) \(.control.identity)"')"
+# enrollment strings carry the identity key and the endorsed pins
+EJ=$(CT token create --network sec --uses 3 --json)
+EN=$(echo "$EJ" | jq -r .enroll)
+check_eq "token create: enroll = TOKEN@IDENTITY@PIN" "$(echo "$EJ" | jq -r .token)@$(tr -d '\n' <"$T/tls/identity.pub")@$PIN" "$EN"
+N keygen "$T/y"
+out=$(N register -s "$UT" -k "$T/y" -t "$EN" -H enrolled)
+check_eq "register with the enrollment string: pinned from it, no other configuration" enrolled "$(echo "$out" | jq -r .node.name)"
+N keygen "$T/z"
+out=$(N register -s "$UT" -k "$T/z" -t "${EN%@*}@$BAD" -H evil)
+check "an enrollment string with another pin: the server is refused" grep -q "pin_mismatch" <<<"$out"
 mkdir -p "$T/trust-x"
 sqlt() { psql -X -q -t -A -h "$T/tls/run" -U lightscale -d lightscale -c "$1"; }
 sqlt "INSERT INTO tls_pins (pin, not_after, sig, server) VALUES ('$BAD', 4102444800, '$(head -c 64 /dev/urandom | base64 -w0)', 'forged')" >/dev/null

@@ -227,6 +227,39 @@ static void test_fwmark(void **state)
 	ls_ctl_free(&c);
 }
 
+static void test_parse_enroll(void **state)
+{
+	const char *id = "QPRSJZLDt27NIqzgQxsMdr+j0QAxXP2MuyDbXqlL8s4=";
+	const char *p1 = "sha256//L6wDRSURkrZQqn3aEDbgfLV4NXN1bwkj0N0joVYQU+M=";
+	const char *p2 = "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+	char tok[128], ident[64], pins[256], s[512];
+
+	(void)state;
+	snprintf(s, sizeof(s), "lst_abc@%s@%s,%s", id, p1, p2);
+	assert_int_equal(ls_ctl_parse_enroll(s, tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins)), 0);
+	assert_string_equal(tok, "lst_abc");
+	assert_string_equal(ident, id);
+	snprintf(s, sizeof(s), "%s;%s", p1, p2);
+	assert_string_equal(pins, s);
+	/* a bare token */
+	assert_int_equal(ls_ctl_parse_enroll("lst_abc", tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins)), 0);
+	assert_string_equal(tok, "lst_abc");
+	assert_string_equal(ident, "");
+	assert_string_equal(pins, "");
+	/* refused: no identity part end, a bad identity, a bad pin, a pin with ';' */
+	assert_int_equal(ls_ctl_parse_enroll("lst_abc@x", tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins)), -EINVAL);
+	snprintf(s, sizeof(s), "lst_abc@notakey@%s", p1);
+	assert_int_equal(ls_ctl_parse_enroll(s, tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins)), -EINVAL);
+	snprintf(s, sizeof(s), "lst_abc@%s@md5//abc", id);
+	assert_int_equal(ls_ctl_parse_enroll(s, tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins)), -EINVAL);
+	snprintf(s, sizeof(s), "lst_abc@%s@sha256//ab;c", id);
+	assert_int_equal(ls_ctl_parse_enroll(s, tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins)), -EINVAL);
+	assert_int_equal(ls_ctl_parse_enroll("@x@y", tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins)), -EINVAL);
+	/* buffers too small */
+	snprintf(s, sizeof(s), "lst_abc@%s@%s,%s", id, p1, p2);
+	assert_int_equal(ls_ctl_parse_enroll(s, tok, sizeof(tok), ident, sizeof(ident), pins, 60), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_all_urls_down),
 		cmocka_unit_test(test_signed_request_headers),
 		cmocka_unit_test(test_fwmark),
+		cmocka_unit_test(test_parse_enroll),
 	};
 	ls_crypto_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
