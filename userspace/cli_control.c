@@ -13,6 +13,7 @@
 #include "netmap.h"
 #include "profile.h"
 #include "status.h"
+#include "trust.h"
 #include "util.h"
 
 static const char register_help[] =
@@ -142,7 +143,16 @@ int ls_cmd_register(struct ls_cli *cli, int argc, char **argv)
 					"lightscale init --profile %s --token TOKEN\n", cli->profile);
 		return 1;
 	}
-	return ls_cli_print(cli, doc, register_text);
+	{
+		/* an approval network: on a terminal, wait for the admin (trust.h) */
+		json_t *keep = json_incref(doc);
+
+		ret = ls_cli_print(cli, doc, register_text);
+		if (!ret)
+			ret = ls_trust_wait_approval(cli, keep);
+		json_decref(keep);
+		return ret;
+	}
 }
 
 static const char heartbeat_help[] =
