@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "ctlclient.h"
@@ -133,4 +134,48 @@ int ls_cmd_rotate_key(struct ls_cli *cli, int argc, char **argv)
 		return 1;
 	}
 	return ls_cli_print(cli, json_pack("{s:s}", "wg_key", pub), rotate_text);
+}
+
+int ls_trust_wait_approval(struct ls_cli *cli, const json_t *reg)
+{
+	struct ls_profile p;
+	struct ls_ctl c;
+	int ret = 0;
+
+	if (cli->json || !isatty(STDOUT_FILENO) || !json_string_value(json_object_get(reg, "approval_url")))
+		return 0;
+	if (ls_cli_profile(cli, &p))
+		return 1;
+	if (ls_cli_ctl(cli, &p, &c)) {
+		ls_profile_free(&p);
+		return 1;
+	}
+	printf("waiting for the approval (Ctrl-C stops waiting; the agent keeps asking)...\n");
+	fflush(stdout);
+	for (;;) {
+		struct ls_ctl_response resp = { 0 };
+		struct ls_ctl_error err;
+		const char *st;
+
+		if (ls_ctl_netmap(&c, 0, 0, &resp, &err)) {
+			fprintf(stderr, "lightscale register: %s (%s)\n", err.message, err.code);
+			ret = !strcmp(err.code, "node_revoked") ? 1 : 0;
+			if (ret) {
+				printf("the device was rejected\n");
+				break;
+			}
+		} else {
+			st = json_string_value(json_object_get(json_object_get(resp.json, "self"), "status"));
+			if (st && strcmp(st, "pending")) {
+				printf("the device is %s\n", st);
+				ls_ctl_response_free(&resp);
+				break;
+			}
+		}
+		ls_ctl_response_free(&resp);
+		sleep(2);
+	}
+	ls_ctl_free(&c);
+	ls_profile_free(&p);
+	return ret;
 }

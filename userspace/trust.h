@@ -44,6 +44,10 @@ int ls_trust_follow_key(const char *dir, uint8_t wg_priv[32], uint8_t wg_pub[32]
 /* `lightscale rotate-key` (cli_trust.c) */
 int ls_cmd_rotate_key(struct ls_cli *cli, int argc, char **argv);
 
+/* After `lightscale register' of an approval network, in text mode on a terminal: waits
+ * until the node is approved (0) or rejected (1), polling its netmap. */
+int ls_trust_wait_approval(struct ls_cli *cli, const json_t *reg);
+
 /* `lightscale audit verify` (cli_trust.c) */
 struct ls_cli;
 int ls_cmd_audit(struct ls_cli *cli, int argc, char **argv);

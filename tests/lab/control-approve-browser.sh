@@ -110,4 +110,18 @@ LS=${LIGHTSCALE_BUILD:-build}/lightscale
 "$LS" init --profile "lstb$$" --state-dir "$T/cli" --control "$U" --token "$TOK" --hostname kiosk-4 >/dev/null 2>&1
 out=$("$LS" register --profile "lstb$$" --state-dir "$T/cli" 2>&1)
 check "lightscale register prints the approval link" grep -qE "^  http://127.0.0.1:[0-9]+/approve/[0-9a-f]{32}$" <<<"$out"
+# on a terminal it waits: approve through the page while it waits
+"$LS" init --profile "lstw$$" --state-dir "$T/cli2" --control "$U" --token "$TOK" --hostname kiosk-5 >/dev/null 2>&1
+timeout 60 script -qec "$LS register --profile lstw$$ --state-dir $T/cli2" /dev/null >"$T/wait.out" 2>&1 &
+wp=$!
+wait_url() { grep -qE "^  http://.*/approve/" "$T/wait.out"; }
+for _ in $(seq 50); do wait_url && break; sleep 0.1; done
+URL5=$(grep -oE "http://[^ ]*/approve/[0-9a-f]{32}" "$T/wait.out" | tr -d '\r')
+go "$URL5"
+typein "$(el '#admin_key')" "$(cat "$D/admin.key")"
+click "$(el '#signin')"
+click "$(el '#approve')"
+wait $wp
+check_eq "lightscale register waits on a terminal and ends when the page approves" "0 yes" \
+	"$? $(grep -q 'the device is active' "$T/wait.out" && echo yes)"
 tap_done
