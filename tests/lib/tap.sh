@@ -7,7 +7,9 @@ ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $1"; }
 fail() {
 	_tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1))
 	echo "not ok $_tap_n - $1"
-	shift; [ $# -gt 0 ] && printf '# %s\n' "$@"
+	shift
+	local d
+	for d in "$@"; do sed 's/^/# /' <<<"$d"; done
 	return 0
 }
 check() {
