@@ -1002,6 +1002,7 @@ static void h_netmap(struct lsc_server *s, struct lsc_req *r)
 	}
 	if (!auth_node(s, r, "GET", &nc))
 		return;
+	r->sign_reply = true; /* the map and a later long-poll answer are signed */
 	n = lsc_net_find(s, nc.net_id, true);
 	if (!n) {
 		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");

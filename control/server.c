@@ -30,6 +30,8 @@
 #include "log.h"
 #include "server.h"
 #include "tlsid.h"
+#include "ctlclient.h"
+#include <sodium.h>
 #include "util.h"
 
 #define TAG_MHD 1
@@ -290,8 +292,17 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static enum MHD_Result queue(struct lsc_req *r)
 {
 	struct MHD_Response *resp;
+	char sigb64[100];
 	enum MHD_Result ret;
 
+	sigb64[0] = '\0';
+	if (r->sign_reply && r->status == 200 && r->srv && r->srv->have_identity) {
+		uint8_t msg[52], sig[64];
+
+		ls_netmap_sig_message(msg, r->reply ? r->reply : "", r->reply_len);
+		crypto_sign_ed25519_detached(sig, NULL, msg, sizeof(msg), r->srv->identity_sk);
+		ls_b64_encode(sigb64, sizeof(sigb64), sig, sizeof(sig));
+	}
 	resp = MHD_create_response_from_buffer(r->reply_len, r->reply, MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		return MHD_NO;
@@ -304,6 +315,8 @@ static enum MHD_Result queue(struct lsc_req *r)
 	}
 	if (r->set_cookie[0])
 		MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
+	if (sigb64[0])
+		MHD_add_response_header(resp, "X-Lightscale-Netmap-Signature", sigb64);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	if (r->status == 429 || r->status == 503)
 		MHD_add_response_header(resp, "Retry-After", "1");

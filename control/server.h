@@ -81,6 +81,7 @@ struct lsc_req {
 	/* reply */
 	char admin_id[16];  /* the admin key of this request (first 12 hex of its hash) */
 	bool html;          /* reply is an HTML page (the approval page) */
+	bool sign_reply;    /* netmap: X-Lightscale-Netmap-Signature by the identity key */
 	char set_cookie[160];
 	bool have_reply;
 	unsigned status;

@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <curl/curl.h>
+#include <sodium.h>
 
 #include "lightscale/api.h"
 #include "sign.h"
@@ -259,6 +261,28 @@ static void server_pin(struct ls_ctl *c, const char *base, char pin[LS_PIN_STRLE
 	curl_easy_cleanup(h);
 }
 
+/* keeps the value of X-Lightscale-Netmap-Signature (char[128] userdata) */
+static size_t header_cb(char *p, size_t size, size_t n, void *userdata)
+{
+	static const char name[] = "x-lightscale-netmap-signature:";
+	size_t len = size * n;
+	char *out = userdata;
+
+	if (len > sizeof(name) - 1 && !strncasecmp(p, name, sizeof(name) - 1)) {
+		size_t i = sizeof(name) - 1, e = len;
+
+		while (i < len && (p[i] == ' ' || p[i] == '\t'))
+			i++;
+		while (e > i && (p[e - 1] == '\r' || p[e - 1] == '\n' || p[e - 1] == ' '))
+			e--;
+		if (e - i < 128) {
+			memcpy(out, p + i, e - i);
+			out[e - i] = '\0';
+		}
+	}
+	return len;
+}
+
 /* One attempt against one base URL. Returns the CURLcode; fills resp on CURLE_OK. */
 static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, const char *path,
 		       const char *body, size_t body_len, enum ls_ctl_auth auth, long timeout_ms,
@@ -266,7 +290,7 @@ static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, c
 {
 	struct curl_slist *hdrs = NULL;
 	struct buf b = {0};
-	char *url = NULL, *line = NULL;
+	char *url = NULL, *line = NULL, sigbuf[128];
 	CURL *h = c->curl;
 	CURLcode rc;
 
@@ -340,6 +364,9 @@ static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, c
 		}
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	sigbuf[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, (void *)sigbuf);
 	rc = curl_easy_perform(h);
 	if (rc == CURLE_WRITE_ERROR && b.overflow) {
 		snprintf(errbuf, CURL_ERROR_SIZE, "response larger than %u bytes",
@@ -357,6 +384,7 @@ static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, c
 		}
 		resp->body = b.p;
 		resp->len = b.len;
+		snprintf(resp->netmap_sig, sizeof(resp->netmap_sig), "%s", sigbuf);
 		b.p = NULL;
 		if (resp->len)
 			resp->json = json_loadb(resp->body, resp->len, 0, NULL);
@@ -586,6 +614,7 @@ int ls_ctl_netmap(struct ls_ctl *c, int64_t since, int wait_s, struct ls_ctl_res
 		  struct ls_ctl_error *err)
 {
 	char path[128];
+	int ret;
 
 	if (wait_s < 0)
 		wait_s = 0;
@@ -596,8 +625,33 @@ int ls_ctl_netmap(struct ls_ctl *c, int64_t since, int wait_s, struct ls_ctl_res
 		snprintf(path, sizeof(path), LS_API_PREFIX "/netmap?since=%" PRId64, since);
 	else
 		snprintf(path, sizeof(path), LS_API_PREFIX "/netmap");
-	return ls_ctl_request(c, "GET", path, NULL, 0, LS_CTL_AUTH_SIGNED,
-			      (long)wait_s * 1000 + 30000, resp, err);
+	ret = ls_ctl_request(c, "GET", path, NULL, 0, LS_CTL_AUTH_SIGNED,
+			     (long)wait_s * 1000 + 30000, resp, err);
+	if (!ret && c->have_identity) {
+		uint8_t msg[52], sig[64];
+
+		ls_netmap_sig_message(msg, resp->body ? resp->body : "", resp->len);
+		if (ls_b64_decode(sig, sizeof(sig), resp->netmap_sig) != 64 ||
+		    crypto_sign_ed25519_verify_detached(sig, msg, sizeof(msg), c->identity_pk)) {
+			set_err(err, resp->http_status, "bad_netmap_signature",
+				"%s: the netmap is not signed by the deployment's identity key: refused",
+				resp->url ? resp->url : "");
+			return -EBADMSG;
+		}
+	}
+	return ret;
+}
+
+void ls_ctl_set_identity(struct ls_ctl *c, const uint8_t pk[32])
+{
+	memcpy(c->identity_pk, pk, 32);
+	c->have_identity = true;
+}
+
+void ls_netmap_sig_message(uint8_t out[20 + 32], const char *body, size_t len)
+{
+	memcpy(out, LS_NETMAP_SIG_CTX, 20);
+	ls_sha256(out + 20, body, len);
 }
 
 int ls_ctl_health(struct ls_ctl *c, struct ls_ctl_response *resp, struct ls_ctl_error *err)

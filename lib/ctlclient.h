@@ -68,6 +68,8 @@ struct ls_ctl {
 	long connect_timeout_ms;     /* default LS_CTL_CONNECT_TIMEOUT_MS */
 	void *curl;                  /* CURL * kept for connection reuse */
 	uint32_t fwmark;             /* SO_MARK on every socket (0: none), see ls_ctl_set_fwmark */
+	uint8_t identity_pk[32];     /* netmaps must be signed by it (ls_ctl_set_identity) */
+	bool have_identity;
 };
 
 struct ls_ctl_error {
@@ -82,6 +84,7 @@ struct ls_ctl_response {
 	size_t len;
 	json_t *json;      /* parsed body (NULL if empty or not JSON); owned */
 	const char *url;   /* base URL that answered (points into struct ls_ctl) */
+	char netmap_sig[128]; /* X-Lightscale-Netmap-Signature, if any */
 };
 
 /* urls: one or more base URLs separated by commas (whitespace ignored). 0 or -EINVAL
@@ -156,6 +159,12 @@ int ls_ctl_rotate(struct ls_ctl *c, const char *wg_key, struct ls_ctl_response *
  * not of the form sha256//BASE64, a too small buffer). */
 int ls_ctl_parse_enroll(const char *s, char *token, size_t token_size, char *identity,
 			size_t identity_size, char *pins, size_t pins_size);
+/* From now on ls_ctl_netmap refuses a netmap not signed by this identity key
+ * (X-Lightscale-Netmap-Signature: Ed25519 over "lightscale-netmap-v1" || SHA-256(body)). */
+void ls_ctl_set_identity(struct ls_ctl *c, const uint8_t pk[32]);
+/* The signed message of a netmap body (server and client). */
+#define LS_NETMAP_SIG_CTX "lightscale-netmap-v1"
+void ls_netmap_sig_message(uint8_t out[20 + 32], const char *body, size_t len);
 /* GET /v1/health. */
 int ls_ctl_health(struct ls_ctl *c, struct ls_ctl_response *resp, struct ls_ctl_error *err);
 

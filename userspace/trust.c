@@ -390,6 +390,8 @@ int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, 
 			ls_ctl_set_pinned_keys(c, list);
 		json_object_set_new(st, "pins", pins);
 	}
+	/* netmaps from now on must be signed by the identity (ls_ctl_netmap checks) */
+	ls_ctl_set_identity(c, pk);
 	json_object_set_new(st, "identity", json_string(ident));
 	json_object_set_new(st, "head", ls_audit_head_to_json(&head));
 	ret = save_state(dir, st);

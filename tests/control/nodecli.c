@@ -328,8 +328,23 @@ int main(int argc, char **argv)
 		c = finish(ls_ctl_heartbeat(&ctl, &req, &resp, &err), &resp, &err);
 	} else if (!strcmp(cmd, "netmap")) {
 		if (trust_dir) {
-			char terr[512];
-			int tr = ls_ctl_netmap(&ctl, since, wait, &resp, &err);
+			char terr[512], tp[4200], *tb = NULL;
+			size_t tl;
+			int tr;
+
+			/* a trusted identity: the netmap must carry its signature */
+			snprintf(tp, sizeof(tp), "%s/trust.json", trust_dir);
+			if (ls_read_file(tp, &tb, &tl, 64 << 20) == 0) {
+				json_t *tj = json_loadb(tb, tl, 0, NULL);
+				uint8_t ipk[32];
+				const char *is = json_string_value(json_object_get(tj, "identity"));
+
+				if (is && !ls_key_from_base64(ipk, is))
+					ls_ctl_set_identity(&ctl, ipk);
+				json_decref(tj);
+				free(tb);
+			}
+			tr = ls_ctl_netmap(&ctl, since, wait, &resp, &err);
 
 			if (!tr && ls_trust_check_netmap(&ctl, trust_dir, resp.json, terr, sizeof(terr))) {
 				printf("error 0 trust_refused %s\n", terr);

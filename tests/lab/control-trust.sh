@@ -418,6 +418,12 @@ sqlt "UPDATE networks SET version = version + 1, log_floor = version + 1; SELECT
 N netmap -s "$UT" --pin "$PIN" -k "$T/x" --trust "$T/trust-x" >/dev/null
 check_eq "trust: the endorsed pin is kept, a pin not endorsed by the identity is ignored" "[\"$PIN\"]" \
 	"$(jq -c .pins "$T/trust-x/trust.json")"
+out=$(N netmap -s "$UT" --pin "$PIN" -k "$T/x" --trust "$TA")
+check "netmaps are signed: a map signed by another deployment's identity is refused" grep -qE "^error [0-9]+ bad_netmap_signature" <<<"$out"
+r=$(curl -s -D - -o /dev/null "$U/v1/health" | grep -ci "x-lightscale-netmap-signature")
+check_eq "(only netmaps carry the signature)" 0 "$r"
+r=$(curl -s -D - -o /dev/null "$U/v1/netmap" | grep -ci "x-lightscale-netmap-signature")
+check_eq "(nor refused netmap requests)" 0 "$r"
 lsc_stop tls
 
 tap_done
