@@ -105,6 +105,30 @@
  * 413 body_too_large, 429 rate_limited, 503 unavailable (database unreachable).
  * POST /v1/register answers 201 for a new node, 200 for an existing one.
  * /v1/health also reports "waiters" (suspended long-polls) and "queries" (count).
+ *
+ * ---------------------------------------------------------------------------------------
+ * Trust (control/README.md "Trust" has the details)
+ *   POST   /v1/rotate                        (signed) {"wg_key": "<b64>"}: new WireGuard key
+ *   GET    /v1/audit?since=N                 (admin key or signed) audit entries + signed head
+ *   GET    /approve/CODE                     HTML approval page (auth-URL onboarding)
+ *   PATCH  /v1/admin/networks/NAME           {"require_approval"?, "route_approval"?,
+ *                                             "key_lifetime"?}
+ *   GET    /v1/admin/networks/NAME/routes    advertised routes and their approval
+ *   GET|PUT|DELETE /v1/admin/networks/NAME/acl      the ACL policy (lib/acl.h)
+ *   POST   /v1/admin/networks/NAME/acl-test  {"src": NODE, "dst": NODE, "port": N, "proto"}
+ *   POST   /v1/admin/nodes/ID/approve|reject|revoke
+ *   POST   /v1/admin/nodes/ID/approve-routes|reject-routes   {"routes": [CIDR...]}
+ *   POST|GET /v1/admin/admin-keys, DELETE /v1/admin/admin-keys/ID
+ * Registration of a node in an approval network answers with "approval_url"; token
+ * creation also returns "enroll" = "TOKEN@IDENTITY@PIN,PIN..." (accepted wherever a
+ * token is; lib/ctlclient's ls_ctl_parse_enroll splits it). Netmaps carry "audit" (the
+ * signed head of the audit log, lib/audit.h), "control" (the TLS pins the identity key
+ * endorses, lib/tlsid.h) and "packet_filter" (lib/acl.h), and every netmap answer has an
+ * LS_HDR_NETMAP_SIG header: Ed25519 by the identity key over "lightscale-netmap-v1" and
+ * the body's SHA-256.
+ * More statuses: 409 conflict (state does not allow it, e.g. revoking the last admin
+ * key), 400 bad_policy (an ACL policy refused; the message names rule and field),
+ * 403 node_revoked (revoked or rejected node).
  */
 #ifndef LIGHTSCALE_API_H
 #define LIGHTSCALE_API_H
@@ -141,5 +165,9 @@
 #define LS_ERR_RATE_LIMITED "rate_limited"
 #define LS_ERR_INTERNAL "internal"
 #define LS_ERR_UNAVAILABLE "unavailable" /* database unreachable */
+#define LS_ERR_CONFLICT "conflict"
+#define LS_ERR_BAD_POLICY "bad_policy"
+
+#define LS_HDR_NETMAP_SIG "X-Lightscale-Netmap-Signature"
 
 #endif
