@@ -180,6 +180,11 @@ int ls_cli_ctl(const struct ls_cli *cli, const struct ls_profile *p, struct ls_c
 	ls_ctl_set_machine_key(c, p->machine_sk);
 	/* Lightscale's mark (0x4c53....): no profile's table routes it (exit nodes) */
 	ls_ctl_set_fwmark(c, p->fwmark);
+	/* an enrollment string's identity and pins: pinned from the first request */
+	if (ls_profile_ctl_trust(p, c)) {
+		ls_ctl_free(c);
+		return 1;
+	}
 	return 0;
 }
 

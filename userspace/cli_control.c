@@ -59,6 +59,7 @@ int ls_register(const struct ls_profile *cp, json_t **node_out, struct ls_ctl_er
 	}
 	ls_ctl_set_machine_key(&c, p->machine_sk);
 	ls_ctl_set_fwmark(&c, p->fwmark);
+	ls_profile_ctl_trust(p, &c);
 	ls_key_to_base64(wg, p->wg_pub);
 	ls_key_to_base64(mk, p->machine_pk);
 	for (size_t i = 0; i < p->n_routes; i++) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ctlclient.h"
 #include "profile.h"
 #include "util.h"
 
@@ -24,7 +25,10 @@ static const char help[] =
 	"  --profile P            profile name (default `default'); interface ls-P\n"
 	"  --state-dir DIR        where profiles live (default /var/lib/lightscale)\n"
 	"  --control URL[,URL]    control plane base URLs, tried in order (failover)\n"
-	"  --token TOKEN          enrollment token (lst_...) from `lightscale-control token create'\n"
+	"  --token TOKEN          enrollment token (lst_...) from `lightscale-control token create',\n"
+	"                         or its enrollment string TOKEN@IDENTITY@PIN,... (token create\n"
+	"                         --json: enroll): the identity key and the server's TLS pins are\n"
+	"                         kept, and every request is pinned from the first one\n"
 	"  --hostname H           node name (default: this machine's hostname)\n"
 	"  --listen-port N        WireGuard UDP port (default 51820)\n"
 	"  --mtu N                overlay MTU (default 1420)\n"
@@ -98,6 +102,7 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 	bool new_keys = false, existed;
 	struct ls_profile p;
 	char path[PATH_MAX], err[512], host[256], pub[LS_KEY_B64_LEN + 1];
+	char tok[512], ident[LS_KEY_B64_LEN + 8], pins[1024];
 	struct stat st;
 	json_t *out;
 
@@ -151,6 +156,19 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 	if (control && strncmp(control, "http://", 7) && strncmp(control, "https://", 8)) {
 		ls_profile_free(&p);
 		return ls_cli_usage_error(cli, help, "invalid control URL `%s' (http:// or https://)", control);
+	}
+	if (token && strchr(token, '@')) {
+		if (ls_ctl_parse_enroll(token, tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins))) {
+			ls_profile_free(&p);
+			return ls_cli_usage_error(cli, help,
+						  "invalid enrollment string `%.60s...' (TOKEN@IDENTITY@sha256//PIN,...)",
+						  token);
+		}
+		token = tok;
+		free(p.identity);
+		free(p.tls_pins);
+		p.identity = strdup(ident);
+		p.tls_pins = pins[0] ? strdup(pins) : NULL;
 	}
 	if (token && strncmp(token, "lst_", 4)) {
 		ls_profile_free(&p);

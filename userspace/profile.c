@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ctlclient.h"
+#include "log.h"
 #include "netmap.h"
 #include "util.h"
 
@@ -141,6 +143,12 @@ int ls_profile_load(struct ls_profile *p, const char *state_dir, const char *nam
 	v = json_object_get(doc, "exit_node");
 	if (json_is_string(v))
 		p->exit_node = strdup(json_string_value(v));
+	v = json_object_get(doc, "identity");
+	if (json_is_string(v))
+		p->identity = strdup(json_string_value(v));
+	v = json_object_get(doc, "tls_pins");
+	if (json_is_string(v))
+		p->tls_pins = strdup(json_string_value(v));
 	if (json_is_integer(json_object_get(doc, "listen_port")))
 		p->listen_port = (int)json_integer_value(json_object_get(doc, "listen_port"));
 	if (json_is_integer(json_object_get(doc, "mtu")))
@@ -202,6 +210,10 @@ int ls_profile_save_config(const struct ls_profile *p)
 			(json_int_t)p->rule_prio, "node_id", (json_int_t)p->node_id, "routes", routes);
 	if (!doc)
 		return -ENOMEM;
+	if (p->identity)
+		json_object_set_new(doc, "identity", json_string(p->identity));
+	if (p->tls_pins)
+		json_object_set_new(doc, "tls_pins", json_string(p->tls_pins));
 	s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(doc);
 	if (!s)
@@ -217,7 +229,9 @@ void ls_profile_free(struct ls_profile *p)
 	free(p->control_urls);
 	free(p->hostname);
 	free(p->exit_node);
-	p->control_urls = p->hostname = p->exit_node = NULL;
+	free(p->identity);
+	free(p->tls_pins);
+	p->control_urls = p->hostname = p->exit_node = p->identity = p->tls_pins = NULL;
 	ls_memzero(p->wg_priv, sizeof(p->wg_priv));
 	ls_memzero(p->machine_sk, sizeof(p->machine_sk));
 }
@@ -262,4 +276,20 @@ int ls_profile_save_netmap(const struct ls_profile *p, const struct ls_netmap *n
 	ret = ls_write_file_atomic(path, s, strlen(s), 0600);
 	free(s);
 	return ret;
+}
+
+int ls_profile_ctl_trust(const struct ls_profile *p, struct ls_ctl *c)
+{
+	uint8_t pk[32];
+
+	if (p->tls_pins && *p->tls_pins)
+		ls_ctl_set_pinned_keys(c, p->tls_pins);
+	if (p->identity && *p->identity) {
+		if (ls_key_from_base64(pk, p->identity)) {
+			pr_err("profile '%s': invalid identity key `%s' in config.json", p->name, p->identity);
+			return -EINVAL;
+		}
+		ls_ctl_set_identity(c, pk);
+	}
+	return 0;
 }

@@ -7,6 +7,7 @@
  *                 data plane claims them in /run/lightscale when it comes up; before
  *                 that they are hash-derived placeholders) (0600)
  *   token         the enrollment token (0600; removed after a successful register)
+ *                 (config.json's identity and tls_pins come from an enrollment string)
  *   wg.key        WireGuard private key, base64 (0600); wg.pub its public key
  *   machine.key   Ed25519 machine secret key, base64 of 64 bytes (0600)
  *   node.json     the register answer (node id, network)
@@ -37,6 +38,8 @@ struct ls_profile {
 	char *control_urls; /* comma-separated */
 	char *hostname;
 	char *exit_node;    /* NULL/"none", "auto", an id or a name */
+	char *identity;     /* deployment identity key (base64) from an enrollment string, or NULL */
+	char *tls_pins;     /* its endorsed TLS pins, ';'-separated (CURLOPT_PINNEDPUBLICKEY), or NULL */
 	int listen_port;
 	int mtu;
 	int keepalive;      /* persistent keepalive seconds for every peer, 0: off */
@@ -66,6 +69,11 @@ int ls_profile_path(struct ls_profile *p, const char *state_dir, const char *nam
 int ls_profile_load(struct ls_profile *p, const char *state_dir, const char *name, char *err, size_t err_size);
 int ls_profile_save_config(const struct ls_profile *p);
 void ls_profile_free(struct ls_profile *p);
+
+/* Pins the profile's TLS keys and identity (from `init --token TOKEN@IDENTITY@PINS') on a
+ * control client, so its first request is already pinned. 0 or -EINVAL (bad stored identity). */
+struct ls_ctl;
+int ls_profile_ctl_trust(const struct ls_profile *p, struct ls_ctl *c);
 
 /* The cached netmap (NULL with -ENOENT when there is none). */
 int ls_profile_load_netmap(const struct ls_profile *p, struct ls_netmap **out, char *err, size_t err_size);
