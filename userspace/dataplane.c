@@ -700,6 +700,20 @@ cleanup:
 	return ret;
 }
 
+/* The BPF maps (peers, packet filter, ...) from the netmap, or the nft isolation without BPF. */
+static void sync_bpf(struct ls_dp *dp, const struct ls_netmap *nm)
+{
+	struct ls_bpf_extra *x = malloc(sizeof(*x));
+
+	if (!x)
+		return;
+	fill_extra(dp, x);
+	if (dp->bpf)
+		ls_bpfglue_apply(dp->bpf, dp->prof, nm, x);
+	isolate_nft(dp, x);
+	free(x);
+}
+
 static int sync_routing(struct ls_dp *dp, const struct ls_netmap *nm)
 {
 	char path[128];
@@ -724,17 +738,7 @@ static int sync_routing(struct ls_dp *dp, const struct ls_netmap *nm)
 		sysctl_note(dp, "net/ipv6/conf/all/forwarding", "1");
 	}
 	masquerade(dp, router && !dp->opts.no_masquerade);
-	{
-		struct ls_bpf_extra *x = malloc(sizeof(*x));
-
-		if (x) {
-			fill_extra(dp, x);
-			if (dp->bpf)
-				ls_bpfglue_apply(dp->bpf, dp->prof, nm, x);
-			isolate_nft(dp, x);
-			free(x);
-		}
-	}
+	sync_bpf(dp, nm);
 	return 0;
 }
 
@@ -1059,6 +1063,8 @@ int ls_dp_apply_diff(struct ls_dp *dp, const struct ls_netmap *nm, const struct 
 		sync_addrs(dp, nm);
 		if (routes || dp->opts.apply_routes)
 			ret = sync_routing(dp, nm);
+		else if (dp->bpf)
+			sync_bpf(dp, nm); /* a packet filter change alone (no --apply-routes) */
 	}
 	ps_free(&set);
 	return ret;

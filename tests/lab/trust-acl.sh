@@ -20,8 +20,8 @@ tw=$(lsc token create --network acl --tag web --json | jq -r .token)
 td=$(lsc token create --network acl --tag db --json | jq -r .token)
 node_init web "$tw"
 node_init db "$td"
-agent_start web --bpf --apply-routes
-agent_start db --bpf --apply-routes
+agent_start web --bpf
+agent_start db --bpf
 wait_for 40 "web peer" peer_count web 1 || lab_die "web peer" "$(node_log web)"
 wait_for 40 "db peer" peer_count db 1 || lab_die "db peer" "$(node_log db)"
 DB4=$(node_addr db 4)
