@@ -74,8 +74,8 @@ stack:
 
 /* Global (not inlined) TC entry point: the verifier checks it once on its own instead of
  * inside every dispatcher, which keeps ls_overlay_in under the 1M-instruction budget.
- * It parses again (the stages before may have rewritten the packet). XDP inlines ls_fwd
- * (a global function's stack would add to the program's past 512 bytes). */
+ * It parses again (the stages before may have rewritten the packet). XDP has its own
+ * global ls_fwd_xdp in lightscale.bpf.c. */
 __attribute__((noinline)) int ls_fwd_tc(struct __sk_buff *skb, __u32 l3)
 {
 	struct ls_pkt p;

@@ -121,69 +121,111 @@ int ls_lan_out(struct __sk_buff *skb)
 	return tc_verdict(LS_NEXT, p.len);
 }
 
-SEC("tc")
-int ls_lan_in(struct __sk_buff *skb)
+/* ls_lan_in's SNAT and router translation as one global function: its stack does not
+ * add to ls_fwd_tc's (6.1 rejected the combined 544 bytes). Returns the packet length as
+ * parsed, with bit 31 set when the packet is to be dropped. */
+__attribute__((noinline)) int ls_lan_in_stages(struct __sk_buff *skb, __u32 f)
 {
 	struct ls_pkt p;
-	__u32 f = cfg_flags();
 	int parsed = parse(skb, false, cfg_lan_l2, &p);
+	__u32 shot = 0x80000000u;
 	int v;
 
 	if (f & LS_CFG_SNAT) {
 		v = ls_snat_in(skb, false, &p, parsed);
 		if (v == LS_SHOT)
-			return tc_verdict(v, p.len);
+			return (p.len & 0x7fffffff) | shot;
 	}
 	if (f & LS_CFG_XLATE_ROUTER) {
 		v = ls_translate(skb, false, &p, parsed, true, false);
 		if (v == LS_SHOT)
-			return tc_verdict(v, p.len);
+			return (p.len & 0x7fffffff) | shot;
 	}
+	return p.len & 0x7fffffff;
+}
+
+SEC("tc")
+int ls_lan_in(struct __sk_buff *skb)
+{
+	__u32 f = cfg_flags();
+	__u32 r = ls_lan_in_stages(skb, f), len = r & 0x7fffffff;
+	int v;
+
+	if (r & 0x80000000u)
+		return tc_verdict(LS_SHOT, len);
 	if (f & LS_CFG_FWD_FAST) {
-		v = ls_fwd_tc(skb, p.l3);
+		v = ls_fwd_tc(skb, cfg_lan_l2);
 		if (v != LS_FWD_STACK) {
-			ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
+			ls_count(LS_PROG_DISPATCH, LS_R_PASS, len);
 			return v;
 		}
 	}
-	return tc_verdict(LS_NEXT, p.len);
+	return tc_verdict(LS_NEXT, len);
 }
 
-SEC("xdp")
-int ls_xdp_lan_in(struct xdp_md *ctx)
+#define LS_ST_SHOT 0x80000000u  /* ls_*_stages: drop the packet */
+#define LS_ST_TO_TC 0x40000000u /* ls_xdp_lan_in_stages: leave it to the TC program */
+#define LS_ST_LEN 0x3fffffffu
+
+/* ls_xdp_lan_in's stages before forwarding, as one global function (verified once, and
+ * its stack does not add to ls_fwd_xdp's). Returns the parsed length and LS_ST_* bits. */
+__attribute__((noinline)) int ls_xdp_lan_in_stages(struct xdp_md *ctx, __u32 f)
 {
 	struct ls_pkt p;
-	__u32 f = cfg_flags();
 	int parsed = parse(ctx, true, cfg_lan_l2, &p);
+	__u32 len = p.len & LS_ST_LEN;
 	int v;
 
 	/* ICMP errors and malformed packets: the TC program on the same NIC does them. */
 	if (parsed || icmp_err(&p)) {
 		ls_count(LS_PROG_DISPATCH, LS_R_XDP_TO_TC, p.len);
-		return XDP_PASS;
+		return len | LS_ST_TO_TC;
 	}
 	if (f & LS_CFG_SNAT) {
 		v = ls_snat_in(ctx, true, &p, parsed);
 		if (v == LS_SHOT)
-			goto drop;
+			return len | LS_ST_SHOT;
 	}
 	if (f & LS_CFG_XLATE_ROUTER) {
 		v = ls_translate(ctx, true, &p, parsed, true, false);
 		if (v == LS_SHOT)
-			goto drop;
+			return len | LS_ST_SHOT;
+	}
+	return len;
+}
+
+/* XDP fast forwarding as a global function: it parses again (the stages before may have
+ * rewritten the packet). */
+__attribute__((noinline)) int ls_fwd_xdp(struct xdp_md *ctx, __u32 l3)
+{
+	struct ls_pkt p;
+	int parsed = parse(ctx, true, l3 & 0xff, &p);
+
+	return ls_fwd(ctx, true, &p, parsed);
+}
+
+SEC("xdp")
+int ls_xdp_lan_in(struct xdp_md *ctx)
+{
+	__u32 f = cfg_flags();
+	__u32 r = ls_xdp_lan_in_stages(ctx, f), len = r & LS_ST_LEN;
+	int v;
+
+	if (r & LS_ST_TO_TC)
+		return XDP_PASS;
+	if (r & LS_ST_SHOT) {
+		ls_count(LS_PROG_DISPATCH, LS_R_DROP, len);
+		return XDP_DROP;
 	}
 	if (f & LS_CFG_FWD_FAST) {
-		v = ls_fwd(ctx, true, &p, parsed); /* inline: XDP stack room */
+		v = ls_fwd_xdp(ctx, cfg_lan_l2);
 		if (v != LS_FWD_STACK) {
-			ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
+			ls_count(LS_PROG_DISPATCH, LS_R_PASS, len);
 			return v;
 		}
 	}
-	ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
+	ls_count(LS_PROG_DISPATCH, LS_R_PASS, len);
 	return XDP_PASS;
-drop:
-	ls_count(LS_PROG_DISPATCH, LS_R_DROP, p.len);
-	return XDP_DROP;
 }
 
 SEC("tc")

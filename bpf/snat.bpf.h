@@ -40,29 +40,30 @@ static __always_inline bool is_icmp(__u8 proto)
 }
 
 /* Would a local socket receive a reply from remote:rport to us:port? */
-static __always_inline bool port_has_socket(struct __sk_buff *skb, struct ls_pkt *p,
-					    const __u8 *us, __be16 port)
+static __always_inline bool port_has_socket(struct __sk_buff *skb, __u8 family, __u8 proto,
+					    const __u8 *remote, __be16 rport, const __u8 *us,
+					    __be16 port)
 {
 	struct bpf_sock_tuple t = {};
 	__u32 tlen;
 	struct bpf_sock *sk;
 
-	if (p->family == 4) {
-		__builtin_memcpy(&t.ipv4.saddr, p->daddr, 4);
+	if (family == 4) {
+		__builtin_memcpy(&t.ipv4.saddr, remote, 4);
 		__builtin_memcpy(&t.ipv4.daddr, us, 4);
-		t.ipv4.sport = p->dport;
+		t.ipv4.sport = rport;
 		t.ipv4.dport = port;
 		tlen = sizeof(t.ipv4);
 	} else {
-		__builtin_memcpy(t.ipv6.saddr, p->daddr, 16);
+		__builtin_memcpy(t.ipv6.saddr, remote, 16);
 		__builtin_memcpy(t.ipv6.daddr, us, 16);
-		t.ipv6.sport = p->dport;
+		t.ipv6.sport = rport;
 		t.ipv6.dport = port;
 		tlen = sizeof(t.ipv6);
 	}
-	if (p->proto == IPPROTO_TCP)
+	if (proto == IPPROTO_TCP)
 		sk = bpf_skc_lookup_tcp(skb, &t, tlen, BPF_F_CURRENT_NETNS, 0);
-	else if (p->proto == IPPROTO_UDP)
+	else if (proto == IPPROTO_UDP)
 		sk = bpf_sk_lookup_udp(skb, &t, tlen, BPF_F_CURRENT_NETNS, 0);
 	else
 		return false;
@@ -70,6 +71,48 @@ static __always_inline bool port_has_socket(struct __sk_buff *skb, struct ls_pkt
 		return false;
 	bpf_sk_release(sk);
 	return true;
+}
+
+/* One port probe of the SNAT port search, run through bpf_loop so that the verifier
+ * checks the body once instead of once per unrolled probe and path (6.1 otherwise runs
+ * into its 1M-instruction limit on ls_lan_out). */
+struct nat_probe {
+	struct __sk_buff *skb;
+	__u32 lo, range, start;
+	__be16 nport;
+	__u8 got, full;
+	__u8 us[16];
+	struct ls_tuple ik;
+	struct ls_nat_val iv;
+};
+
+static long nat_probe_cb(__u32 i, void *data)
+{
+	struct nat_probe *c = data;
+	__u32 pt = c->range ? (c->start + i) % c->range : 0;
+	__be16 nport = bpf_htons(c->lo + pt);
+
+	if (is_icmp(c->ik.proto)) {
+		c->ik.sport = nport;
+		c->ik.dport = 0;
+	} else {
+		c->ik.dport = nport;
+		/* ik.saddr/ik.sport are the remote end */
+		if (port_has_socket(c->skb, c->ik.family, c->ik.proto, c->ik.saddr, c->ik.sport,
+				    c->us, nport))
+			return 0;
+	}
+	long e = bpf_map_update_elem(&ls_nat_in, &c->ik, &c->iv, BPF_NOEXIST);
+	if (e == 0) {
+		c->nport = nport;
+		c->got = 1;
+		return 1;
+	}
+	if (e != -17 /* EEXIST */) {
+		c->full = 1;
+		return 1;
+	}
+	return 0;
 }
 
 /* Rewrites the source (out) or destination (in) address and port of p. */
@@ -180,44 +223,33 @@ static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, 
 			ls_count(LS_PROG_SNAT, LS_R_SNAT_NO_PORT, p->len);
 			return LS_SHOT;
 		}
-		__u32 range = hi - lo + 1, start = bpf_get_prandom_u32() % range;
-		struct ls_tuple ik = { .family = p->family, .proto = p->proto };
-		struct ls_nat_val iv = { .port = p->sport, .state = closing, .last_ns = now };
-		__builtin_memcpy(iv.addr, p->saddr, 16);
-		__builtin_memcpy(ik.saddr, p->daddr, 16);
-		__builtin_memcpy(ik.daddr, us, 16);
-		int got = 0;
-		for (int i = 0; i < LS_NAT_PROBES; i++) {
-			__u32 pt = (start + i) % range;
-			nport = bpf_htons(lo + pt);
-			if (is_icmp(p->proto)) {
-				ik.sport = nport;
-				ik.dport = 0;
-			} else {
-				ik.sport = p->dport;
-				ik.dport = nport;
-				if (port_has_socket(skb, p, us, nport))
-					continue;
-			}
-			long e = bpf_map_update_elem(&ls_nat_in, &ik, &iv, BPF_NOEXIST);
-			if (e == 0) {
-				got = 1;
-				break;
-			}
-			if (e != -17 /* EEXIST */) {
-				ls_count(LS_PROG_SNAT, LS_R_SNAT_TABLE_FULL, p->len);
-				return LS_SHOT;
-			}
+		struct nat_probe pr = { .skb = skb, .lo = lo, .range = hi - lo + 1 };
+		pr.start = bpf_get_prandom_u32() % pr.range;
+		pr.ik.family = p->family;
+		pr.ik.proto = p->proto;
+		pr.ik.sport = is_icmp(p->proto) ? 0 : p->dport;
+		pr.iv.port = p->sport;
+		pr.iv.state = closing;
+		pr.iv.last_ns = now;
+		__builtin_memcpy(pr.iv.addr, p->saddr, 16);
+		__builtin_memcpy(pr.ik.saddr, p->daddr, 16);
+		__builtin_memcpy(pr.ik.daddr, us, 16);
+		__builtin_memcpy(pr.us, us, 16);
+		bpf_loop(LS_NAT_PROBES, nat_probe_cb, &pr, 0);
+		if (pr.full) {
+			ls_count(LS_PROG_SNAT, LS_R_SNAT_TABLE_FULL, p->len);
+			return LS_SHOT;
 		}
-		if (!got) {
+		if (!pr.got) {
 			ls_count(LS_PROG_SNAT, LS_R_SNAT_NO_PORT, p->len);
 			return LS_SHOT;
 		}
+		nport = pr.nport;
 		struct ls_nat_val nv = { .port = nport, .state = closing, .last_ns = now };
 		__builtin_memcpy(nv.addr, us, 16);
 		long e = bpf_map_update_elem(&ls_nat_out, &ok, &nv, BPF_NOEXIST);
 		if (e) {
-			bpf_map_delete_elem(&ls_nat_in, &ik);
+			bpf_map_delete_elem(&ls_nat_in, &pr.ik);
 			ov = e == -17 ? bpf_map_lookup_elem(&ls_nat_out, &ok) : NULL;
 			if (!ov) {
 				ls_count(LS_PROG_SNAT, LS_R_SNAT_TABLE_FULL, p->len);
