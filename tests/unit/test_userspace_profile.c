@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctlclient.h"
 #include "keys.h"
 #include "util.h"
 #include "netmap.h"
@@ -92,6 +93,8 @@ static void test_load_save(void **state)
 	p.control_urls = strdup("http://10.0.0.1:8080,http://10.0.0.2:8080");
 	p.hostname = strdup("laptop");
 	p.exit_node = strdup("auto");
+	p.identity = strdup("oiqsA1apCwls7f4aUwotXxG3qwtI/Z7LILd/8Ppskps=");
+	p.tls_pins = strdup("sha256//FdRgws3H8E3ZRv0798WkdAuSUwHvqkQj3dxlLSCgmJs=;sha256//AAAA");
 	p.mtu = 1380;
 	p.node_id = 42;
 	ls_prefix_parse("192.168.1.0/24", &p.routes[0], false);
@@ -112,6 +115,8 @@ static void test_load_save(void **state)
 	assert_string_equal(q.control_urls, p.control_urls);
 	assert_string_equal(q.hostname, "laptop");
 	assert_string_equal(q.exit_node, "auto");
+	assert_string_equal(q.identity, p.identity);
+	assert_string_equal(q.tls_pins, p.tls_pins);
 	assert_string_equal(q.ifname, "ls-home");
 	assert_int_equal(q.mtu, 1380);
 	assert_int_equal(q.listen_port, 51820);
@@ -131,6 +136,19 @@ static void test_load_save(void **state)
 	assert_int_equal(ls_profile_load_netmap(&q, &nm, err, sizeof(err)), 0);
 	assert_int_equal(nm->version, 3);
 	ls_netmap_free(nm);
+	/* a stored identity that is not a key is refused when a client is pinned */
+	{
+		struct ls_ctl c;
+
+		assert_int_equal(ls_ctl_init(&c, "https://127.0.0.1:1"), 0);
+		assert_int_equal(ls_profile_ctl_trust(&q, &c), 0);
+		assert_true(c.have_identity);
+		assert_string_equal(c.pinned_keys, q.tls_pins);
+		free(q.identity);
+		q.identity = strdup("notakey");
+		assert_int_equal(ls_profile_ctl_trust(&q, &c), -EINVAL);
+		ls_ctl_free(&c);
+	}
 	ls_profile_free(&q);
 
 	/* a corrupt key file is reported, not half-loaded */
