@@ -181,6 +181,12 @@ static void *netmap_thread(void *arg)
 	ls_ctl_set_machine_key(&c, a->prof->machine_sk);
 	/* marked: control traffic stays outside every profile's tunnel (an exit node's too) */
 	ls_ctl_set_fwmark(&c, a->prof->fwmark);
+	/* pinned from the first request when init stored the deployment's identity and pins */
+	if (ls_profile_ctl_trust(a->prof, &c)) {
+		pr_err("the profile's stored identity or TLS pins are invalid; run lightscale init again");
+		ls_ctl_free(&c);
+		return NULL;
+	}
 	while (!stopping && a->prof->node_id == 0) {
 		struct ls_ctl_error err;
 
@@ -265,6 +271,10 @@ static void *heartbeat_thread(void *arg)
 		return NULL;
 	ls_ctl_set_machine_key(&c, a->prof->machine_sk);
 	ls_ctl_set_fwmark(&c, a->prof->fwmark);
+	if (ls_profile_ctl_trust(a->prof, &c)) {
+		ls_ctl_free(&c);
+		return NULL;
+	}
 	while (!stopping) {
 		struct ls_ctl_error err;
 		struct timespec until;
