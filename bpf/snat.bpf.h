@@ -102,7 +102,9 @@ static long nat_probe_cb(__u32 i, void *data)
 				    c->us, nport))
 			return 0;
 	}
-	long e = bpf_map_update_elem(&ls_nat_in, &c->ik, &c->iv, BPF_NOEXIST);
+	/* The map's update returns an int: 6.1 hands it back zero-extended (-EEXIST reads
+	 * 4294967279 as a long), so compare the low 32 bits only. */
+	int e = (int)bpf_map_update_elem(&ls_nat_in, &c->ik, &c->iv, BPF_NOEXIST);
 	if (e == 0) {
 		c->nport = nport;
 		c->got = 1;
@@ -247,7 +249,7 @@ static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, 
 		nport = pr.nport;
 		struct ls_nat_val nv = { .port = nport, .state = closing, .last_ns = now };
 		__builtin_memcpy(nv.addr, us, 16);
-		long e = bpf_map_update_elem(&ls_nat_out, &ok, &nv, BPF_NOEXIST);
+		int e = (int)bpf_map_update_elem(&ls_nat_out, &ok, &nv, BPF_NOEXIST); /* see nat_probe_cb */
 		if (e) {
 			bpf_map_delete_elem(&ls_nat_in, &pr.ik);
 			ov = e == -17 ? bpf_map_lookup_elem(&ls_nat_out, &ok) : NULL;

@@ -49,24 +49,26 @@ static int run(struct lsbpf *bb, const char *prog, const struct pk *p, int verdi
 {
 	uint8_t in[2048], out[2048], w[2048];
 	size_t len = pk_build(p, in, sizeof(in)), olen = sizeof(out);
-	struct ls_counter before, after, all[LS_REASON_MAX];
+	struct ls_counter before, after, all[LS_PROG_MAX][LS_REASON_MAX];
 	int cfd = lsbpf_map_fd(bb, "counters");
-	for (int r = 0; r < LS_REASON_MAX; r++)
-		lsbpf_counter(cfd, S, r, &all[r]);
-	before = all[reason];
+	for (int pg = 0; pg < LS_PROG_MAX; pg++)
+		for (int r = 0; r < LS_REASON_MAX; r++)
+			lsbpf_counter(cfd, pg, r, &all[pg][r]);
+	before = all[S][reason];
 	int v = h_run_one(bb, prog, in, len, out, &olen, iif, 0);
 	lsbpf_counter(cfd, S, reason, &after);
 	fails += h_ok(v == verdict, "%s: verdict %d (want %d)", name, v, verdict);
 	if (h_ok(after.packets == before.packets + 1, "%s: counter %s +1", name, lsbpf_reason_name(reason))) {
 		fails++;
-		/* say which SNAT counter moved instead */
-		for (int r = 0; r < LS_REASON_MAX; r++) {
-			struct ls_counter c;
-			lsbpf_counter(cfd, S, r, &c);
-			if (c.packets != all[r].packets)
-				printf("# counter %s moved by %lld\n", lsbpf_reason_name(r),
-				       (long long)(c.packets - all[r].packets));
-		}
+		/* say which counter moved instead */
+		for (int pg = 0; pg < LS_PROG_MAX; pg++)
+			for (int r = 0; r < LS_REASON_MAX; r++) {
+				struct ls_counter c;
+				lsbpf_counter(cfd, pg, r, &c);
+				if (c.packets != all[pg][r].packets)
+					printf("# counter %s/%s moved by %lld\n", lsbpf_prog_name(pg),
+					       lsbpf_reason_name(r), (long long)(c.packets - all[pg][r].packets));
+			}
 	}
 	uint16_t chosen = port_at(out, p, true);
 	if (port_out)
