@@ -5,18 +5,11 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "keys.h"
 
 static const char entry_ctx[] = "lightscale-audit-v1";
 static const char head_ctx[] = "lightscale-audit-head-v1";
-
-static void put_be(uint8_t *p, uint64_t v, int bytes)
-{
-	for (int i = bytes - 1; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
 
 char *ls_audit_canonical(const json_t *data)
 {
@@ -32,14 +25,14 @@ void ls_audit_hash(uint8_t out[LS_AUDIT_HASH_LEN], const struct ls_audit_entry *
 
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const uint8_t *)entry_ctx, sizeof(entry_ctx) - 1);
-	put_be(buf, e->seq, 8);
+	ls_put_be64(buf, e->seq);
 	crypto_hash_sha256_update(&st, buf, 8);
-	put_be(buf, (uint64_t)e->time, 8);
+	ls_put_be64(buf, (uint64_t)e->time);
 	crypto_hash_sha256_update(&st, buf, 8);
-	put_be(buf, tlen, 2);
+	ls_put_be16(buf, (uint16_t)tlen);
 	crypto_hash_sha256_update(&st, buf, 2);
 	crypto_hash_sha256_update(&st, (const uint8_t *)e->type, tlen);
-	put_be(buf, dlen, 4);
+	ls_put_be32(buf, (uint32_t)dlen);
 	crypto_hash_sha256_update(&st, buf, 4);
 	if (dlen)
 		crypto_hash_sha256_update(&st, (const uint8_t *)e->data, dlen);
@@ -50,7 +43,7 @@ void ls_audit_hash(uint8_t out[LS_AUDIT_HASH_LEN], const struct ls_audit_entry *
 static void head_message(uint8_t msg[sizeof(head_ctx) - 1 + 8 + LS_AUDIT_HASH_LEN], const struct ls_audit_head *h)
 {
 	memcpy(msg, head_ctx, sizeof(head_ctx) - 1);
-	put_be(msg + sizeof(head_ctx) - 1, h->seq, 8);
+	ls_put_be64(msg + sizeof(head_ctx) - 1, h->seq);
 	memcpy(msg + sizeof(head_ctx) - 1 + 8, h->hash, LS_AUDIT_HASH_LEN);
 }
 

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bytes.h"
+
 #define HDR_LEN 12
 #define FLAG_QR 0x8000
 #define FLAG_OPCODE 0x7800
@@ -12,23 +14,6 @@
 #define FLAG_TC 0x0200
 #define FLAG_RD 0x0100
 #define FLAG_RA 0x0080
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
 
 /* Reads a (possibly compressed) name at off into out (lowercase, dotted). Returns the
  * offset just past the name in the original position, or -EINVAL. */
@@ -85,18 +70,18 @@ int ls_dns_parse_query(const uint8_t *pkt, size_t len, struct ls_dns_query *q)
 	if (!pkt || len < HDR_LEN + 5 || len > 65535)
 		return -EINVAL;
 	memset(q, 0, sizeof(*q));
-	q->id = get16(pkt);
-	q->flags = get16(pkt + 2);
+	q->id = ls_get_be16(pkt);
+	q->flags = ls_get_be16(pkt + 2);
 	if (q->flags & FLAG_QR)
 		return -EINVAL; /* a response, not a query */
-	if (get16(pkt + 4) != 1 || get16(pkt + 6) != 0 || get16(pkt + 8) != 0)
+	if (ls_get_be16(pkt + 4) != 1 || ls_get_be16(pkt + 6) != 0 || ls_get_be16(pkt + 8) != 0)
 		return -EINVAL;
 	/* pkt+10: ARCOUNT may carry an EDNS OPT record; it is ignored */
 	off = read_name(pkt, len, HDR_LEN, q->name);
 	if (off < 0 || (size_t)off + 4 > len)
 		return -EINVAL;
-	q->qtype = get16(pkt + off);
-	q->qclass = get16(pkt + off + 2);
+	q->qtype = ls_get_be16(pkt + off);
+	q->qclass = ls_get_be16(pkt + off + 2);
 	q->question_len = (size_t)off + 4;
 	return 0;
 }
@@ -123,10 +108,10 @@ static int reply_header(const uint8_t *pkt, const struct ls_dns_query *q, int rc
 	flags = (uint16_t)(FLAG_QR | (q->flags & (FLAG_OPCODE | FLAG_RD)) | FLAG_RA | (rcode & 0xf));
 	if (rcode == LS_DNS_RCODE_OK || rcode == LS_DNS_RCODE_NXDOMAIN)
 		flags |= FLAG_AA;
-	put16(out + 2, flags);
-	put16(out + 6, ancount);
-	put16(out + 8, 0);
-	put16(out + 10, 0);
+	ls_put_be16(out + 2, flags);
+	ls_put_be16(out + 6, ancount);
+	ls_put_be16(out + 8, 0);
+	ls_put_be16(out + 10, 0);
 	return (int)q->question_len;
 }
 
@@ -157,19 +142,19 @@ int ls_dns_answer(const uint8_t *pkt, const struct ls_dns_query *q, const struct
 		if (strcasecmp(r->name, q->name) || (q->qtype != r->type && q->qtype != LS_DNS_TYPE_ANY))
 			continue;
 		if ((size_t)off + 12 + rdlen > out_size || (size_t)off + 12 + rdlen > LS_DNS_MAX_UDP) {
-			put16(out + 2, get16(out + 2) | FLAG_TC);
+			ls_put_be16(out + 2, ls_get_be16(out + 2) | FLAG_TC);
 			break;
 		}
-		put16(out + off, 0xc000 | HDR_LEN); /* the question's name */
-		put16(out + off + 2, r->type);
-		put16(out + off + 4, LS_DNS_CLASS_IN);
-		put32(out + off + 6, r->ttl);
-		put16(out + off + 10, (uint16_t)rdlen);
+		ls_put_be16(out + off, 0xc000 | HDR_LEN); /* the question's name */
+		ls_put_be16(out + off + 2, r->type);
+		ls_put_be16(out + off + 4, LS_DNS_CLASS_IN);
+		ls_put_be32(out + off + 6, r->ttl);
+		ls_put_be16(out + off + 10, (uint16_t)rdlen);
 		memcpy(out + off + 12, r->addr, rdlen);
 		off += 12 + (int)rdlen;
 		ancount++;
 	}
-	put16(out + 6, ancount);
+	ls_put_be16(out + 6, ancount);
 	return off;
 }
 
@@ -181,9 +166,9 @@ int ls_dns_build_query(uint16_t id, const char *name, uint16_t type, uint8_t *ou
 	if (out_size < HDR_LEN + 1 + 4 || strlen(name) > LS_DNS_MAX_NAME)
 		return -EINVAL;
 	memset(out, 0, HDR_LEN);
-	put16(out, id);
-	put16(out + 2, FLAG_RD);
-	put16(out + 4, 1);
+	ls_put_be16(out, id);
+	ls_put_be16(out + 2, FLAG_RD);
+	ls_put_be16(out + 4, 1);
 	while (*p) {
 		const char *dot = strchr(p, '.');
 		size_t l = dot ? (size_t)(dot - p) : strlen(p);
@@ -198,7 +183,7 @@ int ls_dns_build_query(uint16_t id, const char *name, uint16_t type, uint8_t *ou
 			p++;
 	}
 	out[off++] = 0;
-	put16(out + off, type);
-	put16(out + off + 2, LS_DNS_CLASS_IN);
+	ls_put_be16(out + off, type);
+	ls_put_be16(out + off + 2, LS_DNS_CLASS_IN);
 	return (int)(off + 4);
 }

@@ -9,31 +9,8 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "util.h"
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = (v >> 16) & 0xff;
-	p[2] = (v >> 8) & 0xff;
-	p[3] = v & 0xff;
-}
 
 uint32_t ls_stun_crc32(const void *buf, size_t len)
 {
@@ -64,9 +41,9 @@ bool ls_stun_is_stun(const void *buf, size_t len)
 
 	if (!p || len < LS_STUN_HDR_LEN || (p[0] & 0xc0) != 0)
 		return false;
-	if (get32(p + 4) != LS_STUN_MAGIC_COOKIE)
+	if (ls_get_be32(p + 4) != LS_STUN_MAGIC_COOKIE)
 		return false;
-	mlen = get16(p + 2);
+	mlen = ls_get_be16(p + 2);
 	return (mlen & 3) == 0 && (size_t)mlen + LS_STUN_HDR_LEN == len;
 }
 
@@ -88,8 +65,8 @@ static int walk_attrs(const uint8_t *buf, size_t len, attr_fn fn, void *ctx)
 
 		if (len - off < LS_STUN_ATTR_HDR_LEN)
 			return -EBADMSG;
-		type = get16(buf + off);
-		alen = get16(buf + off + 2);
+		type = ls_get_be16(buf + off);
+		alen = ls_get_be16(buf + off + 2);
 		padded = ((size_t)alen + 3) & ~(size_t)3;
 		if (padded > len - off - LS_STUN_ATTR_HDR_LEN)
 			return -EBADMSG;
@@ -100,7 +77,7 @@ static int walk_attrs(const uint8_t *buf, size_t len, attr_fn fn, void *ctx)
 			    off + LS_STUN_ATTR_HDR_LEN + LS_STUN_FINGERPRINT_LEN != len)
 				return -EBADMSG;
 			want = ls_stun_crc32(buf, off) ^ LS_STUN_FINGERPRINT_XOR;
-			if (get32(buf + off + LS_STUN_ATTR_HDR_LEN) != want)
+			if (ls_get_be32(buf + off + LS_STUN_ATTR_HDR_LEN) != want)
 				return -EBADMSG;
 			return 0;
 		}
@@ -124,13 +101,13 @@ int ls_stun_build_request(uint8_t *buf, size_t size, uint8_t txid[LS_STUN_TXID_L
 	if (size < len)
 		return -ENOSPC;
 	randombytes_buf(txid, LS_STUN_TXID_LEN);
-	put16(buf, LS_STUN_BINDING_REQUEST);
-	put16(buf + 2, len - LS_STUN_HDR_LEN);
-	put32(buf + 4, LS_STUN_MAGIC_COOKIE);
+	ls_put_be16(buf, LS_STUN_BINDING_REQUEST);
+	ls_put_be16(buf + 2, len - LS_STUN_HDR_LEN);
+	ls_put_be32(buf + 4, LS_STUN_MAGIC_COOKIE);
 	memcpy(buf + 8, txid, LS_STUN_TXID_LEN);
-	put16(buf + 20, LS_STUN_ATTR_FINGERPRINT);
-	put16(buf + 22, LS_STUN_FINGERPRINT_LEN);
-	put32(buf + 24, ls_stun_crc32(buf, 20) ^ LS_STUN_FINGERPRINT_XOR);
+	ls_put_be16(buf + 20, LS_STUN_ATTR_FINGERPRINT);
+	ls_put_be16(buf + 22, LS_STUN_FINGERPRINT_LEN);
+	ls_put_be32(buf + 24, ls_stun_crc32(buf, 20) ^ LS_STUN_FINGERPRINT_XOR);
 	return (int)len;
 }
 
@@ -148,9 +125,9 @@ static int decode_addr(const uint8_t *val, uint16_t len, const uint8_t *mask,
 
 	if (len < 4)
 		return -EBADMSG;
-	port = get16(val + 2);
+	port = ls_get_be16(val + 2);
 	if (mask)
-		port ^= get16(mask);
+		port ^= ls_get_be16(mask);
 	memset(out, 0, sizeof(*out));
 	if (val[1] == LS_STUN_FAMILY_IPV4) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)out;
@@ -236,7 +213,7 @@ int ls_stun_encode_xor_addr(uint8_t *out, size_t size, const uint8_t *msg, const
 		return -ENOSPC;
 	out[0] = 0;
 	out[1] = alen == 4 ? LS_STUN_FAMILY_IPV4 : LS_STUN_FAMILY_IPV6;
-	put16(out + 2, port ^ (LS_STUN_MAGIC_COOKIE >> 16));
+	ls_put_be16(out + 2, port ^ (LS_STUN_MAGIC_COOKIE >> 16));
 	for (size_t i = 0; i < alen; i++)
 		out[4 + i] = addr[i] ^ mask[i];
 	return (int)(4 + alen);
@@ -251,7 +228,7 @@ int ls_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t *txid,
 
 	if (!ls_stun_is_stun(buf, len))
 		return -EBADMSG;
-	type = get16(buf);
+	type = ls_get_be16(buf);
 	if (txid && memcmp(buf + 8, txid, LS_STUN_TXID_LEN) != 0)
 		return -ESRCH;
 	err = walk_attrs(buf, len, resp_attr, &ctx);
@@ -279,7 +256,7 @@ int ls_stun_parse_request(const uint8_t *buf, size_t len, uint8_t txid[LS_STUN_T
 	err = walk_attrs(buf, len, NULL, NULL);
 	if (err)
 		return err;
-	if (get16(buf) != LS_STUN_BINDING_REQUEST)
+	if (ls_get_be16(buf) != LS_STUN_BINDING_REQUEST)
 		return -EOPNOTSUPP;
 	memcpy(txid, buf + 8, LS_STUN_TXID_LEN);
 	return 0;
@@ -293,8 +270,8 @@ int ls_stun_build_response(uint8_t *buf, size_t size, const uint8_t txid[LS_STUN
 	int vlen;
 
 	/* The XOR mask is the cookie and transaction id: encode against the header first. */
-	put16(hdr, LS_STUN_BINDING_SUCCESS);
-	put32(hdr + 4, LS_STUN_MAGIC_COOKIE);
+	ls_put_be16(hdr, LS_STUN_BINDING_SUCCESS);
+	ls_put_be32(hdr + 4, LS_STUN_MAGIC_COOKIE);
 	memcpy(hdr + 8, txid, LS_STUN_TXID_LEN);
 	vlen = ls_stun_encode_xor_addr(val, sizeof(val), hdr, src);
 	if (vlen < 0)
@@ -303,16 +280,16 @@ int ls_stun_build_response(uint8_t *buf, size_t size, const uint8_t txid[LS_STUN
 	      LS_STUN_FINGERPRINT_LEN;
 	if (size < len)
 		return -ENOSPC;
-	put16(hdr + 2, len - LS_STUN_HDR_LEN);
+	ls_put_be16(hdr + 2, len - LS_STUN_HDR_LEN);
 	memcpy(buf, hdr, LS_STUN_HDR_LEN);
 	off = LS_STUN_HDR_LEN;
-	put16(buf + off, LS_STUN_ATTR_XOR_MAPPED_ADDRESS);
-	put16(buf + off + 2, (uint16_t)vlen);
+	ls_put_be16(buf + off, LS_STUN_ATTR_XOR_MAPPED_ADDRESS);
+	ls_put_be16(buf + off + 2, (uint16_t)vlen);
 	memcpy(buf + off + 4, val, (size_t)vlen);
 	off += LS_STUN_ATTR_HDR_LEN + (size_t)vlen;
-	put16(buf + off, LS_STUN_ATTR_FINGERPRINT);
-	put16(buf + off + 2, LS_STUN_FINGERPRINT_LEN);
-	put32(buf + off + 4, ls_stun_crc32(buf, off) ^ LS_STUN_FINGERPRINT_XOR);
+	ls_put_be16(buf + off, LS_STUN_ATTR_FINGERPRINT);
+	ls_put_be16(buf + off + 2, LS_STUN_FINGERPRINT_LEN);
+	ls_put_be32(buf + off + 4, ls_stun_crc32(buf, off) ^ LS_STUN_FINGERPRINT_XOR);
 	return (int)len;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "bytes.h"
 #include "keys.h"
 #include "stun.h"
 #include "util.h"
@@ -47,30 +48,6 @@ struct ls_turn {
 	int n_channels;
 };
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = (v >> 16) & 0xff;
-	p[2] = (v >> 8) & 0xff;
-	p[3] = v & 0xff;
-}
-
 static bool same_sa(const struct sockaddr *a, const struct sockaddr_storage *b)
 {
 	if (a->sa_family != b->ss_family)
@@ -98,9 +75,9 @@ struct tmsg {
 
 static void tm_init(struct tmsg *m, uint16_t type)
 {
-	put16(m->b, type);
-	put16(m->b + 2, 0);
-	put32(m->b + 4, LS_STUN_MAGIC_COOKIE);
+	ls_put_be16(m->b, type);
+	ls_put_be16(m->b + 2, 0);
+	ls_put_be32(m->b + 4, LS_STUN_MAGIC_COOKIE);
 	randombytes_buf(m->b + 8, LS_STUN_TXID_LEN);
 	m->len = LS_STUN_HDR_LEN;
 	m->err = 0;
@@ -116,13 +93,13 @@ static void tm_attr(struct tmsg *m, uint16_t type, const void *v, size_t vlen)
 		m->err = -EMSGSIZE;
 		return;
 	}
-	put16(m->b + m->len, type);
-	put16(m->b + m->len + 2, (uint16_t)vlen);
+	ls_put_be16(m->b + m->len, type);
+	ls_put_be16(m->b + m->len + 2, (uint16_t)vlen);
 	if (vlen)
 		memcpy(m->b + m->len + 4, v, vlen);
 	memset(m->b + m->len + 4 + vlen, 0, padded - vlen);
 	m->len += LS_STUN_ATTR_HDR_LEN + padded;
-	put16(m->b + 2, (uint16_t)(m->len - LS_STUN_HDR_LEN));
+	ls_put_be16(m->b + 2, (uint16_t)(m->len - LS_STUN_HDR_LEN));
 }
 
 static void tm_xor_addr(struct tmsg *m, uint16_t type, const struct sockaddr *sa)
@@ -146,7 +123,7 @@ static int integrity(const uint8_t key[16], const uint8_t *msg, size_t upto, uin
 	uint8_t hdr[LS_STUN_HDR_LEN];
 
 	memcpy(hdr, msg, sizeof(hdr));
-	put16(hdr + 2, (uint16_t)(upto + LS_STUN_ATTR_HDR_LEN + MI_LEN - LS_STUN_HDR_LEN));
+	ls_put_be16(hdr + 2, (uint16_t)(upto + LS_STUN_ATTR_HDR_LEN + MI_LEN - LS_STUN_HDR_LEN));
 	if (gnutls_hmac_init(&h, GNUTLS_MAC_SHA1, key, 16) < 0)
 		return -EIO;
 	gnutls_hmac(h, hdr, sizeof(hdr));
@@ -183,8 +160,8 @@ static void tm_fingerprint(struct tmsg *m)
 		m->err = m->err ?: -EMSGSIZE;
 		return;
 	}
-	put16(m->b + 2, (uint16_t)(m->len + 8 - LS_STUN_HDR_LEN));
-	put32(v, ls_stun_crc32(m->b, m->len) ^ LS_STUN_FINGERPRINT_XOR);
+	ls_put_be16(m->b + 2, (uint16_t)(m->len + 8 - LS_STUN_HDR_LEN));
+	ls_put_be32(v, ls_stun_crc32(m->b, m->len) ^ LS_STUN_FINGERPRINT_XOR);
 	tm_attr(m, LS_STUN_ATTR_FINGERPRINT, v, sizeof(v));
 }
 
@@ -217,7 +194,7 @@ static int tparse(const uint8_t *buf, size_t len, struct tresp *r)
 	if (!ls_stun_is_stun(buf, len))
 		return -EBADMSG;
 	memset(r, 0, sizeof(*r));
-	r->type = get16(buf);
+	r->type = ls_get_be16(buf);
 	while (off < len) {
 		uint16_t type, alen;
 		const uint8_t *v;
@@ -226,15 +203,15 @@ static int tparse(const uint8_t *buf, size_t len, struct tresp *r)
 
 		if (len - off < LS_STUN_ATTR_HDR_LEN)
 			return -EBADMSG;
-		type = get16(buf + off);
-		alen = get16(buf + off + 2);
+		type = ls_get_be16(buf + off);
+		alen = ls_get_be16(buf + off + 2);
 		padded = ((size_t)alen + 3) & ~(size_t)3;
 		if (padded > len - off - LS_STUN_ATTR_HDR_LEN)
 			return -EBADMSG;
 		v = buf + off + LS_STUN_ATTR_HDR_LEN;
 		if (type == LS_STUN_ATTR_FINGERPRINT) {
 			if (alen != 4 || off + 8 != len ||
-			    get32(v) != (ls_stun_crc32(buf, off) ^ LS_STUN_FINGERPRINT_XOR))
+			    ls_get_be32(v) != (ls_stun_crc32(buf, off) ^ LS_STUN_FINGERPRINT_XOR))
 				return -EBADMSG;
 		} else if (r->has_mi) {
 			/* Attributes after MESSAGE-INTEGRITY are not covered: ignored. */
@@ -268,7 +245,7 @@ static int tparse(const uint8_t *buf, size_t len, struct tresp *r)
 			case LS_TURN_ATTR_LIFETIME:
 				if (alen != 4)
 					return -EBADMSG;
-				r->lifetime = get32(v);
+				r->lifetime = ls_get_be32(v);
 				r->has_lifetime = true;
 				break;
 			case LS_TURN_ATTR_DATA:
@@ -466,7 +443,7 @@ static void lifetime_attrs(struct tmsg *m, const void *ctx)
 {
 	uint8_t v[4];
 
-	put32(v, *(const uint32_t *)ctx);
+	ls_put_be32(v, *(const uint32_t *)ctx);
 	tm_attr(m, LS_TURN_ATTR_LIFETIME, v, sizeof(v));
 }
 
@@ -508,7 +485,7 @@ static void bind_attrs(struct tmsg *m, const void *ctx)
 	const struct bind_ctx *b = ctx;
 	uint8_t v[4] = { 0 };
 
-	put16(v, b->channel);
+	ls_put_be16(v, b->channel);
 	tm_attr(m, LS_TURN_ATTR_CHANNEL_NUMBER, v, sizeof(v));
 	tm_xor_addr(m, LS_TURN_ATTR_XOR_PEER_ADDRESS, b->peer);
 }
@@ -565,8 +542,8 @@ int ls_turn_send(struct ls_turn *t, const struct sockaddr *peer, socklen_t peer_
 		/* ChannelData: channel number, length, data (UDP needs no padding). */
 		if (len > 0xffff)
 			return -EMSGSIZE;
-		put16(head, c->number);
-		put16(head + 2, (uint16_t)len);
+		ls_put_be16(head, c->number);
+		ls_put_be16(head + 2, (uint16_t)len);
 		hlen = LS_TURN_CHANNEL_HDR_LEN;
 		msg.msg_iovlen = 2;
 	} else {
@@ -577,23 +554,23 @@ int ls_turn_send(struct ls_turn *t, const struct sockaddr *peer, socklen_t peer_
 
 		if (peer_len < sizeof(struct sockaddr_in))
 			return -EINVAL;
-		put16(head, LS_TURN_SEND | CLASS_INDICATION);
-		put32(head + 4, LS_STUN_MAGIC_COOKIE);
+		ls_put_be16(head, LS_TURN_SEND | CLASS_INDICATION);
+		ls_put_be32(head + 4, LS_STUN_MAGIC_COOKIE);
 		randombytes_buf(head + 8, LS_STUN_TXID_LEN);
 		n = ls_stun_encode_xor_addr(v, sizeof(v), head, peer);
 		if (n < 0)
 			return n;
 		hlen = LS_STUN_HDR_LEN;
-		put16(head + hlen, LS_TURN_ATTR_XOR_PEER_ADDRESS);
-		put16(head + hlen + 2, (uint16_t)n);
+		ls_put_be16(head + hlen, LS_TURN_ATTR_XOR_PEER_ADDRESS);
+		ls_put_be16(head + hlen + 2, (uint16_t)n);
 		memcpy(head + hlen + 4, v, (size_t)n);
 		hlen += LS_STUN_ATTR_HDR_LEN + (size_t)n;
-		put16(head + hlen, LS_TURN_ATTR_DATA);
-		put16(head + hlen + 2, (uint16_t)len);
+		ls_put_be16(head + hlen, LS_TURN_ATTR_DATA);
+		ls_put_be16(head + hlen + 2, (uint16_t)len);
 		hlen += LS_STUN_ATTR_HDR_LEN;
 		if (hlen - LS_STUN_HDR_LEN + padded > 0xffff)
 			return -EMSGSIZE;
-		put16(head + 2, (uint16_t)(hlen - LS_STUN_HDR_LEN + padded));
+		ls_put_be16(head + 2, (uint16_t)(hlen - LS_STUN_HDR_LEN + padded));
 		iov[2].iov_base = pad;
 		iov[2].iov_len = padded - len;
 		msg.msg_iovlen = 3;
@@ -613,7 +590,7 @@ int ls_turn_parse_data(const struct ls_turn *t, const uint8_t *buf, size_t len,
 	struct tresp r;
 
 	if (len >= LS_TURN_CHANNEL_HDR_LEN && (buf[0] & 0xc0) == 0x40) {
-		uint16_t ch = get16(buf), dlen = get16(buf + 2);
+		uint16_t ch = ls_get_be16(buf), dlen = ls_get_be16(buf + 2);
 
 		if ((size_t)dlen > len - LS_TURN_CHANNEL_HDR_LEN)
 			return -EBADMSG;
@@ -627,7 +604,7 @@ int ls_turn_parse_data(const struct ls_turn *t, const uint8_t *buf, size_t len,
 		}
 		return -ENOENT;
 	}
-	if (!ls_stun_is_stun(buf, len) || get16(buf) != (LS_TURN_DATA | CLASS_INDICATION))
+	if (!ls_stun_is_stun(buf, len) || ls_get_be16(buf) != (LS_TURN_DATA | CLASS_INDICATION))
 		return -ENOENT;
 	if (tparse(buf, len, &r) || !r.has_peer || !r.has_data)
 		return -EBADMSG;

@@ -4,26 +4,11 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "lib/bytes.h"
 #include "userspace/wgu/tun.h"
 
 _Static_assert(sizeof(struct lsw_vnet_hdr) == 10, "virtio header");
 _Static_assert(offsetof(struct lsw_gro, buf) == 10, "header right before the packet");
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* A TCP segment we may coalesce: returns its L3 and TCP header lengths. */
 static bool candidate(const uint8_t *p, size_t len, bool *v6, size_t *l3, size_t *l4hdr)
@@ -31,12 +16,12 @@ static bool candidate(const uint8_t *p, size_t len, bool *v6, size_t *l3, size_t
 	uint8_t flags;
 
 	if (len >= 20 && (p[0] >> 4) == 4) {
-		if (p[0] != 0x45 || p[9] != 6 || (get16(p + 6) & 0x3fff) || get16(p + 2) != len)
+		if (p[0] != 0x45 || p[9] != 6 || (ls_get_be16(p + 6) & 0x3fff) || ls_get_be16(p + 2) != len)
 			return false;
 		*v6 = false;
 		*l3 = 20;
 	} else if (len >= 40 && (p[0] >> 4) == 6) {
-		if (p[6] != 6 || (size_t)get16(p + 4) + 40 != len)
+		if (p[6] != 6 || (size_t)ls_get_be16(p + 4) + 40 != len)
 			return false;
 		*v6 = true;
 		*l3 = 40;
@@ -57,19 +42,19 @@ static bool candidate(const uint8_t *p, size_t len, bool *v6, size_t *l3, size_t
 static bool candidate_udp(const uint8_t *p, size_t len, bool *v6, size_t *l3)
 {
 	if (len >= 28 && (p[0] >> 4) == 4) {
-		if (p[0] != 0x45 || p[9] != 17 || (get16(p + 6) & 0x3fff) || get16(p + 2) != len)
+		if (p[0] != 0x45 || p[9] != 17 || (ls_get_be16(p + 6) & 0x3fff) || ls_get_be16(p + 2) != len)
 			return false;
 		*v6 = false;
 		*l3 = 20;
 	} else if (len >= 48 && (p[0] >> 4) == 6) {
-		if (p[6] != 17 || (size_t)get16(p + 4) + 40 != len)
+		if (p[6] != 17 || (size_t)ls_get_be16(p + 4) + 40 != len)
 			return false;
 		*v6 = true;
 		*l3 = 40;
 	} else {
 		return false;
 	}
-	return get16(p + *l3 + 4) == len - *l3 && len > *l3 + 8;
+	return ls_get_be16(p + *l3 + 4) == len - *l3 && len > *l3 + 8;
 }
 
 static int write_plain(const uint8_t *pkt, size_t len, lsw_gro_write_fn w, void *ctx, uint8_t *scratch_hdr)
@@ -98,26 +83,26 @@ int lsw_gro_flush(struct lsw_gro *g, lsw_gro_write_fn w, void *ctx)
 	uint32_t sum;
 
 	if (!g->v6) {
-		put16(p + 2, (uint16_t)g->len);
-		put16(p + 10, 0);
-		put16(p + 10, lsw_csum(p, 20, 0));
+		ls_put_be16(p + 2, (uint16_t)g->len);
+		ls_put_be16(p + 10, 0);
+		ls_put_be16(p + 10, lsw_csum(p, 20, 0));
 		/* Pseudo-header sum, not complemented: the checksum is "partial". */
-		sum = (uint32_t)get16(p + 12) + get16(p + 14) + get16(p + 16) + get16(p + 18) + 6 + (uint32_t)l4len;
+		sum = (uint32_t)ls_get_be16(p + 12) + ls_get_be16(p + 14) + ls_get_be16(p + 16) + ls_get_be16(p + 18) + 6 + (uint32_t)l4len;
 	} else {
-		put16(p + 4, (uint16_t)(g->len - 40));
+		ls_put_be16(p + 4, (uint16_t)(g->len - 40));
 		sum = 6 + (uint32_t)l4len;
 		for (int i = 8; i < 40; i += 2)
-			sum += get16(p + i);
+			sum += ls_get_be16(p + i);
 	}
 	if (g->udp) {
 		/* The UDP length covers the whole super-packet; the kernel sets
 		 * each segment's when it splits it. */
 		sum += 17 - 6;
-		put16(p + g->l3 + 4, (uint16_t)l4len);
+		ls_put_be16(p + g->l3 + 4, (uint16_t)l4len);
 	}
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
-	put16(p + g->l3 + (g->udp ? 6 : 16), (uint16_t)sum);
+	ls_put_be16(p + g->l3 + (g->udp ? 6 : 16), (uint16_t)sum);
 	vh.flags = LSW_VNET_F_NEEDS_CSUM;
 	if (g->udp)
 		vh.gso_type = LSW_VNET_GSO_UDP_L4;
@@ -154,7 +139,7 @@ static bool mergeable(const struct lsw_gro *g, const uint8_t *q, size_t len, boo
 	if (memcmp(p + l3, q + l3, 4) || memcmp(p + l3 + 8, q + l3 + 8, 5) ||
 	    memcmp(p + l3 + 20, q + l3 + 20, l4hdr - 20))
 		return false;
-	return get32(q + l3 + 4) == g->next_seq;
+	return ls_get_be32(q + l3 + 4) == g->next_seq;
 }
 
 int lsw_gro_add(struct lsw_gro *g, const uint8_t *pkt, size_t len, lsw_gro_write_fn w, void *ctx)
@@ -223,6 +208,6 @@ int lsw_gro_add(struct lsw_gro *g, const uint8_t *pkt, size_t len, lsw_gro_write
 	g->v6 = v6;
 	g->udp = false;
 	g->closed = (pkt[l3 + 13] & 0x08) != 0;
-	g->next_seq = get32(pkt + l3 + 4) + (uint32_t)payload;
+	g->next_seq = ls_get_be32(pkt + l3 + 4) + (uint32_t)payload;
 	return ret;
 }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/bytes.h"
 #include "log.h"
 
 #ifndef TUN_F_USO4
@@ -115,17 +116,6 @@ uint16_t lsw_csum(const uint8_t *buf, size_t len, uint32_t initial)
 	return (uint16_t)~fold(csum_add(buf, len, initial));
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* Sum of the pseudo-header for an L4 segment of l4len bytes. */
 static uint32_t pseudo_sum(const uint8_t *ip, int v6, uint8_t proto, size_t l4len)
 {
@@ -176,7 +166,7 @@ int lsw_tun_split(const struct lsw_vnet_hdr *vh, const uint8_t *pkt, size_t len,
 			/* UDP sends a computed zero as all ones (zero means "none"). */
 			if (c == 0 && vh->csum_offset == 6)
 				c = 0xffff;
-			put16(p + at, c);
+			ls_put_be16(p + at, c);
 		}
 		out[0].data = p;
 		out[0].len = len;
@@ -209,7 +199,7 @@ int lsw_tun_split(const struct lsw_vnet_hdr *vh, const uint8_t *pkt, size_t len,
 		return -EINVAL;
 	payload = len - hdrs;
 
-	uint16_t id = v6 ? 0 : get16(pkt + 4);
+	uint16_t id = v6 ? 0 : ls_get_be16(pkt + 4);
 	uint32_t seq = 0;
 
 	if (tcp) {
@@ -231,12 +221,12 @@ int lsw_tun_split(const struct lsw_vnet_hdr *vh, const uint8_t *pkt, size_t len,
 		memcpy(p, pkt, hdrs);
 		memcpy(p + hdrs, pkt + hdrs + off, seg);
 		if (!v6) {
-			put16(p + 2, (uint16_t)(hdrs + seg));
-			put16(p + 4, (uint16_t)(id + n));
-			put16(p + 10, 0);
-			put16(p + 10, lsw_csum(p, l3, 0));
+			ls_put_be16(p + 2, (uint16_t)(hdrs + seg));
+			ls_put_be16(p + 4, (uint16_t)(id + n));
+			ls_put_be16(p + 10, 0);
+			ls_put_be16(p + 10, lsw_csum(p, l3, 0));
 		} else {
-			put16(p + 4, (uint16_t)(hdrs + seg - 40));
+			ls_put_be16(p + 4, (uint16_t)(hdrs + seg - 40));
 		}
 		if (tcp) {
 			uint32_t s = htonl(seq + (uint32_t)off);
@@ -248,15 +238,15 @@ int lsw_tun_split(const struct lsw_vnet_hdr *vh, const uint8_t *pkt, size_t len,
 			if (n)
 				f &= (uint8_t)~0x80; /* CWR only on the first */
 			p[l3 + 13] = f;
-			put16(p + l3 + 16, 0);
-			put16(p + l3 + 16, lsw_csum(p + l3, l4len, pseudo_sum(p, v6, 6, l4len)));
+			ls_put_be16(p + l3 + 16, 0);
+			ls_put_be16(p + l3 + 16, lsw_csum(p + l3, l4len, pseudo_sum(p, v6, 6, l4len)));
 		} else {
 			uint16_t c;
 
-			put16(p + l3 + 4, (uint16_t)l4len);
-			put16(p + l3 + 6, 0);
+			ls_put_be16(p + l3 + 4, (uint16_t)l4len);
+			ls_put_be16(p + l3 + 6, 0);
 			c = lsw_csum(p + l3, l4len, pseudo_sum(p, v6, 17, l4len));
-			put16(p + l3 + 6, c ? c : 0xffff);
+			ls_put_be16(p + l3 + 6, c ? c : 0xffff);
 		}
 		out[n].data = p;
 		out[n].len = hdrs + seg;
