@@ -41,7 +41,7 @@
 	"tokens.revoked_at IS NOT NULL, tokens.expires_at < now(), "                         \
 	"extract(epoch from tokens.created_at)::bigint"
 
-static int64_t i64(PGresult *r, int row, int col)
+int64_t lsc_i64(PGresult *r, int row, int col)
 {
 	return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
@@ -82,11 +82,11 @@ static json_t *network_json(PGresult *r, int row)
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:o}", "id",
 			 PQgetvalue(r, row, 0), "name", PQgetvalue(r, row, 1), "ipv4",
 			 PQgetvalue(r, row, 2), "ipv6", PQgetvalue(r, row, 3), "dns_suffix",
-			 PQgetvalue(r, row, 4), "version", (json_int_t)i64(r, row, 5), "created_at",
-			 (json_int_t)i64(r, row, 6), "require_approval",
+			 PQgetvalue(r, row, 4), "version", (json_int_t)lsc_i64(r, row, 5), "created_at",
+			 (json_int_t)lsc_i64(r, row, 6), "require_approval",
 			 PQgetvalue(r, row, 7)[0] == 't', "route_approval",
 			 PQgetvalue(r, row, 8)[0] == 't', "key_lifetime",
-			 i64(r, row, 9) ? json_integer(i64(r, row, 9)) : json_null());
+			 lsc_i64(r, row, 9) ? json_integer(lsc_i64(r, row, 9)) : json_null());
 }
 #define NETWORK_NCOLS 10
 
@@ -104,11 +104,11 @@ static json_t *self_json(PGresult *r, int row)
 {
 	char *dn = dns_name(r, row);
 	json_t *j = json_pack("{s:I, s:s, s:s?, s:s, s:[s,s], s:s, s:o, s:o}", "id",
-			      (json_int_t)i64(r, row, 0), "name", PQgetvalue(r, row, 2),
+			      (json_int_t)lsc_i64(r, row, 0), "name", PQgetvalue(r, row, 2),
 			      "dns_name", dn, "wg_key", PQgetvalue(r, row, 5), "addresses",
 			      PQgetvalue(r, row, 7), PQgetvalue(r, row, 8), "status",
 			      PQgetvalue(r, row, 12), "key_expiry",
-			      i64(r, row, 13) ? json_integer(i64(r, row, 13)) : json_null(),
+			      lsc_i64(r, row, 13) ? json_integer(lsc_i64(r, row, 13)) : json_null(),
 			      "routes", csv_array(PQgetvalue(r, row, 9)));
 
 	free(dn);
@@ -117,7 +117,7 @@ static json_t *self_json(PGresult *r, int row)
 
 static json_t *node_admin_json(struct lsc_server *s, PGresult *r, int row)
 {
-	int64_t seen = i64(r, row, 15), exp = i64(r, row, 13);
+	int64_t seen = lsc_i64(r, row, 15), exp = lsc_i64(r, row, 13);
 	json_t *j = self_json(r, row);
 
 	if (!j)
@@ -131,9 +131,9 @@ static json_t *node_admin_json(struct lsc_server *s, PGresult *r, int row)
 	json_object_set_new(j, "machine_key", json_string(PQgetvalue(r, row, 6)));
 	json_object_set_new(j, "endpoints", csv_array(PQgetvalue(r, row, 10)));
 	json_object_set_new(j, "listen_port",
-			    i64(r, row, 11) ? json_integer(i64(r, row, 11)) : json_null());
+			    lsc_i64(r, row, 11) ? json_integer(lsc_i64(r, row, 11)) : json_null());
 	json_object_set_new(j, "tags", csv_array(PQgetvalue(r, row, 16)));
-	json_object_set_new(j, "created_at", json_integer(i64(r, row, 14)));
+	json_object_set_new(j, "created_at", json_integer(lsc_i64(r, row, 14)));
 	json_object_set_new(j, "last_seen", seen ? json_integer(seen) : json_null());
 	json_object_set_new(j, "online",
 			    json_boolean(seen && ls_unix_time() - seen <= s->cfg.online_secs));
@@ -144,15 +144,15 @@ static json_t *token_json(PGresult *r, int row)
 {
 	bool revoked = PQgetvalue(r, row, 6)[0] == 't';
 	bool expired = PQgetvalue(r, row, 7)[0] == 't';
-	bool used_up = i64(r, row, 4) >= i64(r, row, 3);
+	bool used_up = lsc_i64(r, row, 4) >= lsc_i64(r, row, 3);
 
 	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:b, s:s, s:I}", "id",
 			 PQgetvalue(r, row, 0), "network", PQgetvalue(r, row, 1), "expires_at",
-			 (json_int_t)i64(r, row, 2), "max_uses", (json_int_t)i64(r, row, 3), "uses",
-			 (json_int_t)i64(r, row, 4), "tags", csv_array(PQgetvalue(r, row, 5)),
+			 (json_int_t)lsc_i64(r, row, 2), "max_uses", (json_int_t)lsc_i64(r, row, 3), "uses",
+			 (json_int_t)lsc_i64(r, row, 4), "tags", csv_array(PQgetvalue(r, row, 5)),
 			 "revoked", revoked, "status",
 			 revoked ? "revoked" : expired ? "expired" : used_up ? "used_up" : "valid",
-			 "created_at", (json_int_t)i64(r, row, 8));
+			 "created_at", (json_int_t)lsc_i64(r, row, 8));
 }
 
 /* Moves the network's version in the current transaction, logs node_id and every node
@@ -182,7 +182,7 @@ static int64_t bump_version(struct lsc_req *r, PGconn *db, const char *net_id, i
 		PQclear(res);
 		return -1;
 	}
-	v = i64(res, 0, 0);
+	v = lsc_i64(res, 0, 0);
 	PQclear(res);
 	return v;
 }
@@ -240,7 +240,7 @@ static void h_health(struct lsc_server *s, struct lsc_req *r)
 	}
 	lsc_reply_json(r, 200,
 		       json_pack("{s:b, s:s, s:I, s:I, s:I}", "ok", 1, "database", "ok",
-				 "schema_version", (json_int_t)i64(res, 0, 0), "waiters",
+				 "schema_version", (json_int_t)lsc_i64(res, 0, 0), "waiters",
 				 (json_int_t)s->n_waiters, "queries", (json_int_t)lsc_query_count));
 	PQclear(res);
 }
@@ -331,7 +331,7 @@ static bool auth_node(struct lsc_server *s, struct lsc_req *r, const char *metho
 		PQclear(res);
 		return false;
 	}
-	if (i64(res, 0, 0) == 0) {
+	if (lsc_i64(res, 0, 0) == 0) {
 		PQclear(res);
 		lsc_reply_error(r, 401, LS_ERR_REPLAYED_REQUEST,
 				"nonce %s was already used: replayed request", nonce);
@@ -349,10 +349,10 @@ static bool auth_node(struct lsc_server *s, struct lsc_req *r, const char *metho
 		PQclear(res);
 		return false;
 	}
-	nc->id = i64(res, 0, 1);
+	nc->id = lsc_i64(res, 0, 1);
 	snprintf(nc->net_id, sizeof(nc->net_id), "%s", PQgetvalue(res, 0, 2));
-	nc->version = i64(res, 0, 4);
-	nc->listen_port = (int)i64(res, 0, 5);
+	nc->version = lsc_i64(res, 0, 4);
+	nc->listen_port = (int)lsc_i64(res, 0, 5);
 	nc->routes = strdup(PQgetvalue(res, 0, 6));
 	nc->endpoints = strdup(PQgetvalue(res, 0, 7));
 	PQclear(res);
@@ -499,7 +499,7 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 			goto out;
 		}
 		if (PQntuples(ex) == 1) {
-			int64_t eid = i64(ex, 0, 0);
+			int64_t eid = lsc_i64(ex, 0, 0);
 			bool same = !strcmp(PQgetvalue(ex, 0, 1), net_id);
 
 			PQclear(ex);
@@ -574,7 +574,7 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 		lsc_db_failed(r, res, "node id");
 		goto out;
 	}
-	id = i64(res, 0, 0);
+	id = lsc_i64(res, 0, 0);
 	PQclear(res);
 	/* a unique DNS label: laptop, laptop-2, laptop-3, ... */
 	lsc_dns_label(req.hostname, label, 56);
@@ -783,7 +783,7 @@ static int auto_approve(struct lsc_req *r, PGconn *db, const char *net_id, int64
 		lsc_strv_split(&tags, PQgetvalue(res, i, 4));
 		lsc_strv_split(&adv, PQgetvalue(res, i, 5));
 		lsc_strv_split(&appr, PQgetvalue(res, i, 6));
-		n.id = i64(res, i, 0);
+		n.id = lsc_i64(res, i, 0);
 		n.name = PQgetvalue(res, i, 1);
 		n.tags = (const char *const *)tags.v;
 		n.n_tags = tags.n;
@@ -1178,8 +1178,8 @@ static void h_audit(struct lsc_server *s, struct lsc_req *r)
 	for (i = 0; i < PQntuples(res); i++)
 		json_array_append_new(entries,
 				      json_pack("{s:I, s:I, s:s, s:s, s:s}", "seq",
-						(json_int_t)i64(res, i, 0), "time",
-						(json_int_t)i64(res, i, 1), "type", PQgetvalue(res, i, 2),
+						(json_int_t)lsc_i64(res, i, 0), "time",
+						(json_int_t)lsc_i64(res, i, 1), "type", PQgetvalue(res, i, 2),
 						"data", PQgetvalue(res, i, 3), "hash",
 						PQgetvalue(res, i, 4)));
 	PQclear(res);
@@ -1436,7 +1436,7 @@ static void a_network_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 	for (i = 0; i < PQntuples(res); i++) {
 		json_t *j = network_json(res, i);
 
-		json_object_set_new(j, "nodes", json_integer(i64(res, i, NETWORK_NCOLS)));
+		json_object_set_new(j, "nodes", json_integer(lsc_i64(res, i, NETWORK_NCOLS)));
 		json_array_append_new(a, j);
 	}
 	PQclear(res);
@@ -1466,8 +1466,8 @@ static void a_network_show(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 		return;
 	}
 	j = network_json(res, 0);
-	json_object_set_new(j, "nodes", json_integer(i64(res, 0, NETWORK_NCOLS)));
-	json_object_set_new(j, "valid_tokens", json_integer(i64(res, 0, NETWORK_NCOLS + 1)));
+	json_object_set_new(j, "nodes", json_integer(lsc_i64(res, 0, NETWORK_NCOLS)));
+	json_object_set_new(j, "valid_tokens", json_integer(lsc_i64(res, 0, NETWORK_NCOLS + 1)));
 	PQclear(res);
 	lsc_reply_json(r, 200, j);
 }
@@ -1764,7 +1764,7 @@ static int64_t bump_all(struct lsc_req *r, PGconn *db, const char *net_id)
 		PQclear(res);
 		return -1;
 	}
-	v = i64(res, 0, 0);
+	v = lsc_i64(res, 0, 0);
 	PQclear(res);
 	return v;
 }
@@ -1782,9 +1782,7 @@ static char *csv_literal(const char *csv)
 	return lit;
 }
 
-enum node_action { ACT_APPROVE, ACT_REJECT, ACT_REVOKE };
-
-static void a_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
+void lsc_api_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
 			  enum node_action act)
 {
 	static const char *const to[] = {"active", "rejected", "revoked"};
@@ -1980,7 +1978,7 @@ static void a_route_list(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 
 		json_array_append_new(
 			a, json_pack("{s:I, s:s, s:s, s:b, s:b, s:b}", "node",
-				     (json_int_t)i64(res, i, 0), "name", PQgetvalue(res, i, 1), "prefix",
+				     (json_int_t)lsc_i64(res, i, 0), "name", PQgetvalue(res, i, 1), "prefix",
 				     pfx, "approved", approved, "effective",
 				     (approved || !need) && !strcmp(PQgetvalue(res, i, 5), "active"),
 				     "exit", !strcmp(pfx, "0.0.0.0/0") || !strcmp(pfx, "::/0")));
@@ -2179,7 +2177,7 @@ static int acl_test_load(struct lsc_req *r, PGconn *db, const char *net_id, cons
 		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node `%.64s' in this network", sel);
 		return -ENOENT;
 	}
-	t->n.id = i64(res, 0, 0);
+	t->n.id = lsc_i64(res, 0, 0);
 	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(res, 0, 1));
 	t->n.name = t->name;
 	ls_prefix_parse(PQgetvalue(res, 0, 2), &t->addrs[0], true);
@@ -2282,9 +2280,9 @@ static json_t *admin_key_json(struct lsc_req *r, PGresult *res, int i)
 	bool revoked = PQgetvalue(res, i, 4)[0] == 't', expired = PQgetvalue(res, i, 6)[0] == 't';
 
 	return json_pack("{s:s, s:s, s:I, s:o, s:o, s:s, s:b}", "id", PQgetvalue(res, i, 0), "name",
-			 PQgetvalue(res, i, 1), "created_at", (json_int_t)i64(res, i, 2), "expires_at",
-			 i64(res, i, 3) ? json_integer(i64(res, i, 3)) : json_null(), "last_used_at",
-			 i64(res, i, 5) ? json_integer(i64(res, i, 5)) : json_null(), "status",
+			 PQgetvalue(res, i, 1), "created_at", (json_int_t)lsc_i64(res, i, 2), "expires_at",
+			 lsc_i64(res, i, 3) ? json_integer(lsc_i64(res, i, 3)) : json_null(), "last_used_at",
+			 lsc_i64(res, i, 5) ? json_integer(lsc_i64(res, i, 5)) : json_null(), "status",
 			 revoked ? "revoked" : expired ? "expired" : "valid", "current",
 			 !strcmp(PQgetvalue(res, i, 0), r->admin_id));
 }
@@ -2400,7 +2398,7 @@ static void a_admin_key_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *
 		PQclear(res);
 		return;
 	}
-	if (i64(res, 0, 1) == 1 && i64(res, 0, 0) == 0) {
+	if (lsc_i64(res, 0, 1) == 1 && lsc_i64(res, 0, 0) == 0) {
 		PQclear(res);
 		rollback(db);
 		lsc_reply_error(r, 409, LSC_ERR_CONFLICT,
@@ -2438,263 +2436,6 @@ static void a_admin_key_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *
 	PQclear(res);
 }
 
-
-/* ---- auth-URL onboarding: the approval page (/approve/CODE) ---- */
-
-static void html_esc(struct lsc_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<': lsc_buf_str(b, "&lt;"); break;
-		case '>': lsc_buf_str(b, "&gt;"); break;
-		case '&': lsc_buf_str(b, "&amp;"); break;
-		case '"': lsc_buf_str(b, "&quot;"); break;
-		case '\'': lsc_buf_str(b, "&#39;"); break;
-		default: lsc_buf_add(b, s, 1);
-		}
-	}
-}
-
-static void html_page(struct lsc_req *r, unsigned status, const char *title, const char *body_html)
-{
-	struct lsc_buf b = {0};
-
-	lsc_buf_str(&b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>");
-	html_esc(&b, title);
-	lsc_buf_str(&b, "</title><style>body{font-family:sans-serif;max-width:40em;margin:3em auto}"
-			"td{padding:.2em .8em}button{font-size:1.1em;margin-right:1em}</style></head><body><h1>");
-	html_esc(&b, title);
-	lsc_buf_str(&b, "</h1>");
-	lsc_buf_str(&b, body_html);
-	lsc_buf_str(&b, "</body></html>");
-	if (b.oom) {
-		lsc_buf_free(&b);
-		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
-		return;
-	}
-	r->html = true;
-	lsc_reply(r, status, b.p, b.len);
-}
-
-/* value of field name in an application/x-www-form-urlencoded body, decoded; caller frees */
-static char *form_value(const char *body, size_t len, const char *name)
-{
-	size_t nl = strlen(name), i = 0;
-
-	while (i < len) {
-		size_t end = i;
-
-		while (end < len && body[end] != '&')
-			end++;
-		if (end - i > nl && !strncmp(body + i, name, nl) && body[i + nl] == '=') {
-			char *out = malloc(end - i), *o = out;
-			size_t k;
-
-			if (!out)
-				return NULL;
-			for (k = i + nl + 1; k < end; k++) {
-				if (body[k] == '+') {
-					*o++ = ' ';
-				} else if (body[k] == '%' && k + 2 < end &&
-					   isxdigit((unsigned char)body[k + 1]) && isxdigit((unsigned char)body[k + 2])) {
-					char hx[3] = {body[k + 1], body[k + 2], 0};
-
-					*o++ = (char)strtol(hx, NULL, 16);
-					k += 2;
-				} else {
-					*o++ = body[k];
-				}
-			}
-			*o = '\0';
-			if (strlen(out) != (size_t)(o - out)) { /* a NUL inside */
-				free(out);
-				return NULL;
-			}
-			return out;
-		}
-		i = end + 1;
-	}
-	return NULL;
-}
-
-/* an admin key from the sign-in form: its id, or false */
-static bool admin_key_check(struct lsc_server *s, PGconn *db, const char *key, char id[16])
-{
-	char hash[LS_SHA256_HEX_LEN + 1];
-	const char *p[1] = {hash};
-	PGresult *res;
-	bool ok;
-
-	ls_sha256_hex(hash, key, strlen(key));
-	res = lsc_exec(db,
-		       "UPDATE admin_keys SET last_used_at = now() WHERE hash = decode($1, 'hex') "
-		       "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) "
-		       "RETURNING substr(encode(hash, 'hex'), 1, 12)",
-		       1, p);
-	ok = lsc_res_ok(db, res, "admin key") && PQntuples(res) == 1;
-	if (ok)
-		snprintf(id, 16, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return ok;
-}
-
-static const char *session_of(struct lsc_server *s, struct lsc_req *r)
-{
-	const char *c = lsc_req_header(r, "Cookie"), *v;
-	char id[65];
-	size_t i;
-
-	if (!c || !(v = strstr(c, "lsc_approve=")))
-		return NULL;
-	v += 12;
-	snprintf(id, sizeof(id), "%.*s", (int)strcspn(v, "; "), v);
-	for (i = 0; i < ARRAY_SIZE(s->sessions); i++)
-		if (s->sessions[i].id[0] && s->sessions[i].expires_ms > ls_now_ms() &&
-		    sodium_memcmp(s->sessions[i].id, id, sizeof(id)) == 0)
-			return s->sessions[i].admin_id;
-	return NULL;
-}
-
-static void h_approve(struct lsc_server *s, struct lsc_req *r, const char *method, const char *code)
-{
-	char hash[LS_SHA256_HEX_LEN + 1], node[24], t[64], *key = NULL, *action = NULL;
-	const char *p[1] = {hash}, *admin;
-	struct lsc_buf b = {0};
-	PGresult *res = NULL;
-	PGconn *db;
-	time_t tt;
-	struct tm tm;
-
-	if (strlen(code) != 32 || strspn(code, "0123456789abcdef") != 32) {
-		html_page(r, 404, "Invalid approval link", "<p>This approval link is not valid.</p>");
-		return;
-	}
-	db = lsc_db(r);
-	if (!db)
-		return;
-	ls_sha256_hex(hash, code, strlen(code));
-	res = lsc_exec(db,
-		       "SELECT n.id, n.hostname, n.name, n.wg_key, n.machine_key, "
-		       "extract(epoch from n.created_at)::bigint, a.source, n.status, networks.name "
-		       "FROM approval_codes a JOIN nodes n ON n.id = a.node_id "
-		       "JOIN networks ON networks.id = n.network_id "
-		       "WHERE a.hash = decode($1, 'hex') AND a.used_at IS NULL AND a.expires_at > now()",
-		       1, p);
-	if (!lsc_res_ok(db, res, "approval code")) {
-		lsc_db_failed(r, res, "approval code");
-		PQclear(res);
-		return;
-	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		html_page(r, 404, "Invalid approval link",
-			  "<p>This approval link is invalid, expired or already used.</p>");
-		return;
-	}
-	snprintf(node, sizeof(node), "%s", PQgetvalue(res, 0, 0));
-	if (!strcmp(method, "GET")) {
-		lsc_buf_str(&b, "<p>A device asks to join a network. Sign in with an admin key to see it.</p>"
-				"<form method=\"post\"><p><label>Admin key <input type=\"password\" "
-				"name=\"admin_key\" id=\"admin_key\" autocomplete=\"off\" size=\"70\"></label></p>"
-				"<p><button type=\"submit\" id=\"signin\">Sign in</button></p></form>");
-		goto page;
-	}
-	if (strcmp(method, "POST")) {
-		lsc_reply_error(r, 405, LS_ERR_BAD_REQUEST, "method %s is not allowed here", method);
-		goto out;
-	}
-	key = form_value(r->body.p ? r->body.p : "", r->body.len, "admin_key");
-	action = form_value(r->body.p ? r->body.p : "", r->body.len, "action");
-	if (key) {
-		char id[16];
-		uint8_t raw[32];
-		size_t i, slot = 0;
-
-		if (!admin_key_check(s, db, key, id)) {
-			lsc_buf_str(&b, "<p id=\"error\">That admin key is not valid.</p>"
-					"<form method=\"post\"><p><label>Admin key <input type=\"password\" "
-					"name=\"admin_key\" id=\"admin_key\" size=\"70\"></label></p>"
-					"<p><button type=\"submit\" id=\"signin\">Sign in</button></p></form>");
-			PQclear(res);
-			html_page(r, 401, "Approve a device", b.p ? b.p : "");
-			lsc_buf_free(&b);
-			goto out;
-		}
-		for (i = 0; i < ARRAY_SIZE(s->sessions); i++)
-			if (s->sessions[i].expires_ms < s->sessions[slot].expires_ms)
-				slot = i;
-		randombytes_buf(raw, sizeof(raw));
-		ls_hex_encode(s->sessions[slot].id, raw, sizeof(raw));
-		snprintf(s->sessions[slot].admin_id, sizeof(s->sessions[slot].admin_id), "%s", id);
-		s->sessions[slot].expires_ms = ls_now_ms() + 10 * 60 * 1000;
-		snprintf(r->set_cookie, sizeof(r->set_cookie),
-			 "lsc_approve=%s; Path=/approve/; Max-Age=600; HttpOnly; SameSite=Strict%s",
-			 s->sessions[slot].id, s->tls ? "; Secure" : "");
-		tt = (time_t)i64(res, 0, 5);
-		gmtime_r(&tt, &tm);
-		strftime(t, sizeof(t), "%Y-%m-%d %H:%M:%S UTC", &tm);
-		lsc_buf_str(&b, "<p>Signed in with admin key ");
-		html_esc(&b, id);
-		lsc_buf_str(&b, ".</p><table id=\"device\">");
-		{
-			const char *rows[][2] = {
-				{"Hostname", PQgetvalue(res, 0, 1)}, {"Name", PQgetvalue(res, 0, 2)},
-				{"Network", PQgetvalue(res, 0, 8)}, {"WireGuard key", PQgetvalue(res, 0, 3)},
-				{"Machine key", PQgetvalue(res, 0, 4)}, {"Registered", t},
-				{"From address", PQgetvalue(res, 0, 6)}, {"Status", PQgetvalue(res, 0, 7)},
-			};
-
-			for (i = 0; i < ARRAY_SIZE(rows); i++) {
-				lsc_buf_str(&b, "<tr><td>");
-				html_esc(&b, rows[i][0]);
-				lsc_buf_str(&b, "</td><td><code>");
-				html_esc(&b, rows[i][1]);
-				lsc_buf_str(&b, "</code></td></tr>");
-			}
-		}
-		lsc_buf_str(&b, "</table><form method=\"post\"><p>"
-				"<button type=\"submit\" name=\"action\" value=\"approve\" id=\"approve\">Approve</button>"
-				"<button type=\"submit\" name=\"action\" value=\"reject\" id=\"reject\">Reject</button>"
-				"</p></form>");
-		goto page;
-	}
-	admin = session_of(s, r);
-	if (!action || (strcmp(action, "approve") && strcmp(action, "reject")) || !admin) {
-		PQclear(res);
-		html_page(r, admin ? 400 : 401, "Approve a device",
-			  admin ? "<p>Nothing to do.</p>" : "<p>Sign in first (the session expired).</p>");
-		goto out;
-	}
-	PQclear(res);
-	res = NULL;
-	snprintf(r->admin_id, sizeof(r->admin_id), "%s", admin);
-	a_node_status(s, r, db, node, !strcmp(action, "approve") ? ACT_APPROVE : ACT_REJECT);
-	if (r->status == 200) {
-		res = lsc_exec(db, "UPDATE approval_codes SET used_at = now() WHERE hash = decode($1, 'hex')",
-			       1, p);
-		PQclear(res);
-		res = NULL;
-		lsc_buf_str(&b, "<p id=\"result\">Device ");
-		html_esc(&b, node);
-		lsc_buf_str(&b, !strcmp(action, "approve") ? " approved.</p>" : " rejected.</p>");
-		html_page(r, 200, "Approve a device", b.p ? b.p : "");
-	} else {
-		lsc_buf_str(&b, "<p id=\"error\">");
-		html_esc(&b, r->reply ? r->reply : "failed");
-		lsc_buf_str(&b, "</p>");
-		html_page(r, r->status, "Approve a device", b.p ? b.p : "");
-	}
-	goto out;
-page:
-	PQclear(res);
-	html_page(r, 200, "Approve a device", b.p ? b.p : "");
-out:
-	lsc_buf_free(&b);
-	if (key)
-		ls_memzero(key, strlen(key));
-	free(key);
-	free(action);
-}
 
 static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *method,
 			const char *path)
@@ -2786,11 +2527,11 @@ static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *met
 		if (strcmp(method, "POST"))
 			goto method;
 		if (!strcmp(b, "approve"))
-			a_node_status(s, r, db, a, ACT_APPROVE);
+			lsc_api_node_status(s, r, db, a, ACT_APPROVE);
 		else if (!strcmp(b, "reject"))
-			a_node_status(s, r, db, a, ACT_REJECT);
+			lsc_api_node_status(s, r, db, a, ACT_REJECT);
 		else if (!strcmp(b, "revoke"))
-			a_node_status(s, r, db, a, ACT_REVOKE);
+			lsc_api_node_status(s, r, db, a, ACT_REVOKE);
 		else if (!strcmp(b, "approve-routes"))
 			a_node_routes(s, r, db, a, true);
 		else if (!strcmp(b, "reject-routes"))
@@ -2832,7 +2573,7 @@ void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, cons
 			goto method;
 		h_heartbeat(s, r);
 	} else if (!strncmp(path, "/approve/", 9) && s->schema_version >= 7) {
-		h_approve(s, r, method, path + 9);
+		lsc_approve_page(s, r, method, path + 9);
 	} else if (!strcmp(path, "/v1/rotate")) {
 		if (strcmp(method, "POST"))
 			goto method;

@@ -133,6 +133,16 @@ void lsc_resume(struct lsc_req *r);
 
 /* api.c */
 void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, const char *path);
+
+/* api.c, shared with approve.c */
+enum node_action { ACT_APPROVE, ACT_REJECT, ACT_REVOKE };
+int64_t lsc_i64(PGresult *r, int row, int col);
+/* Sets node ID to active (approve), rejected or revoked and replies with the node. */
+void lsc_api_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
+			 enum node_action act);
+/* approve.c: GET/POST /approve/CODE */
+void lsc_approve_page(struct lsc_server *s, struct lsc_req *r, const char *method,
+		      const char *code);
 int lsc_admin_key_ensure(PGconn *db, const char *state_dir);
 void lsc_expiry_sweep(struct lsc_server *s);
 
