@@ -2447,6 +2447,11 @@ static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *met
 
 	if (!auth_admin(s, r, &db))
 		return;
+	/* /tls[/...]: certificate endorsement and rotation (tls_admin.c) */
+	if (!strncmp(rest, "/tls", 4) && (rest[4] == '\0' || rest[4] == '/')) {
+		lsc_tls_admin(s, r, db, method, rest + 4);
+		return;
+	}
 	/* /networks[/A[/B]] | /tokens/A | /nodes/A */
 	if (!strcmp(rest, "/networks")) {
 		if (!strcmp(method, "POST"))

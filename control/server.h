@@ -140,6 +140,9 @@ int64_t lsc_i64(PGresult *r, int row, int col);
 /* Sets node ID to active (approve), rejected or revoked and replies with the node. */
 void lsc_api_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
 			 enum node_action act);
+/* tls_admin.c: /v1/admin/tls[SUB] (SUB is "" or "/..."), after admin authentication */
+void lsc_tls_admin(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *method,
+		   const char *sub);
 /* approve.c: GET/POST /approve/CODE */
 void lsc_approve_page(struct lsc_server *s, struct lsc_req *r, const char *method,
 		      const char *code);
