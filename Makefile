@@ -74,6 +74,7 @@ $(BUILD)/obj/%.o: %.c
 
 include lib/build.mk
 -include bpf/build.mk
+-include bpf/perapp.mk
 -include control/build.mk
 -include relay/build.mk
 -include userspace/wgu/build.mk
