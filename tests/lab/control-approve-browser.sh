@@ -10,18 +10,15 @@ cd "$(dirname "$0")/../.." || exit 1
 source tests/lib/tap.sh
 source tests/control/pg.sh
 
-CHROMIUM=$(command -v chromium || true)
-DRIVER=$(command -v chromedriver || true)
-if [ -z "$CHROMIUM" ] || [ -z "$DRIVER" ]; then
+source tests/lab/onboard-lib.sh
+if ! wd_have; then
 	echo "ok 1 # SKIP chromium or chromedriver not installed"
 	exit 0
 fi
 T=$(mktemp -d /tmp/lsc-browser-XXXXXX)
 D=$T/state
-DRV_PID=
 cleanup() {
-	[ -n "${S:-}" ] && curl -s -X DELETE "$WD/session/$S" >/dev/null 2>&1
-	[ -n "$DRV_PID" ] && kill "$DRV_PID" 2>/dev/null && wait "$DRV_PID" 2>/dev/null
+	wd_stop
 	lsc_stop main
 	rm -rf "$T"
 }
@@ -29,7 +26,7 @@ trap cleanup EXIT
 C() { "$LSC_BIN" "$@" --state-dir "$D"; }
 N() { "$LSC_NODECLI" "$@"; }
 
-lsc_serve main --state-dir "$D" || { fail "server starts"; exit 1; }
+lsc_serve main --state-dir "$D" --insecure-http || { fail "server starts"; exit 1; }
 U=$SRV_URL_main
 C network create lobby --require-approval >/dev/null
 TOK=$(C token create --network lobby --uses 5 --json | jq -r .token)
@@ -41,25 +38,7 @@ ID1=$(echo "$R1" | jq .node.id)
 [[ "$URL1" =~ ^http://127\.0\.0\.1:[0-9]+/approve/[0-9a-f]{32}$ ]] && ok "register of a pending node returns an approval link" ||
 	fail "approval link" "$R1"
 
-# chromedriver on a free loopback port
-PORT=$((20000 + RANDOM % 20000))
-"$DRIVER" --port="$PORT" --allowed-ips=127.0.0.1 >"$T/driver.log" 2>&1 &
-DRV_PID=$!
-WD=http://127.0.0.1:$PORT
-for _ in $(seq 50); do curl -s "$WD/status" | jq -e .value.ready >/dev/null 2>&1 && break; sleep 0.1; done
-caps=$(jq -n --arg bin "$CHROMIUM" --arg dir "$T/profile" '{capabilities: {alwaysMatch: {browserName: "chrome",
-	"goog:chromeOptions": {binary: $bin, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-	"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-	("--user-data-dir=" + $dir)]}}}}')
-S=$(curl -s -X POST -H 'Content-Type: application/json' -d "$caps" "$WD/session" | jq -r .value.sessionId)
-[ -n "$S" ] && [ "$S" != null ] && ok "headless Chromium session" || { fail "chromium session" "$(tail -5 "$T/driver.log")"; exit 1; }
-wd() { curl -s -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$WD/session/$S$2"; }
-go() { wd POST /url "$(jq -n --arg u "$1" '{url: $u}')" >/dev/null; }
-el() { wd POST /element "$(jq -n --arg c "$1" '{using: "css selector", value: $c}')" | jq -r '.value["element-6066-11e4-a52e-4f735466cecf"] // empty'; }
-typein() { wd POST "/element/$1/value" "$(jq -n --arg t "$2" '{text: $t}')" >/dev/null; }
-click() { wd POST "/element/$1/click" '{}' >/dev/null; }
-text() { wd GET "/element/$1/text" | jq -r .value; }
-title() { wd GET /title | jq -r .value; }
+wd_start && ok "headless Chromium session" || { fail "chromium session" "$WD_ERR"; exit 1; }
 
 go "$URL1"
 check_eq "the link opens the approval page" "Approve a device" "$(title)"
@@ -79,7 +58,7 @@ click "$(el '#approve')"
 check_eq "clicking Approve approves" "Device $ID1 approved." "$(text "$(el '#result')")"
 check_eq "the node is active" active "$(C node show "$ID1" --json | jq -r .status)"
 go "$URL1"
-check "the link is single use" grep -q "invalid, expired or already used" <<<"$(wd GET /source | jq -r .value)"
+check "the link is single use" grep -q "invalid, expired or already used" <<<"$(page_source)"
 
 R2=$(N register -s "$U" -k "$T/n2" -t "$TOK" -H kiosk-2)
 URL2=$(echo "$R2" | jq -r .approval_url)
@@ -115,7 +94,7 @@ check "lightscale register prints the approval link" grep -qE "^  http://127.0.0
 timeout 60 script -qec "$LS register --profile lstw$$ --state-dir $T/cli2" /dev/null >"$T/wait.out" 2>&1 &
 wp=$!
 wait_url() { grep -qE "^  http://.*/approve/" "$T/wait.out"; }
-for _ in $(seq 50); do wait_url && break; sleep 0.1; done
+for _ in $(seq 300); do wait_url && break; sleep 0.1; done
 URL5=$(grep -oE "http://[^ ]*/approve/[0-9a-f]{32}" "$T/wait.out" | tr -d '\r')
 go "$URL5"
 typein "$(el '#admin_key')" "$(cat "$D/admin.key")"
