@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # lightscale-control benchmark: netmap build per node at 1,000 and 10,000 nodes, and 5,000
-# concurrent long-polls in the 10,000-node network while one node changes.
+# concurrent long-polls in a 10,000-node network while one node changes, over plain HTTP
+# and over HTTPS side by side (two servers sharing one database, rounds alternating).
 #
-#   control-bench (epoll, 5,000 keep-alive connections) ── lightscale-control serve ── postgres
-#                 (also seeds the networks with COPY)                                  (own, unix socket)
-#
-# WAITERS, ROUNDS and SAMPLES override the defaults (5000, 5, 20).
+#   control-bench ──(epoll, 5,000 keep-alive connections)──── serve --insecure-http ──┐
+#    (seeds the networks   ──(epoll, 5,000 GnuTLS sessions,── serve --tls ────────────┼─ postgres
+#     with COPY)              pinned by DIR/tls.pin)                                   │  (own, unix socket)
+#                                                                                      │
+# WAITERS, ROUNDS and SAMPLES override the defaults (5000, 5, 20); MODES="http tls" (default)
+# picks the servers.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 export LIGHTSCALE_BUILD=$BUILD
 source tests/control/pg.sh
+MODES=${MODES:-http tls}
 
 T=$(mktemp -d /tmp/lsc-bench-XXXXXX)
 cleanup() {
 	lsc_stop b
+	lsc_stop t
 	lsc_pg_stop
 	rm -rf "$T"
 }
@@ -28,6 +33,21 @@ cat >"$T/config.json" <<'JSON'
                  "node": {"burst": 1000, "per_second": 1000}},
  "connection_limit": 60000}
 JSON
-LIGHTSCALE_LOG=warn lsc_serve b --state-dir "$T/s" --db "$DSN" --config "$T/config.json" || exit 1
-"$BUILD/bench/control-bench" --server "$SRV_URL_b" --db "$DSN" --admin-key-file "$T/s/admin.key" \
-	--pid "$SRV_PID_b" --waiters "${WAITERS:-5000}" --rounds "${ROUNDS:-5}" --samples "${SAMPLES:-20}"
+args=()
+ident=()
+if [[ " $MODES " == *" http "* ]]; then
+	LIGHTSCALE_LOG=warn lsc_serve b --state-dir "$T/s" --db "$DSN" --config "$T/config.json" \
+		--insecure-http || exit 1
+	args+=(--server "$SRV_URL_b" --pid "$SRV_PID_b" --admin-key-file "$T/s/admin.key")
+	# the second server of the database needs the deployment's identity key
+	ident=(--identity-key "$T/s/identity.key")
+fi
+if [[ " $MODES " == *" tls "* ]]; then
+	LIGHTSCALE_LOG=warn lsc_serve t --state-dir "$T/t" --db "$DSN" --config "$T/config.json" \
+		--tls "${ident[@]}" || exit 1
+	args+=(--tls-server "$SRV_URL_t" --tls-pid "$SRV_PID_t" --pin-file "$T/t/tls.pin")
+	[ ${#ident[@]} -eq 0 ] && args+=(--admin-key-file "$T/t/admin.key")
+fi
+[ ${#args[@]} -gt 0 ] || { echo "control-bench: MODES=\"$MODES\" names no server (http, tls)" >&2; exit 2; }
+"$BUILD/bench/control-bench" --db "$DSN" "${args[@]}" \
+	--waiters "${WAITERS:-5000}" --rounds "${ROUNDS:-5}" --samples "${SAMPLES:-20}"
