@@ -5,7 +5,8 @@
  *
  *   control-bench --db DSN --admin-key-file F
  *                 [--server URL --pid PID]                        plain HTTP server
- *                 [--tls-server URL --tls-pid PID --pin-file F]   HTTPS server (same database)
+ *                 [--tls-server URL --tls-pid PID                 HTTPS server (same database)
+ *                  --enroll TOKEN@IDENTITY@PINS | --pin-file F]
  *                 [--waiters 5000] [--rounds 5] [--samples 20]
  *
  * 1. Seeds networks of 1,000 and 10,000 nodes straight into the database (COPY), with
@@ -24,7 +25,8 @@
  *
  * TLS trust: every session (the epoll waiters and libcurl's admin/heartbeat/netmap requests)
  * is verified by pin only: the SHA-256 of the server certificate's public key must be one of
- * the pins in --pin-file (DIR/tls.pin or an enrollment string's pin list, ';'-separated).
+ * the pins of --enroll (an enrollment string TOKEN@IDENTITY@PIN,PIN from token create) or
+ * of --pin-file (DIR/tls.pin).
  * There is no CA check (the certificate is self-signed). A session pinned to another key is
  * tried first and must be refused, or the benchmark fails.
  */
@@ -815,12 +817,12 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"server", required_argument, NULL, 's'}, {"pid", required_argument, NULL, 'p'},
 		{"tls-server", required_argument, NULL, 'S'}, {"tls-pid", required_argument, NULL, 'P'},
-		{"pin-file", required_argument, NULL, 'f'},
+		{"pin-file", required_argument, NULL, 'f'}, {"enroll", required_argument, NULL, 'e'},
 		{"db", required_argument, NULL, 'd'}, {"admin-key-file", required_argument, NULL, 'k'},
 		{"waiters", required_argument, NULL, 'w'}, {"rounds", required_argument, NULL, 'r'},
 		{"samples", required_argument, NULL, 'n'}, {0},
 	};
-	const char *dsn = NULL, *keyfile = NULL, *pinfile = NULL;
+	const char *dsn = NULL, *keyfile = NULL, *pinfile = NULL, *enroll = NULL, *pinsrc = NULL;
 	int nwait = 5000, rounds = 5, samples = 20, c, i, r, j;
 	struct net nets[3] = {{.name = "bench1k", .n = 1000},
 			      {.name = "bench10k-1", .n = 10000},
@@ -840,6 +842,7 @@ int main(int argc, char **argv)
 		case 'S': modes[M_TLS].url = optarg; break;
 		case 'P': modes[M_TLS].pid = atoi(optarg); break;
 		case 'f': pinfile = optarg; break;
+		case 'e': enroll = optarg; break;
 		case 'd': dsn = optarg; break;
 		case 'k': keyfile = optarg; break;
 		case 'w': nwait = atoi(optarg); break;
@@ -854,9 +857,10 @@ int main(int argc, char **argv)
 			on[n_on++] = &modes[i];
 		}
 	if (!n_on || !dsn || !keyfile || nwait < 1 || nwait > 9000 || rounds < 1 || samples < 1 ||
-	    (modes[M_TLS].on && !pinfile))
+	    (modes[M_TLS].on && !pinfile == !enroll))
 		die("usage: --db DSN --admin-key-file F [--server URL --pid PID] "
-		    "[--tls-server URL --tls-pid PID --pin-file F] [--waiters N<=9000]");
+		    "[--tls-server URL --tls-pid PID --pin-file F|--enroll TOKEN@IDENTITY@PINS] "
+		    "[--waiters N<=9000]");
 	setrlimit(RLIMIT_NOFILE, &rl);
 	clk_tck = sysconf(_SC_CLK_TCK);
 	ls_crypto_init();
@@ -866,9 +870,23 @@ int main(int argc, char **argv)
 	if (modes[M_TLS].on) {
 		size_t plen;
 
-		if (ls_read_file(pinfile, &pinbuf, &plen, 4096) || pins_parse(&pins, pinbuf)) {
-			fprintf(stderr, "control-bench: no pins in `%s'\n", pinfile);
-			return 1;
+		if (enroll) {
+			char tok[256], ident[128];
+
+			pinbuf = calloc(1, 4096);
+			if (!pinbuf || ls_ctl_parse_enroll(enroll, tok, sizeof(tok), ident, sizeof(ident),
+							   pinbuf, 4096) || pins_parse(&pins, pinbuf)) {
+				fprintf(stderr, "control-bench: no pins in the enrollment string `%s'\n", enroll);
+				return 1;
+			}
+			ls_memzero(tok, sizeof(tok));
+			pinsrc = "the enrollment string of token create";
+		} else {
+			if (ls_read_file(pinfile, &pinbuf, &plen, 4096) || pins_parse(&pins, pinbuf)) {
+				fprintf(stderr, "control-bench: no pins in `%s'\n", pinfile);
+				return 1;
+			}
+			pinsrc = pinfile;
 		}
 		/* a pin of no key the server has: SHA-256 of nothing */
 		pins_parse(&wrong_pins, "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
@@ -1036,7 +1054,7 @@ int main(int argc, char **argv)
 			printf("HTTPS: %s; every session verified by pin only (SHA-256 of the server's public key, "
 			       "one of %d pin(s) from %s; no CA check): %lu verified, %lu refused "
 			       "(the one pinned to another key)\n",
-			       modes[M_TLS].tls_desc, pins.n, pinfile, pins.verified,
+			       modes[M_TLS].tls_desc, pins.n, pinsrc, pins.verified,
 			       pins.refused + wrong_pins.refused);
 		printf("full netmap per node (signed GET /v1/netmap, client wall time incl. JSON parse, "
 		       "%d rounds x %d nodes, networks and servers alternating, one keep-alive connection):\n",

@@ -5,7 +5,7 @@
 #
 #   control-bench ──(epoll, 5,000 keep-alive connections)──── serve --insecure-http ──┐
 #    (seeds the networks   ──(epoll, 5,000 GnuTLS sessions,── serve --tls ────────────┼─ postgres
-#     with COPY)              pinned by DIR/tls.pin)                                   │  (own, unix socket)
+#     with COPY)              pinned by an enrollment string)                          │  (own, unix socket)
 #                                                                                      │
 # WAITERS, ROUNDS and SAMPLES override the defaults (5000, 5, 20); MODES="http tls" (default)
 # picks the servers.
@@ -45,7 +45,11 @@ fi
 if [[ " $MODES " == *" tls "* ]]; then
 	LIGHTSCALE_LOG=warn lsc_serve t --state-dir "$T/t" --db "$DSN" --config "$T/config.json" \
 		--tls "${ident[@]}" || exit 1
-	args+=(--tls-server "$SRV_URL_t" --tls-pid "$SRV_PID_t" --pin-file "$T/t/tls.pin")
+	# the waiters trust what a node trusts: the pins of an enrollment string (token create)
+	"$LSC_BIN" network create benchpins --state-dir "$T/t" >/dev/null || exit 1
+	EN=$("$LSC_BIN" token create --network benchpins --state-dir "$T/t" --json | jq -r .enroll)
+	[[ "$EN" == *@*@sha256//* ]] || { echo "control-bench: no enrollment string with pins: $EN" >&2; exit 1; }
+	args+=(--tls-server "$SRV_URL_t" --tls-pid "$SRV_PID_t" --enroll "$EN")
 	[ ${#ident[@]} -eq 0 ] && args+=(--admin-key-file "$T/t/admin.key")
 fi
 [ ${#args[@]} -gt 0 ] || { echo "control-bench: MODES=\"$MODES\" names no server (http, tls)" >&2; exit 2; }
