@@ -30,10 +30,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "keys.h"
 #include "log.h"
 #include "mnet.h"
 #include "netmap.h"
+#include "relayproxy.h"
 #include "rtnl.h"
+#include "stun.h"
 #include "status.h"
 #include "trust.h"
 #include "util.h"
@@ -53,6 +58,9 @@ struct agent {
 	struct ls_dnsd *dns;
 	int64_t dns_version; /* netmap version the resolver's records come from */
 	size_t dns_n_xl;
+	struct np *np;      /* NAT traversal and relays (path thread) */
+	json_t *nat_status; /* its last snapshot, for status */
+	char observed[LS_ENDPOINT_STRLEN]; /* the control plane's view of us (heartbeat) */
 };
 
 /* With the lock held: the resolver's records follow the netmap and the mappings. */
@@ -260,7 +268,803 @@ static void *netmap_thread(void *arg)
 	return NULL;
 }
 
+/* ---- NAT traversal and relay fallback (path thread) --------------------------------
+ *
+ * Per peer, the endpoint WireGuard uses is chosen here (dataplane.h ep_override):
+ *
+ *   direct    a candidate endpoint answered our ping from the WireGuard port (the
+ *             candidates: the peer's netmap endpoints = its local, STUN-discovered and
+ *             server-observed ones, plus what its probes and pings tell us)
+ *   relayed   no direct answer for NP_DIRECT_TIMEOUT_MS: the relay proxy's loopback
+ *             socket for the peer (UDP relay, TURN, stream relay: relayproxy.h)
+ *   rotating  no answer and no relay: the netmap's candidates in turn, the next one
+ *             when the handshake stays stale NP_ROTATE_MS after the last change
+ *
+ * While not direct, every candidate is pinged every NP_SEARCH_MS and a probe through
+ * the stream relay asks the peer to ping us at the same moment (both NATs open their
+ * mappings at once); the first pong moves the peer back to direct. STUN Binding
+ * requests leave from the WireGuard port too (relayproxy.h, ls_raw_udp_*), so the
+ * mapped address they discover is WireGuard's, and go into the heartbeat.
+ */
+enum {
+	NP_TICK_MS = 250,
+	NP_GRACE_MS = 3000,            /* a new peer keeps the netmap's endpoint this long */
+	NP_PING_DIRECT_MS = 2500,      /* ping the direct endpoint in use this often */
+	NP_DIRECT_TIMEOUT_MS = 9000,   /* no pong this long: the direct path is gone */
+	NP_SEARCH_MS = 3000,           /* ping every candidate this often while not direct */
+	NP_SEARCH_SLOW_MS = 12000,     /* ... after NP_SEARCH_SLOW_AFTER_MS without success */
+	NP_SEARCH_SLOW_AFTER_MS = 60000,
+	NP_PROBE_MS = 6000,            /* "ping me now" through the stream relay while not direct */
+	NP_ANSWER_MS = 1000,           /* pings triggered by a probe or ping: at most this often */
+	NP_ROTATE_MS = 15000,          /* no fresh handshake this long after a change: next candidate */
+	NP_HANDSHAKE_FRESH_S = 180,
+	NP_STUN_MS = 30000, NP_STUN_RETRY_MS = 5000,
+	NP_MAX_CAND = 16,
+	NP_MAX_STUN = 3,
+};
+
+enum np_mode { NP_NEW = 0, NP_DIRECT, NP_RELAYED, NP_ROTATING };
+static const char *const np_mode_names[] = { "new", "direct", "relayed", "rotating" };
+
+struct np_peer {
+	uint8_t key[LS_WG_KEY_LEN];
+	int64_t id;
+	struct sockaddr_storage cand[NP_MAX_CAND];
+	size_t n_cand, n_nm_cand; /* the netmap's first, then learned ones */
+	enum np_mode mode;
+	uint64_t added, mode_since;
+	struct sockaddr_storage direct;
+	bool has_direct;
+	uint64_t last_pong, last_ping, last_search, last_probe, last_answer, search_since;
+	uint64_t txid[2];
+	struct sockaddr_storage want;
+	bool has_want;
+	struct sockaddr_in loop;
+	bool has_loop;
+	size_t rot;
+	uint64_t rot_at, rot_at_unix;
+	int64_t hs;
+	struct sockaddr_storage wg_ep;
+	bool has_wg_ep, set_pending;
+	enum ls_rproxy_path rpath;
+	uint64_t fallbacks, returns, rotations, pings, pongs;
+};
+
+struct np_stun {
+	struct sockaddr_storage server;
+	char addr[LS_ENDPOINT_STRLEN];
+	uint8_t txid[LS_STUN_TXID_LEN];
+	uint64_t sent, answered;
+	char mapped[LS_ENDPOINT_STRLEN];
+};
+
+struct np {
+	struct agent *a;
+	int raw4, raw6;
+	uint16_t port;
+	struct ls_rproxy *rp;
+	uint8_t rp_pub[LS_WG_KEY_LEN];
+	struct np_peer **peers; /* sorted by key */
+	size_t n_peers;
+	int64_t nm_version;
+	json_t *relays_seen; /* the relays section last applied */
+	struct np_stun stun[NP_MAX_STUN];
+	size_t n_stun;
+	uint64_t stun_next, stun_ok_at;
+	char **local;
+	size_t n_local;
+	char eps[2 * NP_MAX_CAND][LS_ENDPOINT_STRLEN]; /* ours: local, then STUN-mapped */
+	size_t n_eps;
+	uint64_t now;
+	uint64_t c_pings_in, c_pongs_in, c_bad, c_probes_in;
+};
+
+static int cmp_np_key(const void *k, const void *e)
+{
+	return memcmp(k, (*(struct np_peer *const *)e)->key, LS_WG_KEY_LEN);
+}
+
+static int cmp_np_key_sort(const void *x, const void *y)
+{
+	return memcmp((*(struct np_peer *const *)x)->key, (*(struct np_peer *const *)y)->key, LS_WG_KEY_LEN);
+}
+
+static struct np_peer *np_find(struct np *np, const uint8_t key[LS_WG_KEY_LEN])
+{
+	struct np_peer **p = bsearch(key, np->peers, np->n_peers, sizeof(*np->peers), cmp_np_key);
+
+	return p ? *p : NULL;
+}
+
+static bool np_sa_eq(const struct sockaddr_storage *x, const struct sockaddr_storage *y)
+{
+	char a[LS_ENDPOINT_STRLEN], b[LS_ENDPOINT_STRLEN];
+
+	ls_endpoint_format((const struct sockaddr *)x, a);
+	ls_endpoint_format((const struct sockaddr *)y, b);
+	return !strcmp(a, b);
+}
+
+/* An IPv4-mapped IPv6 address (the userspace engine's dual-stack socket) as IPv4. */
+static void np_unmap(struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = s6->sin6_port };
+
+		memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+		memset(ss, 0, sizeof(*ss));
+		memcpy(ss, &s4, sizeof(s4));
+	}
+}
+
+static void np_add_cand(struct np_peer *p, const struct sockaddr_storage *ss)
+{
+	for (size_t i = 0; i < p->n_cand; i++)
+		if (np_sa_eq(&p->cand[i], ss))
+			return;
+	if (p->n_cand < NP_MAX_CAND) {
+		p->cand[p->n_cand++] = *ss;
+	} else if (p->n_nm_cand < NP_MAX_CAND) {
+		/* learned ones rotate through the slots after the netmap's */
+		memmove(&p->cand[p->n_nm_cand], &p->cand[p->n_nm_cand + 1],
+			(NP_MAX_CAND - p->n_nm_cand - 1) * sizeof(p->cand[0]));
+		p->cand[NP_MAX_CAND - 1] = *ss;
+	}
+}
+
+/* The dataplane's hook (a->lock held): the endpoint a peer must have now. */
+static bool np_override(void *ctx, const uint8_t key[LS_WG_KEY_LEN], struct sockaddr_storage *out)
+{
+	struct agent *a = ctx;
+	struct np_peer *p;
+
+	if (!a->np)
+		return false;
+	p = np_find(a->np, key);
+	if (!p || !p->has_want)
+		return false;
+	*out = p->want;
+	return true;
+}
+
+static void np_send(struct np *np, const struct sockaddr_storage *to, const void *buf, size_t len)
+{
+	int fd = to->ss_family == AF_INET ? np->raw4 : to->ss_family == AF_INET6 ? np->raw6 : -1;
+	int err;
+
+	if (fd < 0)
+		return;
+	err = ls_raw_udp_send(fd, np->port, to, buf, len);
+	if (err && err != -EAGAIN && err != -ENETUNREACH && err != -EHOSTUNREACH && err != -EPERM)
+		pr_debug("nat: send: %s", strerror(-err));
+}
+
+static void np_ping(struct np *np, struct np_peer *p, const struct sockaddr_storage *to)
+{
+	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = p->txid[0] };
+	uint8_t buf[LS_DISCO_LEN];
+
+	memcpy(m.from, np->a->prof->wg_pub, LS_WG_KEY_LEN);
+	memcpy(m.to, p->key, LS_WG_KEY_LEN);
+	ls_disco_encode(&m, buf);
+	np_send(np, to, buf, sizeof(buf));
+	p->pings++;
+}
+
+/* A new round: a new txid (the last round's still counts), then every candidate. */
+static void np_search(struct np *np, struct np_peer *p)
+{
+	p->txid[1] = p->txid[0];
+	p->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+	p->last_search = p->last_ping = np->now;
+	for (size_t i = 0; i < p->n_cand; i++)
+		np_ping(np, p, &p->cand[i]);
+}
+
+static void np_probe(struct np *np, struct np_peer *p, bool reply)
+{
+	struct ls_rproxy_probe pr = { .ts_ms = (uint64_t)ls_unix_time() * 1000, .reply = reply };
+
+	if (!np->rp)
+		return;
+	for (size_t i = 0; i < np->n_eps && pr.n_endpoints < LS_RPROXY_PROBE_MAX_ENDPOINTS; i++)
+		snprintf(pr.endpoints[pr.n_endpoints++], LS_RPROXY_ENDPOINT_LEN, "%s", np->eps[i]);
+	if (ls_rproxy_send_probe(np->rp, p->key, &pr) == 0)
+		p->last_probe = np->now;
+}
+
+/* relayproxy's probe callback: the peer asks us to send UDP now. */
+static void np_on_probe(void *ctx, const uint8_t from[LSR_KEY_LEN], const struct ls_rproxy_probe *pr)
+{
+	struct np *np = ctx;
+	struct np_peer *p = np_find(np, from);
+
+	np->c_probes_in++;
+	if (!p)
+		return;
+	for (size_t i = 0; i < pr->n_endpoints; i++) {
+		struct sockaddr_storage ss;
+
+		if (!ls_endpoint_parse(pr->endpoints[i], &ss, NULL))
+			np_add_cand(p, &ss);
+	}
+	if (np->now - p->last_answer >= NP_ANSWER_MS) {
+		p->last_answer = np->now;
+		np_search(np, p);
+	}
+	if (!pr->reply)
+		np_probe(np, p, true);
+}
+
+static void np_disco_input(struct np *np, const struct sockaddr_storage *src, const uint8_t *buf, size_t len)
+{
+	struct ls_disco_msg m;
+	struct np_peer *p;
+	uint8_t out[LS_DISCO_LEN];
+
+	if (ls_disco_decode(buf, len, &m) || memcmp(m.to, np->a->prof->wg_pub, LS_WG_KEY_LEN)) {
+		np->c_bad++;
+		return;
+	}
+	p = np_find(np, m.from);
+	if (!p) {
+		np->c_bad++;
+		return;
+	}
+	if (m.type == LS_DISCO_PING) {
+		struct ls_disco_msg r = { .type = LS_DISCO_PONG, .txid = m.txid };
+
+		np->c_pings_in++;
+		memcpy(r.from, np->a->prof->wg_pub, LS_WG_KEY_LEN);
+		memcpy(r.to, p->key, LS_WG_KEY_LEN);
+		ls_disco_encode(&r, out);
+		np_send(np, src, out, sizeof(out));
+		/* where the peer is now: worth a ping of ours at once (it opens our NAT too) */
+		np_add_cand(p, src);
+		if (p->mode != NP_DIRECT && np->now - p->last_answer >= NP_ANSWER_MS) {
+			p->last_answer = np->now;
+			np_search(np, p);
+		}
+		return;
+	}
+	np->c_pongs_in++;
+	if (!m.txid || (m.txid != p->txid[0] && m.txid != p->txid[1]))
+		return;
+	p->pongs++;
+	/* the address in use keeps its place while it answers; otherwise the first to answer */
+	if (!p->has_direct || np->now - p->last_pong >= NP_PING_DIRECT_MS * 2 || np_sa_eq(&p->direct, src)) {
+		p->direct = *src;
+		p->has_direct = true;
+	}
+	p->last_pong = np->now;
+}
+
+static void np_stun_input(struct np *np, const struct sockaddr_storage *src, const uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; i < np->n_stun; i++) {
+		struct np_stun *s = &np->stun[i];
+		struct sockaddr_storage mapped;
+
+		if (!np_sa_eq(&s->server, src) || ls_stun_parse_response(buf, len, s->txid, &mapped))
+			continue;
+		np_unmap(&mapped);
+		ls_endpoint_format((const struct sockaddr *)&mapped, s->mapped);
+		s->answered = np->now;
+		np->stun_ok_at = np->now;
+		return;
+	}
+}
+
+static void np_raw_readable(struct np *np, int fd, int family)
+{
+	uint8_t buf[2048];
+
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage from = { 0 }, src;
+		socklen_t flen = sizeof(from);
+		const uint8_t *pl;
+		size_t plen;
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+
+		if (n < 0)
+			return;
+		src = from;
+		if (ls_raw_udp_parse(family, buf, (size_t)n, np->port, &src, &pl, &plen))
+			continue;
+		np_unmap(&src);
+		if (plen >= 4 && !memcmp(pl, LS_DISCO_MAGIC, 4))
+			np_disco_input(np, &src, pl, plen);
+		else if (ls_stun_is_stun(pl, plen))
+			np_stun_input(np, &src, pl, plen);
+	}
+}
+
+/* Our endpoints for probes and the heartbeat: local, then STUN-mapped. */
+static void np_endpoints(struct np *np)
+{
+	struct agent *a = np->a;
+	size_t n = 0;
+
+	ls_strv_free(np->local, np->n_local);
+	np->local = NULL;
+	np->n_local = 0;
+	ls_local_endpoints(a->prof->ifname, a->prof->listen_port, &np->local, &np->n_local);
+	for (size_t i = 0; i < np->n_local && n < ARRAY_SIZE(np->eps); i++)
+		snprintf(np->eps[n++], LS_ENDPOINT_STRLEN, "%s", np->local[i]);
+	for (size_t i = 0; i < np->n_stun && n < ARRAY_SIZE(np->eps); i++) {
+		bool dup = !np->stun[i].mapped[0];
+
+		for (size_t k = 0; !dup && k < n; k++)
+			dup = !strcmp(np->eps[k], np->stun[i].mapped);
+		if (!dup)
+			snprintf(np->eps[n++], LS_ENDPOINT_STRLEN, "%s", np->stun[i].mapped);
+	}
+	np->n_eps = n;
+}
+
+static void np_stun_round(struct np *np)
+{
+	uint8_t buf[64];
+
+	for (size_t i = 0; i < np->n_stun; i++) {
+		struct np_stun *s = &np->stun[i];
+		int n = ls_stun_build_request(buf, sizeof(buf), s->txid);
+
+		if (n > 0) {
+			np_send(np, &s->server, buf, (size_t)n);
+			s->sent = np->now;
+		}
+	}
+}
+
+/* The netmap changed: peers, candidates and relays follow (a->lock held). */
+static void np_sync_netmap(struct np *np)
+{
+	struct agent *a = np->a;
+	const struct ls_netmap *nm = a->nm;
+	struct np_peer **v;
+	size_t n = 0;
+	json_t *rel;
+
+	if (!nm)
+		return;
+	/* a rotated WireGuard key: the relay proxy proves the new one */
+	if (np->rp && memcmp(np->rp_pub, a->prof->wg_pub, LS_WG_KEY_LEN)) {
+		ls_rproxy_free(np->rp);
+		np->rp = NULL;
+		json_decref(np->relays_seen);
+		np->relays_seen = NULL;
+		for (size_t i = 0; i < np->n_peers; i++)
+			np->peers[i]->has_loop = false;
+	}
+	rel = ls_nm_relays_json(&nm->relays);
+	if (!np->relays_seen || !json_equal(rel, np->relays_seen)) {
+		const struct ls_nm_relays *r = &nm->relays;
+		struct ls_rproxy_turn_server turn[LS_RPROXY_MAX_RELAYS];
+		struct ls_rproxy_relays rr = {
+			.stream = (const char *const *)r->stream.v, .n_stream = r->stream.n,
+			.udp = (const char *const *)r->udp.v, .n_udp = r->udp.n, .turn = turn,
+		};
+		const struct ls_nm_strv *sl = r->stun.n ? &r->stun : &r->udp;
+
+		for (size_t i = 0; i < r->n_turn && i < LS_RPROXY_MAX_RELAYS; i++)
+			turn[rr.n_turn++] = (struct ls_rproxy_turn_server){ r->turn[i].url, r->turn[i].username,
+									    r->turn[i].credential };
+		np->n_stun = 0;
+		for (size_t i = 0; i < sl->n && np->n_stun < NP_MAX_STUN; i++) {
+			struct np_stun *s = &np->stun[np->n_stun];
+
+			memset(s, 0, sizeof(*s));
+			if (ls_endpoint_parse(sl->v[i], &s->server, NULL))
+				continue;
+			snprintf(s->addr, sizeof(s->addr), "%s", sl->v[i]);
+			np->n_stun++;
+		}
+		np->stun_next = np->now;
+		if (!np->rp && (rr.n_stream || rr.n_udp || rr.n_turn)) {
+			struct ls_rproxy_config cfg = { .wg_port = np->port, .fwmark = a->prof->fwmark, .relays = rr,
+							.on_probe = np_on_probe, .cb_ctx = np };
+
+			memcpy(cfg.ed_sk, a->prof->machine_sk, sizeof(cfg.ed_sk));
+			memcpy(cfg.wg_pub, a->prof->wg_pub, LS_WG_KEY_LEN);
+			np->rp = ls_rproxy_new(&cfg);
+			ls_memzero(cfg.ed_sk, sizeof(cfg.ed_sk));
+			if (!np->rp)
+				pr_warn("nat: relay proxy: %s", strerror(errno));
+			else
+				memcpy(np->rp_pub, a->prof->wg_pub, LS_WG_KEY_LEN);
+		} else if (np->rp) {
+			ls_rproxy_set_relays(np->rp, &rr);
+		}
+		json_decref(np->relays_seen);
+		np->relays_seen = rel;
+		rel = NULL;
+	}
+	json_decref(rel);
+	if (np->nm_version == nm->version && np->n_peers == nm->n_peers)
+		return;
+	np->nm_version = nm->version;
+	v = calloc(nm->n_peers + 1, sizeof(*v));
+	if (!v)
+		return;
+	for (size_t i = 0; i < nm->n_peers; i++) {
+		const struct ls_nm_peer *q = nm->peers[i];
+		struct np_peer *p = np_find(np, q->wg_key);
+
+		if (p) {
+			/* taken over: NULL its old slot */
+			struct np_peer **slot = bsearch(q->wg_key, np->peers, np->n_peers, sizeof(*np->peers), cmp_np_key);
+
+			*slot = NULL;
+		} else {
+			p = calloc(1, sizeof(*p));
+			if (!p)
+				continue;
+			memcpy(p->key, q->wg_key, LS_WG_KEY_LEN);
+			p->added = p->mode_since = p->search_since = np->now;
+			p->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+		}
+		p->id = q->id;
+		{
+			/* the netmap's candidates first, in its order; learned ones after */
+			struct sockaddr_storage learned[NP_MAX_CAND];
+			size_t nl = 0;
+
+			for (size_t k = p->n_nm_cand; k < p->n_cand; k++)
+				learned[nl++] = p->cand[k];
+			p->n_cand = p->n_nm_cand = 0;
+			for (size_t k = 0; k < q->endpoints.n && p->n_cand < NP_MAX_CAND; k++) {
+				struct sockaddr_storage ss;
+
+				if (!ls_endpoint_parse(q->endpoints.v[k], &ss, NULL))
+					np_add_cand(p, &ss);
+			}
+			p->n_nm_cand = p->n_cand;
+			for (size_t k = 0; k < nl; k++)
+				np_add_cand(p, &learned[k]);
+		}
+		v[n++] = p;
+	}
+	for (size_t i = 0; i < np->n_peers; i++) {
+		if (!np->peers[i])
+			continue;
+		if (np->rp)
+			ls_rproxy_peer_remove(np->rp, np->peers[i]->key);
+		free(np->peers[i]);
+	}
+	free(np->peers);
+	qsort(v, n, sizeof(*v), cmp_np_key_sort);
+	np->peers = v;
+	np->n_peers = n;
+}
+
+/* The engine's view: last handshake and endpoint per peer (without the lock: the get
+ * may be a UAPI round trip). */
+static void np_engine_refresh(struct np *np)
+{
+	struct agent *a = np->a;
+	const struct ls_wg_engine *eng;
+	struct ls_wg_device *dev = NULL;
+
+	pthread_mutex_lock(&a->lock);
+	eng = a->dp_ok ? a->dp.eng : NULL;
+	pthread_mutex_unlock(&a->lock);
+	if (!eng || eng->get(a->prof->ifname, &dev))
+		return;
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		struct ls_wg_peer *w = &dev->peers[i];
+		struct np_peer *p = np_find(np, w->key);
+
+		if (!p)
+			continue;
+		p->hs = w->last_handshake_sec;
+		p->has_wg_ep = (w->flags & LS_WGP_HAS_ENDPOINT) != 0;
+		p->wg_ep = w->endpoint;
+		np_unmap(&p->wg_ep);
+		if (p->has_want && (!p->has_wg_ep || !np_sa_eq(&p->wg_ep, &p->want)))
+			p->set_pending = true; /* roaming moved it, or a set failed */
+	}
+	pthread_mutex_unlock(&a->lock);
+	ls_wg_device_free(dev);
+}
+
+static void np_set_mode(struct np_peer *p, enum np_mode m, uint64_t now, const char *why)
+{
+	char key[LS_KEY_B64_LEN + 1];
+
+	if (p->mode == m)
+		return;
+	if (p->mode == NP_DIRECT)
+		p->fallbacks++;
+	if (m == NP_DIRECT && (p->mode == NP_RELAYED || p->mode == NP_ROTATING))
+		p->returns++;
+	if (m != NP_DIRECT)
+		p->search_since = now;
+	ls_key_to_base64(key, p->key);
+	pr_info("nat: peer %lld (%.8s...): %s -> %s (%s)", (long long)p->id, key, np_mode_names[p->mode],
+		np_mode_names[m], why);
+	p->mode = m;
+	p->mode_since = now;
+}
+
+/* One peer's timers and path choice (a->lock held). */
+static void np_peer_tick(struct np *np, struct np_peer *p)
+{
+	uint64_t now = np->now;
+	bool direct_ok = p->has_direct && p->last_pong && now - p->last_pong < NP_DIRECT_TIMEOUT_MS;
+	struct sockaddr_storage want;
+	bool has_want = false;
+
+	if (np->rp && !p->has_loop && ls_rproxy_peer_add(np->rp, p->key, &p->loop) == 0)
+		p->has_loop = true;
+	p->rpath = np->rp && p->has_loop ? ls_rproxy_peer_path(np->rp, p->key) : LS_RPROXY_PATH_NONE;
+	/* pings: the direct endpoint to keep it (and the NAT mappings) alive; every
+	 * candidate, with a probe through the stream relay, while there is none */
+	if (direct_ok) {
+		if (now - p->last_ping >= NP_PING_DIRECT_MS) {
+			p->txid[1] = p->txid[0];
+			p->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+			p->last_ping = now;
+			np_ping(np, p, &p->direct);
+		}
+	} else {
+		uint64_t every = now - p->search_since >= NP_SEARCH_SLOW_AFTER_MS ? NP_SEARCH_SLOW_MS : NP_SEARCH_MS;
+
+		if (now - p->last_search >= every)
+			np_search(np, p);
+		if (np->rp && now - p->last_probe >= (every > NP_PROBE_MS ? every : NP_PROBE_MS))
+			np_probe(np, p, false);
+	}
+	if (direct_ok) {
+		np_set_mode(p, NP_DIRECT, now, "a candidate endpoint answers");
+		want = p->direct;
+		has_want = true;
+	} else if (p->mode == NP_NEW && now - p->added < NP_GRACE_MS) {
+		return; /* the netmap's endpoint until the first pings had a chance */
+	} else if (p->rpath != LS_RPROXY_PATH_NONE) {
+		np_set_mode(p, NP_RELAYED, now, p->mode == NP_DIRECT ? "the direct endpoint stopped answering"
+								    : "no candidate endpoint answers");
+		memcpy(&want, &p->loop, sizeof(p->loop));
+		memset((uint8_t *)&want + sizeof(p->loop), 0, sizeof(want) - sizeof(p->loop));
+		has_want = true;
+	} else if (p->n_nm_cand) {
+		bool fresh = p->hs && ls_unix_time() - p->hs < NP_HANDSHAKE_FRESH_S &&
+			     (uint64_t)p->hs * 1000 + 2000 >= p->rot_at_unix;
+
+		if (p->mode != NP_ROTATING) {
+			np_set_mode(p, NP_ROTATING, now, "no answer and no relay");
+			p->rot_at = now;
+			p->rot_at_unix = (uint64_t)ls_unix_time() * 1000;
+		} else if (!fresh && now - p->rot_at >= NP_ROTATE_MS && p->n_nm_cand > 1) {
+			char e[LS_ENDPOINT_STRLEN];
+
+			p->rot = (p->rot + 1) % p->n_nm_cand;
+			p->rot_at = now;
+			p->rot_at_unix = (uint64_t)ls_unix_time() * 1000;
+			p->rotations++;
+			ls_endpoint_format((const struct sockaddr *)&p->cand[p->rot], e);
+			pr_info("nat: peer %lld: handshake stale, trying its endpoint %s", (long long)p->id, e);
+		}
+		want = p->cand[p->rot % p->n_nm_cand];
+		has_want = true;
+	}
+	if (!has_want)
+		return;
+	if (!p->has_want || !np_sa_eq(&p->want, &want)) {
+		p->want = want;
+		p->has_want = true;
+		p->set_pending = true;
+	}
+}
+
+static json_t *np_status(struct np *np)
+{
+	json_t *peers = json_object(), *stun = json_array(), *eps = json_array(), *doc;
+
+	for (size_t i = 0; i < np->n_peers; i++) {
+		struct np_peer *p = np->peers[i];
+		char key[LS_KEY_B64_LEN + 1], e[LS_ENDPOINT_STRLEN];
+		json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "path", np_mode_names[p->mode], "since_ms",
+				      (json_int_t)(np->now - p->mode_since), "fallbacks", (json_int_t)p->fallbacks,
+				      "returns", (json_int_t)p->returns, "rotations", (json_int_t)p->rotations,
+				      "pings_sent", (json_int_t)p->pings, "pongs", (json_int_t)p->pongs);
+		json_t *c = json_array();
+
+		ls_key_to_base64(key, p->key);
+		if (p->has_want) {
+			ls_endpoint_format((const struct sockaddr *)&p->want, e);
+			json_object_set_new(o, "endpoint", json_string(e));
+		}
+		if (p->has_direct) {
+			ls_endpoint_format((const struct sockaddr *)&p->direct, e);
+			json_object_set_new(o, "direct_endpoint", json_string(e));
+		}
+		if (p->last_pong)
+			json_object_set_new(o, "last_pong_ms_ago", json_integer((json_int_t)(np->now - p->last_pong)));
+		if (p->mode == NP_RELAYED) {
+			const char *r = np->rp ? ls_rproxy_path_relay(np->rp, p->rpath) : NULL;
+
+			json_object_set_new(o, "via", json_string(ls_rproxy_path_str(p->rpath)));
+			json_object_set_new(o, "relay", r ? json_string(r) : json_null());
+		}
+		for (size_t k = 0; k < p->n_cand; k++) {
+			ls_endpoint_format((const struct sockaddr *)&p->cand[k], e);
+			json_array_append_new(c, json_string(e));
+		}
+		json_object_set_new(o, "candidates", c);
+		json_object_set_new(peers, key, o);
+	}
+	for (size_t i = 0; i < np->n_stun; i++) {
+		json_t *o = json_pack("{s:s}", "server", np->stun[i].addr);
+
+		if (np->stun[i].mapped[0])
+			json_object_set_new(o, "mapped", json_string(np->stun[i].mapped));
+		if (np->stun[i].answered)
+			json_object_set_new(o, "answered_ms_ago", json_integer((json_int_t)(np->now - np->stun[i].answered)));
+		json_array_append_new(stun, o);
+	}
+	for (size_t i = 0; i < np->n_eps; i++)
+		json_array_append_new(eps, json_string(np->eps[i]));
+	doc = json_pack("{s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:b}", "peers", peers, "stun", stun,
+			"endpoints", eps, "relays", np->rp ? ls_rproxy_status(np->rp) : json_null(), "counters",
+			"pings_received", (json_int_t)np->c_pings_in, "pongs_received", (json_int_t)np->c_pongs_in,
+			"probes_received", (json_int_t)np->c_probes_in, "bad", (json_int_t)np->c_bad, "raw_socket",
+			np->raw4 >= 0);
+	return doc;
+}
+
+static void *path_thread(void *arg)
+{
+	struct np *np = arg;
+	struct agent *a = np->a;
+	uint64_t next_sync = 0, next_engine = 0, next_status = 0;
+	char stun_seen[NP_MAX_STUN][LS_ENDPOINT_STRLEN] = { { 0 } };
+
+	np->now = ls_now_ms();
+	pthread_mutex_lock(&a->lock);
+	np_endpoints(np);
+	pthread_mutex_unlock(&a->lock);
+	while (!stopping) {
+		struct pollfd pfd[3] = { { .fd = np->raw4, .events = POLLIN }, { .fd = np->raw6, .events = POLLIN },
+					 { .fd = np->rp ? ls_rproxy_fd(np->rp) : -1, .events = POLLIN } };
+		bool kick = false;
+
+		poll(pfd, 3, NP_TICK_MS);
+		np->now = ls_now_ms();
+		pthread_mutex_lock(&a->lock);
+		if (pfd[0].revents & POLLIN)
+			np_raw_readable(np, np->raw4, AF_INET);
+		if (pfd[1].revents & POLLIN)
+			np_raw_readable(np, np->raw6, AF_INET6);
+		if (np->rp && (pfd[2].revents & POLLIN))
+			ls_rproxy_handle(np->rp);
+		if (np->now >= next_sync) {
+			next_sync = np->now + 1000;
+			np_sync_netmap(np);
+		}
+		if (np->rp)
+			ls_rproxy_tick(np->rp, np->now);
+		/* STUN from the WireGuard port */
+		if (np->n_stun && np->now >= np->stun_next) {
+			np_endpoints(np);
+			np_stun_round(np);
+			np->stun_next = np->now + (np->stun_ok_at && np->now - np->stun_ok_at < NP_STUN_MS + 5000
+							   ? NP_STUN_MS : NP_STUN_RETRY_MS);
+		}
+		for (size_t i = 0; i < np->n_stun; i++) {
+			if (strcmp(stun_seen[i], np->stun[i].mapped)) {
+				pr_info("nat: STUN %s: our WireGuard port is %s", np->stun[i].addr, np->stun[i].mapped);
+				snprintf(stun_seen[i], sizeof(stun_seen[i]), "%s", np->stun[i].mapped);
+				kick = true;
+			}
+		}
+		if (kick)
+			np_endpoints(np);
+		for (size_t i = 0; i < np->n_peers; i++) {
+			struct np_peer *p = np->peers[i];
+
+			np_peer_tick(np, p);
+			if (p->set_pending && a->dp_ok) {
+				int err = ls_dp_set_endpoint(&a->dp, p->key, &p->want);
+
+				p->set_pending = false;
+				if (err)
+					pr_warn("nat: peer %lld: cannot set the endpoint: %s", (long long)p->id, strerror(-err));
+			}
+		}
+		if (np->now >= next_status) {
+			next_status = np->now + 500;
+			json_decref(a->nat_status);
+			a->nat_status = np_status(np);
+		}
+		if (kick) {
+			a->hb_kick = true;
+			pthread_cond_signal(&a->hb_cond);
+		}
+		pthread_mutex_unlock(&a->lock);
+		if (np->now >= next_engine) {
+			next_engine = np->now + 1000;
+			np_engine_refresh(np);
+		}
+	}
+	return NULL;
+}
+
+/* The endpoints the heartbeat reports (a->lock held): local and STUN-mapped. */
+static void np_heartbeat_endpoints(struct agent *a, char out[][LS_ENDPOINT_STRLEN], size_t max, size_t *n)
+{
+	*n = 0;
+	if (!a->np)
+		return;
+	for (size_t i = 0; i < a->np->n_eps && *n < max; i++)
+		snprintf(out[(*n)++], LS_ENDPOINT_STRLEN, "%s", a->np->eps[i]);
+}
+
+static int np_start(struct agent *a)
+{
+	struct np *np = calloc(1, sizeof(*np));
+	pthread_t t;
+	int err;
+
+	if (!np)
+		return -ENOMEM;
+	np->a = a;
+	np->port = (uint16_t)a->prof->listen_port;
+	np->raw4 = ls_raw_udp_open(AF_INET, np->port, a->prof->fwmark);
+	np->raw6 = ls_raw_udp_open(AF_INET6, np->port, a->prof->fwmark);
+	if (np->raw4 < 0)
+		pr_warn("nat: no raw socket (%s): no direct path discovery or STUN, relays only", strerror(-np->raw4));
+	a->np = np;
+	err = -pthread_create(&t, NULL, path_thread, np);
+	if (err) {
+		a->np = NULL;
+		free(np);
+		return err;
+	}
+	pthread_detach(t);
+	return 0;
+}
+
 /* ---- heartbeat thread --------------------------------------------------------------- */
+
+/* ls_heartbeat (cli_control.c) with the STUN-discovered endpoints beside the local
+ * ones; the server adds the address it sees us at. */
+static int agent_heartbeat(struct agent *a, struct ls_ctl *c, struct ls_ctl_error *err)
+{
+	const struct ls_profile *p = a->prof;
+	char rbuf[LS_MAX_ADV_ROUTES][LS_PREFIX_STRLEN], ebuf[2 * NP_MAX_CAND][LS_ENDPOINT_STRLEN];
+	const char *routes[LS_MAX_ADV_ROUTES], *eps[2 * NP_MAX_CAND];
+	struct ls_ctl_response resp = { 0 };
+	size_t n_eps = 0;
+	int ret;
+
+	pthread_mutex_lock(&a->lock);
+	np_heartbeat_endpoints(a, ebuf, ARRAY_SIZE(ebuf), &n_eps);
+	pthread_mutex_unlock(&a->lock);
+	if (n_eps == 0)
+		return ls_heartbeat(c, p, NULL, err);
+	for (size_t i = 0; i < n_eps; i++)
+		eps[i] = ebuf[i];
+	for (size_t i = 0; i < p->n_routes; i++) {
+		ls_prefix_format(&p->routes[i], rbuf[i]);
+		routes[i] = rbuf[i];
+	}
+	struct ls_ctl_heartbeat_req req = {
+		.endpoints = eps, .n_endpoints = n_eps, .listen_port = p->listen_port,
+		.routes = routes, .n_routes = p->n_routes, .send_routes = true,
+	};
+	ret = ls_ctl_heartbeat(c, &req, &resp, err);
+	if (!ret && json_is_string(json_object_get(resp.json, "observed"))) {
+		pthread_mutex_lock(&a->lock);
+		snprintf(a->observed, sizeof(a->observed), "%s", json_string_value(json_object_get(resp.json, "observed")));
+		pthread_mutex_unlock(&a->lock);
+	}
+	ls_ctl_response_free(&resp);
+	return ret;
+}
 
 static void *heartbeat_thread(void *arg)
 {
@@ -280,7 +1084,7 @@ static void *heartbeat_thread(void *arg)
 		struct timespec until;
 
 		if (a->prof->node_id) {
-			if (ls_heartbeat(&c, a->prof, NULL, &err))
+			if (agent_heartbeat(a, &c, &err))
 				pr_debug("heartbeat: %s (%s)", err.message, err.code);
 		}
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -350,8 +1154,10 @@ static void api_serve(struct agent *a, int lfd)
 									   : "the resolver did not start (see the agent log)");
 	else
 		doc = json_pack("{s:s}", "error", "unknown request (status, netmap, dns)");
-	if (doc && !strcmp(req, "status"))
+	if (doc && !strcmp(req, "status")) {
 		json_object_set_new(doc, "agent", json_true());
+		ls_status_add_nat(doc, a->nat_status, a->observed);
+	}
 	pthread_mutex_unlock(&a->lock);
 	s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	if (s) {
@@ -439,6 +1245,8 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 		a.opts.poll_wait = 60;
 	if (a.opts.heartbeat_interval <= 0)
 		a.opts.heartbeat_interval = 30;
+	a.opts.dp.ep_override = np_override;
+	a.opts.dp.ep_ctx = &a;
 	pthread_mutex_init(&a.lock, NULL);
 	pthread_cond_init(&a.hb_cond, NULL);
 	/* --exit-node fixes the choice; otherwise it follows the profile (exit-node use) */
@@ -493,6 +1301,8 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	pthread_create(&t_nm, NULL, netmap_thread, &a);
 	pthread_create(&t_hb, NULL, heartbeat_thread, &a);
+	if ((ret = np_start(&a)))
+		pr_warn("nat: no path thread: %s", strerror(-ret));
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pr_info("agent for profile '%s' on %s (engine %s)", prof->name, prof->ifname, a.dp_ok ? a.dp.eng->name : "?");
 

@@ -112,6 +112,10 @@ static int desired_peer(const struct ls_dp *dp, const struct ls_nm_peer *p, stru
 	memcpy(w->allowed, p->allowed_ips.v, p->allowed_ips.n * sizeof(*w->allowed));
 	memcpy(w->allowed + p->allowed_ips.n, defs, nd * sizeof(*defs));
 	w->n_allowed = p->allowed_ips.n + nd;
+	if (dp->opts.ep_override && dp->opts.ep_override(dp->opts.ep_ctx, p->wg_key, &w->endpoint)) {
+		w->flags |= LS_WGP_HAS_ENDPOINT;
+		return 0;
+	}
 	for (size_t i = 0; i < p->endpoints.n; i++) {
 		if (!ls_endpoint_parse(p->endpoints.v[i], &w->endpoint, NULL)) {
 			w->flags |= LS_WGP_HAS_ENDPOINT;
@@ -119,6 +123,15 @@ static int desired_peer(const struct ls_dp *dp, const struct ls_nm_peer *p, stru
 		}
 	}
 	return 0;
+}
+
+static bool sa_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	char x[LS_ENDPOINT_STRLEN], y[LS_ENDPOINT_STRLEN];
+
+	ls_endpoint_format((const struct sockaddr *)a, x);
+	ls_endpoint_format((const struct sockaddr *)b, y);
+	return !strcmp(x, y);
 }
 
 static int cmp_prefix(const void *a, const void *b)
@@ -145,10 +158,15 @@ static bool allowed_equal(struct ls_prefix *a, size_t na, struct ls_prefix *b, s
 	return true;
 }
 
-static bool endpoint_in_list(const struct sockaddr_storage *ss, const struct ls_nm_peer *p)
+/* Does the engine's endpoint ss do? With an override (agent.c's NAT traversal), only
+ * that one; otherwise any of the netmap's. */
+static bool endpoint_in_list(const struct ls_dp *dp, const struct sockaddr_storage *ss, const struct ls_nm_peer *p)
 {
 	char cur[LS_ENDPOINT_STRLEN];
+	struct sockaddr_storage o;
 
+	if (dp->opts.ep_override && dp->opts.ep_override(dp->opts.ep_ctx, p->wg_key, &o))
+		return sa_same(ss, &o);
 	ls_endpoint_format((const struct sockaddr *)ss, cur);
 	for (size_t i = 0; i < p->endpoints.n; i++) {
 		if (!strcmp(cur, p->endpoints.v[i]))
@@ -920,7 +938,7 @@ int ls_dp_sync(struct ls_dp *dp, const struct ls_netmap *nm)
 			c->flags |= WGP_SEEN;
 			allowed_ok = allowed_equal(c->allowed, c->n_allowed, w->allowed, w->n_allowed);
 			ep_ok = !(w->flags & LS_WGP_HAS_ENDPOINT) ||
-				((c->flags & LS_WGP_HAS_ENDPOINT) && endpoint_in_list(&c->endpoint, nm->peers[i]));
+				((c->flags & LS_WGP_HAS_ENDPOINT) && endpoint_in_list(dp, &c->endpoint, nm->peers[i]));
 			ka_ok = c->keepalive == w->keepalive;
 			if (allowed_ok && ep_ok && ka_ok)
 				continue;
@@ -936,7 +954,7 @@ int ls_dp_sync(struct ls_dp *dp, const struct ls_netmap *nm)
 			s->flags |= LS_WGP_UPDATE_ONLY;
 			if (allowed_equal(c->allowed, c->n_allowed, s->allowed, s->n_allowed))
 				s->flags &= ~LS_WGP_REPLACE_ALLOWED, s->n_allowed = 0;
-			if ((c->flags & LS_WGP_HAS_ENDPOINT) && endpoint_in_list(&c->endpoint, nm->peers[i]))
+			if ((c->flags & LS_WGP_HAS_ENDPOINT) && endpoint_in_list(dp, &c->endpoint, nm->peers[i]))
 				s->flags &= ~LS_WGP_HAS_ENDPOINT;
 		}
 	}
@@ -1066,6 +1084,22 @@ int ls_dp_apply_diff(struct ls_dp *dp, const struct ls_netmap *nm, const struct 
 		else if (dp->bpf)
 			sync_bpf(dp, nm); /* a packet filter change alone (no --apply-routes) */
 	}
+	ps_free(&set);
+	return ret;
+}
+
+int ls_dp_set_endpoint(struct ls_dp *dp, const uint8_t key[LS_WG_KEY_LEN], const struct sockaddr_storage *ep)
+{
+	struct peer_set set = { 0 };
+	struct ls_wg_peer *s = ps_push(&set);
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	memcpy(s->key, key, LS_WG_KEY_LEN);
+	s->flags = LS_WGP_UPDATE_ONLY | LS_WGP_HAS_ENDPOINT;
+	s->endpoint = *ep;
+	ret = ps_send(dp, &set, 0, NULL);
 	ps_free(&set);
 	return ret;
 }

@@ -46,6 +46,12 @@ struct ls_dp_opts {
 	char **allow_forward;      /* --allow-forward PROFILE */
 	size_t n_allow;
 	struct ls_mnet_pools pools; /* --virtual-pool (family 0: the defaults) */
+	/* NAT traversal (agent.c): the endpoint a peer must have now, overriding the
+	 * netmap's first one (a direct address that answered, a relay proxy's loopback
+	 * socket, the next candidate after a stale handshake). Called with whatever lock
+	 * the caller holds around ls_dp_*; returns false to keep the netmap's choice. */
+	bool (*ep_override)(void *ctx, const uint8_t key[LS_WG_KEY_LEN], struct sockaddr_storage *out);
+	void *ep_ctx;
 };
 
 struct ls_dp {
@@ -78,6 +84,8 @@ void ls_dp_close(struct ls_dp *dp); /* frees memory; leaves the interface */
 int ls_dp_sync(struct ls_dp *dp, const struct ls_netmap *nm);
 int ls_dp_apply_diff(struct ls_dp *dp, const struct ls_netmap *nm, const struct ls_nm_diff *diff);
 int ls_dp_ensure(struct ls_dp *dp, const struct ls_netmap *nm);
+/* Sets one peer's endpoint in the engine (nothing else of the peer changes). */
+int ls_dp_set_endpoint(struct ls_dp *dp, const uint8_t key[LS_WG_KEY_LEN], const struct sockaddr_storage *ep);
 /* Removes everything of the profile; works without an open dp (after a crash). */
 int ls_dp_down(struct ls_profile *prof);
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -2023,4 +2024,163 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 	json_object_set_new(json_object_get(doc, "counters"), "turn_queue_full",
 			    json_integer((json_int_t)rp->c.turn_queue_full));
 	return doc;
+}
+
+const char *ls_rproxy_path_relay(const struct ls_rproxy *rp, enum ls_rproxy_path path)
+{
+	switch (path) {
+	case LS_RPROXY_PATH_UDP:
+		return rp->udp_state == RP_UP && rp->udp_cur >= 0 ? rp->udp[rp->udp_cur].addr : NULL;
+	case LS_RPROXY_PATH_TURN:
+		return rp->turn_state == RP_UP && rp->n_turn ? rp->turn[0].url : NULL;
+	case LS_RPROXY_PATH_STREAM:
+		return rp->stream_state == RP_UP && rp->stream_cur >= 0 ? rp->stream[rp->stream_cur].addr : NULL;
+	default:
+		return NULL;
+	}
+}
+
+/* ------------------------------------------------- direct path discovery */
+
+void ls_disco_encode(const struct ls_disco_msg *m, uint8_t out[LS_DISCO_LEN])
+{
+	memset(out, 0, LS_DISCO_LEN);
+	memcpy(out, LS_DISCO_MAGIC, 4);
+	out[4] = m->type;
+	for (int i = 0; i < 8; i++)
+		out[8 + i] = (uint8_t)(m->txid >> (56 - 8 * i));
+	memcpy(out + 16, m->from, LSR_KEY_LEN);
+	memcpy(out + 16 + LSR_KEY_LEN, m->to, LSR_KEY_LEN);
+}
+
+int ls_disco_decode(const uint8_t *buf, size_t len, struct ls_disco_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (len != LS_DISCO_LEN || memcmp(buf, LS_DISCO_MAGIC, 4) ||
+	    (buf[4] != LS_DISCO_PING && buf[4] != LS_DISCO_PONG) || buf[5] || buf[6] || buf[7])
+		return -EBADMSG;
+	m->type = buf[4];
+	for (int i = 0; i < 8; i++)
+		m->txid = m->txid << 8 | buf[8 + i];
+	memcpy(m->from, buf + 16, LSR_KEY_LEN);
+	memcpy(m->to, buf + 16 + LSR_KEY_LEN, LSR_KEY_LEN);
+	return 0;
+}
+
+int ls_raw_udp_open(int family, uint16_t wg_port, uint32_t mark)
+{
+	/* IPv4 raw sockets see the IP header first (X = its length), IPv6 ones the UDP header. */
+	struct sock_filter f4[] = {
+		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
+		BPF_STMT(BPF_LD | BPF_H | BPF_IND, 2),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, wg_port, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_IND, 8),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xff4c5344, 2, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_IND, 12),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LS_STUN_MAGIC_COOKIE, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_filter f6[] = {
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 2),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, wg_port, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 8),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xff4c5344, 2, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 12),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LS_STUN_MAGIC_COOKIE, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = family == AF_INET ? (struct sock_fprog){ (unsigned short)ARRAY_SIZE(f4), f4 }
+						   : (struct sock_fprog){ (unsigned short)ARRAY_SIZE(f6), f6 };
+	int fd = socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP), ret;
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
+		goto fail;
+	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+		goto fail;
+	if (family == AF_INET6) {
+		int off = 6; /* the kernel fills in the UDP checksum (mandatory over IPv6) */
+
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &off, sizeof(off)) < 0)
+			goto fail;
+	}
+	/* What queued before the filter was attached goes. */
+	{
+		uint8_t b[16];
+
+		while (recv(fd, b, sizeof(b), MSG_DONTWAIT) >= 0)
+			;
+	}
+	return fd;
+fail:
+	ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int ls_raw_udp_send(int fd, uint16_t sport, const struct sockaddr_storage *dst, const void *payload, size_t len)
+{
+	uint8_t buf[8 + 1500];
+	struct sockaddr_storage to = *dst;
+	uint16_t dport;
+
+	if (len > sizeof(buf) - 8)
+		return -EMSGSIZE;
+	if (dst->ss_family == AF_INET) {
+		dport = ntohs(((const struct sockaddr_in *)dst)->sin_port);
+		((struct sockaddr_in *)&to)->sin_port = 0;
+	} else if (dst->ss_family == AF_INET6) {
+		dport = ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
+		((struct sockaddr_in6 *)&to)->sin6_port = 0;
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	buf[0] = (uint8_t)(sport >> 8);
+	buf[1] = (uint8_t)sport;
+	buf[2] = (uint8_t)(dport >> 8);
+	buf[3] = (uint8_t)dport;
+	buf[4] = (uint8_t)((len + 8) >> 8);
+	buf[5] = (uint8_t)(len + 8);
+	buf[6] = buf[7] = 0; /* IPv4: no checksum; IPv6: the kernel's (IPV6_CHECKSUM) */
+	memcpy(buf + 8, payload, len);
+	if (sendto(fd, buf, len + 8, MSG_DONTWAIT, (struct sockaddr *)&to, sa_len(&to)) < 0)
+		return -errno;
+	return 0;
+}
+
+int ls_raw_udp_parse(int family, const uint8_t *pkt, size_t len, uint16_t wg_port, struct sockaddr_storage *src,
+		     const uint8_t **payload, size_t *plen)
+{
+	size_t off = 0, ulen;
+
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)src;
+
+		if (len < 20 || (pkt[0] >> 4) != 4 || (pkt[0] & 0xf) < 5 || pkt[9] != IPPROTO_UDP)
+			return -EBADMSG;
+		off = (size_t)(pkt[0] & 0xf) * 4;
+		if (len < off + 8 || (((pkt[6] & 0x1f) << 8) | pkt[7]) || (pkt[6] & 0x20))
+			return -EBADMSG; /* a fragment */
+		memset(src, 0, sizeof(*src));
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, pkt + 12, 4);
+		sin->sin_port = htons((uint16_t)(pkt[off] << 8 | pkt[off + 1]));
+	} else if (family == AF_INET6) {
+		if (len < 8)
+			return -EBADMSG;
+		((struct sockaddr_in6 *)src)->sin6_port = htons((uint16_t)(pkt[0] << 8 | pkt[1]));
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	if ((pkt[off + 2] << 8 | pkt[off + 3]) != wg_port)
+		return -EBADMSG;
+	ulen = (size_t)(pkt[off + 4] << 8 | pkt[off + 5]);
+	if (ulen < 8 || off + ulen > len)
+		return -EBADMSG;
+	*payload = pkt + off + 8;
+	*plen = ulen - 8;
+	return 0;
 }

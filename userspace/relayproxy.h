@@ -175,6 +175,50 @@ void ls_rproxy_tick(struct ls_rproxy *rp, uint64_t now_ms);
  * a new reference. */
 json_t *ls_rproxy_status(const struct ls_rproxy *rp);
 
+/* The relay a path uses now: the stream relay's or UDP relay's address, the TURN
+ * server's URL; NULL when that path is not up. */
+const char *ls_rproxy_path_relay(const struct ls_rproxy *rp, enum ls_rproxy_path path);
+
+/* ---- direct path discovery from the WireGuard port (agent.c) ----
+ *
+ * The agent finds which of a peer's candidate endpoints answers, and keeps NAT
+ * mappings open, with small pings sent from the WireGuard listen port through a raw
+ * socket (so the NAT maps them exactly as WireGuard's own datagrams, whichever engine
+ * owns the port). The same raw socket carries STUN Binding requests from that port
+ * and hears the answers: a raw IPPROTO_UDP socket receives a copy of every UDP
+ * datagram delivered to the host, and a classic BPF filter keeps only pings, pongs and
+ * STUN to the WireGuard port. The engine receives them too and drops them (the first
+ * byte of every message here is 0xff or STUN's 0x00/0x01, never a WireGuard type).
+ *
+ *   ping/pong (LS_DISCO_LEN bytes): "\xffLSD" | type (1 ping, 2 pong) | 3 zero bytes |
+ *             txid (8) | sender's WireGuard key (32) | receiver's WireGuard key (32)
+ * A ping is answered (to its source address, from the WireGuard port) only when the
+ * receiver key is ours; a pong counts only with a txid we sent to that key. */
+#define LS_DISCO_MAGIC "\xffLSD"
+enum { LS_DISCO_LEN = 80, LS_DISCO_PING = 1, LS_DISCO_PONG = 2 };
+
+struct ls_disco_msg {
+	uint8_t type;
+	uint64_t txid;
+	uint8_t from[LSR_KEY_LEN], to[LSR_KEY_LEN];
+};
+
+void ls_disco_encode(const struct ls_disco_msg *m, uint8_t out[LS_DISCO_LEN]);
+/* 0, or -EBADMSG (not a ping/pong of the right length). */
+int ls_disco_decode(const uint8_t *buf, size_t len, struct ls_disco_msg *m);
+
+/* A raw IPv4/IPv6 UDP socket (non-blocking, SO_MARK when mark) whose filter keeps
+ * pings, pongs and STUN to wg_port. fd or -errno. */
+int ls_raw_udp_open(int family, uint16_t wg_port, uint32_t mark);
+/* Sends payload as a UDP datagram from port sport to dst. 0 or -errno. */
+int ls_raw_udp_send(int fd, uint16_t sport, const struct sockaddr_storage *dst, const void *payload, size_t len);
+/* What a raw socket read: an IPv4 packet (family AF_INET) or a UDP datagram with its
+ * header (AF_INET6, whose raw sockets strip the IP header; src from recvfrom). Checks
+ * the UDP header and that it goes to wg_port; sets src (address and port) and the
+ * payload. 0 or -EBADMSG. */
+int ls_raw_udp_parse(int family, const uint8_t *pkt, size_t len, uint16_t wg_port, struct sockaddr_storage *src,
+		     const uint8_t **payload, size_t *plen);
+
 /* ---- pure pieces (unit tests) */
 
 const char *ls_rproxy_path_str(enum ls_rproxy_path p);

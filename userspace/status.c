@@ -190,6 +190,37 @@ json_t *ls_status_json(const struct ls_profile *prof, const struct ls_dp *dp, co
 	return st;
 }
 
+void ls_status_add_nat(json_t *st, json_t *nat, const char *observed)
+{
+	json_t *peers = json_object_get(nat, "peers"), *p, *o;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "peers"), i, p) {
+		o = json_object_get(peers, json_string_value(json_object_get(p, "public_key")) ?: "");
+		if (json_is_object(o))
+			json_object_set(p, "path", o);
+	}
+	o = nat ? json_deep_copy(nat) : json_object();
+	json_object_del(o, "peers");
+	if (observed && observed[0])
+		json_object_set_new(o, "observed", json_string(observed));
+	json_object_set_new(st, "nat", o);
+}
+
+/* "direct 198.51.100.7:41641", "relayed via stream relay 192.0.2.1:443", ... */
+static void path_text(json_t *path, char *out, size_t size)
+{
+	const char *mode = json_string_value(json_object_get(path, "path")) ?: "?";
+	const char *ep = json_string_value(json_object_get(path, "endpoint"));
+	const char *via = json_string_value(json_object_get(path, "via"));
+	const char *relay = json_string_value(json_object_get(path, "relay"));
+
+	if (!strcmp(mode, "relayed"))
+		snprintf(out, size, "relayed via %s relay %s", via ?: "?", relay ?: "(connecting)");
+	else
+		snprintf(out, size, "%s%s%s", mode, ep ? " " : "", ep ?: "");
+}
+
 static const char *ago(int64_t t, char *buf, size_t size)
 {
 	int64_t d = ls_unix_time() - t;
@@ -271,6 +302,36 @@ void ls_status_text(json_t *st, FILE *f)
 		if (json_is_string(json_object_get(st, "bpf")))
 			fprintf(f, "bpf:          %s\n", json_string_value(json_object_get(st, "bpf")));
 	}
+	{
+		json_t *nat = json_object_get(st, "nat"), *s;
+		size_t k;
+
+		if (json_is_object(nat)) {
+			join_strings(json_object_get(nat, "endpoints"), buf, sizeof(buf));
+			fprintf(f, "endpoints:    %s", buf);
+			if (json_is_string(json_object_get(nat, "observed")))
+				fprintf(f, " (control plane sees %s)", json_string_value(json_object_get(nat, "observed")));
+			fprintf(f, "\n");
+			json_array_foreach(json_object_get(nat, "stun"), k, s)
+				fprintf(f, "  stun:       %s -> %s\n", json_string_value(json_object_get(s, "server")),
+					json_is_string(json_object_get(s, "mapped")) ? json_string_value(json_object_get(s, "mapped"))
+										    : "(no answer)");
+			if (json_is_object(json_object_get(nat, "relays"))) {
+				json_t *rl = json_object_get(nat, "relays");
+				const char *names[] = { "stream", "udp" };
+
+				for (size_t n = 0; n < 2; n++) {
+					json_t *x = json_object_get(rl, names[n]);
+
+					if (json_array_size(json_object_get(x, "relays")))
+						fprintf(f, "  %s relay: %s%s%s\n", names[n],
+							json_string_value(json_object_get(x, "state")) ?: "?",
+							json_is_string(json_object_get(x, "current")) ? " " : "",
+							json_string_value(json_object_get(x, "current")) ?: "");
+				}
+			}
+		}
+	}
 	json_array_foreach(json_object_get(st, "refused_routes"), i, r)
 		fprintf(f, "  refused:    %s from %s: %s\n", json_string_value(json_object_get(r, "route")),
 			json_string_value(json_object_get(r, "peer")), json_string_value(json_object_get(r, "reason")));
@@ -285,6 +346,10 @@ void ls_status_text(json_t *st, FILE *f)
 			json_is_true(json_object_get(p, "is_exit")) ? " (exit node)" : "");
 		fprintf(f, "  public key:     %s\n", json_string_value(json_object_get(p, "public_key")));
 		fprintf(f, "  endpoint:       %s\n", json_is_string(ep) ? json_string_value(ep) : "(none)");
+		if (json_is_object(json_object_get(p, "path"))) {
+			path_text(json_object_get(p, "path"), buf, sizeof(buf));
+			fprintf(f, "  path:           %s\n", buf);
+		}
 		join_strings(json_object_get(p, "allowed_ips"), buf, sizeof(buf));
 		fprintf(f, "  allowed ips:    %s\n", buf);
 		fprintf(f, "  last handshake: %s\n", ago(json_is_integer(hs) ? json_integer_value(hs) : 0, t, sizeof(t)));

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Two nodes, each behind its own NAT router, reach each other directly after STUN and
+# probes. Each router maps its node's WireGuard port 51820 to another public port, so
+# the address the control plane sees (public address + listen port) is wrong and only
+# the STUN-discovered one works; both routers drop unsolicited inbound traffic, so the
+# direct path opens only when both sides send at once (pings from the WireGuard port,
+# started by a probe through the stream relay).
+#
+#            ns inet: br0 203.0.113.1/24 (the internet)
+#            control 203.0.113.1:8080, lightscale-relay --udp 3478 --stream 8443
+#              |                                         |
+#   ns na: eth0 203.0.113.11                   ns nb: eth0 203.0.113.12
+#          51820 -> :41641, masquerade                51820 -> :41642, masquerade
+#          lan0 10.1.0.1/24                           lan0 10.2.0.1/24
+#              |                                         |
+#   ns a: eth0 10.1.0.2 (agent)                ns b: eth0 10.2.0.2 (agent)
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/relay-lib.sh"
+lab_init
+relay_init "$LAB_DIR/relays" || exit 1
+trap 'relay_stop_all; lab_cleanup' EXIT
+
+lab_ns inet
+lab_bridge inet br0 203.0.113.1/24
+for x in a b; do
+	n=$([ $x = a ] && echo 1 || echo 2)
+	lab_node n$x inet br0 203.0.113.1$n/24
+	lab_ns $x
+	lab_link n$x lan0 $x eth0
+	lab_addr n$x lan0 10.$n.0.1/24
+	lab_addr $x eth0 10.$n.0.2/24
+	nsx n$x ip route add default via 203.0.113.1
+	nsx $x ip route add default via 10.$n.0.1
+	nat_box "$(nsname n$x)" eth0 lan0 203.0.113.1$n 51820 4164$n
+done
+relay_start r1 "$(nsname inet)" --udp 203.0.113.1:3478 --stream 203.0.113.1:8443 || lab_die "relay starts"
+CONTROL_CONFIG=$(relays_config 203.0.113.1:3478 203.0.113.1:8443 "")
+control_start inet 203.0.113.1 8080
+net_create home
+tok=$(token_create home 5)
+node_init a "$tok"
+node_init b "$tok"
+t0=$(date +%s%N)
+agent_start a
+agent_start b
+
+pa=$(lsx a status --json | jq -r .public_key)
+pb=$(lsx b status --json | jq -r .public_key)
+ab=$(node_addr b 4) aa=$(node_addr a 4)
+
+# STUN from the WireGuard port finds the router's mapping of it.
+stun_mapped() { [ "$(lsx "$1" status --json | jq -r '.nat.stun[0].mapped')" = "$2" ]; }
+check "a's STUN answer is its router's mapping of port 51820 (203.0.113.11:41641)" \
+	wait_for 15 "a stun" stun_mapped a 203.0.113.11:41641
+check "b's STUN answer is 203.0.113.12:41642" wait_for 15 "b stun" stun_mapped b 203.0.113.12:41642
+# The heartbeat carries it; the server adds what it sees (the router, with the listen port).
+b_has_ep() { lsx a netmap --json | jq -e --arg k "$pb" --arg e "$1" '.peers[] | select(.wg_key == $k) | .endpoints | index($e)' >/dev/null; }
+check "a's netmap lists b's STUN endpoint 203.0.113.12:41642" wait_for 40 "b's stun endpoint" b_has_ep 203.0.113.12:41642
+check "a's netmap lists b's server-observed endpoint 203.0.113.12:51820" b_has_ep 203.0.113.12:51820
+check "a's netmap lists b's local endpoint 10.2.0.2:51820" b_has_ep 10.2.0.2:51820
+
+# Direct: the path to b is its STUN endpoint.
+peer_path() { lsx "$1" status --json | jq -r --arg k "$2" ".peers[] | select(.public_key == \$k) | $3"; }
+direct_to() { [ "$(peer_path "$1" "$2" .path.path)" = direct ] && [ "$(peer_path "$1" "$2" .path.endpoint)" = "$3" ]; }
+if wait_for 60 "a direct to b" direct_to a "$pb" 203.0.113.12:41642 && wait_for 10 "b direct to a" direct_to b "$pa" 203.0.113.11:41641; then
+	ok "both go direct to each other's STUN endpoint ($((($(date +%s%N) - t0) / 1000000)) ms after the agents started)"
+else
+	fail "both go direct to each other's STUN endpoint" "a: $(lsx a status --json | jq -c '.peers[0].path')" \
+		"b: $(lsx b status --json | jq -c '.peers[0].path')" "$(node_log a 20)"
+fi
+check "ping a -> b over the overlay" ping_within a "$ab" 20
+check "ping b -> a" ping_within b "$aa" 10
+check_eq "wg on a sends to b's mapped address" 203.0.113.12:41642 \
+	"$(nsx a wg show "$(ifname_of a)" endpoints | awk '{ print $2 }')"
+check "a saw a handshake with b" test "$(peer_path a "$pb" .last_handshake)" != null
+check_eq "status text names the path" "direct 203.0.113.12:41642" \
+	"$(lsx a status | sed -n 's/^  path: *//p' | head -1)"
+check "b's pings were answered (pongs counted)" test "$(peer_path b "$pa" .path.pongs)" -ge 1
+check "probes crossed the stream relay" test "$(lsx a status --json | jq '.nat.counters.probes_received')" -ge 1
+# Nothing of the overlay went through the relay: its relay-proxy counters stay small
+# (probes and hellos only) while the ping traffic went direct.
+rel_tx=$(lsx a status --json | jq '[.nat.relays.peers[]? | .tx.stream.packets + .tx.udp.packets] | add // 0')
+nsx a ping -c 20 -i 0.05 -q "$ab" >/dev/null 2>&1
+rel_tx2=$(lsx a status --json | jq '[.nat.relays.peers[]? | .tx.stream.packets + .tx.udp.packets] | add // 0')
+check_eq "20 pings went direct (no relay packets meanwhile)" "$rel_tx" "$rel_tx2"
+tap_done
