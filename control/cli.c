@@ -13,6 +13,7 @@
 #include "control.h"
 #include "ctlclient.h"
 #include "keys.h"
+#include "tlsid.h"
 #include "util.h"
 
 #define COMMON_OPTS                                                                          \
@@ -167,6 +168,36 @@ static const struct cmd_help helps[] = {
 	 "\n"
 	 "Replaces the admin key in use: creates a new one, writes it to the admin key file\n"
 	 "(--admin-key-file, default DIR/admin.key, mode 0600) and revokes the old one.\n"},
+	{"tls", "status",
+	 "Usage: lightscale-control tls status [common options]\n"
+	 "\n"
+	 "The TLS key this server serves and the one it has staged, and every endorsed pin\n"
+	 "of the deployment (what netmaps publish): state (next: staged, published, not\n"
+	 "served yet; active: served; retiring: no longer served, still published until\n"
+	 "RETIRE), the server holding it, and whether its endorsement by the identity key\n"
+	 "verifies. `*' marks the key this server serves.\n"},
+	{"tls", "rotate",
+	 "Usage: lightscale-control tls rotate [common options]\n"
+	 "\n"
+	 "Stages a new TLS key for the server the command talks to (DIR/tls-next.key,\n"
+	 "tls-next.crt, tls-next.pin): it is endorsed by the identity key and published in\n"
+	 "every netmap at once, while the server keeps serving its current key. Pinned\n"
+	 "nodes pick it up at their next long-poll. Activate it once they have (tls status;\n"
+	 "a node that is offline during the whole window must be enrolled again).\n"
+	 "For an HA set, run it against each server (--state-dir of each).\n"},
+	{"tls", "activate",
+	 "Usage: lightscale-control tls activate [--retire-after DURATION] [common options]\n"
+	 "\n"
+	 "Switches the server to its staged key from the next TLS handshake on (open\n"
+	 "connections keep theirs). Refused unless the staged key is endorsed and published\n"
+	 "(state next). The previous key stays published as `retiring' for DURATION\n"
+	 "(default 24h; 0: withdrawn at once), then netmaps stop carrying it. SIGHUP and a\n"
+	 "restart of the server activate a staged key too.\n"},
+	{"tls", "withdraw",
+	 "Usage: lightscale-control tls withdraw PIN [common options]\n"
+	 "\n"
+	 "Withdraws an endorsed pin now (netmaps stop carrying it; pinned nodes stop\n"
+	 "accepting it). A pin a server serves (active) cannot be withdrawn.\n"},
 	{"node", "delete",
 	 "Usage: lightscale-control node delete ID [common options]\n"
 	 "\n"
@@ -200,7 +231,7 @@ struct cli {
 	const char *tags[32];
 	size_t n_tags;
 	int require_approval, route_approval; /* -1 unset */
-	const char *src, *dst, *since, *identity, *key_lifetime, *name;
+	const char *src, *dst, *since, *identity, *key_lifetime, *name, *retire_after;
 	bool json;
 	struct ls_ctl ctl;
 };
@@ -230,13 +261,25 @@ static int setup_client(struct cli *c)
 		return ret;
 	}
 	free(url);
-	/* https: pin the server's key (DIR/tls.pin, written by serve --tls) */
-	snprintf(path, sizeof(path), "%s/tls.pin", c->state_dir);
-	if (ls_read_file(path, &key, &len, 4096) == 0) {
-		key[strcspn(key, "\r\n")] = '\0';
-		ls_ctl_set_pinned_keys(&c->ctl, key);
-		free(key);
-		key = NULL;
+	/* https: pin the server's key (DIR/tls.pin, written by serve) and its staged one
+	 * (DIR/tls-next.pin: the server may switch while we talk to it) */
+	{
+		char pins[2 * LS_PIN_STRLEN + 2] = "";
+		static const char *const files[] = {"tls.pin", "tls-next.pin"};
+
+		for (size_t f = 0; f < 2; f++) {
+			snprintf(path, sizeof(path), "%s/%s", c->state_dir, files[f]);
+			if (ls_read_file(path, &key, &len, 4096) == 0) {
+				key[strcspn(key, "\r\n")] = '\0';
+				if (!strncmp(key, "sha256//", 8) && strlen(key) < LS_PIN_STRLEN)
+					snprintf(pins + strlen(pins), sizeof(pins) - strlen(pins), "%s%s",
+						 pins[0] ? ";" : "", key);
+				free(key);
+				key = NULL;
+			}
+		}
+		if (pins[0])
+			ls_ctl_set_pinned_keys(&c->ctl, pins);
 	}
 	if (c->key_file)
 		snprintf(path, sizeof(path), "%s", c->key_file);
@@ -532,6 +575,87 @@ out:
 	return status;
 }
 
+/* tls status|rotate|activate|withdraw: 0, 1 (failed, printed), 2 (usage) */
+static int tls_cmd(struct cli *c, const char *action, const char *arg, struct ls_ctl_response *resp)
+{
+	json_t *b = NULL, *v;
+	char t1[64], t2[64];
+	int ret;
+	size_t i;
+
+	if (!strcmp(action, "status")) {
+		if ((ret = setup_client(c)) || (ret = do_request(c, "GET", "/v1/admin/tls", NULL, resp)))
+			return 1;
+		if (c->json)
+			return 0;
+		v = json_object_get(resp->json, "server");
+		printf("server   %s\nserving  %s\nstaged   %s\nidentity %s\n\n", js(v, "id"), js(v, "serving"),
+		       js(v, "staged")[0] ? js(v, "staged") : "none", js(resp->json, "identity"));
+		printf("  %-52s %-9s %-10s %-8s %s\n", "PIN", "STATE", "SERVER", "ENDORSED", "SINCE / RETIRES");
+		json_array_foreach(json_object_get(resp->json, "pins"), i, v) {
+			fmt_time(t1, sizeof(t1), ji(v, "activated_at") ? ji(v, "activated_at") : ji(v, "created_at"));
+			fmt_time(t2, sizeof(t2), ji(v, "retire_at"));
+			printf("%s %-52s %-9s %-10.10s %-8s %s%s%s\n",
+			       json_is_true(json_object_get(v, "served_here")) ? "*" : " ", js(v, "pin"),
+			       js(v, "state"), js(v, "server_id")[0] ? js(v, "server_id") : "-",
+			       json_is_true(json_object_get(v, "endorsed")) ? "yes" : "NO", t1,
+			       ji(v, "retire_at") ? " / " : "", ji(v, "retire_at") ? t2 : "");
+		}
+		return 0;
+	}
+	if (!strcmp(action, "rotate")) {
+		if ((ret = setup_client(c)) || (ret = do_request(c, "POST", "/v1/admin/tls/rotate", NULL, resp)))
+			return 1;
+		if (!c->json)
+			printf("staged TLS key %s (endorsed and published; serving %s until `tls activate')\n",
+			       js(resp->json, "pin"), js(resp->json, "serving"));
+		return 0;
+	}
+	if (!strcmp(action, "activate")) {
+		b = json_object();
+		if (c->retire_after) {
+			int64_t secs;
+
+			if (ls_parse_duration(c->retire_after, &secs) || secs < 0) {
+				fprintf(stderr, "lightscale-control: invalid duration `%s'\n", c->retire_after);
+				json_decref(b);
+				return 2;
+			}
+			json_object_set_new(b, "retire_after", json_integer(secs));
+		}
+		if ((ret = setup_client(c)) || (ret = do_request(c, "POST", "/v1/admin/tls/activate", b, resp))) {
+			json_decref(b);
+			return 1;
+		}
+		json_decref(b);
+		if (!c->json) {
+			fmt_time(t1, sizeof(t1), ji(resp->json, "retire_at"));
+			printf("serving %s\n", js(resp->json, "pin"));
+			if (js(resp->json, "previous")[0])
+				printf("%s stays published until %s\n", js(resp->json, "previous"), t1);
+		}
+		return 0;
+	}
+	if (!strcmp(action, "withdraw")) {
+		if (!arg || strncmp(arg, "sha256//", 8)) {
+			fprintf(stderr, "lightscale-control tls withdraw: which pin (sha256//BASE64)?\n");
+			return 2;
+		}
+		b = json_pack("{s:s}", "pin", arg);
+		if ((ret = setup_client(c)) || (ret = do_request(c, "POST", "/v1/admin/tls/withdraw", b, resp))) {
+			json_decref(b);
+			return 1;
+		}
+		json_decref(b);
+		if (!c->json)
+			printf("withdrew %s\n", js(resp->json, "pin"));
+		return 0;
+	}
+	fprintf(stderr, "lightscale-control: unknown command `tls %s'\n", action);
+	print_help(stderr, "tls", NULL);
+	return 2;
+}
+
 int lsc_cli_main(int argc, char **argv, const char *cmd)
 {
 	static const struct option opts[] = {
@@ -556,6 +680,7 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		{"identity", required_argument, NULL, 'I'},
 		{"key-lifetime", required_argument, NULL, 'L'},
 		{"name", required_argument, NULL, 'M'},
+		{"retire-after", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -580,7 +705,7 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 	}
 	if (strcmp(cmd, "network") && strcmp(cmd, "token") && strcmp(cmd, "node") &&
 	    strcmp(cmd, "route") && strcmp(cmd, "acl") && strcmp(cmd, "audit") &&
-	    strcmp(cmd, "admin-key")) {
+	    strcmp(cmd, "admin-key") && strcmp(cmd, "tls")) {
 		fprintf(stderr, "lightscale-control: unknown command `%s' (see --help)\n", cmd);
 		return 2;
 	}
@@ -619,6 +744,7 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		case 'I': c.identity = optarg; break;
 		case 'L': c.key_lifetime = optarg; break;
 		case 'M': c.name = optarg; break;
+		case 'W': c.retire_after = optarg; break;
 		case 'h': want_help = true; break;
 		default: print_help(stderr, cmd, action); return 2;
 		}
@@ -1043,6 +1169,13 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 			goto out;
 		if (!c.json)
 			printf("revoked admin key %s\n", js(resp.json, "id"));
+	} else if (!strcmp(cmd, "tls")) {
+		ret = tls_cmd(&c, action, arg, &resp);
+		if (ret == 2) {
+			ls_ctl_response_free(&resp);
+			ls_ctl_free(&c.ctl);
+			return 2;
+		}
 	} else if (!strcmp(cmd, "audit") && (!strcmp(action, "list") || !strcmp(action, "verify"))) {
 		ret = setup_client(&c);
 		if (ret)

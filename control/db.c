@@ -56,7 +56,7 @@ bool lsc_unique_violation(PGresult *res)
 
 int lsc_db_migrate(PGconn *c, int target, int *version, char *err, size_t errlen)
 {
-	int cur = 0, latest = lsc_schema_latest(), ret = 0;
+	int cur = 0, latest = lsc_schema_latest(), ret = 0, n_done = 0, *done = NULL;
 	PGresult *r = NULL;
 	size_t i;
 
@@ -77,29 +77,54 @@ int lsc_db_migrate(PGconn *c, int target, int *version, char *err, size_t errlen
 		ret = -EIO;
 		goto rollback;
 	}
-	r = PQexec(c, "SELECT coalesce(max(version), 0) FROM lsc_schema");
+	/* every migration not recorded yet is applied, in order, also one numbered below the
+	 * newest recorded (two branches' migrations landing in either order) */
+	r = PQexec(c, "SELECT version FROM lsc_schema ORDER BY version");
 	if (!lsc_res_ok(c, r, "schema version")) {
 		snprintf(err, errlen, "cannot read the schema version: %s", PQerrorMessage(c));
 		ret = -EIO;
 		goto rollback;
 	}
-	cur = atoi(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	r = NULL;
-	if (cur > latest) {
-		snprintf(err, errlen,
-			 "the database schema is version %d, newer than this lightscale-control "
-			 "knows (%d): run a newer lightscale-control",
-			 cur, latest);
-		ret = -EPROTO;
+	n_done = PQntuples(r);
+	done = calloc((size_t)n_done + 1, sizeof(*done));
+	if (!done) {
+		ret = -ENOMEM;
 		goto rollback;
 	}
+	for (int k = 0; k < n_done; k++) {
+		bool known = false;
+
+		done[k] = atoi(PQgetvalue(r, k, 0));
+		for (i = 0; i < lsc_n_migrations && !known; i++)
+			known = lsc_migrations[i].version == done[k];
+		if (!known) {
+			if (done[k] > latest)
+				snprintf(err, errlen,
+					 "the database schema is version %d, newer than this "
+					 "lightscale-control knows (%d): run a newer lightscale-control",
+					 done[k], latest);
+			else
+				snprintf(err, errlen,
+					 "the database has schema migration %d, which this "
+					 "lightscale-control does not know: run a newer lightscale-control",
+					 done[k]);
+			ret = -EPROTO;
+			goto rollback;
+		}
+		if (done[k] > cur)
+			cur = done[k];
+	}
+	PQclear(r);
+	r = NULL;
 	for (i = 0; i < lsc_n_migrations; i++) {
 		const struct lsc_migration *m = &lsc_migrations[i];
 		char v[16];
 		const char *p[2] = {v, m->name};
+		bool applied = false;
 
-		if (m->version <= cur || m->version > target)
+		for (int k = 0; k < n_done && !applied; k++)
+			applied = done[k] == m->version;
+		if (applied || m->version > target)
 			continue;
 		r = PQexec(c, m->sql);
 		if (!lsc_res_ok(c, r, m->name)) {
@@ -119,8 +144,11 @@ int lsc_db_migrate(PGconn *c, int target, int *version, char *err, size_t errlen
 		PQclear(r);
 		r = NULL;
 		pr_info("schema: applied migration %s", m->name);
-		cur = m->version;
+		if (m->version > cur)
+			cur = m->version;
 	}
+	free(done);
+	done = NULL;
 	if (!lsc_exec_ok(c, "COMMIT")) {
 		snprintf(err, errlen, "cannot commit the migrations: %s", PQerrorMessage(c));
 		return -EIO;
@@ -128,6 +156,7 @@ int lsc_db_migrate(PGconn *c, int target, int *version, char *err, size_t errlen
 	*version = cur;
 	return 0;
 rollback:
+	free(done);
 	PQclear(r);
 	lsc_exec_ok(c, "ROLLBACK");
 	return ret;

@@ -12,7 +12,7 @@
 static const char usage_main[] =
 	"Usage: lightscale-control COMMAND [ARGS]\n"
 	"\n"
-	"The Lightscale control plane: hands out node identities and netmaps over HTTP,\n"
+	"The Lightscale control plane: hands out node identities and netmaps over HTTPS,\n"
 	"keeps its state in PostgreSQL.\n"
 	"\n"
 	"Commands:\n"
@@ -20,6 +20,7 @@ static const char usage_main[] =
 	"  network create|list|show     manage networks\n"
 	"  token create|list|revoke     manage enrollment tokens\n"
 	"  node list|show|delete        inspect and remove nodes\n"
+	"  tls status|rotate|activate|withdraw  the servers' TLS keys (staged rotation)\n"
 	"  help [COMMAND]        show the manual of a command\n"
 	"  version               print the version and schema version\n"
 	"\n"
@@ -28,10 +29,11 @@ static const char usage_main[] =
 static const char usage_serve[] =
 	"Usage: lightscale-control serve --listen ADDR:PORT --state-dir DIR [--db DSN]\n"
 	"                                [--config FILE] [--pg-user USER] [--pg-bin DIR]\n"
-	"                                [--identity-key FILE]\n"
+	"                                [--identity-key FILE] [--tls-cert F --tls-key F]\n"
+	"                                [--insecure-http]\n"
 	"\n"
 	"Runs the control plane: the node API (/v1/register, /v1/heartbeat, /v1/netmap),\n"
-	"the admin API (/v1/admin/...) and /v1/health, over HTTP on ADDR:PORT.\n"
+	"the admin API (/v1/admin/...) and /v1/health, over HTTPS on ADDR:PORT.\n"
 	"\n"
 	"Without --db it runs its own PostgreSQL cluster in DIR/pg: created with initdb on\n"
 	"the first start, served on a Unix socket in DIR/run, stopped on SIGTERM/SIGINT and\n"
@@ -62,13 +64,21 @@ static const char usage_serve[] =
 	"  --pg-bin DIR          PostgreSQL server binaries (default: newest\n"
 	"                        /usr/lib/postgresql/N/bin)\n"
 	"  --identity-key FILE   the deployment's identity key (default DIR/identity.key)\n"
-	"  --tls                 serve HTTPS: a self-signed ECDSA certificate is made in\n"
-	"                        DIR/tls.crt, DIR/tls.key on the first start; its pin\n"
-	"                        (DIR/tls.pin, libcurl's sha256//BASE64) is endorsed by the\n"
-	"                        identity key and published in netmaps\n"
-	"  --tls-cert F --tls-key F  serve HTTPS with this certificate and key instead\n"
-	"  --insecure-http       plain HTTP (the current default; will be required for\n"
-	"                        HTTP once HTTPS is the default)\n"
+	"  --tls                 HTTPS (the default; accepted for scripts that say so)\n"
+	"  --tls-cert F --tls-key F  serve HTTPS with this certificate and key instead of\n"
+	"                        the self-signed one\n"
+	"  --insecure-http       plain HTTP: no server authentication at all (a warning is\n"
+	"                        logged); only behind another TLS terminator or in tests\n"
+	"\n"
+	"HTTPS: with no --tls-cert, a key (ECDSA P-256) and a self-signed certificate are\n"
+	"made in DIR/tls.key, DIR/tls.crt on the first start and kept. The key's pin\n"
+	"(SHA-256 of its SubjectPublicKeyInfo, DIR/tls.pin in libcurl's sha256//BASE64\n"
+	"form) is endorsed by the identity key in the database and published in every\n"
+	"netmap; `token create' gives enrollment strings TOKEN@IDENTITY@PINS, so nodes pin\n"
+	"exactly the deployment's servers from their first request. The admin commands pin\n"
+	"DIR/tls.pin. A new or rotated key is published before it is served: see\n"
+	"`lightscale-control help tls'. SIGHUP switches to a staged key (tls rotate) and\n"
+	"reloads the TLS state from the database.\n"
 	"\n"
 	"Environment: LIGHTSCALE_LOG=err|warn|info|debug; LIGHTSCALE_PG_FAST=1 runs the\n"
 	"embedded cluster without fsync (tests only).\n";
@@ -114,7 +124,8 @@ int main(int argc, char **argv)
 			{"help", no_argument, NULL, 'h'},
 			{0},
 		};
-		struct lsc_serve_opts o = {.state_dir = LSC_DEFAULT_STATE_DIR};
+		struct lsc_serve_opts o = {.state_dir = LSC_DEFAULT_STATE_DIR, .tls = true};
+		bool insecure = false, tls_flag = false;
 		int c;
 
 		optind = 2;
@@ -127,9 +138,9 @@ int main(int argc, char **argv)
 			case 'u': o.pg_user = optarg; break;
 			case 'b': o.pg_bin = optarg; break;
 			case 'i': o.identity_key = optarg; break;
-			case 'T': o.tls = true; break;
-			case 'H': o.tls = false; break;
-			case 'C': o.tls_cert = optarg; o.tls = true; break;
+			case 'T': o.tls = true; tls_flag = true; break;
+			case 'H': o.tls = false; insecure = true; break;
+			case 'C': o.tls_cert = optarg; tls_flag = true; break;
 			case 'K': o.tls_key = optarg; break;
 			case 'h': fputs(usage_serve, stdout); return 0;
 			default: fputs(usage_serve, stderr); return 2;
@@ -137,6 +148,16 @@ int main(int argc, char **argv)
 		}
 		if (optind < argc) {
 			fprintf(stderr, "lightscale-control serve: unexpected argument `%s'\n", argv[optind]);
+			return 2;
+		}
+		if (insecure && (tls_flag || o.tls_cert || o.tls_key)) {
+			fprintf(stderr, "lightscale-control serve: --insecure-http contradicts --tls, --tls-cert, --tls-key\n");
+			return 2;
+		}
+		if (!insecure)
+			o.tls = true;
+		if (!!o.tls_cert != !!o.tls_key) {
+			fprintf(stderr, "lightscale-control serve: --tls-cert and --tls-key go together\n");
 			return 2;
 		}
 		if (!o.listen) {

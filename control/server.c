@@ -443,72 +443,6 @@ static int write_url_file(const char *state_dir, const struct sockaddr *sa, bool
 	return ls_write_file_atomic(path, url, strlen(url), 0644);
 }
 
-/* TLS: the certificate and key (made self-signed in DIR on first start), their pin
- * endorsed by the identity key in tls_pins, and DIR/tls.pin for clients. */
-static int tls_setup(struct lsc_server *s, const struct lsc_serve_opts *o, char **key,
-		     char **cert)
-{
-	char kp[4200], cp[4200], pin[LS_PIN_STRLEN], line[LS_PIN_STRLEN + 2], nb[24], sigb[100];
-	const char *names[2] = {"localhost", o->listen};
-	uint8_t sig[64];
-	uint64_t not_after = (uint64_t)ls_unix_time() + 10ull * 365 * 86400;
-	const char *p[4] = {pin, nb, sigb, o->listen};
-	size_t len;
-	PGresult *res;
-	char host[256];
-	int ret;
-
-	/* the certificate names the listen address (without the port) */
-	snprintf(host, sizeof(host), "%s", o->listen);
-	if (host[0] == '[') {
-		memmove(host, host + 1, strlen(host));
-		host[strcspn(host, "]")] = '\0';
-	} else if (strrchr(host, ':')) {
-		*strrchr(host, ':') = '\0';
-	}
-	names[1] = host;
-	if (o->tls_cert) {
-		snprintf(cp, sizeof(cp), "%s", o->tls_cert);
-		snprintf(kp, sizeof(kp), "%s", o->tls_key ? o->tls_key : "");
-	} else {
-		ret = ls_tls_ensure_selfsigned(o->state_dir, names, 2);
-		if (ret) {
-			pr_err("cannot make a TLS certificate in %s: %s", o->state_dir, strerror(-ret));
-			return ret;
-		}
-		snprintf(cp, sizeof(cp), "%s/tls.crt", o->state_dir);
-		snprintf(kp, sizeof(kp), "%s/tls.key", o->state_dir);
-	}
-	if ((ret = ls_read_file(kp, key, &len, 1 << 20)) || (ret = ls_read_file(cp, cert, &len, 1 << 20))) {
-		pr_err("cannot read the TLS key or certificate (%s, %s): %s", kp, cp, strerror(-ret));
-		return ret;
-	}
-	ret = ls_tls_pin_from_cert_file(cp, pin);
-	if (ret) {
-		pr_err("cannot read the public key of %s", cp);
-		return ret;
-	}
-	snprintf(line, sizeof(line), "%s\n", pin);
-	snprintf(kp, sizeof(kp), "%s/tls.pin", o->state_dir);
-	ls_write_file_atomic(kp, line, strlen(line), 0644);
-	if (!s->have_identity)
-		return 0;
-	ls_tls_endorse(sig, pin, not_after, s->identity_sk);
-	ls_b64_encode(sigb, sizeof(sigb), sig, sizeof(sig));
-	snprintf(nb, sizeof(nb), "%" PRIu64, not_after);
-	res = lsc_exec(s->db,
-		       "INSERT INTO tls_pins (pin, not_after, sig, server) VALUES ($1, $2::bigint, $3, $4) "
-		       "ON CONFLICT (pin) DO NOTHING",
-		       4, p);
-	if (!lsc_res_ok(s->db, res, "endorse TLS key")) {
-		PQclear(res);
-		return -EIO;
-	}
-	PQclear(res);
-	pr_info("TLS key %s endorsed by the identity key", pin);
-	return 0;
-}
-
 /* ls_endpoint_parse, plus port 0 (any free port) */
 static int listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 {
@@ -546,7 +480,6 @@ int lsc_serve(const struct lsc_serve_opts *o)
 	int ret = 0, exit_ret = 0, lockfd = -1, mhd_epfd;
 	uint64_t next_pg_check = 0;
 	bool embedded = !o->db;
-	char *tls_key = NULL, *tls_cert = NULL;
 
 	s->epfd = s->sigfd = s->ldb_fd = s->db_fd = -1;
 	lsc_config_defaults(&s->cfg);
@@ -577,6 +510,7 @@ int lsc_serve(const struct lsc_serve_opts *o)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP); /* switch to a staged TLS key */
 	sigaddset(&mask, SIGCHLD); /* the embedded postmaster exiting */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	s->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -617,14 +551,13 @@ int lsc_serve(const struct lsc_serve_opts *o)
 	}
 	s->tls = o->tls;
 	if (o->tls) {
-		if (s->schema_version < 4) {
-			pr_err("--tls needs schema 4 (this database has %d)", s->schema_version);
-			ret = -EINVAL;
-			goto cleanup;
-		}
-		ret = tls_setup(s, o, &tls_key, &tls_cert);
+		/* the key is endorsed and published before the first handshake (tls_admin.c) */
+		ret = lsc_tls_start(s, o);
 		if (ret)
 			goto cleanup;
+	} else {
+		pr_warn("serving plain HTTP (--insecure-http): nodes cannot authenticate this server "
+			"and everything but signed requests can be read and changed on the way");
 	}
 	s->rl = lsc_rl_new();
 	s->relays_json = json_dumps(s->cfg.relays, JSON_COMPACT);
@@ -643,7 +576,8 @@ int lsc_serve(const struct lsc_serve_opts *o)
 		goto cleanup;
 	}
 
-	/* MHD_USE_TLS can be added here with MHD_OPTION_HTTPS_MEM_KEY/CERT (later issue) */
+	/* HTTPS: the certificate callback serves the current key of tls_admin.c, so a switch
+	 * (tls activate, SIGHUP) applies from the next handshake without a restart */
 	s->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO |
 			(ss.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0) | (o->tls ? MHD_USE_TLS : 0),
@@ -654,9 +588,9 @@ int lsc_serve(const struct lsc_serve_opts *o)
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_LISTEN_BACKLOG_SIZE,
 		(unsigned int)4096, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		/* with --tls: the key and certificate (ignored otherwise: MHD_OPTION_END first) */
-		o->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, tls_key,
-		MHD_OPTION_HTTPS_MEM_CERT, tls_cert, MHD_OPTION_END);
+		/* with TLS: the certificate callback (ignored otherwise: MHD_OPTION_END first) */
+		o->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, lsc_tls_cert_callback(),
+		MHD_OPTION_END);
 	if (!s->mhd) {
 		pr_err("cannot listen on `%s': %s", o->listen, strerror(errno));
 		ret = -EADDRINUSE;
@@ -708,6 +642,11 @@ int lsc_serve(const struct lsc_serve_opts *o)
 						next_pg_check = 0;
 						continue;
 					}
+					if (si.ssi_signo == SIGHUP) {
+						db_ensure(s);
+						lsc_tls_reload(s);
+						continue;
+					}
 					pr_info("signal %u: stopping", si.ssi_signo);
 					s->stop = true;
 				}
@@ -740,6 +679,7 @@ int lsc_serve(const struct lsc_serve_opts *o)
 			}
 			next_pg_check = now + 1000;
 		}
+		lsc_tls_tick(s, now);
 		if (now >= s->next_expiry_ms) {
 			lsc_expiry_sweep(s);
 			s->next_expiry_ms = now + 1000;
@@ -812,10 +752,7 @@ cleanup:
 		close(lockfd);
 	lsc_rl_free(s->rl);
 	free(s->relays_json);
-	if (tls_key)
-		ls_memzero(tls_key, strlen(tls_key));
-	free(tls_key);
-	free(tls_cert);
+	lsc_tls_free(s);
 	free(s->live);
 	free(s->dsn);
 	lsc_config_free(&s->cfg);

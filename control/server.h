@@ -114,6 +114,7 @@ struct lsc_server {
 	char identity_b64[64];
 	bool have_identity;
 	bool tls;            /* serving HTTPS: approval links are https:// */
+	struct lsc_tls *tlsk; /* the served TLS key and its rotation (tls_admin.c), NULL: HTTP */
 	struct { char id[65]; char admin_id[16]; uint64_t expires_ms; } sessions[64]; /* approval page */
 	/* counters (bench, health) */
 	uint64_t bytes_wake, n_wake;
@@ -143,6 +144,17 @@ void lsc_api_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 /* tls_admin.c: /v1/admin/tls[SUB] (SUB is "" or "/..."), after admin authentication */
 void lsc_tls_admin(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *method,
 		   const char *sub);
+struct lsc_tls;
+/* Loads (first start: makes) the TLS key, switches to a staged endorsed one, endorses and
+ * publishes the served key before anything is served. 0 or -errno (logged). */
+int lsc_tls_start(struct lsc_server *s, const struct lsc_serve_opts *o);
+/* MHD_OPTION_HTTPS_CERT_CALLBACK's gnutls_certificate_retrieve_function2 */
+void *lsc_tls_cert_callback(void);
+/* SIGHUP: switch to the staged key if it is endorsed */
+void lsc_tls_reload(struct lsc_server *s);
+/* withdraws retiring pins whose time has come */
+void lsc_tls_tick(struct lsc_server *s, uint64_t now_ms);
+void lsc_tls_free(struct lsc_server *s);
 /* approve.c: GET/POST /approve/CODE */
 void lsc_approve_page(struct lsc_server *s, struct lsc_req *r, const char *method,
 		      const char *code);

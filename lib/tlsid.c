@@ -34,17 +34,23 @@ static const char endorse_ctx[] = "lightscale-tls-endorse-v1";
 int ls_tls_ensure_selfsigned(const char *dir, const char *const *names, size_t n_names)
 {
 	char key_path[PATH_MAX], crt_path[PATH_MAX];
+
+	snprintf(key_path, sizeof(key_path), "%s/tls.key", dir);
+	snprintf(crt_path, sizeof(crt_path), "%s/tls.crt", dir);
+	if (access(key_path, R_OK) == 0 && access(crt_path, R_OK) == 0)
+		return 0;
+	return ls_tls_make_selfsigned(key_path, crt_path, names, n_names);
+}
+
+int ls_tls_make_selfsigned(const char *key_path, const char *crt_path, const char *const *names,
+			   size_t n_names)
+{
 	gnutls_x509_privkey_t key = NULL;
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_datum_t key_pem = { 0 }, crt_pem = { 0 };
 	unsigned char serial[16];
 	time_t now = time(NULL);
 	int ret = 0;
-
-	snprintf(key_path, sizeof(key_path), "%s/tls.key", dir);
-	snprintf(crt_path, sizeof(crt_path), "%s/tls.crt", dir);
-	if (access(key_path, R_OK) == 0 && access(crt_path, R_OK) == 0)
-		return 0;
 
 	GT(gnutls_x509_privkey_init(&key));
 	GT(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0));

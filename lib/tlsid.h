@@ -21,6 +21,9 @@
  * names: IP addresses and DNS names) unless both exist already. Returns 0 or -errno
  * (-EIO for a GnuTLS failure, with a message logged). */
 int ls_tls_ensure_selfsigned(const char *dir, const char *const *names, size_t n_names);
+/* Makes a new key and self-signed certificate at these paths (replacing them). 0 or -errno. */
+int ls_tls_make_selfsigned(const char *key_path, const char *crt_path, const char *const *names,
+			   size_t n_names);
 /* Pin of the first certificate in a PEM file. 0 or -errno. */
 int ls_tls_pin_from_cert_file(const char *cert_path, char pin[LS_PIN_STRLEN]);
 int ls_tls_pin_from_cert_pem(const char *pem, size_t len, char pin[LS_PIN_STRLEN]);
