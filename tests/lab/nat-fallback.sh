@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Relay fallback and the way back: a node behind a firewall that drops every UDP
+# datagram reaches its peer through the stream relay, and goes direct once the block is
+# lifted; blocked again mid-ping, it falls back to the relay with traffic continuing.
+# When only the direct path is blocked (UDP to the relay still passes), the UDP relay
+# carries it.
+#
+#   ns inet: br0 203.0.113.1/24, control :8080, lightscale-relay --udp 3478 --stream 8443
+#     |                                  |
+#   ns a: eth0 203.0.113.11 (agent)    ns b: eth0 203.0.113.12 (agent)
+#   firewall on a's eth0: all UDP dropped (in, out), TCP passes
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/relay-lib.sh"
+lab_init
+relay_init "$LAB_DIR/relays" || exit 1
+trap 'relay_stop_all; lab_cleanup' EXIT
+
+lab_ns inet
+lab_bridge inet br0 203.0.113.1/24
+lab_node a inet br0 203.0.113.11/24
+lab_node b inet br0 203.0.113.12/24
+relay_start r1 "$(nsname inet)" --udp 203.0.113.1:3478 --stream 203.0.113.1:8443 || lab_die "relay starts"
+CONTROL_CONFIG=$(relays_config 203.0.113.1:3478 203.0.113.1:8443 203.0.113.1:3478)
+control_start inet 203.0.113.1 8080
+net_create home
+tok=$(token_create home 5)
+node_init a "$tok"
+node_init b "$tok"
+udp_block "$(nsname a)" eth0
+t0=$(date +%s%N)
+agent_start a
+agent_start b
+pa=$(lsx a status --json | jq -r .public_key)
+pb=$(lsx b status --json | jq -r .public_key)
+aa=$(node_addr a 4) ab=$(node_addr b 4)
+ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+pj() { lsx "$1" status --json | jq -r --arg k "$2" ".peers[] | select(.public_key == \$k) | .path | $3"; }
+path_is() { [ "$(pj "$1" "$2" .path)" = "$3" ] && { [ -z "${4:-}" ] || [ "$(pj "$1" "$2" .via)" = "$4" ]; }; }
+received() { grep -o '[0-9]* received' "$1" | awk '{ print $1 }'; }
+max_gap() { grep -o 'icmp_seq=[0-9]*' "$1" | cut -d= -f2 | awk -v n="$2" '
+	{ if ($1 - prev - 1 > m) m = $1 - prev - 1; prev = $1 } END { if (n - prev > m) m = n - prev; print m + 0 }'; }
+
+# 1. All UDP dropped at a: the stream relay.
+if wait_for 40 "a relayed to b" path_is a "$pb" relayed stream && wait_for 10 "b relayed to a" path_is b "$pa" relayed stream; then
+	ok "both relay through the stream relay ($(ms $t0) ms after the agents started)"
+else
+	fail "both relay through the stream relay" "$(lsx a status --json | jq -c '.peers[0].path')" "$(node_log a 20)"
+fi
+check_eq "a's status names the relay" 203.0.113.1:8443 "$(pj a "$pb" .relay)"
+check_eq "status text: relayed via stream relay" "relayed via stream relay 203.0.113.1:8443" \
+	"$(lsx a status | sed -n 's/^  path: *//p' | head -1)"
+check "wg on a sends to the relay proxy's loopback socket" \
+	bash -c "nsenter --net=/run/netns/$(nsname a) wg show $(ifname_of a) endpoints | grep -q '127.0.0.1:'"
+check "ping a -> b through the stream relay" ping_within a "$ab" 20
+check "ping b -> a through the stream relay" ping_within b "$aa" 10
+check "the firewall dropped a's UDP" test "$(udp_block_count "$(nsname a)")" -ge 1
+check "the relay carried frames" test "$(relay_status r1 '[.counters | to_entries[] | select(.key | test("frames|packets")) | .value] | add // 0')" -ge 1
+
+# 2. The block is lifted: back to direct.
+udp_unblock "$(nsname a)"
+t1=$(date +%s%N)
+if wait_for 40 "a direct to b" path_is a "$pb" direct && wait_for 15 "b direct to a" path_is b "$pa" direct; then
+	ok "both go direct once UDP passes ($(ms $t1) ms after the block was lifted)"
+	echo "# time to direct: $(ms $t1) ms"
+else
+	fail "both go direct once UDP passes" "$(lsx a status --json | jq -c '.peers[0].path')" "$(node_log a 20)"
+fi
+check_eq "a's endpoint for b is b's address" 203.0.113.12:51820 "$(pj a "$pb" .endpoint)"
+check "a counted the return to direct" test "$(pj a "$pb" .returns)" -ge 1
+check "ping a -> b direct" ping_within a "$ab" 10
+
+# 3. Blocked again mid-ping: the relay takes over, traffic continues.
+nsx a ping -c 60 -i 0.25 -W 1 "$ab" >"$LAB_DIR/ping-block" 2>&1 &
+ping_pid=$!
+sleep 2
+udp_block "$(nsname a)" eth0
+t2=$(date +%s%N)
+if wait_for 30 "a relayed again" path_is a "$pb" relayed stream; then
+	ok "a falls back to the stream relay ($(ms $t2) ms after UDP was blocked)"
+	echo "# time to fall back: $(ms $t2) ms"
+else
+	fail "a falls back to the stream relay" "$(lsx a status --json | jq -c '.peers[0].path')"
+fi
+wait $ping_pid
+rx=$(received "$LAB_DIR/ping-block") gap=$(max_gap "$LAB_DIR/ping-block" 60)
+check "traffic continues across the fallback ($rx of 60 received, $gap lost in a row at 4/s; at most 48)" \
+	test "${rx:-0}" -ge 30 -a "$gap" -le 48
+check "a counted the fall back" test "$(pj a "$pb" .fallbacks)" -ge 1
+udp_unblock "$(nsname a)"
+check "direct again after the second lift" wait_for 40 "a direct" path_is a "$pb" direct
+
+# 4. Only the direct path is blocked (b drops UDP from a; the relay's UDP passes): the UDP relay.
+nsx b nft add table inet lsntpeer
+nsx b nft add chain inet lsntpeer lsin '{ type filter hook input priority -10; }'
+nsx b nft add rule inet lsntpeer lsin ip saddr 203.0.113.11 meta l4proto udp drop
+if wait_for 40 "a via the UDP relay" path_is a "$pb" relayed udp; then
+	ok "a relays through the UDP relay when only the direct path is blocked"
+else
+	fail "a relays through the UDP relay when only the direct path is blocked" "$(lsx a status --json | jq -c '.peers[0].path, .nat.relays.udp')"
+fi
+check_eq "a's status names the UDP relay" 203.0.113.1:3478 "$(pj a "$pb" .relay)"
+check "ping a -> b through the UDP relay" ping_within a "$ab" 15
+check "status --json has the relay lists" test "$(lsx a status --json | jq '.nat.relays.stream.relays | length')" = 1
+tap_done
