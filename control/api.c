@@ -418,21 +418,673 @@ static void reply_registered(struct lsc_server *s, struct lsc_req *r, PGconn *db
 	PQclear(res);
 }
 
+/* Creates the node of req in network net_id (prefixes v4, v6) inside the caller's transaction:
+ * a unique DNS name, the next free host index, the row (status pending or active, token_id
+ * NULL for a device an admin admitted), routes the policy auto-approves, the version bump and
+ * the audit entry. 0 (*id_out and name set), or -1 after a reply (rolled back when refused). */
+static int insert_node(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *net_id,
+		       const struct ls_prefix *pv4, const struct ls_prefix *pv6,
+		       const struct lsc_register_req *req, const char *token_id, const char *tags,
+		       bool pending, const char *src, int64_t *id_out, char name[80])
+{
+	struct ls_prefix v4 = *pv4, v6 = *pv6, a4, a6;
+	char a4s[LS_PREFIX_STRLEN], a6s[LS_PREFIX_STRLEN], label[64], idbuf[24], hostbuf[24], port[16];
+	char *routes = NULL, *endpoints = NULL;
+	PGresult *res = NULL;
+	uint32_t host = 0;
+	int64_t id;
+	int i, k, ret = -1;
+
+	(void)s;
+	{
+		const char *p[2] = {net_id, req->wg_key};
+		PGresult *ex;
+
+		/* one allocation at a time per network, across servers */
+		ex = lsc_exec(db, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p);
+		PQclear(ex);
+		ex = lsc_exec(db, "SELECT id FROM nodes WHERE network_id = $1::uuid AND wg_key = $2", 2, p);
+		if (!lsc_res_ok(db, ex, "find wg key")) {
+			lsc_db_failed(r, ex, "find wg key");
+			PQclear(ex);
+			goto fail;
+		}
+		if (PQntuples(ex)) {
+			lsc_reply_error(r, 409, LS_ERR_BAD_KEY,
+					"WireGuard key already used by node %s in this network",
+					PQgetvalue(ex, 0, 0));
+			PQclear(ex);
+			rollback(db);
+			goto fail;
+		}
+		PQclear(ex);
+	}
+	res = lsc_exec0(db, "SELECT nextval('nodes_id_seq')");
+	if (!lsc_res_ok(db, res, "node id")) {
+		lsc_db_failed(r, res, "node id");
+		goto fail;
+	}
+	id = lsc_i64(res, 0, 0);
+	PQclear(res);
+	/* a unique DNS label: laptop, laptop-2, laptop-3, ... */
+	lsc_dns_label(req->hostname, label, 56);
+	{
+		const char *p[2] = {net_id, label};
+
+		res = lsc_exec(db,
+			       "SELECT name FROM nodes WHERE network_id = $1::uuid AND "
+			       "(name = $2 OR name LIKE $2 || '-%')",
+			       2, p);
+	}
+	if (!lsc_res_ok(db, res, "find names")) {
+		lsc_db_failed(r, res, "find names");
+		goto fail;
+	}
+	for (k = 1;; k++) {
+		bool taken = false;
+
+		if (k == 1)
+			snprintf(name, 80, "%s", label);
+		else
+			snprintf(name, 80, "%s-%d", label, k);
+		for (i = 0; i < PQntuples(res) && !taken; i++)
+			taken = !strcmp(PQgetvalue(res, i, 0), name);
+		if (!taken)
+			break;
+	}
+	PQclear(res);
+	res = NULL;
+	/* host index from the node id; a taken one probes the next */
+	for (k = 0;; k++) {
+		PGresult *ex;
+		const char *p[2] = {net_id, hostbuf};
+
+		if (lsc_derive_host(id, (unsigned)k, &v4, &host) ||
+		    (uint64_t)k >= (1ull << (32 - v4.len))) {
+			rollback(db);
+			lsc_reply_error(r, 409, LS_ERR_BAD_REQUEST, "network %s has no free address",
+					net_id);
+			goto fail;
+		}
+		snprintf(hostbuf, sizeof(hostbuf), "%u", host);
+		ex = lsc_exec(db, "SELECT 1 FROM nodes WHERE network_id = $1::uuid AND host_index = $2::int",
+			      2, p);
+		if (!lsc_res_ok(db, ex, "find host")) {
+			lsc_db_failed(r, ex, "find host");
+			PQclear(ex);
+			goto fail;
+		}
+		i = PQntuples(ex);
+		PQclear(ex);
+		if (!i)
+			break;
+	}
+	lsc_host_address(&v4, host, &a4);
+	lsc_host_address(&v6, host, &a6);
+	ls_prefix_format_addr(&a4, a4s);
+	ls_prefix_format_addr(&a6, a6s);
+	routes = lsc_array_literal((const char *const *)req->routes.v, req->routes.n);
+	endpoints = lsc_array_literal((const char *const *)req->endpoints.v, req->endpoints.n);
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
+	snprintf(port, sizeof(port), "%d", req->listen_port);
+	{
+		const char *p[15] = {idbuf, net_id, name, req->hostname, req->wg_key, req->machine_key,
+				     hostbuf, a4s, a6s, routes, endpoints,
+				     req->listen_port ? port : NULL, tags, token_id,
+				     pending ? "pending" : "active"};
+
+		res = lsc_exec(db,
+			       "INSERT INTO nodes (id, network_id, name, hostname, wg_key, machine_key, "
+			       "host_index, ipv4, ipv6, routes, endpoints, listen_port, tags, token_id, "
+			       "status, last_seen, key_expiry) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+			       "$10, $11, $12, $13, $14, $15, now(), (SELECT now() + make_interval(secs => "
+			       "key_lifetime) FROM networks WHERE id = $2::uuid))",
+			       15, p);
+	}
+	if (!lsc_res_ok(db, res, "insert node")) {
+		if (lsc_unique_violation(res)) {
+			rollback(db);
+			lsc_reply_error(r, 409, LS_ERR_BAD_KEY, "this node is already registered");
+		} else {
+			lsc_db_failed(r, res, "insert node");
+		}
+		goto fail;
+	}
+	PQclear(res);
+	res = NULL;
+	if (token_id) {
+		const char *p[1] = {token_id};
+
+		res = lsc_exec(db, "UPDATE tokens SET uses = uses + 1 WHERE id = $1", 1, p);
+		if (!lsc_res_ok(db, res, "use token")) {
+			lsc_db_failed(r, res, "use token");
+			goto fail;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	if (req->routes.n && auto_approve(r, db, net_id, id) < 0)
+		goto fail;
+	if (bump_version(r, db, net_id, id, routes, true) < 0)
+		goto fail;
+	{
+		/* key transparency: every node key enters the log */
+		json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "node",
+				       (json_int_t)id, "network", net_id, "name", name, "wg_key",
+				       req->wg_key, "machine_key", req->machine_key, "token", token_id,
+				       "source", src, "status", pending ? "pending" : "active");
+		int ar = lsc_audit_append(r, db, "register", ev);
+
+		json_decref(ev);
+		if (ar < 0)
+			goto fail;
+	}
+	*id_out = id;
+	ret = 0;
+fail:
+	PQclear(res);
+	free(routes);
+	free(endpoints);
+	return ret;
+}
+
+/* ---- tokenless registration (auth-URL onboarding) ----
+ *
+ * A device without a token asks to join: POST /v1/register without "token", signed by the
+ * machine key it names (proof of possession: nobody files a request under another machine's
+ * key). It gets a short-lived, single-use approval link and waits; nothing else is created:
+ * no node row, no name, no address, until an admin opens the link, picks a network and
+ * approves (lsc_api_device_decide). Limits: a request per source address per minute (burst
+ * 3) and 30 per server in a burst (refilling at one per 2 s), at most 5 waiting requests per
+ * source and 1000 in all across the servers of the database; a new request of the same
+ * machine key ends its older link. GET /v1/register/status (signed) tells the device where
+ * it stands. */
+static bool valid_id(const char *s);
+void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
+			   const char *network, bool approve);
+
+#define OPEN_REG_BURST 3.0
+#define OPEN_REG_RATE (1.0 / 60)
+#define OPEN_REG_ALL_BURST 30.0
+#define OPEN_REG_ALL_RATE 0.5
+#define OPEN_REG_WAITING_PER_SOURCE 5
+#define OPEN_REG_WAITING_MAX 1000
+#define OPEN_REG_LIFETIME "10 minutes"
+
+/* A request signed by a machine key that need not belong to a node yet: the signature, the
+ * clock and the nonce (replay window in the database, shared by every server) are checked
+ * like auth_node's. want: the key the request must be signed by (NULL: any). */
+static bool auth_device(struct lsc_server *s, struct lsc_req *r, const char *method,
+			const char *want, char key_out[64], PGconn **dbp)
+{
+	const char *key = lsc_req_header(r, LS_HDR_KEY), *ts = lsc_req_header(r, LS_HDR_TIMESTAMP);
+	const char *nonce = lsc_req_header(r, LS_HDR_NONCE);
+	const char *sig = lsc_req_header(r, LS_HDR_SIGNATURE);
+	char rlkey[96];
+	int64_t skew = 0;
+	PGresult *res;
+	const char *p[2];
+	int ret;
+
+	if (!key || !ts || !nonce || !sig) {
+		lsc_reply_error(r, 401, LS_ERR_BAD_SIGNATURE,
+				"a registration without a token must be signed by its machine key "
+				"(missing %s)",
+				!key ? LS_HDR_KEY : !ts ? LS_HDR_TIMESTAMP : !nonce ? LS_HDR_NONCE
+										    : LS_HDR_SIGNATURE);
+		return false;
+	}
+	if (strlen(key) >= 64 || (want && strcmp(key, want))) {
+		lsc_reply_error(r, 401, LS_ERR_BAD_SIGNATURE,
+				"the request is signed by `%.60s', not by the machine key it registers",
+				key);
+		return false;
+	}
+	ret = ls_sign_verify(key, ts, nonce, sig, method, r->uri, r->body.p, r->body.len,
+			     ls_unix_time(), LS_SIGN_MAX_SKEW, NULL, &skew);
+	if (ret == -ETIME) {
+		lsc_reply_error(r, 401, LS_ERR_STALE_REQUEST,
+				"request timestamp is %lld s %s the server clock (allowed +-%d s): "
+				"check the clock of this machine",
+				(long long)(skew < 0 ? -skew : skew), skew < 0 ? "behind" : "ahead of",
+				LS_SIGN_MAX_SKEW);
+		return false;
+	}
+	if (ret) {
+		lsc_reply_error(r, 401, LS_ERR_BAD_SIGNATURE, "the request signature does not verify");
+		return false;
+	}
+	snprintf(rlkey, sizeof(rlkey), "node:%s", key);
+	if (!lsc_rl_allow(s->rl, rlkey, s->cfg.node_burst, s->cfg.node_rate, ls_now_ms())) {
+		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED, "too many requests from this machine key");
+		return false;
+	}
+	*dbp = lsc_db(r);
+	if (!*dbp)
+		return false;
+	p[0] = key;
+	p[1] = nonce;
+	res = lsc_exec(*dbp,
+		       "INSERT INTO nonces (machine_key, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+		       2, p);
+	if (!lsc_res_ok(*dbp, res, "nonce")) {
+		lsc_db_failed(r, res, "nonce");
+		PQclear(res);
+		return false;
+	}
+	if (strcmp(PQcmdTuples(res), "1")) {
+		PQclear(res);
+		lsc_reply_error(r, 401, LS_ERR_REPLAYED_REQUEST,
+				"nonce %s was already used: replayed request", nonce);
+		return false;
+	}
+	PQclear(res);
+	snprintf(key_out, 64, "%s", key);
+	return true;
+}
+
+/* the node of a machine key: 1 (id set), 0 none, -1 after a reply */
+static int node_of_key(struct lsc_req *r, PGconn *db, const char *key, int64_t *id)
+{
+	const char *p[1] = {key};
+	PGresult *res = lsc_exec(db, "SELECT id FROM nodes WHERE machine_key = $1", 1, p);
+	int n;
+
+	if (!lsc_res_ok(db, res, "find machine key")) {
+		lsc_db_failed(r, res, "find machine key");
+		PQclear(res);
+		return -1;
+	}
+	n = PQntuples(res);
+	if (n)
+		*id = lsc_i64(res, 0, 0);
+	PQclear(res);
+	return n ? 1 : 0;
+}
+
+/* adds "status" (and more) to the JSON reply of reply_registered */
+static void reply_add(struct lsc_req *r, const char *status, const char *url)
+{
+	json_t *j;
+
+	if (r->status >= 300 || !r->reply)
+		return;
+	j = json_loadb(r->reply, r->reply_len, 0, NULL);
+	if (!j)
+		return;
+	json_object_set_new(j, "status", json_string(status));
+	if (url)
+		json_object_set_new(j, "approval_url", json_string(url));
+	lsc_reply_json(r, r->status, j);
+}
+
+static void h_register_open(struct lsc_server *s, struct lsc_req *r,
+			    const struct lsc_register_req *req, const char *src)
+{
+	char key[64], rlkey[96], code[40], hash[LS_SHA256_HEX_LEN + 1], url[320] = "";
+	char *routes = NULL, *endpoints = NULL, port[16];
+	const char *host = lsc_req_header(r, "Host");
+	uint8_t raw[16];
+	PGresult *res = NULL;
+	PGconn *db;
+	int64_t id;
+	int n;
+
+	if (s->schema_version < 9) {
+		lsc_reply_error(r, 401, LS_ERR_TOKEN_INVALID,
+				"this server's database does not take registrations without a token yet");
+		return;
+	}
+	snprintf(rlkey, sizeof(rlkey), "open:%s", src);
+	if (!lsc_rl_allow(s->rl, rlkey, OPEN_REG_BURST, OPEN_REG_RATE, ls_now_ms()) ||
+	    !lsc_rl_allow(s->rl, "open:*", OPEN_REG_ALL_BURST, OPEN_REG_ALL_RATE, ls_now_ms())) {
+		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED,
+				"too many registrations without a token from %s: try again in a minute",
+				src);
+		return;
+	}
+	if (!auth_device(s, r, "POST", req->machine_key, key, &db))
+		return;
+	n = node_of_key(r, db, key, &id);
+	if (n < 0)
+		return;
+	if (n) { /* admitted already: its node, like a token registration again */
+		reply_registered(s, r, db, id, 200);
+		reply_add(r, "registered", NULL);
+		return;
+	}
+	if (!begin(r, db))
+		return;
+	{
+		const char *p[2] = {src, key};
+
+		/* one writer at a time across servers, so the limits below hold for the set */
+		res = lsc_exec0(db, "SELECT pg_advisory_xact_lock(hashtext('lightscale device requests'))");
+		PQclear(res);
+		res = lsc_exec0(db, "DELETE FROM device_requests WHERE expires_at < now() - interval '1 day'");
+		PQclear(res);
+		res = lsc_exec(db,
+			       "SELECT count(*) FILTER (WHERE source = $1), count(*) FROM device_requests "
+			       "WHERE status = 'waiting' AND expires_at > now() AND machine_key <> $2",
+			       2, p);
+	}
+	if (!lsc_res_ok(db, res, "count device requests")) {
+		lsc_db_failed(r, res, "count device requests");
+		goto out;
+	}
+	if (lsc_i64(res, 0, 0) >= OPEN_REG_WAITING_PER_SOURCE || lsc_i64(res, 0, 1) >= OPEN_REG_WAITING_MAX) {
+		bool per_src = lsc_i64(res, 0, 0) >= OPEN_REG_WAITING_PER_SOURCE;
+
+		rollback(db);
+		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED,
+				"%s devices are already waiting for approval%s%s: try again when an admin "
+				"has seen them",
+				per_src ? "5" : "1000", per_src ? " from " : "", per_src ? src : "");
+		goto out;
+	}
+	PQclear(res);
+	{
+		/* the same machine asking again: its older link stops working */
+		const char *p[1] = {key};
+
+		res = lsc_exec(db,
+			       "UPDATE device_requests SET expires_at = now() WHERE machine_key = $1 "
+			       "AND status = 'waiting' AND expires_at > now()",
+			       1, p);
+	}
+	if (!lsc_res_ok(db, res, "end older request")) {
+		lsc_db_failed(r, res, "end older request");
+		goto out;
+	}
+	PQclear(res);
+	randombytes_buf(raw, sizeof(raw));
+	ls_hex_encode(code, raw, sizeof(raw));
+	ls_sha256_hex(hash, code, strlen(code));
+	routes = lsc_array_literal((const char *const *)req->routes.v, req->routes.n);
+	endpoints = lsc_array_literal((const char *const *)req->endpoints.v, req->endpoints.n);
+	snprintf(port, sizeof(port), "%d", req->listen_port);
+	{
+		const char *p[8] = {hash, key, req->wg_key, req->hostname, routes, endpoints,
+				    req->listen_port ? port : NULL, src};
+
+		res = lsc_exec(db,
+			       "INSERT INTO device_requests (code_hash, machine_key, wg_key, hostname, routes, "
+			       "endpoints, listen_port, source, expires_at) VALUES (decode($1, 'hex'), $2, $3, "
+			       "$4, $5, $6, $7, $8, now() + interval '" OPEN_REG_LIFETIME "') "
+			       "RETURNING id, extract(epoch from expires_at)::bigint",
+			       8, p);
+	}
+	if (!lsc_res_ok(db, res, "insert device request") || PQntuples(res) != 1) {
+		lsc_db_failed(r, res, "insert device request");
+		goto out;
+	}
+	if (!commit(r, db))
+		goto out;
+	if (host && strlen(host) < 200 && !strpbrk(host, "\"<>\\ /"))
+		snprintf(url, sizeof(url), "%s://%s/approve/%s", s->tls ? "https" : "http", host, code);
+	pr_info("device request %s from %s (`%s'): waiting for an admin", PQgetvalue(res, 0, 0), src,
+		req->hostname);
+	lsc_reply_json(r, 202,
+		       json_pack("{s:s, s:I, s:s, s:s, s:I}", "status", "waiting", "request",
+				 (json_int_t)lsc_i64(res, 0, 0), "approval_url", url, "approval_path",
+				 "/approve/", "expires_at", (json_int_t)lsc_i64(res, 0, 1)));
+	if (r->reply && r->status == 202) {
+		/* the path with the code, for a client that knows the server by another name */
+		json_t *j = json_loadb(r->reply, r->reply_len, 0, NULL);
+		char path[64];
+
+		snprintf(path, sizeof(path), "/approve/%s", code);
+		if (j) {
+			json_object_set_new(j, "approval_path", json_string(path));
+			if (!url[0])
+				json_object_del(j, "approval_url");
+			lsc_reply_json(r, 202, j);
+		}
+	}
+out:
+	ls_memzero(code, sizeof(code));
+	PQclear(res);
+	free(routes);
+	free(endpoints);
+}
+
+/* GET /v1/register/status (signed): where this machine's registration stands. */
+static void h_register_status(struct lsc_server *s, struct lsc_req *r)
+{
+	static const char *const st_of[][2] = {{"active", "approved"}, {"pending", "pending"},
+						{"rejected", "rejected"}, {"revoked", "revoked"}};
+	char key[64];
+	const char *p[1] = {key};
+	PGresult *res;
+	PGconn *db;
+	int64_t id;
+	size_t i;
+	int n;
+
+	if (s->schema_version < 9) {
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no such resource `/v1/register/status'");
+		return;
+	}
+	if (!auth_device(s, r, "GET", NULL, key, &db))
+		return;
+	n = node_of_key(r, db, key, &id);
+	if (n < 0)
+		return;
+	if (n) {
+		reply_registered(s, r, db, id, 200);
+		if (r->status == 200 && r->reply) {
+			json_t *j = json_loadb(r->reply, r->reply_len, 0, NULL);
+			const char *ns = j ? json_string_value(json_object_get(json_object_get(j, "node"),
+									       "status"))
+					   : NULL;
+			const char *st = ns ? ns : "unknown";
+
+			for (i = 0; ns && i < ARRAY_SIZE(st_of); i++)
+				if (!strcmp(ns, st_of[i][0]))
+					st = st_of[i][1];
+			json_decref(j);
+			reply_add(r, st, NULL);
+		}
+		return;
+	}
+	res = lsc_exec(db,
+		       "SELECT id, status, expires_at > now(), extract(epoch from expires_at)::bigint "
+		       "FROM device_requests WHERE machine_key = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+		       1, p);
+	if (!lsc_res_ok(db, res, "device request")) {
+		lsc_db_failed(r, res, "device request");
+		PQclear(res);
+		return;
+	}
+	if (!PQntuples(res)) {
+		PQclear(res);
+		lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NODE,
+				"no registration of this machine key is known: run lightscale register");
+		return;
+	}
+	{
+		const char *st = PQgetvalue(res, 0, 1);
+
+		if (!strcmp(st, "waiting") && PQgetvalue(res, 0, 2)[0] != 't')
+			st = "expired";
+		else if (!strcmp(st, "approved"))
+			st = "removed"; /* approved, but its node was deleted since */
+		lsc_reply_json(r, 200, json_pack("{s:s, s:I, s:I}", "status", st, "request",
+						 (json_int_t)lsc_i64(res, 0, 0), "expires_at",
+						 (json_int_t)lsc_i64(res, 0, 3)));
+	}
+	PQclear(res);
+}
+
+/* Approves (into network) or rejects waiting device request id; replies {"node", "network",
+ * "request"} or {"request"}. The approval page and the admin API call it; r->admin_id is the
+ * deciding admin. */
+void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
+			   const char *network, bool approve)
+{
+	struct lsc_register_req req;
+	char src[LS_ENDPOINT_STRLEN], net_id[40], name[80], nid[24];
+	struct ls_prefix v4, v6;
+	PGresult *res = NULL;
+	int64_t node = 0;
+	int n;
+
+	memset(&req, 0, sizeof(req));
+	if (!valid_id(id)) {
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no device request `%.64s'", id);
+		return;
+	}
+	if (approve && (!network || !*network)) {
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST,
+				"choose the network to admit device request %s to", id);
+		return;
+	}
+	if (!begin(r, db))
+		return;
+	{
+		const char *p[1] = {id};
+
+		res = lsc_exec(db,
+			       "SELECT machine_key, wg_key, hostname, array_to_string(routes, ','), "
+			       "array_to_string(endpoints, ','), coalesce(listen_port, 0), source, status, "
+			       "expires_at > now() FROM device_requests WHERE id = $1::bigint FOR UPDATE",
+			       1, p);
+	}
+	if (!lsc_res_ok(db, res, "device request")) {
+		lsc_db_failed(r, res, "device request");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		rollback(db);
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no device request %s", id);
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 7), "waiting")) {
+		rollback(db);
+		lsc_reply_error(r, 409, LS_ERR_CONFLICT, "device request %s was already %s", id,
+				PQgetvalue(res, 0, 7));
+		goto out;
+	}
+	if (PQgetvalue(res, 0, 8)[0] != 't') {
+		rollback(db);
+		lsc_reply_error(r, 409, LS_ERR_CONFLICT,
+				"device request %s expired: the device asks again with lightscale register", id);
+		goto out;
+	}
+	snprintf(req.machine_key, sizeof(req.machine_key), "%s", PQgetvalue(res, 0, 0));
+	snprintf(req.wg_key, sizeof(req.wg_key), "%s", PQgetvalue(res, 0, 1));
+	req.hostname = strdup(PQgetvalue(res, 0, 2));
+	req.listen_port = (int)lsc_i64(res, 0, 5);
+	snprintf(src, sizeof(src), "%s", PQgetvalue(res, 0, 6));
+	if (!req.hostname || lsc_strv_split(&req.routes, PQgetvalue(res, 0, 3)) ||
+	    lsc_strv_split(&req.endpoints, PQgetvalue(res, 0, 4))) {
+		rollback(db);
+		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	if (approve) {
+		const char *p[1] = {network};
+
+		res = lsc_exec(db, "SELECT id::text, ipv4::text, ipv6::text FROM networks WHERE name = $1",
+			       1, p);
+		if (!lsc_res_ok(db, res, "find network")) {
+			lsc_db_failed(r, res, "find network");
+			goto out;
+		}
+		if (PQntuples(res) != 1 || ls_prefix_parse(PQgetvalue(res, 0, 1), &v4, false) ||
+		    ls_prefix_parse(PQgetvalue(res, 0, 2), &v6, false)) {
+			rollback(db);
+			lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NETWORK, "no network `%.64s'", network);
+			goto out;
+		}
+		snprintf(net_id, sizeof(net_id), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		res = NULL;
+		n = node_of_key(r, db, req.machine_key, &node);
+		if (n < 0)
+			goto out;
+		if (n) {
+			rollback(db);
+			lsc_reply_error(r, 409, LS_ERR_BAD_KEY,
+					"the machine key of device request %s is node %" PRId64 " already",
+					id, node);
+			goto out;
+		}
+		/* an admin admitted it by hand: active at once, also in an approval network */
+		if (insert_node(s, r, db, net_id, &v4, &v6, &req, NULL, "{}", false, src, &node,
+				name) < 0)
+			goto out;
+	}
+	snprintf(nid, sizeof(nid), "%" PRId64, node);
+	{
+		const char *p[4] = {id, approve ? "approved" : "rejected", r->admin_id,
+				    approve ? nid : NULL};
+
+		res = lsc_exec(db,
+			       "UPDATE device_requests SET status = $2, decided_at = now(), decided_by = $3, "
+			       "node_id = $4::bigint WHERE id = $1::bigint",
+			       4, p);
+	}
+	if (!lsc_res_ok(db, res, "decide device request")) {
+		lsc_db_failed(r, res, "decide device request");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	{
+		json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s?}", "request",
+				       (json_int_t)strtoll(id, NULL, 10), "hostname", req.hostname,
+				       "machine_key", req.machine_key, "source", src, "by", r->admin_id,
+				       "network", approve ? network : NULL);
+
+		if (ev && approve)
+			json_object_set_new(ev, "node", json_integer(node));
+		if (!ev || lsc_audit_append(r, db, approve ? "device_approve" : "device_reject", ev) < 0) {
+			if (!ev)
+				lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+			json_decref(ev);
+			goto out;
+		}
+		json_decref(ev);
+	}
+	if (!commit(r, db))
+		goto out;
+	pr_info("device request %s %s by admin key %s%s%s", id, approve ? "approved" : "rejected",
+		r->admin_id, approve ? ": node " : "", approve ? nid : "");
+	if (approve) {
+		reply_registered(s, r, db, node, 200);
+		if (r->status == 200 && r->reply) {
+			json_t *j = json_loadb(r->reply, r->reply_len, 0, NULL);
+
+			if (j) {
+				json_object_set_new(j, "request", json_integer(strtoll(id, NULL, 10)));
+				lsc_reply_json(r, 200, j);
+			}
+		}
+	} else {
+		lsc_reply_json(r, 200, json_pack("{s:I, s:s}", "request", (json_int_t)strtoll(id, NULL, 10),
+						 "status", "rejected"));
+	}
+out:
+	PQclear(res);
+	lsc_register_req_free(&req);
+}
+
 static void h_register(struct lsc_server *s, struct lsc_req *r)
 {
 	struct lsc_register_req req;
 	char err[512], src[LS_ENDPOINT_STRLEN], rlkey[96], hash[LS_SHA256_HEX_LEN + 1];
-	char label[64], name[80], idbuf[24], hostbuf[24];
-	char *routes = NULL, *endpoints = NULL, *tags = NULL;
+	char name[80], idbuf[24];
+	char *tags = NULL;
 	PGresult *res = NULL;
 	PGconn *db;
-	struct ls_prefix v4, v6, a4, a6;
-	char a4s[LS_PREFIX_STRLEN], a6s[LS_PREFIX_STRLEN], net_id[40], token_id[40], port[16];
+	struct ls_prefix v4, v6;
+	char net_id[40], token_id[40];
 	int64_t id;
-	uint32_t host = 0;
 	bool pending = false;
 	char code[40] = "", approval_url[320] = "";
-	int i, k;
 
 	src_string(&r->src, src, sizeof(src));
 	snprintf(rlkey, sizeof(rlkey), "reg:%s", src);
@@ -448,6 +1100,10 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	snprintf(rlkey, sizeof(rlkey), "regkey:%s", req.machine_key);
 	if (!lsc_rl_allow(s->rl, rlkey, s->cfg.register_burst, s->cfg.register_rate, ls_now_ms())) {
 		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED, "too many registrations of this machine key");
+		goto out;
+	}
+	if (!req.token) {
+		h_register_open(s, r, &req, src);
 		goto out;
 	}
 	db = lsc_db(r);
@@ -546,148 +1202,9 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	}
 	PQclear(res);
 	res = NULL;
-	{
-		const char *p[2] = {net_id, req.wg_key};
-		PGresult *ex;
-
-		/* one allocation at a time per network, across servers */
-		ex = lsc_exec(db, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p);
-		PQclear(ex);
-		ex = lsc_exec(db, "SELECT id FROM nodes WHERE network_id = $1::uuid AND wg_key = $2", 2, p);
-		if (!lsc_res_ok(db, ex, "find wg key")) {
-			lsc_db_failed(r, ex, "find wg key");
-			PQclear(ex);
-			goto out;
-		}
-		if (PQntuples(ex)) {
-			lsc_reply_error(r, 409, LS_ERR_BAD_KEY,
-					"WireGuard key already used by node %s in this network",
-					PQgetvalue(ex, 0, 0));
-			PQclear(ex);
-			rollback(db);
-			goto out;
-		}
-		PQclear(ex);
-	}
-	res = lsc_exec0(db, "SELECT nextval('nodes_id_seq')");
-	if (!lsc_res_ok(db, res, "node id")) {
-		lsc_db_failed(r, res, "node id");
+	if (insert_node(s, r, db, net_id, &v4, &v6, &req, token_id, tags, pending, src, &id, name) < 0)
 		goto out;
-	}
-	id = lsc_i64(res, 0, 0);
-	PQclear(res);
-	/* a unique DNS label: laptop, laptop-2, laptop-3, ... */
-	lsc_dns_label(req.hostname, label, 56);
-	{
-		const char *p[2] = {net_id, label};
-
-		res = lsc_exec(db,
-			       "SELECT name FROM nodes WHERE network_id = $1::uuid AND "
-			       "(name = $2 OR name LIKE $2 || '-%')",
-			       2, p);
-	}
-	if (!lsc_res_ok(db, res, "find names")) {
-		lsc_db_failed(r, res, "find names");
-		goto out;
-	}
-	for (k = 1;; k++) {
-		bool taken = false;
-
-		if (k == 1)
-			snprintf(name, sizeof(name), "%s", label);
-		else
-			snprintf(name, sizeof(name), "%s-%d", label, k);
-		for (i = 0; i < PQntuples(res) && !taken; i++)
-			taken = !strcmp(PQgetvalue(res, i, 0), name);
-		if (!taken)
-			break;
-	}
-	PQclear(res);
-	res = NULL;
-	/* host index from the node id; a taken one probes the next */
-	for (k = 0;; k++) {
-		PGresult *ex;
-		const char *p[2] = {net_id, hostbuf};
-
-		if (lsc_derive_host(id, (unsigned)k, &v4, &host) ||
-		    (uint64_t)k >= (1ull << (32 - v4.len))) {
-			rollback(db);
-			lsc_reply_error(r, 409, LS_ERR_BAD_REQUEST, "network %s has no free address",
-					net_id);
-			goto out;
-		}
-		snprintf(hostbuf, sizeof(hostbuf), "%u", host);
-		ex = lsc_exec(db, "SELECT 1 FROM nodes WHERE network_id = $1::uuid AND host_index = $2::int",
-			      2, p);
-		if (!lsc_res_ok(db, ex, "find host")) {
-			lsc_db_failed(r, ex, "find host");
-			PQclear(ex);
-			goto out;
-		}
-		i = PQntuples(ex);
-		PQclear(ex);
-		if (!i)
-			break;
-	}
-	lsc_host_address(&v4, host, &a4);
-	lsc_host_address(&v6, host, &a6);
-	ls_prefix_format_addr(&a4, a4s);
-	ls_prefix_format_addr(&a6, a6s);
-	routes = lsc_array_literal((const char *const *)req.routes.v, req.routes.n);
-	endpoints = lsc_array_literal((const char *const *)req.endpoints.v, req.endpoints.n);
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
-	snprintf(port, sizeof(port), "%d", req.listen_port);
-	{
-		const char *p[15] = {idbuf, net_id, name, req.hostname, req.wg_key, req.machine_key,
-				     hostbuf, a4s, a6s, routes, endpoints,
-				     req.listen_port ? port : NULL, tags, token_id,
-				     pending ? "pending" : "active"};
-
-		res = lsc_exec(db,
-			       "INSERT INTO nodes (id, network_id, name, hostname, wg_key, machine_key, "
-			       "host_index, ipv4, ipv6, routes, endpoints, listen_port, tags, token_id, "
-			       "status, last_seen, key_expiry) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-			       "$10, $11, $12, $13, $14, $15, now(), (SELECT now() + make_interval(secs => "
-			       "key_lifetime) FROM networks WHERE id = $2::uuid))",
-			       15, p);
-	}
-	if (!lsc_res_ok(db, res, "insert node")) {
-		if (lsc_unique_violation(res)) {
-			rollback(db);
-			lsc_reply_error(r, 409, LS_ERR_BAD_KEY, "this node is already registered");
-		} else {
-			lsc_db_failed(r, res, "insert node");
-		}
-		goto out;
-	}
-	PQclear(res);
-	{
-		const char *p[1] = {token_id};
-
-		res = lsc_exec(db, "UPDATE tokens SET uses = uses + 1 WHERE id = $1", 1, p);
-	}
-	if (!lsc_res_ok(db, res, "use token")) {
-		lsc_db_failed(r, res, "use token");
-		goto out;
-	}
-	PQclear(res);
-	res = NULL;
-	if (req.routes.n && auto_approve(r, db, net_id, id) < 0)
-		goto out;
-	if (bump_version(r, db, net_id, id, routes, true) < 0)
-		goto out;
-	{
-		/* key transparency: every node key enters the log */
-		json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "node",
-				       (json_int_t)id, "network", net_id, "name", name, "wg_key",
-				       req.wg_key, "machine_key", req.machine_key, "token", token_id,
-				       "source", src, "status", pending ? "pending" : "active");
-		int ar = lsc_audit_append(r, db, "register", ev);
-
-		json_decref(ev);
-		if (ar < 0)
-			goto out;
-	}
 	if (pending && s->schema_version >= 7) {
 		uint8_t raw[16];
 		char hh[LS_SHA256_HEX_LEN + 1];
@@ -727,8 +1244,6 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	}
 out:
 	PQclear(res);
-	free(routes);
-	free(endpoints);
 	free(tags);
 	lsc_register_req_free(&req);
 }
@@ -2437,6 +2952,57 @@ static void a_admin_key_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *
 }
 
 
+/* ---- device requests (tokenless registrations) ---- */
+
+static void a_device_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
+{
+	PGresult *res;
+	json_t *a;
+	int i;
+
+	(void)s;
+	res = lsc_exec0(db,
+			"SELECT id, hostname, machine_key, wg_key, source, CASE WHEN status = 'waiting' "
+			"AND expires_at <= now() THEN 'expired' ELSE status END, "
+			"extract(epoch from created_at)::bigint, extract(epoch from expires_at)::bigint, "
+			"coalesce(node_id, 0), coalesce(decided_by, '') FROM device_requests "
+			"ORDER BY id DESC LIMIT 500");
+	if (!lsc_res_ok(db, res, "device requests")) {
+		lsc_db_failed(r, res, "device requests");
+		PQclear(res);
+		return;
+	}
+	a = json_array();
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(
+			a, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "id",
+				     (json_int_t)lsc_i64(res, i, 0), "hostname", PQgetvalue(res, i, 1),
+				     "machine_key", PQgetvalue(res, i, 2), "wg_key", PQgetvalue(res, i, 3),
+				     "source", PQgetvalue(res, i, 4), "status", PQgetvalue(res, i, 5),
+				     "created_at", (json_int_t)lsc_i64(res, i, 6), "expires_at",
+				     (json_int_t)lsc_i64(res, i, 7), "node", (json_int_t)lsc_i64(res, i, 8),
+				     "decided_by", PQgetvalue(res, i, 9)));
+	PQclear(res);
+	lsc_reply_json(r, 200, json_pack("{s:o}", "devices", a));
+}
+
+/* POST /v1/admin/devices/ID/approve {"network": NAME} */
+static void a_device_approve(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id)
+{
+	json_t *j = r->body.len ? json_loadb(r->body.p, r->body.len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	json_t *net = json_object_get(j, "network");
+
+	if (!json_is_string(net) || !json_string_length(net) ||
+	    strlen(json_string_value(net)) != json_string_length(net)) {
+		json_decref(j);
+		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST,
+				"the body must be {\"network\": NAME}: the network to admit the device to");
+		return;
+	}
+	lsc_api_device_decide(s, r, db, id, json_string_value(net), true);
+	json_decref(j);
+}
+
 static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *method,
 			const char *path)
 {
@@ -2520,6 +3086,25 @@ static void route_admin(struct lsc_server *s, struct lsc_req *r, const char *met
 			goto method;
 		return;
 	}
+	if (!strcmp(rest, "/devices") && s->schema_version >= 9) {
+		if (!strcmp(method, "GET"))
+			a_device_list(s, r, db);
+		else
+			goto method;
+		return;
+	}
+	if (sscanf(rest, "/devices/%127[^/]/%127[^/]", a, b) == 2 && s->schema_version >= 9 &&
+	    strlen(rest) == 10 + strlen(a) + strlen(b)) {
+		if (strcmp(method, "POST"))
+			goto method;
+		if (!strcmp(b, "approve"))
+			a_device_approve(s, r, db, a);
+		else if (!strcmp(b, "reject"))
+			lsc_api_device_decide(s, r, db, a, NULL, false);
+		else
+			goto notfound;
+		return;
+	}
 	if (sscanf(rest, "/tokens/%127[^/]", a) == 1 && strlen(rest) == 8 + strlen(a)) {
 		if (!strcmp(method, "DELETE"))
 			a_token_revoke(s, r, db, a);
@@ -2573,6 +3158,10 @@ void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, cons
 		if (strcmp(method, "POST"))
 			goto method;
 		h_register(s, r);
+	} else if (!strcmp(path, "/v1/register/status")) {
+		if (strcmp(method, "GET"))
+			goto method;
+		h_register_status(s, r);
 	} else if (!strcmp(path, "/v1/heartbeat")) {
 		if (strcmp(method, "POST"))
 			goto method;

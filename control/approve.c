@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* The auth-URL approval page (/approve/CODE): an admin signs in with an admin key, sees the
- * device waiting behind the code and approves or rejects it. Plain HTML forms, no script. */
+ * device waiting behind the code and approves or rejects it. Plain HTML forms, no script.
+ *
+ * A code is either a pending node's (a token of an approval network: approval_codes) or a
+ * tokenless device's (device_requests: no node yet; the admin picks the network to admit it
+ * to). Sign-in sessions live in PostgreSQL (approval_sessions: SHA-256 of the session id, the
+ * admin key id, expiry), so every server of an HA set knows an admin who signed in on
+ * another; a session ends at its expiry, at sign-out, or when its admin key is revoked or
+ * expires. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -114,161 +121,388 @@ static bool admin_key_check(struct lsc_server *s, PGconn *db, const char *key, c
 	return ok;
 }
 
-static const char *session_of(struct lsc_server *s, struct lsc_req *r)
+#define SESSION_SECONDS 600
+#define COOKIE "lsc_approve="
+
+/* api.c (declared here: server.h is being reworked by the HTTPS change this session) */
+void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
+			   const char *network, bool approve);
+
+/* the session id of the request's cookie (64 hex digits), or false */
+static bool cookie_session(struct lsc_req *r, char id[65])
 {
-	const char *c = lsc_req_header(r, "Cookie"), *v;
-	char id[65];
+	const char *c = lsc_req_header(r, "Cookie"), *v = c;
+	size_t n;
+
+	while (v && (v = strstr(v, COOKIE))) {
+		if (v == c || v[-1] == ' ' || v[-1] == ';')
+			break;
+		v += strlen(COOKIE);
+	}
+	if (!v)
+		return false;
+	v += strlen(COOKIE);
+	n = strcspn(v, "; ");
+	if (n != 64 || strspn(v, "0123456789abcdef") < 64)
+		return false;
+	memcpy(id, v, 64);
+	id[64] = '\0';
+	return true;
+}
+
+/* The admin key id of the request's session: a session this or another server made, not
+ * expired, not signed out, its admin key neither revoked nor expired. */
+static bool session_of(PGconn *db, struct lsc_req *r, char admin[16])
+{
+	char id[65], hash[LS_SHA256_HEX_LEN + 1];
+	const char *p[1] = {hash};
+	PGresult *res;
+	bool ok;
+
+	if (!cookie_session(r, id))
+		return false;
+	ls_sha256_hex(hash, id, 64);
+	res = lsc_exec(db,
+		       "SELECT s.admin_key FROM approval_sessions s JOIN admin_keys k "
+		       "ON substr(encode(k.hash, 'hex'), 1, 12) = s.admin_key "
+		       "WHERE s.hash = decode($1, 'hex') AND s.expires_at > now() "
+		       "AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())",
+		       1, p);
+	ok = lsc_res_ok(db, res, "approval session") && PQntuples(res) >= 1;
+	if (ok)
+		snprintf(admin, 16, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	ls_memzero(id, sizeof(id));
+	return ok;
+}
+
+/* a new session of admin key `admin': its cookie in r->set_cookie; expired rows go */
+static int session_new(struct lsc_server *s, PGconn *db, struct lsc_req *r, const char *admin)
+{
+	char id[65], hash[LS_SHA256_HEX_LEN + 1];
+	const char *p[2] = {hash, admin};
+	uint8_t raw[32];
+	PGresult *res;
+	bool ok;
+
+	res = lsc_exec0(db, "DELETE FROM approval_sessions WHERE expires_at < now()");
+	PQclear(res);
+	randombytes_buf(raw, sizeof(raw));
+	ls_hex_encode(id, raw, sizeof(raw));
+	ls_sha256_hex(hash, id, 64);
+	res = lsc_exec(db,
+		       "INSERT INTO approval_sessions (hash, admin_key, expires_at) VALUES "
+		       "(decode($1, 'hex'), $2, now() + make_interval(secs => " "600" "))",
+		       2, p);
+	ok = lsc_res_ok(db, res, "new approval session");
+	PQclear(res);
+	if (ok)
+		snprintf(r->set_cookie, sizeof(r->set_cookie),
+			 COOKIE "%s; Path=/approve/; Max-Age=%d; HttpOnly; SameSite=Strict%s", id,
+			 SESSION_SECONDS, s->tls ? "; Secure" : "");
+	ls_memzero(id, sizeof(id));
+	ls_memzero(raw, sizeof(raw));
+	return ok ? 0 : -EIO;
+}
+
+static void session_end(struct lsc_server *s, PGconn *db, struct lsc_req *r)
+{
+	char id[65], hash[LS_SHA256_HEX_LEN + 1];
+	const char *p[1] = {hash};
+
+	if (cookie_session(r, id)) {
+		ls_sha256_hex(hash, id, 64);
+		PQclear(lsc_exec(db, "DELETE FROM approval_sessions WHERE hash = decode($1, 'hex')", 1, p));
+		ls_memzero(id, sizeof(id));
+	}
+	snprintf(r->set_cookie, sizeof(r->set_cookie),
+		 COOKIE "; Path=/approve/; Max-Age=0; HttpOnly; SameSite=Strict%s", s->tls ? "; Secure" : "");
+}
+
+static const char signin_form[] =
+	"<form method=\"post\"><p><label>Admin key <input type=\"password\" name=\"admin_key\" "
+	"id=\"admin_key\" autocomplete=\"off\" size=\"70\"></label></p>"
+	"<p><button type=\"submit\" id=\"signin\">Sign in</button></p></form>";
+
+/* what stands behind a code */
+struct waiting {
+	bool device;          /* a tokenless device request, else a pending node */
+	char id[24];          /* node id or request id */
+	char *hostname, *name, *wg_key, *machine_key, *source, *status, *network, *routes;
+	int64_t time;
+};
+
+static void waiting_free(struct waiting *w)
+{
+	free(w->hostname);
+	free(w->name);
+	free(w->wg_key);
+	free(w->machine_key);
+	free(w->source);
+	free(w->status);
+	free(w->network);
+	free(w->routes);
+	memset(w, 0, sizeof(*w));
+}
+
+/* 1 found, 0 no live code, -1 after a reply */
+static int lookup(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *hash,
+		  struct waiting *w)
+{
+	const char *p[1] = {hash};
+	char *const *f[] = {&w->hostname, &w->name, &w->wg_key, &w->machine_key, &w->source,
+			    &w->status, &w->network, &w->routes};
+	PGresult *res;
 	size_t i;
 
-	if (!c || !(v = strstr(c, "lsc_approve=")))
-		return NULL;
-	v += 12;
-	snprintf(id, sizeof(id), "%.*s", (int)strcspn(v, "; "), v);
-	for (i = 0; i < ARRAY_SIZE(s->sessions); i++)
-		if (s->sessions[i].id[0] && s->sessions[i].expires_ms > ls_now_ms() &&
-		    sodium_memcmp(s->sessions[i].id, id, sizeof(id)) == 0)
-			return s->sessions[i].admin_id;
-	return NULL;
+	(void)s;
+	memset(w, 0, sizeof(*w));
+	res = lsc_exec(db,
+		       "SELECT false, n.id, n.hostname, n.name, n.wg_key, n.machine_key, a.source, "
+		       "n.status, networks.name, array_to_string(n.routes, ', '), "
+		       "extract(epoch from n.created_at)::bigint "
+		       "FROM approval_codes a JOIN nodes n ON n.id = a.node_id "
+		       "JOIN networks ON networks.id = n.network_id "
+		       "WHERE a.hash = decode($1, 'hex') AND a.used_at IS NULL AND a.expires_at > now() "
+		       "UNION ALL "
+		       "SELECT true, d.id, d.hostname, '', d.wg_key, d.machine_key, d.source, d.status, '', "
+		       "array_to_string(d.routes, ', '), extract(epoch from d.created_at)::bigint "
+		       "FROM device_requests d WHERE d.code_hash = decode($1, 'hex') "
+		       "AND d.status = 'waiting' AND d.expires_at > now()",
+		       1, p);
+	if (!lsc_res_ok(db, res, "approval code")) {
+		lsc_db_failed(r, res, "approval code");
+		PQclear(res);
+		return -1;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return 0;
+	}
+	w->device = PQgetvalue(res, 0, 0)[0] == 't';
+	snprintf(w->id, sizeof(w->id), "%s", PQgetvalue(res, 0, 1));
+	for (i = 0; i < ARRAY_SIZE(f); i++)
+		*(char **)f[i] = strdup(PQgetvalue(res, 0, 2 + (int)i));
+	w->time = lsc_i64(res, 0, 10);
+	PQclear(res);
+	for (i = 0; i < ARRAY_SIZE(f); i++)
+		if (!*f[i]) {
+			waiting_free(w);
+			lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+			return -1;
+		}
+	return 1;
+}
+
+/* the signed-in page: the device, (for a tokenless device) the network to admit it to, the
+ * buttons; -1 after a reply */
+static int device_page(PGconn *db, struct lsc_req *r, const struct waiting *w, const char *admin,
+		       struct lsc_buf *b)
+{
+	char t[64];
+	time_t tt = (time_t)w->time;
+	struct tm tm;
+	size_t i;
+	int k;
+
+	gmtime_r(&tt, &tm);
+	strftime(t, sizeof(t), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	lsc_buf_str(b, "<form method=\"post\"><p>Signed in with admin key <span id=\"admin\">");
+	html_esc(b, admin);
+	lsc_buf_str(b, "</span>. <button type=\"submit\" name=\"action\" value=\"signout\" "
+		       "id=\"signout\">Sign out</button></p></form>");
+	lsc_buf_str(b, w->device ? "<p>A device without an enrollment token asks to join.</p>"
+				 : "<p>A device asks to join a network that requires approval.</p>");
+	lsc_buf_str(b, "<table id=\"device\">");
+	{
+		const char *rows[][2] = {
+			{"Hostname", w->hostname},
+			{"Name", w->device ? NULL : w->name},
+			{"Network", w->device ? NULL : w->network},
+			{"WireGuard key", w->wg_key},
+			{"Machine key", w->machine_key},
+			{w->device ? "Requested" : "Registered", t},
+			{"From address", w->source},
+			{"Advertised routes", w->routes[0] ? w->routes : NULL},
+			{"Status", w->status},
+		};
+
+		for (i = 0; i < ARRAY_SIZE(rows); i++) {
+			if (!rows[i][1])
+				continue;
+			lsc_buf_str(b, "<tr><td>");
+			html_esc(b, rows[i][0]);
+			lsc_buf_str(b, "</td><td><code>");
+			html_esc(b, rows[i][1]);
+			lsc_buf_str(b, "</code></td></tr>");
+		}
+	}
+	lsc_buf_str(b, "</table><form method=\"post\">");
+	if (w->device) {
+		PGresult *res = lsc_exec0(db, "SELECT name FROM networks ORDER BY name");
+
+		if (!lsc_res_ok(db, res, "networks")) {
+			lsc_db_failed(r, res, "networks");
+			PQclear(res);
+			return -1;
+		}
+		lsc_buf_str(b, "<p><label>Admit to network <select name=\"network\" id=\"network\">"
+			       "<option value=\"\">(choose a network)</option>");
+		for (k = 0; k < PQntuples(res); k++) {
+			lsc_buf_str(b, "<option value=\"");
+			html_esc(b, PQgetvalue(res, k, 0));
+			lsc_buf_str(b, "\">");
+			html_esc(b, PQgetvalue(res, k, 0));
+			lsc_buf_str(b, "</option>");
+		}
+		lsc_buf_str(b, "</select></label></p>");
+		PQclear(res);
+	}
+	lsc_buf_str(b, "<p><button type=\"submit\" name=\"action\" value=\"approve\" id=\"approve\">"
+		       "Approve</button><button type=\"submit\" name=\"action\" value=\"reject\" "
+		       "id=\"reject\">Reject</button></p></form>");
+	return 0;
 }
 
 void lsc_approve_page(struct lsc_server *s, struct lsc_req *r, const char *method, const char *code)
 {
-	char hash[LS_SHA256_HEX_LEN + 1], node[24], t[64], *key = NULL, *action = NULL;
-	const char *p[1] = {hash}, *admin;
+	char hash[LS_SHA256_HEX_LEN + 1], admin[16] = "", *key = NULL, *action = NULL, *network = NULL;
+	const char *body = r->body.p ? r->body.p : "";
 	struct lsc_buf b = {0};
-	PGresult *res = NULL;
+	struct waiting w;
+	unsigned status = 200;
 	PGconn *db;
-	time_t tt;
-	struct tm tm;
+	int found;
 
+	memset(&w, 0, sizeof(w));
 	if (strlen(code) != 32 || strspn(code, "0123456789abcdef") != 32) {
 		html_page(r, 404, "Invalid approval link", "<p>This approval link is not valid.</p>");
+		return;
+	}
+	if (s->schema_version < 9) {
+		html_page(r, 503, "Approve a device",
+			  "<p>This server's database schema is too old for the approval page.</p>");
+		return;
+	}
+	if (strcmp(method, "GET") && strcmp(method, "POST")) {
+		lsc_reply_error(r, 405, LS_ERR_BAD_REQUEST, "method %s is not allowed here", method);
 		return;
 	}
 	db = lsc_db(r);
 	if (!db)
 		return;
 	ls_sha256_hex(hash, code, strlen(code));
-	res = lsc_exec(db,
-		       "SELECT n.id, n.hostname, n.name, n.wg_key, n.machine_key, "
-		       "extract(epoch from n.created_at)::bigint, a.source, n.status, networks.name "
-		       "FROM approval_codes a JOIN nodes n ON n.id = a.node_id "
-		       "JOIN networks ON networks.id = n.network_id "
-		       "WHERE a.hash = decode($1, 'hex') AND a.used_at IS NULL AND a.expires_at > now()",
-		       1, p);
-	if (!lsc_res_ok(db, res, "approval code")) {
-		lsc_db_failed(r, res, "approval code");
-		PQclear(res);
+	found = lookup(s, r, db, hash, &w);
+	if (found < 0)
 		return;
-	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
+	if (!found) {
 		html_page(r, 404, "Invalid approval link",
 			  "<p>This approval link is invalid, expired or already used.</p>");
 		return;
 	}
-	snprintf(node, sizeof(node), "%s", PQgetvalue(res, 0, 0));
-	if (!strcmp(method, "GET")) {
-		lsc_buf_str(&b, "<p>A device asks to join a network. Sign in with an admin key to see it.</p>"
-				"<form method=\"post\"><p><label>Admin key <input type=\"password\" "
-				"name=\"admin_key\" id=\"admin_key\" autocomplete=\"off\" size=\"70\"></label></p>"
-				"<p><button type=\"submit\" id=\"signin\">Sign in</button></p></form>");
-		goto page;
+	if (!strcmp(method, "POST")) {
+		key = form_value(body, r->body.len, "admin_key");
+		action = form_value(body, r->body.len, "action");
+		network = form_value(body, r->body.len, "network");
 	}
-	if (strcmp(method, "POST")) {
-		lsc_reply_error(r, 405, LS_ERR_BAD_REQUEST, "method %s is not allowed here", method);
-		goto out;
-	}
-	key = form_value(r->body.p ? r->body.p : "", r->body.len, "admin_key");
-	action = form_value(r->body.p ? r->body.p : "", r->body.len, "action");
 	if (key) {
 		char id[16];
-		uint8_t raw[32];
-		size_t i, slot = 0;
 
 		if (!admin_key_check(s, db, key, id)) {
-			lsc_buf_str(&b, "<p id=\"error\">That admin key is not valid.</p>"
-					"<form method=\"post\"><p><label>Admin key <input type=\"password\" "
-					"name=\"admin_key\" id=\"admin_key\" size=\"70\"></label></p>"
-					"<p><button type=\"submit\" id=\"signin\">Sign in</button></p></form>");
-			PQclear(res);
-			html_page(r, 401, "Approve a device", b.p ? b.p : "");
-			lsc_buf_free(&b);
+			lsc_buf_str(&b, "<p id=\"error\">That admin key is not valid.</p>");
+			lsc_buf_str(&b, signin_form);
+			status = 401;
+			goto page;
+		}
+		if (session_new(s, db, r, id)) {
+			lsc_reply_error(r, 503, LS_ERR_UNAVAILABLE, "cannot store the session");
 			goto out;
 		}
-		for (i = 0; i < ARRAY_SIZE(s->sessions); i++)
-			if (s->sessions[i].expires_ms < s->sessions[slot].expires_ms)
-				slot = i;
-		randombytes_buf(raw, sizeof(raw));
-		ls_hex_encode(s->sessions[slot].id, raw, sizeof(raw));
-		snprintf(s->sessions[slot].admin_id, sizeof(s->sessions[slot].admin_id), "%s", id);
-		s->sessions[slot].expires_ms = ls_now_ms() + 10 * 60 * 1000;
-		snprintf(r->set_cookie, sizeof(r->set_cookie),
-			 "lsc_approve=%s; Path=/approve/; Max-Age=600; HttpOnly; SameSite=Strict%s",
-			 s->sessions[slot].id, s->tls ? "; Secure" : "");
-		tt = (time_t)lsc_i64(res, 0, 5);
-		gmtime_r(&tt, &tm);
-		strftime(t, sizeof(t), "%Y-%m-%d %H:%M:%S UTC", &tm);
-		lsc_buf_str(&b, "<p>Signed in with admin key ");
-		html_esc(&b, id);
-		lsc_buf_str(&b, ".</p><table id=\"device\">");
-		{
-			const char *rows[][2] = {
-				{"Hostname", PQgetvalue(res, 0, 1)}, {"Name", PQgetvalue(res, 0, 2)},
-				{"Network", PQgetvalue(res, 0, 8)}, {"WireGuard key", PQgetvalue(res, 0, 3)},
-				{"Machine key", PQgetvalue(res, 0, 4)}, {"Registered", t},
-				{"From address", PQgetvalue(res, 0, 6)}, {"Status", PQgetvalue(res, 0, 7)},
-			};
-
-			for (i = 0; i < ARRAY_SIZE(rows); i++) {
-				lsc_buf_str(&b, "<tr><td>");
-				html_esc(&b, rows[i][0]);
-				lsc_buf_str(&b, "</td><td><code>");
-				html_esc(&b, rows[i][1]);
-				lsc_buf_str(&b, "</code></td></tr>");
-			}
-		}
-		lsc_buf_str(&b, "</table><form method=\"post\"><p>"
-				"<button type=\"submit\" name=\"action\" value=\"approve\" id=\"approve\">Approve</button>"
-				"<button type=\"submit\" name=\"action\" value=\"reject\" id=\"reject\">Reject</button>"
-				"</p></form>");
+		pr_info("approval page: admin key %s signed in from the page of %s %s", id,
+			w.device ? "device request" : "node", w.id);
+		if (device_page(db, r, &w, id, &b) < 0)
+			goto out;
 		goto page;
 	}
-	admin = session_of(s, r);
-	if (!action || (strcmp(action, "approve") && strcmp(action, "reject")) || !admin) {
-		PQclear(res);
-		html_page(r, admin ? 400 : 401, "Approve a device",
-			  admin ? "<p>Nothing to do.</p>" : "<p>Sign in first (the session expired).</p>");
-		goto out;
+	if (action && !strcmp(action, "signout")) {
+		session_end(s, db, r);
+		lsc_buf_str(&b, "<p id=\"result\">Signed out.</p>");
+		lsc_buf_str(&b, signin_form);
+		goto page;
 	}
-	PQclear(res);
-	res = NULL;
+	if (!session_of(db, r, admin)) {
+		if (action) {
+			lsc_buf_str(&b, "<p id=\"error\">Sign in first (no session, or it expired or "
+				       "was signed out).</p>");
+			status = 401;
+		} else {
+			lsc_buf_str(&b, "<p>A device asks to join a network. Sign in with an admin key "
+				       "to see it.</p>");
+		}
+		lsc_buf_str(&b, signin_form);
+		goto page;
+	}
+	if (!action) {
+		if (device_page(db, r, &w, admin, &b) < 0)
+			goto out;
+		goto page;
+	}
+	if (strcmp(action, "approve") && strcmp(action, "reject")) {
+		lsc_buf_str(&b, "<p id=\"error\">Nothing to do.</p>");
+		status = 400;
+		goto page;
+	}
 	snprintf(r->admin_id, sizeof(r->admin_id), "%s", admin);
-	lsc_api_node_status(s, r, db, node, !strcmp(action, "approve") ? ACT_APPROVE : ACT_REJECT);
-	if (r->status == 200) {
-		res = lsc_exec(db, "UPDATE approval_codes SET used_at = now() WHERE hash = decode($1, 'hex')",
-			       1, p);
-		PQclear(res);
-		res = NULL;
+	if (w.device)
+		lsc_api_device_decide(s, r, db, w.id, network, !strcmp(action, "approve"));
+	else
+		lsc_api_node_status(s, r, db, w.id, !strcmp(action, "approve") ? ACT_APPROVE : ACT_REJECT);
+	if (r->status == 200 && !w.device) {
+		const char *p[1] = {hash};
+
+		PQclear(lsc_exec(db, "UPDATE approval_codes SET used_at = now() WHERE hash = decode($1, 'hex')",
+				 1, p));
 		lsc_buf_str(&b, "<p id=\"result\">Device ");
-		html_esc(&b, node);
+		html_esc(&b, w.id);
 		lsc_buf_str(&b, !strcmp(action, "approve") ? " approved.</p>" : " rejected.</p>");
-		html_page(r, 200, "Approve a device", b.p ? b.p : "");
+	} else if (r->status == 200) {
+		json_t *j = json_loadb(r->reply, r->reply_len, 0, NULL);
+		json_t *node = json_object_get(j, "node");
+
+		lsc_buf_str(&b, "<p id=\"result\">Device ");
+		html_esc(&b, w.hostname);
+		if (!strcmp(action, "approve")) {
+			lsc_buf_printf(&b, " approved: node %" PRId64 " `",
+				       (int64_t)json_integer_value(json_object_get(node, "id")));
+			html_esc(&b, json_string_value(json_object_get(node, "name")) ?: "");
+			lsc_buf_str(&b, "' in network ");
+			html_esc(&b, network ? network : "");
+			lsc_buf_str(&b, ".</p>");
+		} else {
+			lsc_buf_str(&b, " rejected.</p>");
+		}
+		json_decref(j);
 	} else {
+		json_t *j = r->reply ? json_loadb(r->reply, r->reply_len, 0, NULL) : NULL;
+		const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+
+		status = r->status;
 		lsc_buf_str(&b, "<p id=\"error\">");
-		html_esc(&b, r->reply ? r->reply : "failed");
+		html_esc(&b, msg ? msg : "failed");
 		lsc_buf_str(&b, "</p>");
-		html_page(r, r->status, "Approve a device", b.p ? b.p : "");
+		json_decref(j);
+		/* a missing network choice: the form again */
+		if (status == 400 && device_page(db, r, &w, admin, &b) < 0)
+			goto out;
 	}
-	goto out;
 page:
-	PQclear(res);
-	html_page(r, 200, "Approve a device", b.p ? b.p : "");
+	html_page(r, status, "Approve a device", b.p ? b.p : "");
 out:
 	lsc_buf_free(&b);
+	waiting_free(&w);
 	if (key)
 		ls_memzero(key, strlen(key));
 	free(key);
 	free(action);
+	free(network);
 }
-

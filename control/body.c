@@ -235,14 +235,19 @@ int lsc_parse_register(const char *body, size_t len, struct lsc_register_req *r,
 	j = load(body, len, err, errlen);
 	if (!j)
 		return -EINVAL;
-	ret = get_string(j, "token", true, &s, err, errlen);
+	/* no token (absent or null): a tokenless registration, which waits for an admin on the
+	 * approval page (the request must then be signed by the machine key) */
+	ret = get_string(j, "token", false, &s, err, errlen);
 	if (ret)
 		goto cleanup;
-	if (!clean_string(s, 256)) {
+	if (s && !clean_string(s, 256)) {
 		ret = fail(err, errlen, "field `token' is not a token");
 		goto cleanup;
 	}
-	r->token = strdup(s);
+	if (s && !(r->token = strdup(s))) {
+		ret = fail(err, errlen, "out of memory");
+		goto cleanup;
+	}
 	ret = get_key(j, "wg_key", r->wg_key, err, errlen);
 	if (ret)
 		goto cleanup;
@@ -267,7 +272,7 @@ int lsc_parse_register(const char *body, size_t len, struct lsc_register_req *r,
 	if (ret)
 		goto cleanup;
 	r->listen_port = (int)port;
-	if (!r->token || !r->hostname)
+	if (!r->hostname)
 		ret = fail(err, errlen, "out of memory");
 cleanup:
 	json_decref(j);

@@ -40,6 +40,26 @@ static void test_register_ok(void **state)
 	lsc_register_req_free(&r);
 }
 
+/* no token: a tokenless registration (approval link); absent and null alike */
+static void test_register_tokenless(void **state)
+{
+	const char *bodies[] = {
+		"{\"wg_key\":\"" WG "\",\"machine_key\":\"" MK "\",\"hostname\":\"kiosk\"}",
+		"{\"token\":null,\"wg_key\":\"" WG "\",\"machine_key\":\"" MK "\",\"hostname\":\"kiosk\"}",
+	};
+	struct lsc_register_req r;
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		assert_int_equal(lsc_parse_register(bodies[i], strlen(bodies[i]), &r, err, sizeof(err)), 0);
+		assert_null(r.token);
+		assert_string_equal(r.hostname, "kiosk");
+		assert_string_equal(r.machine_key, MK);
+		lsc_register_req_free(&r);
+	}
+}
+
 struct bad {
 	const char *body;
 	const char *want; /* substring of the message */
@@ -51,8 +71,11 @@ static void test_register_refused(void **state)
 		{"", "empty body"},
 		{"nope", "malformed JSON"},
 		{"[1]", "JSON object"},
-		{"{}", "missing field `token'"},
+		{"{}", "missing field `wg_key'"},
 		{"{\"token\":1}", "`token' must be a string"},
+		{"{\"token\":\"\",\"wg_key\":\"" WG "\",\"machine_key\":\"" MK "\",\"hostname\":\"h\"}", "not a token"},
+		{"{\"token\":\"a\\nb\",\"wg_key\":\"" WG "\",\"machine_key\":\"" MK "\",\"hostname\":\"h\"}", "not a token"},
+		{"{\"wg_key\":\"" WG "\",\"machine_key\":\"" MK "\"}", "missing field `hostname'"},
 		{"{\"token\":\"t\",\"wg_key\":\"short\",\"machine_key\":\"" MK "\",\"hostname\":\"h\"}", "invalid key `short'"},
 		{"{\"token\":\"t\",\"wg_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"machine_key\":\"" MK "\",\"hostname\":\"h\"}", "invalid key"},
 		{"{\"token\":\"t\",\"wg_key\":\"" WG "\",\"machine_key\":\"" MK "\"}", "missing field `hostname'"},
@@ -179,6 +202,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_register_ok),
+		cmocka_unit_test(test_register_tokenless),
 		cmocka_unit_test(test_register_refused),
 		cmocka_unit_test(test_heartbeat),
 		cmocka_unit_test(test_network_and_token),
