@@ -437,6 +437,10 @@ static void render_network(struct lsc_net *n)
 	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", n->id, "name", n->name, "ipv4",
 			      n->ipv4, "ipv6", n->ipv6, "dns_suffix", n->dns_suffix);
 
+	/* nodes rotate their keys a quarter of the lifetime before expiry (userspace/trust.c) */
+	if (j && n->key_lifetime > 0)
+		json_object_set_new(j, "key_lifetime", json_integer(n->key_lifetime));
+
 	free(n->network_json);
 	n->network_json = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
@@ -634,7 +638,7 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 	PGresult *r = NULL;
 	const char *p[2];
 	char from[24];
-	int64_t version, net_version, dns_version, log_floor;
+	int64_t version, net_version, dns_version, log_floor, key_lifetime;
 	bool full, dns_changed;
 	uint64_t gen = ++mark_gen;
 	int ret = 0, i;
@@ -645,8 +649,12 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 		return -EIO;
 	p[0] = n->id;
 	r = lsc_exec(db,
-		     "SELECT name, ipv4::text, ipv6::text, dns_suffix, version, net_version, "
-		     "dns_version, log_floor, coalesce(acl_policy, '') FROM networks WHERE id = $1",
+		     s->schema_version >= 5
+			     ? "SELECT name, ipv4::text, ipv6::text, dns_suffix, version, net_version, "
+			       "dns_version, log_floor, coalesce(acl_policy, ''), coalesce(key_lifetime, 0) "
+			       "FROM networks WHERE id = $1"
+			     : "SELECT name, ipv4::text, ipv6::text, dns_suffix, version, net_version, "
+			       "dns_version, log_floor, coalesce(acl_policy, ''), 0 FROM networks WHERE id = $1",
 		     1, p);
 	if (!lsc_res_ok(db, r, "load network")) {
 		ret = -EIO;
@@ -660,6 +668,7 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 	net_version = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
 	dns_version = strtoll(PQgetvalue(r, 0, 6), NULL, 10);
 	log_floor = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
+	key_lifetime = strtoll(PQgetvalue(r, 0, 9), NULL, 10);
 	if (n->loaded && version == n->version) {
 		PQclear(r);
 		lsc_exec_ok(db, "COMMIT");
@@ -716,6 +725,7 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 		n->loaded = true;
 		n->version = version;
 		n->net_version = net_version;
+		n->key_lifetime = key_lifetime;
 		render_network(n);
 	} else {
 		struct lsc_buf ids = {0};
@@ -783,8 +793,9 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 		dns_changed = dns_version != n->dns_version || name_changed;
 		net_audit(s, n, db);
 		n->version = version;
-		if (net_version != n->net_version || name_changed) {
+		if (net_version != n->net_version || name_changed || key_lifetime != n->key_lifetime) {
 			n->net_version = net_version;
+			n->key_lifetime = key_lifetime;
 			render_network(n);
 		}
 		if (name_changed) /* dns names of every peer */

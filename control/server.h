@@ -45,6 +45,7 @@ struct lsc_net {
 	char ipv4[LS_PREFIX_STRLEN], ipv6[LS_PREFIX_STRLEN];
 	bool loaded;
 	int64_t version, net_version, dns_version;
+	int64_t key_lifetime;        /* s, 0: keys do not expire */
 	int64_t known_version; /* newest version heard of (NOTIFY, requests) */
 	bool dirty;
 	struct lsc_node_rec **nodes; /* sorted by id */

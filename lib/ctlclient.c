@@ -131,6 +131,58 @@ int ls_ctl_set_pinned_keys(struct ls_ctl *c, const char *pins)
 	return set_str(&c->pinned_keys, pins);
 }
 
+/* pins followed per identity key, for every struct ls_ctl of the process */
+static pthread_mutex_t follow_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t pk[32];
+	char pins[LS_CTL_PINS_MAX];
+} follow[8];
+static size_t n_follow;
+
+int ls_ctl_follow_pins(const uint8_t identity_pk[32], const char *pins)
+{
+	size_t i;
+	int ret = 0;
+
+	if (!pins || strlen(pins) >= LS_CTL_PINS_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&follow_lock);
+	for (i = 0; i < n_follow; i++)
+		if (!memcmp(follow[i].pk, identity_pk, 32))
+			break;
+	if (i == n_follow) {
+		if (n_follow == sizeof(follow) / sizeof(follow[0])) {
+			ret = -ENOSPC;
+			goto out;
+		}
+		n_follow++;
+		memcpy(follow[i].pk, identity_pk, 32);
+	}
+	snprintf(follow[i].pins, sizeof(follow[i].pins), "%s", pins);
+out:
+	pthread_mutex_unlock(&follow_lock);
+	return ret;
+}
+
+/* the pins a request checks: the identity's followed set if there is one, else c's own */
+static const char *effective_pins(const struct ls_ctl *c, char out[LS_CTL_PINS_MAX])
+{
+	const char *ret = c->pinned_keys;
+	size_t i;
+
+	if (!c->have_identity)
+		return ret;
+	pthread_mutex_lock(&follow_lock);
+	for (i = 0; i < n_follow; i++)
+		if (!memcmp(follow[i].pk, c->identity_pk, 32) && follow[i].pins[0]) {
+			snprintf(out, LS_CTL_PINS_MAX, "%s", follow[i].pins);
+			ret = out;
+			break;
+		}
+	pthread_mutex_unlock(&follow_lock);
+	return ret;
+}
+
 int ls_ctl_set_ca_file(struct ls_ctl *c, const char *path)
 {
 	return set_str(&c->ca_file, path);
@@ -286,7 +338,7 @@ static size_t header_cb(char *p, size_t size, size_t n, void *userdata)
 /* One attempt against one base URL. Returns the CURLcode; fills resp on CURLE_OK. */
 static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, const char *path,
 		       const char *body, size_t body_len, enum ls_ctl_auth auth, long timeout_ms,
-		       struct ls_ctl_response *resp, char *errbuf)
+		       struct ls_ctl_response *resp, char *errbuf, const char *pins)
 {
 	struct curl_slist *hdrs = NULL;
 	struct buf b = {0};
@@ -312,8 +364,8 @@ static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, c
 		curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
 	}
 	if (!strncmp(base, "https://", 8)) {
-		if (c->pinned_keys) {
-			curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pinned_keys);
+		if (pins) {
+			curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pins);
 			/* the pins are the trust: self-signed server certificates are expected */
 			if (!c->ca_file) {
 				curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -400,7 +452,8 @@ int ls_ctl_request(struct ls_ctl *c, const char *method, const char *path, const
 		   size_t body_len, enum ls_ctl_auth auth, long timeout_ms,
 		   struct ls_ctl_response *resp, struct ls_ctl_error *err)
 {
-	char errbuf[CURL_ERROR_SIZE];
+	char errbuf[CURL_ERROR_SIZE], pinbuf[LS_CTL_PINS_MAX];
+	const char *pins = effective_pins(c, pinbuf);
 	CURLcode rc = CURLE_COULDNT_CONNECT;
 	size_t i;
 
@@ -431,7 +484,7 @@ int ls_ctl_request(struct ls_ctl *c, const char *method, const char *path, const
 
 		errbuf[0] = '\0';
 		ls_ctl_response_free(resp);
-		rc = do_one(c, base, method, path, body, body_len, auth, timeout_ms, resp, errbuf);
+		rc = do_one(c, base, method, path, body, body_len, auth, timeout_ms, resp, errbuf, pins);
 		if (rc == CURLE_OK) {
 			/* a server without its database: try the next one */
 			if ((resp->http_status == 502 || resp->http_status == 503) &&
@@ -447,7 +500,7 @@ int ls_ctl_request(struct ls_ctl *c, const char *method, const char *path, const
 			server_pin(c, base, got);
 			set_err(err, 0, "pin_mismatch",
 				"%s: the server's TLS key %s is not one of the pinned keys %s: refused",
-				base, got[0] ? got : "(unknown)", c->pinned_keys);
+				base, got[0] ? got : "(unknown)", pins ? pins : "");
 			if (i + 1 < c->n_urls)
 				continue;
 			return -EPERM;

@@ -96,6 +96,12 @@ void ls_ctl_set_machine_key(struct ls_ctl *c, const uint8_t sk[LS_ED25519_SK_LEN
 int ls_ctl_set_admin_key(struct ls_ctl *c, const char *key);
 /* NULL clears. Applied as CURLOPT_PINNEDPUBLICKEY to https:// URLs. */
 int ls_ctl_set_pinned_keys(struct ls_ctl *c, const char *pins);
+/* Process-wide and thread-safe: the pins the deployment with this identity key endorses
+ * now (from a verified netmap: userspace/trust.c). Every struct ls_ctl of the process with
+ * that identity (ls_ctl_set_identity) checks these instead of its own list from then on,
+ * so all of an agent's connections follow a rotated server key. 0 or -EINVAL/-ENOSPC. */
+#define LS_CTL_PINS_MAX 2048
+int ls_ctl_follow_pins(const uint8_t identity_pk[32], const char *pins);
 int ls_ctl_set_ca_file(struct ls_ctl *c, const char *path);
 /* Marks every control socket with SO_MARK (needs CAP_NET_ADMIN), so policy routing can
  * keep control traffic out of the tunnel (an exit node's default route). 0 clears. */

@@ -173,13 +173,23 @@ int ls_trust_rotate(struct ls_ctl *c, const char *dir, char *pub_out, char *err,
 int ls_trust_rotate_if_due(struct ls_ctl *c, const char *dir, const json_t *doc)
 {
 	static uint64_t last_ms;
+	static int64_t lifetime; /* the network's key lifetime (deltas carry it only when it moves) */
 	json_t *exp = json_object_get(json_object_get(doc, "self"), "key_expiry");
+	json_t *lt = json_object_get(json_object_get(doc, "network"), "key_lifetime");
+	int64_t before = LS_TRUST_ROTATE_BEFORE, gap = 60000;
 	char err[512];
 	int ret;
 
-	if (!json_is_integer(exp) || json_integer_value(exp) - ls_unix_time() > LS_TRUST_ROTATE_BEFORE)
+	if (json_is_object(json_object_get(doc, "network")))
+		lifetime = json_is_integer(lt) ? json_integer_value(lt) : 0;
+	/* a quarter of a short lifetime, an hour at most; retries at most every eighth */
+	if (lifetime > 0 && lifetime / 4 < before)
+		before = lifetime / 4;
+	if (lifetime > 0 && lifetime * 1000 / 8 < gap)
+		gap = lifetime * 1000 / 8 > 5000 ? lifetime * 1000 / 8 : 5000;
+	if (!json_is_integer(exp) || json_integer_value(exp) - ls_unix_time() > before)
 		return 0;
-	if (last_ms && ls_now_ms() - last_ms < 60000)
+	if (last_ms && ls_now_ms() - last_ms < (uint64_t)gap)
 		return 0;
 	last_ms = ls_now_ms();
 	pr_info("the WireGuard key expires in %lld s: rotating it",
@@ -223,6 +233,39 @@ int ls_trust_follow_key(const char *dir, uint8_t wg_priv[32], uint8_t wg_pub[32]
 	}
 	pr_warn("the control plane has WireGuard key %s for this node, which is not in %s/wg.key", want, dir);
 	return 0;
+}
+
+int ls_trust_pins(const char *dir, const char *identity, char *out, size_t size)
+{
+	json_t *st = load_state(dir), *pv;
+	const char *sid = json_string_value(json_object_get(st, "identity"));
+	uint8_t pk[32];
+	size_t k;
+	int n = 0;
+
+	if (size)
+		out[0] = '\0';
+	if (!sid || !identity || strcmp(sid, identity) || ls_key_from_base64(pk, sid)) {
+		json_decref(st);
+		return 0;
+	}
+	/* checked again: trust.json is a file, the identity is the trust */
+	json_array_foreach(json_object_get(st, "pins"), k, pv) {
+		const char *pin = json_string_value(json_object_get(pv, "pin"));
+		const char *sig = json_string_value(json_object_get(pv, "sig"));
+		json_int_t na = json_integer_value(json_object_get(pv, "not_after"));
+		uint8_t sb[64];
+
+		if (!pin || !sig || ls_b64_decode(sb, sizeof(sb), sig) != 64 || na < ls_unix_time() ||
+		    !ls_tls_endorsement_valid(sb, pin, (uint64_t)na, pk))
+			continue;
+		if (strlen(out) + strlen(pin) + 2 > size)
+			break;
+		snprintf(out + strlen(out), size - strlen(out), "%s%s", out[0] ? ";" : "", pin);
+		n++;
+	}
+	json_decref(st);
+	return n;
 }
 
 static void hex32(char out[65], const uint8_t h[32])
@@ -364,10 +407,12 @@ int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, 
 			goto out;
 		}
 	}
-	/* the servers' TLS keys endorsed by the identity: pin them from now on */
+	/* the servers' TLS keys endorsed by the identity: pin them from now on, on every
+	 * connection of this process (ls_ctl_follow_pins: the heartbeat's too), and remember
+	 * them (trust.json; ls_trust_pins) */
 	{
 		json_t *ctl = json_object_get(doc, "control"), *pv, *pins = json_array();
-		char list[1024] = "";
+		char list[LS_CTL_PINS_MAX] = "";
 		size_t k;
 
 		json_array_foreach(json_object_get(ctl, "pins"), k, pv) {
@@ -381,14 +426,24 @@ int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, 
 				pr_warn("ignoring TLS pin %s: not endorsed by identity %s", pin ? pin : "?", ident);
 				continue;
 			}
-			json_array_append_new(pins, json_string(pin));
+			json_array_append_new(pins, json_pack("{s:s, s:I, s:s}", "pin", pin, "not_after", na,
+							      "sig", sig));
 			if (strlen(list) + strlen(pin) + 2 < sizeof(list))
 				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
 					 list[0] ? ";" : "", pin);
 		}
-		if (list[0])
+		if (list[0]) {
+			const char *prev = json_string_value(json_object_get(st, "pin_list"));
+
+			if (prev && strcmp(prev, list))
+				pr_info("following the TLS pins the deployment endorses now: %s", list);
 			ls_ctl_set_pinned_keys(c, list);
-		json_object_set_new(st, "pins", pins);
+			ls_ctl_follow_pins(pk, list);
+			json_object_set_new(st, "pins", pins);
+			json_object_set_new(st, "pin_list", json_string(list));
+		} else {
+			json_decref(pins);
+		}
 	}
 	/* netmaps from now on must be signed by the identity (ls_ctl_netmap checks) */
 	ls_ctl_set_identity(c, pk);

@@ -9,7 +9,8 @@
  *   ls-nodecli netmap    -s URL -k DIR [--since V] [--wait S] [--trust DIR]
  *                        (--trust: check the map as the agent does, userspace/trust.h;
  *                        a refusal prints "error 0 trust_refused MESSAGE")
- *   ls-nodecli health    -s URL   (every command: [--pin 'sha256//A;sha256//B'])
+ *   ls-nodecli health    -s URL   (every command: [--pin 'sha256//A;sha256//B'], default
+ *                                  $LS_NODECLI_PINS)
  *   ls-nodecli raw       -s URL [-k DIR] METHOD PATH [BODY] [--unsigned] [--skew S]
  *                        [--replay] [--replay-to URL2] [--tamper] [--admin-key-file F]
  *
@@ -298,6 +299,9 @@ int main(int argc, char **argv)
 	}
 	if (have_keys)
 		ls_ctl_set_machine_key(&ctl, k.sk);
+	/* tests pin the servers they start (tests/control/pg.sh exports LS_NODECLI_PINS) */
+	if (!pins && getenv("LS_NODECLI_PINS") && *getenv("LS_NODECLI_PINS"))
+		pins = getenv("LS_NODECLI_PINS");
 	if (pins)
 		ls_ctl_set_pinned_keys(&ctl, pins);
 	if (token && strchr(token, '@')) {

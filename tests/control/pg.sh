@@ -6,7 +6,11 @@
 #   lsc_psql DB SQL         runs SQL as the cluster superuser `lightscale'
 #   lsc_serve NAME ARGS...  starts `lightscale-control serve --listen 127.0.0.1:0 ARGS` in the
 #                           background, waits for DIR/control.url; sets SRV_PID_NAME, SRV_URL_NAME
+#                           and, over HTTPS (the default), SRV_PIN_NAME (DIR/tls.pin) and adds
+#                           it to LS_NODECLI_PINS (what ls-nodecli pins without --pin)
 #                           (ARGS must contain --state-dir DIR)
+#   lsc_curl DIR CURL-ARGS  curl trusting exactly the certificate of the server in DIR
+#                           (DIR/tls.crt is self-signed: its own CA; no -k) and pinning it
 #   lsc_stop NAME           SIGTERM and wait
 #
 # Run as root, the cluster runs as user postgres (initdb refuses root).
@@ -79,6 +83,13 @@ lsc_serve() {
 	for _ in $(seq 300); do
 		if [ -s "$dir/control.url" ]; then
 			eval "SRV_URL_$name=$(cat "$dir/control.url")"
+			if grep -q '^https://' "$dir/control.url" && [ -s "$dir/tls.pin" ]; then
+				local pin
+				pin=$(cat "$dir/tls.pin")
+				eval "SRV_PIN_$name=\$pin"
+				case ";${LS_NODECLI_PINS:-};" in *";$pin;"*) ;; *) LS_NODECLI_PINS=${LS_NODECLI_PINS:+$LS_NODECLI_PINS;}$pin ;; esac
+				export LS_NODECLI_PINS
+			fi
 			return 0
 		fi
 		kill -0 "$(eval echo "\$SRV_PID_$name")" 2>/dev/null || break
@@ -96,6 +107,16 @@ lsc_stop() {
 	kill -TERM "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	eval "SRV_PID_$1="
+}
+
+lsc_curl() {
+	local dir=$1
+	shift
+	if [ -s "$dir/tls.pin" ]; then
+		curl --cacert "$dir/tls.crt" --pinnedpubkey "$(cat "$dir/tls.pin")" "$@"
+	else
+		curl "$@"
+	fi
 }
 
 # millisecond clock

@@ -162,30 +162,44 @@ wait_for() {
 }
 
 # Control plane ---------------------------------------------------------------------
-# control_start NS ADDR PORT: lightscale-control with its embedded PostgreSQL.
+# control_start NS ADDR PORT: lightscale-control with its embedded PostgreSQL, over HTTPS
+# (its self-signed key, pinned by every client: CONTROL_PIN, enrollment strings from
+# token_create). CONTROL_HTTP=1 serves plain HTTP (--insecure-http) for a lab that must.
 control_start() {
 	CONTROL_NS=$1 CONTROL_ADDR=$2 CONTROL_PORT=$3
 	CONTROL_DIR="$LAB_DIR/control"
-	CONTROL_URL="http://$CONTROL_ADDR:$CONTROL_PORT"
+	local scheme=https tls=(--tls)
+	[ "${CONTROL_HTTP:-0}" = 1 ] && scheme=http tls=(--insecure-http)
+	CONTROL_URL="$scheme://$CONTROL_ADDR:$CONTROL_PORT"
 	mkdir -p "$CONTROL_DIR"
 	chmod 755 "$CONTROL_DIR"
 	local cfg=()
 	[ -n "${CONTROL_CONFIG:-}" ] && { echo "$CONTROL_CONFIG" >"$LAB_DIR/control.json"; cfg=(--config "$LAB_DIR/control.json"); }
-	bg "$CONTROL_NS" "$LAB_DIR/control.log" "$LSC" serve --listen "$CONTROL_ADDR:$CONTROL_PORT" --state-dir "$CONTROL_DIR" "${cfg[@]}"
+	bg "$CONTROL_NS" "$LAB_DIR/control.log" "$LSC" serve --listen "$CONTROL_ADDR:$CONTROL_PORT" --state-dir "$CONTROL_DIR" \
+		"${tls[@]}" "${cfg[@]}" ${CONTROL_SERVE_OPTS:-}
 	CONTROL_PID=$BG_PID
-	wait_for 60 "control plane health" nsx "$CONTROL_NS" curl -sf "$CONTROL_URL/v1/health" ||
+	wait_for 60 "control plane health" control_curl -f "$CONTROL_URL/v1/health" ||
 		lab_die "control plane starts" "$(tail -20 "$LAB_DIR/control.log")"
+	CONTROL_PIN=$(cat "$CONTROL_DIR/tls.pin" 2>/dev/null)
+}
+# control_curl CURL-ARGS...: curl in the control plane's namespace, trusting exactly its
+# certificate (the self-signed one is its own CA; no -k) and pinning its key.
+control_curl() {
+	local pin=()
+	[ -s "$CONTROL_DIR/tls.pin" ] && pin=(--cacert "$CONTROL_DIR/tls.crt" --pinnedpubkey "$(cat "$CONTROL_DIR/tls.pin")")
+	nsx "$CONTROL_NS" curl -s "${pin[@]}" "$@"
 }
 control_stop() {
 	kill "$CONTROL_PID" 2>/dev/null
 	wait "$CONTROL_PID" 2>/dev/null
 }
-# lsc ARGS...: an admin command against the lab's control plane.
+# lsc ARGS...: an admin command against the lab's control plane (pinned from its state dir).
 lsc() { nsx "$CONTROL_NS" "$LSC" "$@" --state-dir "$CONTROL_DIR"; }
 net_create() { lsc network create "$@" >/dev/null; }
-# token_create NETWORK USES: prints the token.
+# token_create NETWORK USES: prints the enrollment string TOKEN@IDENTITY@PINS (what
+# `lightscale init --token' takes: nodes pin the servers from their first request).
 token_create() {
-	lsc token create --network "$1" --uses "${2:-1}" --json | jq -r .token
+	lsc token create --network "$1" --uses "${2:-1}" --json | jq -r '.enroll // .token'
 }
 
 # Nodes -----------------------------------------------------------------------------
