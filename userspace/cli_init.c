@@ -14,12 +14,20 @@
 #include "util.h"
 
 static const char help[] =
-	"Usage: lightscale init --control URL[,URL...] --token TOKEN [options]\n"
+	"Usage: lightscale init --control URL[,URL...] [--token TOKEN | --pin PIN] [options]\n"
 	"\n"
 	"Creates the profile directory STATE_DIR/PROFILE (mode 0700) with a WireGuard key pair,\n"
 	"an Ed25519 machine key (both 0600), the control URLs and the enrollment token. An\n"
 	"existing profile keeps its keys (use --new-keys to replace them); settings given here\n"
 	"replace the stored ones. Then run `lightscale register`.\n"
+	"\n"
+	"Without a token, `lightscale register' prints an approval link and waits until an admin\n"
+	"opens it, signs in with an admin key and admits this device to a network (auth-URL\n"
+	"onboarding). The control plane serves HTTPS with its own certificate, so tell init which\n"
+	"server to trust: --pin with the server's TLS pin(s) (the admin finds them in\n"
+	"`lightscale-control token create --json' (pins) or STATE_DIR/tls.pin on the server), and\n"
+	"--identity with the deployment's identity key (identity.pub) to check signed netmaps,\n"
+	"or both at once as an enrollment string without its token: --token @IDENTITY@PIN,...\n"
 	"\n"
 	"Options:\n"
 	"  --profile P            profile name (default `default'); interface ls-P\n"
@@ -28,7 +36,12 @@ static const char help[] =
 	"  --token TOKEN          enrollment token (lst_...) from `lightscale-control token create',\n"
 	"                         or its enrollment string TOKEN@IDENTITY@PIN,... (token create\n"
 	"                         --json: enroll): the identity key and the server's TLS pins are\n"
-	"                         kept, and every request is pinned from the first one\n"
+	"                         kept, and every request is pinned from the first one;\n"
+	"                         @IDENTITY@PIN,... (no token): the same trust, no token\n"
+	"  --pin sha256//B64[,..] TLS pins of the control servers (SHA-256 of each public key),\n"
+	"                         checked from the first request\n"
+	"  --identity KEY         the deployment's identity key (base64): netmaps must be signed\n"
+	"  --no-token             forget a stored token: register asks for an approval link\n"
 	"  --hostname H           node name (default: this machine's hostname)\n"
 	"  --listen-port N        WireGuard UDP port (default 51820)\n"
 	"  --mtu N                overlay MTU (default 1420)\n"
@@ -94,12 +107,16 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 		{ "advertise-routes", required_argument, NULL, 'r' },
 		{ "exit-node", required_argument, NULL, 'x' },
 		{ "new-keys", no_argument, NULL, 'N' },
+		{ "pin", required_argument, NULL, 'P' },
+		{ "identity", required_argument, NULL, 'I' },
+		{ "no-token", no_argument, NULL, 'T' },
 		LS_CLI_COMMON_OPTS,
 		{ 0 },
 	};
 	const char *control = NULL, *token = NULL, *hostname = NULL, *routes = NULL, *exitn = NULL;
+	const char *pin = NULL, *identity = NULL;
 	int port = -1, mtu = -1, keepalive = -1, c, ret;
-	bool new_keys = false, existed;
+	bool new_keys = false, existed, no_token = false;
 	struct ls_profile p;
 	char path[PATH_MAX], err[512], host[256], pub[LS_KEY_B64_LEN + 1];
 	char tok[512], ident[LS_KEY_B64_LEN + 8], pins[1024];
@@ -117,6 +134,9 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 		case 'r': routes = optarg; break;
 		case 'x': exitn = optarg; break;
 		case 'N': new_keys = true; break;
+		case 'P': pin = optarg; break;
+		case 'I': identity = optarg; break;
+		case 'T': no_token = true; break;
 		case 'p':
 		case 'k':
 		case 'm': {
@@ -150,14 +170,38 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 		return ls_cli_usage_error(cli, help, "%s", err);
 	if (!existed) {
 		ls_profile_path(&p, cli->state_dir, cli->profile);
-		if (!control || !token)
-			return ls_cli_usage_error(cli, help, "a new profile needs --control URL and --token TOKEN");
+		if (!control)
+			return ls_cli_usage_error(cli, help, "a new profile needs --control URL (and --token TOKEN, "
+							     "or --pin PIN to register through an approval link)");
+	}
+	if (token && no_token) {
+		ls_profile_free(&p);
+		return ls_cli_usage_error(cli, help, "--token and --no-token exclude each other");
 	}
 	if (control && strncmp(control, "http://", 7) && strncmp(control, "https://", 8)) {
 		ls_profile_free(&p);
 		return ls_cli_usage_error(cli, help, "invalid control URL `%s' (http:// or https://)", control);
 	}
-	if (token && strchr(token, '@')) {
+	if (token && token[0] == '@') {
+		/* @IDENTITY@PINS: an enrollment string's trust without its token */
+		char with[1100];
+
+		snprintf(with, sizeof(with), "x%s", token);
+		if (strlen(token) > 1000 ||
+		    ls_ctl_parse_enroll(with, tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins)) ||
+		    !pins[0]) {
+			ls_profile_free(&p);
+			return ls_cli_usage_error(cli, help,
+						  "invalid enrollment string `%.60s' (@IDENTITY@sha256//PIN,...)",
+						  token);
+		}
+		token = NULL;
+		no_token = true;
+		free(p.identity);
+		free(p.tls_pins);
+		p.identity = strdup(ident);
+		p.tls_pins = strdup(pins);
+	} else if (token && strchr(token, '@')) {
 		if (ls_ctl_parse_enroll(token, tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins))) {
 			ls_profile_free(&p);
 			return ls_cli_usage_error(cli, help,
@@ -169,6 +213,36 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 		free(p.tls_pins);
 		p.identity = strdup(ident);
 		p.tls_pins = pins[0] ? strdup(pins) : NULL;
+	}
+	if (pin) {
+		/* the enrollment-string parser checks the pins: "x@IDENTITY@PINS" */
+		char with[1100], dummy_ident[LS_KEY_B64_LEN + 8];
+		uint8_t k[32] = {1};
+
+		ls_key_to_base64(dummy_ident, k);
+		snprintf(with, sizeof(with), "x@%s@%s", dummy_ident, pin);
+		for (char *q = with; *q; q++)
+			if (*q == ';') /* curl's list form too */
+				*q = ',';
+		if (strlen(pin) > 1000 ||
+		    ls_ctl_parse_enroll(with, tok, sizeof(tok), ident, sizeof(ident), pins, sizeof(pins)) ||
+		    !pins[0]) {
+			ls_profile_free(&p);
+			return ls_cli_usage_error(cli, help, "invalid --pin `%.80s' (sha256//BASE64[,sha256//...])", pin);
+		}
+		free(p.tls_pins);
+		p.tls_pins = strdup(pins);
+	}
+	if (identity) {
+		uint8_t k[32];
+
+		if (ls_key_from_base64(k, identity)) {
+			ls_profile_free(&p);
+			return ls_cli_usage_error(cli, help, "invalid --identity `%.60s' (a base64 Ed25519 public key)",
+						  identity);
+		}
+		free(p.identity);
+		p.identity = strdup(identity);
 	}
 	if (token && strncmp(token, "lst_", 4)) {
 		ls_profile_free(&p);
@@ -228,15 +302,28 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 			fprintf(stderr, "lightscale init: cannot write %s: %s\n", path, strerror(-ret));
 			goto cleanup;
 		}
+	} else if (no_token || !existed) {
+		/* no token: register asks for an approval link */
+		ls_profile_file(&p, "token", path, sizeof(path));
+		if (unlink(path) && errno != ENOENT) {
+			ret = -errno;
+			fprintf(stderr, "lightscale init: cannot remove %s: %s\n", path, strerror(errno));
+			goto cleanup;
+		}
 	}
 	if ((ret = ls_profile_save_config(&p))) {
 		fprintf(stderr, "lightscale init: cannot write config in %s: %s\n", p.dir, strerror(-ret));
 		goto cleanup;
 	}
+	if (p.control_urls && strstr(p.control_urls, "https://") && !p.tls_pins)
+		fprintf(stderr, "lightscale init: no TLS pins (--pin, or an enrollment string): the control "
+				"server's certificate must be one this system's CA store trusts\n");
 	ls_key_to_base64(pub, p.wg_pub);
-	out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "profile", p.name, "directory", p.dir,
-			"interface", p.ifname, "control", p.control_urls, "hostname", p.hostname, "wg_public_key",
-			pub, "created", !existed);
+	ls_profile_file(&p, "token", path, sizeof(path));
+	out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:b}", "profile", p.name, "directory",
+			p.dir, "interface", p.ifname, "control", p.control_urls, "hostname", p.hostname,
+			"wg_public_key", pub, "created", !existed, "token", access(path, F_OK) == 0, "pinned",
+			p.tls_pins != NULL, "identity", p.identity != NULL);
 	ls_cli_print(cli, out, NULL);
 	ret = 0;
 cleanup:
