@@ -60,6 +60,7 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv);
 int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv);
 int ls_cmd_bpf_status(struct ls_cli *cli, int argc, char **argv);
 int ls_cmd_routes_cli(struct ls_cli *cli, int argc, char **argv);
+int ls_cmd_app_route(struct ls_cli *cli, int argc, char **argv);
 
 
 
@@ -69,6 +70,8 @@ struct ls_ctl;
 int ls_cli_profile(const struct ls_cli *cli, struct ls_profile *p);
 /* A control client for the profile (URLs, machine key). 0 or 1. */
 int ls_cli_ctl(const struct ls_cli *cli, const struct ls_profile *p, struct ls_ctl *c);
+/* app-route add (cli_app.c), also behind `exit-node use NAME --cgroup CG'. 0 or 1. */
+int ls_cli_app_add(struct ls_cli *cli, struct ls_profile *p, const char *cgroup, const char *exit);
 /* Parses a plain getopt loop with only the common options; returns -1 to continue,
  * or the exit code. */
 int ls_cli_simple_opts(struct ls_cli *cli, int argc, char **argv, const char *help);

@@ -266,6 +266,10 @@ int ls_cmd_relay(struct ls_cli *cli, int argc, char **argv)
 static const char exit_help[] =
 	"Usage: lightscale exit-node list [--profile P] [--json]\n"
 	"       lightscale exit-node use ID|NAME|auto|none [--profile P]\n"
+	"       lightscale exit-node use ID|NAME --cgroup CGROUP [--profile P]\n"
+	"\n"
+	"With --cgroup only the processes of that cgroup (v2) leave through the exit node\n"
+	"(per-app routing: the same as lightscale app-route add; see app-route --help).\n"
 	"\n"
 	"`list' shows the peers that offer an approved default route (0.0.0.0/0, ::/0) and\n"
 	"which one is in use. `use' stores the choice in the profile: a peer id or name, `auto'\n"
@@ -328,23 +332,54 @@ static int take_default(const struct ls_profile *p, bool take)
 
 int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "cgroup", required_argument, NULL, 'c' },
+		LS_CLI_COMMON_OPTS,
+		{ 0 },
+	};
 	struct ls_netmap *nm = NULL;
 	const struct ls_nm_peer *sel;
 	struct ls_profile p;
+	const char *cgroup = NULL;
 	char why[160];
 	json_t *doc, *list;
-	int ret = ls_cli_simple_opts(cli, argc, argv, exit_help);
+	int ret, c;
 
-	if (ret >= 0)
-		return ret;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ls_cli_common_opt(cli, c, optarg))
+			continue;
+		if (c == 'c') {
+			cgroup = optarg;
+		} else if (c == 'h') {
+			fputs(exit_help, stdout);
+			return 0;
+		} else {
+			return ls_cli_usage_error(cli, exit_help, "invalid option");
+		}
+	}
 	if (optind >= argc || (strcmp(argv[optind], "list") && strcmp(argv[optind], "use")))
 		return ls_cli_usage_error(cli, exit_help, "expected `list' or `use ID|NAME|auto|none'");
+	if (cgroup && strcmp(argv[optind], "use"))
+		return ls_cli_usage_error(cli, exit_help, "--cgroup goes with `use'");
 	if (ls_cli_profile(cli, &p))
 		return 1;
 	if (!strcmp(argv[optind], "use")) {
 		if (optind + 1 >= argc) {
 			ls_profile_free(&p);
 			return ls_cli_usage_error(cli, exit_help, "`use' needs ID, NAME, auto or none");
+		}
+		if (cgroup) {
+			/* per-app: only this cgroup's sockets; the profile's own choice is unchanged */
+			if (!strcmp(argv[optind + 1], "none") || !strcmp(argv[optind + 1], "auto")) {
+				ls_profile_free(&p);
+				return ls_cli_usage_error(cli, exit_help,
+							  "--cgroup needs an exit id or name (app-route remove --cgroup %s drops it)",
+							  cgroup);
+			}
+			ret = ls_cli_app_add(cli, &p, cgroup, argv[optind + 1]);
+			ls_profile_free(&p);
+			return ret;
 		}
 		if (strcmp(argv[optind + 1], "none") && strcmp(argv[optind + 1], "auto") &&
 		    load_netmap(cli, &p, &nm) == 0) {

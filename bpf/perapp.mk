@@ -1,0 +1,20 @@
+# bpf/perapp.mk: the per-app routing program (bpf/perapp.bpf.c), a cgroup/sock_create
+# program that marks the sockets of one cgroup, and its skeleton for userspace/perapp.c.
+# Included after bpf/build.mk (uses its BPF_CFLAGS).
+
+PERAPP_BPF_OBJ  := $(BUILD)/bpf/perapp.bpf.o
+PERAPP_BPF_SKEL := $(BUILD)/bpf/perapp.skel.h
+
+$(PERAPP_BPF_OBJ): bpf/perapp.bpf.c
+	$(call msg,BPF,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(PERAPP_BPF_SKEL): $(PERAPP_BPF_OBJ)
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name ls_perapp > $@.tmp && mv $@.tmp $@
+
+# userspace/perapp.c includes the skeleton
+$(BUILD)/obj/userspace/perapp.o: $(PERAPP_BPF_SKEL)
+
+bpf: $(PERAPP_BPF_SKEL)
