@@ -18,3 +18,12 @@ $(PERAPP_BPF_SKEL): $(PERAPP_BPF_OBJ)
 $(BUILD)/obj/userspace/perapp.o: $(PERAPP_BPF_SKEL)
 
 bpf: $(PERAPP_BPF_SKEL)
+
+# libFuzzer harness for the app-routes.json parser (make fuzz).
+$(BUILD)/fuzz/perapp_fuzz: userspace/fuzz/perapp_fuzz.c userspace/perapp_rules.c
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address -D_GNU_SOURCE -I. -Iinclude -Ilib -Iuserspace \
+		$^ $(shell pkg-config --libs jansson) -o $@
+
+fuzz: $(BUILD)/fuzz/perapp_fuzz
