@@ -594,20 +594,21 @@ fail:
  * machine key it names (proof of possession: nobody files a request under another machine's
  * key). It gets a short-lived, single-use approval link and waits; nothing else is created:
  * no node row, no name, no address, until an admin opens the link, picks a network and
- * approves (lsc_api_device_decide). Limits: a request per source address per minute (burst
- * 3) and 30 per server in a burst (refilling at one per 2 s), at most 5 waiting requests per
- * source and 1000 in all across the servers of the database; a new request of the same
- * machine key ends its older link. GET /v1/register/status (signed) tells the device where
- * it stands. */
+ * approves (lsc_api_device_decide). Limits: 10 requests per source address in a burst,
+ * refilling at one per 6 s (an office behind one NAT can onboard a few laptops at once), 30
+ * per server in a burst refilling at one per 2 s, at most 20 waiting requests per source and
+ * 1000 in all across the servers of the database; a new request of the same machine key ends
+ * its older link; a machine key an admin rejected is refused (a new key asks again).
+ * GET /v1/register/status (signed) tells the device where it stands. */
 static bool valid_id(const char *s);
 void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
 			   const char *network, bool approve);
 
-#define OPEN_REG_BURST 3.0
-#define OPEN_REG_RATE (1.0 / 60)
+#define OPEN_REG_BURST 10.0
+#define OPEN_REG_RATE (1.0 / 6)
 #define OPEN_REG_ALL_BURST 30.0
 #define OPEN_REG_ALL_RATE 0.5
-#define OPEN_REG_WAITING_PER_SOURCE 5
+#define OPEN_REG_WAITING_PER_SOURCE 20
 #define OPEN_REG_WAITING_MAX 1000
 #define OPEN_REG_LIFETIME "10 minutes"
 
@@ -779,7 +780,29 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED,
 				"%s devices are already waiting for approval%s%s: try again when an admin "
 				"has seen them",
-				per_src ? "5" : "1000", per_src ? " from " : "", per_src ? src : "");
+				per_src ? "20" : "1000", per_src ? " from " : "", per_src ? src : "");
+		goto out;
+	}
+	PQclear(res);
+	{
+		/* a machine key an admin rejected stays rejected */
+		const char *p[1] = {key};
+
+		res = lsc_exec(db,
+			       "SELECT id, to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+			       "FROM device_requests WHERE machine_key = $1 AND status = 'rejected' LIMIT 1",
+			       1, p);
+	}
+	if (!lsc_res_ok(db, res, "rejected device")) {
+		lsc_db_failed(r, res, "rejected device");
+		goto out;
+	}
+	if (PQntuples(res)) {
+		rollback(db);
+		lsc_reply_error(r, 403, "device_rejected",
+				"an admin rejected this machine key (request %s, %s UTC): a new key "
+				"(lightscale init --new-keys) may ask again",
+				PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
 		goto out;
 	}
 	PQclear(res);
