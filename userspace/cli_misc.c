@@ -10,6 +10,7 @@
 #include "mnet.h"
 #include "rtnl.h"
 #include "dataplane.h"
+#include "exitsel.h"
 #include "netmap.h"
 #include "profile.h"
 #include "status.h"
@@ -267,6 +268,14 @@ static const char exit_help[] =
 	"Usage: lightscale exit-node list [--profile P] [--json]\n"
 	"       lightscale exit-node use ID|NAME|auto|none [--profile P]\n"
 	"       lightscale exit-node use ID|NAME --cgroup CGROUP [--profile P]\n"
+	"       lightscale exit-node use auto --by latency|first [--profile P]\n"
+	"\n"
+	"`list' measures each exit's latency: the round-trip time of %d ICMP echoes through the\n"
+	"tunnel to its overlay address (median of those answered; --no-probe skips it). With\n"
+	"`use auto --by latency' (kept in the profile, exit-policy.json) auto means the exit\n"
+	"with the lowest RTT; the agent measures again every %d s and moves only when the\n"
+	"current exit stops answering or another is faster by 20%% and 5 ms. `--by first'\n"
+	"(the default) makes auto the first exit node by id.\n"
 	"\n"
 	"With --cgroup only the processes of that cgroup (v2) leave through the exit node\n"
 	"(per-app routing: the same as lightscale app-route add; see app-route --help).\n"
@@ -289,10 +298,19 @@ static void exit_text(json_t *doc, FILE *f)
 	fprintf(f, "default route owner: %s\n", json_is_string(json_object_get(doc, "default_owner"))
 							     ? json_string_value(json_object_get(doc, "default_owner"))
 							     : "(none)");
-	json_array_foreach(json_object_get(doc, "exit_nodes"), i, v)
-		fprintf(f, "%s %lld %s%s\n", json_is_true(json_object_get(v, "selected")) ? "*" : " ",
+	fprintf(f, "auto picks by: %s\n", json_string_value(json_object_get(doc, "auto_by")));
+	json_array_foreach(json_object_get(doc, "exit_nodes"), i, v) {
+		json_t *l = json_object_get(v, "latency_ms");
+		char lat[48] = "";
+
+		if (json_is_number(l))
+			snprintf(lat, sizeof(lat), " %.2f ms", json_number_value(l));
+		else if (json_object_get(v, "probe"))
+			snprintf(lat, sizeof(lat), " (no answer)");
+		fprintf(f, "%s %lld %s%s%s\n", json_is_true(json_object_get(v, "selected")) ? "*" : " ",
 			(long long)json_integer_value(json_object_get(v, "id")), json_string_value(json_object_get(v, "name")),
-			json_is_true(json_object_get(v, "online")) ? " (online)" : "");
+			json_is_true(json_object_get(v, "online")) ? " (online)" : "", lat);
+	}
 	if (!json_array_size(json_object_get(doc, "exit_nodes")))
 		fprintf(f, "no peer offers an exit node\n");
 }
@@ -334,13 +352,19 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "cgroup", required_argument, NULL, 'c' },
+		{ "by", required_argument, NULL, 'b' },
+		{ "no-probe", no_argument, NULL, 'n' },
 		LS_CLI_COMMON_OPTS,
 		{ 0 },
 	};
 	struct ls_netmap *nm = NULL;
 	const struct ls_nm_peer *sel;
 	struct ls_profile p;
-	const char *cgroup = NULL;
+	const char *cgroup = NULL, *by = NULL;
+	bool probe = true;
+	struct ls_exit_probe *pr = NULL;
+	size_t npr = 0;
+	char policy[16];
 	char why[160];
 	json_t *doc, *list;
 	int ret, c;
@@ -351,8 +375,12 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 			continue;
 		if (c == 'c') {
 			cgroup = optarg;
+		} else if (c == 'b') {
+			by = optarg;
+		} else if (c == 'n') {
+			probe = false;
 		} else if (c == 'h') {
-			fputs(exit_help, stdout);
+			printf(exit_help, LS_EXITSEL_PROBES, LS_EXITSEL_INTERVAL);
 			return 0;
 		} else {
 			return ls_cli_usage_error(cli, exit_help, "invalid option");
@@ -360,6 +388,9 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 	}
 	if (optind >= argc || (strcmp(argv[optind], "list") && strcmp(argv[optind], "use")))
 		return ls_cli_usage_error(cli, exit_help, "expected `list' or `use ID|NAME|auto|none'");
+	if (by && (strcmp(argv[optind], "use") || optind + 1 >= argc || strcmp(argv[optind + 1], "auto") ||
+		   (strcmp(by, "latency") && strcmp(by, "first"))))
+		return ls_cli_usage_error(cli, exit_help, "--by latency|first goes with `use auto' (got `%s')", by);
 	if (cgroup && strcmp(argv[optind], "use"))
 		return ls_cli_usage_error(cli, exit_help, "--cgroup goes with `use'");
 	if (ls_cli_profile(cli, &p))
@@ -390,6 +421,14 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 				return 1;
 			}
 		}
+		if (by && (ret = ls_exitsel_set_policy(&p, by))) {
+			fprintf(stderr, "lightscale exit-node use: cannot save %s/%s: %s\n", p.dir, LS_EXITSEL_FILE,
+				strerror(-ret));
+			ls_profile_free(&p);
+			return 1;
+		}
+		if (by)
+			printf("auto picks by: %s\n", by);
 		free(p.exit_node);
 		p.exit_node = strdup(argv[optind + 1]);
 		ret = ls_profile_save_config(&p);
@@ -408,16 +447,39 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 		return 1;
 	}
 	sel = ls_dp_pick_exit(nm, p.exit_node, why, sizeof(why));
+	ls_exitsel_policy(&p, policy, sizeof(policy));
+	if (probe && (ret = ls_exitsel_probe(nm, 1000, &pr, &npr)))
+		fprintf(stderr, "lightscale exit-node list: cannot probe the exit nodes: %s\n", strerror(-ret));
+	if (sel && !strcmp(p.exit_node, "auto") && !strcmp(policy, "latency") && probe) {
+		const struct ls_exit_probe *b = ls_exitsel_best(pr, npr, 0);
+
+		if (b) {
+			sel = ls_netmap_find_peer(nm, b->id);
+			snprintf(why, sizeof(why), "auto by latency: %.64s answers fastest (%.2f ms)", b->name, b->rtt_ms);
+		}
+	}
 	list = json_array();
 	for (size_t i = 0; i < nm->n_peers; i++) {
 		const struct ls_nm_peer *e = nm->peers[i];
+		const struct ls_exit_probe *m = NULL;
+		json_t *ej;
 
-		if (e->exit_node)
-			json_array_append_new(list, json_pack("{s:I, s:s, s:b, s:b}", "id", (json_int_t)e->id, "name", e->name,
-							      "online", e->online, "selected", sel == e));
+		if (!e->exit_node)
+			continue;
+		for (size_t k = 0; k < npr; k++)
+			if (pr[k].id == e->id)
+				m = &pr[k];
+		ej = json_pack("{s:I, s:s, s:b, s:b}", "id", (json_int_t)e->id, "name", e->name, "online", e->online,
+			       "selected", sel == e);
+		json_object_set_new(ej, "latency_ms", m && m->rtt_ms >= 0 ? json_real(m->rtt_ms) : json_null());
+		if (m)
+			json_object_set_new(ej, "probe", json_pack("{s:s, s:i, s:i}", "address", m->addr, "sent", m->sent,
+								   "received", m->received));
+		json_array_append_new(list, ej);
 	}
-	doc = json_pack("{s:s, s:o, s:s}", "selection", p.exit_node ? p.exit_node : "none", "exit_nodes", list, "reason",
-			why);
+	free(pr);
+	doc = json_pack("{s:s, s:o, s:s, s:s}", "selection", p.exit_node ? p.exit_node : "none", "exit_nodes", list,
+			"reason", why, "auto_by", policy);
 	{
 		json_t *st = ls_mnet_read();
 
