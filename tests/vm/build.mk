@@ -4,7 +4,7 @@
 #   make check-vm KERNELS="6.1 6.12"     (default both; the host kernel's matrix runs too)
 #
 # Downloaded kernels, initramfs images and run folders live under $(BUILD)/vm/.
-VM_TOOLS := $(BUILD)/vm/probe.bpf.o $(BUILD)/vm/lsv-tcx-attach
+VM_TOOLS := $(BUILD)/vm/probe.bpf.o $(BUILD)/vm/lsv-tcx-attach $(BUILD)/vm/lsv-offload
 
 $(BUILD)/vm/probe.bpf.o: tests/vm/probe.bpf.c
 	$(call msg,BPF,$<)
@@ -16,6 +16,11 @@ $(BUILD)/vm/lsv-tcx-attach: $(BUILD)/obj/tests/vm/tcx-attach.o
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(shell pkg-config --libs libbpf) -o $@
+
+$(BUILD)/vm/lsv-offload: $(BUILD)/obj/tests/vm/offload.o
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@
 
 check-vm: $(VM_TOOLS)
 build-all: $(VM_TOOLS)

@@ -6,7 +6,7 @@
 # drops into /out (cmd.N -> out.N + rc.N) until /out/poweroff appears.
 export PATH=/bb
 log() { echo "lsv-init: $*" >/dev/console; }
-die() { log "FATAL: $*"; poweroff -f; sleep 5; exit 1; }
+die() { log "FATAL: $*"; reboot -f; sleep 5; exit 1; }
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -65,7 +65,7 @@ while :; do
 	elif [ -f /out/poweroff ]; then
 		log "poweroff"
 		sync
-		poweroff -f
+		reboot -f   # qemu runs with -no-reboot: this ends it
 	else
 		usleep 50000
 	fi
