@@ -142,7 +142,9 @@ struct lsw_peer {
 	X(tx_drop_no_endpoint)    \
 	X(tx_drop_staged_overflow) \
 	X(tx_drop_send_error)     \
-	X(tx_drop_malformed)
+	X(tx_drop_malformed)      \
+	X(tx_tun_gso_tcp)         \
+	X(tx_tun_gso_udp)
 
 struct lsw_stats {
 #define X(n) uint64_t n;
@@ -181,6 +183,12 @@ struct lsw_device {
 	uint64_t next_serial;
 	struct lsw_timer_cfg cfg;
 	struct lsw_stats stats;
+	/* What the engine around the device runs with, for stats=1 (atomics):
+	 * the TUN device's TSO and USO (USO needs kernel 6.2), UDP GSO and GRO
+	 * on the socket (GSO turns off if the path refuses it). */
+	struct {
+		bool tun_tso, tun_uso, udp_gso, udp_gro;
+	} offload;
 	/* handshake load: messages seen in the current second */
 	uint64_t load_window_ms;
 	unsigned int load_count;

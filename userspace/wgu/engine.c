@@ -59,6 +59,7 @@ static int udp_open(struct lsw_engine *e, uint16_t *port, uint32_t mark, int *fa
 	/* The receive thread wakes twice a second to notice a rebound socket. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	e->udp_gro = setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+	__atomic_store_n(&e->dev.offload.udp_gro, e->udp_gro, __ATOMIC_RELAXED);
 	/* Learn which local address each datagram reached (sticky source). */
 	if (fam == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
@@ -232,6 +233,7 @@ static int udp_send(void *ctx, const struct lsw_endpoint *ep, const struct iovec
 			/* No GSO on this path: send one by one from now on. */
 			pr_warn("UDP GSO failed (%s); sending datagrams one by one", strerror(-ret));
 			__atomic_store_n(&e->udp_gso, false, __ATOMIC_RELAXED);
+			__atomic_store_n(&e->dev.offload.udp_gso, false, __ATOMIC_RELAXED);
 		}
 	}
 	if (n == 1) {
@@ -484,6 +486,11 @@ static void *tx_thread(void *arg)
 				continue;
 			}
 			nsegs += n;
+			/* Super-packets the kernel handed over: TSO, and USO where it is on. */
+			if ((vh.gso_type & (uint8_t)~LSW_VNET_GSO_ECN) == LSW_VNET_GSO_UDP_L4)
+				__atomic_fetch_add(&e->dev.stats.tx_tun_gso_udp, 1, __ATOMIC_RELAXED);
+			else if ((vh.gso_type & (uint8_t)~LSW_VNET_GSO_ECN) != LSW_VNET_GSO_NONE)
+				__atomic_fetch_add(&e->dev.stats.tx_tun_gso_tcp, 1, __ATOMIC_RELAXED);
 		}
 		if (nsegs)
 			lsw_dev_tx(&e->dev, segs, nsegs);
@@ -685,6 +692,7 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 	if (getenv("LIGHTSCALE_WG_UNDER_LOAD") && !strcmp(getenv("LIGHTSCALE_WG_UNDER_LOAD"), "1"))
 		e->dev.force_under_load = true;
 	e->udp_gso = true;
+	e->dev.offload.udp_gso = true;
 	/* Crypto workers: one part per core (LIGHTSCALE_WG_CRYPTO_THREADS). */
 	{
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -717,6 +725,8 @@ int lsw_engine_run(const char *ifname, int ready_fd)
 		goto cleanup;
 	}
 	e->tun_fd = ret;
+	__atomic_store_n(&e->dev.offload.tun_tso, true, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dev.offload.tun_uso, e->uso, __ATOMIC_RELAXED);
 	/* UDP coalescing is off unless LIGHTSCALE_WG_GRO_UDP=1: measured here it
 	 * did not help (the bursts overflow the receiving socket sooner). The
 	 * kernel takes USO packets back only with USO on (6.2+). */

@@ -232,6 +232,11 @@ static void uapi_get(struct lsw_device *d, struct lsw_buf *out)
 static void uapi_stats(struct lsw_device *d, struct lsw_buf *out)
 {
 	lsw_buf_appendf(out, "pid=%d\npeers=%u\nallowed_ips=%lu\n", (int)getpid(), d->npeers, d->aip.count);
+	lsw_buf_appendf(out, "tun_tso=%d\ntun_uso=%d\nudp_gso=%d\nudp_gro=%d\n",
+			__atomic_load_n(&d->offload.tun_tso, __ATOMIC_RELAXED),
+			__atomic_load_n(&d->offload.tun_uso, __ATOMIC_RELAXED),
+			__atomic_load_n(&d->offload.udp_gso, __ATOMIC_RELAXED),
+			__atomic_load_n(&d->offload.udp_gro, __ATOMIC_RELAXED));
 #define X(n) lsw_buf_appendf(out, #n "=%" PRIu64 "\n", __atomic_load_n(&d->stats.n, __ATOMIC_RELAXED));
 	LSW_STATS(X)
 #undef X
