@@ -1,10 +1,11 @@
 # services.lightscale: the control plane, the relay and one agent per profile.
 #
-#   services.lightscale.control.enable = true;        # lightscale-control (own PostgreSQL)
+#   services.lightscale.control.enable = true;        # lightscale-control (own PostgreSQL),
+#                                                     # HTTPS (self-signed unless tls.certificateFile)
 #   services.lightscale.relay.enable = true;          # lightscale-relay (STUN + relays)
 #   services.lightscale.profiles.home = {             # lightscale agent --profile home
-#     controlUrl = "http://control.example:8080";
-#     tokenFile = "/run/secrets/lightscale-home-token";
+#     controlUrl = "https://control.example:8080";
+#     tokenFile = "/run/secrets/lightscale-home-token";   # the enrollment string
 #     engine = "kernel";
 #   };
 { config, lib, pkgs, ... }:
@@ -19,14 +20,18 @@ let
       controlUrl = mkOption {
         type = types.str;
         description = "Control server URL(s), comma-separated for an HA set.";
-        example = "http://10.0.0.1:8080";
+        example = "https://10.0.0.1:8080";
       };
       tokenFile = mkOption {
         type = types.nullOr types.path;
         default = null;
         description = ''
-          File holding the enrollment token. Read once, when the profile has no keys yet
-          (first start); later starts reuse the keys under the state directory.
+          File holding the enrollment string (`lightscale-control token create --json`:
+          `enroll`, TOKEN@IDENTITY@PINS), or a bare token. The enrollment string carries the
+          control plane's identity key and TLS pins, so the agent pins its HTTPS server from
+          the first request (a self-signed certificate needs no CA). Read once, when the
+          profile has no keys yet (first start); later starts reuse the keys under the state
+          directory.
         '';
       };
       engine = mkOption {
@@ -112,6 +117,35 @@ in
         default = false;
         description = "Open the control plane's port.";
       };
+      tls = {
+        enable = mkOption {
+          type = types.bool;
+          default = true;
+          description = ''
+            Serve HTTPS (the default). Without certificateFile, lightscale-control makes a
+            self-signed ECDSA certificate in its state directory on the first start; its pin
+            is endorsed by the deployment's identity key and travels in the enrollment
+            strings of `token create --json`, so agents need no CA. false serves plain HTTP
+            (`--insecure-http`): only behind another TLS terminator.
+          '';
+        };
+        certificateFile = mkOption {
+          type = types.nullOr types.path;
+          default = null;
+          example = "/var/lib/acme/control.example/cert.pem";
+          description = ''
+            PEM certificate (chain) to serve instead of the self-signed one; set keyFile too.
+            Its key's pin is endorsed and published like the self-signed one's. Both files
+            reach the service through systemd credentials, so they may be readable by root only.
+          '';
+        };
+        keyFile = mkOption {
+          type = types.nullOr types.path;
+          default = null;
+          example = "/var/lib/acme/control.example/key.pem";
+          description = "PEM private key of certificateFile.";
+        };
+      };
       extraArgs = mkOption {
         type = types.listOf types.str;
         default = [ ];
@@ -152,6 +186,16 @@ in
 
   config = mkMerge [
     (mkIf cfg.control.enable {
+      assertions = [
+        {
+          assertion = (cfg.control.tls.certificateFile == null) == (cfg.control.tls.keyFile == null);
+          message = "services.lightscale.control.tls: certificateFile and keyFile go together";
+        }
+        {
+          assertion = cfg.control.tls.enable || cfg.control.tls.certificateFile == null;
+          message = "services.lightscale.control.tls: certificateFile is set but tls.enable is false";
+        }
+      ];
       systemd.services.lightscale-control = {
         description = "Lightscale control plane";
         wantedBy = [ "multi-user.target" ];
@@ -167,7 +211,15 @@ in
           ++ (if cfg.control.database != null
               then [ "--db" cfg.control.database ]
               else [ "--pg-bin" "${config.services.postgresql.package}/bin" ])
+          ++ (if !cfg.control.tls.enable then [ "--insecure-http" ]
+              else if cfg.control.tls.certificateFile == null then [ "--tls" ]
+              else [ "--tls-cert" "%d/tls.crt" "--tls-key" "%d/tls.key" ])
           ++ cfg.control.extraArgs);
+          # %d: the credentials directory, where systemd puts copies the dynamic user can read.
+          LoadCredential = lib.optionals (cfg.control.tls.enable && cfg.control.tls.certificateFile != null) [
+            "tls.crt:${toString cfg.control.tls.certificateFile}"
+            "tls.key:${toString cfg.control.tls.keyFile}"
+          ];
           DynamicUser = true;
           StateDirectory = "lightscale-control";
           StateDirectoryMode = "0700";

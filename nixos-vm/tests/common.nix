@@ -10,17 +10,20 @@
     environment.systemPackages = [ lightscalePackage pkgs.curl pkgs.jq pkgs.wireguard-tools pkgs.bpftools ];
   };
 
-  # An agent that waits for its token: the test script writes /run/lightscale-token and
-  # starts the unit.
+  # An agent that waits for its enrollment string: the test script writes
+  # /run/lightscale-token and starts the unit. The control plane serves HTTPS with its
+  # self-signed certificate; the enrollment string carries its pin.
   agent = { lib, ... }: {
     services.lightscale.profiles.lab = {
-      controlUrl = "http://control:8080";
+      controlUrl = "https://control:8080";
       tokenFile = "/run/lightscale-token";
       engine = "kernel";
+      extraArgs = [ "--bpf" ];
     };
     systemd.services.lightscale-agent-lab.wantedBy = lib.mkForce [ ];
   };
 
+  # HTTPS is the module's default (tls.enable); no certificateFile: self-signed.
   control = { ... }: {
     services.lightscale.control = {
       enable = true;
@@ -35,14 +38,25 @@
 
     CONTROL_STATE = "/var/lib/lightscale-control"
 
+    def wait_for_control(control):
+        """The control plane answers over HTTPS, pinned to the key of its own certificate."""
+        control.wait_for_unit("lightscale-control.service")
+        control.wait_until_succeeds(f"test -s {CONTROL_STATE}/tls.pin")
+        control.wait_until_succeeds(
+            f"curl -sfk --pinnedpubkey $(cat {CONTROL_STATE}/tls.pin) https://control:8080/v1/health")
+        control.fail("curl -sf --max-time 5 http://control:8080/v1/health")
+
     def new_token(control):
-        """An enrollment token for network `lab' (network created on first use)."""
+        """An enrollment string TOKEN@IDENTITY@PINS for network `lab' (network created on
+        first use): the agent pins the control plane's self-signed certificate from it."""
         control.succeed(f"lightscale-control network show lab --state-dir {CONTROL_STATE} "
                         f"|| lightscale-control network create lab --state-dir {CONTROL_STATE}")
-        out = control.succeed(f"lightscale-control token create --network lab --state-dir {CONTROL_STATE}")
-        m = re.search(r"lst_[A-Za-z0-9_-]+", out)
-        assert m, f"no token in: {out}"
-        return m.group(0)
+        out = control.succeed(f"lightscale-control token create --network lab --json --state-dir {CONTROL_STATE}")
+        enroll = json.loads(out)["enroll"]
+        pin = control.succeed(f"cat {CONTROL_STATE}/tls.pin").strip()
+        assert re.match(r"^lst_[A-Za-z0-9_-]+@[A-Za-z0-9+/=]+@", enroll), f"not an enrollment string: {enroll}"
+        assert pin in enroll.split("@")[2].split(","), f"{enroll} lacks the server's pin {pin}"
+        return enroll
 
     def join(control, node):
         token = new_token(control)
@@ -77,10 +91,18 @@
                 assert a.split("/")[0] in allowed, f"{node.name}: {a} not in AllowedIPs:\n{allowed}"
 
     def check_maps_pinned(node):
-        node.succeed("test -d /sys/fs/bpf/lightscale/lab")
-        maps = node.succeed("find /sys/fs/bpf/lightscale/lab -maxdepth 2 -type f").split()
-        assert maps, f"{node.name}: nothing pinned under /sys/fs/bpf/lightscale/lab"
-        node.succeed("bpftool map show pinned " + maps[0] + " || bpftool prog show pinned " + maps[0])
-        node.succeed("bpftool map list | grep -q .")
+        """agent --bpf: programs on ls-lab, every pinned map readable by bpftool, and the
+        network's overlay prefix in the routes map (named after the network)."""
+        pin = "/sys/fs/bpf/lightscale/lab"
+        st = json.loads(node.succeed("lightscale bpf status --profile lab --json"))
+        hooks = {a["hook"] for a in st["attachments"] if a["interface"] == "ls-lab" and a["attached"]}
+        assert {"overlay_in", "overlay_out"} <= hooks, f"{node.name}: programs on ls-lab: {hooks}"
+        maps = node.succeed(f"find {pin} -maxdepth 1 -type f").split()
+        assert f"{pin}/routes4" in maps and f"{pin}/config" in maps, f"{node.name}: pinned: {maps}"
+        for m in maps:
+            node.succeed(f"bpftool map show pinned {m} && bpftool map dump pinned {m} >/dev/null")
+        info = json.loads(node.succeed(f"bpftool -j map dump pinned {pin}/route_info"))
+        names = {e["formatted"]["value"]["name"] for e in info if e["formatted"]["value"]["family"]}
+        assert "overlay lab" in names, f"{node.name}: route_info names {names}"
   '';
 }

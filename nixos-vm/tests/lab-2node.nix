@@ -19,8 +19,7 @@ in
 
   testScript = common.pythonHelpers + ''
     start_all()
-    control.wait_for_unit("lightscale-control.service")
-    control.wait_until_succeeds("curl -sf http://control:8080/v1/health")
+    wait_for_control(control)
 
     join(control, a)
     join(control, b)

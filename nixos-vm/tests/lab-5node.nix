@@ -27,8 +27,7 @@ in
     import itertools
 
     start_all()
-    control.wait_for_unit("lightscale-control.service")
-    control.wait_until_succeeds("curl -sf http://control:8080/v1/health")
+    wait_for_control(control)
 
     first = [n1, n2, n3]
     for n in first:
