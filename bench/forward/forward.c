@@ -11,7 +11,10 @@
  * it. Every variant keeps an XDP program on r0 (ours, or an empty one) so the receive
  * path is the same. Variants alternate within each round; medians and spreads printed.
  *
- *   forward [PACKETS] [ROUNDS]
+ *   forward [PACKETS] [ROUNDS] [VARIANT...]
+ *
+ * With VARIANTs (base xdp tc netmap stateless snat masq xdp-fwd tc-fwd snat-fwd), only
+ * those run, 1 flow (60,000 for the SNAT ones): for profiling one path with perf.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -113,6 +116,8 @@ static void build_frame(uint8_t *f, const uint8_t *dmac, const uint8_t *smac, co
 
 enum variant { V_BASE, V_XDP_XLATE, V_TC_XLATE, V_NFT_NETMAP, V_NFT_STATELESS, V_BPF_SNAT, V_NFT_MASQ,
 	       V_XDP_XLATE_FWD, V_TC_XLATE_FWD, V_BPF_SNAT_FWD, V_MAX };
+static const char *vshort[V_MAX] = { "base", "xdp", "tc", "netmap", "stateless", "snat", "masq",
+				     "xdp-fwd", "tc-fwd", "snat-fwd" };
 static const char *vname[V_MAX] = { "plain forwarding", "XDP translate", "TC translate", "nft NETMAP",
 				    "nft stateless", "BPF SNAT", "nft masquerade", "XDP translate+fwd",
 				    "TC translate+fwd", "BPF SNAT+fwd" };
@@ -311,17 +316,38 @@ int main(int argc, char **argv)
 	printf("forwarding 64-byte UDP frames through a router namespace: %ld packets per run, %d rounds\n", packets, rounds);
 	printf("total ns/packet (generator + router + sink on one core), median [min-max]; Mpps delivered; ratio vs yardstick\n");
 
-	static const struct {
+	struct set {
 		uint32_t flows;
 		bool snat;
-		enum variant v[6];
+		enum variant v[V_MAX];
 		int n;
-	} sets[] = {
+	};
+	static struct set sets[] = {
 		{ 1, false, { V_XDP_XLATE, V_NFT_NETMAP, V_TC_XLATE, V_NFT_STATELESS, V_XDP_XLATE_FWD, V_TC_XLATE_FWD }, 6 },
 		{ 60000, false, { V_XDP_XLATE, V_NFT_NETMAP, V_TC_XLATE, V_NFT_STATELESS, V_XDP_XLATE_FWD, V_TC_XLATE_FWD }, 6 },
 		{ 60000, true, { V_BPF_SNAT, V_NFT_MASQ, V_BPF_SNAT_FWD }, 3 },
 	};
-	for (size_t si = 0; si < sizeof(sets) / sizeof(sets[0]); si++) {
+	size_t nsets = sizeof(sets) / sizeof(sets[0]);
+	if (argc > 3) {
+		/* chosen variants only: one set of 1 flow, or 60,000 for SNAT */
+		struct set one = { 1, false, {}, 0 };
+		for (int a = 3; a < argc; a++) {
+			int v;
+			for (v = 0; v < V_MAX && strcmp(argv[a], vshort[v]); v++)
+				;
+			if (v == V_MAX) {
+				fprintf(stderr, "unknown variant `%s'\n", argv[a]);
+				rc = 1;
+				goto out;
+			}
+			if (v == V_BPF_SNAT || v == V_NFT_MASQ || v == V_BPF_SNAT_FWD)
+				one.snat = true, one.flows = 60000;
+			one.v[one.n++] = v;
+		}
+		sets[0] = one;
+		nsets = 1;
+	}
+	for (size_t si = 0; si < nsets; si++) {
 		struct result res[V_MAX] = {};
 		set_mode(sets[si].snat, sets[si].flows, mac_r0, mac_g0);
 		for (int r = 0; r < rounds; r++) {
@@ -354,6 +380,8 @@ int main(int argc, char **argv)
 			snprintf(span, sizeof(span), "%.0f [%.0f-%.0f]", ns[x->n / 2], ns[0], ns[x->n - 1]);
 			printf("%-18s %26s %10.3f %9.1f%%\n", vname[v], span, mp[x->n / 2], de[x->n / 2] * 100);
 		}
+		if (argc > 3)
+			continue;
 		if (!sets[si].snat) {
 			printf("XDP translate / NETMAP: %.2fx (target >= 2)   TC translate / NETMAP: %.2fx (target >= 1.5)\n",
 			       med[V_XDP_XLATE] / med[V_NFT_NETMAP], med[V_TC_XLATE] / med[V_NFT_NETMAP]);

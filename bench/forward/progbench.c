@@ -5,7 +5,9 @@
  * identity mappings, so a rewritten packet is its own next input). Alternates programs
  * for ROUNDS rounds and prints the median and spread.
  *
- *   progbench [ROUNDS] [REPEAT]
+ *   progbench [ROUNDS] [REPEAT] [PROGRAM [PREFIXES [one-len|mixed]]]
+ *
+ * With PROGRAM (and optionally a table), only those rows run: for profiling with perf.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -40,6 +42,8 @@ static double run_ns(struct lsbpf *b, const char *prog, const uint8_t *pkt, size
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 5, repeat = argc > 2 ? atoi(argv[2]) : 1000000;
+	const char *only_prog = argc > 3 ? argv[3] : NULL, *only_kind = argc > 5 ? argv[5] : NULL;
+	int only_size = argc > 4 ? atoi(argv[4]) : 0;
 	static const int sizes[] = { 10, 1000, 10000 };
 	static const struct {
 		const char *prog, *floor;
@@ -67,6 +71,8 @@ int main(int argc, char **argv)
 	for (size_t mi = 0; mi < 6; mi++) {
 		size_t si = mi / 2;
 		bool lpm = mi % 2; /* one extra /16 mapping: mixed lengths, so the LPM tries decide */
+		if ((only_size && only_size != sizes[si]) || (only_kind && strcmp(only_kind, lpm ? "mixed" : "one-len")))
+			continue;
 		struct lsbpf *b = h_open();
 		struct lsbpf_state *s = lsbpf_state_new();
 		char pfx[32];
@@ -88,6 +94,8 @@ int main(int argc, char **argv)
 		}
 		for (size_t pi = 0; pi < sizeof(progs) / sizeof(progs[0]); pi++) {
 			double d[64], f[64];
+			if (only_prog && strcmp(only_prog, progs[pi].prog))
+				continue;
 			for (int r = 0; r < rounds && r < 64; r++) {
 				f[r] = run_ns(b, progs[pi].floor, pkt, len, repeat, 0);
 				d[r] = run_ns(b, progs[pi].prog, pkt, len, repeat, 0);

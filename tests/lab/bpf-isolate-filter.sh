@@ -39,10 +39,13 @@ ip netns exec lsb-$$-y iperf3 -s -p 5301 -D -I "$PWD/$BUILD/test-logs/lsb-$$-530
 sleep 0.3
 LSB_PIDS+=("$(cat "$BUILD/test-logs/lsb-$$-5301.pid")")
 check "profile A: fast forwarding to ov2" in_ns n $A set --stages fast-forward --iface ov1:1:overlay --iface ov2:2:overlay,fwd-target
-fb=$(lsb_counter "$PA" forward forwarded_in_bpf)
+fb=$(lsb_counter "$PA" forward forwarded_in_bpf); sb=$(lsb_counter "$PA" forward forwarded_by_stack)
 check "iperf3 TCP x -> y through the BPF fast path" ip netns exec lsb-$$-x iperf3 -c 10.2.0.2 -p 5301 -t 1
-fa=$(lsb_counter "$PA" forward forwarded_in_bpf)
-[ "$((fa - fb))" -gt 100 ] && ok "ov1's program forwarded $((fa - fb)) packets itself" || fail "fast path used" "$fb -> $fa"
+fa=$(lsb_counter "$PA" forward forwarded_in_bpf); sa=$(lsb_counter "$PA" forward forwarded_by_stack)
+# every x -> y packet qualifies (neighbour resolved by the ping, TTL 64, GSO packets
+# checked against the MTU by the kernel): at most 1% may be left to the stack
+[ "$((fa - fb))" -gt 100 ] && [ "$(( (sa - sb) * 100 ))" -le "$((fa - fb))" ] && ok "ov1's program forwarded $((fa - fb)) packets itself ($((sa - sb)) left to the stack)" ||
+	fail "fast path used" "forwarded_in_bpf $fb -> $fa, forwarded_by_stack $sb -> $sa"
 
 check "isolate on in both profiles" in_ns n $A set --stages isolate $IFS_ARGS
 in_ns n $B set --stages isolate $IFS_ARGS
