@@ -322,10 +322,12 @@ struct np_peer {
 	struct sockaddr_in loop;
 	bool has_loop;
 	size_t rot;
-	uint64_t rot_at, rot_at_unix;
+	uint64_t rot_at;
 	int64_t hs;
-	struct sockaddr_storage wg_ep;
-	bool has_wg_ep, set_pending;
+	uint64_t rx, tx, rx_at, tx_at; /* the engine's byte counters and when they last grew */
+	struct sockaddr_storage wg_ep, left; /* the engine's endpoint; the one rotation left */
+	bool has_wg_ep, set_pending, has_left;
+	unsigned roamed; /* engine reads in a row with another endpoint than ours */
 	enum ls_rproxy_path rpath;
 	uint64_t fallbacks, returns, rotations, pings, pongs;
 };
@@ -429,16 +431,22 @@ static bool np_override(void *ctx, const uint8_t key[LS_WG_KEY_LEN], struct sock
 	return true;
 }
 
-static void np_send(struct np *np, const struct sockaddr_storage *to, const void *buf, size_t len)
+static void np_send_from(struct np *np, const struct sockaddr_storage *to, const struct sockaddr_storage *from,
+			 const void *buf, size_t len)
 {
 	int fd = to->ss_family == AF_INET ? np->raw4 : to->ss_family == AF_INET6 ? np->raw6 : -1;
 	int err;
 
 	if (fd < 0)
 		return;
-	err = ls_raw_udp_send(fd, np->port, to, buf, len);
+	err = ls_raw_udp_send(fd, np->port, to, from, buf, len);
 	if (err && err != -EAGAIN && err != -ENETUNREACH && err != -EHOSTUNREACH && err != -EPERM)
 		pr_debug("nat: send: %s", strerror(-err));
+}
+
+static void np_send(struct np *np, const struct sockaddr_storage *to, const void *buf, size_t len)
+{
+	np_send_from(np, to, NULL, buf, len);
 }
 
 static void np_ping(struct np *np, struct np_peer *p, const struct sockaddr_storage *to)
@@ -498,7 +506,8 @@ static void np_on_probe(void *ctx, const uint8_t from[LSR_KEY_LEN], const struct
 		np_probe(np, p, true);
 }
 
-static void np_disco_input(struct np *np, const struct sockaddr_storage *src, const uint8_t *buf, size_t len)
+static void np_disco_input(struct np *np, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+			   const uint8_t *buf, size_t len)
 {
 	struct ls_disco_msg m;
 	struct np_peer *p;
@@ -520,7 +529,8 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 		memcpy(r.from, np->a->prof->wg_pub, LS_WG_KEY_LEN);
 		memcpy(r.to, p->key, LS_WG_KEY_LEN);
 		ls_disco_encode(&r, out);
-		np_send(np, src, out, sizeof(out));
+		/* from the address the ping came to: the path it tested */
+		np_send_from(np, src, dst->ss_family ? dst : NULL, out, sizeof(out));
 		/* where the peer is now: worth a ping of ours at once (it opens our NAT too) */
 		np_add_cand(p, src);
 		if (p->mode != NP_DIRECT && np->now - p->last_answer >= NP_ANSWER_MS) {
@@ -562,7 +572,7 @@ static void np_raw_readable(struct np *np, int fd, int family)
 	uint8_t buf[2048];
 
 	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage from = { 0 }, src;
+		struct sockaddr_storage from = { 0 }, src, dst;
 		socklen_t flen = sizeof(from);
 		const uint8_t *pl;
 		size_t plen;
@@ -571,11 +581,11 @@ static void np_raw_readable(struct np *np, int fd, int family)
 		if (n < 0)
 			return;
 		src = from;
-		if (ls_raw_udp_parse(family, buf, (size_t)n, np->port, &src, &pl, &plen))
+		if (ls_raw_udp_parse(family, buf, (size_t)n, np->port, &src, &dst, &pl, &plen))
 			continue;
 		np_unmap(&src);
 		if (plen >= 4 && !memcmp(pl, LS_DISCO_MAGIC, 4))
-			np_disco_input(np, &src, pl, plen);
+			np_disco_input(np, &src, &dst, pl, plen);
 		else if (ls_stun_is_stun(pl, plen))
 			np_stun_input(np, &src, pl, plen);
 	}
@@ -761,11 +771,21 @@ static void np_engine_refresh(struct np *np)
 		if (!p)
 			continue;
 		p->hs = w->last_handshake_sec;
+		if (w->rx_bytes != p->rx)
+			p->rx_at = np->now;
+		if (w->tx_bytes != p->tx)
+			p->tx_at = np->now;
+		p->rx = w->rx_bytes;
+		p->tx = w->tx_bytes;
 		p->has_wg_ep = (w->flags & LS_WGP_HAS_ENDPOINT) != 0;
 		p->wg_ep = w->endpoint;
 		np_unmap(&p->wg_ep);
-		if (p->has_want && (!p->has_wg_ep || !np_sa_eq(&p->wg_ep, &p->want)))
+		if (p->has_want && (!p->has_wg_ep || !np_sa_eq(&p->wg_ep, &p->want))) {
 			p->set_pending = true; /* roaming moved it, or a set failed */
+			p->roamed++;
+		} else {
+			p->roamed = 0;
+		}
 	}
 	pthread_mutex_unlock(&a->lock);
 	ls_wg_device_free(dev);
@@ -831,24 +851,48 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 		memset((uint8_t *)&want + sizeof(p->loop), 0, sizeof(want) - sizeof(p->loop));
 		has_want = true;
 	} else if (p->n_nm_cand) {
-		bool fresh = p->hs && ls_unix_time() - p->hs < NP_HANDSHAKE_FRESH_S &&
-			     (uint64_t)p->hs * 1000 + 2000 >= p->rot_at_unix;
+		/* stale: no session, or we keep sending and hear nothing (WireGuard answers
+		 * data within its keepalive timeout, 10 s, when the path works) */
+		int64_t age = p->hs ? ls_unix_time() - p->hs : INT64_MAX;
+		/* ... or a rekey (due 120 s after the last handshake while sending) keeps failing */
+		bool fresh = age < NP_HANDSHAKE_FRESH_S && !(p->tx_at > p->rx_at && now - p->rx_at >= NP_ROTATE_MS) &&
+			     !(age >= 120 + NP_ROTATE_MS / 1000 && p->tx_at && now - p->tx_at < 10000);
 
+		/* WireGuard roamed to where the peer's authenticated packets come from: follow */
+		if (p->mode == NP_ROTATING && p->has_wg_ep && p->has_want && p->roamed >= 2 &&
+		    !np_sa_eq(&p->wg_ep, &p->want) && p->rx_at + 2500 >= now &&
+		    !(p->has_left && np_sa_eq(&p->wg_ep, &p->left) && now - p->rot_at < NP_ROTATE_MS)) {
+			char e[LS_ENDPOINT_STRLEN];
+
+			np_add_cand(p, &p->wg_ep);
+			for (size_t k = 0; k < p->n_cand; k++)
+				if (np_sa_eq(&p->cand[k], &p->wg_ep))
+					p->rot = k;
+			p->rot_at = now;
+			p->rotations++;
+			ls_endpoint_format((const struct sockaddr *)&p->wg_ep, e);
+			pr_info("nat: peer %lld: WireGuard roamed to %s; keeping it", (long long)p->id, e);
+		}
 		if (p->mode != NP_ROTATING) {
+			/* from the endpoint in use, when it is a candidate */
+			for (size_t k = 0; k < p->n_nm_cand; k++)
+				if (p->has_wg_ep && np_sa_eq(&p->cand[k], &p->wg_ep))
+					p->rot = k;
 			np_set_mode(p, NP_ROTATING, now, "no answer and no relay");
 			p->rot_at = now;
-			p->rot_at_unix = (uint64_t)ls_unix_time() * 1000;
 		} else if (!fresh && now - p->rot_at >= NP_ROTATE_MS && p->n_nm_cand > 1) {
 			char e[LS_ENDPOINT_STRLEN];
 
-			p->rot = (p->rot + 1) % p->n_nm_cand;
+			p->left = p->cand[p->rot < p->n_cand ? p->rot : 0];
+			p->has_left = true;
+			p->rot = (p->rot + 1) % (p->n_nm_cand ? p->n_nm_cand : 1);
 			p->rot_at = now;
-			p->rot_at_unix = (uint64_t)ls_unix_time() * 1000;
+			p->rx_at = now; /* the new endpoint gets its own NP_ROTATE_MS */
 			p->rotations++;
 			ls_endpoint_format((const struct sockaddr *)&p->cand[p->rot], e);
 			pr_info("nat: peer %lld: handshake stale, trying its endpoint %s", (long long)p->id, e);
 		}
-		want = p->cand[p->rot % p->n_nm_cand];
+		want = p->cand[p->rot < p->n_cand ? p->rot : 0];
 		has_want = true;
 	}
 	if (!has_want)
@@ -884,6 +928,8 @@ static json_t *np_status(struct np *np)
 		}
 		if (p->last_pong)
 			json_object_set_new(o, "last_pong_ms_ago", json_integer((json_int_t)(np->now - p->last_pong)));
+		/* WireGuard sent and heard nothing back for this long (a stale path) */
+		json_object_set_new(o, "unanswered_ms", json_integer(p->tx_at > p->rx_at ? (json_int_t)(np->now - p->rx_at) : 0));
 		if (p->mode == NP_RELAYED) {
 			const char *r = np->rp ? ls_rproxy_path_relay(np->rp, p->rpath) : NULL;
 

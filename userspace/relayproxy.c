@@ -2121,8 +2121,15 @@ fail:
 	return ret;
 }
 
-int ls_raw_udp_send(int fd, uint16_t sport, const struct sockaddr_storage *dst, const void *payload, size_t len)
+int ls_raw_udp_send(int fd, uint16_t sport, const struct sockaddr_storage *dst, const struct sockaddr_storage *src,
+		    const void *payload, size_t len)
 {
+	union {
+		struct cmsghdr h;
+		uint8_t b[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	} cm;
+	struct iovec iov;
+	struct msghdr mh = { 0 };
 	uint8_t buf[8 + 1500];
 	struct sockaddr_storage to = *dst;
 	uint16_t dport;
@@ -2146,15 +2153,43 @@ int ls_raw_udp_send(int fd, uint16_t sport, const struct sockaddr_storage *dst, 
 	buf[5] = (uint8_t)(len + 8);
 	buf[6] = buf[7] = 0; /* IPv4: no checksum; IPv6: the kernel's (IPV6_CHECKSUM) */
 	memcpy(buf + 8, payload, len);
-	if (sendto(fd, buf, len + 8, MSG_DONTWAIT, (struct sockaddr *)&to, sa_len(&to)) < 0)
+	iov.iov_base = buf;
+	iov.iov_len = len + 8;
+	mh.msg_name = &to;
+	mh.msg_namelen = sa_len(&to);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	memset(&cm, 0, sizeof(cm));
+	if (src && src->ss_family == AF_INET && dst->ss_family == AF_INET) {
+		struct in_pktinfo pi = { .ipi_spec_dst = ((const struct sockaddr_in *)src)->sin_addr };
+
+		mh.msg_control = cm.b;
+		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+		cm.h.cmsg_level = IPPROTO_IP;
+		cm.h.cmsg_type = IP_PKTINFO;
+		cm.h.cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(&cm.h), &pi, sizeof(pi));
+	} else if (src && src->ss_family == AF_INET6 && dst->ss_family == AF_INET6) {
+		struct in6_pktinfo pi = { .ipi6_addr = ((const struct sockaddr_in6 *)src)->sin6_addr };
+
+		mh.msg_control = cm.b;
+		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+		cm.h.cmsg_level = IPPROTO_IPV6;
+		cm.h.cmsg_type = IPV6_PKTINFO;
+		cm.h.cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(&cm.h), &pi, sizeof(pi));
+	}
+	if (sendmsg(fd, &mh, MSG_DONTWAIT) < 0)
 		return -errno;
 	return 0;
 }
 
 int ls_raw_udp_parse(int family, const uint8_t *pkt, size_t len, uint16_t wg_port, struct sockaddr_storage *src,
-		     const uint8_t **payload, size_t *plen)
+		     struct sockaddr_storage *dst, const uint8_t **payload, size_t *plen)
 {
 	size_t off = 0, ulen;
+
+	memset(dst, 0, sizeof(*dst));
 
 	if (family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)src;
@@ -2168,6 +2203,8 @@ int ls_raw_udp_parse(int family, const uint8_t *pkt, size_t len, uint16_t wg_por
 		sin->sin_family = AF_INET;
 		memcpy(&sin->sin_addr, pkt + 12, 4);
 		sin->sin_port = htons((uint16_t)(pkt[off] << 8 | pkt[off + 1]));
+		((struct sockaddr_in *)dst)->sin_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)dst)->sin_addr, pkt + 16, 4);
 	} else if (family == AF_INET6) {
 		if (len < 8)
 			return -EBADMSG;

@@ -210,14 +210,16 @@ int ls_disco_decode(const uint8_t *buf, size_t len, struct ls_disco_msg *m);
 /* A raw IPv4/IPv6 UDP socket (non-blocking, SO_MARK when mark) whose filter keeps
  * pings, pongs and STUN to wg_port. fd or -errno. */
 int ls_raw_udp_open(int family, uint16_t wg_port, uint32_t mark);
-/* Sends payload as a UDP datagram from port sport to dst. 0 or -errno. */
-int ls_raw_udp_send(int fd, uint16_t sport, const struct sockaddr_storage *dst, const void *payload, size_t len);
+/* Sends payload as a UDP datagram from port sport to dst, from the local address src
+ * when not NULL (an answer leaves from the address its question came to). 0 or -errno. */
+int ls_raw_udp_send(int fd, uint16_t sport, const struct sockaddr_storage *dst, const struct sockaddr_storage *src,
+		    const void *payload, size_t len);
 /* What a raw socket read: an IPv4 packet (family AF_INET) or a UDP datagram with its
  * header (AF_INET6, whose raw sockets strip the IP header; src from recvfrom). Checks
  * the UDP header and that it goes to wg_port; sets src (address and port) and the
- * payload. 0 or -EBADMSG. */
+ * payload; dst gets the destination address (IPv4 only; AF_UNSPEC otherwise). 0 or -EBADMSG. */
 int ls_raw_udp_parse(int family, const uint8_t *pkt, size_t len, uint16_t wg_port, struct sockaddr_storage *src,
-		     const uint8_t **payload, size_t *plen);
+		     struct sockaddr_storage *dst, const uint8_t **payload, size_t *plen);
 
 /* ---- pure pieces (unit tests) */
 
