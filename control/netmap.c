@@ -437,7 +437,7 @@ static void render_network(struct lsc_net *n)
 	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", n->id, "name", n->name, "ipv4",
 			      n->ipv4, "ipv6", n->ipv6, "dns_suffix", n->dns_suffix);
 
-	/* nodes rotate their keys a quarter of the lifetime before expiry (userspace/trust.c) */
+	/* nodes rotate their keys a third of a short lifetime before expiry (userspace/trust.c) */
 	if (j && n->key_lifetime > 0)
 		json_object_set_new(j, "key_lifetime", json_integer(n->key_lifetime));
 

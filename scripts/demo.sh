@@ -5,11 +5,13 @@
 #          |                  |                  |
 #          +------------ br0 (ns inet) ----------+
 #                      10.98.0.1
-#      lightscale-control :8080 (embedded PostgreSQL)
+#      lightscale-control :8080 (HTTPS, embedded PostgreSQL)
 #      lightscale-relay   :3478 (STUN, UDP relay, stream relay)
 #
-# The control plane starts on its own PostgreSQL cluster, a relay starts beside it, three
-# nodes join the network "demo" with one enrollment token, their agents bring up the
+# The control plane starts on its own PostgreSQL cluster and serves HTTPS with a key it
+# makes itself, a relay starts beside it, three nodes join the network "demo" with one
+# enrollment string (the token, the deployment's identity key and the server's key pin:
+# every node request is pinned from the first one), their agents bring up the
 # mesh, and every node pings every other over the overlay (IPv4 and IPv6). Then the
 # status of one node and its relays are shown. Everything is removed at the end, or on
 # Ctrl-C. DEMO_HOLD=1 keeps the mesh up until Ctrl-C so you can look around.
@@ -37,17 +39,18 @@ bg inet "$LAB_DIR/relay.log" "$LSR" serve --stun 10.98.0.1:3478 --udp 10.98.0.1:
 wait_for 10 "relay status" "$LSR" status --control "$LAB_DIR/relay.sock" || lab_die "relay starts" "$(tail "$LAB_DIR/relay.log")"
 nsx inet "$LSR" stun-query 10.98.0.1:3478 --bind 10.98.0.1:0 | sed 's/^/  /'
 
-say "Control plane: lightscale-control on its embedded PostgreSQL"
+say "Control plane: lightscale-control on its embedded PostgreSQL, over HTTPS"
 CONTROL_CONFIG='{"relays": {"stun": ["10.98.0.1:3478"], "udp": ["10.98.0.1:3479"], "stream": ["10.98.0.1:3478"]}}'
 control_start inet 10.98.0.1 8080
 echo "control plane at $CONTROL_URL, state in $CONTROL_DIR (PostgreSQL in $CONTROL_DIR/pg)"
+echo "its TLS key (self-signed, endorsed by the identity key): $(cat "$CONTROL_DIR/tls.pin")"
 printf '$ lightscale-control network create demo\n'
 lsc network create demo
 printf '$ lightscale-control token create --network demo --uses 3 --ttl 1h\n'
-tok=$(lsc token create --network demo --uses 3 --ttl 1h --json | jq -r .token)
-echo "token: ${tok:0:12}... (secret; stored hashed on the server)"
+tok=$(lsc token create --network demo --uses 3 --ttl 1h --json | jq -r .enroll)
+echo "enrollment string: ${tok:0:12}...@IDENTITY@PIN (the token is secret; stored hashed on the server)"
 
-say "Three nodes join with the token and start their agents"
+say "Three nodes join with the enrollment string and start their agents"
 for n in n1 n2 n3; do
 	node_init "$n" "$tok"
 	echo "$n: node $(node_id "$n"), $(node_addr "$n" 4), $(node_addr "$n" 6)"

@@ -174,7 +174,8 @@ int ls_trust_rotate_if_due(struct ls_ctl *c, const char *dir, const json_t *doc)
 {
 	static uint64_t last_ms;
 	static int64_t lifetime; /* the network's key lifetime (deltas carry it only when it moves) */
-	json_t *exp = json_object_get(json_object_get(doc, "self"), "key_expiry");
+	static int64_t expiry;   /* self.key_expiry as last seen ("unchanged" answers lack it) */
+	json_t *self = json_object_get(doc, "self");
 	json_t *lt = json_object_get(json_object_get(doc, "network"), "key_lifetime");
 	int64_t before = LS_TRUST_ROTATE_BEFORE, gap = 60000;
 	char err[512];
@@ -182,18 +183,22 @@ int ls_trust_rotate_if_due(struct ls_ctl *c, const char *dir, const json_t *doc)
 
 	if (json_is_object(json_object_get(doc, "network")))
 		lifetime = json_is_integer(lt) ? json_integer_value(lt) : 0;
-	/* a quarter of a short lifetime, an hour at most; retries at most every eighth */
-	if (lifetime > 0 && lifetime / 4 < before)
-		before = lifetime / 4;
+	if (json_is_object(self)) {
+		json_t *exp = json_object_get(self, "key_expiry");
+
+		expiry = json_is_integer(exp) ? json_integer_value(exp) : 0;
+	}
+	/* a third of a short lifetime, an hour at most; retries at most every eighth */
+	if (lifetime > 0 && lifetime / 3 < before)
+		before = lifetime / 3;
 	if (lifetime > 0 && lifetime * 1000 / 8 < gap)
 		gap = lifetime * 1000 / 8 > 5000 ? lifetime * 1000 / 8 : 5000;
-	if (!json_is_integer(exp) || json_integer_value(exp) - ls_unix_time() > before)
+	if (!expiry || expiry - ls_unix_time() > before)
 		return 0;
 	if (last_ms && ls_now_ms() - last_ms < (uint64_t)gap)
 		return 0;
 	last_ms = ls_now_ms();
-	pr_info("the WireGuard key expires in %lld s: rotating it",
-		(long long)(json_integer_value(exp) - ls_unix_time()));
+	pr_info("the WireGuard key expires in %lld s: rotating it", (long long)(expiry - ls_unix_time()));
 	ret = ls_trust_rotate(c, dir, NULL, err, sizeof(err));
 	if (ret) {
 		pr_err("key rotation: %s", err);

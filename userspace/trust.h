@@ -38,9 +38,11 @@ int ls_trust_pins(const char *dir, const char *identity, char *out, size_t size)
  * to DIR/wg.key.new, sent, and renamed to DIR/wg.key once the server has it. pub_out (44+1
  * bytes, may be NULL) gets the new public key. 0 or -errno (err says why). */
 int ls_trust_rotate(struct ls_ctl *c, const char *dir, char *pub_out, char *err, size_t errlen);
-/* Rotates when the netmap's self.key_expiry is less than LS_TRUST_ROTATE_BEFORE s away, or
- * a quarter of the network's key_lifetime when that is shorter (at most once a minute, or
- * every eighth of a short lifetime). 1 rotated, 0 not due, -errno failed (logged). */
+/* Called with every netmap answer (also "unchanged" ones: the last self.key_expiry and
+ * network.key_lifetime are remembered). Rotates when the key expires in less than
+ * LS_TRUST_ROTATE_BEFORE s, or a third of the network's key_lifetime when that is shorter
+ * (at most once a minute, or every eighth of a short lifetime). The agent must poll at
+ * least that often (--poll-wait). 1 rotated, 0 not due, -errno failed (logged). */
 #define LS_TRUST_ROTATE_BEFORE 3600
 int ls_trust_rotate_if_due(struct ls_ctl *c, const char *dir, const json_t *doc);
 /* Follows a rotated key: when the netmap's self.wg_key is not *wg_pub, loads the key of

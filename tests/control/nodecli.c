@@ -128,7 +128,7 @@ static size_t raw_write(char *d, size_t s, size_t n, void *o)
 
 static int raw(const char *url, struct keys *k, bool have_keys, const char *method,
 	       const char *path, const char *body, bool unsigned_req, long skew, bool replay,
-	       bool tamper, const char *admin_key, const char *replay_to)
+	       bool tamper, const char *admin_key, const char *replay_to, const char *pins)
 {
 	struct ls_sign_headers h;
 	struct curl_slist *hdrs = NULL;
@@ -170,6 +170,12 @@ static int raw(const char *url, struct keys *k, bool have_keys, const char *meth
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, raw_write);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 		curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+		if (pins) {
+			/* as lib/ctlclient: the pins are the trust (self-signed certificates) */
+			curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, pins);
+			curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+			curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+		}
 		if (body) {
 			const char *send = tamper ? "{\"endpoints\":[\"192.0.2.66:1\"]}" : body;
 
@@ -272,6 +278,11 @@ int main(int argc, char **argv)
 		}
 		have_keys = true;
 	}
+	/* tests pin the servers they start (tests/control/pg.sh exports LS_NODECLI_PINS);
+	 * an enrollment string's pins come before these */
+	if (!pins && getenv("LS_NODECLI_PINS") && *getenv("LS_NODECLI_PINS") &&
+	    !(token && strchr(token, '@')))
+		pins = getenv("LS_NODECLI_PINS");
 	if (!strcmp(cmd, "raw")) {
 		char *akey = NULL;
 		size_t len;
@@ -289,7 +300,7 @@ int main(int argc, char **argv)
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		ret = raw(server, &k, have_keys, argv[optind], argv[optind + 1],
 			  optind + 2 < argc ? argv[optind + 2] : NULL, unsigned_req, skew, replay,
-			  tamper, akey, replay_to);
+			  tamper, akey, replay_to, pins);
 		free(akey);
 		return ret;
 	}
@@ -299,9 +310,6 @@ int main(int argc, char **argv)
 	}
 	if (have_keys)
 		ls_ctl_set_machine_key(&ctl, k.sk);
-	/* tests pin the servers they start (tests/control/pg.sh exports LS_NODECLI_PINS) */
-	if (!pins && getenv("LS_NODECLI_PINS") && *getenv("LS_NODECLI_PINS"))
-		pins = getenv("LS_NODECLI_PINS");
 	if (pins)
 		ls_ctl_set_pinned_keys(&ctl, pins);
 	if (token && strchr(token, '@')) {

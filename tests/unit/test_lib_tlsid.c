@@ -58,6 +58,35 @@ static void test_selfsigned_and_pin(void **state)
 	assert_int_not_equal(ls_tls_pin_from_cert_file(path, pin2), 0);
 }
 
+/* a staged key at given paths: a new key every time, never the served pair's */
+static void test_make_at_paths(void **state)
+{
+	static const char *const names[] = { "localhost" };
+	char key[256], crt[256], served[256], pin[LS_PIN_STRLEN], pin2[LS_PIN_STRLEN],
+		pin_served[LS_PIN_STRLEN];
+	struct stat st;
+
+	(void)state;
+	snprintf(key, sizeof(key), "%s/tls-next.key", dir);
+	snprintf(crt, sizeof(crt), "%s/tls-next.crt", dir);
+	snprintf(served, sizeof(served), "%s/tls.crt", dir);
+	assert_int_equal(ls_tls_ensure_selfsigned(dir, names, 1), 0);
+	assert_int_equal(ls_tls_pin_from_cert_file(served, pin_served), 0);
+	assert_int_equal(ls_tls_make_selfsigned(key, crt, names, 1), 0);
+	assert_int_equal(stat(key, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(ls_tls_pin_from_cert_file(crt, pin), 0);
+	assert_string_not_equal(pin, pin_served);
+	assert_int_equal(ls_tls_make_selfsigned(key, crt, names, 1), 0);
+	assert_int_equal(ls_tls_pin_from_cert_file(crt, pin2), 0);
+	assert_string_not_equal(pin, pin2);
+	/* the served pair is untouched */
+	assert_int_equal(ls_tls_pin_from_cert_file(served, pin), 0);
+	assert_string_equal(pin, pin_served);
+	snprintf(key, sizeof(key), "%s/no/such/dir/k", dir);
+	assert_int_not_equal(ls_tls_make_selfsigned(key, crt, names, 1), 0);
+}
+
 static void test_endorse(void **state)
 {
 	uint8_t pk[32], sk[64], pk2[32], sk2[64], sig[64];
@@ -84,6 +113,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_selfsigned_and_pin),
+		cmocka_unit_test(test_make_at_paths),
 		cmocka_unit_test(test_endorse),
 	};
 
