@@ -8,12 +8,14 @@
 #   wd_stop                   ends the session and chromedriver (by pid); call from the trap
 #   go URL | el CSS | typein EL TEXT | click EL | text EL | title | page_source
 #
-# Robust under load (the reasons the browser lab failed in full runs): chromedriver is given
-# up to 60 s to answer /status (a fixed 5 s was too short on a loaded 2-core machine, and the
-# session request then met a closed port); its port is one the kernel just handed out, so
-# it never collides with another listener or the ephemeral range; a session that does not
-# start is retried with a fresh profile, and every failure reports chromedriver's answer and
-# log instead of an empty session id.
+# Why the browser lab failed in full runs ("chromium session", twice): its readiness loop
+# `curl -s $WD/status | jq -e .value.ready && break` never waited. While chromedriver is not
+# listening yet, curl prints nothing, and jq 1.6 -e on empty input exits 0, so the loop broke
+# at once and the session request raced chromedriver's bind (50-150 ms here, more under
+# load): connection refused, an empty session id. Now readiness means /status said
+# "ready": true (_wd_ready), with up to 60 s for it; the port is one the kernel just handed
+# out; a session that does not start is retried, and every failure reports chromedriver's
+# answer and log.
 CHROMIUM=$(command -v chromium || true)
 DRIVER=$(command -v chromedriver || true)
 DRV_PID=
@@ -29,6 +31,11 @@ _wd_free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# chromedriver answers /status with "ready": true (not: jq -e on empty input succeeds)
+_wd_ready() {
+	[ "$(curl -s --max-time 2 "$WD/status" | jq -r '.value.ready // false' 2>/dev/null)" = true ]
+}
+
 _wd_driver() {
 	local port i
 	port=$(_wd_free_port) || return 1
@@ -36,7 +43,7 @@ _wd_driver() {
 	DRV_PID=$!
 	WD=http://127.0.0.1:$port
 	for i in $(seq 600); do
-		curl -s --max-time 2 "$WD/status" | jq -e .value.ready >/dev/null 2>&1 && return 0
+		_wd_ready && return 0
 		kill -0 "$DRV_PID" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -65,7 +72,7 @@ wd_start() {
 		WD_ERR="session (try $try): $(head -c 400 <<<"$ans") | driver log: $(tail -3 "$T/driver.log" | tr '\n' ' ')"
 		echo "# $WD_ERR"
 		# a driver that no longer answers is restarted for the next try
-		curl -s --max-time 5 "$WD/status" | jq -e .value.ready >/dev/null 2>&1 || {
+		_wd_ready || {
 			kill "$DRV_PID" 2>/dev/null
 			wait "$DRV_PID" 2>/dev/null
 			DRV_PID=
