@@ -171,8 +171,9 @@ int ls_cmd_init(struct ls_cli *cli, int argc, char **argv)
 	if (!existed) {
 		ls_profile_path(&p, cli->state_dir, cli->profile);
 		if (!control)
-			return ls_cli_usage_error(cli, help, "a new profile needs --control URL (and --token TOKEN, "
-							     "or --pin PIN to register through an approval link)");
+			return ls_cli_usage_error(cli, help, "a new profile needs --control URL and --token TOKEN, or "
+							     "--control URL and --pin PIN (register then asks an admin "
+							     "through an approval link)");
 	}
 	if (token && no_token) {
 		ls_profile_free(&p);
