@@ -4,27 +4,43 @@
 # (wg setconf), alternating, 5 rounds; wall time, syscalls per phase (strace), and the
 # RSS of the agent side and of the engine process. Targets: the 100-peer delta on a
 # 10,000-peer interface under 50 ms; agent RSS under 16 MiB at 10,000 peers.
+# Yardsticks from the `wg` tool in the same rounds: `wg set` of another 100 peers' endpoints
+# and `wg setconf` of the whole configuration (LSA_BENCH_WG=0 leaves them out).
 #   ENGINE=wireguard-go bench/agent/bench.sh   to use wireguard-go as the engine
+#   ENGINE=kernel bench/agent/bench.sh         kernel WireGuard (where the kernel has it)
+#   bench/agent/bench.sh --vm                  only the kernel WireGuard run, in qemu guests
+#                                              (bench/agent/vm.sh; KERNELS="6.12 6.1")
+# `make bench` runs the host run and then the VM run; BENCH_VM=0 skips the VM run.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 B="$BUILD/bench/agent_apply"
 [ -x "$B" ] || { echo "bench/agent: build $B first (make BUILD=$BUILD $B)"; exit 1; }
+[ "${1:-}" = --vm ] && exec "$ROOT/bench/agent/vm.sh"
+AGENT_ENGINE=userspace
 if [ "${ENGINE:-}" = wireguard-go ]; then
 	export LIGHTSCALE_WG_USERSPACE=/usr/bin/wireguard-go
+elif [ "${ENGINE:-}" = kernel ]; then
+	export LSA_BENCH_ENGINE=kernel
+	AGENT_ENGINE=kernel
 else
 	export LIGHTSCALE_WG_USERSPACE="$BUILD/lightscale"
 fi
 ROUNDS=${ROUNDS:-5}
 echo "uptime: $(uptime)"
-echo "engine: $LIGHTSCALE_WG_USERSPACE"
+if [ "$AGENT_ENGINE" = kernel ]; then
+	echo "engine: kernel WireGuard (Linux $(uname -r))"
+else
+	echo "engine: $LIGHTSCALE_WG_USERSPACE"
+fi
+command -v wg >/dev/null || export LSA_BENCH_WG=0
 tmp=$(mktemp -d /tmp/lsa-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 # the benchmark's private namespace gets its own multi-network state, removed with $tmp
 export LIGHTSCALE_MNET_STATE="$tmp/multinet.json"
 rc=0
-for n in ${SIZES:-1000 10000}; do
+for n in ${SIZES-1000 10000}; do
 	out=$(LIGHTSCALE_LOG=err "$B" "$n" "$ROUNDS") || { echo "bench failed at $n peers"; rc=1; continue; }
 	# syscalls per phase, from a separate run under strace with marker syscalls
 	if command -v strace >/dev/null; then
@@ -35,13 +51,20 @@ for n in ${SIZES:-1000 10000}; do
 	fi
 	# only the agent side's own syscalls (the engine is another process strace follows)
 	count() { awk -v a="lsa-mark:$1\"" -v b="lsa-mark:$1-end\"" 'index($0,a){on=1;pid=$1;next} index($0,b){on=0} on && $1==pid{c++} END{print c+0}' "$tmp/st.$n"; }
-	jq -r --arg sf "$(count full)" --arg sd "$(count delta)" --arg sr "$(count resync)" --arg sp "$(count replace)" '
+	# the wg tool's syscalls: processes that appear between the markers (wg itself)
+	count_child() { awk -v a="lsa-mark:$1\"" -v b="lsa-mark:$1-end\"" 'index($0,a){on=1;next} index($0,b){on=0} !on{pre[$1]=1} on && !pre[$1]{c++} END{print c+0}' "$tmp/st.$n"; }
+	jq -r --arg sf "$(count full)" --arg sd "$(count delta)" --arg sr "$(count resync)" --arg sp "$(count replace)" \
+		--arg sw "$(count_child wgset)" --arg sc "$(count_child setconf)" '
 	  "peers \(.peers): full apply \(.apply_full_ms | floor) ms (waiting for the engine \(.apply_full_engine_ms | floor) ms; \($sf) syscalls), parse \(.parse_full_ms | floor) ms\n" +
 	  "  \(.changed)-peer delta (parse+apply+set): median \(.delta.median_ms * 100 | floor / 100) ms [\(.delta.min_ms * 100 | floor / 100)-\(.delta.max_ms * 100 | floor / 100)], \($sd) syscalls" +
 	  "  (parse \(.delta_parse.median_ms * 100 | floor / 100) ms, waiting for the engine \(.delta_engine.median_ms * 100 | floor / 100) ms)\n" +
 	  "  yardstick full resync (get + diff + set): median \(.resync.median_ms * 100 | floor / 100) ms, \($sr) syscalls; ratio \((.resync.median_ms / .delta.median_ms) * 10 | floor / 10)x\n" +
-	  "  yardstick replace all peers (wg setconf): median \(.replace.median_ms * 100 | floor / 100) ms, \($sp) syscalls; ratio \((.replace.median_ms / .delta.median_ms) * 10 | floor / 10)x\n" +
-	  "  agent-side RSS \(.rss_kib) KiB (peak \(.hwm_kib) KiB); engine RSS \(.engine_rss_kib) KiB (peak \(.engine_hwm_kib) KiB); engine holds \(.engine_peers) peers"' <<<"$out"
+	  "  yardstick replace all peers (replace_peers through our library): median \(.replace.median_ms * 100 | floor / 100) ms, \($sp) syscalls; ratio \((.replace.median_ms / .delta.median_ms) * 10 | floor / 10)x\n" +
+	  (if .wgset then "  yardstick wg set: new endpoints for another \(.changed) peers (one wg process): median \(.wgset.median_ms * 100 | floor / 100) ms [\(.wgset.min_ms * 100 | floor / 100)-\(.wgset.max_ms * 100 | floor / 100)], \($sw) syscalls in wg; ratio \((.wgset.median_ms / .delta.median_ms) * 10 | floor / 10)x\n" +
+	     "  yardstick wg setconf of the whole configuration (\(.changed) endpoints changed): median \(.setconf.median_ms * 100 | floor / 100) ms, \($sc) syscalls in wg; ratio \((.setconf.median_ms / .delta.median_ms) * 10 | floor / 10)x\n" else "" end) +
+	  "  agent-side RSS \(.rss_kib) KiB (peak \(.hwm_kib) KiB); " +
+	  (if .engine_kind == "kernel" then "engine: kernel WireGuard (no engine process)" else "engine RSS \(.engine_rss_kib) KiB (peak \(.engine_hwm_kib) KiB)" end) +
+	  "; engine holds \(.engine_peers) peers"' <<<"$out"
 	if [ "$n" = 10000 ]; then
 		jq -e '.delta.median_ms < 50' <<<"$out" >/dev/null && echo "  target: delta < 50 ms: met" || echo "  target: delta < 50 ms: MISSED"
 		jq -e '.rss_kib < 16384' <<<"$out" >/dev/null && echo "  target: agent-side RSS < 16 MiB: met" || echo "  target: agent-side RSS < 16 MiB: MISSED"
@@ -60,7 +83,7 @@ LS="$BUILD/lightscale"
 "$B" --dump-netmap "$n" "$tmp/state/$prof/netmap.json"
 ifn=$(jq -r .interface "$tmp/state/$prof/config.json")
 nsenter --net=/run/netns/$ns -- env LIGHTSCALE_LOG=err "$LS" agent --foreground --profile "$prof" --state-dir "$tmp/state" \
-	--heartbeat 300 >"$tmp/agent.log" 2>&1 &
+	--engine "$AGENT_ENGINE" --heartbeat 300 >"$tmp/agent.log" 2>&1 &
 apid=$!
 t0=$(date +%s%N)
 for _ in $(seq 600); do
@@ -73,9 +96,26 @@ sleep 1
 eng=$(nsenter --net=/run/netns/$ns -- ss -xlpn | grep -o "$ifn.sock.*pid=[0-9]*" | grep -o '[0-9]*$' | head -1)
 rss() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 echo "real agent, $n peers from its cache, control plane unreachable: applied in $(((t1 - t0) / 1000000)) ms (engine holds $c peers)"
-echo "  agent RSS $(rss $apid VmRSS) KiB (peak $(rss $apid VmHWM) KiB); engine RSS $(rss "$eng" VmRSS) KiB (peak $(rss "$eng" VmHWM) KiB)"
+arss="agent RSS $(rss $apid VmRSS) KiB (anon $(rss $apid RssAnon), files $(rss $apid RssFile); peak $(rss $apid VmHWM) KiB)"
+if [ "$AGENT_ENGINE" = kernel ]; then
+	echo "  $arss; engine: kernel WireGuard (no engine process)"
+else
+	echo "  $arss; engine RSS $(rss "$eng" VmRSS) KiB (peak $(rss "$eng" VmHWM) KiB)"
+fi
+[ -n "${LSA_BENCH_SMAPS:-}" ] && awk '/^[0-9a-f]+-/ { m = $6 } /^Rss:/ && $2 > 200 { print "    " $2 " KiB " m }' "/proc/$apid/smaps"
 (($(rss $apid VmRSS) < 16384)) && echo "  target: agent RSS < 16 MiB: met" || echo "  target: agent RSS < 16 MiB: MISSED"
 kill $apid; wait $apid 2>/dev/null
 nsenter --net=/run/netns/$ns -- "$LS" wg-down --profile "$prof" --state-dir "$tmp/state"
 rm -f "/run/lightscale/$prof.pid" "/run/lightscale/$prof.sock"
+
+# Kernel WireGuard in qemu guests (the host kernel has none), unless asked not to or
+# already in a guest.
+if [ "${BENCH_VM:-1}" != 0 ] && [ "$AGENT_ENGINE" != kernel ] && [ -z "${VM_NAME:-}" ]; then
+	if command -v qemu-system-x86_64 >/dev/null; then
+		echo
+		"$ROOT/bench/agent/vm.sh" || rc=1
+	else
+		echo "(no qemu-system-x86_64: the kernel WireGuard run in the VM lab is skipped)"
+	fi
+fi
 exit $rc

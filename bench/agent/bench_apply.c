@@ -7,21 +7,29 @@
  *            changed peers (ls_netmap_apply_delta_diff + ls_dp_apply_diff)
  *   resync   a full reconcile: read the engine's whole state and set what differs
  *   replace  the naive yardstick: set every peer again with replace_peers (wg setconf)
+ *   wgset    the tool's yardstick: `wg set IF peer K endpoint E ...` for another 100
+ *            peers (the same kind of change), one process as a script would run it
+ *   setconf  `wg setconf IF FILE` with the whole configuration, 100 endpoints changed
+ * (the last two when `wg` is on the PATH; LSA_BENCH_WG=0 leaves them out). The engine is
+ * userspace unless LSA_BENCH_ENGINE says otherwise (kernel: in the VM lab).
  * Prints one JSON object: medians and spreads in ms, and the RSS of this process (the
  * agent's share) and of the engine process. With LSA_BENCH_MARKS=1 it writes marker
  * syscalls (write(-1, "lsa-mark:PHASE")) so strace can count syscalls per phase.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <malloc.h>
 #include <net/if.h>
 #include <sched.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,6 +98,130 @@ static char *gen(int n_total, bool full, int from, int n, int64_t version, int p
 	return s;
 }
 
+/* The endpoint gen() gives peer i with port base pb. */
+static void peer_endpoint(int i, int pb, char *out, size_t size)
+{
+	snprintf(out, size, "10.%d.%d.%d:%d", 1 + ((i + 2) >> 16), ((i + 2) >> 8) & 255, (i + 2) & 255,
+		 pb + (i % 1000));
+}
+
+/* Peer index from a key made by peer_key(). */
+static int key_index(const uint8_t key[32])
+{
+	return key[1] << 16 | key[2] << 8 | key[3];
+}
+
+extern char **environ;
+
+/* Runs argv (wg ...) and waits; wall time in *ms. */
+static int run_wg(char **argv, double *ms)
+{
+	double t = now_ms();
+	int st, ret;
+	pid_t pid;
+
+	ret = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+	if (ret)
+		return -ret;
+	if (waitpid(pid, &st, 0) < 0)
+		return -errno;
+	*ms = now_ms() - t;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}
+
+/* `wg set IF peer K endpoint E ...` for peers [from, from + n) with port base pb. */
+static int yard_wgset(const char *ifname, int from, int n, int pb, double *ms)
+{
+	char **argv = calloc((size_t)n * 4 + 4, sizeof(char *)), (*strs)[64] = calloc((size_t)n * 2, 64);
+	uint8_t key[32];
+	int a = 0, ret = -ENOMEM;
+
+	if (!argv || !strs)
+		goto cleanup;
+	argv[a++] = "wg";
+	argv[a++] = "set";
+	argv[a++] = (char *)ifname;
+	for (int k = 0; k < n; k++) {
+		peer_key(from + k, key);
+		ls_key_to_base64(strs[2 * k], key);
+		peer_endpoint(from + k, pb, strs[2 * k + 1], 64);
+		argv[a++] = "peer";
+		argv[a++] = strs[2 * k];
+		argv[a++] = "endpoint";
+		argv[a++] = strs[2 * k + 1];
+	}
+	argv[a] = NULL;
+	ret = run_wg(argv, ms);
+cleanup:
+	free(argv);
+	free(strs);
+	return ret;
+}
+
+/* `wg setconf IF FILE`: the whole configuration as the engine holds it, with peers
+ * [from, from + n) moved to port base pb. */
+static int yard_setconf(const struct ls_wg_engine *eng, const struct ls_profile *prof, int from, int n, int pb,
+			const char *path, double *ms)
+{
+	struct ls_wg_device *cur = NULL;
+	char b64[LS_KEY_B64_LEN + 1], ep[64], ip[INET_ADDRSTRLEN];
+	char *argv[] = { "wg", "setconf", (char *)prof->ifname, (char *)path, NULL };
+	FILE *f = NULL;
+	int ret;
+
+	ret = eng->get(prof->ifname, &cur);
+	if (ret)
+		goto cleanup;
+	f = fopen(path, "w");
+	if (!f) {
+		ret = -errno;
+		goto cleanup;
+	}
+	ls_key_to_base64(b64, prof->wg_priv);
+	fprintf(f, "[Interface]\nPrivateKey = %s\nListenPort = %u\n", b64, cur->listen_port);
+	for (size_t i = 0; i < cur->n_peers; i++) {
+		const struct ls_wg_peer *p = &cur->peers[i];
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&p->endpoint;
+		int idx = key_index(p->key);
+
+		if (idx >= from && idx < from + n) {
+			peer_endpoint(idx, pb, ep, sizeof(ep));
+		} else {
+			inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+			snprintf(ep, sizeof(ep), "%s:%u", ip, ntohs(sin->sin_port));
+		}
+		ls_key_to_base64(b64, p->key);
+		fprintf(f, "\n[Peer]\nPublicKey = %s\nAllowedIPs = 100.%d.%d.%d/32\nEndpoint = %s\n", b64,
+			64 + ((idx + 2) >> 16), ((idx + 2) >> 8) & 255, (idx + 2) & 255, ep);
+	}
+	if (fclose(f)) {
+		f = NULL;
+		ret = -errno;
+		goto cleanup;
+	}
+	f = NULL;
+	ret = run_wg(argv, ms);
+cleanup:
+	if (f)
+		fclose(f);
+	ls_wg_device_free(cur);
+	return ret;
+}
+
+/* The agent's view follows a change the yardstick makes: the same delta, not timed. */
+static void follow(struct ls_netmap *nm, int n, int from, int changed, int64_t version, int pb)
+{
+	struct ls_netmap *d = NULL;
+	struct ls_nm_diff diff;
+	char err[256], *doc = gen(n, false, from, changed, version, pb);
+
+	if (!ls_netmap_parse(doc, strlen(doc), &d, err, sizeof(err)) &&
+	    !ls_netmap_apply_delta_diff(nm, d, &diff, err, sizeof(err)))
+		ls_nm_diff_free(&diff);
+	ls_netmap_free(d);
+	free(doc);
+}
+
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -141,11 +273,14 @@ int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 1000, rounds = argc > 2 ? atoi(argv[2]) : 5, changed;
 	struct ls_profile prof = { 0 };
-	struct ls_dp_opts opts = { .engine = "userspace" };
+	struct ls_dp_opts opts = { .engine = getenv("LSA_BENCH_ENGINE") ? getenv("LSA_BENCH_ENGINE") : "userspace" };
 	struct ls_netmap *nm = NULL;
 	struct ls_dp dp;
 	char err[256], *doc;
 	double t, t_full, t_full_engine, t_parse_full, *d_delta, *d_resync, *d_replace, *d_parse, *d_engine;
+	double *d_wgset, *d_setconf;
+	bool yard = !getenv("LSA_BENCH_WG") || strcmp(getenv("LSA_BENCH_WG"), "0");
+	char conf[64];
 	json_t *out;
 	int64_t version = 1;
 	int ret;
@@ -163,6 +298,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	changed = n >= 1000 ? 100 : n / 8; /* 100 changed peers, fewer on a small map */
+	if (n < 5 * changed)
+		changed = n / 5;
 	if (unshare(CLONE_NEWNET)) {
 		fprintf(stderr, "bench: unshare(CLONE_NEWNET): %s (run as root)\n", strerror(errno));
 		return 1;
@@ -179,6 +316,9 @@ int main(int argc, char **argv)
 	d_replace = calloc((size_t)rounds, sizeof(double));
 	d_parse = calloc((size_t)rounds, sizeof(double));
 	d_engine = calloc((size_t)rounds, sizeof(double));
+	d_wgset = calloc((size_t)rounds, sizeof(double));
+	d_setconf = calloc((size_t)rounds, sizeof(double));
+	snprintf(conf, sizeof(conf), "/tmp/lsabench-%d.conf", (int)getpid());
 
 	doc = gen(n, true, 0, 0, version, 40000);
 	t = now_ms();
@@ -207,7 +347,7 @@ int main(int argc, char **argv)
 	for (int r = 0; r < rounds; r++) {
 		struct ls_netmap *d = NULL;
 		struct ls_nm_diff diff;
-		int from = (r * 997) % (n - 2 * changed);
+		int from = (r * 997) % (n - 4 * changed);
 
 		/* delta: what the agent does with a long-poll answer */
 		doc = gen(n, false, from, changed, ++version, 41000 + r * 10);
@@ -256,6 +396,30 @@ int main(int argc, char **argv)
 			mark("replace-end");
 			ls_wg_device_free(cur);
 		}
+		if (ret) {
+			fprintf(stderr, "bench: replace failed: %s\n", strerror(-ret));
+			goto down;
+		}
+		if (!yard)
+			continue;
+		/* wg set: another block of peers gets new endpoints, as a script would */
+		follow(nm, n, from + 2 * changed, changed, ++version, 43000 + r * 10);
+		mark("wgset");
+		ret = yard_wgset(prof.ifname, from + 2 * changed, changed, 43000 + r * 10, &d_wgset[r]);
+		mark("wgset-end");
+		if (ret) {
+			fprintf(stderr, "bench: wg set failed: %s (is `wg' installed?)\n", strerror(-ret));
+			goto down;
+		}
+		/* wg setconf: the whole configuration, one more block changed */
+		follow(nm, n, from + 3 * changed, changed, ++version, 44000 + r * 10);
+		mark("setconf");
+		ret = yard_setconf(dp.eng, &prof, from + 3 * changed, changed, 44000 + r * 10, conf, &d_setconf[r]);
+		mark("setconf-end");
+		if (ret) {
+			fprintf(stderr, "bench: wg setconf failed: %s\n", strerror(-ret));
+			goto down;
+		}
 	}
 	malloc_trim(0);
 	{
@@ -272,6 +436,11 @@ int main(int argc, char **argv)
 				"engine_rss_kib", (json_int_t)rss_kib(ep, "VmRSS"), "engine_hwm_kib",
 				(json_int_t)rss_kib(ep, "VmHWM"));
 		ls_wg_device_free(cur);
+		json_object_set_new(out, "engine_kind", json_string(dp.eng->name));
+		if (yard) {
+			json_object_set_new(out, "wgset", stats(d_wgset, rounds));
+			json_object_set_new(out, "setconf", stats(d_setconf, rounds));
+		}
 		char *s = json_dumps(out, JSON_COMPACT);
 
 		printf("%s\n", s);
@@ -279,6 +448,7 @@ int main(int argc, char **argv)
 		json_decref(out);
 	}
 down:
+	unlink(conf);
 	ls_dp_down(&prof);
 	ls_dp_close(&dp);
 	ls_netmap_free(nm);

@@ -7,7 +7,7 @@
 #
 # Per kernel K one guest; its peer is the same engine in the lab namespace (host kernel):
 #
-#        guest g (Debian K)                         namespace lsv-$$ (host kernel)
+#        guest g (Debian K)                         namespace lsvb-$$ (host kernel)
 #        lightscale-wg wg0 10.88.0.11/24            lightscale-wg lsvw$$ 10.88.0.1/24
 #        eth0 10.77.0.11 ---- tap lsvt0 ---- bridge lsvbr 10.77.0.1
 #                              (vnet_hdr=off: frames at wire size, tcpdump on the tap)
@@ -22,6 +22,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
+VM_NS=${VM_NS:-lsvb-$$}
 source tests/vm/lib.sh
 
 KERNELS=${KERNELS:-6.1 6.12}
