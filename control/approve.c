@@ -406,8 +406,23 @@ void lsc_approve_page(struct lsc_server *s, struct lsc_req *r, const char *metho
 		network = form_value(body, r->body.len, "network");
 	}
 	if (key) {
-		char id[16];
+		char id[16], ep[LS_ENDPOINT_STRLEN], rl[96];
 
+		/* sign-in attempts per source address: 10 in a burst, then one per 5 s */
+		if (r->src.ss_family == AF_INET || r->src.ss_family == AF_INET6)
+			ls_endpoint_format((const struct sockaddr *)&r->src, ep);
+		else
+			snprintf(ep, sizeof(ep), "unknown");
+		ep[strcspn(ep, "]")] = '\0';
+		if (strchr(ep, '.'))
+			ep[strcspn(ep, ":")] = '\0';
+		snprintf(rl, sizeof(rl), "signin:%s", ep);
+		if (!lsc_rl_allow(s->rl, rl, 10, 0.2, ls_now_ms())) {
+			lsc_buf_str(&b, "<p id=\"error\">Too many sign-in attempts from this address: wait a "
+				       "minute.</p>");
+			status = 429;
+			goto page;
+		}
 		if (!admin_key_check(s, db, key, id)) {
 			lsc_buf_str(&b, "<p id=\"error\">That admin key is not valid.</p>");
 			lsc_buf_str(&b, signin_form);

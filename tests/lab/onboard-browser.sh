@@ -235,6 +235,10 @@ check "a registration signed by another machine key: 401" grep -q "^401 .*not by
 out=$(N raw -s "$U3" -k "$T/a" --replay POST /v1/register "$(body a ra)")
 check_eq "a replayed signed registration is refused the second time" "202 401" "$(cut -d' ' -f1 <<<"$out" | paste -sd' ')"
 grep -q replayed_request <<<"$out" && ok "... as replayed_request" || fail "replay code" "$out"
+LA=$(head -1 <<<"$out" | cut -d' ' -f2- | jq -r .approval_url)
+codes=$(for i in $(seq 13); do curl -s -o /dev/null -w '%{http_code}\n' --data-urlencode "admin_key=lsa_$(printf '%064d' "$i")" "$LA"; done |
+	sort | uniq -c | awk '{print $2 ":" $1}' | paste -sd' ')
+check_eq "sign-in attempts are rate-limited per address (10, then 429)" "401:10 429:3" "$codes"
 check_eq "still no node for them" 2 "$(nodes)"
 Q "INSERT INTO device_requests (code_hash, machine_key, wg_key, hostname, source, expires_at)
    SELECT sha256(('x' || g)::bytea), 'k' || g, 'w' || g, 'flood-' || g, '127.0.0.1', now() + interval '5 minutes'
