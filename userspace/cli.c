@@ -27,6 +27,7 @@ static const struct {
 	{ "relay", ls_cmd_relay, "relays from the netmap: relay list" },
 	{ "exit-node", ls_cmd_exit_node, "exit-node list | use ID|NAME|auto|none [--cgroup CG] (one profile owns the default route)" },
 	{ "ui", ls_cmd_ui, "the agent's local status page and JSON: where it is (ui), --listen, ui serve" },
+	{ "l2", ls_cmd_l2, "L2 segments over the overlay (optional): l2 add NAME [--attach IF] | remove | list | apply" },
 	{ "app-route", ls_cmd_app_route, "per-app routing: app-route add --cgroup CG --exit X | remove | list | apply" },
 	{ "wg-userspace", ls_cmd_wg_userspace, "run the userspace WireGuard engine for an interface" },
 	{ "bpf", ls_cmd_bpf_status, "BPF programs and maps: bpf status" },

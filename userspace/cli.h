@@ -62,6 +62,7 @@ int ls_cmd_bpf_status(struct ls_cli *cli, int argc, char **argv);
 int ls_cmd_routes_cli(struct ls_cli *cli, int argc, char **argv);
 int ls_cmd_app_route(struct ls_cli *cli, int argc, char **argv);
 int ls_cmd_ui(struct ls_cli *cli, int argc, char **argv);
+int ls_cmd_l2(struct ls_cli *cli, int argc, char **argv);
 
 
 
