@@ -762,7 +762,8 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 		/* one writer at a time across servers, so the limits below hold for the set */
 		res = lsc_exec0(db, "SELECT pg_advisory_xact_lock(hashtext('lightscale device requests'))");
 		PQclear(res);
-		res = lsc_exec0(db, "DELETE FROM device_requests WHERE expires_at < now() - interval '1 day'");
+		res = lsc_exec0(db, "DELETE FROM device_requests WHERE status = 'waiting' AND "
+				    "expires_at < now() - interval '1 day'");
 		PQclear(res);
 		res = lsc_exec(db,
 			       "SELECT count(*) FILTER (WHERE source = $1), count(*) FROM device_requests "
@@ -1637,6 +1638,7 @@ out:
  * runs it; the UPDATE makes each expiry published once. */
 void lsc_expiry_sweep(struct lsc_server *s)
 {
+	static uint64_t next_cleanup_ms;
 	PGresult *res;
 
 	if (!s->db || PQstatus(s->db) != CONNECTION_OK || s->schema_version < 5)
@@ -1654,6 +1656,15 @@ void lsc_expiry_sweep(struct lsc_server *s)
 	if (lsc_res_ok(s->db, res, "expiry sweep") && PQntuples(res))
 		pr_info("published node key expiries in %d network(s)", PQntuples(res));
 	PQclear(res);
+	if (s->schema_version >= 9 && ls_now_ms() >= next_cleanup_ms) {
+		/* once a minute: approval-page sessions past their expiry; device requests nobody
+		 * decided a day after their link expired (decided ones stay: a rejected key stays
+		 * refused) */
+		next_cleanup_ms = ls_now_ms() + 60000;
+		PQclear(lsc_exec0(s->db, "DELETE FROM approval_sessions WHERE expires_at < now()"));
+		PQclear(lsc_exec0(s->db, "DELETE FROM device_requests WHERE status = 'waiting' AND "
+					 "expires_at < now() - interval '1 day'"));
+	}
 }
 
 /* ---- audit log ---- */
