@@ -8,7 +8,7 @@
 #     with COPY)              pinned by an enrollment string)                          │  (own, unix socket)
 #                                                                                      │
 # WAITERS, ROUNDS and SAMPLES override the defaults (5000, 5, 20); MODES="http tls" (default)
-# picks the servers.
+# picks the servers; BENCH_DEBUG=1 prints set-up times per batch and two differing deltas.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
