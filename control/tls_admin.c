@@ -57,6 +57,7 @@ struct lsc_tls {
 	char listen[256];
 	char host[256];
 	bool managed;          /* self-signed key made and rotated in dir */
+	char cert_file[4096];  /* --tls-cert, when not managed */
 	char server_id[40];
 	struct lsc_tls_cert *cur;
 	struct lsc_tls_cert *old[32]; /* replaced ones, freed at exit */
@@ -451,6 +452,7 @@ int lsc_tls_start(struct lsc_server *s, const struct lsc_serve_opts *o)
 	}
 	names[1] = t->host;
 	t->managed = !o->tls_cert;
+	snprintf(t->cert_file, sizeof(t->cert_file), "%s", o->tls_cert ? o->tls_cert : "");
 
 	/* this server's id (tls_pins.server_id): made once */
 	path_of(t, "server.id", path, sizeof(path));
@@ -616,9 +618,10 @@ static bool need_tls(struct lsc_server *s, struct lsc_req *r, bool rotation)
 	}
 	if (rotation && !s->tlsk->managed) {
 		lsc_reply_error(r, 409, LS_ERR_CONFLICT,
-				"this server serves --tls-cert %s: replace that file and restart; rotation "
-				"manages only the self-signed key in the state directory",
-				"(given)");
+				"this server serves --tls-cert %.300s: replace that file and restart (the new "
+				"key is endorsed and published at start); rotation manages only the "
+				"self-signed key of the state directory",
+				s->tlsk->cert_file);
 		return false;
 	}
 	if (rotation && (s->schema_version < 8 || !s->have_identity)) {

@@ -16,8 +16,8 @@ lab_node web inet br0 10.99.0.11/24 fd99::11/64
 lab_node db inet br0 10.99.0.12/24 fd99::12/64
 control_start inet 10.99.0.1 8080
 net_create acl
-tw=$(lsc token create --network acl --tag web --json | jq -r .token)
-td=$(lsc token create --network acl --tag db --json | jq -r .token)
+tw=$(lsc token create --network acl --tag web --json | jq -r .enroll)
+td=$(lsc token create --network acl --tag db --json | jq -r .enroll)
 node_init web "$tw"
 node_init db "$td"
 agent_start web --bpf
