@@ -358,11 +358,49 @@ static __always_inline int snat_icmp_err(void *ctx, bool xdp, struct ls_pkt *p)
 	return 1;
 }
 
+/* Out of line, as in translate: verified once, not inside every dispatcher. */
+__attribute__((noinline)) int ls_snat_icmp_err_tc(struct __sk_buff *skb, struct ls_pkt *p)
+{
+	if (!p)
+		return 0;
+	return snat_icmp_err(skb, false, p);
+}
+
+__attribute__((noinline)) int ls_snat_icmp_err_xdp(struct xdp_md *ctx, struct ls_pkt *p)
+{
+	if (!p)
+		return 0;
+	return snat_icmp_err(ctx, true, p);
+}
+
+/* Is the packet addressed to the router's SNAT address (where every reply to a NATed
+ * flow, and every ICMP error about one, goes)? */
+static __always_inline bool to_snat_addr(struct ls_pkt *p)
+{
+	struct ls_config *c = ls_cfg();
+
+	if (!c)
+		return false;
+	if (p->family == 4) {
+		__be32 d;
+		__builtin_memcpy(&d, p->daddr, 4);
+		return c->snat4 && d == c->snat4;
+	}
+	const __u32 *a = (const __u32 *)p->daddr, *b = (const __u32 *)c->snat6;
+	return (b[0] | b[1] | b[2] | b[3]) && a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
 /* LAN ingress (TC or XDP): replies back to the client. */
 static __always_inline int ls_snat_in(void *ctx, bool xdp, struct ls_pkt *p, int parsed)
 {
+	/* Only packets to the SNAT address can be replies: the rest skip the 40-byte
+	 * tuple hash lookup (on a router most LAN ingress is not NAT replies). */
+	if (!parsed && !to_snat_addr(p)) {
+		ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
+		return LS_NEXT;
+	}
 	if (!parsed && icmp_err(p)) {
-		int r = snat_icmp_err(ctx, xdp, p);
+		int r = xdp ? ls_snat_icmp_err_xdp(ctx, p) : ls_snat_icmp_err_tc(ctx, p);
 		ls_count(LS_PROG_SNAT, r > 0 ? LS_R_SNAT_ICMP_ERR : r < 0 ? LS_R_HELPER_ERR : LS_R_SNAT_NOT_OURS, p->len);
 		return r < 0 ? LS_SHOT : LS_NEXT;
 	}

@@ -85,6 +85,7 @@ struct ls_counter {
 };
 
 /* ---- Configuration: ARRAY of one ls_config at key 0 ---- */
+#define LS_XLATE_HASH_LENS 4 /* at most this many IPv4 mapping lengths take the hash path */
 enum ls_cfg_flags {
 	LS_CFG_XLATE_CLIENT = 1 << 0, /* overlay egress dst virtual->real, ingress src real->virtual */
 	LS_CFG_XLATE_ROUTER = 1 << 1, /* overlay ingress dst virtual->real, LAN ingress src real->virtual */
@@ -109,9 +110,12 @@ struct ls_config {
 	__u32 tcp_timeout;  /* host, seconds: idle established TCP (userspace GC; filter flows) */
 	__u32 udp_timeout;  /* host, seconds */
 	__u32 icmp_timeout; /* host, seconds */
-	__u32 xlate4_len;   /* host: when every IPv4 mapping has this one length (1..32) and
-			     * there are many, the programs look it up in the ls_v2r4h/ls_r2v4h
-			     * hashes (one lookup); 0: the LPM tries ls_v2r4/ls_r2v4 decide */
+	__u8 xlate4_lens[LS_XLATE_HASH_LENS]; /* host: the lengths (1..32) of the IPv4 mappings,
+			     * longest first, 0 after the last. When set, the programs look an
+			     * address up in the ls_v2r4h/ls_r2v4h hashes once per length, longest
+			     * first (the first hit is the longest match); all 0: the LPM tries
+			     * ls_v2r4/ls_r2v4 decide (more lengths than this, or a small table).
+			     * The bytes of the former __u32 xlate4_len (one length) read the same. */
 };
 
 /* ---- translate: LPM tries, virtual->real (v2r) and real->virtual (r2v) ---- */

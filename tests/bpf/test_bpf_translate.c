@@ -162,7 +162,8 @@ int main(void)
 	struct ls_config cfg = {};
 	__u32 zero = 0;
 	bpf_map_lookup_elem(lsbpf_map_fd(b, "config"), &zero, &cfg);
-	fails += h_ok(cfg.xlate4_len == 24, "large one-length table: hash fast path (xlate4_len %u)", cfg.xlate4_len);
+	fails += h_ok(cfg.xlate4_lens[0] == 24 && cfg.xlate4_lens[1] == 0,
+		      "large one-length table: hash fast path (xlate4_lens %u,%u)", cfg.xlate4_lens[0], cfg.xlate4_lens[1]);
 	static const struct pk h1 = { 4, 6, "100.64.0.1", "192.168.1.5", 40000, 80 };
 	static const struct pk h2 = { 4, 17, "100.64.0.1", "172.17.44.9", 1, 2 };
 	static const struct pk h3 = { 4, 6, "10.101.44.9", "100.64.0.1", 1, 2 };
@@ -198,6 +199,51 @@ int main(void)
 		  VERDICT_NEXT, &m3, { { T, LS_R_XLATE, 1 } } },
 	};
 	fails += h_run(b, mixed, 3);
+	bpf_map_lookup_elem(lsbpf_map_fd(b, "config"), &zero, &cfg);
+	fails += h_ok(cfg.xlate4_lens[0] == 0, "a small table: the LPM tries (xlate4_lens[0] %u)", cfg.xlate4_lens[0]);
+
+	/* a large table of mixed lengths: one hash per length, longest first */
+	for (int i = 0; i < 300; i++) {
+		snprintf(arg, sizeof(arg), "10.%d.%d.0/24=172.%d.%d.0/24", 100 + i / 250, i % 250, 16 + i / 250, i % 250);
+		lsbpf_state_add_map_arg(s3, arg);
+	}
+	lsbpf_state_add_map_arg(s3, "10.150.0.0/20=192.168.16.0/20");
+	lsbpf_state_add_map_arg(s3, "10.151.0.1/32=192.168.200.9/32");
+	fails += h_ok(lsbpf_apply(b, s3) == 0, "apply 305 mappings of lengths 32, 24, 20 and 16");
+	bpf_map_lookup_elem(lsbpf_map_fd(b, "config"), &zero, &cfg);
+	fails += h_ok(cfg.xlate4_lens[0] == 32 && cfg.xlate4_lens[1] == 24 && cfg.xlate4_lens[2] == 20 &&
+			      cfg.xlate4_lens[3] == 16,
+		      "mixed large table: per-length hashes, longest first (xlate4_lens %u,%u,%u,%u)", cfg.xlate4_lens[0],
+		      cfg.xlate4_lens[1], cfg.xlate4_lens[2], cfg.xlate4_lens[3]);
+	static const struct pk m4 = { 4, 17, "100.64.0.1", "192.168.31.7", 1, 2 };
+	static const struct pk m5 = { 4, 17, "100.64.0.1", "192.168.200.9", 1, 2 };
+	static const struct pk m6 = { 4, 17, "10.101.44.9", "100.64.0.1", 1, 2 };
+	static const struct tcase mixedh[] = {
+		{ "per-length hash: /24 mapping", "ls_stage_xlate_dst", { 4, 6, "100.64.0.1", "10.201.1.5", 40000, 80 },
+		  VERDICT_NEXT, &m1, { { T, LS_R_XLATE, 1 } } },
+		{ "per-length hash: /16 mapping", "ls_stage_xlate_dst", { 4, 6, "100.64.0.1", "10.0.3.4", 40000, 80 },
+		  VERDICT_NEXT, &m2, { { T, LS_R_XLATE, 1 } } },
+		{ "per-length hash: the /24 inside the /16 wins", "ls_stage_xlate_dst",
+		  { 4, 6, "100.64.0.1", "10.0.9.4", 40000, 80 }, VERDICT_NEXT, &m3, { { T, LS_R_XLATE, 1 } } },
+		{ "per-length hash: /20 mapping keeps host bits", "ls_stage_xlate_dst",
+		  { 4, 17, "100.64.0.1", "10.150.15.7", 1, 2 }, VERDICT_NEXT, &m4, { { T, LS_R_XLATE, 1 } } },
+		{ "per-length hash: /32 mapping", "ls_stage_xlate_dst", { 4, 17, "100.64.0.1", "10.151.0.1", 1, 2 },
+		  VERDICT_NEXT, &m5, { { T, LS_R_XLATE, 1 } } },
+		{ "per-length hash: the /32's neighbour misses", "ls_stage_xlate_dst",
+		  { 4, 17, "100.64.0.1", "10.151.0.2", 1, 2 }, VERDICT_NEXT, NULL, { { T, LS_R_MISS, 1 } } },
+		{ "per-length hash: src real->virtual", "ls_stage_xlate_src", { 4, 17, "172.17.44.9", "100.64.0.1", 1, 2 },
+		  VERDICT_NEXT, &m6, { { T, LS_R_XLATE, 1 } } },
+		{ "per-length hash, XDP: src real->virtual", "ls_stage_xdp_xlate_src",
+		  { 4, 17, "172.17.44.9", "100.64.0.1", 1, 2 }, VERDICT_XDP_PASS, &m6, { { T, LS_R_XLATE, 1 } } },
+	};
+	fails += h_run(b, mixedh, sizeof(mixedh) / sizeof(mixedh[0]));
+
+	/* a fifth length: back to the LPM tries, same answers */
+	lsbpf_state_add_map_arg(s3, "10.152.0.0/28=192.168.201.0/28");
+	fails += h_ok(lsbpf_apply(b, s3) == 0, "apply a fifth mapping length");
+	bpf_map_lookup_elem(lsbpf_map_fd(b, "config"), &zero, &cfg);
+	fails += h_ok(cfg.xlate4_lens[0] == 0, "five lengths: the LPM tries (xlate4_lens[0] %u)", cfg.xlate4_lens[0]);
+	fails += h_run(b, mixedh, sizeof(mixedh) / sizeof(mixedh[0]));
 	lsbpf_state_free(s3);
 	lsbpf_state_free(s);
 	lsbpf_state_free(s2);
