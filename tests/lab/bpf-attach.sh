@@ -2,6 +2,10 @@
 # Lab: attaching, pinning, locking and adopting.
 #
 #   netns lsb-$$-n:  lsbtun0 (TUN, L3 overlay stand-in)   lsbv0 <-> lsbv1 (veth)
+#                    lsbv2 10.9.0.1 (veth, Ethernet overlay) <-> lsbv3 10.9.0.2, 192.168.2.5 in lsb-$$-m
+#
+# One load, two kinds of overlay device: the programs on lsbtun0 parse IP at offset 0, those
+# on lsbv2 after a 14-byte Ethernet header, each translating 10.20x.1.0/24 -> 192.168.x.0/24.
 #
 # tcx is chosen automatically on this kernel; LIGHTSCALE_BPF_TC_MODE=clsact forces the
 # clsact path (the one Debian 12's 6.1 kernel takes); XDP on the veth. A live `run`
@@ -46,6 +50,51 @@ in_ns n ping -c 3 -W 0.2 -i 0.2 100.64.0.9 >/dev/null 2>&1
 after=$(lsb_counter "$P" dispatch pass)
 [ $((after - before)) -ge 3 ] && ok "packets on the TUN device pass through the dispatcher ($((after - before)))" ||
 	fail "TUN packets counted" "before $before after $after"
+
+# per-attachment L2: the overlay role on an Ethernet device too, in the same load
+lsb_ns m
+ip link add lsbv2 netns lsb-$$-n type veth peer name lsbv3 netns lsb-$$-m
+ip -n lsb-$$-n link set lsbv2 up
+ip -n lsb-$$-m link set lsbv3 up
+ip -n lsb-$$-n addr add 10.9.0.1/24 dev lsbv2
+ip -n lsb-$$-m addr add 10.9.0.2/24 dev lsbv3
+ip -n lsb-$$-m addr add 192.168.2.5/24 dev lsbv3
+ip -n lsb-$$-m route add 100.64.0.0/24 via 10.9.0.1
+ip -n lsb-$$-n route add 10.201.1.0/24 dev lsbtun0
+ip -n lsb-$$-n route add 10.202.1.0/24 via 10.9.0.2
+check "attach overlay on an Ethernet device (veth) beside the TUN" in_ns n $T attach lsbv2 overlay
+check "translate 10.201.1.0/24 (via TUN) and 10.202.1.0/24 (via veth)" in_ns n $T set --stages translate-client \
+	--map 10.201.1.0/24=192.168.1.0/24 --map 10.202.1.0/24=192.168.2.0/24
+l2s=$(in_ns n $T status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(sorted("%s:%s:%d" % (a["interface"], a["hook"], a["l2"]) for a in d["attachments"] if a["hook"].startswith("overlay"))))')
+check_eq "status: L2 length per attachment (TUN 0, veth 14)" \
+	"lsbtun0:overlay_in:0 lsbtun0:overlay_out:0 lsbv2:overlay_in:14 lsbv2:overlay_out:14" "$l2s"
+# the TUN side: read what leaves lsbtun0 (a persistent TUN without a reader drops it)
+cat >"$BUILD/test-logs/lsb-$$-tunread.py" <<'PY'
+import fcntl, os, select, socket, struct, sys
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"lsbtun0", 0x0001 | 0x1000))  # TUNSETIFF, IFF_TUN|IFF_NO_PI
+print("ready", flush=True)
+while select.select([fd], [], [], 10)[0]:
+    pkt = os.read(fd, 2048)
+    if pkt[0] >> 4 == 4 and pkt[9] == 1:  # IPv4 ICMP
+        print(socket.inet_ntoa(pkt[12:16]), socket.inet_ntoa(pkt[16:20]), flush=True)
+        break
+PY
+in_ns n python3 "$BUILD/test-logs/lsb-$$-tunread.py" >"$BUILD/test-logs/lsb-$$-tunread.log" 2>&1 &
+TUNR=$!
+LSB_PIDS+=("$TUNR")
+lsb_wait_ready "$BUILD/test-logs/lsb-$$-tunread.log"
+in_ns n ping -c 1 -W 1 10.201.1.7 >/dev/null 2>&1
+wait "$TUNR" 2>/dev/null
+check_eq "L3 device: the packet left lsbtun0 as 100.64.0.1 -> 192.168.1.7" "100.64.0.1 192.168.1.7" \
+	"$(grep -v ready "$BUILD/test-logs/lsb-$$-tunread.log")"
+# the veth side: the far end sees the real address and its reply is translated back
+before=$(lsb_counter "$P" translate translated)
+in_ns n ping -c 3 -i 0.2 -W 1 10.202.1.5 >/dev/null 2>&1 && ok "Ethernet device: ping 10.202.1.5 reaches 192.168.2.5 and back" ||
+	fail "Ethernet device: ping through translation" "$(in_ns n $T status 2>&1 | tail -15)"
+after=$(lsb_counter "$P" translate translated)
+check_eq "both directions translated on the veth (3 requests + 3 replies)" "6" "$((after - before))"
+in_ns n $T set --stages metrics
 
 # lock: a live agent holds the pin dir
 rm -f "$BUILD/test-logs/bpf-attach-run.log"

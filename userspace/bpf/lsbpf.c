@@ -24,6 +24,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#ifndef ARPHRD_RAWIP
+#define ARPHRD_RAWIP 519
+#endif
 
 #include "bpf/lightscale.skel.h"
 #include "log.h"
@@ -159,11 +165,112 @@ static const struct hook_def *hook_by_name(const char *name)
 	return NULL;
 }
 
-static int hook_prog_fd(const struct lsbpf *b, const struct hook_def *h)
+int lsbpf_dev_l2(const char *ifname, unsigned *type)
 {
+	struct ifreq ifr = {};
+	int fd, r;
+
+	if (strlen(ifname) >= sizeof(ifr.ifr_name))
+		return -ENODEV;
+	strcpy(ifr.ifr_name, ifname);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* SIOCGIFHWADDR answers for this netns (sysfs would show the mounter's) */
+	r = ioctl(fd, SIOCGIFHWADDR, &ifr) ? -errno : 0;
+	close(fd);
+	if (r)
+		return r == -ENODEV || r == -ENXIO ? -ENODEV : r;
+	unsigned t = (unsigned short)ifr.ifr_hwaddr.sa_family;
+	if (type)
+		*type = t;
+	switch (t) {
+	case ARPHRD_ETHER:
+	case ARPHRD_LOOPBACK:
+		return 14;
+	case ARPHRD_NONE:    /* WireGuard, TUN */
+	case ARPHRD_PPP:
+	case ARPHRD_RAWIP:   /* wwan modems */
+	case ARPHRD_TUNNEL:  /* ipip */
+	case ARPHRD_TUNNEL6: /* ip6tnl */
+	case ARPHRD_SIT:
+		return 0;
+	}
+	return -EPROTONOSUPPORT;
+}
+
+uint32_t lsbpf_role_l2(const struct lightscale *obj, int role)
+{
+	switch (role) {
+	case LSBPF_ROLE_OVERLAY:
+		return obj->rodata->cfg_overlay_l2;
+	case LSBPF_ROLE_LAN:
+		return obj->rodata->cfg_lan_l2;
+	}
+	return obj->rodata->cfg_underlay_l2;
+}
+
+/* The role's programs built for l2 (0 or 14), sharing b->skel's maps: loaded on first use. */
+static int load_variant(struct lsbpf *b, enum lsbpf_role role, uint32_t l2, struct lightscale **out)
+{
+	int k = l2 ? 1 : 0, r;
+	struct lightscale *v = b->variant[role][k];
+	struct bpf_program *prog;
+	struct bpf_map *m;
+
+	if (v) {
+		*out = v;
+		return 0;
+	}
+	v = lightscale__open();
+	if (!v)
+		return -errno ? -errno : -EINVAL;
+	v->rodata->cfg_overlay_l2 = v->rodata->cfg_lan_l2 = v->rodata->cfg_underlay_l2 = l2;
+	bpf_object__for_each_program(prog, v->obj) {
+		const char *n = bpf_program__name(prog);
+		bool want = false;
+		for (size_t i = 0; i < ARRAY_SIZE(hooks); i++)
+			if (hooks[i].role == role && !strncmp(n, "ls_", 3) && !strcmp(n + 3, hooks[i].name))
+				want = true;
+		bpf_program__set_autoload(prog, want);
+	}
+	bpf_object__for_each_map(m, v->obj) {
+		if (bpf_map__is_internal(m))
+			continue;
+		struct bpf_map *main = bpf_object__find_map_by_name(b->skel->obj, bpf_map__name(m));
+		if (!main || (r = bpf_map__reuse_fd(m, bpf_map__fd(main)))) {
+			r = main ? r : -ENOENT;
+			pr_err("bpf: cannot share map `%s' with the L2 %u programs: %s", bpf_map__name(m), l2,
+			       strerror(-r));
+			lightscale__destroy(v);
+			return r;
+		}
+	}
+	r = lightscale__load(v);
+	if (r) {
+		pr_err("bpf: cannot load the %s programs for L2 length %u: %s", role == LSBPF_ROLE_OVERLAY ? "overlay"
+		       : role == LSBPF_ROLE_LAN ? "LAN" : "underlay", l2, strerror(-r));
+		lightscale__destroy(v);
+		return r;
+	}
+	pr_debug("bpf: loaded the %s programs for L2 length %u", role == LSBPF_ROLE_OVERLAY ? "overlay" : "LAN/underlay", l2);
+	b->variant[role][k] = v;
+	*out = v;
+	return 0;
+}
+
+/* The hook's program for a device whose L2 header is l2 bytes long. */
+static int hook_prog_fd(struct lsbpf *b, const struct hook_def *h, uint32_t l2)
+{
+	struct lightscale *obj = b->skel;
 	char name[32];
+	int r;
+
+	if (lsbpf_role_l2(b->skel, h->role) != l2 && (r = load_variant(b, h->role, l2, &obj)))
+		return r;
 	snprintf(name, sizeof(name), "ls_%s", h->name);
-	return lsbpf_prog_fd(b, name);
+	struct bpf_program *p = bpf_object__find_program_by_name(obj->obj, name);
+	return p ? bpf_program__fd(p) : -ENOENT;
 }
 
 /* TC priority of our clsact filters: one per pin dir, so two profiles on one NIC do not
@@ -255,8 +362,17 @@ static int attach_hook(struct lsbpf *b, const char *ifname, int ifindex, const s
 		       enum lsbpf_mode mode)
 {
 	char lpath[PATH_MAX], cpath[PATH_MAX];
-	int prog_fd = hook_prog_fd(b, h), r, link;
+	unsigned type = 0;
+	int l2 = lsbpf_dev_l2(ifname, &type), prog_fd, r, link;
 
+	if (l2 < 0) {
+		if (l2 == -EPROTONOSUPPORT)
+			pr_err("bpf: `%s' has link type %u: neither Ethernet nor an L3 device", ifname, type);
+		else
+			pr_err("bpf: cannot read the link type of `%s': %s", ifname, strerror(-l2));
+		return l2;
+	}
+	prog_fd = hook_prog_fd(b, h, l2);
 	if (prog_fd < 0)
 		return prog_fd;
 	if ((r = pin_path(b, lpath, sizeof(lpath), "links", ifname, h->name)) ||
@@ -581,6 +697,10 @@ void lsbpf_close(struct lsbpf *b)
 {
 	if (!b)
 		return;
+	for (int i = 0; i < LSBPF_ROLES; i++)
+		for (int k = 0; k < LSBPF_L2_KINDS; k++)
+			if (b->variant[i][k])
+				lightscale__destroy(b->variant[i][k]);
 	if (b->skel)
 		lightscale__destroy(b->skel);
 	if (b->lock_fd >= 0)

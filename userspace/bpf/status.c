@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 
+#include "bpf/lightscale.skel.h"
 #include "log.h"
 #include "util.h"
 #include "userspace/bpf/lsbpf.h"
@@ -181,6 +183,47 @@ static void prog_name_of(__u32 id, char *out, size_t size)
 	close(fd);
 }
 
+/* The L2 length a loaded program of ours parses with, from its object's .rodata; -1 when
+ * it cannot be read. */
+static int prog_l2(__u32 prog_id, const char *hook)
+{
+	int fd = bpf_prog_get_fd_by_id(prog_id), l2 = -1;
+	__u32 ids[64];
+	struct bpf_prog_info pi = {};
+	__u32 len = sizeof(pi);
+	size_t off = strstr(hook, "overlay") ? offsetof(struct lightscale__rodata, cfg_overlay_l2)
+		     : strstr(hook, "lan") ? offsetof(struct lightscale__rodata, cfg_lan_l2)
+					    : offsetof(struct lightscale__rodata, cfg_underlay_l2);
+
+	if (fd < 0)
+		return -1;
+	pi.nr_map_ids = ARRAY_SIZE(ids);
+	pi.map_ids = (__u64)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(fd, &pi, &len)) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	for (__u32 i = 0; i < pi.nr_map_ids && i < ARRAY_SIZE(ids) && l2 < 0; i++) {
+		int mfd = bpf_map_get_fd_by_id(ids[i]);
+		struct bpf_map_info mi = {};
+		__u32 mlen = sizeof(mi);
+		if (mfd < 0)
+			continue;
+		const char *dot = NULL;
+		if (!bpf_obj_get_info_by_fd(mfd, &mi, &mlen))
+			dot = strrchr(mi.name, '.');
+		if (dot && !strcmp(dot, ".rodata") && mi.value_size >= off + 4 && mi.value_size <= 4096) {
+			uint8_t val[4096];
+			__u32 k = 0;
+			if (!bpf_map_lookup_elem(mfd, &k, val))
+				memcpy(&l2, val + off, 4);
+		}
+		close(mfd);
+	}
+	return l2;
+}
+
 struct att_arg {
 	const char *dir;
 	json_t *arr;
@@ -224,9 +267,10 @@ static int att_cb(void *arg, const char *kind, const char *ifname, const char *h
 	close(fd);
 	if (prog_id)
 		prog_name_of(prog_id, pname, sizeof(pname));
-	json_array_append_new(a->arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "interface", ifname, "hook",
+	json_array_append_new(a->arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:i}", "interface", ifname, "hook",
 						hook, "mode", mode, "program", pname, "program_id",
-						(json_int_t)prog_id, "attached", attached));
+						(json_int_t)prog_id, "attached", attached, "l2",
+						prog_id ? prog_l2(prog_id, hook) : -1));
 	return 0;
 }
 
@@ -330,11 +374,12 @@ int lsbpf_status_print(const char *dir, bool json, FILE *f)
 			fprintf(f, " %s", json_string_value(v));
 		fprintf(f, "\n");
 	}
-	fprintf(f, "\nattachments:\n  %-16s %-14s %-7s %-16s %s\n", "INTERFACE", "HOOK", "MODE", "PROGRAM", "STATE");
+	fprintf(f, "\nattachments:\n  %-16s %-14s %-7s %-16s %-3s %s\n", "INTERFACE", "HOOK", "MODE", "PROGRAM", "L2",
+		"STATE");
 	json_array_foreach(json_object_get(doc, "attachments"), i, v)
-		fprintf(f, "  %-16s %-14s %-7s %-16s %s\n", json_string_value(json_object_get(v, "interface")),
+		fprintf(f, "  %-16s %-14s %-7s %-16s %-3lld %s\n", json_string_value(json_object_get(v, "interface")),
 			json_string_value(json_object_get(v, "hook")), json_string_value(json_object_get(v, "mode")),
-			json_string_value(json_object_get(v, "program")),
+			json_string_value(json_object_get(v, "program")), json_integer_value(json_object_get(v, "l2")),
 			json_is_true(json_object_get(v, "attached")) ? "attached" : "DETACHED");
 	fprintf(f, "\nmaps:\n  %-12s %-13s %9s %9s\n", "NAME", "TYPE", "ENTRIES", "MAX");
 	json_array_foreach(json_object_get(doc, "maps"), i, v) {
