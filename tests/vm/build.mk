@@ -27,3 +27,8 @@ build-all: $(VM_TOOLS)
 
 # Fast: nix-instantiate --parse of every .nix file in nixos-vm/.
 CHECK_LABS += tests/vm/nix-parse.sh
+# The VM lab itself (CI runs `make check'): Debian 6.1 and 6.12 unless KERNELS says
+# otherwise, and the host kernel's matrix. Kernels come from Debian's registry through
+# apt-get download on the first run and stay cached in $(BUILD)/vm/. It must stay well
+# inside tests/run.sh's TEST_TIMEOUT (900 s); see tests/vm/README.md for its timings.
+CHECK_LABS += tests/vm/check-vm.sh
