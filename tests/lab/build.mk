@@ -8,3 +8,6 @@ LONG_LABS  += tests/lab/dns-split.sh
 CHECK_LABS += tests/lab/lab-5node.sh tests/lab/agent-restart.sh tests/lab/agent-control-outage.sh
 LONG_LABS  += tests/lab/lab-5node.sh tests/lab/agent-restart.sh tests/lab/agent-control-outage.sh tests/lab/agent-bpf.sh \
               tests/lab/agent-2profiles.sh tests/lab/multi-overlap.sh
+# issue 6: staged TLS key rotation with pinned agents and HA (~80 s), agents rotating their
+# WireGuard keys before expiry (~95 s): over a minute each, so make check-lab
+LONG_LABS  += tests/lab/trust-tls-rotate.sh tests/lab/trust-key-autorotate.sh
