@@ -34,6 +34,16 @@ st=$(in_ns n $T status --json)
 modes=$(echo "$st" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(sorted(a["interface"]+":"+a["hook"]+":"+a["mode"] for a in d["attachments"] if a["attached"])))')
 check_eq "status lists every attachment with its mode" \
 	"lsbtun0:overlay_in:tcx lsbtun0:overlay_out:tcx lsbv0:lan_in:clsact lsbv0:lan_out:clsact lsbv1:lan_in:tcx lsbv1:lan_out:tcx lsbv1:xdp_lan_in:xdp" "$modes"
+# lightscale-bpf net: every attachment of the netns from the kernel, tcx included (bpftool
+# 7.1's `bpftool net` omits tcx; `bpftool link show` lists tcx links without the device name)
+nj=$(in_ns n $LSB net --json)
+seen=$(echo "$nj" | python3 -c 'import json,sys; print(" ".join(sorted("%s:%s:%s:%s" % (i["interface"], a["hook"], a["mode"], a["program"]) for i in json.load(sys.stdin) for a in i["attachments"])))')
+check_eq "net --json: every hook of every interface, tcx, clsact and XDP" \
+	"lsbtun0:tcx/egress:tcx:ls_overlay_out lsbtun0:tcx/ingress:tcx:ls_overlay_in lsbv0:clsact/egress:clsact:ls_lan_out lsbv0:clsact/ingress:clsact:ls_lan_in lsbv1:tcx/egress:tcx:ls_lan_out lsbv1:tcx/ingress:tcx:ls_lan_in lsbv1:xdp:driver:ls_xdp_lan_in" "$seen"
+lid=$(echo "$nj" | python3 -c 'import json,sys; print([a.get("link_id") for i in json.load(sys.stdin) for a in i["attachments"] if i["interface"]=="lsbtun0" and a["hook"]=="tcx/ingress"][0])')
+check_eq "net --json: the tcx link id is the pinned link's" "$(bpftool link show pinned "$P/links/lsbtun0/overlay_in" | head -1 | cut -d: -f1)" "$lid"
+prio=$(echo "$nj" | python3 -c 'import json,sys; print([(a["priority"], a["handle"], a["direct_action"]) for i in json.load(sys.stdin) for a in i["attachments"] if i["interface"]=="lsbv0" and a["hook"]=="clsact/ingress"][0])')
+check_eq "net --json: the clsact filter's priority, handle and direct-action" "($(in_ns n tc filter show dev lsbv0 ingress | grep -o 'pref [0-9]*' | head -1 | cut -d' ' -f2), 1, True)" "$prio"
 net=$(in_ns n bpftool net)
 echo "$net" | grep -q "lsbv0.*clsact/ingress ls_lan_in" && echo "$net" | grep -q "lsbv0.*clsact/egress ls_lan_out" &&
 	ok "bpftool net shows the clsact programs" || fail "bpftool net shows the clsact programs" "$net"

@@ -1,6 +1,6 @@
 # userspace/bpf/: liblsbpf (the BPF loader the agent calls) and lightscale-bpf, a small
 # standalone tool over it for labs and operators (attach, detach, set, status, gc, down).
-LSBPF_SRCS := userspace/bpf/lsbpf.c userspace/bpf/state.c userspace/bpf/status.c userspace/bpf/cli_bpf.c
+LSBPF_SRCS := userspace/bpf/lsbpf.c userspace/bpf/state.c userspace/bpf/status.c userspace/bpf/net.c userspace/bpf/cli_bpf.c
 LSBPF_OBJS := $(LSBPF_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_bpf    := $(BUILD)/liblsbpf.a
 LSBPF_TOOL := $(BUILD)/lightscale-bpf

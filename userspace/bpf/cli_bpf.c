@@ -12,7 +12,9 @@
 
 static const char bpf_help[] =
 	"usage: lightscale bpf status [--json] [--profile NAME] [--bpf-pin-dir DIR]\n"
-	"  attached programs per interface and mode, map sizes and fill, counters by reason\n";
+	"  attached programs per interface and mode, map sizes and fill, counters by reason\n"
+	"       lightscale bpf net [--json]\n"
+	"  every BPF program on every interface of this netns (XDP, tcx, clsact), ours or not\n";
 static const char routes_help[] =
 	"usage: lightscale routes [--json] [--profile NAME] [--bpf-pin-dir DIR]\n"
 	"  routes with packets, bytes and conflict counts (from the pinned BPF maps)\n";
@@ -62,8 +64,9 @@ int ls_cmd_bpf(int argc, char **argv)
 
 	if (r)
 		return r == 2 ? 0 : 1;
-	/* options may come before or after "status" */
-	if (first < argc && strcmp(argv[first], "status")) {
+	/* options may come before or after "status" / "net" */
+	bool net = first < argc && !strcmp(argv[first], "net");
+	if (first < argc && strcmp(argv[first], "status") && !net) {
 		fprintf(stderr, "lightscale bpf: unknown subcommand `%s'\n%s", argv[first], bpf_help);
 		return 1;
 	}
@@ -73,6 +76,8 @@ int ls_cmd_bpf(int argc, char **argv)
 		if (r)
 			return r == 2 ? 0 : 1;
 	}
+	if (net)
+		return lsbpf_net_print(json, stdout) ? 1 : 0;
 	return lsbpf_status_print(dir, json, stdout) ? 1 : 0;
 }
 

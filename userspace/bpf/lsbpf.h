@@ -160,6 +160,12 @@ const char *lsbpf_prog_name(uint32_t prog);
 const char *lsbpf_reason_name(uint32_t reason);
 /* `lightscale bpf status` for a pin dir (works without a live agent). */
 int lsbpf_status_print(const char *pin_dir, bool json, FILE *f);
+/* `lightscale bpf net`: every BPF program on every interface of this netns (XDP, tcx with
+ * link ids, clsact filters), ours or not; an array of {interface, ifindex, l2,
+ * attachments: [{hook, mode, program, type, program_id, link_id?, priority?, handle?,
+ * direct_action?}]}. */
+int lsbpf_net_json(struct json_t **out);
+int lsbpf_net_print(bool json, FILE *f);
 /* `lightscale routes`. */
 int lsbpf_routes_print(const char *pin_dir, bool json, FILE *f);
 

@@ -8,6 +8,7 @@
  *   lightscale-bpf ... set STATE...        reconcile the maps with STATE (the whole state)
  *   lightscale-bpf ... run STATE...        set, then stay (GC every second) until killed
  *   lightscale-bpf ... status [--json] | routes [--json] | gc | down
+ *   lightscale-bpf net [--json]            every attachment of this netns, ours or not
  *   lightscale-bpf return-route OVERLAY_PREFIX ROUTER_LAN_ADDR
  *
  * STATE options:
@@ -43,6 +44,8 @@ static void usage(FILE *f)
 	      "                    --rule --snat4 --snat6 --ports --wg-port --stun-port --*-timeout)\n"
 	      "  run STATE...      set, then keep running (GC each second) until killed\n"
 	      "  status [--json] | routes [--json] | gc | down\n"
+	      "  net [--json]      every BPF program on every interface of this netns (XDP, tcx,\n"
+	      "                    clsact), whoever attached it\n"
 	      "  return-route OVERLAY_PREFIX ROUTER_LAN_ADDR\n",
 	      f);
 }
@@ -228,6 +231,8 @@ int main(int argc, char **argv)
 		return (!strcmp(cmd, "status") ? lsbpf_status_print(dir, json, stdout)
 					       : lsbpf_routes_print(dir, json, stdout)) ? 1 : 0;
 	}
+	if (!strcmp(cmd, "net"))
+		return lsbpf_net_print(ac > 1 && !strcmp(av[1], "--json"), stdout) ? 1 : 0;
 	if (!strcmp(cmd, "return-route")) {
 		char out[256];
 		if (ac != 3) {
