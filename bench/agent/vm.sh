@@ -20,7 +20,7 @@ VM_LIFETIME=${VM_LIFETIME:-3600}
 source tests/vm/lib.sh
 KERNELS=${KERNELS:-6.12 6.1}
 ROUNDS=${ROUNDS:-5}
-SIZES=${SIZES:-1000 10000}
+SIZES=${SIZES-1000 10000}
 
 for f in "$VM_BUILD/bench/agent_apply" "$VM_BUILD/lightscale"; do
 	[ -x "$f" ] || { echo "bench/agent vm: build $f first"; exit 1; }
@@ -60,7 +60,7 @@ for k in $KERNELS; do
 		"$(awk -v h="$host_ms" -v g="$guest_ms" 'BEGIN { printf "%.1fx", (h > 0 ? g / h : 0) }')"
 	t=$(date +%s)
 	vm_exec -t $((VM_LIFETIME - 120)) "$g" "modprobe wireguard &&
-		ENGINE=kernel BENCH_VM=0 LSA_BENCH_SMAPS=${LSA_BENCH_SMAPS:-} BUILD=$VM_BUILD ROUNDS=$ROUNDS SIZES='$SIZES' bench/agent/bench.sh" || {
+		ENGINE=kernel BENCH_VM=0 LSA_BENCH_SMAPS=${LSA_BENCH_SMAPS:-} LSA_AGENT_ENV='${LSA_AGENT_ENV:-}' BUILD=$VM_BUILD ROUNDS=$ROUNDS SIZES='$SIZES' bench/agent/bench.sh" || {
 		rc=1 keep=1
 		vm_log "$g" | tail -n 20
 	}

@@ -34,7 +34,8 @@ T0=$(date +%s)
 
 cleanup() {
 	local p
-	[ "$_tap_failed" -ne 0 ] && vm_dump_logs && [ -f "$VM_RUN/host-engine.log" ] &&
+	[ -n "${SUB:-}" ] && kill "$SUB" 2>/dev/null && wait "$SUB" 2>/dev/null
+	[ "$_tap_failed" -ne 0 ] && [ -f "$VM_RUN/host-engine.log" ] &&
 		{ echo "# ---- host engine log ----"; tail -n 20 "$VM_RUN/host-engine.log" | sed 's/^/#   /'; }
 	vm_cleanup
 	for p in "${HOST_PIDS[@]}"; do kill "$p" 2>/dev/null; done
@@ -161,13 +162,17 @@ run_kernel() {
 			fail "${p}iperf3 TCP $dir" "$(tail -n 30 <<<"$out")"
 		fi
 		out=$(vm_exec -t 90 "$g" "timeout 40 iperf3 -c 10.88.0.1 -p 5201 -u -b 8M -l 1392 -t 4 -J $rev 2>/tmp/iperf3.err" 2>&1)
-		local pk lost
+		local pk lost rc
 		pk=$(jnum .end.sum_sent.packets "$out") lost=$(jnum .end.sum_received.lost_packets "$out")
-		# a little loss from a TCG guest's socket buffers is UDP; more than 2% is not
-		if [ "${pk:-0}" -gt 500 ] 2>/dev/null && [ $((lost * 50)) -le "$pk" ] 2>/dev/null; then
-			ok "${p}iperf3 UDP $dir, 1392-byte datagrams: $pk sent, $lost lost, $(jnum .end.sum_received.packets "$out") received"
+		rc=$(jnum .end.sum_received.packets "$out")
+		# Lost = gaps in the sequence; up to 2% is UDP on a TCG guest, more is not. iperf3
+		# stops counting when the sender's time is up, so what a lagging guest still had in
+		# flight is not received and not lost either: at least 90% must arrive.
+		if [ "${pk:-0}" -gt 500 ] 2>/dev/null && [ $((lost * 50)) -le "$pk" ] &&
+			[ $((rc * 10)) -ge $((pk * 9)) ] 2>/dev/null; then
+			ok "${p}iperf3 UDP $dir, 1392-byte datagrams: $pk sent, $rc received, $lost lost in gaps"
 		else
-			fail "${p}iperf3 UDP $dir, 1392-byte datagrams" "sent $pk, lost $lost" "$(head -c 3000 <<<"$out")"
+			fail "${p}iperf3 UDP $dir, 1392-byte datagrams" "sent $pk, received $rc, lost $lost" "$(head -c 3000 <<<"$out")"
 		fi
 	done
 
@@ -236,17 +241,53 @@ run_kernel() {
 	check_eq "${p}wg show wg0 dump in the guest: the peer, its handshake and transfer" \
 		"endpoint=10.77.0.1:51820 allowed=10.88.0.1/32 handshake=yes rx>1MB=yes tx>1MB=yes" "$got"
 	echo "# ${p}done at +$(($(date +%s) - T0))s"
-	if grep -q 'NETDEV WATCHDOG' "$VM_RUN/$g/serial.log"; then
-		echo "# ${p}NOTE: the guest's virtio-net TX queue stalled (NETDEV WATCHDOG in its console):"
-		echo "#   qemu under TCG stopped completing its transmissions; seen once on a host with load 12"
-	fi
 
 	vm_ns wg set "$HIF" peer "$kg" remove
 	vm_stop "$g"
 }
 
+# relay FILE: a kernel's TAP lines (from its subshell) re-emitted as ours.
+relay() {
+	local line last= detail=()
+	while IFS= read -r line; do
+		if [[ $line =~ ^(not\ )?ok\ [0-9]+\ -\ (.*)$ ]]; then
+			[ -n "$last" ] && fail "$last" "${detail[@]}"
+			last= detail=()
+			if [ -n "${BASH_REMATCH[1]}" ]; then last=${BASH_REMATCH[2]}; else ok "${BASH_REMATCH[2]}"; fi
+		elif [ -n "$last" ] && [[ $line == "# "* ]]; then
+			detail+=("${line#\# }")
+		else
+			echo "$line"
+		fi
+	done <"$1"
+	[ -n "$last" ] && fail "$last" "${detail[@]}"
+	return 0
+}
+
+# Each kernel runs in a subshell whose guest it stops itself. When its traffic fails and
+# the guest's console shows the virtio-net TX watchdog (qemu under TCG stopped completing
+# the guest's transmissions; seen on a host at load 12), it runs once more in a fresh guest.
+SUB=
 for k in $KERNELS; do
-	run_kernel "$k"
+	for attempt in 1 2; do
+		(
+			trap '[ "$_tap_failed" -ne 0 ] && vm_dump_logs; vm_stop_all' EXIT
+			trap 'exit 130' INT TERM
+			_tap_n=0 _tap_failed=0
+			run_kernel "$k"
+		) >"$VM_RUN/kernel-$k.tap" 2>&1 &
+		SUB=$!
+		wait "$SUB"
+		SUB=
+		if [ $attempt = 1 ] && grep -q '^not ok' "$VM_RUN/kernel-$k.tap" &&
+			grep -qs 'NETDEV WATCHDOG' "$VM_RUN/g${k//./}/serial.log"; then
+			echo "# $k: the guest's virtio-net TX queue stalled (NETDEV WATCHDOG: qemu/TCG); once more in a fresh guest. First attempt:"
+			grep -E '^(not )?ok' "$VM_RUN/kernel-$k.tap" | sed 's/^/#   /'
+			continue
+		fi
+		break
+	done
+	relay "$VM_RUN/kernel-$k.tap"
 done
 echo "# total $(($(date +%s) - T0))s"
 tap_done

@@ -24,6 +24,9 @@ BINS += $(BUILD)/lightscale-wg
 # is their common body. wg-interop.sh takes about a minute; the pair of our
 # own engines and the 200 s run with production timers are in check-lab.
 CHECK_LABS += $(wildcard tests/lab/wg-interop.sh tests/lab/wg-quick.sh)
+# The engine in qemu guests with Debian 6.1 (no USO: the fallback) and 6.12 (USO):
+# about two minutes, kernels fetched once into $(BUILD)/vm/ (tests/vm/lib.sh).
+CHECK_LABS += $(wildcard tests/vm/wgu-offload.sh)
 LONG_LABS  += $(wildcard tests/lab/wg-engine-pair.sh tests/lab/wg-long.sh)
 BENCHES    += $(wildcard bench/wg/bench.sh)
 
