@@ -81,7 +81,7 @@ check_eq "ui --json: the URL" "http://127.0.0.1:8765/" "$(lsx n1 ui --json | jq 
 lsx n1 ui --listen off >/dev/null && check_eq "ui --listen off" null "$(lsx n1 ui --json | jq -r .listen)"
 
 # ui serve: refused while the agent serves; on its own it says when no agent answers
-out=$(lsx n1 ui serve 2>&1) && fail "ui serve refuses a socket the agent serves" ||
+out=$(timeout 5 nsenter --net=/run/netns/$(nsname n1) "$LS" ui serve --profile "$(profile_of n1)" --state-dir "$LAB_DIR/n1" 2>&1) && fail "ui serve refuses a socket the agent serves" ||
 	{ [[ $out == *"served already"* ]] && ok "ui serve refuses a socket the agent serves" || fail "serve message" "$out"; }
 agent_kill n2
 sock2="/run/lightscale/$(profile_of n2)/ui.sock"
