@@ -8,7 +8,6 @@
  * admin key id, expiry), so every server of an HA set knows an admin who signed in on
  * another; a session ends at its expiry, at sign-out, or when its admin key is revoked or
  * expires. */
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -59,46 +58,25 @@ static void html_page(struct lsc_req *r, unsigned status, const char *title, con
 	lsc_reply(r, status, b.p, b.len);
 }
 
-/* value of field name in an application/x-www-form-urlencoded body, decoded; caller frees */
-static char *form_value(const char *body, size_t len, const char *name)
-{
-	size_t nl = strlen(name), i = 0;
-
-	while (i < len) {
-		size_t end = i;
-
-		while (end < len && body[end] != '&')
-			end++;
-		if (end - i > nl && !strncmp(body + i, name, nl) && body[i + nl] == '=') {
-			char *out = malloc(end - i), *o = out;
-			size_t k;
-
-			if (!out)
-				return NULL;
-			for (k = i + nl + 1; k < end; k++) {
-				if (body[k] == '+') {
-					*o++ = ' ';
-				} else if (body[k] == '%' && k + 2 < end &&
-					   isxdigit((unsigned char)body[k + 1]) && isxdigit((unsigned char)body[k + 2])) {
-					char hx[3] = {body[k + 1], body[k + 2], 0};
-
-					*o++ = (char)strtol(hx, NULL, 16);
-					k += 2;
-				} else {
-					*o++ = body[k];
-				}
-			}
-			*o = '\0';
-			if (strlen(out) != (size_t)(o - out)) { /* a NUL inside */
-				free(out);
-				return NULL;
-			}
-			return out;
-		}
-		i = end + 1;
-	}
-	return NULL;
-}
+/* Approval-page input parsers (control/body.c). Declared where used until control/control.h
+ * carries them (requested); keep every copy identical.
+ * lsc_form_value: the value of field `name' of an application/x-www-form-urlencoded body
+ *   (body[0..len), not NUL-terminated), '+' and %XX decoded, in *out (caller frees); a field
+ *   without '=' has the empty value. 0; -ENOENT absent; -EINVAL the field appears twice, or
+ *   its value has a truncated or non-hex escape or a NUL (raw or %00); -E2BIG the value
+ *   decodes to more than LS_FORM_VALUE_MAX bytes; -ENOMEM.
+ * lsc_cookie_get: the idx-th (0: first) cookie `name' of a Cookie header ("a=1; b=2"; pairs
+ *   split at ';', spaces and tabs around names and values dropped, one pair of quotes around
+ *   a value dropped, pairs without '=' skipped) into out. 0; -ENOENT no such (hdr may be
+ *   NULL); -E2BIG the value does not fit outlen (out is then "").
+ * lsc_approve_session_id: the first LS_APPROVE_COOKIE cookie that is a session id
+ *   (LS_APPROVE_SESSION_LEN lowercase hex digits). 0 or -ENOENT.
+ * lsc_approve_code_check: 0 if code (the rest of /approve/CODE) is LS_APPROVE_CODE_LEN
+ *   lowercase hex digits, else -EINVAL. */
+int lsc_form_value(const char *body, size_t len, const char *name, char **out);
+int lsc_cookie_get(const char *hdr, const char *name, unsigned idx, char *out, size_t outlen);
+int lsc_approve_session_id(const char *hdr, char id[LS_APPROVE_SESSION_LEN + 1]);
+int lsc_approve_code_check(const char *code);
 
 /* an admin key from the sign-in form: its id, or false */
 static bool admin_key_check(struct lsc_server *s, PGconn *db, const char *key, char id[16])
@@ -122,32 +100,16 @@ static bool admin_key_check(struct lsc_server *s, PGconn *db, const char *key, c
 }
 
 #define SESSION_SECONDS 600
-#define COOKIE "lsc_approve="
+#define COOKIE LS_APPROVE_COOKIE "="
 
 /* api.c (declared here: server.h is being reworked by the HTTPS change this session) */
 void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
 			   const char *network, bool approve);
 
 /* the session id of the request's cookie (64 hex digits), or false */
-static bool cookie_session(struct lsc_req *r, char id[65])
+static bool cookie_session(struct lsc_req *r, char id[LS_APPROVE_SESSION_LEN + 1])
 {
-	const char *c = lsc_req_header(r, "Cookie"), *v = c;
-	size_t n;
-
-	while (v && (v = strstr(v, COOKIE))) {
-		if (v == c || v[-1] == ' ' || v[-1] == ';')
-			break;
-		v += strlen(COOKIE);
-	}
-	if (!v)
-		return false;
-	v += strlen(COOKIE);
-	n = strcspn(v, "; ");
-	if (n != 64 || strspn(v, "0123456789abcdef") < 64)
-		return false;
-	memcpy(id, v, 64);
-	id[64] = '\0';
-	return true;
+	return !lsc_approve_session_id(lsc_req_header(r, "Cookie"), id);
 }
 
 /* The admin key id of the request's session: a session this or another server made, not
@@ -375,7 +337,7 @@ void lsc_approve_page(struct lsc_server *s, struct lsc_req *r, const char *metho
 	int found;
 
 	memset(&w, 0, sizeof(w));
-	if (strlen(code) != 32 || strspn(code, "0123456789abcdef") != 32) {
+	if (lsc_approve_code_check(code)) {
 		html_page(r, 404, "Invalid approval link", "<p>This approval link is not valid.</p>");
 		return;
 	}
@@ -401,9 +363,24 @@ void lsc_approve_page(struct lsc_server *s, struct lsc_req *r, const char *metho
 		return;
 	}
 	if (!strcmp(method, "POST")) {
-		key = form_value(body, r->body.len, "admin_key");
-		action = form_value(body, r->body.len, "action");
-		network = form_value(body, r->body.len, "network");
+		static const char *const names[] = {"admin_key", "action", "network"};
+		char **vals[] = {&key, &action, &network};
+		size_t i;
+		int ret;
+
+		for (i = 0; i < ARRAY_SIZE(names); i++) {
+			ret = lsc_form_value(body, r->body.len, names[i], vals[i]);
+			if (ret == -ENOMEM) {
+				lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+				goto out;
+			}
+			if (ret && ret != -ENOENT) {
+				lsc_buf_printf(&b, "<p id=\"error\">The form's field %s is %s.</p>", names[i],
+					       ret == -E2BIG ? "too long" : "repeated or malformed");
+				status = 400;
+				goto page;
+			}
+		}
 	}
 	if (key) {
 		char id[16], ep[LS_ENDPOINT_STRLEN], rl[96];

@@ -608,3 +608,187 @@ int lsc_parse_routes(const char *body, size_t len, struct lsc_strv *routes, char
 		lsc_strv_free(routes);
 	return ret;
 }
+
+/* Approval-page input parsers (control/body.c). Declared where used until control/control.h
+ * carries them (requested); keep every copy identical.
+ * lsc_form_value: the value of field `name' of an application/x-www-form-urlencoded body
+ *   (body[0..len), not NUL-terminated), '+' and %XX decoded, in *out (caller frees); a field
+ *   without '=' has the empty value. 0; -ENOENT absent; -EINVAL the field appears twice, or
+ *   its value has a truncated or non-hex escape or a NUL (raw or %00); -E2BIG the value
+ *   decodes to more than LS_FORM_VALUE_MAX bytes; -ENOMEM.
+ * lsc_cookie_get: the idx-th (0: first) cookie `name' of a Cookie header ("a=1; b=2"; pairs
+ *   split at ';', spaces and tabs around names and values dropped, one pair of quotes around
+ *   a value dropped, pairs without '=' skipped) into out. 0; -ENOENT no such (hdr may be
+ *   NULL); -E2BIG the value does not fit outlen (out is then "").
+ * lsc_approve_session_id: the first LS_APPROVE_COOKIE cookie that is a session id
+ *   (LS_APPROVE_SESSION_LEN lowercase hex digits). 0 or -ENOENT.
+ * lsc_approve_code_check: 0 if code (the rest of /approve/CODE) is LS_APPROVE_CODE_LEN
+ *   lowercase hex digits, else -EINVAL. */
+int lsc_form_value(const char *body, size_t len, const char *name, char **out);
+int lsc_cookie_get(const char *hdr, const char *name, unsigned idx, char *out, size_t outlen);
+int lsc_approve_session_id(const char *hdr, char id[LS_APPROVE_SESSION_LEN + 1]);
+int lsc_approve_code_check(const char *code);
+
+/* ---- the approval page's untrusted input (control/approve.c): form bodies, the Cookie
+ * header, the code in the path. No server needed: tests/unit/test_control_approve.c and
+ * control/fuzz/approve_fuzz.c call these directly. ---- */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* decodes v[0..n): '+' is a space, %XX a byte; a truncated or non-hex escape, a NUL (raw or
+ * %00) or more than LS_FORM_VALUE_MAX decoded bytes are refused */
+static int form_decode(const char *v, size_t n, char **out)
+{
+	char *p, *o;
+	size_t k;
+
+	if (n > 3 * (size_t)LS_FORM_VALUE_MAX)
+		return -E2BIG;
+	p = malloc(n + 1);
+	if (!p)
+		return -ENOMEM;
+	for (k = 0, o = p; k < n; k++) {
+		if ((size_t)(o - p) == LS_FORM_VALUE_MAX) {
+			free(p);
+			return -E2BIG;
+		}
+		if (v[k] == '+') {
+			*o++ = ' ';
+		} else if (v[k] == '%') {
+			int hi = n - k >= 3 ? hexval(v[k + 1]) : -1;
+			int lo = n - k >= 3 ? hexval(v[k + 2]) : -1;
+
+			if (hi < 0 || lo < 0 || (!hi && !lo)) {
+				free(p);
+				return -EINVAL;
+			}
+			*o++ = (char)(hi << 4 | lo);
+			k += 2;
+		} else if (!v[k]) {
+			free(p);
+			return -EINVAL;
+		} else {
+			*o++ = v[k];
+		}
+	}
+	*o = '\0';
+	*out = p;
+	return 0;
+}
+
+int lsc_form_value(const char *body, size_t len, const char *name, char **out)
+{
+	size_t nl = strlen(name), i = 0;
+	char *val = NULL;
+	bool found = false;
+	int ret;
+
+	*out = NULL;
+	if (!nl)
+		return -EINVAL;
+	while (i < len) {
+		const char *f = body + i, *amp = memchr(f, '&', len - i), *eq;
+		size_t flen = amp ? (size_t)(amp - f) : len - i, klen;
+
+		eq = memchr(f, '=', flen);
+		klen = eq ? (size_t)(eq - f) : flen;
+		if (klen == nl && !memcmp(f, name, nl)) {
+			if (found) { /* action=approve&action=reject: which one? neither */
+				free(val);
+				return -EINVAL;
+			}
+			found = true;
+			ret = form_decode(eq ? eq + 1 : f + flen, eq ? flen - klen - 1 : 0, &val);
+			if (ret)
+				return ret;
+		}
+		i += flen + 1;
+	}
+	if (!found)
+		return -ENOENT;
+	*out = val;
+	return 0;
+}
+
+/* s[0..n) without spaces and tabs at either end; returns the new length */
+static size_t trim_ws(const char **s, size_t n)
+{
+	while (n && (**s == ' ' || **s == '\t')) {
+		(*s)++;
+		n--;
+	}
+	while (n && ((*s)[n - 1] == ' ' || (*s)[n - 1] == '\t'))
+		n--;
+	return n;
+}
+
+int lsc_cookie_get(const char *hdr, const char *name, unsigned idx, char *out, size_t outlen)
+{
+	size_t nl = strlen(name);
+	const char *p = hdr;
+
+	if (outlen)
+		out[0] = '\0';
+	if (!hdr || !nl)
+		return -ENOENT;
+	while (*p) {
+		const char *pair = p, *end = p + strcspn(p, ";"), *k = pair, *v, *eq;
+		size_t klen, vlen;
+
+		p = *end ? end + 1 : end;
+		eq = memchr(pair, '=', (size_t)(end - pair));
+		if (!eq)
+			continue; /* a pair without '=' names no cookie of ours */
+		klen = trim_ws(&k, (size_t)(eq - pair));
+		if (klen != nl || memcmp(k, name, nl) || idx--)
+			continue;
+		v = eq + 1;
+		vlen = trim_ws(&v, (size_t)(end - v));
+		if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') { /* RFC 6265 allows quotes */
+			v++;
+			vlen -= 2;
+		}
+		if (vlen >= outlen)
+			return -E2BIG;
+		memcpy(out, v, vlen);
+		out[vlen] = '\0';
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static bool lower_hex(const char *s, size_t n)
+{
+	return strlen(s) == n && strspn(s, "0123456789abcdef") == n;
+}
+
+int lsc_approve_session_id(const char *hdr, char id[LS_APPROVE_SESSION_LEN + 1])
+{
+	char v[LS_APPROVE_SESSION_LEN + 1];
+	unsigned i;
+	int ret;
+
+	/* the first one of the right shape: another path's stale cookie may come first */
+	for (i = 0; (ret = lsc_cookie_get(hdr, LS_APPROVE_COOKIE, i, v, sizeof(v))) != -ENOENT; i++) {
+		if (!ret && lower_hex(v, LS_APPROVE_SESSION_LEN)) {
+			memcpy(id, v, sizeof(v));
+			return 0;
+		}
+	}
+	id[0] = '\0';
+	return -ENOENT;
+}
+
+int lsc_approve_code_check(const char *code)
+{
+	return lower_hex(code, LS_APPROVE_CODE_LEN) ? 0 : -EINVAL;
+}

@@ -30,6 +30,36 @@
  *   401 with code "bad_signature", "stale_request" (message names the clock skew) or
  *   "replayed_request"; 403 "node_revoked"; 404 "unknown_node".
  *
+ * POST /v1/register            (no "token": signed by "machine_key", see below)
+ *   A device without an enrollment token asks an admin to admit it (auth-URL onboarding).
+ *   request  as above without "token"; the X-Lightscale-* signature headers must be made
+ *            with the machine key the body names (proof of possession), else 401
+ *            bad_signature; stale_request and replayed_request as for signed requests.
+ *   response 202 {"status": "waiting", "request": 12,       device request id
+ *                 "approval_url": "https://HOST/approve/CODE",  (absent when the Host
+ *                                                   header cannot make a link)
+ *                 "approval_path": "/approve/CODE",  the same link on any server name
+ *                 "expires_at": 1767225600}          the link's end (unix seconds)
+ *            CODE is LS_APPROVE_CODE_LEN lowercase hex digits, single use; the server
+ *            keeps only its SHA-256. Nothing else is created until an admin approves: no
+ *            node, name or address. Asking again ends the older link and answers a new one.
+ *            A machine key that is a node already answers like a token registration again
+ *            (200 {"node", "network"} plus "status": "registered").
+ *   errors   403 device_rejected (an admin rejected this machine key; a new key may ask
+ *            again); 429 rate_limited (requests without a token per source address and
+ *            per server, waiting requests per source address and in all: the server's
+ *            config "device_requests", control/config.c; the message names the limit hit);
+ *            401 token_invalid from a server whose database predates tokenless requests.
+ *
+ * GET /v1/register/status      (signed by the machine key; no node needed)
+ *   response 200, for a machine key that is a node: {"node", "network"} as register
+ *            answers, plus "status": "approved" (node active) | "pending" (approval
+ *            network, not yet approved) | "rejected" | "revoked" (| the node's own status);
+ *            otherwise its newest device request: {"status", "request", "expires_at"}
+ *            with "status": "waiting" | "expired" (link ended undecided: ask again) |
+ *            "rejected" | "removed" (approved, but the node was deleted since).
+ *   errors   404 unknown_node: no node and no request of this machine key.
+ *
  * POST /v1/heartbeat           (signed)
  *   request  {"endpoints": ["192.0.2.1:51820", "[2001:db8::1]:51820"],
  *             "listen_port": 51820, "routes": ["192.168.1.0/24"]}    (routes optional)
@@ -119,6 +149,24 @@
  *   POST   /v1/admin/nodes/ID/approve|reject|revoke
  *   POST   /v1/admin/nodes/ID/approve-routes|reject-routes   {"routes": [CIDR...]}
  *   POST|GET /v1/admin/admin-keys, DELETE /v1/admin/admin-keys/ID
+ *   GET    /v1/admin/devices                 -> {"devices": [...]}: tokenless device
+ *            requests, newest first (at most 500), each {"id", "hostname", "machine_key",
+ *            "wg_key", "source", "status": "waiting"|"expired"|"approved"|"rejected",
+ *            "created_at", "expires_at", "node" (0 unless approved), "decided_by" (admin
+ *            key id, "" while undecided)}
+ *   POST   /v1/admin/devices/ID/approve      {"network": NAME} (required): admits it as an
+ *            active node of NAME (also in a require_approval network) -> 200 {"node",
+ *            "network", "request"}; 400 bad_request without a network, 404 unknown_network
+ *   POST   /v1/admin/devices/ID/reject       (no body) -> 200 {"request", "status":
+ *            "rejected"}; its machine key stays refused (device_rejected)
+ *            Both: 404 not_found (no such request), 409 conflict (already decided, or its
+ *            link expired), 409 bad_key (approve: the machine key is a node already); the
+ *            audit log records device_approve / device_reject.
+ *   GET|POST /approve/CODE                   the same decision from the HTML page of the
+ *            link (sign-in with an admin key; session cookie LS_APPROVE_COOKIE, Path
+ *            /approve/, HttpOnly, SameSite=Strict, Secure over HTTPS). Form fields
+ *            "admin_key", "action" (approve|reject|signout), "network": each at most once
+ *            and at most LS_FORM_VALUE_MAX bytes decoded, no NUL; a malformed form is 400.
  * Registration of a node in an approval network answers with "approval_url"; token
  * creation also returns "enroll" = "TOKEN@IDENTITY@PIN,PIN..." (accepted wherever a
  * token is; lib/ctlclient's ls_ctl_parse_enroll splits it). Netmaps carry "audit" (the
@@ -128,7 +176,8 @@
  * the body's SHA-256.
  * More statuses: 409 conflict (state does not allow it, e.g. revoking the last admin
  * key), 400 bad_policy (an ACL policy refused; the message names rule and field),
- * 403 node_revoked (revoked or rejected node).
+ * 403 node_revoked (revoked or rejected node), 403 device_rejected (a tokenless
+ * registration of a machine key an admin rejected).
  */
 #ifndef LIGHTSCALE_API_H
 #define LIGHTSCALE_API_H
@@ -167,7 +216,14 @@
 #define LS_ERR_UNAVAILABLE "unavailable" /* database unreachable */
 #define LS_ERR_CONFLICT "conflict"
 #define LS_ERR_BAD_POLICY "bad_policy"
+#define LS_ERR_DEVICE_REJECTED "device_rejected" /* tokenless request of a rejected key */
 
 #define LS_HDR_NETMAP_SIG "X-Lightscale-Netmap-Signature"
+
+/* The approval page (/approve/CODE) */
+#define LS_APPROVE_CODE_LEN 32        /* lowercase hex digits of CODE */
+#define LS_APPROVE_COOKIE "lsc_approve" /* its sign-in session cookie */
+#define LS_APPROVE_SESSION_LEN 64     /* lowercase hex digits of a session id */
+#define LS_FORM_VALUE_MAX 4096        /* bytes of a decoded form field */
 
 #endif
