@@ -11,6 +11,7 @@
 #include "rtnl.h"
 #include "dataplane.h"
 #include "exitsel.h"
+#include "perapp.h"
 #include "netmap.h"
 #include "profile.h"
 #include "status.h"
@@ -313,6 +314,9 @@ static void exit_text(json_t *doc, FILE *f)
 	}
 	if (!json_array_size(json_object_get(doc, "exit_nodes")))
 		fprintf(f, "no peer offers an exit node\n");
+	json_array_foreach(json_object_get(doc, "app_routes"), i, v)
+		fprintf(f, "app route: %s -> %s (lightscale app-route list)\n", json_string_value(json_object_get(v, "cgroup")),
+			json_string_value(json_object_get(v, "exit")));
 }
 
 /* The default route moves to p (take) or is released; a new owner withdraws the other
@@ -480,6 +484,20 @@ int ls_cmd_exit_node(struct ls_cli *cli, int argc, char **argv)
 	free(pr);
 	doc = json_pack("{s:s, s:o, s:s, s:s}", "selection", p.exit_node ? p.exit_node : "none", "exit_nodes", list,
 			"reason", why, "auto_by", policy);
+	{
+		/* per-app choices (app-route): cgroup -> exit */
+		struct ls_perapp_set set;
+		char aerr[256];
+		json_t *apps = json_array();
+
+		if (ls_perapp_load(&p, &set, aerr, sizeof(aerr)) == 0) {
+			for (size_t k = 0; k < set.n; k++)
+				json_array_append_new(apps, json_pack("{s:s, s:s}", "cgroup", set.v[k].cgroup, "exit",
+								      set.v[k].exit));
+			ls_perapp_set_free(&set);
+		}
+		json_object_set_new(doc, "app_routes", apps);
+	}
 	{
 		json_t *st = ls_mnet_read();
 

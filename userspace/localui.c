@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "exitsel.h"
+#include "l2seg.h"
 #include "log.h"
 #include "perapp.h"
 #include "prefix.h"
@@ -134,6 +135,9 @@ static json_t *gather(const struct ls_localui *ui)
 	}
 	apps = ls_perapp_status(ui->prof, NULL);
 	json_object_set(doc, "app_routes", json_object_get(apps, "app_routes") ?: json_array());
+	json_decref(apps);
+	apps = ls_l2seg_status(ui->prof, NULL);
+	json_object_set(doc, "l2_segments", json_object_get(apps, "segments") ?: json_array());
 	json_decref(apps);
 	ls_exitsel_policy(ui->prof, pol, sizeof(pol));
 	json_object_set_new(doc, "exit_policy", json_pack("{s:s}", "auto", pol));
@@ -313,6 +317,32 @@ char *ls_localui_html(json_t *doc)
 		val(f, json_object_get(r, "state"));
 		fputs("</td><td>", f);
 		val(f, json_object_get(r, "sockets_marked"));
+		fputs("</td></tr>\n", f);
+	}
+	fputs("</table>\n<h2>L2 segments</h2>\n<table id=\"l2\">\n<tr><th>segment</th><th>VNI</th><th>state</th>"
+	      "<th>peers</th></tr>\n",
+	      f);
+	json_array_foreach(json_object_get(doc, "l2_segments"), i, r) {
+		fputs("<tr><td>", f);
+		val(f, json_object_get(r, "name"));
+		fputs("</td><td>", f);
+		val(f, json_object_get(r, "vni"));
+		fputs("</td><td>", f);
+		if (json_is_string(json_object_get(r, "error")))
+			val(f, json_object_get(r, "error"));
+		else
+			fputs(json_is_true(json_object_get(r, "up")) ? "up" : "down", f);
+		fputs("</td><td>", f);
+		{
+			json_t *pe;
+			size_t k;
+
+			json_array_foreach(json_object_get(r, "peers"), k, pe) {
+				if (k)
+					fputs(", ", f);
+				val(f, json_object_get(pe, "name"));
+			}
+		}
 		fputs("</td></tr>\n", f);
 	}
 	fputs("</table>\n<h2>DNS</h2>\n<table id=\"dns\">\n", f);

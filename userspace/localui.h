@@ -9,9 +9,10 @@
  *                Host header must name that address (no DNS rebinding from a browser)
  *
  *   GET /                 HTML: interface, peers (paths, handshakes, traffic), routes,
- *                         exit node and app routes, DNS; refreshes itself every 5 s
+ *                         exit node and app routes, L2 segments, DNS; refreshes itself
+ *                         every 5 s
  *   GET /api/status       {"profile", "status": <lightscale status --json>, "dns",
- *                         "app_routes", "exit_policy", "ui"}
+ *                         "app_routes", "l2_segments", "exit_policy", "ui"}
  *   GET /api/peers, /api/routes, /api/exit-node, /api/dns   parts of it
  *   anything else: 404; other methods: 405 (nothing can be changed here)
  *

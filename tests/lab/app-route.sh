@@ -84,6 +84,8 @@ check_eq "... and over IPv6" e1 "$(who "$CGA" 6)"
 check_eq "a process outside the cgroup still goes direct (v4)" direct "$(who - 4)"
 check_eq "... and v6" direct "$(who - 6)"
 check_eq "the profile's own exit choice is unchanged" none "$(lsx c exit-node list --json | jq -r .selection)"
+check_eq "exit-node list shows the app route" "$CGA e1" \
+	"$(lsx c exit-node list --json --no-probe | jq -r '.app_routes[0] | "\(.cgroup) \(.exit)"')"
 lst=$(lsx c app-route list --json)
 check_eq "list: cgroup, exit, state" "$CGA e1 active" "$(jq -r '.app_routes[0] | "\(.cgroup) \(.exit_name) \(.state)"' <<<"$lst")"
 check_eq "list: BPF program attached, 4 rules" "true 4" "$(jq -r '.app_routes[0] | "\(.bpf) \(.rules)"' <<<"$lst")"

@@ -45,6 +45,7 @@ check_eq "/api/status: the same peers as lightscale status" "$(lsx n1 status --j
 	"$(jq -c '[.status.peers[].public_key]' <<<"$st")"
 check_eq "/api/status: DNS resolver" "$(lsx n1 dns status --json | jq -r .listen)" "$(jq -r .dns.listen <<<"$st")"
 check_eq "/api/status: exit policy" first "$(jq -r .exit_policy.auto <<<"$st")"
+check_eq "/api/status: no app routes, no L2 segments" "0 0" "$(jq -r '"\(.app_routes | length) \(.l2_segments | length)"' <<<"$st")"
 check_eq "/api/peers: one peer" 1 "$(get /api/peers | jq length)"
 check_eq "/api/routes: the profile's table" "$(lsx n1 status --json | jq .table)" "$(get /api/routes | jq .table)"
 check_eq "/api/exit-node: none" null "$(get /api/exit-node | jq -r .exit_node)"
