@@ -635,6 +635,7 @@ static void np_sync_netmap(struct np *np)
 	struct agent *a = np->a;
 	const struct ls_netmap *nm = a->nm;
 	struct np_peer **v;
+	bool *kept;
 	size_t n = 0;
 	json_t *rel;
 
@@ -697,17 +698,19 @@ static void np_sync_netmap(struct np *np)
 		return;
 	np->nm_version = nm->version;
 	v = calloc(nm->n_peers + 1, sizeof(*v));
-	if (!v)
+	kept = calloc(np->n_peers + 1, sizeof(*kept));
+	if (!v || !kept) {
+		free(v);
+		free(kept);
 		return;
+	}
 	for (size_t i = 0; i < nm->n_peers; i++) {
 		const struct ls_nm_peer *q = nm->peers[i];
-		struct np_peer *p = np_find(np, q->wg_key);
+		struct np_peer **slot = bsearch(q->wg_key, np->peers, np->n_peers, sizeof(*np->peers), cmp_np_key);
+		struct np_peer *p = slot ? *slot : NULL;
 
 		if (p) {
-			/* taken over: NULL its old slot */
-			struct np_peer **slot = bsearch(q->wg_key, np->peers, np->n_peers, sizeof(*np->peers), cmp_np_key);
-
-			*slot = NULL;
+			kept[slot - np->peers] = true; /* taken over */
 		} else {
 			p = calloc(1, sizeof(*p));
 			if (!p)
@@ -738,13 +741,14 @@ static void np_sync_netmap(struct np *np)
 		v[n++] = p;
 	}
 	for (size_t i = 0; i < np->n_peers; i++) {
-		if (!np->peers[i])
+		if (kept[i])
 			continue;
 		if (np->rp)
 			ls_rproxy_peer_remove(np->rp, np->peers[i]->key);
 		free(np->peers[i]);
 	}
 	free(np->peers);
+	free(kept);
 	qsort(v, n, sizeof(*v), cmp_np_key_sort);
 	np->peers = v;
 	np->n_peers = n;

@@ -6,7 +6,7 @@
 #   relay_start r1 NETNS --udp 3478 --stream 8443     # lightscale-relay in /run/netns/NETNS
 #   relay_stop r1; relay_restart r1      # the same arguments again
 #   relay_status r1 '.counters'          # jq over `lightscale-relay status --json`
-#   turn_start NETNS RELAY_IP PORT USER PASS   # coturn (long-term credentials, UDP only)
+#   turn_start NETNS RELAY_IP PORT USER PASS [LISTEN_IP...]   # coturn (long-term credentials)
 #   relays_config STUN STREAM UDP [TURN_URL USER PASS]   # control plane --config JSON
 #   nat_box NETNS WAN_IF LAN_IF WAN_ADDR [WG_PORT MAPPED_PORT]  # masquerade + inbound drop
 #   udp_block NETNS IF / udp_unblock NETNS     # drop every UDP datagram in and out of IF
@@ -67,30 +67,32 @@ relay_stop_all() {
 	return 0
 }
 
-# turn_start NETNS RELAY_IP PORT USER PASS: coturn on PORT (UDP only, no TLS, relayed
-# addresses on RELAY_IP, loopback and private peers allowed: the lab's addresses are).
+# turn_start NETNS RELAY_IP PORT USER PASS [LISTEN_IP...]: coturn on PORT (UDP, long-term
+# credentials, no TLS), relayed addresses on RELAY_IP, listening on RELAY_IP and the
+# other addresses given.
 turn_start() {
-	local ns=$1 ip=$2 port=$3 user=$4 pass=$5
+	local ns=$1 ip=$2 port=$3 user=$4 pass=$5 l
+	shift 5
 	command -v turnserver >/dev/null || { echo "# coturn's turnserver is not installed"; return 1; }
-	cat >"$RELAY_DIR/turnserver.conf" <<CONF
-listening-port=$port
-listening-ip=$ip
+	{
+		for l in "$ip" "$@"; do echo "listening-ip=$l"; done
+		cat <<CONF
 relay-ip=$ip
-realm=lightscale.test
+listening-port=$port
+min-port=49160
+max-port=49200
 lt-cred-mech
+realm=lightscale.test
 user=$user:$pass
-no-tcp
 no-tls
 no-dtls
 no-cli
-allow-loopback-peers
-no-multicast-peers
-min-port=49152
-max-port=49352
+userdb=$RELAY_DIR/turndb
 pidfile=$RELAY_DIR/turnserver.pid
 log-file=$RELAY_DIR/turnserver.log
 simple-log
 CONF
+	} >"$RELAY_DIR/turnserver.conf"
 	nsenter --net="/run/netns/$ns" -- turnserver -c "$RELAY_DIR/turnserver.conf" >"$RELAY_DIR/turnserver.out" 2>&1 &
 	TURN_PID=$!
 	sleep 0.5

@@ -22,6 +22,7 @@ set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
 BUILD=${BUILD:-build}
+source tests/lab/relay-lib.sh
 RELAY=$PWD/$BUILD/lightscale-relay
 WG_BIN=$PWD/$BUILD/lightscale-wg
 DRIVER=$PWD/$BUILD/tests/ls-rproxy-driver
@@ -35,6 +36,7 @@ tmp=$(mktemp -d /tmp/lsp-lab.XXXXXX)
 pids=()
 
 cleanup() {
+	relay_stop_all
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for ns in $ns_a $ns_b $ns_r; do
 		for pid in $(ip netns pids $ns 2>/dev/null); do kill "$pid" 2>/dev/null; done
@@ -93,19 +95,10 @@ block_udp() { R nft add rule inet lsp input udp dport 3478 counter drop; }
 unblock_udp() { R nft flush chain inet lsp input; }
 block_udp
 
-start_relay_u() {
-	ip netns exec $ns_r "$RELAY" serve --foreground --udp 3478 --control "$tmp/u.sock" >>"$tmp/relay-u.log" 2>&1 &
-	u_pid=$!
-	pids+=($u_pid)
-}
-start_relay_u
-start_relay_s1() {
-	ip netns exec $ns_r "$RELAY" serve --foreground --stream 3478 --control "$tmp/s1.sock" >>"$tmp/relay-s1.log" 2>&1 &
-	s1_pid=$!
-	pids+=($s1_pid)
-}
-start_relay_s1
-ip netns exec $ns_r "$RELAY" serve --foreground --stream 3479 --control "$tmp/s2.sock" >"$tmp/relay-s2.log" 2>&1 & pids+=($!)
+relay_init "$tmp"
+relay_start u $ns_r --udp 3478 || fail "UDP relay starts"
+relay_start s1 $ns_r --stream 3478 || fail "stream relay S1 starts"
+relay_start s2 $ns_r --stream 3479 || fail "stream relay S2 starts"
 
 # a runs as behind an exit node: whatever is not marked 0x5a (the relay
 # proxy's sockets) is routed by table 100, where only the overlay goes anywhere.
@@ -192,9 +185,9 @@ check "b received through the UDP relay" test "$(st b '.peers[0].rx.udp.packets'
 # both sides fall back to the stream, then register again and return to it.
 A ping -c 75 -i 0.2 -W 1 10.77.0.2 >"$tmp/ping-udp-restart" 2>&1 & ping_pid=$!
 sleep 1
-kill $u_pid; wait $u_pid 2>/dev/null
+relay_stop u
 check "a falls back to the stream relay while the UDP relay is down" wait_for 5 a '.peers[0].path' stream
-start_relay_u
+relay_start u $ns_r --udp 3478
 t0=$(date +%s%N)
 if wait_for 14 a '.peers[0].path' udp && wait_for 5 b '.peers[0].path' udp; then
 	ok "both back on the restarted UDP relay ($((($(date +%s%N) - t0) / 1000000)) ms after it started)"
@@ -217,7 +210,7 @@ check "traffic continues after UDP to the relay is dropped ($rx of 50 received, 
 # 5. Stream relay S1 killed mid-ping: both move to S2.
 A ping -c 40 -i 0.2 -W 1 10.77.0.2 >"$tmp/ping-failover" 2>&1 & ping_pid=$!
 sleep 1.5
-kill $s1_pid
+relay_stop s1
 wait $ping_pid
 rx=$(received "$tmp/ping-failover") gap=$(max_gap "$tmp/ping-failover" 40)
 check "traffic continues through the second stream relay ($rx of 40 received, $gap lost in a row at 5/s)" \
@@ -229,7 +222,7 @@ check "ping b -> a after failover" B ping -c 2 -i 0.3 -W 2 10.77.0.1
 
 # 5b. S1 is back: both return to it (their first working relay), so nodes that
 # failed over meet on one relay again (the relays do not forward to each other).
-start_relay_s1
+relay_start s1 $ns_r --stream 3478
 t0=$(date +%s%N)
 if wait_for 25 a .stream.current 10.99.1.1:3478 && wait_for 25 b .stream.current 10.99.2.1:3478; then
 	ok "both return to the first stream relay once it is back ($((($(date +%s%N) - t0) / 1000000)) ms)"

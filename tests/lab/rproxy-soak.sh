@@ -10,6 +10,7 @@ set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
 BUILD=${BUILD:-build}
+source tests/lab/relay-lib.sh
 RELAY=$PWD/$BUILD/lightscale-relay
 WG_BIN=$PWD/$BUILD/lightscale-wg
 DRIVER=$PWD/$BUILD/tests/ls-rproxy-driver
@@ -23,6 +24,7 @@ if_a=lspa$$ if_b=lspb$$
 tmp=$(mktemp -d /tmp/lsp-soak.XXXXXX)
 pids=()
 cleanup() {
+	relay_stop_all
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for ns in $ns_a $ns_b $ns_r; do
 		for pid in $(ip netns pids $ns 2>/dev/null); do kill "$pid" 2>/dev/null; done
@@ -67,8 +69,8 @@ table inet lsp {
 	chain input { type filter hook input priority 0; }
 }
 NFT
-ip netns exec $ns_r "$RELAY" serve --foreground --udp 3478 --stream 3478 --control "$tmp/r.sock" >"$tmp/relay.log" 2>&1 &
-pids+=($!)
+relay_init "$tmp"
+relay_start r $ns_r --udp 3478 --stream 3478 || fail "relay starts"
 ka=$(wg genkey) kb=$(wg genkey)
 pa=$(wg pubkey <<<"$ka") pb=$(wg pubkey <<<"$kb")
 echo "$ka" >"$tmp/ka"; echo "$kb" >"$tmp/kb"

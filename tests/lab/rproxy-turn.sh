@@ -14,6 +14,7 @@ set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
 BUILD=${BUILD:-build}
+source tests/lab/relay-lib.sh
 RELAY=$PWD/$BUILD/lightscale-relay
 WG_BIN=$PWD/$BUILD/lightscale-wg
 DRIVER=$PWD/$BUILD/tests/ls-rproxy-driver
@@ -30,10 +31,9 @@ ns_a=lsp-$$-a ns_b=lsp-$$-b ns_r=lsp-$$-r
 if_a=lspa$$ if_b=lspb$$
 tmp=$(mktemp -d /tmp/lsp-turn.XXXXXX)
 pids=()
-turn_pid=
 
 cleanup() {
-	[ -n "$turn_pid" ] && kill "$turn_pid" 2>/dev/null
+	relay_stop_all
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for ns in $ns_a $ns_b $ns_r; do
 		for pid in $(ip netns pids $ns 2>/dev/null); do kill "$pid" 2>/dev/null; done
@@ -82,28 +82,9 @@ table inet lsp {
 }
 NFT
 
-ip netns exec $ns_r "$RELAY" serve --foreground --stream 3478 --control "$tmp/s.sock" >"$tmp/relay.log" 2>&1 &
-pids+=($!)
-cat >"$tmp/turnserver.conf" <<CONF
-listening-ip=10.99.1.1
-listening-ip=10.99.2.1
-relay-ip=10.99.1.1
-listening-port=3480
-min-port=49160
-max-port=49200
-lt-cred-mech
-realm=lightscale.test
-user=lsp-node:correct-horse
-no-tls
-no-dtls
-no-cli
-userdb=$tmp/turndb
-pidfile=$tmp/turnserver.pid
-log-file=$tmp/turnserver.log
-simple-log
-CONF
-ip netns exec $ns_r turnserver -c "$tmp/turnserver.conf" >"$tmp/turnserver.out" 2>&1 &
-turn_pid=$!
+relay_init "$tmp"
+relay_start s $ns_r --stream 3478 || fail "stream relay starts"
+turn_start $ns_r 10.99.1.1 3480 lsp-node correct-horse 10.99.2.1 || fail "coturn starts"
 
 ka=$(wg genkey) kb=$(wg genkey)
 pa=$(wg pubkey <<<"$ka") pb=$(wg pubkey <<<"$kb")
@@ -147,8 +128,7 @@ check_eq "the module's own probes did not reach the agent's callback" 0 \
 
 A ping -c 50 -i 0.2 -W 1 10.77.0.2 >"$tmp/ping-turn-down" 2>&1 & ping_pid=$!
 sleep 1
-kill "$turn_pid"; wait "$turn_pid" 2>/dev/null; turn_pid=
-wait $ping_pid
+turn_stop; wait $ping_pid
 rx=$(received "$tmp/ping-turn-down") gap=$(max_gap "$tmp/ping-turn-down" 50)
 check_eq "a is back on the stream relay" stream "$(st a '.peers[0].path')"
 check "traffic continues when coturn dies ($rx of 50 received, $gap lost in a row at 5/s)" \

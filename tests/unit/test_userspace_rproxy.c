@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "keys.h"
+#include "prefix.h"
 #include "relayclient.h"
 #include "userspace/relayproxy.h"
 #include "util.h"
@@ -753,6 +754,182 @@ static void test_module_udp(void **state)
 	close(wgfd);
 }
 
+/* ---- direct path discovery: ping/pong codec, raw UDP parse, the raw socket */
+
+static void test_disco_codec(void **state)
+{
+	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = 0x0102030405060708ull }, d;
+	uint8_t buf[LS_DISCO_LEN], bad[LS_DISCO_LEN];
+
+	(void)state;
+	memset(m.from, 0xaa, sizeof(m.from));
+	memset(m.to, 0xbb, sizeof(m.to));
+	ls_disco_encode(&m, buf);
+	assert_memory_equal(buf, "\xffLSD\x01\0\0\0\x01\x02\x03\x04\x05\x06\x07\x08", 16);
+	assert_int_equal(ls_disco_decode(buf, sizeof(buf), &d), 0);
+	assert_int_equal(d.type, LS_DISCO_PING);
+	assert_true(d.txid == m.txid);
+	assert_memory_equal(d.from, m.from, 32);
+	assert_memory_equal(d.to, m.to, 32);
+	/* wrong length, magic, type, padding: refused */
+	assert_int_equal(ls_disco_decode(buf, sizeof(buf) - 1, &d), -EBADMSG);
+	memcpy(bad, buf, sizeof(bad));
+	bad[1] = 'X';
+	assert_int_equal(ls_disco_decode(bad, sizeof(bad), &d), -EBADMSG);
+	memcpy(bad, buf, sizeof(bad));
+	bad[4] = 3;
+	assert_int_equal(ls_disco_decode(bad, sizeof(bad), &d), -EBADMSG);
+	memcpy(bad, buf, sizeof(bad));
+	bad[6] = 1;
+	assert_int_equal(ls_disco_decode(bad, sizeof(bad), &d), -EBADMSG);
+	/* never mistaken for WireGuard (types 1..4) or STUN (top bits 00) */
+	assert_int_equal(buf[0], 0xff);
+}
+
+/* An IPv4 packet: 20-byte header, UDP header, payload. */
+static size_t mk_ip4(uint8_t *p, const char *src, const char *dst, uint16_t sport, uint16_t dport,
+		     const void *pl, size_t n)
+{
+	memset(p, 0, 28);
+	p[0] = 0x45;
+	p[2] = (uint8_t)((28 + n) >> 8);
+	p[3] = (uint8_t)(28 + n);
+	p[8] = 64;
+	p[9] = 17;
+	inet_pton(AF_INET, src, p + 12);
+	inet_pton(AF_INET, dst, p + 16);
+	p[20] = (uint8_t)(sport >> 8), p[21] = (uint8_t)sport;
+	p[22] = (uint8_t)(dport >> 8), p[23] = (uint8_t)dport;
+	p[24] = (uint8_t)((8 + n) >> 8), p[25] = (uint8_t)(8 + n);
+	memcpy(p + 28, pl, n);
+	return 28 + n;
+}
+
+static void test_raw_parse(void **state)
+{
+	uint8_t pkt[256];
+	struct sockaddr_storage src, dst;
+	const uint8_t *pl;
+	size_t n, plen;
+	char ep[LS_ENDPOINT_STRLEN];
+
+	(void)state;
+	n = mk_ip4(pkt, "198.51.100.7", "10.0.0.2", 41641, 51820, "hello", 5);
+	assert_int_equal(ls_raw_udp_parse(AF_INET, pkt, n, 51820, &src, &dst, &pl, &plen), 0);
+	ls_endpoint_format((struct sockaddr *)&src, ep);
+	assert_string_equal(ep, "198.51.100.7:41641");
+	assert_int_equal(dst.ss_family, AF_INET);
+	inet_ntop(AF_INET, &((struct sockaddr_in *)&dst)->sin_addr, ep, sizeof(ep));
+	assert_string_equal(ep, "10.0.0.2");
+	assert_int_equal(plen, 5);
+	assert_memory_equal(pl, "hello", 5);
+	/* another port, a short packet, a UDP length past the end, a fragment, not UDP */
+	assert_int_equal(ls_raw_udp_parse(AF_INET, pkt, n, 51821, &src, &dst, &pl, &plen), -EBADMSG);
+	assert_int_equal(ls_raw_udp_parse(AF_INET, pkt, 27, 51820, &src, &dst, &pl, &plen), -EBADMSG);
+	assert_int_equal(ls_raw_udp_parse(AF_INET, pkt, n - 1, 51820, &src, &dst, &pl, &plen), -EBADMSG);
+	pkt[6] = 0x20; /* more fragments */
+	assert_int_equal(ls_raw_udp_parse(AF_INET, pkt, n, 51820, &src, &dst, &pl, &plen), -EBADMSG);
+	pkt[6] = 0;
+	pkt[9] = 6;
+	assert_int_equal(ls_raw_udp_parse(AF_INET, pkt, n, 51820, &src, &dst, &pl, &plen), -EBADMSG);
+	pkt[9] = 17;
+	pkt[0] = 0x44; /* header shorter than 20 */
+	assert_int_equal(ls_raw_udp_parse(AF_INET, pkt, n, 51820, &src, &dst, &pl, &plen), -EBADMSG);
+	/* IPv6 raw sockets hand over the UDP header first; the address comes from recvfrom */
+	memset(&src, 0, sizeof(src));
+	src.ss_family = AF_INET6;
+	assert_int_equal(ls_raw_udp_parse(AF_INET6, pkt + 20, n - 20, 51820, &src, &dst, &pl, &plen), 0);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&src)->sin6_port), 41641);
+	assert_int_equal(dst.ss_family, AF_UNSPEC);
+	assert_int_equal(plen, 5);
+	assert_int_equal(ls_raw_udp_parse(AF_INET6, pkt + 20, 7, 51820, &src, &dst, &pl, &plen), -EBADMSG);
+}
+
+static int udp_bound(uint16_t *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static ssize_t recv_wait(int fd, void *buf, size_t size, int ms, struct sockaddr_in *from)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	socklen_t len = sizeof(*from);
+
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	return recvfrom(fd, buf, size, MSG_DONTWAIT, (struct sockaddr *)from, &len);
+}
+
+/* The raw socket on loopback: what it sends leaves from the WireGuard port; it hears
+ * pings and STUN to that port and nothing else. */
+static void test_raw_socket(void **state)
+{
+	uint16_t wg_port, peer_port;
+	int wg = udp_bound(&wg_port), peer = udp_bound(&peer_port), raw;
+	struct sockaddr_storage to = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&to, from, wga = { .sin_family = AF_INET };
+	struct ls_disco_msg m = { .type = LS_DISCO_PONG, .txid = 7 };
+	uint8_t msg[LS_DISCO_LEN], buf[256], stun[20] = { 0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42 };
+	const uint8_t wgmsg[32] = { 1 };
+	ssize_t n;
+
+	(void)state;
+	raw = ls_raw_udp_open(AF_INET, wg_port, 0);
+	if (raw == -EPERM || raw == -EACCES) {
+		close(wg);
+		close(peer);
+		skip(); /* needs CAP_NET_RAW */
+	}
+	assert_true(raw >= 0);
+	ls_disco_encode(&m, msg);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin->sin_port = htons(peer_port);
+	assert_int_equal(ls_raw_udp_send(raw, wg_port, &to, NULL, msg, sizeof(msg)), 0);
+	n = recv_wait(peer, buf, sizeof(buf), 1000, &from);
+	assert_int_equal(n, LS_DISCO_LEN);
+	assert_memory_equal(buf, msg, LS_DISCO_LEN);
+	assert_int_equal(ntohs(from.sin_port), wg_port); /* from WireGuard's port */
+	/* to the WireGuard port: WireGuard's socket gets it, and the raw socket a copy */
+	wga.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	wga.sin_port = htons(wg_port);
+	while (recv(raw, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
+		; /* our own datagram above crossed loopback too */
+	assert_int_equal(sendto(peer, wgmsg, sizeof(wgmsg), 0, (struct sockaddr *)&wga, sizeof(wga)), (ssize_t)sizeof(wgmsg));
+	assert_int_equal(sendto(peer, msg, sizeof(msg), 0, (struct sockaddr *)&wga, sizeof(wga)), (ssize_t)sizeof(msg));
+	assert_int_equal(sendto(peer, stun, sizeof(stun), 0, (struct sockaddr *)&wga, sizeof(wga)), (ssize_t)sizeof(stun));
+	for (int k = 0; k < 2; k++) {
+		struct sockaddr_storage src, dst;
+		const uint8_t *pl;
+		size_t plen;
+
+		n = recv_wait(raw, buf, sizeof(buf), 1000, &from);
+		assert_true(n > 0);
+		assert_int_equal(ls_raw_udp_parse(AF_INET, buf, (size_t)n, wg_port, &src, &dst, &pl, &plen), 0);
+		assert_int_equal(ntohs(((struct sockaddr_in *)&src)->sin_port), peer_port);
+		/* the WireGuard message was filtered out: first the ping, then STUN */
+		if (k == 0)
+			assert_memory_equal(pl, msg, LS_DISCO_LEN);
+		else
+			assert_memory_equal(pl, stun, sizeof(stun));
+	}
+	assert_int_equal(recv_wait(raw, buf, sizeof(buf), 200, &from), -1);
+	/* WireGuard's own socket got all three */
+	for (int k = 0; k < 3; k++)
+		assert_true(recv_wait(wg, buf, sizeof(buf), 1000, &from) > 0);
+	close(raw);
+	close(wg);
+	close(peer);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -767,6 +944,9 @@ int main(void)
 		cmocka_unit_test(test_set_relays),
 		cmocka_unit_test(test_module_stream),
 		cmocka_unit_test(test_module_udp),
+		cmocka_unit_test(test_disco_codec),
+		cmocka_unit_test(test_raw_parse),
+		cmocka_unit_test(test_raw_socket),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
