@@ -11,3 +11,7 @@ LONG_LABS  += tests/lab/lab-5node.sh tests/lab/agent-restart.sh tests/lab/agent-
 # issue 6: staged TLS key rotation with pinned agents and HA (~80 s), agents rotating their
 # WireGuard keys before expiry (~95 s): over a minute each, so make check-lab
 LONG_LABS  += tests/lab/trust-tls-rotate.sh tests/lab/trust-key-autorotate.sh
+# NAT traversal and relay fallback in the agent (userspace/agent.c, tests/lab/relay-lib.sh)
+CHECK_LABS += tests/lab/nat-direct.sh tests/lab/nat-fallback.sh
+LONG_LABS  += tests/lab/nat-direct.sh tests/lab/nat-fallback.sh tests/lab/nat-relay-failover.sh \
+              tests/lab/nat-rotate.sh tests/lab/nat-scale.sh
