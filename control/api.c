@@ -594,23 +594,35 @@ fail:
  * machine key it names (proof of possession: nobody files a request under another machine's
  * key). It gets a short-lived, single-use approval link and waits; nothing else is created:
  * no node row, no name, no address, until an admin opens the link, picks a network and
- * approves (lsc_api_device_decide). Limits: 10 requests per source address in a burst,
- * refilling at one per 6 s (an office behind one NAT can onboard a few laptops at once), 30
- * per server in a burst refilling at one per 2 s, at most 20 waiting requests per source and
- * 1000 in all across the servers of the database; a new request of the same machine key ends
- * its older link; a machine key an admin rejected is refused (a new key asks again).
+ * approves (lsc_api_device_decide). Limits (the server's config, control/config.c; defaults
+ * here): 10 requests per source address in a burst, refilling at one per 6 s (an office
+ * behind one NAT can onboard a few laptops at once), 30 per server in a burst refilling at
+ * one per 2 s, at most 20 waiting requests per source and 1000 in all across the servers of
+ * the database, links that work 10 minutes; a new request of the same machine key ends its
+ * older link; a machine key an admin rejected is refused (a new key asks again).
  * GET /v1/register/status (signed) tells the device where it stands. */
 static bool valid_id(const char *s);
 void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
 			   const char *network, bool approve);
 
-#define OPEN_REG_BURST 10.0
-#define OPEN_REG_RATE (1.0 / 6)
-#define OPEN_REG_ALL_BURST 30.0
-#define OPEN_REG_ALL_RATE 0.5
-#define OPEN_REG_WAITING_PER_SOURCE 20
-#define OPEN_REG_WAITING_MAX 1000
-#define OPEN_REG_LIFETIME "10 minutes"
+#ifdef LSC_HAVE_DEVICE_LIMITS
+#define DEVICE_LIMITS(s) (&(s)->cfg.devices)
+#else
+/* until control/control.h carries struct lsc_device_limits in struct lsc_config (requested,
+ * with these defaults in lsc_config_defaults): the same struct, its defaults */
+struct lsc_device_limits {
+	double burst, rate;         /* tokenless requests per source address: bucket, refill/s */
+	double all_burst, all_rate; /* per server */
+	int waiting_per_source;     /* undecided live requests of one source, across servers */
+	int waiting_max;            /* undecided live requests in all */
+	int lifetime;               /* seconds an approval link works */
+};
+static const struct lsc_device_limits device_limits_default = {
+	.burst = 10, .rate = 1.0 / 6, .all_burst = 30, .all_rate = 0.5,
+	.waiting_per_source = 20, .waiting_max = 1000, .lifetime = 600,
+};
+#define DEVICE_LIMITS(s) ((void)(s), &device_limits_default)
+#endif
 
 /* A request signed by a machine key that need not belong to a node yet: the signature, the
  * clock and the nonce (replay window in the database, shared by every server) are checked
@@ -723,7 +735,8 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 			    const struct lsc_register_req *req, const char *src)
 {
 	char key[64], rlkey[96], code[40], hash[LS_SHA256_HEX_LEN + 1], url[320] = "";
-	char *routes = NULL, *endpoints = NULL, port[16];
+	char *routes = NULL, *endpoints = NULL, port[16], life[16];
+	const struct lsc_device_limits *lim = DEVICE_LIMITS(s);
 	const char *host = lsc_req_header(r, "Host");
 	uint8_t raw[16];
 	PGresult *res = NULL;
@@ -737,8 +750,8 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 		return;
 	}
 	snprintf(rlkey, sizeof(rlkey), "open:%s", src);
-	if (!lsc_rl_allow(s->rl, rlkey, OPEN_REG_BURST, OPEN_REG_RATE, ls_now_ms()) ||
-	    !lsc_rl_allow(s->rl, "open:*", OPEN_REG_ALL_BURST, OPEN_REG_ALL_RATE, ls_now_ms())) {
+	if (!lsc_rl_allow(s->rl, rlkey, lim->burst, lim->rate, ls_now_ms()) ||
+	    !lsc_rl_allow(s->rl, "open:*", lim->all_burst, lim->all_rate, ls_now_ms())) {
 		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED,
 				"too many registrations without a token from %s: try again in a minute",
 				src);
@@ -774,14 +787,15 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 		lsc_db_failed(r, res, "count device requests");
 		goto out;
 	}
-	if (lsc_i64(res, 0, 0) >= OPEN_REG_WAITING_PER_SOURCE || lsc_i64(res, 0, 1) >= OPEN_REG_WAITING_MAX) {
-		bool per_src = lsc_i64(res, 0, 0) >= OPEN_REG_WAITING_PER_SOURCE;
+	if (lsc_i64(res, 0, 0) >= lim->waiting_per_source || lsc_i64(res, 0, 1) >= lim->waiting_max) {
+		bool per_src = lsc_i64(res, 0, 0) >= lim->waiting_per_source;
 
 		rollback(db);
 		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED,
-				"%s devices are already waiting for approval%s%s: try again when an admin "
+				"%d devices are already waiting for approval%s%s: try again when an admin "
 				"has seen them",
-				per_src ? "20" : "1000", per_src ? " from " : "", per_src ? src : "");
+				per_src ? lim->waiting_per_source : lim->waiting_max, per_src ? " from " : "",
+				per_src ? src : "");
 		goto out;
 	}
 	PQclear(res);
@@ -800,7 +814,7 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 	}
 	if (PQntuples(res)) {
 		rollback(db);
-		lsc_reply_error(r, 403, "device_rejected",
+		lsc_reply_error(r, 403, LS_ERR_DEVICE_REJECTED,
 				"an admin rejected this machine key (request %s, %s UTC): a new key "
 				"(lightscale init --new-keys) may ask again",
 				PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
@@ -827,16 +841,17 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 	routes = lsc_array_literal((const char *const *)req->routes.v, req->routes.n);
 	endpoints = lsc_array_literal((const char *const *)req->endpoints.v, req->endpoints.n);
 	snprintf(port, sizeof(port), "%d", req->listen_port);
+	snprintf(life, sizeof(life), "%d", lim->lifetime);
 	{
-		const char *p[8] = {hash, key, req->wg_key, req->hostname, routes, endpoints,
-				    req->listen_port ? port : NULL, src};
+		const char *p[9] = {hash, key, req->wg_key, req->hostname, routes, endpoints,
+				    req->listen_port ? port : NULL, src, life};
 
 		res = lsc_exec(db,
 			       "INSERT INTO device_requests (code_hash, machine_key, wg_key, hostname, routes, "
 			       "endpoints, listen_port, source, expires_at) VALUES (decode($1, 'hex'), $2, $3, "
-			       "$4, $5, $6, $7, $8, now() + interval '" OPEN_REG_LIFETIME "') "
+			       "$4, $5, $6, $7, $8, now() + make_interval(secs => $9::int)) "
 			       "RETURNING id, extract(epoch from expires_at)::bigint",
-			       8, p);
+			       9, p);
 	}
 	if (!lsc_res_ok(db, res, "insert device request") || PQntuples(res) != 1) {
 		lsc_db_failed(r, res, "insert device request");

@@ -68,3 +68,11 @@ $(BUILD)/fuzz/control_body_fuzz: control/fuzz/body_fuzz.c control/body.c $(LIB_F
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(shell pg_config --includedir) -D_GNU_SOURCE $^ $(ALL_LIBS) -o $@
 
 fuzz: $(BUILD)/fuzz/control_body_fuzz
+
+# libFuzzer harness for the approval page's input parsers (form fields, cookies, the code).
+$(BUILD)/fuzz/control_approve_fuzz: control/fuzz/approve_fuzz.c control/body.c $(LIB_FUZZ_SRCS)
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(shell pg_config --includedir) -D_GNU_SOURCE $^ $(ALL_LIBS) -o $@
+
+fuzz: $(BUILD)/fuzz/control_approve_fuzz
