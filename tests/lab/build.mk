@@ -14,4 +14,4 @@ LONG_LABS  += tests/lab/trust-tls-rotate.sh tests/lab/trust-key-autorotate.sh
 # NAT traversal and relay fallback in the agent (userspace/agent.c, tests/lab/relay-lib.sh)
 CHECK_LABS += tests/lab/nat-direct.sh tests/lab/nat-fallback.sh
 LONG_LABS  += tests/lab/nat-direct.sh tests/lab/nat-fallback.sh tests/lab/nat-relay-failover.sh \
-              tests/lab/nat-rotate.sh tests/lab/nat-scale.sh
+              tests/lab/nat-rotate.sh tests/lab/nat-scale.sh tests/lab/nat-turn.sh
