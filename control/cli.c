@@ -175,7 +175,8 @@ static const struct cmd_help helps[] = {
 	 "of the deployment (what netmaps publish): state (next: staged, published, not\n"
 	 "served yet; active: served; retiring: no longer served, still published until\n"
 	 "RETIRE), the server holding it, and whether its endorsement by the identity key\n"
-	 "verifies. `*' marks the key this server serves.\n"},
+	 "verifies. `*' marks the key this server serves. For a staged key: how many active\n"
+	 "nodes made a request since it was published (they hold a netmap carrying it).\n"},
 	{"tls", "rotate",
 	 "Usage: lightscale-control tls rotate [common options]\n"
 	 "\n"
@@ -600,6 +601,10 @@ static int tls_cmd(struct cli *c, const char *action, const char *arg, struct ls
 			       js(v, "state"), js(v, "server_id")[0] ? js(v, "server_id") : "-",
 			       json_is_true(json_object_get(v, "endorsed")) ? "yes" : "NO", t1,
 			       ji(v, "retire_at") ? " / " : "", ji(v, "retire_at") ? t2 : "");
+			if (json_object_get(v, "nodes"))
+				printf("  (staged: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+				       " active nodes have made a request since it was published)\n",
+				       ji(v, "nodes_seen_since"), ji(v, "nodes"));
 		}
 		return 0;
 	}

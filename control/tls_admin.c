@@ -669,6 +669,19 @@ static void tls_status(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 				      "created_at", (json_int_t)strtoll(PQgetvalue(res, i, 8), NULL, 10),
 				      "served_here", t && t->cur && !strcmp(t->cur->pin, pin));
 
+		if (!strcmp(PQgetvalue(res, i, 5), "next")) {
+			/* how many active nodes made a request since it was published (and so hold a
+			 * netmap that carries it): activate once that is all of them */
+			const char *q[1] = {PQgetvalue(res, i, 8)};
+			PGresult *c = lsc_exec(db, "SELECT count(*) FILTER (WHERE last_seen >= to_timestamp($1::bigint)), "
+						   "count(*) FROM nodes WHERE status = 'active'", 1, q);
+
+			if (lsc_res_ok(db, c, "tls status nodes")) {
+				json_object_set_new(o, "nodes_seen_since", json_integer(strtoll(PQgetvalue(c, 0, 0), NULL, 10)));
+				json_object_set_new(o, "nodes", json_integer(strtoll(PQgetvalue(c, 0, 1), NULL, 10)));
+			}
+			PQclear(c);
+		}
 		if (strtoll(PQgetvalue(res, i, 6), NULL, 10))
 			json_object_set_new(o, "activated_at",
 					    json_integer(strtoll(PQgetvalue(res, i, 6), NULL, 10)));

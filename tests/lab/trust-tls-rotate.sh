@@ -57,6 +57,9 @@ check "the server still serves the old key" serves 10.99.0.1:8080 "$P0"
 wait_for 35 "n1 and n2 pin the staged key" bash -c "$(declare -f trust_pins has_pin profile_of); LAB_DIR=$LAB_DIR LAB_ID=$LAB_ID; has_pin n1 '$P1' && has_pin n2 '$P1'" &&
 	ok "published before it is served: both agents pin it from their netmaps" ||
 	fail "agents learn the staged pin" "$(trust_pins n1)" "$(node_log n1)"
+seen_all() { lsc tls status --json | jq -e --arg p "$P1" '.pins[] | select(.pin == $p) | .nodes_seen_since == .nodes and .nodes == 2' >/dev/null; }
+wait_for 20 "tls status: both nodes seen since" seen_all && ok "tls status: 2 of 2 nodes made a request since the key was published" ||
+	fail "tls status node count" "$(lsc tls status)"
 out=$(lsc tls rotate 2>&1)
 check "a second rotate while a key is staged is refused" grep -q "a key is staged already ($P1)" <<<"$out"
 
