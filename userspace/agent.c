@@ -5,7 +5,11 @@
  *   main thread     local API socket, rtnetlink monitor (re-applies what another manager
  *                   deletes), engine liveness, exit-node choice changes, signals
  *   netmap thread   long-polls /v1/netmap and reconciles (deltas touch only their peers)
- *   heartbeat thread  endpoints on a timer and when the addresses change
+ *   heartbeat thread  endpoints (local and STUN-discovered; the server adds what it sees)
+ *                   on a timer, and when the addresses or the STUN answer change
+ *   path thread     NAT traversal and relay fallback per peer: STUN and pings from the
+ *                   WireGuard port, probes through the stream relay, the relay proxy
+ *                   (relayproxy.h), and the endpoint each peer gets (see "NAT traversal")
  *
  * The last full netmap is cached and reapplied before the control plane answers; an
  * unreachable control plane never removes peers. SIGTERM leaves the data plane up

@@ -16,7 +16,14 @@ static const char help[] =
 	"rules, the exit node, and per peer: endpoint, AllowedIPs, last handshake and bytes\n"
 	"received and sent. With a running agent the answer comes from the agent (it adds\n"
 	"refused routes, sysctls it set and masquerading); otherwise from the kernel, the engine\n"
-	"and the cached netmap.\n";
+	"and the cached netmap.\n"
+	"\n"
+	"With an agent, each peer also shows its path: direct (the endpoint that answers the\n"
+	"agent's pings from the WireGuard port), relayed (via the stream relay, the UDP relay\n"
+	"or TURN, and which one), or rotating (no answer and no relay: the peer's endpoints in\n"
+	"turn on a stale handshake); --json adds per peer .path (path, via, relay, endpoint,\n"
+	"candidates, fallbacks, returns, rotations) and .nat (our endpoints, STUN answers, the\n"
+	"address the control plane sees, the relays' states).\n";
 
 int ls_cmd_status(struct ls_cli *cli, int argc, char **argv)
 {

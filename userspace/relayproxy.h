@@ -45,6 +45,13 @@
  *     loop: poll(ls_rproxy_fd(rp), POLLIN, <= 250 ms) -> ls_rproxy_handle(rp);
  *           ls_rproxy_tick(rp, ls_now_ms());
  */
+/*
+ * In the agent (agent.c, the path thread) the proxy serves every peer of the netmap's
+ * relay lists; a peer gets its loopback endpoint when no direct endpoint answers the
+ * agent's pings (ls_disco_* below), and probes carry the agent's endpoints so both
+ * sides punch at once. The data plane accepts the loopback endpoint through its
+ * ep_override hook (dataplane.h).
+ */
 #ifndef LS_RELAYPROXY_H
 #define LS_RELAYPROXY_H
 
