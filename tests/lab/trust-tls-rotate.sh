@@ -4,7 +4,7 @@
 # pick its pin up from their netmaps; `tls activate' switches (the server restarts too, so
 # every agent connection makes a new handshake); the agents keep long-polling and
 # heartbeating without re-enrollment and a ping runs across it all; the old pin is
-# withdrawn at its retire time. Refused: a client that never saw the new pin (named
+# withdrawn at its retire time. SIGHUP and a restart switch to a staged key as well. Refused: a client that never saw the new pin (named
 # fingerprints), a staged key that is not endorsed (withdrawn, or a forged endorsement in
 # the database), and agents ignore a forged pin. HA: a second server's key is endorsed and
 # published before it serves, and the agents fail over to it.
@@ -69,6 +69,11 @@ check_eq "tls activate serves the staged key" "$P1" "$(jq -r .pin <<<"$out")"
 check "the server presents it from the next handshake (no restart)" serves 10.99.0.1:8080 "$P1"
 check "... and no longer the old key" bash -c '! "$@"' _ serves 10.99.0.1:8080 "$P0"
 check_eq "DIR/tls.pin follows" "$P1" "$(cat "$CONTROL_DIR/tls.pin")"
+# (the pin computed by openssl, independently)
+check_eq "the replaced key is kept as DIR/tls-prev.*" "$P0" \
+	"sha256//$(openssl x509 -in "$CONTROL_DIR/tls-prev.crt" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)"
+cp "$CONTROL_DIR/tls-prev.crt" "$LAB_DIR/p0.crt"
+cp "$CONTROL_DIR/tls-prev.key" "$LAB_DIR/p0.key"
 check_eq "the old pin retires, still published" "active retiring" "$(tls_state "$P1") $(tls_state "$P0")"
 check_eq "the admin commands still reach the server (pinned from the state dir)" home \
 	"$(lsc network list --json | jq -r '.networks[0].name')"
@@ -112,13 +117,32 @@ wait_for 40 "the old pin withdrawn" sh -c "[ -z \"\$(nsenter --net=/run/netns/$(
 wait_for 40 "agents drop the old pin" bash -c "$(declare -f trust_pins has_pin profile_of); LAB_DIR=$LAB_DIR LAB_ID=$LAB_ID; ! has_pin n1 '$P0' && ! has_pin n2 '$P0' && has_pin n1 '$P1'" &&
 	ok "the agents follow the withdrawal (pin set: $(trust_pins n1))" || fail "agents drop the old pin" "$(trust_pins n1)"
 
+# ---- SIGHUP and a restart switch to a staged key too (once endorsed and published)
+P2=$(lsc tls rotate --json | jq -r .pin)
+wait_for 35 "agents pin P2" bash -c "$(declare -f trust_pins has_pin profile_of); LAB_DIR=$LAB_DIR LAB_ID=$LAB_ID; has_pin n1 '$P2' && has_pin n2 '$P2'" ||
+	fail "agents learn P2" "$(trust_pins n1)"
+kill -HUP "$CONTROL_PID"
+wait_for 5 "SIGHUP switch" serves 10.99.0.1:8080 "$P2" && ok "SIGHUP switches to the staged key" ||
+	fail "SIGHUP switch" "$(grep -v debug "$LAB_DIR/control.log" | tail -5)"
+P3=$(lsc tls rotate --json | jq -r .pin)
+wait_for 35 "agents pin P3" bash -c "$(declare -f trust_pins has_pin profile_of); LAB_DIR=$LAB_DIR LAB_ID=$LAB_ID; has_pin n1 '$P3' && has_pin n2 '$P3'" ||
+	fail "agents learn P3" "$(trust_pins n1)"
+control_stop
+control_start inet 10.99.0.1 8080
+check "a restart switches to the staged key" serves 10.99.0.1:8080 "$P3"
+check_eq "tls status: P3 active, P1 and P2 retiring" "active retiring retiring" "$(tls_state "$P3") $(tls_state "$P1") $(tls_state "$P2")"
+v0=$(nmv n1)
+lsc network set home --key-lifetime 4h >/dev/null
+wait_for 40 "n1 gets a change after the restart switch" newer n1 && ok "the agents follow both switches" ||
+	fail "agents after SIGHUP and restart switches" "$(node_log n1)"
+
 # ---- unendorsed keys
-# a key whose endorsement was withdrawn (the old one) staged by hand: refused, still serving P1
-cp "$CONTROL_DIR/tls-prev.crt" "$CONTROL_DIR/tls-next.crt"
-cp "$CONTROL_DIR/tls-prev.key" "$CONTROL_DIR/tls-next.key"
+# a key whose endorsement was withdrawn (the first one) staged by hand: refused
+cp "$LAB_DIR/p0.crt" "$CONTROL_DIR/tls-next.crt"
+cp "$LAB_DIR/p0.key" "$CONTROL_DIR/tls-next.key"
 out=$(lsc tls activate 2>&1)
 check "activating an unendorsed staged key is refused" grep -q "refused: $P0 is not endorsed" <<<"$out"
-check "... and the server keeps serving its key" serves 10.99.0.1:8080 "$P1"
+check "... and the server keeps serving its key" serves 10.99.0.1:8080 "$P3"
 # a forged endorsement written into the database (not signed by the identity key)
 forged=$(head -c 64 /dev/urandom | base64 -w0)
 sql "INSERT INTO tls_pins (pin, not_after, sig, server, server_id, state) VALUES ('$P0', 4102444800, '$forged', 'x', '$(cat "$CONTROL_DIR/server.id")', 'next');
@@ -148,7 +172,7 @@ wait_for 35 "n1 and n2 pin s2's key" bash -c "$(declare -f trust_pins has_pin pr
 # s1 dies (kill -9: its embedded PostgreSQL keeps running for s2, as an external one would)
 kill -9 "$CONTROL_PID"
 wait "$CONTROL_PID" 2>/dev/null
-check "s1 is down" bash -c '! "$@"' _ serves 10.99.0.1:8080 "$P1"
+check "s1 is down" bash -c '! "$@"' _ serves 10.99.0.1:8080 "$P3"
 v0=$(nmv n1)
 nsx inet "$LSC" network set home --key-lifetime 3h --state-dir "$LAB_DIR/s2" --admin-key-file "$CONTROL_DIR/admin.key" >/dev/null ||
 	fail "network set through s2"
