@@ -974,7 +974,7 @@ static void *path_thread(void *arg)
 {
 	struct np *np = arg;
 	struct agent *a = np->a;
-	uint64_t next_sync = 0, next_engine = 0, next_status = 0;
+	uint64_t next_sync = 0, next_engine = 0, next_status = 0, next_eps = 0;
 	char stun_seen[NP_MAX_STUN][LS_ENDPOINT_STRLEN] = { { 0 } };
 
 	np->now = ls_now_ms();
@@ -1015,8 +1015,10 @@ static void *path_thread(void *arg)
 				kick = true;
 			}
 		}
-		if (kick)
+		if (kick || np->now >= next_eps) {
+			next_eps = np->now + 10000;
 			np_endpoints(np);
+		}
 		for (size_t i = 0; i < np->n_peers; i++) {
 			struct np_peer *p = np->peers[i];
 
@@ -1047,14 +1049,18 @@ static void *path_thread(void *arg)
 	return NULL;
 }
 
-/* The endpoints the heartbeat reports (a->lock held): local and STUN-mapped. */
-static void np_heartbeat_endpoints(struct agent *a, char out[][LS_ENDPOINT_STRLEN], size_t max, size_t *n)
+/* The STUN-discovered endpoints (a->lock held), for the heartbeat. */
+static void np_stun_endpoints(struct agent *a, char out[][LS_ENDPOINT_STRLEN], size_t max, size_t *n)
 {
 	*n = 0;
-	if (!a->np)
-		return;
-	for (size_t i = 0; i < a->np->n_eps && *n < max; i++)
-		snprintf(out[(*n)++], LS_ENDPOINT_STRLEN, "%s", a->np->eps[i]);
+	for (size_t i = 0; a->np && i < a->np->n_stun && *n < max; i++) {
+		bool dup = !a->np->stun[i].mapped[0];
+
+		for (size_t k = 0; !dup && k < *n; k++)
+			dup = !strcmp(out[k], a->np->stun[i].mapped);
+		if (!dup)
+			snprintf(out[(*n)++], LS_ENDPOINT_STRLEN, "%s", a->np->stun[i].mapped);
+	}
 }
 
 static int np_start(struct agent *a)
@@ -1090,18 +1096,34 @@ static int agent_heartbeat(struct agent *a, struct ls_ctl *c, struct ls_ctl_erro
 {
 	const struct ls_profile *p = a->prof;
 	char rbuf[LS_MAX_ADV_ROUTES][LS_PREFIX_STRLEN], ebuf[2 * NP_MAX_CAND][LS_ENDPOINT_STRLEN];
-	const char *routes[LS_MAX_ADV_ROUTES], *eps[2 * NP_MAX_CAND];
+	const char *routes[LS_MAX_ADV_ROUTES], **eps = NULL;
 	struct ls_ctl_response resp = { 0 };
-	size_t n_eps = 0;
+	char **local = NULL;
+	size_t n_eps = 0, n_stun = 0, n_local = 0;
 	int ret;
 
 	pthread_mutex_lock(&a->lock);
-	np_heartbeat_endpoints(a, ebuf, ARRAY_SIZE(ebuf), &n_eps);
+	np_stun_endpoints(a, ebuf, ARRAY_SIZE(ebuf), &n_stun);
 	pthread_mutex_unlock(&a->lock);
-	if (n_eps == 0)
+	if (n_stun == 0)
 		return ls_heartbeat(c, p, NULL, err);
-	for (size_t i = 0; i < n_eps; i++)
-		eps[i] = ebuf[i];
+	/* local first (a peer on the same LAN), then what STUN found */
+	ls_local_endpoints(p->ifname, p->listen_port, &local, &n_local);
+	eps = calloc(n_local + n_stun + 1, sizeof(*eps));
+	if (!eps) {
+		ls_strv_free(local, n_local);
+		return ls_heartbeat(c, p, NULL, err);
+	}
+	for (size_t i = 0; i < n_local; i++)
+		eps[n_eps++] = local[i];
+	for (size_t i = 0; i < n_stun; i++) {
+		bool dup = false;
+
+		for (size_t k = 0; k < n_local && !dup; k++)
+			dup = !strcmp(local[k], ebuf[i]);
+		if (!dup)
+			eps[n_eps++] = ebuf[i];
+	}
 	for (size_t i = 0; i < p->n_routes; i++) {
 		ls_prefix_format(&p->routes[i], rbuf[i]);
 		routes[i] = rbuf[i];
@@ -1117,6 +1139,8 @@ static int agent_heartbeat(struct agent *a, struct ls_ctl *c, struct ls_ctl_erro
 		pthread_mutex_unlock(&a->lock);
 	}
 	ls_ctl_response_free(&resp);
+	free(eps);
+	ls_strv_free(local, n_local);
 	return ret;
 }
 
