@@ -151,8 +151,13 @@ kernel_up() {
 		return
 	fi
 	KT0[$k]=$(date +%s)
-	vm_start "$a" "$k" "10.77.0.$((11 + 10 * slot))" && vm_start "$b" "$k" "10.77.0.$((12 + 10 * slot))" &&
+	# (not in $(...): vm_start records the guest in this shell's VM_PID, VM_TAP)
+	if vm_start "$a" "$k" "10.77.0.$((11 + 10 * slot))" >"$VM_RUN/start.$k.txt" 2>&1 &&
+		vm_start "$b" "$k" "10.77.0.$((12 + 10 * slot))" >>"$VM_RUN/start.$k.txt" 2>&1; then
 		KUP[$k]=1
+	else
+		fail "${p}guests $a and $b start (taps, qemu)" "$(cat "$VM_RUN/start.$k.txt")"
+	fi
 }
 declare -A KT0=()
 
