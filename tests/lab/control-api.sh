@@ -211,8 +211,9 @@ check_eq "an unchanged heartbeat does not move the version" "$V" "$(echo "$hb2" 
 N netmap -s "$U" -k "$T/a" --since "$V" --wait 20 >"$T/lp.out" &
 lp=$!
 sleep 0.5
-t0=$(lsc_ms)
+# (timed from the registration's answer: a new client's TLS handshake is not the long-poll's)
 rc_=$(N register -s "$U" -k "$T/c" -t "$TV" -H server -r 192.168.1.0/24 -r 0.0.0.0/0)
+t0=$(lsc_ms)
 C_ID=$(echo "$rc_" | jq .node.id)
 wait $lp
 t1=$(lsc_ms)
@@ -271,6 +272,35 @@ for c in "serve" "network create" "network list" "network show" "token create" "
 	out=$("$LSC_BIN" $c --help 2>&1)
 	check "--help: $c" grep -q "^Usage: lightscale-control $c" <<<"$out"
 done
+
+# ---- /v1/admin/tls: malformed and refused requests answer 4xx and change nothing
+tls_before=$(C tls status --json | jq -c '[.server, .pins]')
+PINNOW=$(cat "$D/tls.pin")
+bad=0
+while IFS='|' read -r method path body want; do
+	res=$(api "$method" "$path" ${body:+"$body"})
+	got="$(status_of "$res") $(code_of "$res")"
+	[ "$got" = "$want" ] || { bad=$((bad + 1)); lab_note="$method $path $body: $got (want $want)"; echo "# $lab_note"; }
+done <<EOF2
+POST|/v1/admin/tls/activate||409 conflict
+POST|/v1/admin/tls/activate|{"retire_after": "1h"}|400 bad_request
+POST|/v1/admin/tls/activate|{"retire_after": -1}|400 bad_request
+POST|/v1/admin/tls/activate|[1]|400 bad_request
+POST|/v1/admin/tls/withdraw||400 bad_request
+POST|/v1/admin/tls/withdraw|{"pin": 5}|400 bad_request
+POST|/v1/admin/tls/withdraw|{"pin": "md5//x"}|400 bad_request
+POST|/v1/admin/tls/withdraw|{"pin": "sha256//' OR '1'='1"}|404 not_found
+POST|/v1/admin/tls/withdraw|{"pin": "$PINNOW"}|409 conflict
+GET|/v1/admin/tls/rotate||404 not_found
+DELETE|/v1/admin/tls||404 not_found
+POST|/v1/admin/tls/rotate/x||404 not_found
+EOF2
+[ $bad = 0 ] && ok "malformed /v1/admin/tls requests: all 4xx as expected" || fail "malformed /v1/admin/tls requests"
+check_eq "... and nothing changed (served key, staged key, pins)" "$tls_before" "$(C tls status --json | jq -c '[.server, .pins]')"
+res=$(N raw -s "$U" POST /v1/admin/tls/rotate)
+check_eq "tls rotate without an admin key -> 401" "401 bad_admin_key" "$(status_of "$res") $(code_of "$res")"
+out=$(C tls withdraw "$PINNOW" 2>&1)
+check "tls withdraw of the served pin is refused by name" grep -qF "$PINNOW is served by server" <<<"$out"
 
 # ---- restart: prefixes unchanged; kill -9: the cluster is adopted
 before_net=$(C network show home --json | jq -c '[.id, .ipv4, .ipv6]')
