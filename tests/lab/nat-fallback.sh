@@ -3,7 +3,7 @@
 # datagram reaches its peer through the stream relay, and goes direct once the block is
 # lifted; blocked again mid-ping, it falls back to the relay with traffic continuing.
 # When only the direct path is blocked (UDP to the relay still passes), the UDP relay
-# carries it.
+# carries it, also after the agent restarts.
 #
 #   ns inet: br0 203.0.113.1/24, control :8080, lightscale-relay --udp 3478 --stream 8443
 #     |                                  |
@@ -101,4 +101,16 @@ fi
 check_eq "a's status names the UDP relay" 203.0.113.1:3478 "$(pj a "$pb" .relay)"
 check "ping a -> b through the UDP relay" ping_within a "$ab" 15
 check "status --json has the relay lists" test "$(lsx a status --json | jq '.nat.relays.stream.relays | length')" = 1
+
+# 5. The agent restarts while relayed: its relay proxy (new loopback sockets) takes the
+# peer back, the engine kept running.
+agent_kill a
+agent_start a
+t5=$(date +%s%N)
+if wait_for 30 "a relayed after restart" path_is a "$pb" relayed udp; then
+	ok "a restarted agent relays b again ($(ms $t5) ms after it started)"
+else
+	fail "a restarted agent relays b again" "$(lsx a status --json | jq -c '.peers[0].path')"
+fi
+check "ping a -> b after the agent restart" ping_within a "$ab" 15
 tap_done
