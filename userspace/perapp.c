@@ -576,6 +576,53 @@ static int slot_down(const struct ls_profile *p, int slot)
 	return 0;
 }
 
+/* ---- conntrack marks ------------------------------------------------------------------ */
+
+/* Replies to an app's connections carry its mark back in (ct mark), and reverse-path
+ * filtering uses it (src_valid_mark): a loose or strict check then finds the app's table
+ * (default dev ls-P) even when the main table has no route back to the source, as on a
+ * client whose only way out is the exit. One table for every profile's app routes (the
+ * marks share 0x4c41xxxx). */
+#define NFT_TABLE "lightscale-perapp"
+
+static int nft_script(const char *script)
+{
+	FILE *f = popen("nft -f - 2>&1", "w");
+
+	if (!f)
+		return -errno;
+	fputs(script, f);
+	return pclose(f) == 0 ? 0 : -EIO;
+}
+
+static void ct_marks(bool on)
+{
+	static bool done;
+	char cur[16];
+	char script[1024];
+
+	if (on && done)
+		return;
+	if (on) {
+		snprintf(script, sizeof(script),
+			 "add table inet " NFT_TABLE "\nflush table inet " NFT_TABLE "\n"
+			 "table inet " NFT_TABLE " {\n"
+			 "  chain out { type route hook output priority mangle; meta mark & 0x%x == 0x%x ct mark set meta mark; }\n"
+			 "  chain pre { type filter hook prerouting priority mangle; ct mark & 0x%x == 0x%x meta mark set ct mark; }\n"
+			 "}\n",
+			 0xffff0000u, LS_PERAPP_MARK_BASE, 0xffff0000u, LS_PERAPP_MARK_BASE);
+		if (nft_script(script))
+			pr_warn("app routes: cannot create nft table inet %s (replies may fail reverse-path checks)", NFT_TABLE);
+		else
+			done = true;
+		if (!ls_sysctl_get("net/ipv4/conf/all/src_valid_mark", cur, sizeof(cur)) && cur[0] == '0')
+			ls_sysctl_set("net/ipv4/conf/all/src_valid_mark", "1");
+	} else {
+		nft_script("delete table inet " NFT_TABLE "\n");
+		done = false;
+	}
+}
+
 /* ---- apply -------------------------------------------------------------------------- */
 
 static bool has_default(const struct ls_wg_peer *w, int family)
@@ -770,10 +817,24 @@ static int apply(const struct ls_profile *p, const struct ls_netmap *nm_in, bool
 	if (set.n && ifindex) {
 		char path[PATH_MAX];
 
-		/* replies from the internet arrive on ls-P for a socket routed by mark:
-		 * strict reverse-path filtering (mark 0, main table) would drop them */
+		char cur[16];
+
+		/* replies from the internet arrive on ls-P for a socket routed by mark: strict
+		 * reverse-path filtering (mark 0, main table) would drop them. Strict (1) becomes
+		 * loose (2); off (0) stays off (the kernel uses the larger of all and the device) */
 		snprintf(path, sizeof(path), "net/ipv4/conf/%s/rp_filter", p->ifname);
-		ls_sysctl_set(path, "2");
+		if (!ls_sysctl_get(path, cur, sizeof(cur)) && cur[0] == '1')
+			ls_sysctl_set(path, "2");
+		if (!ls_sysctl_get("net/ipv4/conf/all/rp_filter", cur, sizeof(cur)) && cur[0] == '1')
+			ls_sysctl_set("net/ipv4/conf/all/rp_filter", "2");
+	}
+	if (set.n)
+		ct_marks(true);
+	else if (force) {
+		struct pinned pins[LS_PERAPP_MAX * 4];
+
+		if (!list_pins(pins, ARRAY_SIZE(pins)))
+			ct_marks(false); /* the last app route on the machine is gone */
 	}
 	for (size_t i = 0; i < set.n; i++) {
 		int r = slot_bpf(p, set.v[i].slot, set.v[i].cgroup);
