@@ -577,16 +577,32 @@ static void np_raw_readable(struct np *np, int fd, int family)
 
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage from = { 0 }, src, dst;
-		socklen_t flen = sizeof(from);
+		union {
+			struct cmsghdr h;
+			uint8_t b[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		} cm;
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = cm.b, .msg_controllen = sizeof(cm.b) };
 		const uint8_t *pl;
 		size_t plen;
-		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
 
 		if (n < 0)
 			return;
 		src = from;
 		if (ls_raw_udp_parse(family, buf, (size_t)n, np->port, &src, &dst, &pl, &plen))
 			continue;
+		/* IPv6: where it came to, for the answer's source address */
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); family == AF_INET6 && c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+				struct in6_pktinfo pi;
+
+				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+				((struct sockaddr_in6 *)&dst)->sin6_family = AF_INET6;
+				((struct sockaddr_in6 *)&dst)->sin6_addr = pi.ipi6_addr;
+			}
+		}
 		np_unmap(&src);
 		if (plen >= 4 && !memcmp(pl, LS_DISCO_MAGIC, 4))
 			np_disco_input(np, &src, &dst, pl, plen);

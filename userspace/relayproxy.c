@@ -2104,7 +2104,10 @@ int ls_raw_udp_open(int family, uint16_t wg_port, uint32_t mark)
 	if (family == AF_INET6) {
 		int off = 6; /* the kernel fills in the UDP checksum (mandatory over IPv6) */
 
-		if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &off, sizeof(off)) < 0)
+		int one = 1;
+
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &off, sizeof(off)) < 0 ||
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) < 0)
 			goto fail;
 	}
 	/* What queued before the filter was attached goes. */

@@ -224,7 +224,8 @@ int ls_raw_udp_send(int fd, uint16_t sport, const struct sockaddr_storage *dst, 
 /* What a raw socket read: an IPv4 packet (family AF_INET) or a UDP datagram with its
  * header (AF_INET6, whose raw sockets strip the IP header; src from recvfrom). Checks
  * the UDP header and that it goes to wg_port; sets src (address and port) and the
- * payload; dst gets the destination address (IPv4 only; AF_UNSPEC otherwise). 0 or -EBADMSG. */
+ * payload; dst gets the destination address (IPv4: from the header; IPv6: AF_UNSPEC,
+ * the caller takes it from the IPV6_PKTINFO the socket receives). 0 or -EBADMSG. */
 int ls_raw_udp_parse(int family, const uint8_t *pkt, size_t len, uint16_t wg_port, struct sockaddr_storage *src,
 		     struct sockaddr_storage *dst, const uint8_t **payload, size_t *plen);
 

@@ -930,6 +930,79 @@ static void test_raw_socket(void **state)
 	close(peer);
 }
 
+static int udp6_bound(uint16_t *port)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin6_port);
+	return fd;
+}
+
+/* The same over IPv6 (the kernel fills in the mandatory UDP checksum). */
+static void test_raw_socket6(void **state)
+{
+	uint16_t wg_port, peer_port;
+	int wg = udp6_bound(&wg_port), peer, raw;
+	struct sockaddr_storage to = { 0 }, src, dst;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&to, from, wga;
+	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = 9 };
+	uint8_t msg[LS_DISCO_LEN], buf[256];
+	socklen_t flen = sizeof(from);
+	struct pollfd p;
+	const uint8_t *pl;
+	size_t plen;
+	ssize_t n;
+
+	(void)state;
+	if (wg < 0)
+		skip(); /* no IPv6 loopback */
+	peer = udp6_bound(&peer_port);
+	assert_true(peer >= 0);
+	raw = ls_raw_udp_open(AF_INET6, wg_port, 0);
+	if (raw == -EPERM || raw == -EACCES) {
+		close(wg);
+		close(peer);
+		skip();
+	}
+	assert_true(raw >= 0);
+	ls_disco_encode(&m, msg);
+	s6->sin6_family = AF_INET6;
+	s6->sin6_addr = in6addr_loopback;
+	s6->sin6_port = htons(peer_port);
+	assert_int_equal(ls_raw_udp_send(raw, wg_port, &to, NULL, msg, sizeof(msg)), 0);
+	p = (struct pollfd){ .fd = peer, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	n = recvfrom(peer, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+	assert_int_equal(n, LS_DISCO_LEN); /* a bad checksum would have been dropped */
+	assert_memory_equal(buf, msg, LS_DISCO_LEN);
+	assert_int_equal(ntohs(from.sin6_port), wg_port);
+	while (recv(raw, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
+		;
+	wga = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+				     .sin6_port = htons(wg_port) };
+	assert_int_equal(sendto(peer, msg, sizeof(msg), 0, (struct sockaddr *)&wga, sizeof(wga)), (ssize_t)sizeof(msg));
+	p = (struct pollfd){ .fd = raw, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	flen = sizeof(from);
+	n = recvfrom(raw, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+	assert_true(n > 0);
+	memcpy(&src, &from, sizeof(from));
+	assert_int_equal(ls_raw_udp_parse(AF_INET6, buf, (size_t)n, wg_port, &src, &dst, &pl, &plen), 0);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&src)->sin6_port), peer_port);
+	assert_int_equal(plen, LS_DISCO_LEN);
+	close(raw);
+	close(wg);
+	close(peer);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -947,6 +1020,7 @@ int main(void)
 		cmocka_unit_test(test_disco_codec),
 		cmocka_unit_test(test_raw_parse),
 		cmocka_unit_test(test_raw_socket),
+		cmocka_unit_test(test_raw_socket6),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
