@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "profile.h"
+#include "trust.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -281,6 +282,7 @@ int ls_profile_save_netmap(const struct ls_profile *p, const struct ls_netmap *n
 int ls_profile_ctl_trust(const struct ls_profile *p, struct ls_ctl *c)
 {
 	uint8_t pk[32];
+	char pins[LS_CTL_PINS_MAX];
 
 	if (p->tls_pins && *p->tls_pins)
 		ls_ctl_set_pinned_keys(c, p->tls_pins);
@@ -290,6 +292,10 @@ int ls_profile_ctl_trust(const struct ls_profile *p, struct ls_ctl *c)
 			return -EINVAL;
 		}
 		ls_ctl_set_identity(c, pk);
+		/* the pins the deployment published since enrollment (a rotated server key),
+		 * each endorsement checked again against the identity (trust.h) */
+		if (ls_trust_pins(p->dir, p->identity, pins, sizeof(pins)) > 0)
+			ls_ctl_set_pinned_keys(c, pins);
 	}
 	return 0;
 }
