@@ -82,11 +82,11 @@ LS="$BUILD/lightscale"
 "$LS" init --profile "$prof" --state-dir "$tmp/state" --control http://127.0.0.1:9 --token lst_bench >/dev/null
 "$B" --dump-netmap "$n" "$tmp/state/$prof/netmap.json"
 ifn=$(jq -r .interface "$tmp/state/$prof/config.json")
-nsenter --net=/run/netns/$ns -- env LIGHTSCALE_LOG=err ${LSA_AGENT_ENV:-} "$LS" agent --foreground --profile "$prof" --state-dir "$tmp/state" \
+nsenter --net=/run/netns/$ns -- env LIGHTSCALE_LOG=err ${LSA_AGENT_ENV:-} ${LSA_AGENT_WRAP:-} "$LS" agent --foreground --profile "$prof" --state-dir "$tmp/state" \
 	--engine "$AGENT_ENGINE" --heartbeat 300 >"$tmp/agent.log" 2>&1 &
 apid=$!
 t0=$(date +%s%N)
-for _ in $(seq 600); do
+for _ in $(seq "${LSA_AGENT_WAIT:-600}"); do
 	c=$(nsenter --net=/run/netns/$ns -- wg show "$ifn" peers 2>/dev/null | wc -l)
 	[ "$c" = "$n" ] && break
 	sleep 0.1
@@ -103,13 +103,19 @@ if [ "$AGENT_ENGINE" = kernel ]; then
 else
 	echo "  $arss; engine RSS $(rss "$eng" VmRSS) KiB (peak $(rss "$eng" VmHWM) KiB)"
 fi
+# What the idle agent costs: CPU over 10 s with nothing changing (timers, engine checks).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+c0=$(cpu_ticks $apid)
+sleep 10
+c1=$(cpu_ticks $apid)
+echo "  idle agent CPU: $(((c1 - c0) * 1000 / $(getconf CLK_TCK) / 10)) ms per second (over 10 s)"
 # How much of that is freed heap the allocator keeps: the same process after malloc_trim(0)
 # (gdb calls it in the agent; what the agent would hold if it trimmed after an apply).
 if command -v gdb >/dev/null; then
 	timeout 120 gdb -p "$apid" -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1 &&
 		echo "  agent RSS after malloc_trim(0) (gdb): $(rss $apid VmRSS) KiB (anon $(rss $apid RssAnon))"
 fi
-[ -n "${LSA_BENCH_SMAPS:-}" ] && awk '/^[0-9a-f]+-/ { m = $6 } /^Rss:/ && $2 > 200 { print "    " $2 " KiB " m }' "/proc/$apid/smaps"
+[ -n "${LSA_BENCH_SMAPS:-}" ] && awk '/^[0-9a-f]+-/ { m = $6 } /^Rss:/ && $2 > 200 { print "    " $2 " KiB " (m == "" ? "(anonymous)" : m) } /^[0-9a-f]+-/ && NF < 6 { m = "" }' "/proc/$apid/smaps"
 ((agent_kib < 16384)) && echo "  target: agent RSS < 16 MiB: met" || echo "  target: agent RSS < 16 MiB: MISSED"
 kill $apid; wait $apid 2>/dev/null
 nsenter --net=/run/netns/$ns -- "$LS" wg-down --profile "$prof" --state-dir "$tmp/state"

@@ -27,7 +27,7 @@ for f in "$VM_BUILD/bench/agent_apply" "$VM_BUILD/lightscale"; do
 done
 cleanup() {
 	vm_cleanup
-	[ "${keep:-0}" = 1 ] || rm -rf "$VM_RUN"
+	[ "${keep:-${KEEP:-0}}" = 1 ] || rm -rf "$VM_RUN"
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
@@ -60,7 +60,7 @@ for k in $KERNELS; do
 		"$(awk -v h="$host_ms" -v g="$guest_ms" 'BEGIN { printf "%.1fx", (h > 0 ? g / h : 0) }')"
 	t=$(date +%s)
 	vm_exec -t $((VM_LIFETIME - 120)) "$g" "modprobe wireguard &&
-		ENGINE=kernel BENCH_VM=0 LSA_BENCH_SMAPS=${LSA_BENCH_SMAPS:-} LSA_AGENT_ENV='${LSA_AGENT_ENV:-}' BUILD=$VM_BUILD ROUNDS=$ROUNDS SIZES='$SIZES' bench/agent/bench.sh" || {
+		ENGINE=kernel BENCH_VM=0 LSA_BENCH_SMAPS=${LSA_BENCH_SMAPS:-} LSA_AGENT_ENV='${LSA_AGENT_ENV:-}' LSA_AGENT_WRAP='${LSA_AGENT_WRAP:-}' LSA_AGENT_WAIT=${LSA_AGENT_WAIT:-600} BUILD=$VM_BUILD ROUNDS=$ROUNDS SIZES='$SIZES' bench/agent/bench.sh" || {
 		rc=1 keep=1
 		vm_log "$g" | tail -n 20
 	}
