@@ -594,35 +594,16 @@ fail:
  * machine key it names (proof of possession: nobody files a request under another machine's
  * key). It gets a short-lived, single-use approval link and waits; nothing else is created:
  * no node row, no name, no address, until an admin opens the link, picks a network and
- * approves (lsc_api_device_decide). Limits (the server's config, control/config.c; defaults
- * here): 10 requests per source address in a burst, refilling at one per 6 s (an office
+ * approves (lsc_api_device_decide). Limits (the server's config: rate_limits.device_request
+ * and device_request_all, device_requests.{waiting_per_source, waiting_max, lifetime},
+ * control/config.c; defaults): 10 requests per source address in a burst, refilling at one per 6 s (an office
  * behind one NAT can onboard a few laptops at once), 30 per server in a burst refilling at
  * one per 2 s, at most 20 waiting requests per source and 1000 in all across the servers of
  * the database, links that work 10 minutes; a new request of the same machine key ends its
  * older link; a machine key an admin rejected is refused (a new key asks again).
  * GET /v1/register/status (signed) tells the device where it stands. */
 static bool valid_id(const char *s);
-void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
-			   const char *network, bool approve);
 
-#ifdef LSC_HAVE_DEVICE_LIMITS
-#define DEVICE_LIMITS(s) (&(s)->cfg.devices)
-#else
-/* until control/control.h carries struct lsc_device_limits in struct lsc_config (requested,
- * with these defaults in lsc_config_defaults): the same struct, its defaults */
-struct lsc_device_limits {
-	double burst, rate;         /* tokenless requests per source address: bucket, refill/s */
-	double all_burst, all_rate; /* per server */
-	int waiting_per_source;     /* undecided live requests of one source, across servers */
-	int waiting_max;            /* undecided live requests in all */
-	int lifetime;               /* seconds an approval link works */
-};
-static const struct lsc_device_limits device_limits_default = {
-	.burst = 10, .rate = 1.0 / 6, .all_burst = 30, .all_rate = 0.5,
-	.waiting_per_source = 20, .waiting_max = 1000, .lifetime = 600,
-};
-#define DEVICE_LIMITS(s) ((void)(s), &device_limits_default)
-#endif
 
 /* A request signed by a machine key that need not belong to a node yet: the signature, the
  * clock and the nonce (replay window in the database, shared by every server) are checked
@@ -736,7 +717,7 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 {
 	char key[64], rlkey[96], code[40], hash[LS_SHA256_HEX_LEN + 1], url[320] = "";
 	char *routes = NULL, *endpoints = NULL, port[16], life[16];
-	const struct lsc_device_limits *lim = DEVICE_LIMITS(s);
+	const struct lsc_device_limits *lim = &s->cfg.devices;
 	const char *host = lsc_req_header(r, "Host");
 	uint8_t raw[16];
 	PGresult *res = NULL;

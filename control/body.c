@@ -609,26 +609,6 @@ int lsc_parse_routes(const char *body, size_t len, struct lsc_strv *routes, char
 	return ret;
 }
 
-/* Approval-page input parsers (control/body.c). Declared where used until control/control.h
- * carries them (requested); keep every copy identical.
- * lsc_form_value: the value of field `name' of an application/x-www-form-urlencoded body
- *   (body[0..len), not NUL-terminated), '+' and %XX decoded, in *out (caller frees); a field
- *   without '=' has the empty value. 0; -ENOENT absent; -EINVAL the field appears twice, or
- *   its value has a truncated or non-hex escape or a NUL (raw or %00); -E2BIG the value
- *   decodes to more than LS_FORM_VALUE_MAX bytes; -ENOMEM.
- * lsc_cookie_get: the idx-th (0: first) cookie `name' of a Cookie header ("a=1; b=2"; pairs
- *   split at ';', spaces and tabs around names and values dropped, one pair of quotes around
- *   a value dropped, pairs without '=' skipped) into out. 0; -ENOENT no such (hdr may be
- *   NULL); -E2BIG the value does not fit outlen (out is then "").
- * lsc_approve_session_id: the first LS_APPROVE_COOKIE cookie that is a session id
- *   (LS_APPROVE_SESSION_LEN lowercase hex digits). 0 or -ENOENT.
- * lsc_approve_code_check: 0 if code (the rest of /approve/CODE) is LS_APPROVE_CODE_LEN
- *   lowercase hex digits, else -EINVAL. */
-int lsc_form_value(const char *body, size_t len, const char *name, char **out);
-int lsc_cookie_get(const char *hdr, const char *name, unsigned idx, char *out, size_t outlen);
-int lsc_approve_session_id(const char *hdr, char id[LS_APPROVE_SESSION_LEN + 1]);
-int lsc_approve_code_check(const char *code);
-
 /* ---- the approval page's untrusted input (control/approve.c): form bodies, the Cookie
  * header, the code in the path. No server needed: tests/unit/test_control_approve.c and
  * control/fuzz/approve_fuzz.c call these directly. ---- */

@@ -7,10 +7,15 @@
  *    "dns": {"resolvers": ["100.100.100.100"]},
  *    "rate_limits": {"register": {"burst": 30, "per_second": 1},
  *                    "address":  {"burst": 2000, "per_second": 500},
- *                    "node":     {"burst": 60, "per_second": 2}},
+ *                    "node":     {"burst": 60, "per_second": 2},
+ *                    "device_request":     {"burst": 10, "per_second": 0.1667},
+ *                    "device_request_all": {"burst": 30, "per_second": 0.5}},
+ *    "device_requests": {"waiting_per_source": 20, "waiting_max": 1000, "lifetime": 600},
  *    "max_wait": 300, "online_secs": 120, "liveness_flush_ms": 5000,
  *    "connection_limit": 60000, "delta_versions": 4096}
- * Every member is optional.
+ * Every member is optional. device_request(_all): registrations without a token per source
+ * address (per server); device_requests: undecided requests per source address and in all
+ * (across the servers of the database), seconds an approval link works.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -35,6 +40,13 @@ void lsc_config_defaults(struct lsc_config *c)
 	c->liveness_flush_ms = 5000;
 	c->connection_limit = 60000;
 	c->delta_versions = LSC_DELTA_VERSIONS;
+	c->devices.burst = 10;
+	c->devices.rate = 1.0 / 6;
+	c->devices.all_burst = 30;
+	c->devices.all_rate = 0.5;
+	c->devices.waiting_per_source = 20;
+	c->devices.waiting_max = 1000;
+	c->devices.lifetime = 600;
 }
 
 void lsc_config_free(struct lsc_config *c)
@@ -163,9 +175,22 @@ int lsc_config_load(struct lsc_config *c, const char *path, char *err, size_t er
 	if (v) {
 		if (bucket(v, "register", &c->register_burst, &c->register_rate, err, errlen) ||
 		    bucket(v, "address", &c->ip_burst, &c->ip_rate, err, errlen) ||
-		    bucket(v, "node", &c->node_burst, &c->node_rate, err, errlen))
+		    bucket(v, "node", &c->node_burst, &c->node_rate, err, errlen) ||
+		    bucket(v, "device_request", &c->devices.burst, &c->devices.rate, err, errlen) ||
+		    bucket(v, "device_request_all", &c->devices.all_burst, &c->devices.all_rate, err,
+			   errlen))
 			goto cleanup;
 	}
+	v = json_object_get(j, "device_requests");
+	if (v && !json_is_object(v)) {
+		snprintf(err, errlen, "`device_requests' must be an object");
+		goto cleanup;
+	}
+	if (v && (int_member(v, "waiting_per_source", 1, 1000000, &c->devices.waiting_per_source, err,
+			     errlen) ||
+		  int_member(v, "waiting_max", 1, 10000000, &c->devices.waiting_max, err, errlen) ||
+		  int_member(v, "lifetime", 30, 7 * 86400, &c->devices.lifetime, err, errlen)))
+		goto cleanup;
 	if (int_member(j, "max_wait", 1, 3600, &c->max_wait, err, errlen) ||
 	    int_member(j, "online_secs", 5, 86400, &c->online_secs, err, errlen) ||
 	    int_member(j, "liveness_flush_ms", 100, 600000, &c->liveness_flush_ms, err, errlen) ||

@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "lightscale/api.h"
 #include "prefix.h"
 
 #define LSC_DEFAULT_STATE_DIR "/var/lib/lightscale-control"
@@ -35,6 +36,14 @@ void lsc_buf_json(struct lsc_buf *b, const json_t *j); /* compact */
 void lsc_buf_free(struct lsc_buf *b);
 
 /* ---- config file (JSON) ---- */
+/* limits of tokenless registrations (device requests, control/api.c) */
+struct lsc_device_limits {
+	double burst, rate;         /* tokenless requests per source address: bucket, refill/s */
+	double all_burst, all_rate; /* per server */
+	int waiting_per_source;     /* undecided live requests of one source, across servers */
+	int waiting_max;            /* undecided live requests in all */
+	int lifetime;               /* seconds an approval link works */
+};
 struct lsc_config {
 	json_t *relays;       /* {"stun": [], "turn": [], "stream": [], "udp": []} */
 	json_t *dns_resolvers; /* array of strings */
@@ -47,6 +56,7 @@ struct lsc_config {
 	int liveness_flush_ms;
 	int connection_limit;
 	int delta_versions;    /* change log kept (memory and database); older clients get full maps */
+	struct lsc_device_limits devices;
 };
 void lsc_config_defaults(struct lsc_config *c);
 int lsc_config_load(struct lsc_config *c, const char *path, char *err, size_t errlen);
@@ -112,6 +122,24 @@ void lsc_register_req_free(struct lsc_register_req *r);
 void lsc_heartbeat_req_free(struct lsc_heartbeat_req *r);
 void lsc_network_req_free(struct lsc_network_req *r);
 void lsc_token_req_free(struct lsc_token_req *r);
+/* Approval-page input parsers (control/body.c).
+ * lsc_form_value: the value of field `name' of an application/x-www-form-urlencoded body
+ *   (body[0..len), not NUL-terminated), '+' and %XX decoded, in *out (caller frees); a field
+ *   without '=' has the empty value. 0; -ENOENT absent; -EINVAL the field appears twice, or
+ *   its value has a truncated or non-hex escape or a NUL (raw or %00); -E2BIG the value
+ *   decodes to more than LS_FORM_VALUE_MAX bytes; -ENOMEM.
+ * lsc_cookie_get: the idx-th (0: first) cookie `name' of a Cookie header ("a=1; b=2"; pairs
+ *   split at ';', spaces and tabs around names and values dropped, one pair of quotes around
+ *   a value dropped, pairs without '=' skipped) into out. 0; -ENOENT no such (hdr may be
+ *   NULL); -E2BIG the value does not fit outlen (out is then "").
+ * lsc_approve_session_id: the first LS_APPROVE_COOKIE cookie that is a session id
+ *   (LS_APPROVE_SESSION_LEN lowercase hex digits). 0 or -ENOENT.
+ * lsc_approve_code_check: 0 if code (the rest of /approve/CODE) is LS_APPROVE_CODE_LEN
+ *   lowercase hex digits, else -EINVAL. */
+int lsc_form_value(const char *body, size_t len, const char *name, char **out);
+int lsc_cookie_get(const char *hdr, const char *name, unsigned idx, char *out, size_t outlen);
+int lsc_approve_session_id(const char *hdr, char id[LS_APPROVE_SESSION_LEN + 1]);
+int lsc_approve_code_check(const char *code);
 /* Names: a network name is [a-z0-9][a-z0-9-]{0,31}; a DNS suffix is dot-separated labels.
  * lsc_dns_label() turns any hostname into a DNS label (<= maxlen, never empty). */
 bool lsc_valid_network_name(const char *s);

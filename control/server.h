@@ -116,7 +116,6 @@ struct lsc_server {
 	bool have_identity;
 	bool tls;            /* serving HTTPS: approval links are https:// */
 	struct lsc_tls *tlsk; /* the served TLS key and its rotation (tls_admin.c), NULL: HTTP */
-	struct { char id[65]; char admin_id[16]; uint64_t expires_ms; } sessions[64]; /* approval page */
 	/* counters (bench, health) */
 	uint64_t bytes_wake, n_wake;
 };
@@ -142,6 +141,10 @@ int64_t lsc_i64(PGresult *r, int row, int col);
 /* Sets node ID to active (approve), rejected or revoked and replies with the node. */
 void lsc_api_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
 			 enum node_action act);
+/* Approves (into network, required) or rejects waiting device request id; replies {"node",
+ * "network", "request"} or {"request"}. r->admin_id is the deciding admin. */
+void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id,
+			   const char *network, bool approve);
 /* tls_admin.c: /v1/admin/tls[SUB] (SUB is "" or "/..."), after admin authentication */
 void lsc_tls_admin(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *method,
 		   const char *sub);
