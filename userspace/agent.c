@@ -40,6 +40,10 @@
 #include "log.h"
 #include "mnet.h"
 #include "netmap.h"
+#include "exitsel.h"
+#include "l2seg.h"
+#include "localui.h"
+#include "perapp.h"
 #include "relayproxy.h"
 #include "rtnl.h"
 #include "stun.h"
@@ -113,6 +117,8 @@ static int dp_reconcile_full(struct agent *a)
 		a->dp_ok = false;
 	} else {
 		a->applied_version = a->nm->version;
+		ls_perapp_apply(a->prof, a->nm); /* app routes' exit peers (perapp.h) */
+		ls_l2seg_apply(a->prof, a->nm);  /* L2 segments' FDB follows the peers (l2seg.h) */
 	}
 	return ret;
 }
@@ -167,6 +173,8 @@ static int handle_netmap(struct agent *a, json_t *doc)
 		a->applied_version = a->nm->version;
 		pr_info("netmap version %lld applied: %zu added, %zu changed, %zu removed, %zu peers",
 			(long long)a->nm->version, diff.n_added, diff.n_changed, diff.n_removed, a->nm->n_peers);
+		ls_perapp_apply(a->prof, a->nm);
+		ls_l2seg_apply(a->prof, a->nm);
 	}
 	dns_refresh(a);
 	if (ls_profile_save_netmap(a->prof, a->nm))
@@ -1297,6 +1305,7 @@ static void reload_exit_choice(struct agent *a)
 	size_t len;
 	json_t *doc, *v;
 	const char *want = "none";
+	char auto_pick[128];
 
 	if (a->opts.dp.exit_node && a->exit_pref[0] == '\0')
 		return; /* fixed on the command line */
@@ -1308,6 +1317,14 @@ static void reload_exit_choice(struct agent *a)
 	v = json_object_get(doc, "exit_node");
 	if (json_is_string(v))
 		want = json_string_value(v);
+	if (!strcmp(want, "auto")) {
+		/* exit-node use auto --by latency: the fastest exit now (exitsel.h) */
+		pthread_mutex_lock(&a->lock);
+		ls_exitsel_auto(a->prof, a->nm, auto_pick, sizeof(auto_pick));
+		pthread_mutex_unlock(&a->lock);
+		if (auto_pick[0])
+			want = auto_pick;
+	}
 	if (strcmp(want, a->exit_pref)) {
 		struct ls_nm_diff none = { 0 };
 
@@ -1331,6 +1348,7 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 	pthread_t t_nm, t_hb;
 	sigset_t block, old;
 	int lock_fd, api_fd, mon_fd, ret;
+	struct ls_localui *ui = NULL;
 	uint64_t ensure_at = 0, next_check = 0;
 	char err[512];
 	size_t n_last = 0;
@@ -1380,6 +1398,7 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 		close(lock_fd);
 		return ret;
 	}
+	ls_localui_start(prof, &ui); /* read-only status page on /run/lightscale/P/ui.sock (localui.h) */
 	if (!opts->dns.off && ls_dnsd_start(prof, &opts->dns, &a.dns))
 		pr_warn("split DNS is off for profile '%s'", prof->name);
 	pthread_mutex_lock(&a.lock);
@@ -1463,6 +1482,10 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 				}
 				if (!a.dp_ok)
 					dp_reconcile_full(&a);
+				else if (a.nm) {
+					ls_perapp_apply(prof, a.nm); /* app routes: rules, links, cgroups that came back */
+					ls_l2seg_apply(prof, a.nm);
+				}
 				dns_refresh(&a);
 				pthread_mutex_unlock(&a.lock);
 			}
@@ -1473,6 +1496,7 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 	pthread_mutex_lock(&a.lock);
 	pthread_cond_broadcast(&a.hb_cond);
 	pthread_mutex_unlock(&a.lock);
+	ls_localui_stop(ui);
 	ls_dnsd_stop(a.dns);
 	if (opts->down_on_exit)
 		ls_dp_down(prof);
