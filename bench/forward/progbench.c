@@ -66,8 +66,8 @@ int main(int argc, char **argv)
 	printf("program ns/packet via BPF_PROG_TEST_RUN, %d-byte frame, repeat %d, %d rounds (median [min-max])\n",
 	       (int)len, repeat, rounds);
 	printf("%-24s %-14s %8s %22s %10s %8s\n", "program", "prefixes", "floor", "program", "delta", "target");
-	printf("(\"one-len\": every IPv4 mapping /24: a hash lookup from 256 mappings on, the LPM trie below;\n"
-	       " \"mixed\": one extra /16, so the LPM trie always)\n");
+	printf("(\"one-len\": every IPv4 mapping /24; \"mixed\": one extra /16. From 256 mappings on, one hash\n"
+	       " lookup per length, longest first (a miss costs one per length); the LPM trie below)\n");
 	for (size_t mi = 0; mi < 6; mi++) {
 		size_t si = mi / 2;
 		bool lpm = mi % 2; /* one extra /16 mapping: mixed lengths, so the LPM tries decide */
