@@ -199,6 +199,24 @@ static const struct cmd_help helps[] = {
 	 "\n"
 	 "Withdraws an endorsed pin now (netmaps stop carrying it; pinned nodes stop\n"
 	 "accepting it). A pin a server serves (active) cannot be withdrawn.\n"},
+	{"device", "list",
+	 "Usage: lightscale-control device list [common options]\n"
+	 "\n"
+	 "Lists the device requests (registrations without a token, newest first, at most\n"
+	 "500): id, hostname, source address, status (waiting, expired, approved, rejected,\n"
+	 "removed), the node an approval made and the admin key that decided it. A waiting\n"
+	 "request's approval link works until EXPIRES.\n"},
+	{"device", "approve",
+	 "Usage: lightscale-control device approve ID --network NAME [common options]\n"
+	 "\n"
+	 "Approves waiting device request ID into network NAME (what the approval page's\n"
+	 "Approve does): the node is created with its name and addresses, and the device's\n"
+	 "waiting `lightscale register' completes.\n"},
+	{"device", "reject",
+	 "Usage: lightscale-control device reject ID [common options]\n"
+	 "\n"
+	 "Rejects waiting device request ID: no node is made, the device's register ends\n"
+	 "with an error, and its machine key cannot ask again.\n"},
 	{"node", "delete",
 	 "Usage: lightscale-control node delete ID [common options]\n"
 	 "\n"
@@ -710,7 +728,7 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 	}
 	if (strcmp(cmd, "network") && strcmp(cmd, "token") && strcmp(cmd, "node") &&
 	    strcmp(cmd, "route") && strcmp(cmd, "acl") && strcmp(cmd, "audit") &&
-	    strcmp(cmd, "admin-key") && strcmp(cmd, "tls")) {
+	    strcmp(cmd, "admin-key") && strcmp(cmd, "tls") && strcmp(cmd, "device")) {
 		fprintf(stderr, "lightscale-control: unknown command `%s' (see --help)\n", cmd);
 		return 2;
 	}
@@ -1174,6 +1192,47 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 			goto out;
 		if (!c.json)
 			printf("revoked admin key %s\n", js(resp.json, "id"));
+	} else if (!strcmp(cmd, "device") && !strcmp(action, "list")) {
+		json_t *v;
+
+		if ((ret = setup_client(&c)) || (ret = do_request(&c, "GET", "/v1/admin/devices", NULL, &resp)))
+			goto out;
+		if (!c.json) {
+			printf("%-6s %-24s %-40s %-9s %-6s %-12s %s\n", "ID", "HOSTNAME", "SOURCE", "STATUS",
+			       "NODE", "DECIDED BY", "CREATED / EXPIRES");
+			json_array_foreach(json_object_get(resp.json, "devices"), i, v) {
+				char t1[64], t2[64], node[24] = "-";
+
+				fmt_time(t1, sizeof(t1), ji(v, "created_at"));
+				fmt_time(t2, sizeof(t2), ji(v, "expires_at"));
+				if (ji(v, "node"))
+					snprintf(node, sizeof(node), "%" JSON_INTEGER_FORMAT, ji(v, "node"));
+				printf("%-6" JSON_INTEGER_FORMAT " %-24s %-40s %-9s %-6s %-12s %s / %s\n",
+				       ji(v, "id"), js(v, "hostname"), js(v, "source"), js(v, "status"), node,
+				       js(v, "decided_by")[0] ? js(v, "decided_by") : "-", t1, t2);
+			}
+		}
+	} else if (!strcmp(cmd, "device") && (!strcmp(action, "approve") || !strcmp(action, "reject"))) {
+		bool appr = !strcmp(action, "approve");
+		json_t *b = NULL;
+
+		NEED_ARG("ID");
+		if (appr) {
+			NEED_NETWORK();
+			b = json_pack("{s:s}", "network", c.network);
+		}
+		snprintf(path, sizeof(path), "/v1/admin/devices/%s/%s", arg, action);
+		if ((ret = setup_client(&c)) || (ret = do_request(&c, "POST", path, b, &resp)))
+			goto out;
+		if (!c.json) {
+			if (appr)
+				printf("device request %" JSON_INTEGER_FORMAT " approved: node %" JSON_INTEGER_FORMAT
+				       " %s\n",
+				       ji(resp.json, "request"), ji(json_object_get(resp.json, "node"), "id"),
+				       js(json_object_get(resp.json, "node"), "dns_name"));
+			else
+				printf("device request %" JSON_INTEGER_FORMAT " rejected\n", ji(resp.json, "request"));
+		}
 	} else if (!strcmp(cmd, "tls")) {
 		ret = tls_cmd(&c, action, arg, &resp);
 		if (ret == 2) {

@@ -189,8 +189,13 @@ int lsc_config_load(struct lsc_config *c, const char *path, char *err, size_t er
 	if (v && (int_member(v, "waiting_per_source", 1, 1000000, &c->devices.waiting_per_source, err,
 			     errlen) ||
 		  int_member(v, "waiting_max", 1, 10000000, &c->devices.waiting_max, err, errlen) ||
-		  int_member(v, "lifetime", 30, 7 * 86400, &c->devices.lifetime, err, errlen)))
+		  int_member(v, "lifetime", 30, 7 * 86400, &c->devices.lifetime, err, errlen))) {
+		char m[256];
+
+		snprintf(m, sizeof(m), "%s", err);
+		snprintf(err, errlen, "device_requests: %s", m); /* names the member in full */
 		goto cleanup;
+	}
 	if (int_member(j, "max_wait", 1, 3600, &c->max_wait, err, errlen) ||
 	    int_member(j, "online_secs", 5, 86400, &c->online_secs, err, errlen) ||
 	    int_member(j, "liveness_flush_ms", 100, 600000, &c->liveness_flush_ms, err, errlen) ||

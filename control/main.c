@@ -20,6 +20,7 @@ static const char usage_main[] =
 	"  network create|list|show     manage networks\n"
 	"  token create|list|revoke     manage enrollment tokens\n"
 	"  node list|show|delete        inspect and remove nodes\n"
+	"  device list|approve|reject   registrations without a token (approval links)\n"
 	"  tls status|rotate|activate|withdraw  the servers' TLS keys (staged rotation)\n"
 	"  help [COMMAND]        show the manual of a command\n"
 	"  version               print the version and schema version\n"
