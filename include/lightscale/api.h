@@ -162,6 +162,33 @@
  *            Both: 404 not_found (no such request), 409 conflict (already decided, or its
  *            link expired), 409 bad_key (approve: the machine key is a node already); the
  *            audit log records device_approve / device_reject.
+ *   GET    /v1/admin/tls                     TLS keys (control/tls_admin.c, README "TLS") ->
+ *            {"server": {"id", "serving": PIN, "staged": PIN (absent: none), "managed": true
+ *                        (false: --tls-cert, no staged rotation)},
+ *                       ({"serving": null, "managed": false} on --insecure-http),
+ *             "identity": "<b64 Ed25519>" ("" without one),
+ *             "pins": [{"pin", "state": "next"|"active"|"retiring", "server_id", "server"
+ *                       (its listen address), "endorsed" (the identity key's endorsement verifies),
+ *                       "not_after", "created_at", "activated_at"? , "retire_at"?,
+ *                       "served_here" (this server serves it), and for "next":
+ *                       "nodes_seen_since" (active nodes that made a request since it was
+ *                       published), "nodes" (active nodes)}]}  (oldest first)
+ *   POST   /v1/admin/tls/rotate              (no body) stages a new self-signed key on this
+ *            server, endorsed and published at once -> 200 {"server_id", "pin", "state":
+ *            "next", "serving"}; 409 conflict: a key is staged already, plain HTTP, a
+ *            --tls-cert server, or schema < 8 / no identity key
+ *   POST   /v1/admin/tls/activate            {"retire_after": seconds}? (default 86400, at
+ *            most 10 years; 0: the previous key is withdrawn at once) serves the staged key
+ *            from the next handshake on -> 200 {"server_id", "pin", "previous", "retire_at"};
+ *            400 bad_request (not an object, retire_after out of range); 409 conflict (no
+ *            staged key, or it is not endorsed as "next"; the same refusals as rotate);
+ *            503 unavailable
+ *   POST   /v1/admin/tls/withdraw            {"pin": "sha256//BASE64"} stops publishing an
+ *            endorsed pin now -> 200 {"pin", "withdrawn": true}; 400 bad_request (no pin);
+ *            404 not_found (not endorsed); 409 conflict (a server serves it: active, or it
+ *            is staged on this server, or schema < 8)
+ *            Every change is in the audit log (tls_rotate, tls_activate, tls_withdraw);
+ *            another method or path under /v1/admin/tls is 404 not_found.
  *   GET|POST /approve/CODE                   the same decision from the HTML page of the
  *            link (sign-in with an admin key; session cookie LS_APPROVE_COOKIE, Path
  *            /approve/, HttpOnly, SameSite=Strict, Secure over HTTPS). Form fields
