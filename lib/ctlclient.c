@@ -11,12 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <sodium.h>
 
 #include "lightscale/api.h"
+#include "log.h"
 #include "sign.h"
 #include "util.h"
 
@@ -43,12 +46,30 @@ static void set_err(struct ls_ctl_error *err, long status, const char *code, con
 	va_end(ap);
 }
 
+/* milliseconds from the environment variable name (1..600000), else def */
+static long env_ms(const char *name, long def)
+{
+	const char *v = getenv(name);
+	char *end = NULL;
+	long ms;
+
+	if (!v || !*v)
+		return def;
+	ms = strtol(v, &end, 10);
+	if (*end || ms < 1 || ms > 600000) {
+		pr_warn("ignoring %s=`%s': not milliseconds in 1..600000 (using %ld)", name, v, def);
+		return def;
+	}
+	return ms;
+}
+
 int ls_ctl_init(struct ls_ctl *c, const char *urls)
 {
 	const char *p = urls;
 
 	memset(c, 0, sizeof(*c));
-	c->connect_timeout_ms = LS_CTL_CONNECT_TIMEOUT_MS;
+	c->connect_timeout_ms = env_ms("LIGHTSCALE_CONNECT_TIMEOUT_MS", LS_CTL_CONNECT_TIMEOUT_MS);
+	c->handshake_timeout_ms = env_ms("LIGHTSCALE_TLS_TIMEOUT_MS", LS_CTL_HANDSHAKE_TIMEOUT_MS);
 	pthread_once(&curl_once, curl_init_once);
 	if (!urls)
 		return -EINVAL;
@@ -193,13 +214,77 @@ void ls_ctl_set_fwmark(struct ls_ctl *c, uint32_t mark)
 	c->fwmark = mark;
 }
 
+/* libcurl's CURLOPT_CONNECTTIMEOUT_MS covers the TCP connect and the TLS handshake
+ * together; to give them separate allowances the socket is made and connected here
+ * (marked first), within connect_timeout_ms, and handed to libcurl connected. */
+static curl_socket_t opensocket_cb(void *opaque, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct ls_ctl *c = opaque;
+	uint64_t deadline = ls_now_ms() + (uint64_t)c->connect_timeout_ms;
+	socklen_t el = sizeof(int);
+	int fd, err = 0, n;
+
+	c->connect_errno = 0;
+	if (purpose != CURLSOCKTYPE_IPCXN) {
+		c->connect_errno = EINVAL;
+		return CURL_SOCKET_BAD;
+	}
+	fd = socket(a->family, a->socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->protocol);
+	if (fd < 0) {
+		c->connect_errno = errno;
+		return CURL_SOCKET_BAD;
+	}
+	if (c->fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &c->fwmark, sizeof(c->fwmark)) < 0) {
+		err = errno;
+		goto fail;
+	}
+	if (connect(fd, &a->addr, a->addrlen) == 0)
+		return fd;
+	if (errno != EINPROGRESS) {
+		err = errno;
+		goto fail;
+	}
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		uint64_t now = ls_now_ms();
+
+		if (now >= deadline) {
+			err = ETIMEDOUT;
+			goto fail;
+		}
+		n = poll(&p, 1, (int)(deadline - now));
+		if (n > 0)
+			break;
+		if (n < 0 && errno != EINTR) {
+			err = errno;
+			goto fail;
+		}
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+		err = errno;
+	if (err)
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	c->connect_errno = err;
+	return CURL_SOCKET_BAD;
+}
+
 static int sockopt_cb(void *opaque, curl_socket_t fd, curlsocktype purpose)
 {
-	const struct ls_ctl *c = opaque;
+	(void)opaque;
+	(void)fd;
+	(void)purpose;
+	return CURL_SOCKOPT_ALREADY_CONNECTED; /* by opensocket_cb */
+}
 
-	if (c->fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &c->fwmark, sizeof(c->fwmark)) < 0)
-		return CURL_SOCKOPT_ERROR;
-	return CURL_SOCKOPT_OK;
+static void set_socket_cbs(CURL *h, struct ls_ctl *c)
+{
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
 }
 
 void ls_ctl_response_free(struct ls_ctl_response *r)
@@ -296,10 +381,7 @@ static void server_pin(struct ls_ctl *c, const char *base, char pin[LS_PIN_STRLE
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
-	if (c->fwmark) {
-		curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
-		curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
-	}
+	set_socket_cbs(h, c);
 	if (curl_easy_perform(h) == CURLE_OK &&
 	    curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) == CURLE_OK && ci && ci->num_of_certs > 0) {
 		struct curl_slist *sl;
@@ -353,16 +435,16 @@ static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, c
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 c->handshake_timeout_ms > c->connect_timeout_ms ? c->handshake_timeout_ms
+									 : c->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "lightscale/1");
-	if (c->fwmark) {
-		curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
-		curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
-	}
+	set_socket_cbs(h, c);
+	c->connect_errno = 0;
 	if (!strncmp(base, "https://", 8)) {
 		if (pins) {
 			curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pins);
@@ -420,6 +502,23 @@ static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, c
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, (void *)sigbuf);
 	rc = curl_easy_perform(h);
+	if (rc == CURLE_COULDNT_CONNECT && c->connect_errno) {
+		/* our own connect (opensocket_cb) failed: say why */
+		if (c->connect_errno == ETIMEDOUT) {
+			snprintf(errbuf, CURL_ERROR_SIZE, "no TCP connection within %ld ms",
+				 c->connect_timeout_ms);
+			rc = CURLE_OPERATION_TIMEDOUT;
+		} else {
+			snprintf(errbuf, CURL_ERROR_SIZE, "connect: %s", strerror(c->connect_errno));
+		}
+	} else if (rc == CURLE_OPERATION_TIMEDOUT && strstr(errbuf, "SSL connection timeout")) {
+		size_t l = strlen(errbuf);
+
+		snprintf(errbuf + l, CURL_ERROR_SIZE - l,
+			 " (TCP connected; connect and TLS handshake got %ld ms: LIGHTSCALE_TLS_TIMEOUT_MS)",
+			 c->handshake_timeout_ms > c->connect_timeout_ms ? c->handshake_timeout_ms
+									 : c->connect_timeout_ms);
+	}
 	if (rc == CURLE_WRITE_ERROR && b.overflow) {
 		snprintf(errbuf, CURL_ERROR_SIZE, "response larger than %u bytes",
 			 LS_CTL_MAX_RESPONSE);

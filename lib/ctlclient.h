@@ -47,7 +47,16 @@
 
 #define LS_CTL_MAX_URLS 16
 #define LS_CTL_DEFAULT_TIMEOUT_MS 15000
+/* Two allowances for reaching a server. The TCP connect (SYN to established) gets
+ * LS_CTL_CONNECT_TIMEOUT_MS: a blackholed control URL costs that much before the next
+ * one is tried (a refused one costs nothing). Connect plus the TLS handshake get
+ * LS_CTL_HANDSHAKE_TIMEOUT_MS: a slow but live server (an emulated or overloaded machine
+ * where the handshake's public-key operations take seconds) is not given up on. The
+ * environment overrides both for every struct ls_ctl (ls_ctl_init):
+ * LIGHTSCALE_CONNECT_TIMEOUT_MS and LIGHTSCALE_TLS_TIMEOUT_MS (milliseconds, 1..600000);
+ * the handshake allowance is never shorter than the connect timeout. */
 #define LS_CTL_CONNECT_TIMEOUT_MS 3000
+#define LS_CTL_HANDSHAKE_TIMEOUT_MS 10000
 #define LS_CTL_MAX_RESPONSE (64u * 1024 * 1024)
 
 enum ls_ctl_auth {
@@ -65,7 +74,9 @@ struct ls_ctl {
 	char *admin_key;
 	char *pinned_keys;           /* CURLOPT_PINNEDPUBLICKEY list, or NULL */
 	char *ca_file;               /* CURLOPT_CAINFO, or NULL */
-	long connect_timeout_ms;     /* default LS_CTL_CONNECT_TIMEOUT_MS */
+	long connect_timeout_ms;     /* TCP connect; default LS_CTL_CONNECT_TIMEOUT_MS */
+	long handshake_timeout_ms;   /* connect + TLS handshake; LS_CTL_HANDSHAKE_TIMEOUT_MS */
+	int connect_errno;           /* why the last TCP connect failed (0: it did not) */
 	void *curl;                  /* CURL * kept for connection reuse */
 	uint32_t fwmark;             /* SO_MARK on every socket (0: none), see ls_ctl_set_fwmark */
 	uint8_t identity_pk[32];     /* netmaps must be signed by it (ls_ctl_set_identity) */

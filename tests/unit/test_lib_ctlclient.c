@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -227,6 +228,120 @@ static void test_fwmark(void **state)
 	ls_ctl_free(&c);
 }
 
+/* a loopback listener that never accepts: connections complete (the kernel's accept
+ * queue) but nothing is ever said, so a TLS handshake hangs */
+static int silent_listener(int backlog, int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, backlog), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* A server that takes the TCP connection but is slow to answer the TLS handshake gets
+ * the handshake allowance, not the (short) connect timeout. */
+static void test_handshake_allowance(void **state)
+{
+	struct ls_ctl c;
+	struct ls_ctl_response r;
+	struct ls_ctl_error e;
+	char url[64];
+	uint64_t t0, ms;
+	int port, fd = silent_listener(8, &port);
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);
+	assert_int_equal(ls_ctl_init(&c, url), 0);
+	c.connect_timeout_ms = 200;
+	c.handshake_timeout_ms = 1500;
+	t0 = ls_now_ms();
+	assert_int_equal(ls_ctl_health(&c, &r, &e), -ETIMEDOUT);
+	ms = ls_now_ms() - t0;
+	print_message("# TLS handshake given up after %" PRIu64 " ms: %s\n", ms, e.message);
+	assert_string_equal(e.code, "timeout");
+	assert_true(ms >= 1400 && ms < 5000);
+	assert_non_null(strstr(e.message, "LIGHTSCALE_TLS_TIMEOUT_MS"));
+	ls_ctl_response_free(&r);
+	ls_ctl_free(&c);
+	close(fd);
+}
+
+/* A blackholed first URL (SYNs dropped: a listener whose accept queue is full) costs the
+ * connect timeout, not the handshake allowance, before the second URL answers. */
+static void test_blackhole_failover(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct canned srv;
+	struct ls_ctl c;
+	struct ls_ctl_response r;
+	struct ls_ctl_error e;
+	char urls[128];
+	pthread_t t;
+	uint64_t t0, ms;
+	int port, fd = silent_listener(0, &port), fill[3], i;
+
+	/* fill the accept queue; later SYNs are dropped */
+	sa.sin_port = htons(port);
+	for (i = 0; i < 3; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
+	}
+	usleep(100 * 1000);
+	canned_start(&srv, &t, "200 OK", "{\"ok\":true}");
+	snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://127.0.0.1:%d", port, srv.port);
+	assert_int_equal(ls_ctl_init(&c, urls), 0);
+	c.connect_timeout_ms = 300;
+	c.handshake_timeout_ms = 5000;
+	t0 = ls_now_ms();
+	assert_int_equal(ls_ctl_health(&c, &r, &e), 0);
+	ms = ls_now_ms() - t0;
+	pthread_join(t, NULL);
+	close(srv.fd);
+	print_message("# failover past a blackholed URL: %" PRIu64 " ms\n", ms);
+	assert_int_equal(c.current, 1);
+	assert_true(ms >= 250 && ms < 2000);
+	ls_ctl_response_free(&r);
+	ls_ctl_free(&c);
+
+	/* alone, it is a timeout that names the connect */
+	snprintf(urls, sizeof(urls), "http://127.0.0.1:%d", port);
+	assert_int_equal(ls_ctl_init(&c, urls), 0);
+	c.connect_timeout_ms = 300;
+	assert_int_equal(ls_ctl_health(&c, &r, &e), -ETIMEDOUT);
+	assert_string_equal(e.code, "timeout");
+	assert_non_null(strstr(e.message, "no TCP connection within 300 ms"));
+	ls_ctl_response_free(&r);
+	ls_ctl_free(&c);
+	for (i = 0; i < 3; i++)
+		close(fill[i]);
+	close(fd);
+}
+
+static void test_timeout_environment(void **state)
+{
+	struct ls_ctl c;
+
+	setenv("LIGHTSCALE_CONNECT_TIMEOUT_MS", "1234", 1);
+	setenv("LIGHTSCALE_TLS_TIMEOUT_MS", "45678", 1);
+	assert_int_equal(ls_ctl_init(&c, "https://a:1"), 0);
+	assert_int_equal(c.connect_timeout_ms, 1234);
+	assert_int_equal(c.handshake_timeout_ms, 45678);
+	ls_ctl_free(&c);
+	setenv("LIGHTSCALE_CONNECT_TIMEOUT_MS", "12s", 1);
+	setenv("LIGHTSCALE_TLS_TIMEOUT_MS", "0", 1);
+	assert_int_equal(ls_ctl_init(&c, "https://a:1"), 0);
+	assert_int_equal(c.connect_timeout_ms, LS_CTL_CONNECT_TIMEOUT_MS);
+	assert_int_equal(c.handshake_timeout_ms, LS_CTL_HANDSHAKE_TIMEOUT_MS);
+	ls_ctl_free(&c);
+	unsetenv("LIGHTSCALE_CONNECT_TIMEOUT_MS");
+	unsetenv("LIGHTSCALE_TLS_TIMEOUT_MS");
+}
+
 static void test_parse_enroll(void **state)
 {
 	const char *id = "QPRSJZLDt27NIqzgQxsMdr+j0QAxXP2MuyDbXqlL8s4=";
@@ -269,6 +384,9 @@ int main(void)
 		cmocka_unit_test(test_signed_request_headers),
 		cmocka_unit_test(test_fwmark),
 		cmocka_unit_test(test_parse_enroll),
+		cmocka_unit_test(test_handshake_allowance),
+		cmocka_unit_test(test_blackhole_failover),
+		cmocka_unit_test(test_timeout_environment),
 	};
 	ls_crypto_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
