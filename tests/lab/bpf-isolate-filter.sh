@@ -6,8 +6,11 @@
 #   ex 10.1.0.2 ---veth--- ov1 10.1.0.1 | ov2 10.2.0.1 ---veth--- ey 10.2.0.2
 #   (network 1)            profile A    | profile B                 (network 2)
 #
-# The overlays are veth stand-ins (Ethernet, so --overlay-l2 14); each profile has its own
-# pin dir and lists both overlay interfaces with their networks.
+# The overlays are veth stand-ins (Ethernet: the loader sees the link type and attaches
+# programs that parse after a 14-byte header); each profile has its own pin dir and lists
+# both overlay interfaces with their networks. x also has 10.1.0.3, used only by the pings
+# whose count is checked (its own /32 route), so no trailing packet of an earlier TCP test
+# from 10.1.0.2 can land in the count.
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -17,6 +20,7 @@ lsb_ns x; lsb_ns n; lsb_ns y
 lsb_link x ex n ov1
 lsb_link n ov2 y ey
 ip -n lsb-$$-x addr add 10.1.0.2/24 dev ex
+ip -n lsb-$$-x addr add 10.1.0.3/24 dev ex
 ip -n lsb-$$-n addr add 10.1.0.1/24 dev ov1
 ip -n lsb-$$-n addr add 10.2.0.1/24 dev ov2
 ip -n lsb-$$-y addr add 10.2.0.2/24 dev ey
@@ -24,8 +28,8 @@ ip -n lsb-$$-x route add default via 10.1.0.1
 ip -n lsb-$$-y route add default via 10.2.0.1
 ip netns exec lsb-$$-n sysctl -qw net.ipv4.ip_forward=1
 PA=$(lsb_pin a); PB=$(lsb_pin b)
-A="$LSB --pin-dir $PA --overlay-l2 14"
-B="$LSB --pin-dir $PB --overlay-l2 14"
+A="$LSB --pin-dir $PA"
+B="$LSB --pin-dir $PB"
 IFS_ARGS="--iface ov1:1:overlay --iface ov2:2:overlay"
 ping_ok() { ip netns exec lsb-$$-"$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
 tcp_ok() { ip netns exec lsb-$$-"$1" timeout 2 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null; }
@@ -69,7 +73,7 @@ LSB_PIDS+=("$(cat "$BUILD/test-logs/lsb-$$-5201.pid")" "$(cat "$BUILD/test-logs/
 ip netns exec lsb-$$-x iperf3 -s -p 7000 -D -I "$PWD/$BUILD/test-logs/lsb-$$-7000.pid" >/dev/null
 sleep 0.3
 LSB_PIDS+=("$(cat "$BUILD/test-logs/lsb-$$-7000.pid")")
-FILTER="--stages filter,metrics --rule 10.1.0.0/24|10.1.0.1/32|tcp|5201 --rule 10.1.0.0/24|10.1.0.1/32|icmp|* --route 10.1.0.0/24,1,1,net1"
+FILTER="--stages filter,metrics --rule 10.1.0.0/24|10.1.0.1/32|tcp|5201 --rule 10.1.0.0/24|10.1.0.1/32|icmp|* --route 10.1.0.0/24,1,1,net1 --route 10.1.0.3/32,1,1,pinger"
 tcp_ok x 10.1.0.1 5202 && ok "without the filter port 5202 is open" || fail "5202 open before filter"
 rm -f "$BUILD/test-logs/bpf-isolate-run.log"
 nsenter --net=/run/netns/lsb-$$-n $A run $FILTER >"$BUILD/test-logs/bpf-isolate-run.log" 2>&1 &
@@ -80,10 +84,11 @@ tcp_ok x 10.1.0.1 5201 && ok "filter allows tcp 5201" || fail "5201 allowed"
 tcp_ok x 10.1.0.1 5202 && fail "filter denies tcp 5202" || ok "filter denies tcp 5202"
 tcp_ok n 10.1.0.2 7000 && ok "a flow the node opens gets its replies (flow table)" || fail "replies to our flow"
 
-before=$(in_ns n $LSB routes --json 2>/dev/null; $LSB --pin-dir "$PA" routes --json | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin) if r["prefix"]=="10.1.0.0/24"][0]["rx_packets"])')
-ip netns exec lsb-$$-x ping -c 5 -i 0.2 -W 1 10.1.0.1 >/dev/null
-after=$($LSB --pin-dir "$PA" routes --json | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin) if r["prefix"]=="10.1.0.0/24"][0]["rx_packets"])')
-check_eq "route counter grew by the 5 pings sent" "5" "$((after - before))"
+rx_of() { $LSB --pin-dir "$PA" routes --json | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin) if r["prefix"]==sys.argv[1]][0]["rx_packets"])' "$1"; }
+before=$(rx_of 10.1.0.3/32)
+ip netns exec lsb-$$-x ping -I 10.1.0.3 -c 5 -i 0.2 -W 1 10.1.0.1 >/dev/null
+after=$(rx_of 10.1.0.3/32)
+check_eq "route counter (10.1.0.3/32) grew by the 5 pings sent from 10.1.0.3" "5" "$((after - before))"
 bpftool map dump pinned "$PA/route_stats" | grep -q '"rx_packets"' && ok "bpftool map dump route_stats prints field names" ||
 	fail "route_stats field names"
 
