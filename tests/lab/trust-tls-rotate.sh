@@ -170,14 +170,15 @@ l=$(grep -n "listening on https" "$LAB_DIR/s2.log" | cut -d: -f1)
 wait_for 35 "n1 and n2 pin s2's key" bash -c "$(declare -f trust_pins has_pin profile_of); LAB_DIR=$LAB_DIR LAB_ID=$LAB_ID; has_pin n1 '$PS2' && has_pin n2 '$PS2'" &&
 	ok "the agents pin s2's key from their netmaps" || fail "agents learn s2's pin" "$(trust_pins n1)"
 # s1 dies (kill -9: its embedded PostgreSQL keeps running for s2, as an external one would)
+t_fo=$(date +%s%N)
 kill -9 "$CONTROL_PID"
 wait "$CONTROL_PID" 2>/dev/null
 check "s1 is down" bash -c '! "$@"' _ serves 10.99.0.1:8080 "$P3"
 v0=$(nmv n1)
-nsx inet "$LSC" network set home --key-lifetime 3h --state-dir "$LAB_DIR/s2" --admin-key-file "$CONTROL_DIR/admin.key" >/dev/null ||
+nsx inet "$LSC" network set home --key-lifetime 5h --state-dir "$LAB_DIR/s2" --admin-key-file "$CONTROL_DIR/admin.key" >/dev/null ||
 	fail "network set through s2"
 wait_for 60 "n1 gets the change through s2" newer n1 &&
-	ok "with s1 gone the agents fail over to s2 (pinned by the published set) and get a change" ||
+	ok "with s1 gone the agents fail over to s2 (pinned by the published set) and get a change ($((($(date +%s%N) - t_fo) / 1000000)) ms after s1 died)" ||
 	fail "failover to s2" "$(node_log n1)"
 
 # s1 again (adopts its cluster; stopping it at the end stops the cluster)
@@ -190,4 +191,29 @@ recv=$(grep -o '[0-9]* received' "$LAB_DIR/ping.txt" | cut -d' ' -f1)
 lab_log "TLS rotation: ping $recv/$sent replies, longest gap ${gap} ms"
 ((recv > 0 && gap < 2000)) && ok "the ping ran across rotate, activate, restart, withdrawal (longest gap ${gap} ms, $recv/$sent)" ||
 	fail "ping across the rotation" "gap ${gap} ms, $recv/$sent"
+# ---- a restart after activate + withdraw (after the ping: a restart stops n1's tunnel):
+# the enrollment string pinned only P0, and P1, P2 are withdrawn now too: no server
+# serves or publishes any of them; the agent and the CLI pin what trust.json remembers
+for p in "$P1" "$P2"; do lsc tls withdraw "$p" >/dev/null || fail "withdraw $p"; done
+wait_for 40 "n1 drops P1 and P2" bash -c "$(declare -f trust_pins has_pin profile_of); LAB_DIR=$LAB_DIR LAB_ID=$LAB_ID; ! has_pin n1 '$P1' && ! has_pin n1 '$P2' && has_pin n1 '$P3' && has_pin n1 '$PS2'" &&
+	ok "n1 pins only the served keys now ($(trust_pins n1))" || fail "n1 pin set" "$(trust_pins n1)"
+check "n1's enrollment pinned only the old key" bash -c '[[ "$0" == *"$1"* && "$0" != *"$2"* ]]' "$EN" "$P0" "$P1"
+agent_kill n1
+check "the control plane still answers the CLI with the agent down: netmap --fetch" \
+	bash -c '"$@" | jq -e ".version > 0 and (.peers | length) == 1"' _ nsx n1 "$LS" netmap --fetch --json \
+	--profile "$(profile_of n1)" --state-dir "$LAB_DIR/n1"
+mark=$(wc -l <"$LAB_DIR/n1.agent.log")
+agent_start n1
+wait_for 40 "restarted n1 sees n2" peer_count n1 1 && ok "n1 restarted after the withdrawal reaches the control plane (netmap with its peer)" ||
+	fail "restarted n1" "$(node_log n1)"
+v0=$(nmv n1)
+lsc network set home --key-lifetime 6h >/dev/null || fail "network set"
+wait_for 40 "restarted n1 gets a change" newer n1 && ok "... and long-polls: gets a change" || fail "restarted n1 long-poll" "$(node_log n1)"
+check "... without a pin mismatch" bash -c '! tail -n +"$1" "$0" | grep -q "pin_mismatch\|not one of the pinned"' \
+	"$LAB_DIR/n1.agent.log" "$((mark + 1))"
+st=$(lsx n1 status --json)
+check_eq "lightscale status of the restarted n1: its peer, configured" '["n2",true]' "$(jq -c '[.peers[] | .name, .configured]' <<<"$st")"
+out=$(lsx n1 netmap --fetch --json)
+check_eq "lightscale netmap --fetch reaches the control plane with the remembered pins" n2 "$(jq -r '.peers[0].name' <<<"$out")"
+ping_within n1 "$A2" 10 && ok "ping n1 -> n2 after the restart" || fail "ping after the restart"
 tap_done
