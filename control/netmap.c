@@ -39,6 +39,83 @@
 
 static uint64_t mark_gen;
 
+/* Versions at which a network's audit and control sections last changed, as this server's
+ * snapshots saw them (a delta carries a section only when it changed after the client's
+ * version). Kept beside struct lsc_net (server.h) and found by its address. */
+struct sect_seen {
+	struct sect_seen *next;
+	const struct lsc_net *net;
+	char *audit, *control;             /* the texts last seen */
+	int64_t audit_version, control_version;
+};
+static struct sect_seen *sects;
+
+static struct sect_seen *sect_get(const struct lsc_net *n, bool create)
+{
+	struct sect_seen *x;
+
+	for (x = sects; x; x = x->next)
+		if (x->net == n)
+			return x;
+	if (!create || !(x = calloc(1, sizeof(*x))))
+		return NULL;
+	x->net = n;
+	x->next = sects;
+	sects = x;
+	return x;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (!a != !b) || (a && strcmp(a, b));
+}
+
+/* after a sync to version: note which of the two sections moved */
+static void sect_note(struct lsc_net *n, int64_t version)
+{
+	struct sect_seen *x = sect_get(n, true);
+
+	if (!x) { /* out of memory: sect_since() then says "changed" */
+		return;
+	}
+	if (str_differs(x->audit, n->audit_json)) {
+		free(x->audit);
+		x->audit = n->audit_json ? strdup(n->audit_json) : NULL;
+		x->audit_version = version;
+		if (n->audit_json && !x->audit)
+			x->audit_version = INT64_MAX;
+	}
+	if (str_differs(x->control, n->control_json)) {
+		free(x->control);
+		x->control = n->control_json ? strdup(n->control_json) : NULL;
+		x->control_version = version;
+		if (n->control_json && !x->control)
+			x->control_version = INT64_MAX;
+	}
+}
+
+/* did the audit (control: false) section change after since? Unknown counts as changed. */
+static bool sect_since(const struct lsc_net *n, bool control, int64_t since)
+{
+	const struct sect_seen *x = sect_get(n, false);
+
+	if (!x)
+		return true;
+	return (control ? x->control_version : x->audit_version) > since;
+}
+
+static void sects_free(void)
+{
+	while (sects) {
+		struct sect_seen *x = sects;
+
+		sects = x->next;
+		free(x->audit);
+		free(x->control);
+		free(x);
+	}
+}
+
 int lsc_strv_split(struct lsc_strv *out, const char *s)
 {
 	const char *p = s;
@@ -305,6 +382,7 @@ static bool acl_visible(const struct lsc_net *n, const struct lsc_node_rec *self
 
 void lsc_nets_free(struct lsc_server *s)
 {
+	sects_free();
 	while (s->nets) {
 		struct lsc_net *n = s->nets;
 
@@ -803,6 +881,7 @@ int lsc_net_sync(struct lsc_server *s, struct lsc_net *n)
 				n->nodes[k]->mark = gen;
 	}
 	lsc_exec_ok(db, "COMMIT");
+	sect_note(n, version);
 	n->dns_version = dns_version;
 	if (n->known_version < version)
 		n->known_version = version;
@@ -870,7 +949,7 @@ char *lsc_netmap_build(struct lsc_server *s, struct lsc_net *n, int64_t node_id,
 {
 	struct lsc_node_rec *self = node_get(n, node_id);
 	struct lsc_buf b = {0};
-	bool full, first = true;
+	bool full, first = true, self_changed = false, audit_changed, control_changed;
 	size_t i;
 
 	if (!self || !n->loaded)
@@ -887,8 +966,19 @@ char *lsc_netmap_build(struct lsc_server *s, struct lsc_net *n, int64_t node_id,
 		lsc_buf_str(&b, ",\"network\":");
 		lsc_buf_str(&b, n->network_json ? n->network_json : "null");
 	}
-	lsc_buf_str(&b, ",\"self\":");
-	render_self(&b, n, self);
+	/* a delta carries self, audit and control only when they changed after since: every
+	 * waiter of one change then gets the same delta (without an ACL: packet_filter below),
+	 * which the server signs once (server.c). Self changes are logged under self's id;
+	 * a new peer comes with an audit entry in its transaction (a new head); the TLS pins
+	 * move with an audit entry too, and control follows audit to be safe. */
+	for (i = n->n_log; !full && !self_changed && i > 0 && n->log[i - 1].version > since; i--)
+		self_changed = n->log[i - 1].node_id == node_id;
+	audit_changed = full || sect_since(n, false, since);
+	control_changed = audit_changed || sect_since(n, true, since);
+	if (full || self_changed) {
+		lsc_buf_str(&b, ",\"self\":");
+		render_self(&b, n, self);
+	}
 	lsc_buf_str(&b, ",\"peers\":[");
 	if (full) {
 		for (i = 0; i < n->n_nodes; i++) {
@@ -960,11 +1050,11 @@ char *lsc_netmap_build(struct lsc_server *s, struct lsc_net *n, int64_t node_id,
 		lsc_buf_str(&b, ",\"dns\":");
 		lsc_buf_str(&b, n->dns_json ? n->dns_json : "null");
 	}
-	if (n->control_json) {
+	if (n->control_json && control_changed) {
 		lsc_buf_str(&b, ",\"control\":");
 		lsc_buf_str(&b, n->control_json);
 	}
-	if (n->audit_json) {
+	if (n->audit_json && audit_changed) {
 		lsc_buf_str(&b, ",\"audit\":");
 		lsc_buf_str(&b, n->audit_json);
 	}

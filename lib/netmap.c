@@ -579,10 +579,13 @@ static int parse_doc(json_t *doc, struct ls_netmap *nm, struct perr *e)
 		return fail(e, "netmap: missing \"network\"");
 	}
 	v = json_object_get(doc, "self");
-	if (!v)
+	if (v && !json_is_null(v)) {
+		nm->has_self = true;
+		if ((ret = parse_self(v, &nm->self, e)))
+			return ret;
+	} else if (nm->full) {
 		return fail(e, "netmap: missing \"self\"");
-	if ((ret = parse_self(v, &nm->self, e)))
-		return ret;
+	}
 
 	arr = json_object_get(doc, "peers");
 	if (arr && !json_is_array(arr))
@@ -601,7 +604,7 @@ static int parse_doc(json_t *doc, struct ls_netmap *nm, struct perr *e)
 			nm->n_peers++;
 		}
 		qsort(nm->peers, nm->n_peers, sizeof(*nm->peers), cmp_peer_id);
-		if ((ret = check_peers_unique(nm->peers, nm->n_peers, &nm->self, e)))
+		if ((ret = check_peers_unique(nm->peers, nm->n_peers, nm->has_self ? &nm->self : NULL, e)))
 			return ret;
 	}
 
@@ -835,10 +838,11 @@ json_t *ls_netmap_to_json(const struct ls_netmap *nm)
 
 	if (nm->unchanged)
 		return json_pack("{s:I, s:b}", "version", (json_int_t)nm->version, "unchanged", 1);
-	doc = json_pack("{s:I, s:b, s:o}", "version", (json_int_t)nm->version, "full", nm->full, "self",
-			self_json(&nm->self));
+	doc = json_pack("{s:I, s:b}", "version", (json_int_t)nm->version, "full", nm->full);
 	if (!doc)
 		return NULL;
+	if (nm->has_self || nm->full)
+		json_object_set_new(doc, "self", self_json(&nm->self));
 	if (nm->has_network || nm->full)
 		json_object_set_new(doc, "network", network_json(&nm->network));
 	peers = json_array();
@@ -923,7 +927,7 @@ int ls_netmap_apply_delta_diff(struct ls_netmap *base, struct ls_netmap *delta, 
 	if (delta->version <= base->version)
 		return fail(&e, "netmap: delta version %" PRId64 " is not newer than %" PRId64, delta->version,
 			    base->version);
-	if (delta->self.id != base->self.id)
+	if (delta->has_self && delta->self.id != base->self.id)
 		return fail(&e, "netmap: delta is for node %" PRId64 ", this map is node %" PRId64, delta->self.id,
 			    base->self.id);
 
@@ -983,7 +987,8 @@ int ls_netmap_apply_delta_diff(struct ls_netmap *base, struct ls_netmap *delta, 
 			j++;
 		}
 	}
-	if ((ret = check_peers_unique(merged, n, &delta->self, &e)))
+	/* a delta without self: this node is as it was (base's self) */
+	if ((ret = check_peers_unique(merged, n, delta->has_self ? &delta->self : &base->self, &e)))
 		goto cleanup;
 
 	/* Commit: nothing below can fail. */
@@ -1005,9 +1010,13 @@ int ls_netmap_apply_delta_diff(struct ls_netmap *base, struct ls_netmap *delta, 
 	delta->peers = NULL;
 	delta->n_peers = 0;
 	base->version = delta->version;
-	self_free(&base->self);
-	base->self = delta->self;
-	memset(&delta->self, 0, sizeof(delta->self));
+	if (delta->has_self) {
+		self_free(&base->self);
+		base->self = delta->self;
+		base->has_self = true;
+		memset(&delta->self, 0, sizeof(delta->self));
+		delta->has_self = false;
+	}
 	if (delta->has_network) {
 		network_free(&base->network);
 		base->network = delta->network;

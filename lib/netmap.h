@@ -111,9 +111,12 @@ struct ls_netmap {
 	int64_t version;
 	bool full;      /* false: a delta */
 	bool unchanged; /* {"version": V, "unchanged": true}: nothing else is set */
-	/* In a delta, a section is present only when it changed. A full map always has
-	 * network and self; relays, dns and packet_filter may be absent (empty). */
+	/* In a delta, a section is present only when it changed since the version the client
+	 * holds (self, network, relays, dns; the server's control and audit sections too):
+	 * absent means unchanged. A full map always has network and self; relays, dns and
+	 * packet_filter may be absent (empty). */
 	bool has_network, has_relays, has_dns;
+	bool has_self; /* always true in a full map */
 	struct ls_nm_network network;
 	struct ls_nm_self self;
 	struct ls_nm_peer **peers; /* sorted by id */

@@ -297,6 +297,14 @@ int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, 
 	keys = json_object_get(st, "keys");
 	sid = json_string_value(json_object_get(st, "identity"));
 	jh = json_object_get(doc, "audit");
+	if (!jh && sid && json_is_false(json_object_get(doc, "full")) &&
+	    json_is_object(json_object_get(st, "head")) && !ls_key_from_base64(pk, sid)) {
+		/* a delta carries the audit head only when it moved since the version this node
+		 * holds: the head seen before stands, and so do the keys it gave and the pins (a
+		 * new peer comes with a register entry, hence with a new head) */
+		ident = sid;
+		goto peers;
+	}
 	if (!jh) {
 		if (sid)
 			ret = fail(err, errlen, -EPERM,
@@ -396,6 +404,7 @@ int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, 
 			json_decref(d);
 		}
 	}
+peers:
 	/* every peer's key must be the one the log records */
 	json_array_foreach(json_object_get(doc, "peers"), i, v) {
 		char id[24];
@@ -412,10 +421,15 @@ int ls_trust_check_netmap(struct ls_ctl *c, const char *dir, const json_t *doc, 
 			goto out;
 		}
 	}
+	if (!jh) { /* a delta without an audit head: nothing new to remember */
+		ls_ctl_set_identity(c, pk);
+		goto out;
+	}
 	/* the servers' TLS keys endorsed by the identity: pin them from now on, on every
 	 * connection of this process (ls_ctl_follow_pins: the heartbeat's too), and remember
-	 * them (trust.json; ls_trust_pins) */
-	{
+	 * them (trust.json; ls_trust_pins); a map without a control section (a delta: it did
+	 * not change) keeps the pins followed so far */
+	if (json_is_object(json_object_get(doc, "control"))) {
 		json_t *ctl = json_object_get(doc, "control"), *pv, *pins = json_array();
 		char list[LS_CTL_PINS_MAX] = "";
 		size_t k;
