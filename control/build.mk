@@ -56,6 +56,7 @@ CHECK_LABS += tests/lab/control-api.sh tests/lab/control-ha.sh tests/lab/control
               tests/lab/control-trust.sh tests/lab/trust-enroll.sh
 # the browser labs: WebDriver start made robust in tests/lab/onboard-lib.sh (15/15 under load)
 CHECK_LABS += tests/lab/control-approve-browser.sh tests/lab/onboard-browser.sh tests/lab/onboard-devices.sh
+CHECK_LABS += tests/lab/control-tls-cert.sh
 LONG_LABS  += tests/lab/control-approve-browser.sh tests/lab/onboard-browser.sh tests/lab/onboard-agent.sh
 LONG_LABS  += tests/lab/trust-acl.sh tests/lab/trust-audit.sh tests/lab/trust-rotate.sh
 BENCHES    += bench/control/run.sh

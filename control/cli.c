@@ -178,14 +178,18 @@ static const struct cmd_help helps[] = {
 	 "verifies. `*' marks the key this server serves. For a staged key: how many active\n"
 	 "nodes made a request since it was published (they hold a netmap carrying it).\n"},
 	{"tls", "rotate",
-	 "Usage: lightscale-control tls rotate [common options]\n"
+	 "Usage: lightscale-control tls rotate [--cert F --key F] [common options]\n"
 	 "\n"
 	 "Stages a new TLS key for the server the command talks to (DIR/tls-next.key,\n"
 	 "tls-next.crt, tls-next.pin): it is endorsed by the identity key and published in\n"
 	 "every netmap at once, while the server keeps serving its current key. Pinned\n"
 	 "nodes pick it up at their next long-poll. Activate it once they have (tls status;\n"
 	 "a node that is offline during the whole window must be enrolled again).\n"
-	 "For an HA set, run it against each server (--state-dir of each).\n"},
+	 "For an HA set, run it against each server (--state-dir of each).\n"
+	 "--cert F --key F stage this certificate and key (PEM, paths on the server's host;\n"
+	 "the server copies them) instead of a new self-signed one: the way to rotate a\n"
+	 "server started with --tls-cert. After `tls activate' install the pair as its\n"
+	 "--tls-cert and --tls-key before the next restart.\n"},
 	{"tls", "activate",
 	 "Usage: lightscale-control tls activate [--retire-after DURATION] [common options]\n"
 	 "\n"
@@ -251,6 +255,7 @@ struct cli {
 	size_t n_tags;
 	int require_approval, route_approval; /* -1 unset */
 	const char *src, *dst, *since, *identity, *key_lifetime, *name, *retire_after;
+	const char *cert, *key; /* tls rotate: an operator's pair */
 	bool json;
 	struct ls_ctl ctl;
 };
@@ -609,7 +614,7 @@ static int tls_cmd(struct cli *c, const char *action, const char *arg, struct ls
 			return 0;
 		v = json_object_get(resp->json, "server");
 		printf("server   %s\nserving  %s\nstaged   %s\nidentity %s\n\n", js(v, "id"), js(v, "serving"),
-		       js(v, "staged")[0] ? js(v, "staged") : "none", js(resp->json, "identity"));
+		       json_string_value(json_object_get(v, "staged")) ? js(v, "staged") : "none", js(resp->json, "identity"));
 		printf("  %-52s %-9s %-10s %-8s %s\n", "PIN", "STATE", "SERVER", "ENDORSED", "SINCE / RETIRES");
 		json_array_foreach(json_object_get(resp->json, "pins"), i, v) {
 			fmt_time(t1, sizeof(t1), ji(v, "activated_at") ? ji(v, "activated_at") : ji(v, "created_at"));
@@ -627,7 +632,25 @@ static int tls_cmd(struct cli *c, const char *action, const char *arg, struct ls
 		return 0;
 	}
 	if (!strcmp(action, "rotate")) {
-		if ((ret = setup_client(c)) || (ret = do_request(c, "POST", "/v1/admin/tls/rotate", NULL, resp)))
+		if (!c->cert != !c->key) {
+			fprintf(stderr, "lightscale-control tls rotate: --cert and --key go together\n");
+			return 2;
+		}
+		if (c->cert) {
+			char *cp = realpath(c->cert, NULL), *kp = realpath(c->key, NULL);
+
+			if (!cp || !kp) {
+				fprintf(stderr, "lightscale-control: cannot find `%s': %s\n",
+					!cp ? c->cert : c->key, strerror(errno));
+				free(cp);
+				free(kp);
+				return 2;
+			}
+			b = json_pack("{s:s, s:s}", "cert_file", cp, "key_file", kp);
+			free(cp);
+			free(kp);
+		}
+		if ((ret = setup_client(c)) || (ret = do_request(c, "POST", "/v1/admin/tls/rotate", b, resp)))
 			return 1;
 		if (!c->json)
 			printf("staged TLS key %s (endorsed and published; serving %s until `tls activate')\n",
@@ -652,10 +675,16 @@ static int tls_cmd(struct cli *c, const char *action, const char *arg, struct ls
 		}
 		json_decref(b);
 		if (!c->json) {
+			json_t *in = json_object_get(resp->json, "install");
+
 			fmt_time(t1, sizeof(t1), ji(resp->json, "retire_at"));
 			printf("serving %s\n", js(resp->json, "pin"));
 			if (js(resp->json, "previous")[0])
 				printf("%s stays published until %s\n", js(resp->json, "previous"), t1);
+			if (in)
+				printf("before the next restart install %s and %s as --tls-cert %s and its "
+				       "--tls-key (a restart serves --tls-cert)\n",
+				       js(in, "cert"), js(in, "key"), js(in, "as"));
 		}
 		return 0;
 	}
@@ -704,6 +733,8 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		{"key-lifetime", required_argument, NULL, 'L'},
 		{"name", required_argument, NULL, 'M'},
 		{"retire-after", required_argument, NULL, 'W'},
+		{"cert", required_argument, NULL, 'C'},
+		{"key", required_argument, NULL, 'Y'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -768,6 +799,8 @@ int lsc_cli_main(int argc, char **argv, const char *cmd)
 		case 'L': c.key_lifetime = optarg; break;
 		case 'M': c.name = optarg; break;
 		case 'W': c.retire_after = optarg; break;
+		case 'C': c.cert = optarg; break;
+		case 'Y': c.key = optarg; break;
 		case 'h': want_help = true; break;
 		default: print_help(stderr, cmd, action); return 2;
 		}

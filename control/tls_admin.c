@@ -2,7 +2,8 @@
 /*
  * The server's TLS keys and their staged rotation; the admin API /v1/admin/tls.
  *
- * Files in the state directory (managed keys; --tls-cert serves a given pair instead):
+ * Files in the state directory (managed keys; --tls-cert serves a given pair instead, and
+ * `tls rotate --cert F --key F' stages an operator's pair there, for either kind):
  *   tls.key, tls.crt, tls.pin                the key served now
  *   tls-next.key, tls-next.crt, tls-next.pin the staged key (`tls rotate')
  *   tls-prev.key, tls-prev.crt               the key served before the last switch
@@ -419,6 +420,15 @@ static int activate(struct lsc_server *s, struct lsc_req *r, PGconn *db, int64_t
 				    (json_int_t)(ls_unix_time() + retire_after));
 	pr_info("tls: serving the staged key %s from the next handshake on (%s retires in %" PRId64 " s)",
 		c->pin, prev[0] ? prev : "none", retire_after);
+	if (!t->managed) {
+		/* a restart serves --tls-cert again: the operator installs the new pair there */
+		pr_warn("tls: install %s/tls.crt and tls.key as --tls-cert %s and its --tls-key before "
+			"the next restart", t->dir, t->cert_file);
+		if (result && *result)
+			json_object_set_new(*result, "install",
+					    json_pack("{s:s+, s:s+, s:s}", "cert", t->dir, "/tls.crt", "key",
+						      t->dir, "/tls.key", "as", t->cert_file));
+	}
 	cert_switch(t, c);
 	c = NULL;
 	ret = 0;
@@ -609,18 +619,19 @@ void lsc_tls_free(struct lsc_server *s)
 
 /* ---- the admin API ---- */
 
-static bool need_tls(struct lsc_server *s, struct lsc_req *r, bool rotation)
+/* rotation: rotate or activate; operator_pair: rotate was given {"cert_file", "key_file"} */
+static bool need_tls(struct lsc_server *s, struct lsc_req *r, bool rotation, bool operator_pair)
 {
 	if (!s->tlsk) {
 		lsc_reply_error(r, 409, LS_ERR_CONFLICT,
 				"this server serves plain HTTP (--insecure-http): it has no TLS key");
 		return false;
 	}
-	if (rotation && !s->tlsk->managed) {
+	if (rotation && !s->tlsk->managed && !operator_pair && !have_staged(s->tlsk)) {
 		lsc_reply_error(r, 409, LS_ERR_CONFLICT,
-				"this server serves --tls-cert %.300s: replace that file and restart (the new "
-				"key is endorsed and published at start); rotation manages only the "
-				"self-signed key of the state directory",
+				"this server serves --tls-cert %.300s: stage the new pair with `tls rotate "
+				"--cert F --key F' (endorsed and published before it is served), then `tls "
+				"activate' and install it as --tls-cert/--tls-key before the next restart",
 				s->tlsk->cert_file);
 		return false;
 	}
@@ -697,11 +708,57 @@ static void tls_status(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 					 s->have_identity ? s->identity_b64 : "", "pins", pins));
 }
 
-static void tls_rotate(struct lsc_server *s, struct lsc_req *r, PGconn *db)
+/* copies the operator's pair (paths on this host) to crt and key (0600), after checking
+ * that it loads and is not the key served now; its pin in pin. 0 or -errno, why set. */
+static int stage_pair(struct lsc_tls *t, const char *cert_file, const char *key_file, const char *crt,
+		      const char *key, char pin[LS_PIN_STRLEN], char *why, size_t whylen)
+{
+	struct lsc_tls_cert *c = NULL;
+	char *a = NULL, *b = NULL;
+	size_t al, bl;
+	int ret;
+
+	if (cert_file[0] != '/' || key_file[0] != '/') {
+		snprintf(why, whylen, "`cert_file' and `key_file' must be absolute paths on the server's host");
+		return -EINVAL;
+	}
+	ret = cert_load(cert_file, key_file, &c);
+	if (ret) {
+		snprintf(why, whylen, "the pair %.300s / %.300s does not load: %s", cert_file, key_file,
+			 strerror(-ret));
+		return ret;
+	}
+	snprintf(pin, LS_PIN_STRLEN, "%s", c->pin);
+	cert_free(c);
+	if (t->cur && !strcmp(pin, t->cur->pin)) {
+		snprintf(why, whylen, "%.300s is the key served now (%s)", cert_file, pin);
+		return -EEXIST;
+	}
+	ret = ls_read_file(cert_file, &a, &al, 1 << 20);
+	if (!ret)
+		ret = ls_read_file(key_file, &b, &bl, 1 << 20);
+	if (!ret)
+		ret = ls_write_file_atomic(key, b, bl, 0600);
+	if (!ret)
+		ret = ls_write_file_atomic(crt, a, al, 0644);
+	if (ret) {
+		snprintf(why, whylen, "cannot copy the pair to %.300s: %s", t->dir, strerror(-ret));
+		unlink(key);
+		unlink(crt);
+	}
+	if (b)
+		ls_memzero(b, bl);
+	free(a);
+	free(b);
+	return ret;
+}
+
+static void tls_rotate(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *cert_file,
+		       const char *key_file)
 {
 	struct lsc_tls *t = s->tlsk;
 	const char *names[2] = {"localhost", t->host};
-	char crt[4200], key[4200], pinpath[4200], pin[LS_PIN_STRLEN], line[LS_PIN_STRLEN + 2];
+	char crt[4200], key[4200], pinpath[4200], pin[LS_PIN_STRLEN], line[LS_PIN_STRLEN + 2], why[1024];
 	int ret;
 
 	path_of(t, "tls-next.crt", crt, sizeof(crt));
@@ -715,9 +772,23 @@ static void tls_rotate(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 				pin, t->dir);
 		return;
 	}
-	ret = ls_tls_make_selfsigned(key, crt, names, 2);
-	if (!ret)
-		ret = ls_tls_pin_from_cert_file(crt, pin);
+	if (cert_file) {
+		ret = stage_pair(t, cert_file, key_file, crt, key, pin, why, sizeof(why));
+		if (ret) {
+			if (ret == -EEXIST)
+				lsc_reply_error(r, 409, LS_ERR_CONFLICT, "%s", why);
+			else if (ret == -EINVAL || ret == -ENOENT || ret == -EACCES || ret == -EBADMSG)
+				lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", why);
+			else
+				lsc_reply_error(r, 500, LS_ERR_INTERNAL, "%s", why);
+			return;
+		}
+		ret = 0;
+	} else {
+		ret = ls_tls_make_selfsigned(key, crt, names, 2);
+		if (!ret)
+			ret = ls_tls_pin_from_cert_file(crt, pin);
+	}
 	if (ret) {
 		unlink(key);
 		unlink(crt);
@@ -852,10 +923,18 @@ void lsc_tls_admin(struct lsc_server *s, struct lsc_req *r, PGconn *db, const ch
 	if (!strcmp(sub, "") && !strcmp(method, "GET")) {
 		tls_status(s, r, db);
 	} else if (!strcmp(sub, "/rotate") && !strcmp(method, "POST")) {
-		if (need_tls(s, r, true))
-			tls_rotate(s, r, db);
+		char cf[4096], kf[4096];
+		const char *cert = body_str(r, "cert_file", cf, sizeof(cf)), *key = body_str(r, "key_file", kf, sizeof(kf));
+
+		if (!cert != !key) {
+			lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST,
+					"give both `cert_file' and `key_file' (or neither: a new self-signed key)");
+			return;
+		}
+		if (need_tls(s, r, true, cert != NULL))
+			tls_rotate(s, r, db, cert, key);
 	} else if (!strcmp(sub, "/activate") && !strcmp(method, "POST")) {
-		if (!need_tls(s, r, true))
+		if (!need_tls(s, r, true, false))
 			return;
 		ra = body_int(r, "retire_after", DEFAULT_RETIRE_AFTER, 10ll * 366 * 86400, &bad);
 		if (bad)

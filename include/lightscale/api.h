@@ -174,12 +174,18 @@
  *                       "nodes_seen_since" (active nodes that made a request since it was
  *                       published), "nodes" (active nodes)}]}  (oldest first)
  *   POST   /v1/admin/tls/rotate              (no body) stages a new self-signed key on this
- *            server, endorsed and published at once -> 200 {"server_id", "pin", "state":
- *            "next", "serving"}; 409 conflict: a key is staged already, plain HTTP, a
- *            --tls-cert server, or schema < 8 / no identity key
+ *            server, or {"cert_file", "key_file"} (absolute paths on the server's host, PEM)
+ *            stages that pair (copied to DIR/tls-next.*; the way to rotate a --tls-cert
+ *            server); endorsed and published at once -> 200 {"server_id", "pin", "state":
+ *            "next", "serving"}; 400 bad_request (only one of the two, a relative path, a
+ *            pair that does not load or whose key is not the certificate's); 409 conflict:
+ *            a key is staged already, the pair is the one served, plain HTTP, a --tls-cert
+ *            server without a pair, or schema < 8 / no identity key
  *   POST   /v1/admin/tls/activate            {"retire_after": seconds}? (default 86400, at
  *            most 10 years; 0: the previous key is withdrawn at once) serves the staged key
- *            from the next handshake on -> 200 {"server_id", "pin", "previous", "retire_at"};
+ *            from the next handshake on -> 200 {"server_id", "pin", "previous", "retire_at",
+ *            "install": {"cert", "key", "as"} (a --tls-cert server: install the pair there
+ *            before the next restart, which serves --tls-cert)};
  *            400 bad_request (not an object, retire_after out of range); 409 conflict (no
  *            staged key, or it is not endorsed as "next"; the same refusals as rotate);
  *            503 unavailable
