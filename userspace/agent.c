@@ -67,7 +67,6 @@ struct agent {
 	int64_t dns_version; /* netmap version the resolver's records come from */
 	size_t dns_n_xl;
 	struct np *np;      /* NAT traversal and relays (path thread) */
-	json_t *nat_status; /* its last snapshot, for status */
 	char observed[LS_ENDPOINT_STRLEN]; /* the control plane's view of us (heartbeat) */
 };
 
@@ -313,35 +312,43 @@ enum {
 	NP_STUN_MS = 30000, NP_STUN_RETRY_MS = 5000,
 	NP_MAX_CAND = 16,
 	NP_MAX_STUN = 3,
+	NP_BUSY_MS = 5000,             /* WireGuard moved bytes this recently: the peer is in use */
+	NP_IDLE_MAX_MS = 300000,       /* an idle peer's pings back off exponentially up to this */
+};
+
+/* An endpoint in 20 bytes (a sockaddr_storage is 128): family, port (network order),
+ * address (4 or 16 bytes); zero-filled so memcmp compares. */
+struct np_addr {
+	uint16_t family;
+	uint16_t port;
+	uint8_t a[16];
 };
 
 enum np_mode { NP_NEW = 0, NP_DIRECT, NP_RELAYED, NP_ROTATING };
 static const char *const np_mode_names[] = { "new", "direct", "relayed", "rotating" };
 
+/* Per peer: about 300 bytes plus its candidates (one allocation sized to them). */
 struct np_peer {
 	uint8_t key[LS_WG_KEY_LEN];
 	int64_t id;
-	struct sockaddr_storage cand[NP_MAX_CAND];
-	size_t n_cand, n_nm_cand; /* the netmap's first, then learned ones */
-	enum np_mode mode;
-	uint64_t added, mode_since;
-	struct sockaddr_storage direct;
-	bool has_direct;
-	uint64_t last_pong, last_ping, last_search, last_probe, last_answer, search_since;
+	struct np_addr *cand;      /* the netmap's first, then learned ones */
+	uint8_t n_cand, n_nm_cand, rot;
+	uint8_t mode;              /* enum np_mode */
+	uint8_t rpath;             /* enum ls_rproxy_path */
+	uint8_t roamed;            /* engine reads in a row with another endpoint than ours */
+	bool has_direct : 1, has_want : 1, has_loop : 1, has_wg_ep : 1, set_pending : 1, has_left : 1;
+	uint32_t every;            /* the current ping interval (backs off while idle) */
+	uint64_t added, mode_since, search_since;
+	uint64_t last_pong, last_ping, last_search, last_probe, last_answer;
+	uint64_t ping_out;         /* the first ping to the direct endpoint not answered yet */
 	uint64_t txid[2];
-	struct sockaddr_storage want;
-	bool has_want;
-	struct sockaddr_in loop;
-	bool has_loop;
-	size_t rot;
 	uint64_t rot_at;
 	int64_t hs;
-	uint64_t rx, tx, rx_at, tx_at; /* the engine's byte counters and when they last grew */
-	struct sockaddr_storage wg_ep, left; /* the engine's endpoint; the one rotation left */
-	bool has_wg_ep, set_pending, has_left;
-	unsigned roamed; /* engine reads in a row with another endpoint than ours */
-	enum ls_rproxy_path rpath;
-	uint64_t fallbacks, returns, rotations, pings, pongs;
+	uint32_t rx, tx;           /* the engine's byte counters (low bits: only change is seen) */
+	uint64_t rx_at, tx_at;     /* ... and when they last grew */
+	struct np_addr direct, want, wg_ep, left; /* the engine's endpoint; the one rotation left */
+	struct sockaddr_in loop;
+	uint32_t fallbacks, returns, rotations, pings, pongs;
 };
 
 struct np_stun {
@@ -367,7 +374,7 @@ struct np {
 	uint64_t stun_next, stun_ok_at;
 	char **local;
 	size_t n_local;
-	char eps[2 * NP_MAX_CAND][LS_ENDPOINT_STRLEN]; /* ours: local, then STUN-mapped */
+	char eps[32][LS_ENDPOINT_STRLEN]; /* ours: local, then STUN-mapped */
 	size_t n_eps;
 	uint64_t now;
 	uint64_t c_pings_in, c_pongs_in, c_bad, c_probes_in;
@@ -413,19 +420,95 @@ static void np_unmap(struct sockaddr_storage *ss)
 	}
 }
 
-static void np_add_cand(struct np_peer *p, const struct sockaddr_storage *ss)
+static struct np_addr np_pack(const struct sockaddr_storage *ss)
+{
+	struct np_addr o = { 0 };
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		o.family = AF_INET;
+		o.port = s4->sin_port;
+		memcpy(o.a, &s4->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+		o.port = s6->sin6_port;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			o.family = AF_INET;
+			memcpy(o.a, &s6->sin6_addr.s6_addr[12], 4);
+		} else {
+			o.family = AF_INET6;
+			memcpy(o.a, &s6->sin6_addr, 16);
+		}
+	}
+	return o;
+}
+
+static struct sockaddr_storage np_unpack(const struct np_addr *o)
+{
+	struct sockaddr_storage ss = { 0 };
+
+	if (o->family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = o->port;
+		memcpy(&s4->sin_addr, o->a, 4);
+	} else if (o->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = o->port;
+		memcpy(&s6->sin6_addr, o->a, 16);
+	}
+	return ss;
+}
+
+static bool np_addr_eq(const struct np_addr *x, const struct np_addr *y)
+{
+	return !memcmp(x, y, sizeof(*x));
+}
+
+static void np_addr_fmt(const struct np_addr *o, char out[LS_ENDPOINT_STRLEN])
+{
+	struct sockaddr_storage ss = np_unpack(o);
+
+	ls_endpoint_format((const struct sockaddr *)&ss, out);
+}
+
+static void np_add_cand(struct np_peer *p, const struct np_addr *c)
 {
 	for (size_t i = 0; i < p->n_cand; i++)
-		if (np_sa_eq(&p->cand[i], ss))
+		if (np_addr_eq(&p->cand[i], c))
 			return;
 	if (p->n_cand < NP_MAX_CAND) {
-		p->cand[p->n_cand++] = *ss;
+		struct np_addr *v = realloc(p->cand, (p->n_cand + 1u) * sizeof(*v));
+
+		if (!v)
+			return;
+		p->cand = v;
+		p->cand[p->n_cand++] = *c;
 	} else if (p->n_nm_cand < NP_MAX_CAND) {
 		/* learned ones rotate through the slots after the netmap's */
 		memmove(&p->cand[p->n_nm_cand], &p->cand[p->n_nm_cand + 1],
 			(NP_MAX_CAND - p->n_nm_cand - 1) * sizeof(p->cand[0]));
-		p->cand[NP_MAX_CAND - 1] = *ss;
+		p->cand[NP_MAX_CAND - 1] = *c;
 	}
+}
+
+static void np_add_cand_sa(struct np_peer *p, const struct sockaddr_storage *ss)
+{
+	struct np_addr c = np_pack(ss);
+
+	np_add_cand(p, &c);
+}
+
+static void np_peer_free(struct np_peer *p)
+{
+	if (p)
+		free(p->cand);
+	free(p);
 }
 
 /* The dataplane's hook (a->lock held): the endpoint a peer must have now. */
@@ -439,7 +522,7 @@ static bool np_override(void *ctx, const uint8_t key[LS_WG_KEY_LEN], struct sock
 	p = np_find(a->np, key);
 	if (!p || !p->has_want)
 		return false;
-	*out = p->want;
+	*out = np_unpack(&p->want);
 	return true;
 }
 
@@ -461,10 +544,12 @@ static void np_send(struct np *np, const struct sockaddr_storage *to, const void
 	np_send_from(np, to, NULL, buf, len);
 }
 
-static void np_ping(struct np *np, struct np_peer *p, const struct sockaddr_storage *to)
+static void np_ping(struct np *np, struct np_peer *p, const struct np_addr *a)
 {
 	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = p->txid[0] };
 	uint8_t buf[LS_DISCO_LEN];
+	struct sockaddr_storage ss = np_unpack(a);
+	const struct sockaddr_storage *to = &ss;
 
 	memcpy(m.from, np->a->prof->wg_pub, LS_WG_KEY_LEN);
 	memcpy(m.to, p->key, LS_WG_KEY_LEN);
@@ -508,7 +593,7 @@ static void np_on_probe(void *ctx, const uint8_t from[LSR_KEY_LEN], const struct
 		struct sockaddr_storage ss;
 
 		if (!ls_endpoint_parse(pr->endpoints[i], &ss, NULL))
-			np_add_cand(p, &ss);
+			np_add_cand_sa(p, &ss);
 	}
 	if (np->now - p->last_answer >= NP_ANSWER_MS) {
 		p->last_answer = np->now;
@@ -544,7 +629,7 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 		/* from the address the ping came to: the path it tested */
 		np_send_from(np, src, dst->ss_family ? dst : NULL, out, sizeof(out));
 		/* where the peer is now: worth a ping of ours at once (it opens our NAT too) */
-		np_add_cand(p, src);
+		np_add_cand_sa(p, src);
 		if (p->mode != NP_DIRECT && np->now - p->last_answer >= NP_ANSWER_MS) {
 			p->last_answer = np->now;
 			np_search(np, p);
@@ -556,11 +641,16 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 		return;
 	p->pongs++;
 	/* the address in use keeps its place while it answers; otherwise the first to answer */
-	if (!p->has_direct || np->now - p->last_pong >= NP_PING_DIRECT_MS * 2 || np_sa_eq(&p->direct, src)) {
-		p->direct = *src;
-		p->has_direct = true;
+	{
+		struct np_addr s = np_pack(src);
+
+		if (!p->has_direct || np->now - p->last_pong >= NP_PING_DIRECT_MS * 2 || np_addr_eq(&p->direct, &s)) {
+			p->direct = s;
+			p->has_direct = true;
+		}
 	}
 	p->last_pong = np->now;
+	p->ping_out = 0;
 }
 
 static void np_stun_input(struct np *np, const struct sockaddr_storage *src, const uint8_t *buf, size_t len)
@@ -745,12 +835,13 @@ static void np_sync_netmap(struct np *np)
 				continue;
 			memcpy(p->key, q->wg_key, LS_WG_KEY_LEN);
 			p->added = p->mode_since = p->search_since = np->now;
+			p->every = NP_SEARCH_MS;
 			p->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
 		}
 		p->id = q->id;
 		{
 			/* the netmap's candidates first, in its order; learned ones after */
-			struct sockaddr_storage learned[NP_MAX_CAND];
+			struct np_addr learned[NP_MAX_CAND];
 			size_t nl = 0;
 
 			for (size_t k = p->n_nm_cand; k < p->n_cand; k++)
@@ -760,7 +851,7 @@ static void np_sync_netmap(struct np *np)
 				struct sockaddr_storage ss;
 
 				if (!ls_endpoint_parse(q->endpoints.v[k], &ss, NULL))
-					np_add_cand(p, &ss);
+					np_add_cand_sa(p, &ss);
 			}
 			p->n_nm_cand = p->n_cand;
 			for (size_t k = 0; k < nl; k++)
@@ -773,7 +864,7 @@ static void np_sync_netmap(struct np *np)
 			continue;
 		if (np->rp)
 			ls_rproxy_peer_remove(np->rp, np->peers[i]->key);
-		free(np->peers[i]);
+		np_peer_free(np->peers[i]);
 	}
 	free(np->peers);
 	free(kept);
@@ -803,18 +894,18 @@ static void np_engine_refresh(struct np *np)
 		if (!p)
 			continue;
 		p->hs = w->last_handshake_sec;
-		if (w->rx_bytes != p->rx)
+		if ((uint32_t)w->rx_bytes != p->rx)
 			p->rx_at = np->now;
-		if (w->tx_bytes != p->tx)
+		if ((uint32_t)w->tx_bytes != p->tx)
 			p->tx_at = np->now;
-		p->rx = w->rx_bytes;
-		p->tx = w->tx_bytes;
+		p->rx = (uint32_t)w->rx_bytes;
+		p->tx = (uint32_t)w->tx_bytes;
 		p->has_wg_ep = (w->flags & LS_WGP_HAS_ENDPOINT) != 0;
-		p->wg_ep = w->endpoint;
-		np_unmap(&p->wg_ep);
-		if (p->has_want && (!p->has_wg_ep || !np_sa_eq(&p->wg_ep, &p->want))) {
+		p->wg_ep = np_pack(&w->endpoint);
+		if (p->has_want && (!p->has_wg_ep || !np_addr_eq(&p->wg_ep, &p->want))) {
 			p->set_pending = true; /* roaming moved it, or a set failed */
-			p->roamed++;
+			if (p->roamed < UINT8_MAX)
+				p->roamed++;
 		} else {
 			p->roamed = 0;
 		}
@@ -842,31 +933,73 @@ static void np_set_mode(struct np_peer *p, enum np_mode m, uint64_t now, const c
 	p->mode_since = now;
 }
 
-/* One peer's timers and path choice (a->lock held). */
+/* The next interval of an idle peer's pings: doubled, up to NP_IDLE_MAX_MS. */
+static uint32_t np_backoff(uint32_t every)
+{
+	return every >= NP_IDLE_MAX_MS / 2 ? NP_IDLE_MAX_MS : every * 2;
+}
+
+/* One peer's timers and path choice (a->lock held).
+ *
+ * Pings cost one packet per candidate, so only peers that need them get them at full
+ * rate: WireGuard moved bytes within NP_BUSY_MS, or no path is chosen yet (new). An
+ * idle direct peer whose handshake is fresh gets none (the direct endpoint stays while
+ * no ping to it goes unanswered); other idle peers back off exponentially to
+ * NP_IDLE_MAX_MS. A ping or probe from the peer still gets our pings at once. */
 static void np_peer_tick(struct np *np, struct np_peer *p)
 {
 	uint64_t now = np->now;
-	bool direct_ok = p->has_direct && p->last_pong && now - p->last_pong < NP_DIRECT_TIMEOUT_MS;
-	struct sockaddr_storage want;
+	bool busy = (p->rx_at && now - p->rx_at < NP_BUSY_MS) || (p->tx_at && now - p->tx_at < NP_BUSY_MS);
+	int64_t age = p->hs ? ls_unix_time() - p->hs : INT64_MAX;
+	bool direct_ok = p->has_direct && p->last_pong && !(p->ping_out && now - p->ping_out >= NP_DIRECT_TIMEOUT_MS);
+	struct np_addr want;
 	bool has_want = false;
 
 	if (np->rp && !p->has_loop && ls_rproxy_peer_add(np->rp, p->key, &p->loop) == 0)
 		p->has_loop = true;
-	p->rpath = np->rp && p->has_loop ? ls_rproxy_peer_path(np->rp, p->key) : LS_RPROXY_PATH_NONE;
+	p->rpath = (uint8_t)(np->rp && p->has_loop ? ls_rproxy_peer_path(np->rp, p->key) : LS_RPROXY_PATH_NONE);
 	/* pings: the direct endpoint to keep it (and the NAT mappings) alive; every
 	 * candidate, with a probe through the stream relay, while there is none */
 	if (direct_ok) {
-		if (now - p->last_ping >= NP_PING_DIRECT_MS) {
+		uint32_t every = NP_PING_DIRECT_MS;
+		bool due;
+
+		if (busy) {
+			p->every = NP_PING_DIRECT_MS;
+			due = now - p->last_ping >= every;
+		} else if (age < NP_HANDSHAKE_FRESH_S && !p->ping_out) {
+			due = false; /* idle, and WireGuard's handshake says the path works */
+		} else {
+			every = p->every < NP_PING_DIRECT_MS ? NP_PING_DIRECT_MS : p->every;
+			due = now - p->last_ping >= every;
+			/* an unanswered ping is followed up at the busy rate until the timeout */
+			if (p->ping_out && now - p->last_ping >= NP_PING_DIRECT_MS)
+				due = true;
+		}
+		if (due) {
+			if (!busy && !p->ping_out)
+				p->every = np_backoff(every);
 			p->txid[1] = p->txid[0];
 			p->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
 			p->last_ping = now;
+			if (!p->ping_out)
+				p->ping_out = now;
 			np_ping(np, p, &p->direct);
 		}
 	} else {
-		uint64_t every = now - p->search_since >= NP_SEARCH_SLOW_AFTER_MS ? NP_SEARCH_SLOW_MS : NP_SEARCH_MS;
+		uint64_t every;
 
-		if (now - p->last_search >= every)
+		if (busy || p->mode == NP_NEW) {
+			every = now - p->search_since >= NP_SEARCH_SLOW_AFTER_MS ? NP_SEARCH_SLOW_MS : NP_SEARCH_MS;
+			p->every = NP_SEARCH_MS;
+		} else {
+			every = p->every < NP_SEARCH_MS ? NP_SEARCH_MS : p->every;
+		}
+		if (now - p->last_search >= every) {
 			np_search(np, p);
+			if (!busy && p->mode != NP_NEW)
+				p->every = np_backoff((uint32_t)every);
+		}
 		if (np->rp && now - p->last_probe >= (every > NP_PROBE_MS ? every : NP_PROBE_MS))
 			np_probe(np, p, false);
 	}
@@ -877,39 +1010,40 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 	} else if (p->mode == NP_NEW && now - p->added < NP_GRACE_MS) {
 		return; /* the netmap's endpoint until the first pings had a chance */
 	} else if (p->rpath != LS_RPROXY_PATH_NONE) {
+		struct sockaddr_storage ss = { 0 };
+
 		np_set_mode(p, NP_RELAYED, now, p->mode == NP_DIRECT ? "the direct endpoint stopped answering"
 								    : "no candidate endpoint answers");
-		memcpy(&want, &p->loop, sizeof(p->loop));
-		memset((uint8_t *)&want + sizeof(p->loop), 0, sizeof(want) - sizeof(p->loop));
+		memcpy(&ss, &p->loop, sizeof(p->loop));
+		want = np_pack(&ss);
 		has_want = true;
 	} else if (p->n_nm_cand) {
 		/* stale: no session, or we keep sending and hear nothing (WireGuard answers
-		 * data within its keepalive timeout, 10 s, when the path works) */
-		int64_t age = p->hs ? ls_unix_time() - p->hs : INT64_MAX;
-		/* ... or a rekey (due 120 s after the last handshake while sending) keeps failing */
+		 * data within its keepalive timeout, 10 s, when the path works) ... or a rekey
+		 * (due 120 s after the last handshake while sending) keeps failing */
 		bool fresh = age < NP_HANDSHAKE_FRESH_S && !(p->tx_at > p->rx_at && now - p->rx_at >= NP_ROTATE_MS) &&
 			     !(age >= 120 + NP_ROTATE_MS / 1000 && p->tx_at && now - p->tx_at < 10000);
 
 		/* WireGuard roamed to where the peer's authenticated packets come from: follow */
 		if (p->mode == NP_ROTATING && p->has_wg_ep && p->has_want && p->roamed >= 2 &&
-		    !np_sa_eq(&p->wg_ep, &p->want) && p->rx_at + 2500 >= now &&
-		    !(p->has_left && np_sa_eq(&p->wg_ep, &p->left) && now - p->rot_at < NP_ROTATE_MS)) {
+		    !np_addr_eq(&p->wg_ep, &p->want) && p->rx_at + 2500 >= now &&
+		    !(p->has_left && np_addr_eq(&p->wg_ep, &p->left) && now - p->rot_at < NP_ROTATE_MS)) {
 			char e[LS_ENDPOINT_STRLEN];
 
 			np_add_cand(p, &p->wg_ep);
 			for (size_t k = 0; k < p->n_cand; k++)
-				if (np_sa_eq(&p->cand[k], &p->wg_ep))
-					p->rot = k;
+				if (np_addr_eq(&p->cand[k], &p->wg_ep))
+					p->rot = (uint8_t)k;
 			p->rot_at = now;
 			p->rotations++;
-			ls_endpoint_format((const struct sockaddr *)&p->wg_ep, e);
+			np_addr_fmt(&p->wg_ep, e);
 			pr_info("nat: peer %lld: WireGuard roamed to %s; keeping it", (long long)p->id, e);
 		}
 		if (p->mode != NP_ROTATING) {
 			/* from the endpoint in use, when it is a candidate */
 			for (size_t k = 0; k < p->n_nm_cand; k++)
-				if (p->has_wg_ep && np_sa_eq(&p->cand[k], &p->wg_ep))
-					p->rot = k;
+				if (p->has_wg_ep && np_addr_eq(&p->cand[k], &p->wg_ep))
+					p->rot = (uint8_t)k;
 			np_set_mode(p, NP_ROTATING, now, "no answer and no relay");
 			p->rot_at = now;
 		} else if (!fresh && now - p->rot_at >= NP_ROTATE_MS && p->n_nm_cand > 1) {
@@ -917,11 +1051,11 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 
 			p->left = p->cand[p->rot < p->n_cand ? p->rot : 0];
 			p->has_left = true;
-			p->rot = (p->rot + 1) % (p->n_nm_cand ? p->n_nm_cand : 1);
+			p->rot = (uint8_t)((p->rot + 1) % (p->n_nm_cand ? p->n_nm_cand : 1));
 			p->rot_at = now;
 			p->rx_at = now; /* the new endpoint gets its own NP_ROTATE_MS */
 			p->rotations++;
-			ls_endpoint_format((const struct sockaddr *)&p->cand[p->rot], e);
+			np_addr_fmt(&p->cand[p->rot], e);
 			pr_info("nat: peer %lld: handshake stale, trying its endpoint %s", (long long)p->id, e);
 		}
 		want = p->cand[p->rot < p->n_cand ? p->rot : 0];
@@ -929,7 +1063,7 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 	}
 	if (!has_want)
 		return;
-	if (!p->has_want || !np_sa_eq(&p->want, &want)) {
+	if (!p->has_want || !np_addr_eq(&p->want, &want)) {
 		p->want = want;
 		p->has_want = true;
 		p->set_pending = true;
@@ -951,11 +1085,11 @@ static json_t *np_status(struct np *np)
 
 		ls_key_to_base64(key, p->key);
 		if (p->has_want) {
-			ls_endpoint_format((const struct sockaddr *)&p->want, e);
+			np_addr_fmt(&p->want, e);
 			json_object_set_new(o, "endpoint", json_string(e));
 		}
 		if (p->has_direct) {
-			ls_endpoint_format((const struct sockaddr *)&p->direct, e);
+			np_addr_fmt(&p->direct, e);
 			json_object_set_new(o, "direct_endpoint", json_string(e));
 		}
 		if (p->last_pong)
@@ -963,13 +1097,13 @@ static json_t *np_status(struct np *np)
 		/* WireGuard sent and heard nothing back for this long (a stale path) */
 		json_object_set_new(o, "unanswered_ms", json_integer(p->tx_at > p->rx_at ? (json_int_t)(np->now - p->rx_at) : 0));
 		if (p->mode == NP_RELAYED) {
-			const char *r = np->rp ? ls_rproxy_path_relay(np->rp, p->rpath) : NULL;
+			const char *r = np->rp ? ls_rproxy_path_relay(np->rp, (enum ls_rproxy_path)p->rpath) : NULL;
 
-			json_object_set_new(o, "via", json_string(ls_rproxy_path_str(p->rpath)));
+			json_object_set_new(o, "via", json_string(ls_rproxy_path_str((enum ls_rproxy_path)p->rpath)));
 			json_object_set_new(o, "relay", r ? json_string(r) : json_null());
 		}
 		for (size_t k = 0; k < p->n_cand; k++) {
-			ls_endpoint_format((const struct sockaddr *)&p->cand[k], e);
+			np_addr_fmt(&p->cand[k], e);
 			json_array_append_new(c, json_string(e));
 		}
 		json_object_set_new(o, "candidates", c);
@@ -998,7 +1132,7 @@ static void *path_thread(void *arg)
 {
 	struct np *np = arg;
 	struct agent *a = np->a;
-	uint64_t next_sync = 0, next_engine = 0, next_status = 0, next_eps = 0;
+	uint64_t next_sync = 0, next_engine = 0, next_eps = 0;
 	char stun_seen[NP_MAX_STUN][LS_ENDPOINT_STRLEN] = { { 0 } };
 
 	np->now = ls_now_ms();
@@ -1048,17 +1182,13 @@ static void *path_thread(void *arg)
 
 			np_peer_tick(np, p);
 			if (p->set_pending && a->dp_ok) {
-				int err = ls_dp_set_endpoint(&a->dp, p->key, &p->want);
+				struct sockaddr_storage want = np_unpack(&p->want);
+				int err = ls_dp_set_endpoint(&a->dp, p->key, &want);
 
 				p->set_pending = false;
 				if (err)
 					pr_warn("nat: peer %lld: cannot set the endpoint: %s", (long long)p->id, strerror(-err));
 			}
-		}
-		if (np->now >= next_status) {
-			next_status = np->now + 500;
-			json_decref(a->nat_status);
-			a->nat_status = np_status(np);
 		}
 		if (kick) {
 			a->hb_kick = true;
@@ -1258,7 +1388,11 @@ static void api_serve(struct agent *a, int lfd)
 		doc = json_pack("{s:s}", "error", "unknown request (status, netmap, dns)");
 	if (doc && !strcmp(req, "status")) {
 		json_object_set_new(doc, "agent", json_true());
-		ls_status_add_nat(doc, a->nat_status, a->observed);
+		/* built when asked (at 10,000 peers it is megabytes of JSON) */
+		json_t *nat = a->np ? np_status(a->np) : NULL;
+
+		ls_status_add_nat(doc, nat, a->observed);
+		json_decref(nat);
 	}
 	pthread_mutex_unlock(&a->lock);
 	s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
