@@ -96,7 +96,7 @@ nsx c ip rule | grep -q "fwmark $mark lookup $table" && ok "ip rule: fwmark $mar
 nsx c ip -6 rule | grep -q "fwmark $mark lookup $table" && ok "ip -6 rule too" || fail "ip -6 rule" "$(nsx c ip -6 rule)"
 nsx c ip route show table "$table" | grep -q "^blackhole default" && ok "the app table has the fail-closed blackhole" ||
 	fail "blackhole" "$(nsx c ip route show table "$table")"
-bpftool -j link show | jq -e --argjson id "$(stat -c %i "$CGA")" '.[] | select(.type == "cgroup" and .cgroup_id == $id and (.attach_type | test("sock_create")))' >/dev/null &&
+bpftool -j link show | jqe --argjson id "$(stat -c %i "$CGA")" '.[] | select(.type == "cgroup" and .cgroup_id == $id and (.attach_type | test("sock_create")))' >/dev/null &&
 	ok "bpftool: a sock_create link on cgroup a" || fail "bpftool link" "$(bpftool link show)"
 lsx c app-route list | grep -q "$CGA -> exit e1" && ok "list text" || fail "list text" "$(lsx c app-route list)"
 

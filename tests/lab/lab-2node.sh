@@ -108,7 +108,7 @@ lsx n1 relay list | grep -q "^stun    10.99.0.1:3478" && ok "relay list text" ||
 
 # endpoints follow the addresses: a new address on n2 reaches n1's netmap by heartbeat
 nsx n2 ip addr add 10.99.0.22/24 dev eth0
-ep_has() { lsx n1 netmap --json | jq -e '.peers[] | select(.name == "n2") | .endpoints | index("10.99.0.22:51820")' >/dev/null; }
+ep_has() { lsx n1 netmap --json | jqe '.peers[] | select(.name == "n2") | .endpoints | index("10.99.0.22:51820")' >/dev/null; }
 wait_for 5 "n2's new endpoint in n1's netmap" ep_has && ok "address change: heartbeat carries the new endpoint to n1" ||
 	fail "endpoint change" "$(lsx n1 netmap --json | jq -c '.peers[].endpoints')" "$(node_log n2)"
 

@@ -124,7 +124,7 @@ ping_within n1 198.51.100.1 3 && ok "exit traffic flows again" || fail "exit aft
 # a peer route colliding with the host's own (n2 gets an address in n4's LAN): refused
 nsx n2 ip addr add 192.168.50.77/24 dev eth0
 t2=$(jq -r .table "$LAB_DIR/n2/$(profile_of n2)/config.json")
-refused() { lsx n2 status --json | jq -e '.refused_routes[] | select(.route == "192.168.50.0/24" and .peer == "n4")'; }
+refused() { lsx n2 status --json | jqe '.refused_routes[] | select(.route == "192.168.50.0/24" and .peer == "n4")'; }
 wait_for 5 "n2 refuses n4's LAN route" refused && ok "colliding route refused and reported" || fail "collision" "$(lsx n2 status --json | jq -c .refused_routes)"
 nsx n2 ip route show table "$t2" | grep -q "^192.168.50.0/24" && fail "refused route not in n2's table" || ok "refused route not in n2's table"
 lsx n2 status | grep -q "refused:    192.168.50.0/24 from n4: overlaps the host route 192.168.50.0/24 dev eth0" &&
@@ -137,7 +137,7 @@ wait_for 5 "n2 routes n4's LAN again" sh -c "nsenter --net=/run/netns/$(nsname n
 # the overlay over a host route (an underlay in 100.64/10): reported, still working
 nsx n2 ip route add 100.64.0.0/10 via 10.99.0.1
 ov=$(jq -r .network.ipv4 <<<"$(lsx n2 netmap --json)")
-conflict() { lsx n2 status --json | jq -e --arg p "$ov" '.overlay_conflicts[] | select(.prefix == $p)'; }
+conflict() { lsx n2 status --json | jqe --arg p "$ov" '.overlay_conflicts[] | select(.prefix == $p)'; }
 wait_for 5 "n2 reports the overlay conflict" conflict && ok "overlay overlapping a host route is reported" ||
 	fail "overlay conflict" "$(lsx n2 status --json | jq -c .overlay_conflicts)"
 ping_ok n2 "$(node_addr n1 4)" && ok "overlay still works over the conflicting host route" || fail "overlay with conflict"

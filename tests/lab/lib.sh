@@ -108,6 +108,9 @@ lab_ns() {
 lab_bridge() {
 	local ns=$1 br=$2 a; shift 2
 	nsx "$ns" ip link add "$br" type bridge
+	# a bridge without a fixed address takes the lowest MAC of its ports, so a port added
+	# later would change it under the neighbours' ARP caches: pin the one it has now
+	nsx "$ns" ip link set "$br" address "$(nsx "$ns" ip -br link show "$br" | awk '{print $3}')"
 	nsx "$ns" ip link set "$br" up
 	for a in "$@"; do nsx "$ns" ip addr add "$a" dev "$br" nodad 2>/dev/null || nsx "$ns" ip addr add "$a" dev "$br"; done
 }
@@ -148,6 +151,14 @@ bg() {
 	nsenter --net="/run/netns/$(nsname "$ns")" -- "$@" >>"$log" 2>&1 &
 	BG_PID=$!
 	LAB_PIDS+=("$BG_PID")
+}
+
+# jqe FILTER...: jq -e on standard input that also fails when the input is empty (jq 1.6
+# -e exits 0 on no input, so `cmd | jq -e ...' succeeds when cmd fails and prints nothing).
+jqe() {
+	local in
+	in=$(cat)
+	[ -n "$in" ] && jq -e "$@" <<<"$in"
 }
 
 # wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s until it succeeds.

@@ -71,7 +71,7 @@ check_eq "cb owns the default route" "$(profile_of cb)" "$(owner)"
 check_eq "the internet goes through cb" "$(ifname_of cb)" "$(via)"
 wait_for 5 "www via rb" sh -c "[ \"\$(nsenter --net=/run/netns/$(nsname c) curl -s --max-time 2 http://198.51.100.1:8080/who)\" = B ]" &&
 	ok "198.51.100.1 answers as B (through rb)" || fail "www via rb" "$(http_who c http://198.51.100.1:8080)"
-lsp ca status --json | jq -e '.exit_reason | contains("belongs to profile")' >/dev/null &&
+lsp ca status --json | jqe '.exit_reason | contains("belongs to profile")' >/dev/null &&
 	ok "status (ca) says who owns the default route" || fail "ca exit_reason" "$(lsp ca status --json | jq .exit_reason)"
 lsp ca status | grep -q "^default route: $(profile_of cb)" && ok "status text shows the owner" || fail "status text" "$(lsp ca status)"
 

@@ -24,7 +24,7 @@ agent_start rb --apply-routes
 multi_agent ca --apply-routes
 multi_agent cb --apply-routes
 
-mapped() { lsp "$1" routes --json | jq -e '.mappings[] | select(.real == "192.168.1.0/24" and .virtual != null)' >/dev/null; }
+mapped() { lsp "$1" routes --json | jqe '.mappings[] | select(.real == "192.168.1.0/24" and .virtual != null)' >/dev/null; }
 wait_for 20 "ca maps 192.168.1.0/24" mapped ca && ok "ca: overlapping 192.168.1.0/24 mapped" ||
 	fail "ca mapping" "$(lsp ca routes --json)" "$(node_log ca)"
 wait_for 20 "cb maps 192.168.1.0/24" mapped cb && ok "cb: overlapping 192.168.1.0/24 mapped" ||
@@ -80,7 +80,7 @@ check_eq "TCP after the restart: host A" A "$(http_who c "http://$hosta:8080")"
 # --map: cb reaches its LAN as 10.77.1.0/24 instead of the automatic prefix
 agent_kill cb
 multi_agent cb --apply-routes --map 10.77.1.0/24=192.168.1.0/24
-manual() { lsp cb routes --json | jq -e '.mappings[] | select(.source == "manual" and .virtual == "10.77.1.0/24" and (.conflicts_with | length) == 1)'; }
+manual() { lsp cb routes --json | jqe '.mappings[] | select(.source == "manual" and .virtual == "10.77.1.0/24" and (.conflicts_with | length) == 1)'; }
 wait_for 15 "cb's manual map" manual && ok "--map: recorded as the manual mapping of the conflicting prefix" || fail "manual map" "$(lsp cb routes --json)"
 check_eq "--map: no automatic mapping left for cb's 192.168.1.0/24" 1 "$(lsp cb routes --json | jq '[.mappings[] | select(.real == "192.168.1.0/24")] | length')"
 wait_for 90 "TCP via 10.77.1.10" sh -c "[ \"\$(nsenter --net=/run/netns/$(nsname c) curl -s --max-time 2 http://10.77.1.10:8080/who)\" = B ]" &&
@@ -104,7 +104,7 @@ check_eq "state records the allow" "$(profile_of cb)" "$(lsp ca routes --json | 
 # without BPF (--no-bpf) nothing is translated: status says so and the real route stays
 agent_kill cb
 multi_agent cb --apply-routes --no-bpf
-nobpf() { lsp cb status --json | jq -e '.multinet.mappings[] | select(.real == "192.168.1.0/24") | .error | contains("BPF unavailable")'; }
+nobpf() { lsp cb status --json | jqe '.multinet.mappings[] | select(.real == "192.168.1.0/24") | .error | contains("BPF unavailable")'; }
 wait_for 15 "cb reports untranslated" nobpf && ok "status: mapping not translated, BPF unavailable (--no-bpf)" ||
 	fail "no-bpf status" "$(lsp cb status --json | jq -c '.multinet, .bpf')"
 check_eq "status: bpf line" "unavailable: --no-bpf (mapped routes are not translated)" "$(lsp cb status --json | jq -r .bpf)"

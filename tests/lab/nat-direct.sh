@@ -54,7 +54,7 @@ check "a's STUN answer is its router's mapping of port 51820 (203.0.113.11:41641
 	wait_for 15 "a stun" stun_mapped a 203.0.113.11:41641
 check "b's STUN answer is 203.0.113.12:41642" wait_for 15 "b stun" stun_mapped b 203.0.113.12:41642
 # The heartbeat carries it; the server adds what it sees (the router, with the listen port).
-b_has_ep() { lsx a netmap --json | jq -e --arg k "$pb" --arg e "$1" '.peers[] | select(.wg_key == $k) | .endpoints | index($e)' >/dev/null; }
+b_has_ep() { lsx a netmap --json | jqe --arg k "$pb" --arg e "$1" '.peers[] | select(.wg_key == $k) | .endpoints | index($e)' >/dev/null; }
 check "a's netmap lists b's STUN endpoint 203.0.113.12:41642" wait_for 40 "b's stun endpoint" b_has_ep 203.0.113.12:41642
 check "a's netmap lists b's server-observed endpoint 203.0.113.12:51820" b_has_ep 203.0.113.12:51820
 check "a's netmap lists b's local endpoint 10.2.0.2:51820" b_has_ep 10.2.0.2:51820
