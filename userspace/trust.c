@@ -421,7 +421,8 @@ peers:
 			goto out;
 		}
 	}
-	if (!jh) { /* a delta without an audit head: nothing new to remember */
+	if (!jh && !json_is_object(json_object_get(doc, "control"))) {
+		/* a delta with neither: nothing new to remember */
 		ls_ctl_set_identity(c, pk);
 		goto out;
 	}
@@ -467,7 +468,8 @@ peers:
 	/* netmaps from now on must be signed by the identity (ls_ctl_netmap checks) */
 	ls_ctl_set_identity(c, pk);
 	json_object_set_new(st, "identity", json_string(ident));
-	json_object_set_new(st, "head", ls_audit_head_to_json(&head));
+	if (jh) /* a delta without an audit head keeps the head seen before */
+		json_object_set_new(st, "head", ls_audit_head_to_json(&head));
 	ret = save_state(dir, st);
 	if (ret)
 		fail(err, errlen, ret, "cannot save %s/" TRUST_FILE ": %s", dir, strerror(-ret));
