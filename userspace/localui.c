@@ -32,6 +32,10 @@ struct ls_localui {
 	char sock_path[PATH_MAX];
 	char listen[LS_ENDPOINT_STRLEN]; /* TCP address, "" when off */
 	char host_ok[2][LS_ENDPOINT_STRLEN + 16]; /* Host headers accepted over TCP */
+	struct ls_localui_door {
+		struct ls_localui *ui;
+		bool tcp; /* the Host header is checked */
+	} door_unix, door_tcp; /* each daemon's handler argument */
 };
 
 /* ---- where ---------------------------------------------------------------------------- */
@@ -442,30 +446,20 @@ static enum MHD_Result serve(struct ls_localui *ui, struct MHD_Connection *c, co
 	return reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", body);
 }
 
-static enum MHD_Result on_unix(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-			       const char *version, const char *upload, size_t *upload_size, void **con_cls)
+/* The handler of both daemons; cls is the daemon's door (Unix socket or TCP). */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+				  const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
+	const struct ls_localui_door *door = cls;
+
 	(void)version;
 	(void)upload;
+	(void)con_cls;
 	if (*upload_size) {
 		*upload_size = 0; /* a body is ignored; the answer is 405 anyway */
 		return MHD_YES;
 	}
-	(void)con_cls;
-	return serve(cls, c, url, method, false);
-}
-
-static enum MHD_Result on_tcp(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-			      const char *version, const char *upload, size_t *upload_size, void **con_cls)
-{
-	(void)version;
-	(void)upload;
-	if (*upload_size) {
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	(void)con_cls;
-	return serve(cls, c, url, method, true);
+	return serve(door->ui, c, url, method, door->tcp);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -490,6 +484,8 @@ int ls_localui_start(const struct ls_profile *p, struct ls_localui **out)
 		return -ENOMEM;
 	ui->prof = p;
 	ui->unix_fd = -1;
+	ui->door_unix = (struct ls_localui_door){ .ui = ui, .tcp = false };
+	ui->door_tcp = (struct ls_localui_door){ .ui = ui, .tcp = true };
 	if ((ret = ls_localui_path(p->name, ui->sock_path, sizeof(ui->sock_path))) ||
 	    strlen(ui->sock_path) >= sizeof(sun.sun_path)) {
 		ret = -ENAMETOOLONG;
@@ -507,8 +503,8 @@ int ls_localui_start(const struct ls_profile *p, struct ls_localui **out)
 		ret = -errno;
 		goto cleanup;
 	}
-	ui->unix_d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_unix, ui,
-				      MHD_OPTION_LISTEN_SOCKET, ui->unix_fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+	ui->unix_d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
+				      &ui->door_unix, MHD_OPTION_LISTEN_SOCKET, ui->unix_fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
 				      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
 				      NULL, MHD_OPTION_END);
 	if (!ui->unix_d) {
@@ -533,7 +529,7 @@ int ls_localui_start(const struct ls_profile *p, struct ls_localui **out)
 			snprintf(ui->host_ok[1], sizeof(ui->host_ok[1]), "localhost:%u", port);
 			ui->tcp_d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 							     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-						     port, NULL, NULL, on_tcp, ui, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+						     port, NULL, NULL, on_request, &ui->door_tcp, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 						     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
 						     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
 						     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
