@@ -14,6 +14,38 @@
 
 #define LS_FWD_STACK (-1)
 
+/* TC's FIB result per (ingress device, family, TOS, source, destination): the egress
+ * device, its MTU and the two MACs, reused for LS_FIB_CACHE_NS. A route or neighbour
+ * change therefore reaches cached destinations within that time (the stack's own
+ * forwarding keeps using a stale neighbour entry longer). Ports are not in the key: the
+ * lookup passes no mark, and our ip rules select by mark only. Packets longer than the
+ * cached MTU (GSO) do the full lookup, which checks them against the egress device. */
+#define LS_FIB_CACHE_NS (50 * 1000 * 1000ULL)
+
+struct ls_fib_key {
+	__u32 ifindex;
+	__u8 family;
+	__u8 tos;
+	__u8 pad[2];
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct ls_fib_val {
+	__u64 stamp; /* bpf_ktime_get_coarse_ns() of the lookup */
+	__u32 ifindex;
+	__u32 mtu;
+	__u8 dmac[6];
+	__u8 smac[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ls_fib_key);
+	__type(value, struct ls_fib_val);
+} ls_fib_cache SEC(".maps");
+
 static __always_inline int ls_fwd(void *ctx, bool xdp, struct ls_pkt *p, int parsed)
 {
 	struct bpf_fib_lookup f = {};
@@ -51,8 +83,34 @@ static __always_inline int ls_fwd(void *ctx, bool xdp, struct ls_pkt *p, int par
 	/* TC leaves tot_len 0: the kernel then checks the skb against the egress MTU itself
 	 * and accepts GSO packets (a TCP sender's 64 KB super-packets; their IP length is
 	 * past any MTU, so passing it sent ~90% of a TCP flow to the stack). */
+	struct ls_fib_key k = {};
+	__u64 now = 0;
+	if (!xdp) {
+		struct ls_fib_val *c;
+		k.ifindex = f.ifindex;
+		k.family = f.family;
+		k.tos = f.tos;
+		__builtin_memcpy(k.saddr, p->saddr, 16);
+		__builtin_memcpy(k.daddr, p->daddr, 16);
+		now = bpf_ktime_get_coarse_ns();
+		c = bpf_map_lookup_elem(&ls_fib_cache, &k);
+		if (c && now - c->stamp < LS_FIB_CACHE_NS && p->len <= c->mtu + p->l3) {
+			f.ifindex = c->ifindex;
+			__builtin_memcpy(f.dmac, c->dmac, 6);
+			__builtin_memcpy(f.smac, c->smac, 6);
+			goto found;
+		}
+	}
 	if (bpf_fib_lookup(ctx, &f, sizeof(f), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		goto stack;
+	if (!xdp) {
+		/* TC: on success mtu_result holds the egress device's MTU */
+		struct ls_fib_val v = { .stamp = now, .ifindex = f.ifindex, .mtu = f.mtu_result };
+		__builtin_memcpy(v.dmac, f.dmac, 6);
+		__builtin_memcpy(v.smac, f.smac, 6);
+		bpf_map_update_elem(&ls_fib_cache, &k, &v, BPF_ANY);
+	}
+found:;
 	__u32 out = f.ifindex;
 	struct ls_iface *t = bpf_map_lookup_elem(&ls_ifaces, &out);
 	if (!t || !(t->flags & LS_IF_FWD_TARGET))

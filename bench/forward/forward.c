@@ -14,7 +14,8 @@
  *   forward [PACKETS] [ROUNDS] [VARIANT...]
  *
  * With VARIANTs (base xdp tc netmap stateless snat masq xdp-fwd tc-fwd snat-fwd), only
- * those run, 1 flow (60,000 for the SNAT ones): for profiling one path with perf.
+ * those run, 1 flow (60,000 for the SNAT ones; BENCH_FLOWS=N sets the count for the
+ * others): for profiling one path with perf, or comparing two variants quickly.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -344,6 +345,9 @@ int main(int argc, char **argv)
 				one.snat = true, one.flows = 60000;
 			one.v[one.n++] = v;
 		}
+		/* BENCH_FLOWS: another flow count for the chosen non-SNAT variants */
+		if (!one.snat && getenv("BENCH_FLOWS"))
+			one.flows = (uint32_t)atol(getenv("BENCH_FLOWS"));
 		sets[0] = one;
 		nsets = 1;
 	}
