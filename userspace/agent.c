@@ -951,7 +951,12 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 	uint64_t now = np->now;
 	bool busy = (p->rx_at && now - p->rx_at < NP_BUSY_MS) || (p->tx_at && now - p->tx_at < NP_BUSY_MS);
 	int64_t age = p->hs ? ls_unix_time() - p->hs : INT64_MAX;
-	bool direct_ok = p->has_direct && p->last_pong && !(p->ping_out && now - p->ping_out >= NP_DIRECT_TIMEOUT_MS);
+	/* the direct path is gone when a ping goes unanswered: NP_DIRECT_TIMEOUT_MS after the
+	 * last pong while pinging at the busy rate, or after the ping before the first
+	 * unanswered one would have been sent when pings resumed after a pause */
+	uint64_t ref = p->ping_out && p->ping_out - NP_PING_DIRECT_MS > p->last_pong ? p->ping_out - NP_PING_DIRECT_MS
+										      : p->last_pong;
+	bool direct_ok = p->has_direct && p->last_pong && !(p->ping_out && now - ref >= NP_DIRECT_TIMEOUT_MS);
 	struct np_addr want;
 	bool has_want = false;
 
@@ -1046,7 +1051,9 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 					p->rot = (uint8_t)k;
 			np_set_mode(p, NP_ROTATING, now, "no answer and no relay");
 			p->rot_at = now;
-		} else if (!fresh && now - p->rot_at >= NP_ROTATE_MS && p->n_nm_cand > 1) {
+		} else if (!fresh && now - p->rot_at >= NP_ROTATE_MS && p->n_nm_cand > 1 && p->tx_at &&
+			   now - p->tx_at < 2 * NP_ROTATE_MS) {
+			/* (only while WireGuard sends: an idle peer's stale handshake says nothing) */
 			char e[LS_ENDPOINT_STRLEN];
 
 			p->left = p->cand[p->rot < p->n_cand ? p->rot : 0];
@@ -1196,8 +1203,15 @@ static void *path_thread(void *arg)
 		}
 		pthread_mutex_unlock(&a->lock);
 		if (np->now >= next_engine) {
-			next_engine = np->now + 1000;
+			/* a second, a quarter of a millisecond per peer past 4,000 (the engine's
+			 * dump is a round trip of every peer: 2.5 s at 10,000) */
+			size_t n = np->n_peers;
+
+			next_engine = np->now + (n > 4000 ? (n / 4 > 5000 ? 5000 : n / 4) : 1000);
 			np_engine_refresh(np);
+			/* that dump is megabytes at 10,000 peers, gone again: give it back */
+			if (n >= 1000)
+				malloc_trim(0);
 		}
 	}
 	return NULL;
