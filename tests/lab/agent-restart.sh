@@ -9,18 +9,8 @@
 source "$(dirname "$0")/lib.sh"
 lab_init
 
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24 fd99::1/64
-for i in 1 2 3; do lab_node n$i inet br0 10.99.0.1$i/24 fd99::1$i/64; done
-control_start inet 10.99.0.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init n1 "$tok"
-node_init n2 "$tok"
-agent_start n1
-agent_start n2
-wait_for 10 "n1 peer" peer_count n1 1 || lab_die "n1 peer" "$(node_log n1)"
-wait_for 10 "n2 peer" peer_count n2 1 || lab_die "n2 peer"
+lab_star n1 n2 n3
+lab_up n1 n2
 n2v4=$(node_addr n2 4)
 ping_within n1 "$n2v4" 5 || lab_die "initial ping" "$(node_log n1)"
 if1=$(ifname_of n1)
@@ -55,7 +45,7 @@ check_eq "no handshake reset (same latest handshake)" "$hs_before" \
 check_eq "peer still configured" "$key2" "$(nsx n1 wg show "$if1" peers)"
 
 # the restarted agent follows the netmap again
-node_init n3 "$tok"
+node_init n3 "$LAB_TOK"
 agent_start n3
 wait_for 10 "restarted n1 learns n3" peer_count n1 2 && ok "restarted agent applies new peers" || fail "n1 learns n3" "$(node_log n1)"
 ping_within n1 "$(node_addr n3 4)" 5 && ok "n1 reaches n3" || fail "n1 -> n3"

@@ -14,17 +14,10 @@ source "$(dirname "$0")/lib.sh"
 lab_init
 export LIGHTSCALE_EXIT_PROBE_INTERVAL=3
 
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24 fd99::1/64
-lab_node c inet br0 10.99.0.11/24 fd99::11/64
-lab_node e1 inet br0 10.99.0.21/24 fd99::21/64
-lab_node e2 inet br0 10.99.0.22/24 fd99::22/64
-control_start inet 10.99.0.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init e1 "$tok" --advertise-routes 0.0.0.0/0,::/0
-node_init e2 "$tok" --advertise-routes 0.0.0.0/0,::/0
-node_init c "$tok"
+lab_star c e1=21 e2=22
+node_init e1 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
+node_init e2 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
+node_init c "$LAB_TOK"
 agent_start e1
 agent_start e2
 agent_start c --apply-routes

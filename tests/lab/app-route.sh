@@ -27,11 +27,7 @@ app_cleanup() {
 }
 trap app_cleanup EXIT
 
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24 fd99::1/64
-lab_node c inet br0 10.99.0.11/24 fd99::11/64
-lab_node e1 inet br0 10.99.0.21/24 fd99::21/64
-lab_node e2 inet br0 10.99.0.22/24 fd99::22/64
+lab_star c e1=21 e2=22
 nsx c ip route add default via 10.99.0.1
 nsx c ip -6 route add default via fd99::1
 for n in inet e1 e2; do
@@ -41,12 +37,9 @@ for n in inet e1 e2; do
 	if [ $n = inet ]; then echo direct; else echo $n; fi >"$LAB_DIR/www-$n/who"
 	bg $n "$LAB_DIR/www-$n.log" python3 -m http.server 8090 --bind :: --directory "$LAB_DIR/www-$n"
 done
-control_start inet 10.99.0.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init e1 "$tok" --advertise-routes 0.0.0.0/0,::/0
-node_init e2 "$tok" --advertise-routes 0.0.0.0/0,::/0
-node_init c "$tok"
+node_init e1 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
+node_init e2 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
+node_init c "$LAB_TOK"
 agent_start e1
 agent_start e2
 agent_start c --apply-routes

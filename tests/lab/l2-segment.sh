@@ -11,20 +11,14 @@
 source "$(dirname "$0")/lib.sh"
 lab_init
 
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24 fd99::1/64
-for i in 1 2 3; do lab_node n$i inet br0 10.99.0.1$i/24 fd99::1$i/64; done
+lab_star n1 n2 n3
 for i in 1 2; do
 	lab_ns h$i
 	lab_link h$i eth0 n$i v-h$i
 	nsx h$i ip link set eth0 mtu 1370
 	lab_addr h$i eth0 192.168.77.$i/24 fd77::$i/64
 done
-control_start inet 10.99.0.1 8080
-net_create home
-tok=$(token_create home 5)
-for i in 1 2 3; do node_init n$i "$tok"; agent_start n$i; done
-for i in 1 2 3; do wait_for 20 "n$i peers" peer_count n$i 2 || lab_die "n$i configures its peers" "$(node_log n$i)"; done
+lab_up n1 n2 n3
 ok "three nodes configured"
 
 check_eq "off by default: no segment" 0 "$(lsx n1 l2 list --json | jq '.segments | length')"

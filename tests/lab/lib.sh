@@ -263,8 +263,48 @@ peer_count() {
 ping_ok() { nsx "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
 # ping_ok_retry FROM ADDR SECONDS
 ping_within() { wait_for "$3" "ping $1 -> $2" ping_ok "$1" "$2"; }
+
 # node_log NODE: last lines of an agent log, for failure details.
 node_log() { tail -n "${2:-15}" "$LAB_DIR/$1.agent.log" 2>/dev/null; }
+
+# The usual one-network lab ------------------------------------------------------------
+#   n1 10.99.0.11 ---- br0 (ns inet: 10.99.0.1, fd99::1; control :8080) ---- n2 10.99.0.12 ...
+# lab_star NODE...: namespace inet with bridge br0 (10.99.0.1/24, fd99::1/64) and the
+# control plane on 10.99.0.1:8080, network "home" and in LAB_TOK an enrollment string
+# for it (5 uses). NODE is NAME=H (eth0 on br0 with 10.99.0.H/24, fd99::H/64) or just
+# NAME, which takes H = 11, 12, ... by its position. Nodes are not init'ed (lab_up).
+lab_star() {
+	local a n h i=11
+	lab_ns inet
+	lab_bridge inet br0 10.99.0.1/24 fd99::1/64
+	for a in "$@"; do
+		n=${a%%=*} h=$i
+		[ "$n" = "$a" ] || h=${a#*=}
+		lab_node "$n" inet br0 "10.99.0.$h/24" "fd99::$h/64"
+		i=$((i + 1))
+	done
+	control_start inet 10.99.0.1 8080
+	net_create home
+	LAB_TOK=$(token_create home 5)
+}
+# lab_up NODE...: init (with LAB_TOK) and start the agent of each NODE, then wait (40 s)
+# until each has configured the others; dies naming the node that did not.
+lab_up() {
+	local n
+	for n in "$@"; do node_init "$n" "$LAB_TOK"; done
+	for n in "$@"; do agent_start "$n"; done
+	for n in "$@"; do
+		wait_for 40 "$n configures its $(($# - 1)) peers" peer_count "$n" $(($# - 1)) ||
+			lab_die "$n configures its peers" "$(node_log "$n")"
+	done
+}
+# lab_mesh NODE...: lab_star NODE... then lab_up of every NODE.
+lab_mesh() {
+	local a names=()
+	lab_star "$@"
+	for a in "$@"; do names+=("${a%%=*}"); done
+	lab_up "${names[@]}"
+}
 
 # Multi-network labs (multi-overlap, multi-exit, dns-split) ------------------------------
 # multi_setup [ROUTES]: one client c in two networks (profiles ca in neta, cb in netb) and

@@ -7,19 +7,8 @@
 #   n1 10.99.0.11 ---- br0 (ns inet, control 10.99.0.1:8080) ---- n2 10.99.0.12
 source "$(dirname "$0")/lib.sh"
 lab_init
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24 fd99::1/64
-lab_node n1 inet br0 10.99.0.11/24 fd99::11/64
-lab_node n2 inet br0 10.99.0.12/24 fd99::12/64
-lab_node n3 inet br0 10.99.0.13/24 fd99::13/64
-control_start inet 10.99.0.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init n1 "$tok"
-node_init n2 "$tok"
-agent_start n1
-agent_start n2
-wait_for 40 "n1 peer" peer_count n1 1 || lab_die "n1 peer" "$(node_log n1)"
+lab_star n1 n2 n3
+lab_up n1 n2
 ping_within n1 "$(node_addr n2 4)" 10 && ok "ping n1 -> n2" || fail "ping" "$(node_log n1)"
 tj=$(find "$LAB_DIR/n1" -name trust.json | head -1)
 check_eq "n1 trusts the deployment's identity (first use)" "$(tr -d '\n' <"$CONTROL_DIR/identity.pub")" \
@@ -31,7 +20,7 @@ check "lightscale audit verify: verified" grep -q "^audit: verified: head [0-9]*
 control_stop
 cp -a "$CONTROL_DIR/pg" "$LAB_DIR/pg.bak"
 control_start inet 10.99.0.1 8080
-node_init n3 "$tok"
+node_init n3 "$LAB_TOK"
 wait_for 40 "n1 sees n3" peer_count n1 2 || fail "n1 sees n3" "$(node_log n1)"
 seen=$(jq .head.seq "$tj")
 lab_log "n1 accepted audit head $seen"

@@ -7,18 +7,7 @@
 #   n1 10.99.0.11 ---- br0 (ns inet, control 10.99.0.1:8080) ---- n2 10.99.0.12
 source "$(dirname "$0")/lib.sh"
 lab_init
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24 fd99::1/64
-lab_node n1 inet br0 10.99.0.11/24 fd99::11/64
-lab_node n2 inet br0 10.99.0.12/24 fd99::12/64
-control_start inet 10.99.0.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init n1 "$tok"
-node_init n2 "$tok"
-agent_start n1
-agent_start n2
-wait_for 40 "n1 peer" peer_count n1 1 || lab_die "n1 peer" "$(node_log n1)"
+lab_mesh n1 n2
 A2=$(node_addr n2 4)
 ping_within n1 "$A2" 10 && ok "ping n1 -> n2" || fail "ping" "$(node_log n1)"
 old=$(lsx n1 netmap --json | jq -r '.peers[0].wg_key')

@@ -10,18 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 lab_init
 
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24 fd99::1/64
-lab_node n1 inet br0 10.99.0.11/24 fd99::11/64
-lab_node n2 inet br0 10.99.0.12/24 fd99::12/64
-control_start inet 10.99.0.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init n1 "$tok"
-node_init n2 "$tok"
-agent_start n1
-agent_start n2
-wait_for 15 "n1 configures n2" peer_count n1 1 || lab_die "peers" "$(node_log n1)"
+lab_mesh n1 n2
 ping_within n1 "$(node_addr n2 4)" 5 || lab_die "overlay ping"
 sock="/run/lightscale/$(profile_of n1)/ui.sock"
 ui_cleanup() { lab_cleanup; rm -rf "/run/lightscale/$(profile_of n1)" "/run/lightscale/$(profile_of n2)"; }
