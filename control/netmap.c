@@ -70,9 +70,7 @@ static bool str_differs(const char *a, const char *b)
 	return (!a != !b) || (a && strcmp(a, b));
 }
 
-/* after a sync to version: note which of the two sections moved (not static: the unit
- * test drives it without a database; no prototype in server.h, nothing else calls it) */
-void lsc_net_sections_seen(struct lsc_net *n, int64_t version);
+/* after a sync to version: note which of the two sections moved (server.h) */
 void lsc_net_sections_seen(struct lsc_net *n, int64_t version)
 {
 	struct sect_seen *x = sect_get(n, true);

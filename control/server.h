@@ -135,6 +135,10 @@ void lsc_resume(struct lsc_req *r);
 /* api.c */
 void lsc_route(struct lsc_server *s, struct lsc_req *r, const char *method, const char *path);
 
+/* netmap.c: after a sync to version, note whether the audit and control sections moved, so
+ * deltas carry them only when they changed after the client's version */
+void lsc_net_sections_seen(struct lsc_net *n, int64_t version);
+
 /* api.c, shared with approve.c */
 enum node_action { ACT_APPROVE, ACT_REJECT, ACT_REVOKE };
 int64_t lsc_i64(PGresult *r, int row, int col);

@@ -17,7 +17,6 @@
 
 #include "control/server.h"
 
-void lsc_net_sections_seen(struct lsc_net *n, int64_t version); /* control/netmap.c */
 
 #define NNODES 4
 
