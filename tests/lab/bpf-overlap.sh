@@ -152,7 +152,12 @@ ip netns exec lsb-$$-rb python3 -c '
 import socket
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("192.168.1.1", 61000))
 d, a = u.recvfrom(100); u.sendto(b"router-" + d, a)' &
-RP=$!; LSB_PIDS+=("$RP"); sleep 0.3
+RP=$!; LSB_PIDS+=("$RP")
+# wait for the bind (python starts slowly on a loaded machine; 0.3 s was once too short)
+for _ in $(seq 50); do
+	ip netns exec lsb-$$-rb ss -Hlun 'sport = :61000' | grep -q . && break
+	sleep 0.1
+done
 loc=$(ip netns exec lsb-$$-hb python3 -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)

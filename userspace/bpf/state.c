@@ -567,6 +567,20 @@ cleanup:
 	return r;
 }
 
+/* Fast forwarding's FIB cache holds only egress devices flagged LS_IF_FWD_TARGET: after
+ * the interface map changed, it starts again (entries otherwise expire within 50 ms). */
+static void clear_fib_cache(struct lsbpf *b)
+{
+	int fd = bpf_map__fd(b->skel->maps.ls_fib_cache);
+	uint8_t k[64]; /* struct ls_fib_key (bpf/fwd.bpf.h) */
+
+	if (bpf_map__key_size(b->skel->maps.ls_fib_cache) > sizeof(k))
+		return;
+	while (!bpf_map_get_next_key(fd, NULL, k))
+		if (bpf_map_delete_elem(fd, k))
+			break;
+}
+
 static int apply_isolate(struct lsbpf *b, const struct lsbpf_state *s)
 {
 	struct kvset ifs = { .ksz = sizeof(__u32), .vsz = sizeof(struct ls_iface) };
@@ -590,6 +604,8 @@ static int apply_isolate(struct lsbpf *b, const struct lsbpf_state *s)
 	}
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_ifaces), &ifs, true, "ifaces");
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_iso_allow), &al, true, "iso_allow");
+	if (!r)
+		clear_fib_cache(b);
 	kv_free(&ifs);
 	kv_free(&al);
 	return r;
