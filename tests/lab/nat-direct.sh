@@ -34,19 +34,9 @@ for x in a b; do
 	nat_box "$(nsname n$x)" eth0 lan0 203.0.113.1$n 51820 4164$n
 done
 relay_start r1 "$(nsname inet)" --udp 203.0.113.1:3478 --stream 203.0.113.1:8443 || lab_die "relay starts"
-CONTROL_CONFIG=$(relays_config 203.0.113.1:3478 203.0.113.1:8443 "")
-control_start inet 203.0.113.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init a "$tok"
-node_init b "$tok"
+nat_control "$(relays_config 203.0.113.1:3478 203.0.113.1:8443 "")"
 t0=$(date +%s%N)
-agent_start a
-agent_start b
-
-pa=$(lsx a status --json | jq -r .public_key)
-pb=$(lsx b status --json | jq -r .public_key)
-ab=$(node_addr b 4) aa=$(node_addr a 4)
+nat_agents
 
 # STUN from the WireGuard port finds the router's mapping of it.
 stun_mapped() { [ "$(lsx "$1" status --json | jq -r '.nat.stun[0].mapped')" = "$2" ]; }

@@ -15,30 +15,13 @@ lab_init
 relay_init "$LAB_DIR/relays" || exit 1
 trap 'relay_stop_all; lab_cleanup' EXIT
 
-lab_ns inet
-lab_bridge inet br0 203.0.113.1/24
-lab_node a inet br0 203.0.113.11/24
-lab_node b inet br0 203.0.113.12/24
+nat_pair
 relay_start r2 "$(nsname inet)" --stream 203.0.113.1:8444 || lab_die "relay r2 starts"
-CONTROL_CONFIG=$(relays_config "" 203.0.113.1:8443,203.0.113.1:8444 "")
-control_start inet 203.0.113.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init a "$tok"
-node_init b "$tok"
+nat_control "$(relays_config "" 203.0.113.1:8443,203.0.113.1:8444 "")"
 udp_block "$(nsname a)" eth0
 udp_block "$(nsname b)" eth0
-agent_start a
-agent_start b
-pa=$(lsx a status --json | jq -r .public_key)
-pb=$(lsx b status --json | jq -r .public_key)
-ab=$(node_addr b 4)
-ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
-pj() { lsx "$1" status --json | jq -r --arg k "$2" ".peers[] | select(.public_key == \$k) | .path | $3"; }
+nat_agents
 relay_is() { [ "$(pj "$1" "$2" .path)" = relayed ] && [ "$(pj "$1" "$2" .relay)" = "$3" ]; }
-received() { grep -o '[0-9]* received' "$1" | awk '{ print $1 }'; }
-max_gap() { grep -o 'icmp_seq=[0-9]*' "$1" | cut -d= -f2 | awk -v n="$2" '
-	{ if ($1 - prev - 1 > m) m = $1 - prev - 1; prev = $1 } END { if (n - prev > m) m = n - prev; print m + 0 }'; }
 
 # 1. The first relay is down: the second.
 check "a relays to b through the second stream relay" wait_for 40 "a on r2" relay_is a "$pb" 203.0.113.1:8444

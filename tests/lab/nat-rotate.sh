@@ -26,17 +26,8 @@ nsx a ip route add default via 203.0.113.1
 nsx b ip route add default via 203.0.113.1
 nsx b ip route add default via 198.51.100.1 table 100
 nsx b ip rule add from 198.51.100.12 table 100 pref 100
-control_start inet 203.0.113.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init a "$tok"
-node_init b "$tok"
-agent_start a
-agent_start b
-pb=$(lsx b status --json | jq -r .public_key)
-ab=$(node_addr b 4)
-ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
-pj() { lsx "$1" status --json | jq -r --arg k "$2" ".peers[] | select(.public_key == \$k) | .path | $3"; }
+nat_control
+nat_agents
 wg_ep() { nsx a wg show "$(ifname_of a)" endpoints | awk '{ print $2 }'; }
 iface_of() { case "$1" in 203.0.113.12:*) echo eth0 ;; 198.51.100.12:*) echo eth1 ;; *) echo "?" ;; esac; }
 two_eps() { [ "$(lsx a netmap --json | jq --arg k "$pb" '[.peers[] | select(.wg_key == $k) | .endpoints[] | select(test("^(203.0.113.12|198.51.100.12):51820$"))] | length')" = 2 ]; }

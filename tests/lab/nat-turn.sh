@@ -16,29 +16,15 @@ command -v turnserver >/dev/null || lab_die "coturn's turnserver is installed (a
 relay_init "$LAB_DIR/relays" || exit 1
 trap 'relay_stop_all; lab_cleanup' EXIT
 
-lab_ns inet
-lab_bridge inet br0 203.0.113.1/24
-lab_node a inet br0 203.0.113.11/24
-lab_node b inet br0 203.0.113.12/24
+nat_pair
 nsx b nft add table inet lsntpeer
 nsx b nft add chain inet lsntpeer lsin '{ type filter hook input priority -10; }'
 nsx b nft add rule inet lsntpeer lsin ip saddr 203.0.113.11 meta l4proto udp counter drop
 relay_start r1 "$(nsname inet)" --stream 203.0.113.1:8443 || lab_die "relay starts"
 turn_start "$(nsname inet)" 203.0.113.1 3480 lsnt turn-secret || lab_die "coturn starts"
-CONTROL_CONFIG=$(relays_config "" 203.0.113.1:8443 "" turn:203.0.113.1:3480 lsnt turn-secret)
-control_start inet 203.0.113.1 8080
-net_create home
-tok=$(token_create home 5)
-node_init a "$tok"
-node_init b "$tok"
-agent_start a
-agent_start b
-pa=$(lsx a status --json | jq -r .public_key)
-pb=$(lsx b status --json | jq -r .public_key)
-ab=$(node_addr b 4)
-pj() { lsx "$1" status --json | jq -r --arg k "$2" ".peers[] | select(.public_key == \$k) | .path | $3"; }
+nat_control "$(relays_config "" 203.0.113.1:8443 "" turn:203.0.113.1:3480 lsnt turn-secret)"
+nat_agents
 path_is() { [ "$(pj "$1" "$2" .path)" = relayed ] && [ "$(pj "$1" "$2" .via)" = "$3" ]; }
-received() { grep -o '[0-9]* received' "$1" | awk '{ print $1 }'; }
 
 check "a allocates on coturn" wait_for 30 "a turn" \
 	bash -c "[ \"\$(nsenter --net=/run/netns/$(nsname a) $LS status --profile $(profile_of a) --state-dir $LAB_DIR/a --json | jq -r '.nat.relays.turn[0].state')\" = up ]"

@@ -155,3 +155,45 @@ udp_block_count() {
 	nsenter --net="/run/netns/$1" -- nft list table inet lsntblock 2>/dev/null | grep -o 'packets [0-9]*' |
 		awk '{ s += $2 } END { print s + 0 }'
 }
+
+# Two-node NAT labs (nat-*.sh; these need tests/lab/lib.sh sourced first) -----------------
+#   a 203.0.113.11 ---- br0 (ns inet: 203.0.113.1, control :8080, relays) ---- b 203.0.113.12
+# nat_pair: namespace inet with bridge br0 (203.0.113.1/24) and nodes a and b on it
+# (a lab with routers in between builds its own underlay and still uses the rest).
+nat_pair() {
+	lab_ns inet
+	lab_bridge inet br0 203.0.113.1/24
+	lab_node a inet br0 203.0.113.11/24
+	lab_node b inet br0 203.0.113.12/24
+}
+# nat_control [CONFIG]: the control plane in inet on 203.0.113.1:8080 (CONFIG: its
+# --config JSON, e.g. relays_config; kept in CONTROL_CONFIG for a restart), network
+# "home", nodes a and b init'ed and registered (their agents are not started).
+nat_control() {
+	local tok
+	CONTROL_CONFIG=${1:-}
+	control_start inet 203.0.113.1 8080
+	net_create home
+	tok=$(token_create home 5)
+	node_init a "$tok"
+	node_init b "$tok"
+}
+# nat_agents: starts a's and b's agents; sets pa, pb (their WireGuard public keys) and
+# aa, ab (their overlay IPv4 addresses).
+nat_agents() {
+	agent_start a
+	agent_start b
+	pa=$(lsx a status --json | jq -r .public_key)
+	pb=$(lsx b status --json | jq -r .public_key)
+	aa=$(node_addr a 4) ab=$(node_addr b 4)
+}
+# ms T0: milliseconds since T0 (date +%s%N).
+ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+# pj NODE PEER-KEY JQ: a jq expression over the path object of NODE's peer PEER-KEY in
+# `lightscale status --json' (.path, .via, .relay, .endpoint).
+pj() { lsx "$1" status --json | jq -r --arg k "$2" ".peers[] | select(.public_key == \$k) | .path | $3"; }
+# received PING-LOG: how many replies a finished ping counted.
+received() { grep -o '[0-9]* received' "$1" | awk '{ print $1 }'; }
+# max_gap PING-LOG N: the most consecutive sequence numbers of N pings without a reply.
+max_gap() { grep -o 'icmp_seq=[0-9]*' "$1" | cut -d= -f2 | awk -v n="$2" '
+	{ if ($1 - prev - 1 > m) m = $1 - prev - 1; prev = $1 } END { if (n - prev > m) m = n - prev; print m + 0 }'; }
