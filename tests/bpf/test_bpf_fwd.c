@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fast forwarding on TC (ls_lan_in with LS_CFG_FWD_FAST): in a private network namespace
+ * with veth lsbf0 (LAN, ingress), lsbf1 (fwd-target, neighbour 10.8.0.2 permanent) and
+ * lsbf2 (not a target). A forwarded packet comes back as TC_ACT_REDIRECT with the
+ * neighbour's and lsbf1's MACs and the TTL decremented; the FIB result is cached, and a
+ * cached destination still goes to the stack when too long, after its entry expired and
+ * the neighbour changed (new MAC), or when its egress device stopped being a target.
+ */
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "tests/bpf/harness.h"
+
+#define F LS_PROG_FWD
+#define VERDICT_REDIRECT 7 /* TC_ACT_REDIRECT */
+
+/* SIOCGIFHWADDR: /sys/class/net still shows the namespace sysfs was mounted in */
+static void mac_of(const char *ifn, uint8_t mac[6])
+{
+	struct ifreq r = {};
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	memset(mac, 0, 6);
+	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", ifn);
+	if (fd >= 0 && !ioctl(fd, SIOCGIFHWADDR, &r))
+		memcpy(mac, r.ifr_hwaddr.sa_data, 6);
+	if (fd >= 0)
+		close(fd);
+}
+
+static int cache_entries(struct lsbpf *b)
+{
+	int fd = lsbpf_map_fd(b, "fib_cache"), n = 0;
+	uint8_t k[64], next[64];
+	void *prev = NULL;
+
+	while (n < 100 && !bpf_map_get_next_key(fd, prev, next)) {
+		memcpy(k, next, sizeof(k));
+		prev = k;
+		n++;
+	}
+	return n;
+}
+
+/* One UDP packet 10.9.0.5 -> dst through ls_lan_in from lsbf0; checks a redirect with
+ * dmac/smac, TTL - 1 and right checksums. Returns the number of failures. */
+static int forwarded(struct lsbpf *b, const char *what, const char *dst, const uint8_t dmac[6],
+		     const uint8_t smac[6], uint32_t in)
+{
+	struct pk p = { 4, 17, "10.9.0.5", dst, 1000, 2000 };
+	uint8_t pkt[256], out[256];
+	size_t len = pk_build(&p, pkt, sizeof(pkt)), olen = sizeof(out);
+	int fails = 0, cfd = lsbpf_map_fd(b, "counters");
+	struct ls_counter before, after;
+
+	lsbpf_counter(cfd, F, LS_R_FWD_REDIRECT, &before);
+	int v = h_run_one(b, "ls_lan_in", pkt, len, out, &olen, in, in);
+	lsbpf_counter(cfd, F, LS_R_FWD_REDIRECT, &after);
+	fails += h_ok(v == VERDICT_REDIRECT, "%s: redirected (verdict %d)", what, v);
+	fails += h_ok(olen == len && !memcmp(out, dmac, 6) && !memcmp(out + 6, smac, 6),
+		      "%s: neighbour's and egress device's MACs written", what);
+	fails += h_ok(olen == len && out[14 + 8] == pkt[14 + 8] - 1 && pk_csum_ok(out, olen),
+		      "%s: TTL %u -> %u, checksums right", what, pkt[14 + 8], out[14 + 8]);
+	fails += h_ok(after.packets == before.packets + 1, "%s: counted as forwarded by the program", what);
+	return fails;
+}
+
+int main(void)
+{
+	int fails = 0;
+
+	if (unshare(CLONE_NEWNET) ||
+	    system("ip link add lsbf0 type veth peer name lsbf0p && ip link add lsbf1 type veth peer name lsbf1p && "
+		   "ip link add lsbf2 type veth peer name lsbf2p && "
+		   "for d in lsbf0 lsbf0p lsbf1 lsbf1p lsbf2 lsbf2p; do ip link set $d up || exit 1; done && "
+		   "ip addr add 10.9.0.1/24 dev lsbf0 && ip addr add 10.8.0.1/24 dev lsbf1 && "
+		   "ip addr add 10.7.0.1/24 dev lsbf2 && "
+		   "ip neigh add 10.8.0.2 lladdr 02:00:00:00:08:02 dev lsbf1 nud permanent && "
+		   "ip neigh add 10.7.0.2 lladdr 02:00:00:00:07:02 dev lsbf2 nud permanent && "
+		   "sysctl -qw net.ipv4.conf.all.forwarding=1")) {
+		printf("not ok 1 - private netns with veth interfaces\n");
+		return 1;
+	}
+	uint32_t in = if_nametoindex("lsbf0");
+	uint8_t n1[6] = { 2, 0, 0, 0, 8, 2 }, n1b[6] = { 2, 0, 0, 0, 8, 3 }, m1[6];
+	mac_of("lsbf1", m1);
+
+	struct lsbpf *b = h_open();
+	struct lsbpf_state *s = lsbpf_state_new();
+	s->flags = LS_CFG_FWD_FAST;
+	lsbpf_state_add_iface(s, "lsbf0", 0, LS_IF_LAN);
+	lsbpf_state_add_iface(s, "lsbf1", 0, LS_IF_LAN | LS_IF_FWD_TARGET);
+	lsbpf_state_add_iface(s, "lsbf2", 0, LS_IF_LAN);
+	fails += h_ok(lsbpf_apply(b, s) == 0, "apply: fast forwarding, lsbf1 a target");
+
+	fails += h_ok(cache_entries(b) == 0, "FIB cache empty at the start");
+	fails += forwarded(b, "first packet to 10.8.0.2", "10.8.0.2", n1, m1, in);
+	fails += h_ok(cache_entries(b) == 1, "FIB cache holds the destination (%d entries)", cache_entries(b));
+	fails += forwarded(b, "second packet to 10.8.0.2 (cached)", "10.8.0.2", n1, m1, in);
+
+	struct tcase stack[] = {
+		{ "cached destination, 1600 bytes (over lsbf1's MTU): to the stack", "ls_lan_in",
+		  { 4, 17, "10.9.0.5", "10.8.0.2", 1000, 2000, .payload = 1572 }, VERDICT_NEXT, NULL,
+		  { { F, LS_R_FWD_STACK, 1 } }, in, in },
+		{ "egress device not a target: to the stack", "ls_lan_in", { 4, 17, "10.9.0.5", "10.7.0.2", 1000, 2000 },
+		  VERDICT_NEXT, NULL, { { F, LS_R_FWD_STACK, 1 } }, in, in },
+		{ "egress device not a target, again: to the stack", "ls_lan_in",
+		  { 4, 17, "10.9.0.5", "10.7.0.2", 1000, 2000 }, VERDICT_NEXT, NULL, { { F, LS_R_FWD_STACK, 1 } }, in, in },
+		{ "local destination: to the stack", "ls_lan_in", { 4, 17, "10.9.0.5", "10.8.0.1", 1000, 2000 },
+		  VERDICT_NEXT, NULL, { { F, LS_R_FWD_STACK, 1 } }, in, in },
+	};
+	fails += h_run(b, stack, sizeof(stack) / sizeof(stack[0]));
+	fails += h_ok(cache_entries(b) == 1, "only the target's destination is cached (%d entries)", cache_entries(b));
+
+	/* the neighbour moves: once the entry expired (50 ms), the new MAC is used */
+	if (system("ip neigh replace 10.8.0.2 lladdr 02:00:00:00:08:03 dev lsbf1 nud permanent"))
+		fails += h_ok(false, "ip neigh replace");
+	usleep(120 * 1000);
+	fails += forwarded(b, "after the neighbour changed and 120 ms", "10.8.0.2", n1b, m1, in);
+
+	/* lsbf1 stops being a target: the cached destination goes to the stack at once */
+	lsbpf_state_free(s);
+	s = lsbpf_state_new();
+	s->flags = LS_CFG_FWD_FAST;
+	lsbpf_state_add_iface(s, "lsbf0", 0, LS_IF_LAN);
+	lsbpf_state_add_iface(s, "lsbf1", 0, LS_IF_LAN);
+	fails += h_ok(lsbpf_apply(b, s) == 0, "apply: lsbf1 no longer a target");
+	fails += h_ok(cache_entries(b) == 0, "apply emptied the FIB cache");
+	struct tcase untarget[] = {
+		{ "lsbf1 not a target any more: to the stack", "ls_lan_in",
+		  { 4, 17, "10.9.0.5", "10.8.0.2", 1000, 2000 }, VERDICT_NEXT, NULL, { { F, LS_R_FWD_STACK, 1 } }, in, in },
+	};
+	fails += h_run(b, untarget, 1);
+
+	lsbpf_state_free(s);
+	lsbpf_close(b);
+	h_plan_done();
+	return fails ? 1 : 0;
+}
