@@ -12,16 +12,7 @@
 source "$(dirname "$0")/lib.sh"
 lab_init
 
-CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-[ -n "$CG2" ] || { echo "ok 1 # SKIP no cgroup2 hierarchy mounted"; exit 0; }
-CGA="$CG2/lsux-$$-a" CGB="$CG2/lsux-$$-b"
-mkdir "$CGA" "$CGB" || lab_die "create cgroups under $CG2"
-app_cleanup() {
-	rm -rf "/sys/fs/bpf/lightscale-perapp/$(profile_of ca)" "/sys/fs/bpf/lightscale-perapp/$(profile_of cb)"
-	lab_cleanup
-	rmdir "$CGA" "$CGB" 2>/dev/null
-}
-trap app_cleanup EXIT
+app_cgroups ca cb
 
 multi_setup 0.0.0.0/0
 agent_start ra

@@ -16,16 +16,7 @@
 source "$(dirname "$0")/lib.sh"
 lab_init
 
-CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-[ -n "$CG2" ] || { echo "ok 1 # SKIP no cgroup2 hierarchy mounted"; exit 0; }
-CGA="$CG2/lsux-$$-a" CGB="$CG2/lsux-$$-b"
-mkdir "$CGA" "$CGB" || lab_die "create cgroups under $CG2"
-app_cleanup() {
-	rm -rf "/sys/fs/bpf/lightscale-perapp/$(profile_of c)"
-	lab_cleanup
-	rmdir "$CGA" "$CGB" 2>/dev/null
-}
-trap app_cleanup EXIT
+app_cgroups c
 
 lab_star c e1=21 e2=22
 nsx c ip route add default via 10.99.0.1

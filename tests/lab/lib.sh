@@ -370,3 +370,22 @@ multi_agent() {
 }
 # http_who NS URL: the body of /who (A or B), empty on failure.
 http_who() { nsx "$1" curl -s --max-time 3 "$2/who" 2>/dev/null; }
+
+# Per-app routing labs (app-route*.sh) --------------------------------------------------
+# app_cgroups PROFILE-NODE...: two new cgroups, CGA and CGB, under the cgroup2 mount CG2
+# (no cgroup2 mount: the lab is skipped); at exit, the per-app BPF pins of the nodes'
+# profiles are removed, then lab_cleanup, then the cgroups.
+app_cgroups() {
+	CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	[ -n "$CG2" ] || { echo "ok 1 # SKIP no cgroup2 hierarchy mounted"; exit 0; }
+	CGA="$CG2/lsux-$$-a" CGB="$CG2/lsux-$$-b"
+	mkdir "$CGA" "$CGB" || lab_die "create cgroups under $CG2"
+	APP_NODES=("$@")
+	trap app_cleanup EXIT
+}
+app_cleanup() {
+	local n
+	for n in "${APP_NODES[@]}"; do rm -rf "/sys/fs/bpf/lightscale-perapp/$(profile_of "$n")"; done
+	lab_cleanup
+	rmdir "$CGA" "$CGB" 2>/dev/null
+}
