@@ -15,13 +15,7 @@ lab_init
 export LIGHTSCALE_EXIT_PROBE_INTERVAL=3
 
 lab_star c e1=21 e2=22
-node_init e1 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
-node_init e2 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
-node_init c "$LAB_TOK"
-agent_start e1
-agent_start e2
-agent_start c --apply-routes
-wait_for 20 "c configures e1 and e2" peer_count c 2 && ok "c's agent configured both exits" || lab_die "peers" "$(node_log c)"
+lab_exits_up
 # the first probe also makes the handshakes
 ping_within c "$(node_addr e1 4)" 5 && ping_within c "$(node_addr e2 4)" 5 || lab_die "overlay to the exits"
 

@@ -28,13 +28,7 @@ for n in inet e1 e2; do
 	if [ $n = inet ]; then echo direct; else echo $n; fi >"$LAB_DIR/www-$n/who"
 	bg $n "$LAB_DIR/www-$n.log" python3 -m http.server 8090 --bind :: --directory "$LAB_DIR/www-$n"
 done
-node_init e1 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
-node_init e2 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
-node_init c "$LAB_TOK"
-agent_start e1
-agent_start e2
-agent_start c --apply-routes
-wait_for 20 "c configures e1 and e2" peer_count c 2 && ok "c's agent configured both exits" || lab_die "peers" "$(node_log c)"
+lab_exits_up
 exits=$(lsx c exit-node list --json | jq -c '[.exit_nodes[].name] | sort')
 check_eq "both exits offered" '["e1","e2"]' "$exits"
 

@@ -305,6 +305,18 @@ lab_mesh() {
 	for a in "$@"; do names+=("${a%%=*}"); done
 	lab_up "${names[@]}"
 }
+# lab_exits_up: after lab_star c e1=.. e2=..: e1 and e2 join as exit nodes (advertising
+# 0.0.0.0/0 and ::/0), c joins with --apply-routes; passes once c has configured both.
+lab_exits_up() {
+	node_init e1 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
+	node_init e2 "$LAB_TOK" --advertise-routes 0.0.0.0/0,::/0
+	node_init c "$LAB_TOK"
+	agent_start e1
+	agent_start e2
+	agent_start c --apply-routes
+	wait_for 20 "c configures e1 and e2" peer_count c 2 && ok "c's agent configured both exits" ||
+		lab_die "peers" "$(node_log c)"
+}
 
 # Multi-network labs (multi-overlap, multi-exit, dns-split) ------------------------------
 # multi_setup [ROUTES]: one client c in two networks (profiles ca in neta, cb in netb) and
