@@ -160,7 +160,24 @@ dispatch:
 }
 
 #include "ctlclient.h"
+#include "netmap.h"
 #include "profile.h"
+#include "status.h"
+
+int ls_cli_netmap(const struct ls_cli *cli, const struct ls_profile *p, struct ls_netmap **nm,
+		  char *err, size_t err_size)
+{
+	json_t *doc = NULL;
+
+	if (ls_localapi_query(cli->profile, "netmap", &doc) == 0) {
+		int ret = ls_netmap_parse_json(doc, nm, err, err_size);
+
+		json_decref(doc);
+		if (ret == 0)
+			return 0;
+	}
+	return ls_profile_load_netmap(p, nm, err, err_size);
+}
 
 int ls_cli_profile(const struct ls_cli *cli, struct ls_profile *p)
 {

@@ -70,6 +70,11 @@ struct ls_profile;
 struct ls_ctl;
 /* Loads cli->profile, printing what is wrong and what to do. 0 or 1 (exit code). */
 int ls_cli_profile(const struct ls_cli *cli, struct ls_profile *p);
+struct ls_netmap;
+/* The profile's netmap: from its running agent, else the cached one. 0, or -errno with
+ * err saying why (no agent and no cache). */
+int ls_cli_netmap(const struct ls_cli *cli, const struct ls_profile *p, struct ls_netmap **nm,
+		  char *err, size_t err_size);
 /* A control client for the profile (URLs, machine key). 0 or 1. */
 int ls_cli_ctl(const struct ls_cli *cli, const struct ls_profile *p, struct ls_ctl *c);
 /* app-route add (cli_app.c), also behind `exit-node use NAME --cgroup CG'. 0 or 1. */

@@ -77,18 +77,8 @@ static struct ls_netmap *netmap_of(const struct ls_cli *cli, const struct ls_pro
 {
 	struct ls_netmap *nm = NULL;
 	char err[512];
-	json_t *doc = NULL;
 
-	if (ls_localapi_query(cli->profile, "netmap", &doc) == 0) {
-		int ret = ls_netmap_parse_json(doc, &nm, err, sizeof(err));
-
-		json_decref(doc);
-		if (ret == 0)
-			return nm;
-	}
-	if (ls_profile_load_netmap(p, &nm, err, sizeof(err)))
-		return NULL;
-	return nm;
+	return ls_cli_netmap(cli, p, &nm, err, sizeof(err)) ? NULL : nm;
 }
 
 int ls_cli_app_add(struct ls_cli *cli, struct ls_profile *p, const char *cgroup, const char *exit)

@@ -20,16 +20,8 @@
 static int load_netmap(const struct ls_cli *cli, struct ls_profile *p, struct ls_netmap **nm)
 {
 	char err[512];
-	json_t *doc = NULL;
 
-	if (ls_localapi_query(cli->profile, "netmap", &doc) == 0) {
-		int ret = ls_netmap_parse_json(doc, nm, err, sizeof(err));
-
-		json_decref(doc);
-		if (ret == 0)
-			return 0;
-	}
-	if (ls_profile_load_netmap(p, nm, err, sizeof(err))) {
+	if (ls_cli_netmap(cli, p, nm, err, sizeof(err))) {
 		fprintf(stderr, "%s %s: %s\n", cli->prog, cli->cmd, err);
 		return 1;
 	}

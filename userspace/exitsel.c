@@ -256,20 +256,14 @@ int ls_exitsel_policy(const struct ls_profile *p, char *out, size_t size)
 
 int ls_exitsel_set_policy(const struct ls_profile *p, const char *policy)
 {
-	char path[PATH_MAX], *s;
 	json_t *doc;
 	int ret;
 
 	if (strcmp(policy, "first") && strcmp(policy, "latency"))
 		return -EINVAL;
-	ls_profile_file(p, LS_EXITSEL_FILE, path, sizeof(path));
 	doc = json_pack("{s:s}", "auto", policy);
-	s = json_dumps(doc, JSON_INDENT(2));
+	ret = ls_profile_save_json(p, LS_EXITSEL_FILE, doc);
 	json_decref(doc);
-	if (!s)
-		return -ENOMEM;
-	ret = ls_write_file_atomic(path, s, strlen(s), 0600);
-	free(s);
 	return ret;
 }
 

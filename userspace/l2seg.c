@@ -79,15 +79,7 @@ static json_t *load(const struct ls_profile *p, char *err, size_t err_size)
 
 static int save(const struct ls_profile *p, json_t *doc)
 {
-	char path[PATH_MAX], *s = json_dumps(doc, JSON_INDENT(2));
-	int ret;
-
-	if (!s)
-		return -ENOMEM;
-	ls_profile_file(p, LS_L2_FILE, path, sizeof(path));
-	ret = ls_write_file_atomic(path, s, strlen(s), 0600);
-	free(s);
-	return ret;
+	return ls_profile_save_json(p, LS_L2_FILE, doc);
 }
 
 static json_t *split(const char *csv)

@@ -80,7 +80,7 @@ static bool loopback(const struct sockaddr_storage *ss)
 
 int ls_localui_set_listen(const struct ls_profile *p, const char *addr, char *err, size_t err_size)
 {
-	char path[PATH_MAX], *s;
+	char path[PATH_MAX];
 	json_t *doc;
 	int ret;
 
@@ -101,12 +101,8 @@ int ls_localui_set_listen(const struct ls_profile *p, const char *addr, char *er
 		}
 		doc = json_pack("{s:s}", "listen", addr);
 	}
-	s = json_dumps(doc, JSON_INDENT(2));
+	ret = ls_profile_save_json(p, LS_LOCALUI_FILE, doc);
 	json_decref(doc);
-	if (!s)
-		return -ENOMEM;
-	ret = ls_write_file_atomic(path, s, strlen(s), 0600);
-	free(s);
 	if (ret)
 		snprintf(err, err_size, "cannot write %s: %s", path, strerror(-ret));
 	return ret;

@@ -60,17 +60,10 @@ int ls_perapp_load(const struct ls_profile *p, struct ls_perapp_set *set, char *
 
 int ls_perapp_save(const struct ls_profile *p, const struct ls_perapp_set *set)
 {
-	char path[PATH_MAX], *s;
 	json_t *doc = ls_perapp_to_json(set);
-	int ret;
+	int ret = ls_profile_save_json(p, LS_PERAPP_FILE, doc);
 
-	ls_profile_file(p, LS_PERAPP_FILE, path, sizeof(path));
-	s = json_dumps(doc, JSON_INDENT(2));
 	json_decref(doc);
-	if (!s)
-		return -ENOMEM;
-	ret = ls_write_file_atomic(path, s, strlen(s), 0600);
-	free(s);
 	return ret;
 }
 

@@ -225,6 +225,19 @@ int ls_profile_save_config(const struct ls_profile *p)
 	return ret;
 }
 
+int ls_profile_save_json(const struct ls_profile *p, const char *file, json_t *doc)
+{
+	char path[PATH_MAX], *s = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	ls_profile_file(p, file, path, sizeof(path));
+	ret = ls_write_file_atomic(path, s, strlen(s), 0600);
+	free(s);
+	return ret;
+}
+
 void ls_profile_free(struct ls_profile *p)
 {
 	free(p->control_urls);

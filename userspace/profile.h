@@ -18,6 +18,8 @@
 
 #include <limits.h>
 #include <net/if.h>
+
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -80,5 +82,8 @@ int ls_profile_load_netmap(const struct ls_profile *p, struct ls_netmap **out, c
 int ls_profile_save_netmap(const struct ls_profile *p, const struct ls_netmap *nm);
 /* A file in the profile directory into out. */
 int ls_profile_file(const struct ls_profile *p, const char *file, char *out, size_t size);
+/* Writes doc (indented JSON) to the profile's file, atomically, mode 0600; the caller keeps
+ * its reference. 0 or -errno (-ENOMEM when doc cannot be dumped). */
+int ls_profile_save_json(const struct ls_profile *p, const char *file, json_t *doc);
 
 #endif
