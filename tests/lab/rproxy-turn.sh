@@ -57,9 +57,6 @@ wait_for() {
 	done
 	return 1
 }
-received() { grep -o '[0-9]* received' "$1" | awk '{ print $1 }'; }
-max_gap() { grep -o 'icmp_seq=[0-9]*' "$1" | cut -d= -f2 | awk -v n="$2" '
-	{ if ($1 - prev - 1 > m) m = $1 - prev - 1; prev = $1 } END { if (n - prev > m) m = n - prev; print m + 0 }'; }
 
 ip netns add $ns_a && ip netns add $ns_b && ip netns add $ns_r || { fail "create namespaces"; tap_done; exit 1; }
 ip link add ra$$ netns $ns_r type veth peer name va$$ netns $ns_a

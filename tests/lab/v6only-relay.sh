@@ -37,7 +37,6 @@ agent_start b
 pa=$(lsx a status --json | jq -r .public_key)
 pb=$(lsx b status --json | jq -r .public_key)
 aa=$(node_addr a 4) ab=$(node_addr b 4) ab6=$(node_addr b 6)
-pj() { lsx "$1" status --json | jq -r --arg k "$2" ".peers[] | select(.public_key == \$k) | .path | $3"; }
 path_is() { [ "$(pj "$1" "$2" .path)" = "$3" ] && { [ -z "${4:-}" ] || [ "$(pj "$1" "$2" .via)" = "$4" ]; }; }
 
 if wait_for 40 "a relayed to b" path_is a "$pb" relayed stream; then
