@@ -327,27 +327,38 @@ struct np_addr {
 enum np_mode { NP_NEW = 0, NP_DIRECT, NP_RELAYED, NP_ROTATING };
 static const char *const np_mode_names[] = { "new", "direct", "relayed", "rotating" };
 
-/* Per peer: about 300 bytes plus its candidates (one allocation sized to them). */
+/* Per peer, two parts. The cold record (about 140 bytes plus the candidates) is all a
+ * settled peer needs: idle, direct, its WireGuard handshake fresh, no ping out, the
+ * endpoint set. The hot part (timers of pings, searches, probes and rotation; the
+ * engine's endpoint; the relay's loopback) exists only while a peer is new, busy,
+ * searching, rotating, relayed or has a ping out, and is freed once it settles. */
+struct np_hot {
+	uint64_t added, search_since;
+	uint64_t last_ping, last_search, last_probe, last_answer;
+	uint64_t ping_out;         /* the first ping to the direct endpoint not answered yet */
+	uint64_t txid[2];
+	uint64_t rot_at;
+	uint8_t roamed;            /* engine reads in a row with another endpoint than ours */
+	struct np_addr want, wg_ep, left; /* the engine's endpoint; the one rotation left */
+	struct sockaddr_in loop;
+};
+
 struct np_peer {
 	uint8_t key[LS_WG_KEY_LEN];
 	int64_t id;
 	struct np_addr *cand;      /* the netmap's first, then learned ones */
+	struct np_hot *h;          /* NULL: settled (want == direct, nothing pending) */
 	uint8_t n_cand, n_nm_cand, rot;
 	uint8_t mode;              /* enum np_mode */
 	uint8_t rpath;             /* enum ls_rproxy_path */
-	uint8_t roamed;            /* engine reads in a row with another endpoint than ours */
 	bool has_direct : 1, has_want : 1, has_loop : 1, has_wg_ep : 1, set_pending : 1, has_left : 1;
 	uint32_t every;            /* the current ping interval (backs off while idle) */
-	uint64_t added, mode_since, search_since;
-	uint64_t last_pong, last_ping, last_search, last_probe, last_answer;
-	uint64_t ping_out;         /* the first ping to the direct endpoint not answered yet */
-	uint64_t txid[2];
-	uint64_t rot_at;
-	int64_t hs;
 	uint32_t rx, tx;           /* the engine's byte counters (low bits: only change is seen) */
+	int64_t hs;
 	uint64_t rx_at, tx_at;     /* ... and when they last grew */
-	struct np_addr direct, want, wg_ep, left; /* the engine's endpoint; the one rotation left */
-	struct sockaddr_in loop;
+	uint64_t mode_since, last_pong;
+	uint64_t wake_at;          /* settled while rotating: the next search is due */
+	struct np_addr direct;
 	uint32_t fallbacks, returns, rotations, pings, pongs;
 };
 
@@ -378,6 +389,7 @@ struct np {
 	size_t n_eps;
 	uint64_t now;
 	uint64_t c_pings_in, c_pongs_in, c_bad, c_probes_in;
+	size_t n_cooled; /* hot parts freed since the last malloc_trim */
 };
 
 static int cmp_np_key(const void *k, const void *e)
@@ -506,9 +518,70 @@ static void np_add_cand_sa(struct np_peer *p, const struct sockaddr_storage *ss)
 
 static void np_peer_free(struct np_peer *p)
 {
-	if (p)
+	if (p) {
 		free(p->cand);
+		free(p->h);
+	}
 	free(p);
+}
+
+/* The endpoint the peer must have: a settled one keeps its direct endpoint, or the
+ * candidate it rotated to. */
+static const struct np_addr *np_want(const struct np_peer *p)
+{
+	if (p->h)
+		return &p->h->want;
+	if (p->mode == NP_ROTATING && p->n_cand)
+		return &p->cand[p->rot < p->n_cand ? p->rot : 0];
+	return &p->direct;
+}
+
+/* The hot part of a peer, made when it is needed: a settled peer's state restored
+ * (the endpoint in use, no ping out, its relay loopback asked for again); NULL when
+ * out of memory. */
+static struct np_hot *np_hot(struct np_peer *p)
+{
+	struct np_hot *h;
+
+	if (p->h)
+		return p->h;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->added = h->search_since = p->mode_since;
+	h->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+	h->want = *np_want(p);
+	h->wg_ep = h->want;
+	p->wake_at = 0;
+	p->has_left = false;
+	p->has_loop = false; /* the relay proxy gives the same loopback again */
+	p->h = h;
+	return h;
+}
+
+/* Settled (the hot part can go, or stay away): an idle direct peer with a fresh
+ * handshake and no ping out; or an idle peer rotating through its endpoints without a
+ * relay (WireGuard sends nothing, so no rotation) until its next backed-off search.
+ * Either way with its endpoint set and the engine using it. */
+static bool np_settled(const struct np *np, const struct np_peer *p, bool busy, int64_t age)
+{
+	const struct np_hot *h = p->h;
+	uint64_t now = np->now;
+
+	if (busy || !p->has_want || p->set_pending)
+		return false;
+	if (p->mode == NP_DIRECT) {
+		if (!p->has_direct || !p->last_pong || age >= NP_HANDSHAKE_FRESH_S)
+			return false;
+		return !h || (!h->ping_out && np_addr_eq(&h->want, &p->direct) &&
+			      (!p->has_wg_ep || np_addr_eq(&h->wg_ep, &p->direct)));
+	}
+	if (p->mode != NP_ROTATING || np->rp || !p->n_cand || (p->tx_at && now - p->tx_at < 2 * NP_ROTATE_MS))
+		return false;
+	if (!h)
+		return now < p->wake_at;
+	return !h->roamed && np_addr_eq(&h->want, &p->cand[p->rot < p->n_cand ? p->rot : 0]) &&
+	       (!p->has_wg_ep || np_addr_eq(&h->wg_ep, &h->want)) && h->last_search + p->every > now + 1000;
 }
 
 /* The dataplane's hook (a->lock held): the endpoint a peer must have now. */
@@ -522,7 +595,7 @@ static bool np_override(void *ctx, const uint8_t key[LS_WG_KEY_LEN], struct sock
 	p = np_find(a->np, key);
 	if (!p || !p->has_want)
 		return false;
-	*out = np_unpack(&p->want);
+	*out = np_unpack(np_want(p));
 	return true;
 }
 
@@ -546,7 +619,7 @@ static void np_send(struct np *np, const struct sockaddr_storage *to, const void
 
 static void np_ping(struct np *np, struct np_peer *p, const struct np_addr *a)
 {
-	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = p->txid[0] };
+	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = p->h->txid[0] };
 	uint8_t buf[LS_DISCO_LEN];
 	struct sockaddr_storage ss = np_unpack(a);
 	const struct sockaddr_storage *to = &ss;
@@ -561,9 +634,9 @@ static void np_ping(struct np *np, struct np_peer *p, const struct np_addr *a)
 /* A new round: a new txid (the last round's still counts), then every candidate. */
 static void np_search(struct np *np, struct np_peer *p)
 {
-	p->txid[1] = p->txid[0];
-	p->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
-	p->last_search = p->last_ping = np->now;
+	p->h->txid[1] = p->h->txid[0];
+	p->h->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+	p->h->last_search = p->h->last_ping = np->now;
 	for (size_t i = 0; i < p->n_cand; i++)
 		np_ping(np, p, &p->cand[i]);
 }
@@ -577,7 +650,7 @@ static void np_probe(struct np *np, struct np_peer *p, bool reply)
 	for (size_t i = 0; i < np->n_eps && pr.n_endpoints < LS_RPROXY_PROBE_MAX_ENDPOINTS; i++)
 		snprintf(pr.endpoints[pr.n_endpoints++], LS_RPROXY_ENDPOINT_LEN, "%s", np->eps[i]);
 	if (ls_rproxy_send_probe(np->rp, p->key, &pr) == 0)
-		p->last_probe = np->now;
+		p->h->last_probe = np->now;
 }
 
 /* relayproxy's probe callback: the peer asks us to send UDP now. */
@@ -587,7 +660,7 @@ static void np_on_probe(void *ctx, const uint8_t from[LSR_KEY_LEN], const struct
 	struct np_peer *p = np_find(np, from);
 
 	np->c_probes_in++;
-	if (!p)
+	if (!p || !np_hot(p))
 		return;
 	for (size_t i = 0; i < pr->n_endpoints; i++) {
 		struct sockaddr_storage ss;
@@ -595,8 +668,8 @@ static void np_on_probe(void *ctx, const uint8_t from[LSR_KEY_LEN], const struct
 		if (!ls_endpoint_parse(pr->endpoints[i], &ss, NULL))
 			np_add_cand_sa(p, &ss);
 	}
-	if (np->now - p->last_answer >= NP_ANSWER_MS) {
-		p->last_answer = np->now;
+	if (np->now - p->h->last_answer >= NP_ANSWER_MS) {
+		p->h->last_answer = np->now;
 		np_search(np, p);
 	}
 	if (!pr->reply)
@@ -629,15 +702,18 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 		/* from the address the ping came to: the path it tested */
 		np_send_from(np, src, dst->ss_family ? dst : NULL, out, sizeof(out));
 		/* where the peer is now: worth a ping of ours at once (it opens our NAT too) */
+		if (p->mode != NP_DIRECT)
+			np_hot(p); /* (before its candidates change) */
 		np_add_cand_sa(p, src);
-		if (p->mode != NP_DIRECT && np->now - p->last_answer >= NP_ANSWER_MS) {
-			p->last_answer = np->now;
+		if (p->mode != NP_DIRECT && p->h && np->now - p->h->last_answer >= NP_ANSWER_MS) {
+			p->h->last_answer = np->now;
 			np_search(np, p);
 		}
 		return;
 	}
 	np->c_pongs_in++;
-	if (!m.txid || (m.txid != p->txid[0] && m.txid != p->txid[1]))
+	/* (a settled peer has no ping out: nothing to match) */
+	if (!p->h || !m.txid || (m.txid != p->h->txid[0] && m.txid != p->h->txid[1]))
 		return;
 	p->pongs++;
 	/* the address in use keeps its place while it answers; otherwise the first to answer */
@@ -650,7 +726,7 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 		}
 	}
 	p->last_pong = np->now;
-	p->ping_out = 0;
+	p->h->ping_out = 0;
 }
 
 static void np_stun_input(struct np *np, const struct sockaddr_storage *src, const uint8_t *buf, size_t len)
@@ -829,14 +905,17 @@ static void np_sync_netmap(struct np *np)
 
 		if (p) {
 			kept[slot - np->peers] = true; /* taken over */
+			if (!p->h && p->mode == NP_ROTATING)
+				np_hot(p); /* its endpoint in use is one of the candidates changing */
 		} else {
+			/* (its hot part comes with its first tick: all of them together, apart
+			 * from the cold records, so that they leave whole pages when they go) */
 			p = calloc(1, sizeof(*p));
 			if (!p)
 				continue;
 			memcpy(p->key, q->wg_key, LS_WG_KEY_LEN);
-			p->added = p->mode_since = p->search_since = np->now;
+			p->mode_since = np->now;
 			p->every = NP_SEARCH_MS;
-			p->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
 		}
 		p->id = q->id;
 		{
@@ -901,13 +980,22 @@ static void np_engine_refresh(struct np *np)
 		p->rx = (uint32_t)w->rx_bytes;
 		p->tx = (uint32_t)w->tx_bytes;
 		p->has_wg_ep = (w->flags & LS_WGP_HAS_ENDPOINT) != 0;
-		p->wg_ep = np_pack(&w->endpoint);
-		if (p->has_want && (!p->has_wg_ep || !np_addr_eq(&p->wg_ep, &p->want))) {
+		if (!p->h) {
+			/* settled: the engine keeps our endpoint, or the peer needs its hot part */
+			struct np_addr ep = np_pack(&w->endpoint);
+
+			if (p->has_wg_ep && np_addr_eq(&ep, np_want(p)))
+				continue;
+			if (!np_hot(p))
+				continue;
+		}
+		p->h->wg_ep = np_pack(&w->endpoint);
+		if (p->has_want && (!p->has_wg_ep || !np_addr_eq(&p->h->wg_ep, &p->h->want))) {
 			p->set_pending = true; /* roaming moved it, or a set failed */
-			if (p->roamed < UINT8_MAX)
-				p->roamed++;
+			if (p->h->roamed < UINT8_MAX)
+				p->h->roamed++;
 		} else {
-			p->roamed = 0;
+			p->h->roamed = 0;
 		}
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -925,7 +1013,7 @@ static void np_set_mode(struct np_peer *p, enum np_mode m, uint64_t now, const c
 	if (m == NP_DIRECT && (p->mode == NP_RELAYED || p->mode == NP_ROTATING))
 		p->returns++;
 	if (m != NP_DIRECT)
-		p->search_since = now;
+		p->h->search_since = now;
 	ls_key_to_base64(key, p->key);
 	pr_info("nat: peer %lld (%.8s...): %s -> %s (%s)", (long long)p->id, key, np_mode_names[p->mode],
 		np_mode_names[m], why);
@@ -946,7 +1034,7 @@ static uint32_t np_backoff(uint32_t every)
  * idle direct peer whose handshake is fresh gets none (the direct endpoint stays while
  * no ping to it goes unanswered); other idle peers back off exponentially to
  * NP_IDLE_MAX_MS. A ping or probe from the peer still gets our pings at once. */
-static void np_peer_tick(struct np *np, struct np_peer *p)
+static void np_peer_tick_hot(struct np *np, struct np_peer *p)
 {
 	uint64_t now = np->now;
 	bool busy = (p->rx_at && now - p->rx_at < NP_BUSY_MS) || (p->tx_at && now - p->tx_at < NP_BUSY_MS);
@@ -954,13 +1042,13 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 	/* the direct path is gone when a ping goes unanswered: NP_DIRECT_TIMEOUT_MS after the
 	 * last pong while pinging at the busy rate, or after the ping before the first
 	 * unanswered one would have been sent when pings resumed after a pause */
-	uint64_t ref = p->ping_out && p->ping_out - NP_PING_DIRECT_MS > p->last_pong ? p->ping_out - NP_PING_DIRECT_MS
+	uint64_t ref = p->h->ping_out && p->h->ping_out - NP_PING_DIRECT_MS > p->last_pong ? p->h->ping_out - NP_PING_DIRECT_MS
 										      : p->last_pong;
-	bool direct_ok = p->has_direct && p->last_pong && !(p->ping_out && now - ref >= NP_DIRECT_TIMEOUT_MS);
+	bool direct_ok = p->has_direct && p->last_pong && !(p->h->ping_out && now - ref >= NP_DIRECT_TIMEOUT_MS);
 	struct np_addr want;
 	bool has_want = false;
 
-	if (np->rp && !p->has_loop && ls_rproxy_peer_add(np->rp, p->key, &p->loop) == 0)
+	if (np->rp && !p->has_loop && ls_rproxy_peer_add(np->rp, p->key, &p->h->loop) == 0)
 		p->has_loop = true;
 	p->rpath = (uint8_t)(np->rp && p->has_loop ? ls_rproxy_peer_path(np->rp, p->key) : LS_RPROXY_PATH_NONE);
 	/* pings: the direct endpoint to keep it (and the NAT mappings) alive; every
@@ -971,55 +1059,55 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 
 		if (busy) {
 			p->every = NP_PING_DIRECT_MS;
-			due = now - p->last_ping >= every;
-		} else if (age < NP_HANDSHAKE_FRESH_S && !p->ping_out) {
+			due = now - p->h->last_ping >= every;
+		} else if (age < NP_HANDSHAKE_FRESH_S && !p->h->ping_out) {
 			due = false; /* idle, and WireGuard's handshake says the path works */
 		} else {
 			every = p->every < NP_PING_DIRECT_MS ? NP_PING_DIRECT_MS : p->every;
-			due = now - p->last_ping >= every;
+			due = now - p->h->last_ping >= every;
 			/* an unanswered ping is followed up at the busy rate until the timeout */
-			if (p->ping_out && now - p->last_ping >= NP_PING_DIRECT_MS)
+			if (p->h->ping_out && now - p->h->last_ping >= NP_PING_DIRECT_MS)
 				due = true;
 		}
 		if (due) {
-			if (!busy && !p->ping_out)
+			if (!busy && !p->h->ping_out)
 				p->every = np_backoff(every);
-			p->txid[1] = p->txid[0];
-			p->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
-			p->last_ping = now;
-			if (!p->ping_out)
-				p->ping_out = now;
+			p->h->txid[1] = p->h->txid[0];
+			p->h->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+			p->h->last_ping = now;
+			if (!p->h->ping_out)
+				p->h->ping_out = now;
 			np_ping(np, p, &p->direct);
 		}
 	} else {
 		uint64_t every;
 
 		if (busy || p->mode == NP_NEW) {
-			every = now - p->search_since >= NP_SEARCH_SLOW_AFTER_MS ? NP_SEARCH_SLOW_MS : NP_SEARCH_MS;
+			every = now - p->h->search_since >= NP_SEARCH_SLOW_AFTER_MS ? NP_SEARCH_SLOW_MS : NP_SEARCH_MS;
 			p->every = NP_SEARCH_MS;
 		} else {
 			every = p->every < NP_SEARCH_MS ? NP_SEARCH_MS : p->every;
 		}
-		if (now - p->last_search >= every) {
+		if (now - p->h->last_search >= every) {
 			np_search(np, p);
 			if (!busy && p->mode != NP_NEW)
 				p->every = np_backoff((uint32_t)every);
 		}
-		if (np->rp && now - p->last_probe >= (every > NP_PROBE_MS ? every : NP_PROBE_MS))
+		if (np->rp && now - p->h->last_probe >= (every > NP_PROBE_MS ? every : NP_PROBE_MS))
 			np_probe(np, p, false);
 	}
 	if (direct_ok) {
 		np_set_mode(p, NP_DIRECT, now, "a candidate endpoint answers");
 		want = p->direct;
 		has_want = true;
-	} else if (p->mode == NP_NEW && now - p->added < NP_GRACE_MS) {
+	} else if (p->mode == NP_NEW && now - p->h->added < NP_GRACE_MS) {
 		return; /* the netmap's endpoint until the first pings had a chance */
 	} else if (p->rpath != LS_RPROXY_PATH_NONE) {
 		struct sockaddr_storage ss = { 0 };
 
 		np_set_mode(p, NP_RELAYED, now, p->mode == NP_DIRECT ? "the direct endpoint stopped answering"
 								    : "no candidate endpoint answers");
-		memcpy(&ss, &p->loop, sizeof(p->loop));
+		memcpy(&ss, &p->h->loop, sizeof(p->h->loop));
 		want = np_pack(&ss);
 		has_want = true;
 	} else if (p->n_nm_cand) {
@@ -1030,36 +1118,36 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 			     !(age >= 120 + NP_ROTATE_MS / 1000 && p->tx_at && now - p->tx_at < 10000);
 
 		/* WireGuard roamed to where the peer's authenticated packets come from: follow */
-		if (p->mode == NP_ROTATING && p->has_wg_ep && p->has_want && p->roamed >= 2 &&
-		    !np_addr_eq(&p->wg_ep, &p->want) && p->rx_at + 2500 >= now &&
-		    !(p->has_left && np_addr_eq(&p->wg_ep, &p->left) && now - p->rot_at < NP_ROTATE_MS)) {
+		if (p->mode == NP_ROTATING && p->has_wg_ep && p->has_want && p->h->roamed >= 2 &&
+		    !np_addr_eq(&p->h->wg_ep, &p->h->want) && p->rx_at + 2500 >= now &&
+		    !(p->has_left && np_addr_eq(&p->h->wg_ep, &p->h->left) && now - p->h->rot_at < NP_ROTATE_MS)) {
 			char e[LS_ENDPOINT_STRLEN];
 
-			np_add_cand(p, &p->wg_ep);
+			np_add_cand(p, &p->h->wg_ep);
 			for (size_t k = 0; k < p->n_cand; k++)
-				if (np_addr_eq(&p->cand[k], &p->wg_ep))
+				if (np_addr_eq(&p->cand[k], &p->h->wg_ep))
 					p->rot = (uint8_t)k;
-			p->rot_at = now;
+			p->h->rot_at = now;
 			p->rotations++;
-			np_addr_fmt(&p->wg_ep, e);
+			np_addr_fmt(&p->h->wg_ep, e);
 			pr_info("nat: peer %lld: WireGuard roamed to %s; keeping it", (long long)p->id, e);
 		}
 		if (p->mode != NP_ROTATING) {
 			/* from the endpoint in use, when it is a candidate */
 			for (size_t k = 0; k < p->n_nm_cand; k++)
-				if (p->has_wg_ep && np_addr_eq(&p->cand[k], &p->wg_ep))
+				if (p->has_wg_ep && np_addr_eq(&p->cand[k], &p->h->wg_ep))
 					p->rot = (uint8_t)k;
 			np_set_mode(p, NP_ROTATING, now, "no answer and no relay");
-			p->rot_at = now;
-		} else if (!fresh && now - p->rot_at >= NP_ROTATE_MS && p->n_nm_cand > 1 && p->tx_at &&
+			p->h->rot_at = now;
+		} else if (!fresh && now - p->h->rot_at >= NP_ROTATE_MS && p->n_nm_cand > 1 && p->tx_at &&
 			   now - p->tx_at < 2 * NP_ROTATE_MS) {
 			/* (only while WireGuard sends: an idle peer's stale handshake says nothing) */
 			char e[LS_ENDPOINT_STRLEN];
 
-			p->left = p->cand[p->rot < p->n_cand ? p->rot : 0];
+			p->h->left = p->cand[p->rot < p->n_cand ? p->rot : 0];
 			p->has_left = true;
 			p->rot = (uint8_t)((p->rot + 1) % (p->n_nm_cand ? p->n_nm_cand : 1));
-			p->rot_at = now;
+			p->h->rot_at = now;
 			p->rx_at = now; /* the new endpoint gets its own NP_ROTATE_MS */
 			p->rotations++;
 			np_addr_fmt(&p->cand[p->rot], e);
@@ -1070,11 +1158,35 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 	}
 	if (!has_want)
 		return;
-	if (!p->has_want || !np_addr_eq(&p->want, &want)) {
-		p->want = want;
+	if (!p->has_want || !np_addr_eq(&p->h->want, &want)) {
+		p->h->want = want;
 		p->has_want = true;
 		p->set_pending = true;
 	}
+}
+
+/* A settled peer costs its cold record and a check; its hot part comes back when it
+ * gets busy, its handshake goes stale, or a ping, probe or the engine says otherwise. */
+static void np_peer_tick(struct np *np, struct np_peer *p)
+{
+	uint64_t now = np->now;
+	bool busy = (p->rx_at && now - p->rx_at < NP_BUSY_MS) || (p->tx_at && now - p->tx_at < NP_BUSY_MS);
+	int64_t age = p->hs ? ls_unix_time() - p->hs : INT64_MAX;
+
+	if (np_settled(np, p, busy, age)) {
+		if (p->h && p->mode == NP_ROTATING)
+			p->wake_at = p->h->last_search + p->every;
+		if (p->h)
+			np->n_cooled++;
+		free(p->h);
+		p->h = NULL;
+		p->has_loop = false;
+		p->rpath = LS_RPROXY_PATH_NONE;
+		return;
+	}
+	if (!np_hot(p))
+		return;
+	np_peer_tick_hot(np, p);
 }
 
 static json_t *np_status(struct np *np)
@@ -1092,7 +1204,7 @@ static json_t *np_status(struct np *np)
 
 		ls_key_to_base64(key, p->key);
 		if (p->has_want) {
-			np_addr_fmt(&p->want, e);
+			np_addr_fmt(np_want(p), e);
 			json_object_set_new(o, "endpoint", json_string(e));
 		}
 		if (p->has_direct) {
@@ -1189,7 +1301,7 @@ static void *path_thread(void *arg)
 
 			np_peer_tick(np, p);
 			if (p->set_pending && a->dp_ok) {
-				struct sockaddr_storage want = np_unpack(&p->want);
+				struct sockaddr_storage want = np_unpack(np_want(p));
 				int err = ls_dp_set_endpoint(&a->dp, p->key, &want);
 
 				p->set_pending = false;
@@ -1212,6 +1324,12 @@ static void *path_thread(void *arg)
 			/* that dump is megabytes at 10,000 peers, gone again: give it back */
 			if (n >= 1000)
 				malloc_trim(0);
+			np->n_cooled = 0;
+		}
+		if (np->n_cooled >= 1000) {
+			/* as many hot parts went back: whole pages of the path thread's arena */
+			np->n_cooled = 0;
+			malloc_trim(0);
 		}
 	}
 	return NULL;
