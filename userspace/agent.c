@@ -315,6 +315,7 @@ enum {
 	NP_MAX_STUN = 3,
 	NP_BUSY_MS = 5000,             /* WireGuard moved bytes this recently: the peer is in use */
 	NP_IDLE_MAX_MS = 300000,       /* an idle peer's pings back off exponentially up to this */
+	NP_RP_GRACE_MS = 30000,        /* direct this long (and quiet): out of the relay proxy */
 };
 
 /* An endpoint in 20 bytes (a sockaddr_storage is 128): family, port (network order),
@@ -353,6 +354,7 @@ struct np_peer {
 	uint8_t mode;              /* enum np_mode */
 	uint8_t rpath;             /* enum ls_rproxy_path */
 	bool has_direct : 1, has_want : 1, has_loop : 1, has_wg_ep : 1, set_pending : 1, has_left : 1;
+	bool in_rp : 1;            /* the relay proxy has the peer (a loopback socket) */
 	uint32_t every;            /* the current ping interval (backs off while idle) */
 	uint32_t rx, tx;           /* the engine's byte counters (low bits: only change is seen) */
 	int64_t hs;
@@ -569,7 +571,8 @@ static bool np_settled(const struct np *np, const struct np_peer *p, bool busy, 
 	const struct np_hot *h = p->h;
 	uint64_t now = np->now;
 
-	if (busy || !p->has_want || p->set_pending)
+	/* (out of the relay proxy first: after its grace, in np_peer_tick_hot) */
+	if (busy || !p->has_want || p->set_pending || p->in_rp)
 		return false;
 	if (p->mode == NP_DIRECT) {
 		if (!p->has_direct || !p->last_pong || age >= NP_HANDSHAKE_FRESH_S)
@@ -843,7 +846,7 @@ static void np_sync_netmap(struct np *np)
 		json_decref(np->relays_seen);
 		np->relays_seen = NULL;
 		for (size_t i = 0; i < np->n_peers; i++)
-			np->peers[i]->has_loop = false;
+			np->peers[i]->has_loop = np->peers[i]->in_rp = false;
 	}
 	rel = ls_nm_relays_json(&nm->relays);
 	if (!np->relays_seen || !json_equal(rel, np->relays_seen)) {
@@ -942,7 +945,7 @@ static void np_sync_netmap(struct np *np)
 	for (size_t i = 0; i < np->n_peers; i++) {
 		if (kept[i])
 			continue;
-		if (np->rp)
+		if (np->rp && np->peers[i]->in_rp)
 			ls_rproxy_peer_remove(np->rp, np->peers[i]->key);
 		np_peer_free(np->peers[i]);
 	}
@@ -1049,8 +1052,19 @@ static void np_peer_tick_hot(struct np *np, struct np_peer *p)
 	struct np_addr want;
 	bool has_want = false;
 
-	if (np->rp && !p->has_loop && ls_rproxy_peer_add(np->rp, p->key, &p->h->loop) == 0)
-		p->has_loop = true;
+	/* The relay proxy (a loopback socket each) has the peers that may need it: not a
+	 * new one before half its grace or once direct, nor one direct for NP_RP_GRACE_MS
+	 * with no ping out and no probe from it lately */
+	bool want_rp = !(p->mode == NP_NEW && (direct_ok || now - p->h->added < NP_GRACE_MS / 2)) &&
+		       !(p->mode == NP_DIRECT && direct_ok && !p->h->ping_out && now - p->mode_since >= NP_RP_GRACE_MS &&
+			 (!p->h->last_answer || now - p->h->last_answer >= NP_RP_GRACE_MS));
+
+	if (np->rp && p->in_rp && !want_rp) {
+		ls_rproxy_peer_remove(np->rp, p->key);
+		p->in_rp = p->has_loop = false;
+	}
+	if (np->rp && want_rp && !p->has_loop && ls_rproxy_peer_add(np->rp, p->key, &p->h->loop) == 0)
+		p->has_loop = p->in_rp = true;
 	p->rpath = (uint8_t)(np->rp && p->has_loop ? ls_rproxy_peer_path(np->rp, p->key) : LS_RPROXY_PATH_NONE);
 	/* pings: the direct endpoint to keep it (and the NAT mappings) alive; every
 	 * candidate, with a probe through the stream relay, while there is none */
@@ -1182,6 +1196,9 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 		free(p->h);
 		p->h = NULL;
 		p->has_loop = false;
+		if (p->in_rp && np->rp)
+			ls_rproxy_peer_remove(np->rp, p->key);
+		p->in_rp = false;
 		p->rpath = LS_RPROXY_PATH_NONE;
 		return;
 	}
