@@ -1054,9 +1054,11 @@ static void np_peer_tick_hot(struct np *np, struct np_peer *p)
 
 	/* The relay proxy (a loopback socket each) has the peers that may need it: not a
 	 * new one before half its grace or once direct, nor one direct for NP_RP_GRACE_MS
-	 * with no ping out and no probe from it lately */
+	 * with no ping unanswered for a ping interval and no probe from it lately (6.5 s or
+	 * more before the direct path counts as lost: time for the relay path to be ready) */
 	bool want_rp = !(p->mode == NP_NEW && (direct_ok || now - p->h->added < NP_GRACE_MS / 2)) &&
-		       !(p->mode == NP_DIRECT && direct_ok && !p->h->ping_out && now - p->mode_since >= NP_RP_GRACE_MS &&
+		       !(p->mode == NP_DIRECT && direct_ok && now - p->mode_since >= NP_RP_GRACE_MS &&
+			 (!p->h->ping_out || now - p->h->ping_out < NP_PING_DIRECT_MS) &&
 			 (!p->h->last_answer || now - p->h->last_answer >= NP_RP_GRACE_MS));
 
 	if (np->rp && p->in_rp && !want_rp) {
