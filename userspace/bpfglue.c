@@ -7,13 +7,90 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
+
+static bool fast_forward;
+
+void ls_bpfglue_set_fast_forward(bool on)
+{
+	fast_forward = on;
+}
 
 #ifdef LS_HAVE_BPF
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include "userspace/bpf/lsbpf.h"
 
 struct ls_bpfglue {
 	struct lsbpf *b;
+	char lan[8][IFNAMSIZ]; /* LAN interfaces the LAN programs are attached to */
+	size_t n_lan;
 };
+
+static bool in_prefix(const struct ls_prefix *p, const struct sockaddr *sa)
+{
+	const uint8_t *a, *net = (const uint8_t *)&p->addr;
+	unsigned int bits = p->len;
+
+	if (sa->sa_family == AF_INET && p->family == AF_INET)
+		a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6 && p->family == AF_INET6)
+		a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else
+		return false;
+	for (unsigned int i = 0; bits; i++) {
+		uint8_t m = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+
+		if ((a[i] & m) != (net[i] & m))
+			return false;
+		bits = bits >= 8 ? bits - 8 : 0;
+	}
+	return true;
+}
+
+/* --fast-forward: the interfaces holding an address inside one of this node's advertised
+ * routes are its LAN side: attach the LAN programs (once) and flag them as targets. */
+static int add_lans(struct ls_bpfglue *g, struct lsbpf_state *s, const struct ls_profile *prof,
+		    const struct ls_netmap *nm, uint32_t me)
+{
+	struct ifaddrs *ifa, *i;
+	char seen[8][IFNAMSIZ];
+	size_t n_seen = 0;
+	int ret = 0;
+
+	if (getifaddrs(&ifa))
+		return -errno;
+	for (i = ifa; i && !ret; i = i->ifa_next) {
+		bool match = false, dup = false;
+
+		if (!i->ifa_addr || !i->ifa_name || !strcmp(i->ifa_name, prof->ifname) || strlen(i->ifa_name) >= IFNAMSIZ)
+			continue;
+		for (size_t r = 0; !match && r < nm->self.routes.n; r++)
+			match = !ls_prefix_is_default(&nm->self.routes.v[r]) && in_prefix(&nm->self.routes.v[r], i->ifa_addr);
+		for (size_t k = 0; k < n_seen; k++)
+			dup |= !strcmp(seen[k], i->ifa_name);
+		if (!match || dup || n_seen >= ARRAY_SIZE(seen))
+			continue;
+		strcpy(seen[n_seen++], i->ifa_name);
+		bool attached = false;
+
+		for (size_t k = 0; k < g->n_lan; k++)
+			attached |= !strcmp(g->lan[k], i->ifa_name);
+		if (!attached) {
+			if ((ret = lsbpf_attach(g->b, i->ifa_name, LSBPF_ROLE_LAN, LSBPF_MODE_AUTO))) {
+				pr_err("bpf: cannot attach the LAN programs to %s: %s", i->ifa_name, strerror(-ret));
+				break;
+			}
+			pr_info("bpf: fast forwarding: LAN programs attached to %s", i->ifa_name);
+			if (g->n_lan < ARRAY_SIZE(g->lan))
+				strcpy(g->lan[g->n_lan++], i->ifa_name);
+		}
+		ret = lsbpf_state_add_iface(s, i->ifa_name, me, LS_IF_LAN | LS_IF_FWD_TARGET);
+	}
+	freeifaddrs(ifa);
+	return ret;
+}
 
 int ls_bpfglue_open(const struct ls_profile *prof, struct ls_bpfglue **out)
 {
@@ -67,6 +144,10 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 	s->flags = LS_CFG_METRICS | LS_CFG_ISOLATE;
 	s->wg_port = (uint16_t)prof->listen_port;
 	ret = lsbpf_state_add_iface(s, prof->ifname, me, LS_IF_OVERLAY);
+	if (!ret && fast_forward) {
+		s->flags |= LS_CFG_FWD_FAST;
+		ret = add_lans(g, s, prof, nm, me);
+	}
 	for (size_t i = 0; x && !ret && i < x->n_xl; i++) {
 		char vb[LS_PREFIX_STRLEN], rb[LS_PREFIX_STRLEN];
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "bpfglue.h"
 #include "cli.h"
 #include "log.h"
 #include "mnet.h"
@@ -18,7 +19,7 @@ static const char help[] =
 	"Usage: lightscale agent [--profile P] [--engine auto|kernel|userspace] [--apply-routes]\n"
 	"                        [--exit-node ID|NAME|auto|none] [--foreground] [--down-on-exit]\n"
 	"                        [--poll-wait S] [--heartbeat S] [--no-masquerade] [--state-dir DIR]\n"
-	"                        [--bpf | --no-bpf] [--map VIRTUAL=REAL]... [--allow-forward PROFILE]...\n"
+	"                        [--bpf [--fast-forward] | --no-bpf] [--map VIRTUAL=REAL]... [--allow-forward PROFILE]...\n"
 	"                        [--virtual-pool CIDR]... [--no-dns] [--dns-listen ADDR] [--dns-port N]\n"
 	"                        [--dns-upstream ADDR[:PORT]]... [--manage-resolv-conf]\n"
 	"\n"
@@ -42,6 +43,14 @@ static const char help[] =
 	"  --bpf            attach the BPF data plane to ls-P (pinned under\n"
 	"                   /sys/fs/bpf/lightscale/P): per-route counters and conflicts for\n"
 	"                   `lightscale routes'; the programs keep running across restarts\n"
+	"  --fast-forward   with --bpf, on a subnet router (off by default): the LAN interfaces\n"
+	"                   behind this node's advertised routes (those holding an address in\n"
+	"                   one) get the LAN programs and become fast-forwarding targets, and\n"
+	"                   the programs forward to them themselves (FIB lookup + redirect,\n"
+	"                   skipping the stack's forwarding path and netfilter FORWARD and\n"
+	"                   POSTROUTING, so nft rules there no longer see those packets).\n"
+	"                   Packets from the overlay (an L3 device) still go through the stack\n"
+	"                   for now; `lightscale bpf status' shows the flag and the counters\n"
 	"\n"
 	"NAT traversal: the agent sends STUN requests to the netmap's STUN servers from the\n"
 	"WireGuard port (a raw socket, so the NAT maps them as WireGuard's own datagrams, on either\n"
@@ -91,6 +100,7 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		{ "no-masquerade", no_argument, NULL, 'M' },
 		{ "bpf", no_argument, NULL, 'B' },
 		{ "no-bpf", no_argument, NULL, 'N' },
+		{ "fast-forward", no_argument, NULL, 0x2006 },
 		{ "map", required_argument, NULL, 'm' },
 		{ "allow-forward", required_argument, NULL, 'a' },
 		{ "virtual-pool", required_argument, NULL, 'P' },
@@ -104,6 +114,7 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 	};
 	struct ls_agent_opts o = { .dp = { .engine = "auto" } };
 	struct ls_profile p;
+	bool fast_forward = false;
 	int c, ret;
 
 	optind = 1;
@@ -125,6 +136,7 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		case 'M': o.dp.no_masquerade = true; break;
 		case 'B': o.dp.bpf = true; break;
 		case 'N': o.dp.no_bpf = true; break;
+		case 0x2006: fast_forward = true; break;
 		case 0x2001: o.dns.off = true; break;
 		case 0x2002: {
 			struct ls_prefix a;
@@ -216,6 +228,9 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 			return ls_cli_usage_error(cli, help, "invalid option");
 		}
 	}
+	if (fast_forward && !o.dp.bpf)
+		return ls_cli_usage_error(cli, help, "--fast-forward needs --bpf");
+	ls_bpfglue_set_fast_forward(fast_forward);
 	if (geteuid() != 0) {
 		fprintf(stderr, "lightscale agent: must run as root (it configures interfaces, routes and rules)\n");
 		return 1;
