@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1355,42 +1354,6 @@ static void *path_thread(void *arg)
 	return NULL;
 }
 
-/* Give back the pages of the libraries' code and read-only data that start-up touched
- * (relocations, constructors, curl_global_init: libssh2 initialises OpenSSL, which the
- * agent never uses again): drops our mappings of them, read-only file-backed mappings
- * with no private (copied) page only, so nothing is lost; what is used again comes back
- * from the page cache at a minor fault. The RSS is then what the agent uses. */
-static void agent_drop_start_pages(void)
-{
-	FILE *f = fopen("/proc/self/smaps", "re");
-	char line[512], perms[8] = "";
-	unsigned long lo = 0, hi = 0;
-	bool file = false;
-	size_t n = 0;
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long x, y, kb;
-
-		/* a mapping's first line: "lo-hi perms offset dev inode [path]" */
-		if (sscanf(line, "%lx-%lx %7s", &x, &y, perms) == 3) {
-			lo = x;
-			hi = y;
-			file = strchr(line, '/') != NULL;
-			continue;
-		}
-		if (sscanf(line, "Anonymous: %lu kB", &kb) == 1 && file && kb == 0 && !strchr(perms, 'w') &&
-		    perms[0] == 'r' && perms[3] == 'p' && hi > lo) {
-			if (madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0)
-				n++;
-			file = false;
-		}
-	}
-	fclose(f);
-	pr_debug("dropped the start-up pages of %zu library mappings", n);
-}
-
 /* The STUN-discovered endpoints (a->lock held), for the heartbeat. */
 static void np_stun_endpoints(struct agent *a, char out[][LS_ENDPOINT_STRLEN], size_t max, size_t *n)
 {
@@ -1709,7 +1672,6 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 	ret = dp_reconcile_full(&a);
 	malloc_trim(0);
 	pthread_mutex_unlock(&a.lock);
-	agent_drop_start_pages();
 	if (ret == -EPERM || ret == -EACCES || (ret && !strcmp(opts->dp.engine ? opts->dp.engine : "", "kernel"))) {
 		pr_err("cannot bring up %s: %s", prof->ifname, strerror(-ret));
 		if (api_fd >= 0) {
