@@ -9,13 +9,6 @@
 #include "log.h"
 #include "util.h"
 
-static bool fast_forward;
-
-void ls_bpfglue_set_fast_forward(bool on)
-{
-	fast_forward = on;
-}
-
 #ifdef LS_HAVE_BPF
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -26,6 +19,7 @@ struct ls_bpfglue {
 	struct lsbpf *b;
 	char lan[8][IFNAMSIZ]; /* LAN interfaces the LAN programs are attached to */
 	size_t n_lan;
+	bool fast_forward;
 };
 
 static bool in_prefix(const struct ls_prefix *p, const struct sockaddr *sa)
@@ -92,7 +86,7 @@ static int add_lans(struct ls_bpfglue *g, struct lsbpf_state *s, const struct ls
 	return ret;
 }
 
-int ls_bpfglue_open(const struct ls_profile *prof, struct ls_bpfglue **out)
+int ls_bpfglue_open(const struct ls_profile *prof, bool fast_forward, struct ls_bpfglue **out)
 {
 	struct lsbpf_opts o = { .profile = prof->name };
 	struct ls_bpfglue *g = calloc(1, sizeof(*g));
@@ -101,6 +95,7 @@ int ls_bpfglue_open(const struct ls_profile *prof, struct ls_bpfglue **out)
 	*out = NULL;
 	if (!g)
 		return -ENOMEM;
+	g->fast_forward = fast_forward;
 	if ((ret = lsbpf_open(&o, &g->b))) {
 		pr_err("bpf: cannot load the data plane for profile '%s': %s", prof->name, strerror(-ret));
 		free(g);
@@ -144,7 +139,7 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 	s->flags = LS_CFG_METRICS | LS_CFG_ISOLATE;
 	s->wg_port = (uint16_t)prof->listen_port;
 	ret = lsbpf_state_add_iface(s, prof->ifname, me, LS_IF_OVERLAY);
-	if (!ret && fast_forward) {
+	if (!ret && g->fast_forward) {
 		s->flags |= LS_CFG_FWD_FAST;
 		ret = add_lans(g, s, prof, nm, me);
 	}
@@ -239,8 +234,9 @@ int ls_bpfglue_down(const struct ls_profile *prof)
 
 #else
 
-int ls_bpfglue_open(const struct ls_profile *prof, struct ls_bpfglue **out)
+int ls_bpfglue_open(const struct ls_profile *prof, bool fast_forward, struct ls_bpfglue **out)
 {
+	(void)fast_forward;
 	*out = NULL;
 	pr_err("bpf: this build has no BPF loader (userspace/bpf); run without --bpf");
 	return -EOPNOTSUPP;

@@ -29,13 +29,12 @@ struct ls_bpf_extra {
 
 struct ls_bpfglue;
 
-/* `lightscale agent --fast-forward' (off by default; process-wide, set before open):
- * LS_CFG_FWD_FAST on, and the LAN interfaces behind this node's advertised routes (those
- * holding an address inside one) get the LAN programs and LS_IF_LAN | LS_IF_FWD_TARGET. */
-void ls_bpfglue_set_fast_forward(bool on);
 
-/* Loads (or adopts the pinned programs of) the profile and attaches to its interface. */
-int ls_bpfglue_open(const struct ls_profile *prof, struct ls_bpfglue **out);
+/* Loads (or adopts the pinned programs of) the profile and attaches to its interface.
+ * fast_forward (`lightscale agent --fast-forward'): LS_CFG_FWD_FAST on, and the LAN
+ * interfaces behind this node's advertised routes (those holding an address inside one)
+ * get the LAN programs and LS_IF_LAN | LS_IF_FWD_TARGET. */
+int ls_bpfglue_open(const struct ls_profile *prof, bool fast_forward, struct ls_bpfglue **out);
 /* The netmap's routes into the maps (only what differs changes). */
 int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const struct ls_netmap *nm,
 		     const struct ls_bpf_extra *x);

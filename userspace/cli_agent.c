@@ -114,7 +114,6 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 	};
 	struct ls_agent_opts o = { .dp = { .engine = "auto" } };
 	struct ls_profile p;
-	bool fast_forward = false;
 	int c, ret;
 
 	optind = 1;
@@ -136,7 +135,7 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		case 'M': o.dp.no_masquerade = true; break;
 		case 'B': o.dp.bpf = true; break;
 		case 'N': o.dp.no_bpf = true; break;
-		case 0x2006: fast_forward = true; break;
+		case 0x2006: o.dp.fast_forward = true; break;
 		case 0x2001: o.dns.off = true; break;
 		case 0x2002: {
 			struct ls_prefix a;
@@ -228,9 +227,8 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 			return ls_cli_usage_error(cli, help, "invalid option");
 		}
 	}
-	if (fast_forward && !o.dp.bpf)
+	if (o.dp.fast_forward && !o.dp.bpf)
 		return ls_cli_usage_error(cli, help, "--fast-forward needs --bpf");
-	ls_bpfglue_set_fast_forward(fast_forward);
 	if (geteuid() != 0) {
 		fprintf(stderr, "lightscale agent: must run as root (it configures interfaces, routes and rules)\n");
 		return 1;

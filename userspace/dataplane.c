@@ -481,7 +481,7 @@ static int map_overlaps(struct ls_dp *dp, struct ls_prefix **want, size_t *nw, s
 	}
 	/* translation needs the BPF data plane */
 	if (dp->n_xl && !dp->bpf && !dp->opts.no_bpf && !dp->bpf_error[0]) {
-		int r = ls_bpfglue_open(dp->prof, &dp->bpf);
+		int r = ls_bpfglue_open(dp->prof, dp->opts.fast_forward, &dp->bpf);
 
 		if (r) {
 			snprintf(dp->bpf_error, sizeof(dp->bpf_error), "%s", strerror(-r));
@@ -872,7 +872,7 @@ int ls_dp_open(struct ls_dp *dp, struct ls_profile *prof, const struct ls_dp_opt
 	if (opts->no_bpf)
 		ls_bpfglue_down(prof);
 	/* the BPF data plane adds metrics: when it cannot load, the tunnel still comes up */
-	if (opts->bpf && (ret = ls_bpfglue_open(prof, &dp->bpf))) {
+	if (opts->bpf && (ret = ls_bpfglue_open(prof, opts->fast_forward, &dp->bpf))) {
 		snprintf(dp->bpf_error, sizeof(dp->bpf_error), "%s", strerror(-ret));
 		pr_err("%s: continuing without the BPF data plane (%s)", prof->ifname, dp->bpf_error);
 	}

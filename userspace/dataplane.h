@@ -40,6 +40,7 @@ struct ls_dp_opts {
 	const char *exit_node; /* NULL/"none", "auto", id or name */
 	bool no_masquerade;    /* routers and exits masquerade by default */
 	bool bpf;              /* attach the BPF data plane (per-route metrics) */
+	bool fast_forward;     /* with bpf: forward between the router's LANs in BPF (bpfglue.h) */
 	bool no_bpf;           /* never load it, not even for translation */
 	struct ls_mnet_map *maps;  /* --map VIRTUAL=REAL */
 	size_t n_maps;
