@@ -225,3 +225,35 @@ int ls_cli_simple_opts(struct ls_cli *cli, int argc, char **argv, const char *he
 	}
 	return -1;
 }
+
+struct ls_netmap *ls_cli_netmap_or_null(const struct ls_cli *cli, const struct ls_profile *p)
+{
+	struct ls_netmap *nm = NULL;
+	char err[512];
+
+	return ls_cli_netmap(cli, p, &nm, err, sizeof(err)) ? NULL : nm;
+}
+
+int ls_cli_subcommand(const struct ls_cli *cli, const char *help, int argc, char **argv,
+		      const char *const *names)
+{
+	char expected[256] = "", listed[256] = "";
+	size_t n = 0, e = 0, l = 0;
+
+	if (optind < argc)
+		for (n = 0; names[n]; n++)
+			if (!strcmp(argv[optind], names[n]))
+				return (int)n;
+	/* "a, b or c" and "a, b, c" */
+	for (n = 0; names[n] && e < sizeof(expected) && l < sizeof(listed); n++) {
+		const char *sep = !n ? "" : names[n + 1] ? ", " : " or ";
+
+		e += snprintf(expected + e, sizeof(expected) - e, "%s%s", sep, names[n]);
+		l += snprintf(listed + l, sizeof(listed) - l, "%s%s", n ? ", " : "", names[n]);
+	}
+	if (optind >= argc)
+		ls_cli_usage_error(cli, help, "expected %s", expected);
+	else
+		ls_cli_usage_error(cli, help, "unknown subcommand `%s' (%s)", argv[optind], listed);
+	return -1;
+}

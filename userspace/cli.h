@@ -82,4 +82,12 @@ int ls_cli_app_add(struct ls_cli *cli, struct ls_profile *p, const char *cgroup,
 /* Parses a plain getopt loop with only the common options; returns -1 to continue,
  * or the exit code. */
 int ls_cli_simple_opts(struct ls_cli *cli, int argc, char **argv, const char *help);
+/* The netmap ls_cli_netmap finds, or NULL when there is none (for commands that work
+ * without one). */
+struct ls_netmap *ls_cli_netmap_or_null(const struct ls_cli *cli, const struct ls_profile *p);
+/* The subcommand argv[optind] as its index in names (NULL-terminated). When it is missing
+ * or not one of names, prints the usage error ("expected a, b or c", "unknown subcommand
+ * `x' (a, b, c)") and returns -1. */
+int ls_cli_subcommand(const struct ls_cli *cli, const char *help, int argc, char **argv,
+		      const char *const *names);
 #endif

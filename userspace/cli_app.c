@@ -72,18 +72,9 @@ static void app_text(json_t *doc, FILE *f)
 	}
 }
 
-/* The netmap: from the running agent, else the cache (NULL when neither). */
-static struct ls_netmap *netmap_of(const struct ls_cli *cli, const struct ls_profile *p)
-{
-	struct ls_netmap *nm = NULL;
-	char err[512];
-
-	return ls_cli_netmap(cli, p, &nm, err, sizeof(err)) ? NULL : nm;
-}
-
 int ls_cli_app_add(struct ls_cli *cli, struct ls_profile *p, const char *cgroup, const char *exit)
 {
-	struct ls_netmap *nm = netmap_of(cli, p);
+	struct ls_netmap *nm = ls_cli_netmap_or_null(cli, p);
 	char err[512], why[200];
 	int ret;
 
@@ -114,10 +105,12 @@ int ls_cmd_app_route(struct ls_cli *cli, int argc, char **argv)
 		LS_CLI_COMMON_OPTS,
 		{ 0 },
 	};
-	const char *cgroup = NULL, *exit = NULL, *sub;
+	static const char *const subs[] = { "add", "remove", "list", "apply", NULL };
+	enum { ADD, REMOVE, LIST, APPLY };
+	const char *cgroup = NULL, *exit = NULL;
 	struct ls_profile p;
 	char err[512];
-	int c, ret = 0;
+	int c, sub, ret = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -137,20 +130,18 @@ int ls_cmd_app_route(struct ls_cli *cli, int argc, char **argv)
 			return ls_cli_usage_error(cli, app_help, "invalid option");
 		}
 	}
-	if (optind >= argc)
-		return ls_cli_usage_error(cli, app_help, "expected add, remove, list or apply");
-	sub = argv[optind];
-	if (strcmp(sub, "add") && strcmp(sub, "remove") && strcmp(sub, "list") && strcmp(sub, "apply"))
-		return ls_cli_usage_error(cli, app_help, "unknown subcommand `%s' (add, remove, list, apply)", sub);
-	if ((!strcmp(sub, "add") || !strcmp(sub, "remove")) && !cgroup)
-		return ls_cli_usage_error(cli, app_help, "`%s' needs --cgroup CGROUP", sub);
-	if (!strcmp(sub, "add") && !exit)
+	sub = ls_cli_subcommand(cli, app_help, argc, argv, subs);
+	if (sub < 0)
+		return 1;
+	if ((sub == ADD || sub == REMOVE) && !cgroup)
+		return ls_cli_usage_error(cli, app_help, "`%s' needs --cgroup CGROUP", subs[sub]);
+	if (sub == ADD && !exit)
 		return ls_cli_usage_error(cli, app_help, "`add' needs --exit ID|NAME");
 	if (ls_cli_profile(cli, &p))
 		return 1;
-	if (!strcmp(sub, "add")) {
+	if (sub == ADD) {
 		ret = ls_cli_app_add(cli, &p, cgroup, exit);
-	} else if (!strcmp(sub, "remove")) {
+	} else if (sub == REMOVE) {
 		if (ls_perapp_remove(&p, cgroup, err, sizeof(err))) {
 			fprintf(stderr, "%s %s: %s\n", cli->prog, cli->cmd, err);
 			ret = 1;
@@ -158,9 +149,9 @@ int ls_cmd_app_route(struct ls_cli *cli, int argc, char **argv)
 			printf("removed the app route of %s\n", cgroup);
 		}
 	} else {
-		struct ls_netmap *nm = netmap_of(cli, &p);
+		struct ls_netmap *nm = ls_cli_netmap_or_null(cli, &p);
 
-		if (!strcmp(sub, "apply") && (ret = ls_perapp_apply(&p, nm)))
+		if (sub == APPLY && (ret = ls_perapp_apply(&p, nm)))
 			fprintf(stderr, "%s %s: %s\n", cli->prog, cli->cmd, strerror(-ret));
 		ret = ls_cli_print(cli, ls_perapp_status(&p, nm), app_text) || ret;
 		ls_netmap_free(nm);

@@ -58,14 +58,6 @@ static void l2_text(json_t *doc, FILE *f)
 	}
 }
 
-static struct ls_netmap *netmap_of(const struct ls_cli *cli, const struct ls_profile *p)
-{
-	struct ls_netmap *nm = NULL;
-	char err[512];
-
-	return ls_cli_netmap(cli, p, &nm, err, sizeof(err)) ? NULL : nm;
-}
-
 int ls_cmd_l2(struct ls_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -75,12 +67,14 @@ int ls_cmd_l2(struct ls_cli *cli, int argc, char **argv)
 		LS_CLI_COMMON_OPTS,
 		{ 0 },
 	};
-	const char *attach = NULL, *peers = NULL, *sub;
+	static const char *const subs[] = { "add", "remove", "list", "apply", NULL };
+	enum { ADD, REMOVE, LIST, APPLY };
+	const char *attach = NULL, *peers = NULL;
 	unsigned long vni = 0;
 	struct ls_profile p;
 	struct ls_netmap *nm;
 	char err[512], *end;
-	int c, ret = 0;
+	int c, sub, ret = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -106,23 +100,21 @@ int ls_cmd_l2(struct ls_cli *cli, int argc, char **argv)
 			return ls_cli_usage_error(cli, l2_help, "invalid option");
 		}
 	}
-	if (optind >= argc)
-		return ls_cli_usage_error(cli, l2_help, "expected add, remove, list or apply");
-	sub = argv[optind];
-	if (strcmp(sub, "add") && strcmp(sub, "remove") && strcmp(sub, "list") && strcmp(sub, "apply"))
-		return ls_cli_usage_error(cli, l2_help, "unknown subcommand `%s' (add, remove, list, apply)", sub);
-	if ((!strcmp(sub, "add") || !strcmp(sub, "remove")) && optind + 1 >= argc)
-		return ls_cli_usage_error(cli, l2_help, "`%s' needs a segment NAME", sub);
+	sub = ls_cli_subcommand(cli, l2_help, argc, argv, subs);
+	if (sub < 0)
+		return 1;
+	if ((sub == ADD || sub == REMOVE) && optind + 1 >= argc)
+		return ls_cli_usage_error(cli, l2_help, "`%s' needs a segment NAME", subs[sub]);
 	if (ls_cli_profile(cli, &p))
 		return 1;
-	nm = netmap_of(cli, &p);
-	if (!strcmp(sub, "add")) {
+	nm = ls_cli_netmap_or_null(cli, &p);
+	if (sub == ADD) {
 		if (ls_l2seg_add(&p, argv[optind + 1], (uint32_t)vni, peers, attach, err, sizeof(err))) {
 			fprintf(stderr, "%s %s: %s\n", cli->prog, cli->cmd, err);
 			ret = 1;
 			goto cleanup;
 		}
-	} else if (!strcmp(sub, "remove")) {
+	} else if (sub == REMOVE) {
 		if (ls_l2seg_remove(&p, argv[optind + 1], err, sizeof(err))) {
 			fprintf(stderr, "%s %s: %s\n", cli->prog, cli->cmd, err);
 			ret = 1;
@@ -131,7 +123,7 @@ int ls_cmd_l2(struct ls_cli *cli, int argc, char **argv)
 		}
 		goto cleanup;
 	}
-	if (strcmp(sub, "list") && (ret = ls_l2seg_apply(&p, nm)))
+	if (sub != LIST && (ret = ls_l2seg_apply(&p, nm)))
 		fprintf(stderr, "%s %s: not everything applied: %s (see the errors above)\n", cli->prog, cli->cmd,
 			strerror(-ret));
 	ret = ls_cli_print(cli, ls_l2seg_status(&p, nm), l2_text) || ret;
