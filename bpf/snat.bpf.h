@@ -3,6 +3,8 @@
  * snat: source NAT for a subnet router. A packet that came in on an interface marked
  * LS_IF_SNAT_FROM (the overlay) and leaves on the LAN gets the router's LAN address and a
  * port (ICMP echo: an id) from the range the loader reserved in ip_local_reserved_ports;
+ * the address is the egress interface's own (ls_iface.snat4/6: a router with a LAN and
+ * an uplink SNATs to a different address on each), else the global one (ls_config);
  * replies arriving on the LAN are translated back (TC, or XDP on the LAN NIC).
  *
  * Two plain hash maps, never LRU: ls_nat_out (original tuple -> SNAT address and port) and
@@ -170,6 +172,43 @@ static __always_inline void nat_tuple(struct ls_tuple *t, struct ls_pkt *p)
 	__builtin_memcpy(t->daddr, p->daddr, 16);
 }
 
+static __always_inline bool nonzero16(const __u8 *a)
+{
+	__u64 w[2];
+
+	__builtin_memcpy(w, a, 16);
+	return (w[0] | w[1]) != 0;
+}
+
+static __always_inline bool equal16(const __u8 *a, const __u8 *b)
+{
+	__u64 x[2], y[2];
+
+	__builtin_memcpy(x, a, 16);
+	__builtin_memcpy(y, b, 16);
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* The SNAT source for a packet of this family leaving on ifindex: the interface's own
+ * address (ls_iface.snat4/snat6: a router's LAN address there, an exit node's uplink
+ * address), else the global one in ls_config. false when there is neither. */
+static __always_inline bool snat_addr(struct ls_config *c, __u32 ifindex, __u8 family, __u8 us[16])
+{
+	struct ls_iface *ifc = bpf_map_lookup_elem(&ls_ifaces, &ifindex);
+
+	if (family == 4) {
+		__be32 a = ifc && ifc->snat4 ? ifc->snat4 : c->snat4;
+
+		__builtin_memcpy(us, &a, 4);
+		return a != 0;
+	}
+	if (ifc && nonzero16(ifc->snat6))
+		__builtin_memcpy(us, ifc->snat6, 16);
+	else
+		__builtin_memcpy(us, c->snat6, 16);
+	return nonzero16(us);
+}
+
 /* LAN egress. */
 static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, int parsed)
 {
@@ -186,16 +225,9 @@ static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, 
 		return LS_SHOT;
 	}
 	__u8 us[16] = {};
-	if (p->family == 4) {
-		__builtin_memcpy(us, &c->snat4, 4);
-		if (!c->snat4) {
-			ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
-			return LS_NEXT;
-		}
-	} else {
-		__builtin_memcpy(us, c->snat6, 16);
-		if (!(c->snat6[0] | c->snat6[1] | c->snat6[15]))
-			goto no6;
+	if (!snat_addr(c, skb->ifindex, p->family, us)) {
+		ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
+		return LS_NEXT;
 	}
 	if (p->frag == 2) {
 		ls_count(LS_PROG_SNAT, LS_R_SNAT_FRAG, p->len);
@@ -266,9 +298,6 @@ static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, 
 		return LS_SHOT;
 	}
 	ls_count(LS_PROG_SNAT, reason, p->len);
-	return LS_NEXT;
-no6:
-	ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
 	return LS_NEXT;
 }
 
@@ -373,29 +402,33 @@ __attribute__((noinline)) int ls_snat_icmp_err_xdp(struct xdp_md *ctx, struct ls
 	return snat_icmp_err(ctx, true, p);
 }
 
-/* Is the packet addressed to the router's SNAT address (where every reply to a NATed
- * flow, and every ICMP error about one, goes)? */
-static __always_inline bool to_snat_addr(struct ls_pkt *p)
+/* Is the packet addressed to a SNAT address of the router (where every reply to a NATed
+ * flow, and every ICMP error about one, goes): the one of the interface it came in on,
+ * or the global one? */
+static __always_inline bool to_snat_addr(struct ls_pkt *p, __u32 ifindex)
 {
 	struct ls_config *c = ls_cfg();
+	struct ls_iface *ifc = bpf_map_lookup_elem(&ls_ifaces, &ifindex);
 
 	if (!c)
 		return false;
 	if (p->family == 4) {
 		__be32 d;
 		__builtin_memcpy(&d, p->daddr, 4);
-		return c->snat4 && d == c->snat4;
+		return (c->snat4 && d == c->snat4) || (ifc && ifc->snat4 && d == ifc->snat4);
 	}
-	const __u32 *a = (const __u32 *)p->daddr, *b = (const __u32 *)c->snat6;
-	return (b[0] | b[1] | b[2] | b[3]) && a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+	return (nonzero16(c->snat6) && equal16(p->daddr, c->snat6)) ||
+	       (ifc && nonzero16(ifc->snat6) && equal16(p->daddr, ifc->snat6));
 }
 
 /* LAN ingress (TC or XDP): replies back to the client. */
 static __always_inline int ls_snat_in(void *ctx, bool xdp, struct ls_pkt *p, int parsed)
 {
-	/* Only packets to the SNAT address can be replies: the rest skip the 40-byte
+	__u32 ifindex = xdp ? ((struct xdp_md *)ctx)->ingress_ifindex : ((struct __sk_buff *)ctx)->ifindex;
+
+	/* Only packets to a SNAT address can be replies: the rest skip the 40-byte
 	 * tuple hash lookup (on a router most LAN ingress is not NAT replies). */
-	if (!parsed && !to_snat_addr(p)) {
+	if (!parsed && !to_snat_addr(p, ifindex)) {
 		ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
 		return LS_NEXT;
 	}

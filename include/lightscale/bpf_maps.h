@@ -103,10 +103,11 @@ struct ls_config {
 	__u32 flags;        /* host: LS_CFG_* */
 	__u16 wg_port;      /* host: WireGuard listen port */
 	__u16 stun_port;    /* host: the agent's STUN socket port */
-	__be32 snat4;       /* be: router's LAN IPv4 address (SNAT source) */
+	__be32 snat4;       /* be: router's LAN IPv4 address (SNAT source) where the egress
+			     * interface has none of its own (ls_iface.snat4) */
 	__u16 snat_port_lo; /* host: first port of the reserved SNAT range */
 	__u16 snat_port_hi; /* host: last port of the range (inclusive) */
-	__u8 snat6[16];     /* be: router's LAN IPv6 address */
+	__u8 snat6[16];     /* be: router's LAN IPv6 address (fallback, as snat4) */
 	__u32 tcp_timeout;  /* host, seconds: idle established TCP (userspace GC; filter flows) */
 	__u32 udp_timeout;  /* host, seconds */
 	__u32 icmp_timeout; /* host, seconds */
@@ -191,8 +192,12 @@ enum ls_iface_flags {
 };
 /* ls_ifaces: HASH, key __u32 ifindex (host), value: */
 struct ls_iface {
-	__u32 net_id; /* host: network of this interface (0: none) */
-	__u32 flags;  /* host: LS_IF_* */
+	__u32 net_id;   /* host: network of this interface (0: none) */
+	__u32 flags;    /* host: LS_IF_* */
+	__be32 snat4;   /* be: SNAT source for IPv4 leaving here (a LAN's router address, an
+			 * exit's uplink address); 0: ls_config.snat4 */
+	__u32 pad;      /* zero */
+	__u8 snat6[16]; /* be: SNAT source for IPv6 leaving here; all zero: ls_config.snat6 */
 };
 /* ls_iso_allow: HASH, key: */
 struct ls_iso_key {

@@ -266,9 +266,14 @@ int h_run_one(struct lsbpf *b, const char *prog, const uint8_t *in, size_t len, 
 		fprintf(stderr, "no program %s\n", prog);
 		return -1000;
 	}
+	/* XDP: the frame arrives on ingress_ifindex (the device must exist in this netns) */
+	struct xdp_md xctx = { .data_end = (__u32)len, .ingress_ifindex = ingress_ifindex };
 	if (!xdp && (ingress_ifindex || ifindex)) {
 		o.ctx_in = &ctx;
 		o.ctx_size_in = sizeof(ctx);
+	} else if (xdp && ingress_ifindex) {
+		o.ctx_in = &xctx;
+		o.ctx_size_in = sizeof(xctx);
 	}
 	int r = bpf_prog_test_run_opts(fd, &o);
 	if (r) {

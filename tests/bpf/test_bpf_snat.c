@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 
 #include "tests/bpf/harness.h"
+#include "util.h"
 
 #define S LS_PROG_SNAT
 
@@ -43,9 +44,10 @@ static uint16_t port_at(const uint8_t *pkt, const struct pk *p, bool src)
 	return ntohs(v);
 }
 
-/* Runs p through prog; expects verdict and, when `want` is set, exactly that packet. */
-static int run(struct lsbpf *bb, const char *prog, const struct pk *p, int verdict, const struct pk *want,
-	       uint32_t iif, int reason, const char *name, uint16_t *port_out)
+/* Runs p through prog (arriving on iif; TC: on device oif, 0: lo); expects verdict and,
+ * when `want` is set, exactly that packet. */
+static int run_on(struct lsbpf *bb, const char *prog, const struct pk *p, int verdict, const struct pk *want,
+		  uint32_t iif, uint32_t oif, int reason, const char *name, uint16_t *port_out)
 {
 	uint8_t in[2048], out[2048], w[2048];
 	size_t len = pk_build(p, in, sizeof(in)), olen = sizeof(out);
@@ -55,7 +57,7 @@ static int run(struct lsbpf *bb, const char *prog, const struct pk *p, int verdi
 		for (int r = 0; r < LS_REASON_MAX; r++)
 			lsbpf_counter(cfd, pg, r, &all[pg][r]);
 	before = all[S][reason];
-	int v = h_run_one(bb, prog, in, len, out, &olen, iif, 0);
+	int v = h_run_one(bb, prog, in, len, out, &olen, iif, oif);
 	lsbpf_counter(cfd, S, reason, &after);
 	fails += h_ok(v == verdict, "%s: verdict %d (want %d)", name, v, verdict);
 	if (h_ok(after.packets == before.packets + 1, "%s: counter %s +1", name, lsbpf_reason_name(reason))) {
@@ -73,7 +75,8 @@ static int run(struct lsbpf *bb, const char *prog, const struct pk *p, int verdi
 	uint16_t chosen = port_at(out, p, true);
 	if (port_out)
 		*port_out = chosen;
-	if (verdict == VERDICT_SHOT)
+	/* a dropped packet has no output (XDP_PASS is 2 like TC_ACT_SHOT: tell them apart) */
+	if (strstr(prog, "xdp") ? verdict == VERDICT_XDP_DROP : verdict == VERDICT_SHOT)
 		return 0;
 	if (!want) {
 		fails += h_ok(olen == len && !memcmp(in, out, len), "%s: packet unchanged", name);
@@ -86,6 +89,130 @@ static int run(struct lsbpf *bb, const char *prog, const struct pk *p, int verdi
 	fails += h_ok(olen == wlen && !memcmp(out, w, wlen), "%s: packet out as expected", name);
 	fails += h_ok(pk_csum_ok(out, olen), "%s: checksums verify by recomputation", name);
 	return 0;
+}
+
+static int run(struct lsbpf *bb, const char *prog, const struct pk *p, int verdict, const struct pk *want,
+	       uint32_t iif, int reason, const char *name, uint16_t *port_out)
+{
+	return run_on(bb, prog, p, verdict, want, iif, 0, reason, name, port_out);
+}
+
+/* Per-interface SNAT source: a router with a LAN (lsbs2: 192.168.2.1, fd00:a8:2::1) and
+ * an uplink (lsbs3: 203.0.113.5, 2001:db8:5::5) SNATs to each interface's own address;
+ * lsbs4 has only an IPv4 one and lo none, so the global 192.168.1.1 / fd00:a8:1::1 fill
+ * in. Each case goes out on `egress', then its reply comes back there through TC and
+ * through XDP (ingress_ifindex). */
+struct ifcase {
+	const char *name;
+	struct pk in;         /* from the overlay (lsbs1) */
+	const char *egress;   /* "lo": an interface the map does not have */
+	const char *want_src; /* the SNAT source it must get */
+};
+
+static const struct ifcase ifcases[] = {
+	{ "v4 tcp out the LAN", { 4, 6, "100.64.0.7", "192.168.2.20", 6000, 80, .payload = 10 }, "lsbs2", "192.168.2.1" },
+	{ "v4 udp out the uplink", { 4, 17, "100.64.0.7", "198.51.100.9", 6000, 53, .payload = 20 }, "lsbs3", "203.0.113.5" },
+	{ "v4 icmp echo out the uplink", { 4, 1, "100.64.0.7", "198.51.100.9", 321, .type = 8, .payload = 16 }, "lsbs3",
+	  "203.0.113.5" },
+	{ "v6 tcp out the LAN", { 6, 6, "fd00:64::7", "fd00:a8:2::20", 6000, 443, .payload = 5 }, "lsbs2", "fd00:a8:2::1" },
+	{ "v6 udp out the uplink", { 6, 17, "fd00:64::7", "2001:db8:9::9", 6000, 53, .payload = 9 }, "lsbs3", "2001:db8:5::5" },
+	{ "v6 icmpv6 echo out the uplink", { 6, 58, "fd00:64::7", "2001:db8:9::9", 654, .type = 128, .payload = 8 }, "lsbs3",
+	  "2001:db8:5::5" },
+	{ "v4 out lsbs4 (own IPv4 address)", { 4, 17, "100.64.0.7", "192.168.4.20", 6001, 53, .payload = 3 }, "lsbs4",
+	  "192.168.4.1" },
+	{ "v6 out lsbs4 (no own IPv6 address): the global one", { 6, 17, "fd00:64::7", "fd00:a8:4::20", 6001, 53 }, "lsbs4",
+	  "fd00:a8:1::1" },
+	{ "v4 out an interface not in the map: the global one", { 4, 17, "100.64.0.7", "192.168.9.20", 6002, 53 }, "lo",
+	  "192.168.1.1" },
+	{ "v6 out an interface not in the map: the global one", { 6, 17, "fd00:64::7", "fd00:a8:9::20", 6002, 53 }, "lo",
+	  "fd00:a8:1::1" },
+};
+
+static void per_iface(void)
+{
+	struct lsbpf_state *s = lsbpf_state_new();
+	struct ls_prefix a;
+
+	if (system("ip link add lsbs2 type veth peer name lsbs2p && ip link add lsbs3 type veth peer name lsbs3p && "
+		   "ip link add lsbs4 type veth peer name lsbs4p")) {
+		fails += h_ok(false, "per-interface SNAT: veths");
+		return;
+	}
+	s->flags = LS_CFG_SNAT;
+	ls_prefix_parse("192.168.1.1", &s->snat4, true);
+	ls_prefix_parse("fd00:a8:1::1", &s->snat6, true);
+	s->snat_port_lo = 62000;
+	s->snat_port_hi = 62009;
+	lsbpf_state_add_iface(s, "lsbs1", 1, LS_IF_OVERLAY | LS_IF_SNAT_FROM);
+	lsbpf_state_add_iface(s, "lsbs2", 1, LS_IF_LAN);
+	static const char *own[][2] = { { "lsbs2", "192.168.2.1" }, { "lsbs2", "fd00:a8:2::1" }, { "lsbs3", "203.0.113.5" },
+					{ "lsbs3", "2001:db8:5::5" }, { "lsbs4", "192.168.4.1" } };
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		ls_prefix_parse(own[i][1], &a, true);
+		fails += h_ok(lsbpf_state_set_iface_snat(s, own[i][0], &a) == 0, "%s's own SNAT address %s", own[i][0], own[i][1]);
+	}
+	lsbpf_state_add_iface(s, "lsbs2", 1, LS_IF_FWD_TARGET); /* named twice: one entry, flags ORed */
+	fails += h_ok(s->n_ifaces == 4 && s->ifaces[1].flags == (LS_IF_LAN | LS_IF_FWD_TARGET) &&
+			      s->ifaces[1].snat4.family == AF_INET,
+		      "an interface added twice is one entry with both flags and its address (%zu entries)", s->n_ifaces);
+	fails += h_ok(lsbpf_apply(b, s) == 0, "apply the per-interface SNAT state");
+	struct ls_iface v;
+	__u32 k = if_nametoindex("lsbs3");
+	char got[INET6_ADDRSTRLEN] = "";
+	if (!bpf_map_lookup_elem(lsbpf_map_fd(b, "ifaces"), &k, &v))
+		inet_ntop(AF_INET6, v.snat6, got, sizeof(got));
+	fails += h_ok(!strcmp(got, "2001:db8:5::5") && v.pad == 0, "the interface map holds lsbs3's IPv6 address (%s)", got);
+
+	for (size_t i = 0; i < ARRAY_SIZE(ifcases); i++) {
+		const struct ifcase *c = &ifcases[i];
+		uint32_t oif = strcmp(c->egress, "lo") ? if_nametoindex(c->egress) : 0;
+		bool icmp = c->in.proto == 1 || c->in.proto == 58;
+		char nm[160];
+		uint16_t port = 0;
+
+		struct pk want = c->in;
+		want.src = c->want_src;
+		want.sport = 0;
+		snprintf(nm, sizeof(nm), "%s: source %s", c->name, c->want_src);
+		run_on(b, "ls_stage_snat_out", &c->in, VERDICT_NEXT, &want, ovl, oif, LS_R_SNAT_NEW, nm, &port);
+		fails += h_ok(port >= 62000 && port <= 62009, "%s: port %u in the range", c->name, port);
+
+		/* the reply, to that address and port, arriving on the same interface */
+		struct pk rep = { c->in.fam, c->in.proto, c->in.dst, c->want_src, icmp ? port : c->in.dport, icmp ? 0 : port,
+				  .type = (uint8_t)(c->in.proto == 58 ? 129 : 0), .payload = 4 };
+		struct pk back = rep;
+		back.dst = c->in.src;
+		if (icmp)
+			back.sport = c->in.sport;
+		else
+			back.dport = c->in.sport;
+		snprintf(nm, sizeof(nm), "%s: reply de-NATed (tc)", c->name);
+		run_on(b, "ls_stage_snat_in", &rep, VERDICT_NEXT, &back, 0, oif, LS_R_SNAT_REPLY, nm, NULL);
+		snprintf(nm, sizeof(nm), "%s: reply de-NATed (xdp)", c->name);
+		run_on(b, "ls_stage_xdp_snat_in", &rep, VERDICT_XDP_PASS, &back, oif ? oif : 1, 0, LS_R_SNAT_REPLY, nm, NULL);
+	}
+	/* a reply to the uplink's address that comes in on the LAN is not one of ours there */
+	struct pk stray = { 4, 17, "198.51.100.9", "203.0.113.5", 53, 62000 };
+	run_on(b, "ls_stage_snat_in", &stray, VERDICT_NEXT, NULL, 0, if_nametoindex("lsbs2"), LS_R_SNAT_NOT_OURS,
+	       "the uplink's address arriving on the LAN: not ours there", NULL);
+	/* without its own address and without a global one, the interface does no SNAT */
+	struct lsbpf_state *n = lsbpf_state_new();
+	n->flags = LS_CFG_SNAT;
+	n->snat_port_lo = 62000;
+	n->snat_port_hi = 62009;
+	lsbpf_state_add_iface(n, "lsbs1", 1, LS_IF_OVERLAY | LS_IF_SNAT_FROM);
+	ls_prefix_parse("192.168.2.1", &a, true);
+	lsbpf_state_set_iface_snat(n, "lsbs2", &a);
+	fails += h_ok(lsbpf_apply(b, n) == 0, "apply a state with no global SNAT address");
+	struct pk v6 = { 6, 17, "fd00:64::7", "fd00:a8:2::30", 6003, 53 };
+	run_on(b, "ls_stage_snat_out", &v6, VERDICT_NEXT, NULL, ovl, if_nametoindex("lsbs2"), LS_R_SNAT_NOT_OURS,
+	       "v6 out a LAN with only an IPv4 address and no global one: untouched", NULL);
+	struct pk v4 = { 4, 17, "100.64.0.7", "192.168.2.30", 6003, 53 };
+	struct pk v4o = { 4, 17, "192.168.2.1", "192.168.2.30", 0, 53 };
+	run_on(b, "ls_stage_snat_out", &v4, VERDICT_NEXT, &v4o, ovl, if_nametoindex("lsbs2"), LS_R_SNAT_NEW,
+	       "v4 out that LAN: its own address", NULL);
+	lsbpf_state_free(n);
+	lsbpf_state_free(s);
 }
 
 int main(void)
@@ -263,6 +390,7 @@ int main(void)
 		      "return-route guidance: %s", rr);
 	fails += h_ok(lsbpf_return_route("100.64.0.0/10", "fd00::1", rr, sizeof(rr)) != 0,
 		      "return-route refuses mixed families");
+	per_iface();
 	lsbpf_state_free(s);
 	lsbpf_close(b);
 	h_plan_done();

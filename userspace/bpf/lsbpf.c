@@ -622,6 +622,34 @@ static void set_pins(struct lsbpf *b)
 	}
 }
 
+/* A pinned map of an older layout (a struct grew, a size changed) would make the load
+ * fail: it is unpinned instead, and the next apply fills the new one. The programs still
+ * attached keep the old map until adoption moves their links to the new programs. */
+static void drop_incompatible_pins(struct lsbpf *b)
+{
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, b->skel->obj) {
+		const char *path = bpf_map__pin_path(m);
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		int fd;
+
+		if (!path || (fd = bpf_obj_get(path)) < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
+		    (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+		     info.value_size != bpf_map__value_size(m) || info.max_entries != bpf_map__max_entries(m) ||
+		     info.map_flags != bpf_map__map_flags(m))) {
+			pr_warn("bpf: pinned map `%s' has another layout (key %u, value %u bytes, %u entries; now %u, %u, %u): "
+				"replaced, its entries are rebuilt", path, info.key_size, info.value_size, info.max_entries,
+				bpf_map__key_size(m), bpf_map__value_size(m), bpf_map__max_entries(m));
+			unlink(path);
+		}
+		close(fd);
+	}
+}
+
 int lsbpf_open(const struct lsbpf_opts *o, struct lsbpf **out)
 {
 	struct lsbpf *b = calloc(1, sizeof(*b));
@@ -673,6 +701,7 @@ int lsbpf_open(const struct lsbpf_opts *o, struct lsbpf **out)
 				bpf_program__set_autoload(prog, false);
 		}
 		set_pins(b);
+		drop_incompatible_pins(b);
 	}
 	r = lightscale__load(b->skel);
 	if (r) {

@@ -95,6 +95,8 @@ struct lsbpf_iface {
 	char ifname[16];
 	uint32_t net_id;
 	uint32_t flags; /* LS_IF_* */
+	struct ls_prefix snat4, snat6; /* SNAT source leaving here (len ignored); family 0:
+					* the state's global snat4/snat6 */
 };
 struct lsbpf_allow {
 	uint32_t src_net, dst_net;
@@ -109,7 +111,8 @@ struct lsbpf_rule {
 struct lsbpf_state {
 	uint32_t flags;          /* LS_CFG_* */
 	uint16_t wg_port, stun_port;
-	struct ls_prefix snat4, snat6; /* router's LAN addresses (len ignored); family 0: none */
+	struct ls_prefix snat4, snat6; /* router's LAN addresses (len ignored); family 0: none.
+					* Used where the egress interface has no own address */
 	uint16_t snat_port_lo, snat_port_hi; /* reserved in ip_local_reserved_ports by apply */
 	uint32_t tcp_timeout, udp_timeout, icmp_timeout; /* seconds; 0: 7440/180/30 */
 	struct lsbpf_xlate *xlates; size_t n_xlates;
@@ -127,7 +130,11 @@ int lsbpf_state_add_xlate(struct lsbpf_state *s, const char *virt, const char *r
 int lsbpf_state_add_map_arg(struct lsbpf_state *s, const char *arg);
 int lsbpf_state_add_route(struct lsbpf_state *s, const char *prefix, uint32_t net_id, uint16_t n_adv,
 			  uint16_t flags, const char *name);
+/* An interface named twice is one entry: the flags are ORed, the later net_id wins. */
 int lsbpf_state_add_iface(struct lsbpf_state *s, const char *ifname, uint32_t net_id, uint32_t flags);
+/* The interface's own SNAT source address for addr's family (added with flags 0 and
+ * net_id 0 when not there yet). -EINVAL on a bad name or an address that is not a host. */
+int lsbpf_state_set_iface_snat(struct lsbpf_state *s, const char *ifname, const struct ls_prefix *addr);
 /* Opens forwarding between two networks, both ways (replies need the other direction). */
 int lsbpf_state_add_allow(struct lsbpf_state *s, uint32_t src_net, uint32_t dst_net);
 /* src/dst: comma-separated CIDRs; proto "tcp"|"udp"|"icmp"|"any"; ports "N", "N-M" or "*". */
@@ -158,6 +165,9 @@ int lsbpf_return_route(const char *overlay_prefix, const char *router_lan_addr, 
 int lsbpf_counter(int counters_fd, uint32_t prog, uint32_t reason, struct ls_counter *out);
 const char *lsbpf_prog_name(uint32_t prog);
 const char *lsbpf_reason_name(uint32_t reason);
+/* The attachments a pin dir records, for one interface (NULL: all): an array of
+ * {interface, hook, mode (tcx|clsact|xdp), program, program_id, attached, l2}. */
+struct json_t *lsbpf_attachments_json(const char *pin_dir, const char *ifname);
 /* `lightscale bpf status` for a pin dir (works without a live agent). */
 int lsbpf_status_print(const char *pin_dir, bool json, FILE *f);
 /* `lightscale bpf net`: every BPF program on every interface of this netns (XDP, tcx with

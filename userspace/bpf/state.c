@@ -110,17 +110,53 @@ int lsbpf_state_add_route(struct lsbpf_state *s, const char *prefix, uint32_t ne
 	return 0;
 }
 
+static struct lsbpf_iface *find_iface(struct lsbpf_state *s, const char *ifname)
+{
+	for (size_t i = 0; i < s->n_ifaces; i++)
+		if (!strcmp(s->ifaces[i].ifname, ifname))
+			return &s->ifaces[i];
+	return NULL;
+}
+
 int lsbpf_state_add_iface(struct lsbpf_state *s, const char *ifname, uint32_t net_id, uint32_t flags)
 {
+	struct lsbpf_iface *i;
+
 	if (strlen(ifname) >= IFNAMSIZ || !*ifname) {
 		pr_err("bpf: invalid interface name `%s'", ifname);
 		return -EINVAL;
+	}
+	if ((i = find_iface(s, ifname))) {
+		i->net_id = net_id;
+		i->flags |= flags;
+		return 0;
 	}
 	if (GROW(s->ifaces, s->n_ifaces))
 		return -ENOMEM;
 	snprintf(s->ifaces[s->n_ifaces].ifname, IFNAMSIZ, "%s", ifname);
 	s->ifaces[s->n_ifaces].net_id = net_id;
 	s->ifaces[s->n_ifaces++].flags = flags;
+	return 0;
+}
+
+int lsbpf_state_set_iface_snat(struct lsbpf_state *s, const char *ifname, const struct ls_prefix *addr)
+{
+	struct lsbpf_iface *i;
+	int r;
+
+	if (addr->family != AF_INET && addr->family != AF_INET6) {
+		pr_err("bpf: SNAT address for `%s' has no family", ifname);
+		return -EINVAL;
+	}
+	if (!(i = find_iface(s, ifname))) {
+		if ((r = lsbpf_state_add_iface(s, ifname, 0, 0)))
+			return r;
+		i = &s->ifaces[s->n_ifaces - 1];
+	}
+	if (addr->family == AF_INET)
+		i->snat4 = *addr;
+	else
+		i->snat6 = *addr;
 	return 0;
 }
 
@@ -595,6 +631,10 @@ static int apply_isolate(struct lsbpf *b, const struct lsbpf_state *s)
 			continue;
 		}
 		struct ls_iface v = { .net_id = s->ifaces[i].net_id, .flags = s->ifaces[i].flags };
+		if (s->ifaces[i].snat4.family == AF_INET)
+			memcpy(&v.snat4, s->ifaces[i].snat4.addr, 4);
+		if (s->ifaces[i].snat6.family == AF_INET6)
+			memcpy(v.snat6, s->ifaces[i].snat6.addr, 16);
 		r = kv_put(&ifs, &idx, &v);
 	}
 	for (size_t i = 0; i < s->n_allows && !r; i++) {

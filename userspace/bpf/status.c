@@ -227,6 +227,7 @@ static int prog_l2(__u32 prog_id, const char *hook)
 struct att_arg {
 	const char *dir;
 	json_t *arr;
+	const char *ifname; /* NULL: every interface */
 };
 
 static int att_cb(void *arg, const char *kind, const char *ifname, const char *hook)
@@ -236,6 +237,8 @@ static int att_cb(void *arg, const char *kind, const char *ifname, const char *h
 	bool attached = false;
 	__u32 prog_id = 0;
 
+	if (a->ifname && strcmp(a->ifname, ifname))
+		return 0;
 	snprintf(path, sizeof(path), "%s/%s/%s/%s", a->dir, kind, ifname, hook);
 	int fd = bpf_obj_get(path);
 	if (fd < 0)
@@ -342,6 +345,52 @@ static json_t *lock_json(const char *dir)
 	return held ? json_pack("{s:b, s:i}", "held", 1, "pid", atoi(pid)) : json_pack("{s:b}", "held", 0);
 }
 
+struct json_t *lsbpf_attachments_json(const char *pin_dir, const char *ifname)
+{
+	struct att_arg a = { .dir = pin_dir, .arr = json_array(), .ifname = ifname };
+
+	lsbpf_for_each_attachment(pin_dir, att_cb, &a);
+	return a.arr;
+}
+
+/* The interface map: roles and the per-interface SNAT addresses. */
+static json_t *ifaces_json(const char *dir)
+{
+	json_t *arr = json_array();
+	int fd = open_pinned(dir, "ifaces");
+	__u32 k, next, *prev = NULL;
+	static const uint8_t z[16];
+
+	if (fd < 0)
+		return arr;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		struct ls_iface v;
+		char name[IF_NAMESIZE] = "?", a4[INET_ADDRSTRLEN] = "", a6[INET6_ADDRSTRLEN] = "";
+		json_t *fl = json_array();
+
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(fd, &k, &v)) {
+			json_decref(fl);
+			continue;
+		}
+		if_indextoname(k, name);
+		static const char *fn[] = { "overlay", "lan", "snat_from", "fwd_target" };
+		for (size_t i = 0; i < ARRAY_SIZE(fn); i++)
+			if (v.flags & (1u << i))
+				json_array_append_new(fl, json_string(fn[i]));
+		if (v.snat4)
+			inet_ntop(AF_INET, &v.snat4, a4, sizeof(a4));
+		if (memcmp(v.snat6, z, 16))
+			inet_ntop(AF_INET6, v.snat6, a6, sizeof(a6));
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:o, s:s, s:s}", "interface", name, "ifindex",
+						     (json_int_t)k, "network", (json_int_t)v.net_id, "roles", fl,
+						     "snat4", a4, "snat6", a6));
+	}
+	close(fd);
+	return arr;
+}
+
 int lsbpf_status_print(const char *dir, bool json, FILE *f)
 {
 	struct att_arg a = { .dir = dir, .arr = json_array() };
@@ -351,9 +400,9 @@ int lsbpf_status_print(const char *dir, bool json, FILE *f)
 		return -ENOENT;
 	}
 	lsbpf_for_each_attachment(dir, att_cb, &a);
-	json_t *doc = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "pin_dir", dir, "agent", lock_json(dir),
-				"config", config_json(dir), "attachments", a.arr, "maps", maps_json(dir),
-				"counters", counters_json(dir));
+	json_t *doc = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "pin_dir", dir, "agent", lock_json(dir),
+				"config", config_json(dir), "attachments", a.arr, "interfaces", ifaces_json(dir),
+				"maps", maps_json(dir), "counters", counters_json(dir));
 	if (json) {
 		json_dumpf(doc, f, JSON_INDENT(2) | JSON_SORT_KEYS);
 		fputc('\n', f);
@@ -381,6 +430,19 @@ int lsbpf_status_print(const char *dir, bool json, FILE *f)
 			json_string_value(json_object_get(v, "hook")), json_string_value(json_object_get(v, "mode")),
 			json_string_value(json_object_get(v, "program")), json_integer_value(json_object_get(v, "l2")),
 			json_is_true(json_object_get(v, "attached")) ? "attached" : "DETACHED");
+	fprintf(f, "\ninterfaces:\n  %-16s %-4s %-28s %s\n", "INTERFACE", "NET", "ROLES", "SNAT SOURCE");
+	json_array_foreach(json_object_get(doc, "interfaces"), i, v) {
+		char roles[128] = "", src[128] = "";
+		size_t k;
+		json_t *r;
+		json_array_foreach(json_object_get(v, "roles"), k, r)
+			snprintf(roles + strlen(roles), sizeof(roles) - strlen(roles), "%s%s", k ? "," : "",
+				 json_string_value(r));
+		const char *a4 = json_string_value(json_object_get(v, "snat4")), *a6 = json_string_value(json_object_get(v, "snat6"));
+		snprintf(src, sizeof(src), "%s%s%s", a4 ? a4 : "", a4 && *a4 && a6 && *a6 ? " " : "", a6 ? a6 : "");
+		fprintf(f, "  %-16s %-4lld %-28s %s\n", json_string_value(json_object_get(v, "interface")),
+			json_integer_value(json_object_get(v, "network")), *roles ? roles : "-", *src ? src : "-");
+	}
 	fprintf(f, "\nmaps:\n  %-12s %-13s %9s %9s\n", "NAME", "TYPE", "ENTRIES", "MAX");
 	json_array_foreach(json_object_get(doc, "maps"), i, v) {
 		json_t *en = json_object_get(v, "entries");
