@@ -155,6 +155,33 @@ static json_t *token_json(PGresult *r, int row)
 			 "created_at", (json_int_t)lsc_i64(r, row, 8));
 }
 
+static PGresult *query_rows(struct lsc_req *r, PGconn *db, const char *what, bool one,
+			    const char *sql, int n, const char *const *p)
+{
+	PGresult *res = n ? lsc_exec(db, sql, n, p) : lsc_exec0(db, sql);
+
+	if (lsc_res_ok(db, res, what) && (!one || PQntuples(res) == 1))
+		return res;
+	lsc_db_failed(r, res, what);
+	PQclear(res);
+	return NULL;
+}
+
+/* The result of sql with its n parameters p (n == 0: a plain statement), or NULL after
+ * lsc_db_failed's 503/500 reply; what names the query in the log and the reply. */
+static PGresult *query(struct lsc_req *r, PGconn *db, const char *what, const char *sql, int n,
+		       const char *const *p)
+{
+	return query_rows(r, db, what, false, sql, n, p);
+}
+
+/* query() that must return exactly one row: another count fails the same way */
+static PGresult *query_row(struct lsc_req *r, PGconn *db, const char *what, const char *sql,
+			   int n, const char *const *p)
+{
+	return query_rows(r, db, what, true, sql, n, p);
+}
+
 /* Moves the network's version in the current transaction, logs node_id and every node
  * advertising one of routes (a literal "{...}") as changed, and NOTIFYs at commit.
  * Returns the new version, or -1 after a failed query (reply sent). */
@@ -167,21 +194,18 @@ static int64_t bump_version(struct lsc_req *r, PGconn *db, const char *net_id, i
 	int64_t v;
 
 	snprintf(id, sizeof(id), "%" PRId64, node_id);
-	res = lsc_exec(db,
-		       "WITH v AS (UPDATE networks SET version = version + 1, "
-		       "  dns_version = CASE WHEN $4::boolean THEN version + 1 ELSE dns_version END "
-		       "  WHERE id = $1::uuid RETURNING version), "
-		       "ids AS (SELECT $2::bigint AS id UNION SELECT id FROM nodes "
-		       "  WHERE network_id = $1::uuid AND routes && $3::text[]), "
-		       "ins AS (INSERT INTO changes (network_id, version, node_id) "
-		       "  SELECT $1::uuid, v.version, ids.id FROM v, ids ON CONFLICT DO NOTHING) "
-		       "SELECT version, pg_notify('" LSC_NOTIFY_CHANNEL "', $1 || ' ' || version) FROM v",
-		       4, p);
-	if (!lsc_res_ok(db, res, "bump version") || PQntuples(res) != 1) {
-		lsc_db_failed(r, res, "bump version");
-		PQclear(res);
+	res = query_row(r, db, "bump version",
+			"WITH v AS (UPDATE networks SET version = version + 1, "
+			"  dns_version = CASE WHEN $4::boolean THEN version + 1 ELSE dns_version END "
+			"  WHERE id = $1::uuid RETURNING version), "
+			"ids AS (SELECT $2::bigint AS id UNION SELECT id FROM nodes "
+			"  WHERE network_id = $1::uuid AND routes && $3::text[]), "
+			"ins AS (INSERT INTO changes (network_id, version, node_id) "
+			"  SELECT $1::uuid, v.version, ids.id FROM v, ids ON CONFLICT DO NOTHING) "
+			"SELECT version, pg_notify('" LSC_NOTIFY_CHANNEL "', $1 || ' ' || version) FROM v",
+			4, p);
+	if (!res)
 		return -1;
-	}
 	v = lsc_i64(res, 0, 0);
 	PQclear(res);
 	return v;
@@ -314,23 +338,20 @@ static bool auth_node(struct lsc_server *s, struct lsc_req *r, const char *metho
 		return false;
 	p[0] = key;
 	p[1] = nonce;
-	res = lsc_exec(db,
-		       "WITH n AS (INSERT INTO nonces (machine_key, nonce) VALUES ($1, $2) "
-		       "  ON CONFLICT DO NOTHING RETURNING 1) "
-		       "SELECT (SELECT count(*) FROM n), x.id, x.network_id, x.status, x.version, "
-		       "  x.listen_port, x.routes, x.endpoints "
-		       "FROM (SELECT 1) d LEFT JOIN (SELECT nodes.id, nodes.network_id::text, "
-		       "  nodes.status, networks.version, coalesce(nodes.listen_port, 0) listen_port, "
-		       "  array_to_string(nodes.routes, ',') routes, "
-		       "  array_to_string(nodes.endpoints, ',') endpoints "
-		       "  FROM nodes JOIN networks ON networks.id = nodes.network_id "
-		       "  WHERE nodes.machine_key = $1) x ON true",
-		       2, p);
-	if (!lsc_res_ok(db, res, "authenticate node") || PQntuples(res) != 1) {
-		lsc_db_failed(r, res, "authenticate node");
-		PQclear(res);
+	res = query_row(r, db, "authenticate node",
+			"WITH n AS (INSERT INTO nonces (machine_key, nonce) VALUES ($1, $2) "
+			"  ON CONFLICT DO NOTHING RETURNING 1) "
+			"SELECT (SELECT count(*) FROM n), x.id, x.network_id, x.status, x.version, "
+			"  x.listen_port, x.routes, x.endpoints "
+			"FROM (SELECT 1) d LEFT JOIN (SELECT nodes.id, nodes.network_id::text, "
+			"  nodes.status, networks.version, coalesce(nodes.listen_port, 0) listen_port, "
+			"  array_to_string(nodes.routes, ',') routes, "
+			"  array_to_string(nodes.endpoints, ',') endpoints "
+			"  FROM nodes JOIN networks ON networks.id = nodes.network_id "
+			"  WHERE nodes.machine_key = $1) x ON true",
+			2, p);
+	if (!res)
 		return false;
-	}
 	if (lsc_i64(res, 0, 0) == 0) {
 		PQclear(res);
 		lsc_reply_error(r, 401, LS_ERR_REPLAYED_REQUEST,
@@ -375,12 +396,9 @@ static int select_node(struct lsc_req *r, PGconn *db, const char *where, const c
 		 "SELECT " NODE_ADMIN_COLS " FROM nodes JOIN networks ON networks.id = nodes.network_id "
 		 "WHERE %s",
 		 where);
-	res = lsc_exec(db, sql, 1, p);
-	if (!lsc_res_ok(db, res, "select node")) {
-		lsc_db_failed(r, res, "select node");
-		PQclear(res);
+	res = query(r, db, "select node", sql, 1, p);
+	if (!res)
 		return -EIO;
-	}
 	*out = res;
 	return 0;
 }
@@ -443,12 +461,11 @@ static int insert_node(struct lsc_server *s, struct lsc_req *r, PGconn *db, cons
 		/* one allocation at a time per network, across servers */
 		ex = lsc_exec(db, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p);
 		PQclear(ex);
-		ex = lsc_exec(db, "SELECT id FROM nodes WHERE network_id = $1::uuid AND wg_key = $2", 2, p);
-		if (!lsc_res_ok(db, ex, "find wg key")) {
-			lsc_db_failed(r, ex, "find wg key");
-			PQclear(ex);
+		ex = query(r, db, "find wg key",
+			   "SELECT id FROM nodes WHERE network_id = $1::uuid AND wg_key = $2",
+			   2, p);
+		if (!ex)
 			goto fail;
-		}
 		if (PQntuples(ex)) {
 			lsc_reply_error(r, 409, LS_ERR_BAD_KEY,
 					"WireGuard key already used by node %s in this network",
@@ -459,11 +476,9 @@ static int insert_node(struct lsc_server *s, struct lsc_req *r, PGconn *db, cons
 		}
 		PQclear(ex);
 	}
-	res = lsc_exec0(db, "SELECT nextval('nodes_id_seq')");
-	if (!lsc_res_ok(db, res, "node id")) {
-		lsc_db_failed(r, res, "node id");
+	res = query(r, db, "node id", "SELECT nextval('nodes_id_seq')", 0, NULL);
+	if (!res)
 		goto fail;
-	}
 	id = lsc_i64(res, 0, 0);
 	PQclear(res);
 	/* a unique DNS label: laptop, laptop-2, laptop-3, ... */
@@ -471,15 +486,13 @@ static int insert_node(struct lsc_server *s, struct lsc_req *r, PGconn *db, cons
 	{
 		const char *p[2] = {net_id, label};
 
-		res = lsc_exec(db,
-			       "SELECT name FROM nodes WHERE network_id = $1::uuid AND "
-			       "(name = $2 OR name LIKE $2 || '-%')",
-			       2, p);
+		res = query(r, db, "find names",
+			    "SELECT name FROM nodes WHERE network_id = $1::uuid AND "
+			    "(name = $2 OR name LIKE $2 || '-%')",
+			    2, p);
 	}
-	if (!lsc_res_ok(db, res, "find names")) {
-		lsc_db_failed(r, res, "find names");
+	if (!res)
 		goto fail;
-	}
 	for (k = 1;; k++) {
 		bool taken = false;
 
@@ -507,13 +520,11 @@ static int insert_node(struct lsc_server *s, struct lsc_req *r, PGconn *db, cons
 			goto fail;
 		}
 		snprintf(hostbuf, sizeof(hostbuf), "%u", host);
-		ex = lsc_exec(db, "SELECT 1 FROM nodes WHERE network_id = $1::uuid AND host_index = $2::int",
-			      2, p);
-		if (!lsc_res_ok(db, ex, "find host")) {
-			lsc_db_failed(r, ex, "find host");
-			PQclear(ex);
+		ex = query(r, db, "find host",
+			   "SELECT 1 FROM nodes WHERE network_id = $1::uuid AND host_index = $2::int",
+			   2, p);
+		if (!ex)
 			goto fail;
-		}
 		i = PQntuples(ex);
 		PQclear(ex);
 		if (!i)
@@ -555,11 +566,10 @@ static int insert_node(struct lsc_server *s, struct lsc_req *r, PGconn *db, cons
 	if (token_id) {
 		const char *p[1] = {token_id};
 
-		res = lsc_exec(db, "UPDATE tokens SET uses = uses + 1 WHERE id = $1", 1, p);
-		if (!lsc_res_ok(db, res, "use token")) {
-			lsc_db_failed(r, res, "use token");
+		res = query(r, db, "use token",
+			    "UPDATE tokens SET uses = uses + 1 WHERE id = $1", 1, p);
+		if (!res)
 			goto fail;
-		}
 		PQclear(res);
 		res = NULL;
 	}
@@ -658,14 +668,11 @@ static bool auth_device(struct lsc_server *s, struct lsc_req *r, const char *met
 		return false;
 	p[0] = key;
 	p[1] = nonce;
-	res = lsc_exec(*dbp,
-		       "INSERT INTO nonces (machine_key, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-		       2, p);
-	if (!lsc_res_ok(*dbp, res, "nonce")) {
-		lsc_db_failed(r, res, "nonce");
-		PQclear(res);
+	res = query(r, *dbp, "nonce",
+		    "INSERT INTO nonces (machine_key, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+		    2, p);
+	if (!res)
 		return false;
-	}
 	if (strcmp(PQcmdTuples(res), "1")) {
 		PQclear(res);
 		lsc_reply_error(r, 401, LS_ERR_REPLAYED_REQUEST,
@@ -681,14 +688,12 @@ static bool auth_device(struct lsc_server *s, struct lsc_req *r, const char *met
 static int node_of_key(struct lsc_req *r, PGconn *db, const char *key, int64_t *id)
 {
 	const char *p[1] = {key};
-	PGresult *res = lsc_exec(db, "SELECT id FROM nodes WHERE machine_key = $1", 1, p);
+	PGresult *res = query(r, db, "find machine key",
+			      "SELECT id FROM nodes WHERE machine_key = $1", 1, p);
 	int n;
 
-	if (!lsc_res_ok(db, res, "find machine key")) {
-		lsc_db_failed(r, res, "find machine key");
-		PQclear(res);
+	if (!res)
 		return -1;
-	}
 	n = PQntuples(res);
 	if (n)
 		*id = lsc_i64(res, 0, 0);
@@ -759,15 +764,13 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 		res = lsc_exec0(db, "DELETE FROM device_requests WHERE status = 'waiting' AND "
 				    "expires_at < now() - interval '1 day'");
 		PQclear(res);
-		res = lsc_exec(db,
-			       "SELECT count(*) FILTER (WHERE source = $1), count(*) FROM device_requests "
-			       "WHERE status = 'waiting' AND expires_at > now() AND machine_key <> $2",
-			       2, p);
+		res = query(r, db, "count device requests",
+			    "SELECT count(*) FILTER (WHERE source = $1), count(*) FROM device_requests "
+			    "WHERE status = 'waiting' AND expires_at > now() AND machine_key <> $2",
+			    2, p);
 	}
-	if (!lsc_res_ok(db, res, "count device requests")) {
-		lsc_db_failed(r, res, "count device requests");
+	if (!res)
 		goto out;
-	}
 	if (lsc_i64(res, 0, 0) >= lim->waiting_per_source || lsc_i64(res, 0, 1) >= lim->waiting_max) {
 		bool per_src = lsc_i64(res, 0, 0) >= lim->waiting_per_source;
 
@@ -784,15 +787,13 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 		/* a machine key an admin rejected stays rejected */
 		const char *p[1] = {key};
 
-		res = lsc_exec(db,
-			       "SELECT id, to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
-			       "FROM device_requests WHERE machine_key = $1 AND status = 'rejected' LIMIT 1",
-			       1, p);
+		res = query(r, db, "rejected device",
+			    "SELECT id, to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+			    "FROM device_requests WHERE machine_key = $1 AND status = 'rejected' LIMIT 1",
+			    1, p);
 	}
-	if (!lsc_res_ok(db, res, "rejected device")) {
-		lsc_db_failed(r, res, "rejected device");
+	if (!res)
 		goto out;
-	}
 	if (PQntuples(res)) {
 		rollback(db);
 		lsc_reply_error(r, 403, LS_ERR_DEVICE_REJECTED,
@@ -806,15 +807,13 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 		/* the same machine asking again: its older link stops working */
 		const char *p[1] = {key};
 
-		res = lsc_exec(db,
-			       "UPDATE device_requests SET expires_at = now() WHERE machine_key = $1 "
-			       "AND status = 'waiting' AND expires_at > now()",
-			       1, p);
+		res = query(r, db, "end older request",
+			    "UPDATE device_requests SET expires_at = now() WHERE machine_key = $1 "
+			    "AND status = 'waiting' AND expires_at > now()",
+			    1, p);
 	}
-	if (!lsc_res_ok(db, res, "end older request")) {
-		lsc_db_failed(r, res, "end older request");
+	if (!res)
 		goto out;
-	}
 	PQclear(res);
 	randombytes_buf(raw, sizeof(raw));
 	ls_hex_encode(code, raw, sizeof(raw));
@@ -827,17 +826,15 @@ static void h_register_open(struct lsc_server *s, struct lsc_req *r,
 		const char *p[9] = {hash, key, req->wg_key, req->hostname, routes, endpoints,
 				    req->listen_port ? port : NULL, src, life};
 
-		res = lsc_exec(db,
-			       "INSERT INTO device_requests (code_hash, machine_key, wg_key, hostname, routes, "
-			       "endpoints, listen_port, source, expires_at) VALUES (decode($1, 'hex'), $2, $3, "
-			       "$4, $5, $6, $7, $8, now() + make_interval(secs => $9::int)) "
-			       "RETURNING id, extract(epoch from expires_at)::bigint",
-			       9, p);
+		res = query_row(r, db, "insert device request",
+				"INSERT INTO device_requests (code_hash, machine_key, wg_key, hostname, routes, "
+				"endpoints, listen_port, source, expires_at) VALUES (decode($1, 'hex'), $2, $3, "
+				"$4, $5, $6, $7, $8, now() + make_interval(secs => $9::int)) "
+				"RETURNING id, extract(epoch from expires_at)::bigint",
+				9, p);
 	}
-	if (!lsc_res_ok(db, res, "insert device request") || PQntuples(res) != 1) {
-		lsc_db_failed(r, res, "insert device request");
+	if (!res)
 		goto out;
-	}
 	if (!commit(r, db))
 		goto out;
 	if (host && strlen(host) < 200 && !strpbrk(host, "\"<>\\ /"))
@@ -907,15 +904,12 @@ static void h_register_status(struct lsc_server *s, struct lsc_req *r)
 		}
 		return;
 	}
-	res = lsc_exec(db,
-		       "SELECT id, status, expires_at > now(), extract(epoch from expires_at)::bigint "
-		       "FROM device_requests WHERE machine_key = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
-		       1, p);
-	if (!lsc_res_ok(db, res, "device request")) {
-		lsc_db_failed(r, res, "device request");
-		PQclear(res);
+	res = query(r, db, "device request",
+		    "SELECT id, status, expires_at > now(), extract(epoch from expires_at)::bigint "
+		    "FROM device_requests WHERE machine_key = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+		    1, p);
+	if (!res)
 		return;
-	}
 	if (!PQntuples(res)) {
 		PQclear(res);
 		lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NODE,
@@ -964,16 +958,14 @@ void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 	{
 		const char *p[1] = {id};
 
-		res = lsc_exec(db,
-			       "SELECT machine_key, wg_key, hostname, array_to_string(routes, ','), "
-			       "array_to_string(endpoints, ','), coalesce(listen_port, 0), source, status, "
-			       "expires_at > now() FROM device_requests WHERE id = $1::bigint FOR UPDATE",
-			       1, p);
+		res = query(r, db, "device request",
+			    "SELECT machine_key, wg_key, hostname, array_to_string(routes, ','), "
+			    "array_to_string(endpoints, ','), coalesce(listen_port, 0), source, status, "
+			    "expires_at > now() FROM device_requests WHERE id = $1::bigint FOR UPDATE",
+			    1, p);
 	}
-	if (!lsc_res_ok(db, res, "device request")) {
-		lsc_db_failed(r, res, "device request");
+	if (!res)
 		goto out;
-	}
 	if (PQntuples(res) != 1) {
 		rollback(db);
 		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no device request %s", id);
@@ -1007,12 +999,11 @@ void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 	if (approve) {
 		const char *p[1] = {network};
 
-		res = lsc_exec(db, "SELECT id::text, ipv4::text, ipv6::text FROM networks WHERE name = $1",
-			       1, p);
-		if (!lsc_res_ok(db, res, "find network")) {
-			lsc_db_failed(r, res, "find network");
+		res = query(r, db, "find network",
+			    "SELECT id::text, ipv4::text, ipv6::text FROM networks WHERE name = $1",
+			    1, p);
+		if (!res)
 			goto out;
-		}
 		if (PQntuples(res) != 1 || ls_prefix_parse(PQgetvalue(res, 0, 1), &v4, false) ||
 		    ls_prefix_parse(PQgetvalue(res, 0, 2), &v6, false)) {
 			rollback(db);
@@ -1042,15 +1033,13 @@ void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 		const char *p[4] = {id, approve ? "approved" : "rejected", r->admin_id,
 				    approve ? nid : NULL};
 
-		res = lsc_exec(db,
-			       "UPDATE device_requests SET status = $2, decided_at = now(), decided_by = $3, "
-			       "node_id = $4::bigint WHERE id = $1::bigint",
-			       4, p);
+		res = query(r, db, "decide device request",
+			    "UPDATE device_requests SET status = $2, decided_at = now(), decided_by = $3, "
+			    "node_id = $4::bigint WHERE id = $1::bigint",
+			    4, p);
 	}
-	if (!lsc_res_ok(db, res, "decide device request")) {
-		lsc_db_failed(r, res, "decide device request");
+	if (!res)
 		goto out;
-	}
 	PQclear(res);
 	res = NULL;
 	{
@@ -1136,20 +1125,18 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	{
 		const char *p[1] = {hash};
 
-		res = lsc_exec(db,
-			       "SELECT tokens.id, tokens.network_id::text, tokens.revoked_at IS NOT NULL, "
-			       "  tokens.expires_at < now(), tokens.uses >= tokens.max_uses, "
-			       "  to_char(tokens.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-			       "  networks.ipv4::text, networks.ipv6::text, tokens.max_uses, "
-			       "  array_to_string(tokens.tags, ','), networks.require_approval "
-			       "FROM tokens JOIN networks ON networks.id = tokens.network_id "
-			       "WHERE tokens.hash = decode($1, 'hex') FOR UPDATE OF tokens",
-			       1, p);
+		res = query(r, db, "find token",
+			    "SELECT tokens.id, tokens.network_id::text, tokens.revoked_at IS NOT NULL, "
+			    "  tokens.expires_at < now(), tokens.uses >= tokens.max_uses, "
+			    "  to_char(tokens.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+			    "  networks.ipv4::text, networks.ipv6::text, tokens.max_uses, "
+			    "  array_to_string(tokens.tags, ','), networks.require_approval "
+			    "FROM tokens JOIN networks ON networks.id = tokens.network_id "
+			    "WHERE tokens.hash = decode($1, 'hex') FOR UPDATE OF tokens",
+			    1, p);
 	}
-	if (!lsc_res_ok(db, res, "find token")) {
-		lsc_db_failed(r, res, "find token");
+	if (!res)
 		goto out;
-	}
 	if (PQntuples(res) == 0) {
 		rollback(db);
 		lsc_reply_error(r, 401, LS_ERR_TOKEN_INVALID, "the enrollment token is not valid");
@@ -1166,14 +1153,12 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 	{
 		/* the same machine key again: its node, idempotently, without using the token */
 		const char *p[1] = {req.machine_key};
-		PGresult *ex = lsc_exec(db, "SELECT id, network_id::text FROM nodes WHERE machine_key = $1",
-					1, p);
+		PGresult *ex = query(r, db, "find machine key",
+				     "SELECT id, network_id::text FROM nodes WHERE machine_key = $1",
+				     1, p);
 
-		if (!lsc_res_ok(db, ex, "find machine key")) {
-			lsc_db_failed(r, ex, "find machine key");
-			PQclear(ex);
+		if (!ex)
 			goto out;
-		}
 		if (PQntuples(ex) == 1) {
 			int64_t eid = lsc_i64(ex, 0, 0);
 			bool same = !strcmp(PQgetvalue(ex, 0, 1), net_id);
@@ -1235,15 +1220,12 @@ static void h_register(struct lsc_server *s, struct lsc_req *r)
 		randombytes_buf(raw, sizeof(raw));
 		ls_hex_encode(code, raw, sizeof(raw));
 		ls_sha256_hex(hh, code, strlen(code));
-		ac = lsc_exec(db,
-			      "INSERT INTO approval_codes (hash, node_id, source, expires_at) VALUES "
-			      "(decode($1, 'hex'), $2::bigint, $3, now() + interval '10 minutes')",
-			      3, p);
-		if (!lsc_res_ok(db, ac, "approval code")) {
-			lsc_db_failed(r, ac, "approval code");
-			PQclear(ac);
+		ac = query(r, db, "approval code",
+			   "INSERT INTO approval_codes (hash, node_id, source, expires_at) VALUES "
+			   "(decode($1, 'hex'), $2::bigint, $3, now() + interval '10 minutes')",
+			   3, p);
+		if (!ac)
 			goto out;
-		}
 		PQclear(ac);
 		if (hdr_host && strlen(hdr_host) < 200 && !strpbrk(hdr_host, "\"<>\\ /"))
 			snprintf(approval_url, sizeof(approval_url), "%s://%s/approve/%s",
@@ -1282,12 +1264,10 @@ static int auto_approve(struct lsc_req *r, PGconn *db, const char *net_id, int64
 	PGresult *res;
 	int i, ret = 0;
 
-	res = lsc_exec(db, "SELECT coalesce(acl_policy, '') FROM networks WHERE id = $1::uuid", 1, p);
-	if (!lsc_res_ok(db, res, "policy") || PQntuples(res) != 1) {
-		lsc_db_failed(r, res, "policy");
-		PQclear(res);
+	res = query_row(r, db, "policy",
+			"SELECT coalesce(acl_policy, '') FROM networks WHERE id = $1::uuid", 1, p);
+	if (!res)
 		return -1;
-	}
 	if (!PQgetvalue(res, 0, 0)[0] ||
 	    ls_acl_parse(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), &pol, NULL, 0) ||
 	    (!pol->n_auto_routes && !pol->n_auto_exit)) {
@@ -1297,15 +1277,13 @@ static int auto_approve(struct lsc_req *r, PGconn *db, const char *net_id, int64
 	}
 	PQclear(res);
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, node_id);
-	res = lsc_exec(db,
-		       "SELECT id, name, host(ipv4), host(ipv6), array_to_string(tags, ','), "
-		       "array_to_string(routes, ','), array_to_string(approved_routes, ',') FROM nodes "
-		       "WHERE network_id = $1::uuid AND ($2::bigint = 0 OR id = $2::bigint) "
-		       "AND routes <> '{}' ORDER BY id",
-		       2, p);
-	if (!lsc_res_ok(db, res, "auto approve")) {
-		lsc_db_failed(r, res, "auto approve");
-		PQclear(res);
+	res = query(r, db, "auto approve",
+		    "SELECT id, name, host(ipv4), host(ipv6), array_to_string(tags, ','), "
+		    "array_to_string(routes, ','), array_to_string(approved_routes, ',') FROM nodes "
+		    "WHERE network_id = $1::uuid AND ($2::bigint = 0 OR id = $2::bigint) "
+		    "AND routes <> '{}' ORDER BY id",
+		    2, p);
+	if (!res) {
 		ls_acl_policy_free(pol);
 		return -1;
 	}
@@ -1343,14 +1321,12 @@ static int auto_approve(struct lsc_req *r, PGconn *db, const char *net_id, int64
 			json_t *ev, *a = json_array();
 
 			snprintf(nid, sizeof(nid), "%" PRId64, n.id);
-			u = lsc_exec(db,
-				     "UPDATE nodes SET approved_routes = ARRAY(SELECT DISTINCT unnest("
-				     "approved_routes || $2::text[]) ORDER BY 1) WHERE id = $1::bigint",
-				     2, q);
-			if (!lsc_res_ok(db, u, "auto approve")) {
-				lsc_db_failed(r, u, "auto approve");
+			u = query(r, db, "auto approve",
+				  "UPDATE nodes SET approved_routes = ARRAY(SELECT DISTINCT unnest("
+				  "approved_routes || $2::text[]) ORDER BY 1) WHERE id = $1::bigint",
+				  2, q);
+			if (!u)
 				ret = -1;
-			}
 			PQclear(u);
 			for (j = 0; j < add.n; j++)
 				json_array_append_new(a, json_string(add.v[j]));
@@ -1457,16 +1433,13 @@ static void h_heartbeat(struct lsc_server *s, struct lsc_req *r)
 		{
 			const char *p[4] = {idbuf, eps, lport ? port : NULL, rts};
 
-			res = lsc_exec(db,
-				       "UPDATE nodes SET endpoints = $2, listen_port = $3, "
-				       "routes = coalesce($4::text[], routes), last_seen = now() WHERE id = $1",
-				       4, p);
+			res = query(r, db, "update node",
+				    "UPDATE nodes SET endpoints = $2, listen_port = $3, "
+				    "routes = coalesce($4::text[], routes), last_seen = now() WHERE id = $1",
+				    4, p);
 		}
-		if (!lsc_res_ok(db, res, "update node")) {
-			lsc_db_failed(r, res, "update node");
-			PQclear(res);
+		if (!res)
 			goto out;
-		}
 		PQclear(res);
 		if (rts && auto_approve(r, db, nc.net_id, nc.id) < 0)
 			goto out;
@@ -1583,11 +1556,10 @@ static void h_rotate(struct lsc_server *s, struct lsc_req *r)
 	if (!db || !begin(r, db))
 		goto out;
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, nc.id);
-	res = lsc_exec(db, "SELECT wg_key FROM nodes WHERE id = $1::bigint FOR UPDATE", 1, p);
-	if (!lsc_res_ok(db, res, "rotate") || PQntuples(res) != 1) {
-		lsc_db_failed(r, res, "rotate");
+	res = query_row(r, db, "rotate",
+			"SELECT wg_key FROM nodes WHERE id = $1::bigint FOR UPDATE", 1, p);
+	if (!res)
 		goto out;
-	}
 	snprintf(old, sizeof(old), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	res = lsc_exec(db,
@@ -1710,15 +1682,12 @@ static void h_audit(struct lsc_server *s, struct lsc_req *r)
 	}
 	snprintf(a, sizeof(a), "%" PRId64, since);
 	snprintf(b, sizeof(b), "%" PRId64, limit);
-	res = lsc_exec(db,
-		       "SELECT seq, time, type, data, encode(hash, 'hex') FROM audit_log "
-		       "WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
-		       2, p);
-	if (!lsc_res_ok(db, res, "audit")) {
-		lsc_db_failed(r, res, "audit");
-		PQclear(res);
+	res = query(r, db, "audit",
+		    "SELECT seq, time, type, data, encode(hash, 'hex') FROM audit_log "
+		    "WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+		    2, p);
+	if (!res)
 		return;
-	}
 	entries = json_array();
 	for (i = 0; i < PQntuples(res); i++)
 		json_array_append_new(entries,
@@ -1759,20 +1728,16 @@ static bool auth_admin(struct lsc_server *s, struct lsc_req *r, PGconn **dbp)
 	if (!db)
 		return false;
 	ls_sha256_hex(hash, h + 7, strlen(h + 7));
-	if (s->schema_version >= 6)
-		res = lsc_exec(db,
-			       "UPDATE admin_keys SET last_used_at = now() WHERE hash = decode($1, 'hex') "
-			       "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) "
-			       "RETURNING substr(encode(hash, 'hex'), 1, 12)",
-			       1, p);
-	else
-		res = lsc_exec(db, "SELECT substr(encode(hash, 'hex'), 1, 12) FROM admin_keys "
-				   "WHERE hash = decode($1, 'hex')", 1, p);
-	if (!lsc_res_ok(db, res, "admin key")) {
-		lsc_db_failed(r, res, "admin key");
-		PQclear(res);
+	res = query(r, db, "admin key",
+		    s->schema_version >= 6
+			    ? "UPDATE admin_keys SET last_used_at = now() WHERE hash = decode($1, 'hex') "
+			      "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) "
+			      "RETURNING substr(encode(hash, 'hex'), 1, 12)"
+			    : "SELECT substr(encode(hash, 'hex'), 1, 12) FROM admin_keys "
+			      "WHERE hash = decode($1, 'hex')",
+		    1, p);
+	if (!res)
 		return false;
-	}
 	ok = PQntuples(res) == 1;
 	if (ok)
 		snprintf(r->admin_id, sizeof(r->admin_id), "%s", PQgetvalue(res, 0, 0));
@@ -1827,13 +1792,11 @@ int lsc_admin_key_ensure(PGconn *db, const char *state_dir)
 static bool find_network(struct lsc_req *r, PGconn *db, const char *name, char *id, size_t n)
 {
 	const char *p[1] = {name};
-	PGresult *res = lsc_exec(db, "SELECT id::text FROM networks WHERE name = $1", 1, p);
+	PGresult *res = query(r, db, "find network",
+			      "SELECT id::text FROM networks WHERE name = $1", 1, p);
 
-	if (!lsc_res_ok(db, res, "find network")) {
-		lsc_db_failed(r, res, "find network");
-		PQclear(res);
+	if (!res)
 		return false;
-	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NETWORK, "no network named `%.64s'", name);
@@ -1865,11 +1828,9 @@ static void a_network_create(struct lsc_server *s, struct lsc_req *r, PGconn *db
 	{
 		const char *p[1] = {req.name};
 
-		res = lsc_exec(db, "SELECT 1 FROM networks WHERE name = $1", 1, p);
-		if (!lsc_res_ok(db, res, "find network")) {
-			lsc_db_failed(r, res, "find network");
+		res = query(r, db, "find network", "SELECT 1 FROM networks WHERE name = $1", 1, p);
+		if (!res)
 			goto out;
-		}
 		if (PQntuples(res)) {
 			rollback(db);
 			lsc_reply_error(r, 409, LS_ERR_NETWORK_EXISTS, "network `%s' already exists",
@@ -1897,14 +1858,12 @@ static void a_network_create(struct lsc_server *s, struct lsc_req *r, PGconn *db
 		lsc_derive_ipv6(id, attempt, &c6);
 		ls_prefix_format(req.has_ipv4 ? &req.ipv4 : &c4, v4s);
 		ls_prefix_format(req.has_ipv6 ? &req.ipv6 : &c6, v6s);
-		res = lsc_exec(db,
-			       "SELECT EXISTS (SELECT 1 FROM networks WHERE ipv4 && $1::cidr), "
-			       "EXISTS (SELECT 1 FROM networks WHERE ipv6 && $2::cidr)",
-			       2, p);
-		if (!lsc_res_ok(db, res, "prefix overlap")) {
-			lsc_db_failed(r, res, "prefix overlap");
+		res = query(r, db, "prefix overlap",
+			    "SELECT EXISTS (SELECT 1 FROM networks WHERE ipv4 && $1::cidr), "
+			    "EXISTS (SELECT 1 FROM networks WHERE ipv6 && $2::cidr)",
+			    2, p);
+		if (!res)
 			goto out;
-		}
 		t4 = PQgetvalue(res, 0, 0)[0] == 't';
 		t6 = PQgetvalue(res, 0, 1)[0] == 't';
 		PQclear(res);
@@ -1966,17 +1925,16 @@ out:
 
 static void a_network_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 {
-	PGresult *res = lsc_exec0(db, "SELECT " NETWORK_COLS ", "
-				   "(SELECT count(*) FROM nodes WHERE nodes.network_id = networks.id) "
-				   "FROM networks ORDER BY name");
+	PGresult *res = query(r, db, "list networks",
+			      "SELECT " NETWORK_COLS ", "
+			      "(SELECT count(*) FROM nodes WHERE nodes.network_id = networks.id) "
+			      "FROM networks ORDER BY name",
+			      0, NULL);
 	json_t *a;
 	int i;
 
-	if (!lsc_res_ok(db, res, "list networks")) {
-		lsc_db_failed(r, res, "list networks");
-		PQclear(res);
+	if (!res)
 		return;
-	}
 	a = json_array();
 	for (i = 0; i < PQntuples(res); i++) {
 		json_t *j = network_json(res, i);
@@ -1991,20 +1949,17 @@ static void a_network_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 static void a_network_show(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
 {
 	const char *p[1] = {name};
-	PGresult *res = lsc_exec(db,
-				 "SELECT " NETWORK_COLS ", "
-				 "(SELECT count(*) FROM nodes WHERE nodes.network_id = networks.id), "
-				 "(SELECT count(*) FROM tokens WHERE tokens.network_id = networks.id "
-				 "  AND revoked_at IS NULL AND expires_at > now() AND uses < max_uses) "
-				 "FROM networks WHERE name = $1",
-				 1, p);
+	PGresult *res = query(r, db, "show network",
+			      "SELECT " NETWORK_COLS ", "
+			      "(SELECT count(*) FROM nodes WHERE nodes.network_id = networks.id), "
+			      "(SELECT count(*) FROM tokens WHERE tokens.network_id = networks.id "
+			      "  AND revoked_at IS NULL AND expires_at > now() AND uses < max_uses) "
+			      "FROM networks WHERE name = $1",
+			      1, p);
 	json_t *j;
 
-	if (!lsc_res_ok(db, res, "show network")) {
-		lsc_db_failed(r, res, "show network");
-		PQclear(res);
+	if (!res)
 		return;
-	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NETWORK, "no network named `%.64s'", name);
@@ -2046,18 +2001,16 @@ static void a_token_create(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 	{
 		const char *p[6] = {id, net_id, hash, ttl, uses, tags};
 
-		res = lsc_exec(db,
-			       "WITH t AS (INSERT INTO tokens (id, network_id, hash, expires_at, "
-			       "max_uses, tags) VALUES ($1, $2, decode($3, 'hex'), "
-			       "now() + make_interval(secs => $4::bigint), $5, $6) RETURNING *) "
-			       "SELECT " TOKEN_COLS " FROM t AS tokens JOIN networks ON "
-			       "networks.id = tokens.network_id",
-			       6, p);
+		res = query_row(r, db, "insert token",
+				"WITH t AS (INSERT INTO tokens (id, network_id, hash, expires_at, "
+				"max_uses, tags) VALUES ($1, $2, decode($3, 'hex'), "
+				"now() + make_interval(secs => $4::bigint), $5, $6) RETURNING *) "
+				"SELECT " TOKEN_COLS " FROM t AS tokens JOIN networks ON "
+				"networks.id = tokens.network_id",
+				6, p);
 	}
-	if (!lsc_res_ok(db, res, "insert token") || PQntuples(res) != 1) {
-		lsc_db_failed(r, res, "insert token");
+	if (!res)
 		goto out;
-	}
 	{
 		json_t *ev = json_pack("{s:s, s:s, s:I, s:I, s:s}", "token", id, "network", net_id,
 				       "uses", (json_int_t)req.uses, "ttl", (json_int_t)req.ttl, "tags", tags);
@@ -2119,15 +2072,12 @@ static void a_token_list(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 
 	if (!find_network(r, db, name, net_id, sizeof(net_id)))
 		return;
-	res = lsc_exec(db,
-		       "SELECT " TOKEN_COLS " FROM tokens JOIN networks ON networks.id = tokens.network_id "
-		       "WHERE tokens.network_id = $1::uuid ORDER BY tokens.created_at, tokens.id",
-		       1, p);
-	if (!lsc_res_ok(db, res, "list tokens")) {
-		lsc_db_failed(r, res, "list tokens");
-		PQclear(res);
+	res = query(r, db, "list tokens",
+		    "SELECT " TOKEN_COLS " FROM tokens JOIN networks ON networks.id = tokens.network_id "
+		    "WHERE tokens.network_id = $1::uuid ORDER BY tokens.created_at, tokens.id",
+		    1, p);
+	if (!res)
 		return;
-	}
 	a = json_array();
 	for (i = 0; i < PQntuples(res); i++)
 		json_array_append_new(a, token_json(res, i));
@@ -2142,16 +2092,13 @@ static void a_token_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 
 	if (!begin(r, db))
 		return;
-	res = lsc_exec(db,
-		       "WITH t AS (UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) "
-		       "WHERE id = $1 RETURNING *) SELECT " TOKEN_COLS
-		       " FROM t AS tokens JOIN networks ON networks.id = tokens.network_id",
-		       1, p);
-	if (!lsc_res_ok(db, res, "revoke token")) {
-		lsc_db_failed(r, res, "revoke token");
-		PQclear(res);
+	res = query(r, db, "revoke token",
+		    "WITH t AS (UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) "
+		    "WHERE id = $1 RETURNING *) SELECT " TOKEN_COLS
+		    " FROM t AS tokens JOIN networks ON networks.id = tokens.network_id",
+		    1, p);
+	if (!res)
 		return;
-	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		rollback(db);
@@ -2257,11 +2204,9 @@ static void a_node_delete(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 		}
 	}
 	PQclear(res);
-	res = lsc_exec(db, "DELETE FROM nodes WHERE id = $1::bigint", 1, p);
-	if (!lsc_res_ok(db, res, "delete node")) {
-		lsc_db_failed(r, res, "delete node");
+	res = query(r, db, "delete node", "DELETE FROM nodes WHERE id = $1::bigint", 1, p);
+	if (!res)
 		goto out;
-	}
 	if (bump_version(r, db, net_id, strtoll(id, NULL, 10), routes, true) < 0)
 		goto out;
 	{
@@ -2298,17 +2243,14 @@ static int64_t bump_all(struct lsc_req *r, PGconn *db, const char *net_id)
 	PGresult *res;
 	int64_t v;
 
-	res = lsc_exec(db,
-		       "WITH v AS (UPDATE networks SET version = version + 1, log_floor = version + 1, "
-		       "  net_version = version + 1, dns_version = version + 1 "
-		       "  WHERE id = $1::uuid RETURNING version) "
-		       "SELECT version, pg_notify('" LSC_NOTIFY_CHANNEL "', $1 || ' ' || version) FROM v",
-		       1, p);
-	if (!lsc_res_ok(db, res, "bump network") || PQntuples(res) != 1) {
-		lsc_db_failed(r, res, "bump network");
-		PQclear(res);
+	res = query_row(r, db, "bump network",
+			"WITH v AS (UPDATE networks SET version = version + 1, log_floor = version + 1, "
+			"  net_version = version + 1, dns_version = version + 1 "
+			"  WHERE id = $1::uuid RETURNING version) "
+			"SELECT version, pg_notify('" LSC_NOTIFY_CHANNEL "', $1 || ' ' || version) FROM v",
+			1, p);
+	if (!res)
 		return -1;
-	}
 	v = lsc_i64(res, 0, 0);
 	PQclear(res);
 	return v;
@@ -2369,11 +2311,10 @@ void lsc_api_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 	}
 	p[0] = id;
 	p[1] = to[act];
-	res = lsc_exec(db, "UPDATE nodes SET status = $2 WHERE id = $1::bigint", 2, p);
-	if (!lsc_res_ok(db, res, "set node status")) {
-		lsc_db_failed(r, res, "set node status");
+	res = query(r, db, "set node status",
+		    "UPDATE nodes SET status = $2 WHERE id = $1::bigint", 2, p);
+	if (!res)
 		goto out;
-	}
 	PQclear(res);
 	res = NULL;
 	v = bump_version(r, db, net_id, strtoll(id, NULL, 10), routes, true);
@@ -2381,11 +2322,10 @@ void lsc_api_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 		goto out;
 	snprintf(vbuf, sizeof(vbuf), "%" PRId64, v);
 	p[1] = vbuf;
-	res = lsc_exec(db, "UPDATE nodes SET status_version = $2::bigint WHERE id = $1::bigint", 2, p);
-	if (!lsc_res_ok(db, res, "set status version")) {
-		lsc_db_failed(r, res, "set status version");
+	res = query(r, db, "set status version",
+		    "UPDATE nodes SET status_version = $2::bigint WHERE id = $1::bigint", 2, p);
+	if (!res)
 		goto out;
-	}
 	{
 		json_t *ev = json_pack("{s:I, s:s, s:s}", "node", (json_int_t)strtoll(id, NULL, 10),
 				       "network", net_id, "from", status);
@@ -2455,16 +2395,14 @@ static void a_node_routes(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 	lit = lsc_array_literal((const char *const *)want.v, want.n);
 	p[0] = id;
 	p[1] = lit;
-	res = lsc_exec(db,
-		       approve ? "UPDATE nodes SET approved_routes = ARRAY(SELECT DISTINCT unnest("
-				 "approved_routes || $2::text[]) ORDER BY 1) WHERE id = $1::bigint"
-			       : "UPDATE nodes SET approved_routes = ARRAY(SELECT unnest(approved_routes) "
-				 "EXCEPT SELECT unnest($2::text[]) ORDER BY 1) WHERE id = $1::bigint",
-		       2, p);
-	if (!lsc_res_ok(db, res, "approve routes")) {
-		lsc_db_failed(r, res, "approve routes");
+	res = query(r, db, "approve routes",
+		    approve ? "UPDATE nodes SET approved_routes = ARRAY(SELECT DISTINCT unnest("
+			      "approved_routes || $2::text[]) ORDER BY 1) WHERE id = $1::bigint"
+			    : "UPDATE nodes SET approved_routes = ARRAY(SELECT unnest(approved_routes) "
+			      "EXCEPT SELECT unnest($2::text[]) ORDER BY 1) WHERE id = $1::bigint",
+		    2, p);
+	if (!res)
 		goto out;
-	}
 	PQclear(res);
 	res = NULL;
 	if (bump_version(r, db, net_id, strtoll(id, NULL, 10), lit, false) < 0)
@@ -2504,17 +2442,14 @@ static void a_route_list(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 
 	if (!find_network(r, db, name, net_id, sizeof(net_id)))
 		return;
-	res = lsc_exec(db,
-		       "SELECT nodes.id, nodes.name, rt, rt = ANY(nodes.approved_routes), "
-		       "  networks.route_approval, nodes.status "
-		       "FROM nodes JOIN networks ON networks.id = nodes.network_id, unnest(nodes.routes) rt "
-		       "WHERE nodes.network_id = $1::uuid ORDER BY rt COLLATE \"C\", nodes.id",
-		       1, p);
-	if (!lsc_res_ok(db, res, "list routes")) {
-		lsc_db_failed(r, res, "list routes");
-		PQclear(res);
+	res = query(r, db, "list routes",
+		    "SELECT nodes.id, nodes.name, rt, rt = ANY(nodes.approved_routes), "
+		    "  networks.route_approval, nodes.status "
+		    "FROM nodes JOIN networks ON networks.id = nodes.network_id, unnest(nodes.routes) rt "
+		    "WHERE nodes.network_id = $1::uuid ORDER BY rt COLLATE \"C\", nodes.id",
+		    1, p);
+	if (!res)
 		return;
-	}
 	a = json_array();
 	for (i = 0; i < PQntuples(res); i++) {
 		bool approved = PQgetvalue(res, i, 3)[0] == 't';
@@ -2554,16 +2489,14 @@ static void a_network_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 	p[2] = req.route_approval < 0 ? NULL : req.route_approval ? "t" : "f";
 	snprintf(lt, sizeof(lt), "%" PRId64, req.key_lifetime);
 	p[3] = req.key_lifetime < 0 ? NULL : lt;
-	res = lsc_exec(db,
-		       "UPDATE networks SET require_approval = coalesce($2::boolean, require_approval), "
-		       "route_approval = coalesce($3::boolean, route_approval), "
-		       "key_lifetime = CASE WHEN $4::bigint IS NULL THEN key_lifetime "
-		       "  WHEN $4::bigint = 0 THEN NULL ELSE $4::bigint END WHERE id = $1::uuid",
-		       4, p);
-	if (!lsc_res_ok(db, res, "set network")) {
-		lsc_db_failed(r, res, "set network");
+	res = query(r, db, "set network",
+		    "UPDATE networks SET require_approval = coalesce($2::boolean, require_approval), "
+		    "route_approval = coalesce($3::boolean, route_approval), "
+		    "key_lifetime = CASE WHEN $4::bigint IS NULL THEN key_lifetime "
+		    "  WHEN $4::bigint = 0 THEN NULL ELSE $4::bigint END WHERE id = $1::uuid",
+		    4, p);
+	if (!res)
 		goto out;
-	}
 	PQclear(res);
 	res = NULL;
 	if (bump_all(r, db, net_id) < 0)
@@ -2593,14 +2526,12 @@ out:
 static void a_acl_get(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *name)
 {
 	const char *p[1] = {name};
-	PGresult *res = lsc_exec(db, "SELECT acl_policy FROM networks WHERE name = $1", 1, p);
+	PGresult *res = query(r, db, "get acl",
+			      "SELECT acl_policy FROM networks WHERE name = $1", 1, p);
 	json_t *pol = NULL;
 
-	if (!lsc_res_ok(db, res, "get acl")) {
-		lsc_db_failed(r, res, "get acl");
-		PQclear(res);
+	if (!res)
 		return;
-	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		lsc_reply_error(r, 404, LS_ERR_UNKNOWN_NETWORK, "no network named `%.64s'", name);
@@ -2650,11 +2581,10 @@ static void a_acl_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, const
 	}
 	p[0] = net_id;
 	p[1] = text;
-	res = lsc_exec(db, "UPDATE networks SET acl_policy = $2 WHERE id = $1::uuid", 2, p);
-	if (!lsc_res_ok(db, res, "set acl")) {
-		lsc_db_failed(r, res, "set acl");
+	res = query(r, db, "set acl",
+		    "UPDATE networks SET acl_policy = $2 WHERE id = $1::uuid", 2, p);
+	if (!res)
 		goto out;
-	}
 	PQclear(res);
 	res = NULL;
 	if (!remove && auto_approve(r, db, net_id, 0) < 0)
@@ -2704,19 +2634,16 @@ static int acl_test_load(struct lsc_req *r, PGconn *db, const char *net_id, cons
 	size_t i;
 
 	memset(t, 0, sizeof(*t));
-	res = lsc_exec(db,
-		       "SELECT nodes.id, nodes.name, host(nodes.ipv4), host(nodes.ipv6), "
-		       "array_to_string(nodes.tags, ','), array_to_string(CASE WHEN "
-		       "networks.route_approval THEN ARRAY(SELECT unnest(nodes.routes) INTERSECT "
-		       "SELECT unnest(nodes.approved_routes)) ELSE nodes.routes END, ',') "
-		       "FROM nodes JOIN networks ON networks.id = nodes.network_id "
-		       "WHERE nodes.network_id = $1::uuid AND (nodes.name = $2 OR nodes.id::text = $2)",
-		       2, p);
-	if (!lsc_res_ok(db, res, "acl test node")) {
-		lsc_db_failed(r, res, "acl test node");
-		PQclear(res);
+	res = query(r, db, "acl test node",
+		    "SELECT nodes.id, nodes.name, host(nodes.ipv4), host(nodes.ipv6), "
+		    "array_to_string(nodes.tags, ','), array_to_string(CASE WHEN "
+		    "networks.route_approval THEN ARRAY(SELECT unnest(nodes.routes) INTERSECT "
+		    "SELECT unnest(nodes.approved_routes)) ELSE nodes.routes END, ',') "
+		    "FROM nodes JOIN networks ON networks.id = nodes.network_id "
+		    "WHERE nodes.network_id = $1::uuid AND (nodes.name = $2 OR nodes.id::text = $2)",
+		    2, p);
+	if (!res)
 		return -EIO;
-	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node `%.64s' in this network", sel);
@@ -2775,11 +2702,10 @@ static void a_acl_test(struct lsc_server *s, struct lsc_req *r, PGconn *db, cons
 	}
 	if (!find_network(r, db, name, net_id, sizeof(net_id)))
 		goto out;
-	res = lsc_exec(db, "SELECT coalesce(acl_policy, '') FROM networks WHERE id = $1::uuid", 1, p);
-	if (!lsc_res_ok(db, res, "acl") || PQntuples(res) != 1) {
-		lsc_db_failed(r, res, "acl");
+	res = query_row(r, db, "acl",
+			"SELECT coalesce(acl_policy, '') FROM networks WHERE id = $1::uuid", 1, p);
+	if (!res)
 		goto out;
-	}
 	if (PQgetvalue(res, 0, 0)[0] &&
 	    ls_acl_parse(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), &pol, NULL, 0)) {
 		lsc_reply_error(r, 500, LS_ERR_INTERNAL, "the stored policy does not parse");
@@ -2834,15 +2760,14 @@ static json_t *admin_key_json(struct lsc_req *r, PGresult *res, int i)
 
 static void a_admin_key_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 {
-	PGresult *res = lsc_exec0(db, "SELECT " ADMIN_KEY_COLS " FROM admin_keys ORDER BY created_at, hash");
+	PGresult *res = query(r, db, "list admin keys",
+			      "SELECT " ADMIN_KEY_COLS " FROM admin_keys ORDER BY created_at, hash",
+			      0, NULL);
 	json_t *a;
 	int i;
 
-	if (!lsc_res_ok(db, res, "list admin keys")) {
-		lsc_db_failed(r, res, "list admin keys");
-		PQclear(res);
+	if (!res)
 		return;
-	}
 	a = json_array();
 	for (i = 0; i < PQntuples(res); i++)
 		json_array_append_new(a, admin_key_json(r, res, i));
@@ -2889,14 +2814,12 @@ static void a_admin_key_create(struct lsc_server *s, struct lsc_req *r, PGconn *
 	ls_sha256_hex(hash, key, strlen(key));
 	if (!begin(r, db))
 		goto out;
-	res = lsc_exec(db,
-		       "INSERT INTO admin_keys (hash, name, expires_at) VALUES (decode($1, 'hex'), $2, "
-		       "now() + make_interval(secs => $3::bigint)) RETURNING " ADMIN_KEY_COLS,
-		       3, p);
-	if (!lsc_res_ok(db, res, "create admin key") || PQntuples(res) != 1) {
-		lsc_db_failed(r, res, "create admin key");
+	res = query_row(r, db, "create admin key",
+			"INSERT INTO admin_keys (hash, name, expires_at) VALUES (decode($1, 'hex'), $2, "
+			"now() + make_interval(secs => $3::bigint)) RETURNING " ADMIN_KEY_COLS,
+			3, p);
+	if (!res)
 		goto out;
-	}
 	{
 		json_t *ev = json_pack("{s:s, s:s, s:s}", "id", PQgetvalue(res, 0, 0), "name", name, "by",
 				       r->admin_id);
@@ -2933,16 +2856,13 @@ static void a_admin_key_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *
 		lsc_db_failed(r, NULL, "lock");
 		return;
 	}
-	res = lsc_exec(db,
-		       "SELECT count(*) FILTER (WHERE substr(encode(hash, 'hex'), 1, 12) <> $1), "
-		       "count(*) FILTER (WHERE substr(encode(hash, 'hex'), 1, 12) = $1) FROM admin_keys "
-		       "WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
-		       1, p);
-	if (!lsc_res_ok(db, res, "revoke admin key")) {
-		lsc_db_failed(r, res, "revoke admin key");
-		PQclear(res);
+	res = query(r, db, "revoke admin key",
+		    "SELECT count(*) FILTER (WHERE substr(encode(hash, 'hex'), 1, 12) <> $1), "
+		    "count(*) FILTER (WHERE substr(encode(hash, 'hex'), 1, 12) = $1) FROM admin_keys "
+		    "WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+		    1, p);
+	if (!res)
 		return;
-	}
 	if (lsc_i64(res, 0, 1) == 1 && lsc_i64(res, 0, 0) == 0) {
 		PQclear(res);
 		rollback(db);
@@ -2951,15 +2871,12 @@ static void a_admin_key_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *
 		return;
 	}
 	PQclear(res);
-	res = lsc_exec(db,
-		       "UPDATE admin_keys SET revoked_at = coalesce(revoked_at, now()) "
-		       "WHERE substr(encode(hash, 'hex'), 1, 12) = $1 RETURNING " ADMIN_KEY_COLS,
-		       1, p);
-	if (!lsc_res_ok(db, res, "revoke admin key")) {
-		lsc_db_failed(r, res, "revoke admin key");
-		PQclear(res);
+	res = query(r, db, "revoke admin key",
+		    "UPDATE admin_keys SET revoked_at = coalesce(revoked_at, now()) "
+		    "WHERE substr(encode(hash, 'hex'), 1, 12) = $1 RETURNING " ADMIN_KEY_COLS,
+		    1, p);
+	if (!res)
 		return;
-	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		rollback(db);
@@ -2991,17 +2908,14 @@ static void a_device_list(struct lsc_server *s, struct lsc_req *r, PGconn *db)
 	int i;
 
 	(void)s;
-	res = lsc_exec0(db,
-			"SELECT id, hostname, machine_key, wg_key, source, CASE WHEN status = 'waiting' "
-			"AND expires_at <= now() THEN 'expired' ELSE status END, "
-			"extract(epoch from created_at)::bigint, extract(epoch from expires_at)::bigint, "
-			"coalesce(node_id, 0), coalesce(decided_by, '') FROM device_requests "
-			"ORDER BY id DESC LIMIT 500");
-	if (!lsc_res_ok(db, res, "device requests")) {
-		lsc_db_failed(r, res, "device requests");
-		PQclear(res);
+	res = query(r, db, "device requests",
+		    "SELECT id, hostname, machine_key, wg_key, source, CASE WHEN status = 'waiting' "
+		    "AND expires_at <= now() THEN 'expired' ELSE status END, "
+		    "extract(epoch from created_at)::bigint, extract(epoch from expires_at)::bigint, "
+		    "coalesce(node_id, 0), coalesce(decided_by, '') FROM device_requests "
+		    "ORDER BY id DESC LIMIT 500", 0, NULL);
+	if (!res)
 		return;
-	}
 	a = json_array();
 	for (i = 0; i < PQntuples(res); i++)
 		json_array_append_new(
