@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* Control-plane client over libcurl with failover across control URLs. */
+/* Control-plane client: HTTP/1.1 over TCP or GnuTLS (http.c, httpconn.c) with failover
+ * across control URLs. */
 #include "ctlclient.h"
+#include "http.h"
+#include "httpconn.h"
 #include "tlsid.h"
 
 #include <errno.h>
@@ -15,20 +18,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <sodium.h>
 
 #include "lightscale/api.h"
 #include "log.h"
 #include "sign.h"
 #include "util.h"
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static void set_err(struct ls_ctl_error *err, long status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -66,11 +61,11 @@ static long env_ms(const char *name, long def)
 int ls_ctl_init(struct ls_ctl *c, const char *urls)
 {
 	const char *p = urls;
+	struct ls_http_url u;
 
 	memset(c, 0, sizeof(*c));
 	c->connect_timeout_ms = env_ms("LIGHTSCALE_CONNECT_TIMEOUT_MS", LS_CTL_CONNECT_TIMEOUT_MS);
 	c->handshake_timeout_ms = env_ms("LIGHTSCALE_TLS_TIMEOUT_MS", LS_CTL_HANDSHAKE_TIMEOUT_MS);
-	pthread_once(&curl_once, curl_init_once);
 	if (!urls)
 		return -EINVAL;
 	while (*p) {
@@ -88,16 +83,15 @@ int ls_ctl_init(struct ls_ctl *c, const char *urls)
 		while (end > start && end[-1] == '/')
 			end--;
 		n = (size_t)(end - start);
-		if (c->n_urls == LS_CTL_MAX_URLS ||
-		    !((n > 7 && !strncmp(start, "http://", 7)) ||
-		      (n > 8 && !strncmp(start, "https://", 8))))
+		if (c->n_urls == LS_CTL_MAX_URLS)
 			goto invalid;
 		c->urls[c->n_urls] = strndup(start, n);
 		if (!c->urls[c->n_urls]) {
 			ls_ctl_free(c);
 			return -ENOMEM;
 		}
-		c->n_urls++;
+		if (ls_http_parse_url(c->urls[c->n_urls++], &u))
+			goto invalid;
 	}
 	if (!c->n_urls)
 		goto invalid;
@@ -119,8 +113,10 @@ void ls_ctl_free(struct ls_ctl *c)
 	}
 	free(c->pinned_keys);
 	free(c->ca_file);
-	if (c->curl)
-		curl_easy_cleanup(c->curl);
+	if (c->conn) {
+		ls_hconn_close(c->conn);
+		free(c->conn);
+	}
 	ls_memzero(c->machine_sk, sizeof(c->machine_sk));
 	memset(c, 0, sizeof(*c));
 }
@@ -214,79 +210,6 @@ void ls_ctl_set_fwmark(struct ls_ctl *c, uint32_t mark)
 	c->fwmark = mark;
 }
 
-/* libcurl's CURLOPT_CONNECTTIMEOUT_MS covers the TCP connect and the TLS handshake
- * together; to give them separate allowances the socket is made and connected here
- * (marked first), within connect_timeout_ms, and handed to libcurl connected. */
-static curl_socket_t opensocket_cb(void *opaque, curlsocktype purpose, struct curl_sockaddr *a)
-{
-	struct ls_ctl *c = opaque;
-	uint64_t deadline = ls_now_ms() + (uint64_t)c->connect_timeout_ms;
-	socklen_t el = sizeof(int);
-	int fd, err = 0, n;
-
-	c->connect_errno = 0;
-	if (purpose != CURLSOCKTYPE_IPCXN) {
-		c->connect_errno = EINVAL;
-		return CURL_SOCKET_BAD;
-	}
-	fd = socket(a->family, a->socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->protocol);
-	if (fd < 0) {
-		c->connect_errno = errno;
-		return CURL_SOCKET_BAD;
-	}
-	if (c->fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &c->fwmark, sizeof(c->fwmark)) < 0) {
-		err = errno;
-		goto fail;
-	}
-	if (connect(fd, &a->addr, a->addrlen) == 0)
-		return fd;
-	if (errno != EINPROGRESS) {
-		err = errno;
-		goto fail;
-	}
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLOUT};
-		uint64_t now = ls_now_ms();
-
-		if (now >= deadline) {
-			err = ETIMEDOUT;
-			goto fail;
-		}
-		n = poll(&p, 1, (int)(deadline - now));
-		if (n > 0)
-			break;
-		if (n < 0 && errno != EINTR) {
-			err = errno;
-			goto fail;
-		}
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-		err = errno;
-	if (err)
-		goto fail;
-	return fd;
-fail:
-	close(fd);
-	c->connect_errno = err;
-	return CURL_SOCKET_BAD;
-}
-
-static int sockopt_cb(void *opaque, curl_socket_t fd, curlsocktype purpose)
-{
-	(void)opaque;
-	(void)fd;
-	(void)purpose;
-	return CURL_SOCKOPT_ALREADY_CONNECTED; /* by opensocket_cb */
-}
-
-static void set_socket_cbs(CURL *h, struct ls_ctl *c)
-{
-	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
-	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
-	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
-	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
-}
-
 void ls_ctl_response_free(struct ls_ctl_response *r)
 {
 	if (!r)
@@ -295,59 +218,6 @@ void ls_ctl_response_free(struct ls_ctl_response *r)
 	if (r->json)
 		json_decref(r->json);
 	memset(r, 0, sizeof(*r));
-}
-
-struct buf {
-	char *p;
-	size_t len, cap;
-	int overflow;
-};
-
-static size_t write_cb(char *data, size_t size, size_t nmemb, void *opaque)
-{
-	struct buf *b = opaque;
-	size_t n = size * nmemb;
-
-	if (b->len + n + 1 > LS_CTL_MAX_RESPONSE) {
-		b->overflow = 1;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *np;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (!np)
-			return 0;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
-/* Errors after which the next control URL is tried. */
-static int is_connect_failure(CURLcode rc)
-{
-	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_OPERATION_TIMEDOUT:
-		return 1;
-	default:
-		return 0;
-	}
 }
 
 static void parse_error_body(struct ls_ctl_error *err, long status, const json_t *j,
@@ -363,203 +233,224 @@ static void parse_error_body(struct ls_ctl_error *err, long status, const json_t
 		set_err(err, status, "http_error", "HTTP %ld: %.200s", status, body ? body : "");
 }
 
-/* The pin of the key a server presents (for error messages): a separate handshake
- * without pinning that only reads the certificate. */
-static void server_pin(struct ls_ctl *c, const char *base, char pin[LS_PIN_STRLEN])
+/* ---- transport: one request on one URL ---- */
+
+/* what the connection was verified with: it is reused only under the same trust */
+static uint64_t trust_hash(const char *pins, const char *ca_file)
 {
-	CURL *h = curl_easy_init();
-	struct curl_certinfo *ci = NULL;
+	uint64_t h = 14695981039346656037ull;
+	const char *s[2] = {pins ? pins : "", ca_file ? ca_file : ""};
 
-	pin[0] = '\0';
-	if (!h)
-		return;
-	curl_easy_setopt(h, CURLOPT_URL, base);
-	curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
-	set_socket_cbs(h, c);
-	if (curl_easy_perform(h) == CURLE_OK &&
-	    curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) == CURLE_OK && ci && ci->num_of_certs > 0) {
-		struct curl_slist *sl;
-
-		for (sl = ci->certinfo[0]; sl; sl = sl->next)
-			if (!strncmp(sl->data, "Cert:", 5)) {
-				ls_tls_pin_from_cert_pem(sl->data + 5, strlen(sl->data + 5), pin);
+	for (int i = 0; i < 2; i++)
+		for (const char *p = s[i]; ; p++) {
+			h = (h ^ (uint8_t)*p) * 1099511628211ull;
+			if (!*p)
 				break;
-			}
-	}
-	curl_easy_cleanup(h);
+		}
+	return h;
 }
 
-/* keeps the value of X-Lightscale-Netmap-Signature (char[128] userdata) */
-static size_t header_cb(char *p, size_t size, size_t n, void *userdata)
+/* keeps the value of X-Lightscale-Netmap-Signature (char[128] ctx) */
+static void on_header(void *ctx, const char *name, const char *value)
 {
-	static const char name[] = "x-lightscale-netmap-signature:";
-	size_t len = size * n;
-	char *out = userdata;
+	char *out = ctx;
 
-	if (len > sizeof(name) - 1 && !strncasecmp(p, name, sizeof(name) - 1)) {
-		size_t i = sizeof(name) - 1, e = len;
-
-		while (i < len && (p[i] == ' ' || p[i] == '\t'))
-			i++;
-		while (e > i && (p[e - 1] == '\r' || p[e - 1] == '\n' || p[e - 1] == ' '))
-			e--;
-		if (e - i < 128) {
-			memcpy(out, p + i, e - i);
-			out[e - i] = '\0';
-		}
-	}
-	return len;
+	if (!strcasecmp(name, "X-Lightscale-Netmap-Signature") && strlen(value) < 128)
+		strcpy(out, value);
 }
 
-/* One attempt against one base URL. Returns the CURLcode; fills resp on CURLE_OK. */
-static CURLcode do_one(struct ls_ctl *c, const char *base, const char *method, const char *path,
-		       const char *body, size_t body_len, enum ls_ctl_auth auth, long timeout_ms,
-		       struct ls_ctl_response *resp, char *errbuf, const char *pins)
+/* The request's bytes: request line, header fields, body. NULL on no memory (or a
+ * signature that cannot be made: *ret says which). */
+static char *build_request(const struct ls_ctl *c, const struct ls_http_url *u,
+			   const char *method, const char *path, const char *body,
+			   size_t body_len, enum ls_ctl_auth auth, size_t *len, int *ret)
 {
-	struct curl_slist *hdrs = NULL;
-	struct buf b = {0};
-	char *url = NULL, *line = NULL, sigbuf[128];
-	CURL *h = c->curl;
-	CURLcode rc;
+	char host[300], *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
 
-	if (asprintf(&url, "%s%s", base, path) < 0)
-		return CURLE_OUT_OF_MEMORY;
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 c->handshake_timeout_ms > c->connect_timeout_ms ? c->handshake_timeout_ms
-									 : c->connect_timeout_ms);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "lightscale/1");
-	set_socket_cbs(h, c);
-	c->connect_errno = 0;
-	if (!strncmp(base, "https://", 8)) {
-		if (pins) {
-			curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pins);
-			/* the pins are the trust: self-signed server certificates are expected */
-			if (!c->ca_file) {
-				curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-				curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-			}
-		}
-		if (c->ca_file)
-			curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-	}
-	if (body) {
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	}
-	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	hdrs = curl_slist_append(hdrs, "Expect:");
+	*ret = -ENOMEM;
+	if (!f)
+		return NULL;
+	ls_http_host_field(u, host, sizeof(host));
+	fprintf(f, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: lightscale/1\r\n"
+		   "Accept: application/json\r\n",
+		method, u->prefix, path, host);
+	if (body)
+		fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
+	else if (!strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH"))
+		fputs("Content-Length: 0\r\n", f);
 	if (auth == LS_CTL_AUTH_SIGNED) {
 		struct ls_sign_headers sh;
 
 		if (ls_sign_request(&sh, c->machine_sk, method, path, body, body ? body_len : 0,
 				    ls_unix_time())) {
-			rc = CURLE_BAD_FUNCTION_ARGUMENT;
+			*ret = -EINVAL;
+			goto fail;
+		}
+		fprintf(f, "%s: %s\r\n%s: %s\r\n%s: %s\r\n%s: %s\r\n", LS_HDR_KEY, sh.key,
+			LS_HDR_TIMESTAMP, sh.timestamp, LS_HDR_NONCE, sh.nonce, LS_HDR_SIGNATURE,
+			sh.signature);
+	} else if (auth == LS_CTL_AUTH_ADMIN && c->admin_key) {
+		fprintf(f, "Authorization: Bearer %s\r\n", c->admin_key);
+	}
+	fputs("\r\n", f);
+	if (body && body_len)
+		fwrite(body, 1, body_len, f);
+	if (fclose(f)) {
+		f = NULL;
+		goto fail;
+	}
+	*ret = 0;
+	return buf;
+fail:
+	if (f)
+		fclose(f);
+	if (buf)
+		ls_memzero(buf, *len);
+	free(buf);
+	return NULL;
+}
+
+/* Sends the request on h and reads one response into resp. *answered: a byte of the
+ * answer came. 0, a connection error (e filled), -EBADMSG (malformed or cut short),
+ * -EFBIG (over LS_CTL_MAX_RESPONSE) or -ENOMEM. */
+static int exchange(struct ls_hconn *h, const char *req, size_t req_len, bool head,
+		    uint64_t deadline, struct ls_ctl_response *resp, struct ls_hconn_err *e,
+		    bool *answered)
+{
+	struct ls_http_parser *p = malloc(sizeof(*p));
+	char buf[16384];
+	size_t used = 0;
+	ssize_t n;
+	int ret;
+
+	*answered = false;
+	if (!p)
+		return -ENOMEM;
+	resp->netmap_sig[0] = '\0';
+	p->on_header = on_header;
+	p->ctx = resp->netmap_sig;
+	ls_http_parser_init(p, LS_CTL_MAX_RESPONSE - 1, head);
+	if ((ret = ls_hconn_send(h, req, req_len, deadline, e)))
+		goto cleanup;
+	do {
+		n = ls_hconn_recv(h, buf, sizeof(buf), deadline, e);
+		if (n < 0) {
+			ret = (int)n;
 			goto cleanup;
 		}
-		if (asprintf(&line, "%s: %s", LS_HDR_KEY, sh.key) >= 0) {
-			hdrs = curl_slist_append(hdrs, line);
-			free(line);
-		}
-		if (asprintf(&line, "%s: %s", LS_HDR_TIMESTAMP, sh.timestamp) >= 0) {
-			hdrs = curl_slist_append(hdrs, line);
-			free(line);
-		}
-		if (asprintf(&line, "%s: %s", LS_HDR_NONCE, sh.nonce) >= 0) {
-			hdrs = curl_slist_append(hdrs, line);
-			free(line);
-		}
-		if (asprintf(&line, "%s: %s", LS_HDR_SIGNATURE, sh.signature) >= 0) {
-			hdrs = curl_slist_append(hdrs, line);
-			free(line);
-		}
-		line = NULL;
-	} else if (auth == LS_CTL_AUTH_ADMIN && c->admin_key) {
-		if (asprintf(&line, "Authorization: Bearer %s", c->admin_key) >= 0) {
-			hdrs = curl_slist_append(hdrs, line);
-			ls_memzero(line, strlen(line));
-			free(line);
-			line = NULL;
-		}
+		if (n > 0)
+			*answered = true;
+		ret = n ? ls_http_parse(p, buf, (size_t)n, &used) : ls_http_parse_eof(p);
+	} while (!ret);
+	if (ret == -ENODATA) {
+		e->cls = LS_HC_IO;
+		snprintf(e->msg, sizeof(e->msg), "the server closed the connection without an answer");
+		ret = -ECONNRESET;
+		goto cleanup;
 	}
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	sigbuf[0] = '\0';
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, (void *)sigbuf);
-	rc = curl_easy_perform(h);
-	if (rc == CURLE_COULDNT_CONNECT && c->connect_errno) {
-		/* our own connect (opensocket_cb) failed: say why */
-		if (c->connect_errno == ETIMEDOUT) {
-			snprintf(errbuf, CURL_ERROR_SIZE, "no TCP connection within %ld ms",
-				 c->connect_timeout_ms);
-			rc = CURLE_OPERATION_TIMEDOUT;
-		} else {
-			snprintf(errbuf, CURL_ERROR_SIZE, "connect: %s", strerror(c->connect_errno));
-		}
-	} else if (rc == CURLE_OPERATION_TIMEDOUT && strstr(errbuf, "SSL connection timeout")) {
-		size_t l = strlen(errbuf);
-
-		snprintf(errbuf + l, CURL_ERROR_SIZE - l,
-			 " (TCP connected; connect and TLS handshake got %ld ms: LIGHTSCALE_TLS_TIMEOUT_MS)",
-			 c->handshake_timeout_ms > c->connect_timeout_ms ? c->handshake_timeout_ms
-									 : c->connect_timeout_ms);
+	if (ret < 0)
+		goto cleanup;
+	resp->http_status = p->status;
+	resp->body = p->body ? p->body : strdup("");
+	if (!resp->body) {
+		ret = -ENOMEM;
+		goto cleanup;
 	}
-	if (rc == CURLE_WRITE_ERROR && b.overflow) {
-		snprintf(errbuf, CURL_ERROR_SIZE, "response larger than %u bytes",
-			 LS_CTL_MAX_RESPONSE);
-		rc = CURLE_FILESIZE_EXCEEDED;
-	}
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->http_status);
-		if (!b.p) {
-			b.p = strdup("");
-			if (!b.p) {
-				rc = CURLE_OUT_OF_MEMORY;
-				goto cleanup;
-			}
-		}
-		resp->body = b.p;
-		resp->len = b.len;
-		snprintf(resp->netmap_sig, sizeof(resp->netmap_sig), "%s", sigbuf);
-		b.p = NULL;
-		if (resp->len)
-			resp->json = json_loadb(resp->body, resp->len, 0, NULL);
-	}
+	p->body = NULL;
+	resp->len = p->body_len;
+	if (resp->len)
+		resp->json = json_loadb(resp->body, resp->len, 0, NULL);
+	/* the connection carries the next request unless the server ends it (or sent more) */
+	if (!p->keep_alive || used < (size_t)n)
+		ls_hconn_close(h);
+	else
+		h->requests++;
+	ret = 0;
 cleanup:
-	free(b.p);
-	free(url);
-	curl_slist_free_all(hdrs);
-	return rc;
+	ls_http_parser_free(p);
+	free(p);
+	return ret;
+}
+
+/* One attempt on URL idx, within timeout_ms: the kept connection when it goes there,
+ * else a new one. A kept connection the server closed meanwhile (nothing came back) is
+ * replaced once. 0 (resp filled) or -errno with e filled (or -EBADMSG, -EFBIG). */
+static int attempt(struct ls_ctl *c, size_t idx, const char *method, const char *path,
+		   const char *body, size_t body_len, enum ls_ctl_auth auth, long timeout_ms,
+		   const char *pins, struct ls_ctl_response *resp, struct ls_hconn_err *e)
+{
+	const char *base = c->urls[idx];
+	struct ls_hconn_cfg cfg = {.fwmark = c->fwmark, .connect_timeout_ms = c->connect_timeout_ms,
+				   .handshake_timeout_ms = c->handshake_timeout_ms, .pins = pins,
+				   .ca_file = c->ca_file};
+	uint64_t deadline = ls_now_ms() + (uint64_t)timeout_ms, trust = trust_hash(pins, c->ca_file);
+	struct ls_hconn *h = c->conn;
+	struct ls_http_url u;
+	size_t req_len = 0;
+	bool reused, answered;
+	char *req;
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	if (ls_http_parse_url(base, &u)) {
+		e->cls = LS_HC_CONFIG;
+		snprintf(e->msg, sizeof(e->msg), "invalid URL `%s'", base);
+		return -EINVAL;
+	}
+	if (!h) {
+		h = c->conn = malloc(sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		ls_hconn_init(h);
+	}
+	req = build_request(c, &u, method, path, body, body_len, auth, &req_len, &ret);
+	if (!req) {
+		e->cls = LS_HC_CONFIG;
+		snprintf(e->msg, sizeof(e->msg), ret == -ENOMEM ? "no memory" : "cannot sign the request");
+		return ret;
+	}
+	reused = h->trust == trust && ls_hconn_reusable(h, base);
+	for (;;) {
+		if (!reused) {
+			ret = ls_hconn_open(h, base, &u, &cfg, deadline, e);
+			if (ret)
+				break;
+			h->trust = trust;
+		}
+		ret = exchange(h, req, req_len, !strcmp(method, "HEAD"), deadline, resp, e,
+			       &answered);
+		if (!ret)
+			break;
+		ls_hconn_close(h);
+		if (!reused || answered || e->cls != LS_HC_IO)
+			break;
+		reused = false; /* the server had closed the idle connection: once more */
+	}
+	ls_memzero(req, req_len); /* the admin key */
+	free(req);
+	if (ret == -ETIMEDOUT && e->cls == LS_HC_TIMEOUT && !e->tls_timeout &&
+	    !strncmp(e->msg, "no answer", 9))
+		snprintf(e->msg, sizeof(e->msg), "no answer within %ld ms", timeout_ms);
+	return ret;
 }
 
 int ls_ctl_request(struct ls_ctl *c, const char *method, const char *path, const char *body,
 		   size_t body_len, enum ls_ctl_auth auth, long timeout_ms,
 		   struct ls_ctl_response *resp, struct ls_ctl_error *err)
 {
-	char errbuf[CURL_ERROR_SIZE], pinbuf[LS_CTL_PINS_MAX];
+	char pinbuf[LS_CTL_PINS_MAX];
 	const char *pins = effective_pins(c, pinbuf);
-	CURLcode rc = CURLE_COULDNT_CONNECT;
+	enum ls_hconn_class last = LS_HC_CONNECT;
+	struct ls_hconn_err e;
 	size_t i;
+	int ret = -ECONNREFUSED;
 
 	memset(resp, 0, sizeof(*resp));
 	if (err)
 		memset(err, 0, sizeof(*err));
-	if (!c->n_urls || !method || !path || path[0] != '/') {
+	if (!c->n_urls || !method || !path || path[0] != '/' || strpbrk(method, " \r\n") ||
+	    strpbrk(path, " \r\n")) {
 		set_err(err, 0, "bad_request", "invalid request `%s %s'", method ? method : "",
 			path ? path : "");
 		return -EINVAL;
@@ -568,23 +459,16 @@ int ls_ctl_request(struct ls_ctl *c, const char *method, const char *path, const
 		set_err(err, 0, "no_key", "no machine key to sign `%s %s'", method, path);
 		return -ENOKEY;
 	}
-	if (!c->curl) {
-		c->curl = curl_easy_init();
-		if (!c->curl) {
-			set_err(err, 0, "internal", "curl_easy_init failed");
-			return -ENOMEM;
-		}
-	}
 	if (timeout_ms <= 0)
 		timeout_ms = LS_CTL_DEFAULT_TIMEOUT_MS;
 	for (i = 0; i < c->n_urls; i++) {
 		size_t idx = (c->current + i) % c->n_urls;
 		const char *base = c->urls[idx];
 
-		errbuf[0] = '\0';
 		ls_ctl_response_free(resp);
-		rc = do_one(c, base, method, path, body, body_len, auth, timeout_ms, resp, errbuf, pins);
-		if (rc == CURLE_OK) {
+		ret = attempt(c, idx, method, path, body, body_len, auth, timeout_ms,
+			      strncmp(base, "https://", 8) ? NULL : pins, resp, &e);
+		if (!ret) {
 			/* a server without its database: try the next one */
 			if ((resp->http_status == 502 || resp->http_status == 503) &&
 			    i + 1 < c->n_urls)
@@ -593,29 +477,42 @@ int ls_ctl_request(struct ls_ctl *c, const char *method, const char *path, const
 			resp->url = base;
 			break;
 		}
-		if (rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
-			char got[LS_PIN_STRLEN] = "";
-
-			server_pin(c, base, got);
+		if (ret == -EFBIG) {
+			set_err(err, 0, "request_failed", "%s%s: response larger than %u bytes", base,
+				path, LS_CTL_MAX_RESPONSE);
+			return -EIO;
+		}
+		if (ret == -EBADMSG) {
+			set_err(err, 0, "request_failed", "%s%s: not a valid HTTP/1.1 answer", base, path);
+			return -EIO;
+		}
+		if (ret == -ENOMEM || e.cls == LS_HC_CONFIG) {
+			set_err(err, 0, "request_failed", "%s%s: %s", base, path, e.msg);
+			return ret == -ENOMEM ? -ENOMEM : -EIO;
+		}
+		if (e.cls == LS_HC_PIN) {
 			set_err(err, 0, "pin_mismatch",
 				"%s: the server's TLS key %s is not one of the pinned keys %s: refused",
-				base, got[0] ? got : "(unknown)", pins ? pins : "");
+				base, e.pin, pins ? pins : "");
 			if (i + 1 < c->n_urls)
 				continue;
 			return -EPERM;
 		}
-		if (!is_connect_failure(rc)) {
-			set_err(err, 0, "request_failed", "%s%s: %s", base, path,
-				errbuf[0] ? errbuf : curl_easy_strerror(rc));
-			return rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EIO;
-		}
-		set_err(err, 0, rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect_failed",
-			"%s%s: %s", base, path, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		last = e.cls;
+		if (e.tls_timeout)
+			set_err(err, 0, "timeout",
+				"%s%s: %s (TCP connected; connect and TLS handshake got %ld ms: "
+				"LIGHTSCALE_TLS_TIMEOUT_MS)", base, path, e.msg,
+				c->handshake_timeout_ms > c->connect_timeout_ms ? c->handshake_timeout_ms
+										: c->connect_timeout_ms);
+		else
+			set_err(err, 0, e.cls == LS_HC_TIMEOUT ? "timeout" : "connect_failed", "%s%s: %s",
+				base, path, e.msg);
 	}
-	if (rc != CURLE_OK)
-		return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
-		       : rc == CURLE_COULDNT_RESOLVE_HOST ? -EHOSTUNREACH
-							  : -ECONNREFUSED;
+	if (ret)
+		return last == LS_HC_TIMEOUT ? -ETIMEDOUT
+		       : last == LS_HC_RESOLVE ? -EHOSTUNREACH
+					       : -ECONNREFUSED;
 	if (resp->http_status < 200 || resp->http_status > 299) {
 		parse_error_body(err, resp->http_status, resp->json, resp->body);
 		return -EPROTO;

@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Control-plane client (libcurl): what the agent, the `lightscale` CLI, the admin
- * commands of lightscale-control and the tests use to talk to lightscale-control.
+ * Control-plane client: what the agent, the `lightscale` CLI, the admin commands of
+ * lightscale-control and the tests use to talk to lightscale-control. Its own HTTP/1.1
+ * client (lib/http.c: URLs and the response parser; lib/httpconn.c: TCP, GnuTLS,
+ * deadlines), so a process loads no more than libc, GnuTLS, libsodium and jansson for it.
  *
  * One struct ls_ctl holds a list of control URLs ("http://a:8080,http://b:8080"), the
  * credentials and the transport settings. Every request goes to the URL that answered
  * last; when it cannot be reached (connection refused, DNS failure, connect timeout,
  * TLS failure) or answers 502/503 "unavailable", the next URL is tried, once around
- * the list. Any other answer, error or not, is final.
+ * the list. Any other answer, error or not, is final. The connection to the URL that
+ * answered is kept open (HTTP/1.1 keep-alive) for the next request, as long as the
+ * server keeps it and the trust settings stay the same; one the server has closed
+ * meanwhile is replaced once without counting as a failure.
  *
  *     struct ls_ctl c;
  *     struct ls_ctl_error err;
@@ -30,8 +35,18 @@
  *   -EINVAL / -ENOMEM / -ENOKEY (a signed request without a machine key, code "no_key")
  * resp is always safe to pass to ls_ctl_response_free() afterwards.
  *
- * TLS pinning hook: ls_ctl_set_pinned_keys() takes libcurl's CURLOPT_PINNEDPUBLICKEY
- * syntax ("sha256//BASE64;sha256//BASE64"); it is applied to every https:// request.
+ * Errors that are the answer's, not the connection's: -EIO with code "request_failed" for
+ * an answer that is not valid HTTP/1.1, cut short, or larger than LS_CTL_MAX_RESPONSE; a CA
+ * file that cannot be read. A server key not pinned: -EPERM, code "pin_mismatch" (after
+ * the next URL was tried), the message naming the key it presented.
+ *
+ * TLS trust for https:// URLs (lib/httpconn.h): pins set with ls_ctl_set_pinned_keys()
+ * ("sha256//BASE64;sha256//BASE64", SHA-256 of the server certificate's
+ * SubjectPublicKeyInfo, lib/tlsid.h) are the trust, a self-signed certificate is fine;
+ * a CA file (ls_ctl_set_ca_file) must issue the certificate, which must name the host
+ * (both are checked when both are set); with neither, the system's CA store and the
+ * host name. Requests send "Host", "User-Agent: lightscale/1", "Accept:
+ * application/json", and for a body "Content-Type: application/json".
  * Not thread-safe per struct ls_ctl; use one per thread.
  */
 #ifndef LS_CTLCLIENT_H
@@ -44,6 +59,8 @@
 #include <jansson.h>
 
 #include "keys.h"
+
+struct ls_hconn;
 
 #define LS_CTL_MAX_URLS 16
 #define LS_CTL_DEFAULT_TIMEOUT_MS 15000
@@ -72,12 +89,11 @@ struct ls_ctl {
 	uint8_t machine_sk[LS_ED25519_SK_LEN];
 	bool have_machine_key;
 	char *admin_key;
-	char *pinned_keys;           /* CURLOPT_PINNEDPUBLICKEY list, or NULL */
-	char *ca_file;               /* CURLOPT_CAINFO, or NULL */
+	char *pinned_keys;           /* "sha256//B64;sha256//B64", or NULL */
+	char *ca_file;               /* PEM CA certificates, or NULL */
 	long connect_timeout_ms;     /* TCP connect; default LS_CTL_CONNECT_TIMEOUT_MS */
 	long handshake_timeout_ms;   /* connect + TLS handshake; LS_CTL_HANDSHAKE_TIMEOUT_MS */
-	int connect_errno;           /* why the last TCP connect failed (0: it did not) */
-	void *curl;                  /* CURL * kept for connection reuse */
+	struct ls_hconn *conn;       /* the connection kept for the next request, or NULL */
 	uint32_t fwmark;             /* SO_MARK on every socket (0: none), see ls_ctl_set_fwmark */
 	uint8_t identity_pk[32];     /* netmaps must be signed by it (ls_ctl_set_identity) */
 	bool have_identity;
@@ -98,14 +114,15 @@ struct ls_ctl_response {
 	char netmap_sig[128]; /* X-Lightscale-Netmap-Signature, if any */
 };
 
-/* urls: one or more base URLs separated by commas (whitespace ignored). 0 or -EINVAL
- * (no URL, more than LS_CTL_MAX_URLS, a URL not starting with http:// or https://). */
+/* urls: one or more base URLs separated by commas (whitespace ignored), each
+ * http[s]://HOST[:PORT][/PREFIX] with HOST a name, an IPv4 address or [IPv6]. 0 or -EINVAL
+ * (no URL, more than LS_CTL_MAX_URLS, a URL ls_http_parse_url refuses). */
 int ls_ctl_init(struct ls_ctl *c, const char *urls);
 void ls_ctl_free(struct ls_ctl *c);
 /* Copies the 64-byte Ed25519 secret key (seed || public key). */
 void ls_ctl_set_machine_key(struct ls_ctl *c, const uint8_t sk[LS_ED25519_SK_LEN]);
 int ls_ctl_set_admin_key(struct ls_ctl *c, const char *key);
-/* NULL clears. Applied as CURLOPT_PINNEDPUBLICKEY to https:// URLs. */
+/* NULL clears. "sha256//BASE64;sha256//BASE64", checked on https:// URLs. */
 int ls_ctl_set_pinned_keys(struct ls_ctl *c, const char *pins);
 /* Process-wide and thread-safe: the pins the deployment with this identity key endorses
  * now (from a verified netmap: userspace/trust.c). Every struct ls_ctl of the process with
@@ -172,7 +189,7 @@ int ls_ctl_rotate(struct ls_ctl *c, const char *wg_key, struct ls_ctl_response *
 		  struct ls_ctl_error *err);
 /* Splits an enrollment string "TOKEN@IDENTITY@PIN,PIN..." (token create's "enroll"; a bare
  * token is accepted too: identity and pins come back empty). pins gets the pins joined with
- * ';' (CURLOPT_PINNEDPUBLICKEY form). 0 or -EINVAL (an identity that is not a key, a pin
+ * ';' (the ls_ctl_set_pinned_keys form). 0 or -EINVAL (an identity that is not a key, a pin
  * not of the form sha256//BASE64, a too small buffer). */
 int ls_ctl_parse_enroll(const char *s, char *token, size_t token_size, char *identity,
 			size_t identity_size, char *pins, size_t pins_size);
