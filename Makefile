@@ -27,7 +27,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-PKGS    := libbpf libmnl libsodium jansson libmicrohttpd libcurl gnutls
+PKGS    := libbpf libmnl libsodium jansson libmicrohttpd gnutls
 
 # On a fresh machine, scripts/deps.sh runs before anything is computed from the
 # installed packages, so `make demo` and `make check` each work on their own.
@@ -43,7 +43,13 @@ endif
 endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lelf -lz -lpthread
+# --as-needed: a binary records (and loads) only the libraries it calls into, so the agent
+# does not map libpq or libmicrohttpd's and PostgreSQL's dependencies it never uses.
+PKG_LIBS   := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lelf -lz -lpthread
+# libcurl only for the test tool that sends hand-made requests (tests/control/nodecli.c raw).
+CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null)
+# userspace/agent.c still calls curl_global_init; drop this line once that call is gone.
+$(BUILD)/lightscale: PKG_LIBS += $(CURL_LIBS)
 
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
             -Wshadow -Wformat=2 -Wvla
