@@ -242,6 +242,8 @@ static int tls_open(struct ls_hconn *h, const struct ls_http_url *u,
 			unsigned st = gnutls_session_get_verify_cert_status(s);
 
 			gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509, &out, 0);
+			while (out.data && out.size && out.data[out.size - 1] == ' ')
+				out.data[--out.size] = '\0';
 			set_e(e, LS_HC_TLS, -EPERM, "server certificate verification failed (%s): %s",
 			      cfg->ca_file ? cfg->ca_file : "the system's CA store",
 			      out.data ? (char *)out.data : "?");
