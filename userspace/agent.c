@@ -20,7 +20,10 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
 #include <malloc.h>
+#include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -296,6 +300,30 @@ static void *netmap_thread(void *arg)
  * mappings at once); the first pong moves the peer back to direct. STUN Binding
  * requests leave from the WireGuard port too (relayproxy.h, ls_raw_udp_*), so the
  * mapped address they discover is WireGuard's, and go into the heartbeat.
+ *
+ * Pings and pongs are sealed with a key per pair of WireGuard keys (relayproxy.h, "direct
+ * path discovery"): a ping is answered only when it opens under the key of a peer of the
+ * netmap (looked up first: an unknown key costs no X25519); a pong counts only when it
+ * opens, carries the txid of an open round to the address it came from, and its seq is
+ * new in the peer's replay window. The pair key and the window live in the cold record
+ * (48 bytes), the key derived when first needed and wiped when the peer leaves or our key
+ * rotates. What is refused is counted by reason (status: .nat.counters.rejected).
+ *
+ * A relayed peer's path MTU: the relay's framing makes each WireGuard datagram longer
+ * (relayproxy.h, "the MTU of a relayed path"), so while a peer is relayed through the UDP
+ * relay or TURN, host routes to its overlay addresses carry the lower MTU (RTAX_MTU):
+ * the kernel then sizes what it sends (ping -M do gets "message too long, mtu=N") and
+ * answers forwarded packets with "fragmentation needed" / "packet too big", and no relay
+ * datagram fragments on the underlay. They go back to the interface MTU (the routes
+ * removed) when the peer returns to direct or the stream relay (TCP: nothing fragments).
+ * A lower MTU for the whole interface would cost every direct peer its 20-40 bytes; a
+ * per-peer route costs only the relayed ones. The routes are in the main table, not the
+ * profile's: our rule at P+1 looks up main first, where the overlay's on-link route
+ * lives, so a host route in the profile's table would never be consulted; a /32 (/128)
+ * in main beside the on-link prefix changes nothing but the MTU, and it is added only
+ * when the kernel already routes that address out of our interface. They carry
+ * protocol NP_RTPROT ("proto 76" in `ip route`), so a restarted agent finds and
+ * removes the ones it left behind.
  */
 enum {
 	NP_TICK_MS = 250,
@@ -315,6 +343,8 @@ enum {
 	NP_BUSY_MS = 5000,             /* WireGuard moved bytes this recently: the peer is in use */
 	NP_IDLE_MAX_MS = 300000,       /* an idle peer's pings back off exponentially up to this */
 	NP_RP_GRACE_MS = 30000,        /* direct this long (and quiet): out of the relay proxy */
+	NP_RTPROT = 76,                /* rtm_protocol of our per-peer MTU routes */
+	NP_MAX_MROUTE = 4,             /* overlay addresses per peer that get one */
 };
 
 /* An endpoint in 20 bytes (a sockaddr_storage is 128): family, port (network order),
@@ -333,11 +363,20 @@ static const char *const np_mode_names[] = { "new", "direct", "relayed", "rotati
  * endpoint set. The hot part (timers of pings, searches, probes and rotation; the
  * engine's endpoint; the relay's loopback) exists only while a peer is new, busy,
  * searching, rotating, relayed or has a ping out, and is freed once it settles. */
+/* A relayed peer's MTU routes: what is installed, to remove exactly that. */
+struct np_mroute {
+	int ifindex;
+	uint16_t mtu;
+	uint8_t n;
+	struct ls_prefix dst[NP_MAX_MROUTE];
+};
+
 struct np_hot {
 	uint64_t added, search_since;
 	uint64_t last_ping, last_search, last_probe, last_answer;
 	uint64_t ping_out;         /* the first ping to the direct endpoint not answered yet */
-	uint64_t txid[2];
+	uint64_t round[2];         /* this ping round's secret and the last one's (np_txid) */
+	struct np_mroute *mr;      /* MTU routes while relayed; NULL: none */
 	uint64_t rot_at;
 	uint8_t roamed;            /* engine reads in a row with another endpoint than ours */
 	struct np_addr want, wg_ep, left; /* the engine's endpoint; the one rotation left */
@@ -346,6 +385,8 @@ struct np_hot {
 
 struct np_peer {
 	uint8_t key[LS_WG_KEY_LEN];
+	uint8_t dkey[LS_DISCO_KEY_LEN]; /* the pair key of pings and pongs (has_dkey) */
+	struct ls_disco_replay rw;      /* seqs of its pings and pongs seen */
 	int64_t id;
 	struct np_addr *cand;      /* the netmap's first, then learned ones */
 	struct np_hot *h;          /* NULL: settled (want == direct, nothing pending) */
@@ -354,6 +395,8 @@ struct np_peer {
 	uint8_t rpath;             /* enum ls_rproxy_path */
 	bool has_direct : 1, has_want : 1, has_loop : 1, has_wg_ep : 1, set_pending : 1, has_left : 1;
 	bool in_rp : 1;            /* the relay proxy has the peer (a loopback socket) */
+	bool has_dkey : 1;
+	uint16_t mtu;              /* the path MTU in effect (MTU routes); 0: the interface's */
 	uint32_t every;            /* the current ping interval (backs off while idle) */
 	uint32_t rx, tx;           /* the engine's byte counters (low bits: only change is seen) */
 	int64_t hs;
@@ -390,7 +433,14 @@ struct np {
 	char eps[32][LS_ENDPOINT_STRLEN]; /* ours: local, then STUN-mapped */
 	size_t n_eps;
 	uint64_t now;
-	uint64_t c_pings_in, c_pongs_in, c_bad, c_probes_in;
+	uint64_t seq;                       /* of our pings and pongs (relayproxy.h) */
+	uint8_t tx_secret[crypto_shorthash_KEYBYTES]; /* keys np_txid */
+	uint8_t dk_pub[LS_WG_KEY_LEN];      /* our public key the pair keys were made with */
+	unsigned if_mtu;                    /* the interface's MTU */
+	bool routes_swept;                  /* MTU routes of an earlier run removed */
+	uint64_t c_pings_in, c_pongs_in, c_probes_in, c_pongs_unmatched;
+	/* refused pings and pongs, by reason; their sum is "bad" */
+	uint64_t c_malformed, c_v1, c_not_ours, c_unknown, c_unauth, c_replayed;
 	size_t n_cooled; /* hot parts freed since the last malloc_trim */
 };
 
@@ -522,7 +572,10 @@ static void np_peer_free(struct np_peer *p)
 {
 	if (p) {
 		free(p->cand);
+		if (p->h)
+			free(p->h->mr);
 		free(p->h);
+		sodium_memzero(p, sizeof(*p)); /* the pair key */
 	}
 	free(p);
 }
@@ -551,7 +604,7 @@ static struct np_hot *np_hot(struct np_peer *p)
 	if (!h)
 		return NULL;
 	h->added = h->search_since = p->mode_since;
-	h->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+	randombytes_buf(&h->round[0], sizeof(h->round[0]));
 	h->want = *np_want(p);
 	h->wg_ep = h->want;
 	p->wake_at = 0;
@@ -620,25 +673,67 @@ static void np_send(struct np *np, const struct sockaddr_storage *to, const void
 	np_send_from(np, to, NULL, buf, len);
 }
 
-static void np_ping(struct np *np, struct np_peer *p, const struct np_addr *a)
+/* The pair key with a peer: derived the first time it is needed, then kept in its cold
+ * record. NULL when the peer's key is a low-order point (nothing can be sealed). */
+static const uint8_t *np_dkey(struct np *np, struct np_peer *p)
 {
-	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = p->h->txid[0] };
-	uint8_t buf[LS_DISCO_LEN];
-	struct sockaddr_storage ss = np_unpack(a);
-	const struct sockaddr_storage *to = &ss;
+	if (!p->has_dkey) {
+		if (ls_disco_key(p->dkey, np->a->prof->wg_priv, np->a->prof->wg_pub, p->key))
+			return NULL;
+		p->has_dkey = true;
+	}
+	return p->dkey;
+}
 
+/* The txid of the pings of a round to one address: a keyed hash of both, so a pong
+ * counts only from the address its ping went to, and no txid need be stored. */
+static uint64_t np_txid(const struct np *np, uint64_t round, const struct np_addr *a)
+{
+	uint8_t in[sizeof(round) + sizeof(*a)], out[crypto_shorthash_BYTES];
+	uint64_t t;
+
+	memcpy(in, &round, sizeof(round));
+	memcpy(in + sizeof(round), a, sizeof(*a));
+	crypto_shorthash(out, in, sizeof(in), np->tx_secret);
+	memcpy(&t, out, sizeof(t));
+	return t ? t : 1;
+}
+
+/* A sealed ping or pong to a peer, from the WireGuard port (and from the address
+ * `from`, when given). */
+static void np_seal_send(struct np *np, struct np_peer *p, uint8_t type, uint64_t txid,
+			 const struct sockaddr_storage *to, const struct sockaddr_storage *from)
+{
+	struct ls_disco_msg m = { .type = type, .txid = txid, .seq = ++np->seq };
+	const uint8_t *k = np_dkey(np, p);
+	uint8_t buf[LS_DISCO_LEN];
+
+	if (!k)
+		return;
 	memcpy(m.from, np->a->prof->wg_pub, LS_WG_KEY_LEN);
 	memcpy(m.to, p->key, LS_WG_KEY_LEN);
-	ls_disco_encode(&m, buf);
-	np_send(np, to, buf, sizeof(buf));
+	ls_disco_seal(&m, k, buf);
+	np_send_from(np, to, from, buf, sizeof(buf));
+}
+
+static void np_ping(struct np *np, struct np_peer *p, const struct np_addr *a)
+{
+	struct sockaddr_storage ss = np_unpack(a);
+
+	np_seal_send(np, p, LS_DISCO_PING, np_txid(np, p->h->round[0], a), &ss, NULL);
 	p->pings++;
 }
 
-/* A new round: a new txid (the last round's still counts), then every candidate. */
+/* A new round (the last round's pongs still count), then every candidate. */
+static void np_new_round(struct np_hot *h)
+{
+	h->round[1] = h->round[0];
+	randombytes_buf(&h->round[0], sizeof(h->round[0]));
+}
+
 static void np_search(struct np *np, struct np_peer *p)
 {
-	p->h->txid[1] = p->h->txid[0];
-	p->h->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+	np_new_round(p->h);
 	p->h->last_search = p->h->last_ping = np->now;
 	for (size_t i = 0; i < p->n_cand; i++)
 		np_ping(np, p, &p->cand[i]);
@@ -684,30 +779,45 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 {
 	struct ls_disco_msg m;
 	struct np_peer *p;
-	uint8_t out[LS_DISCO_LEN];
+	const uint8_t *k;
+	struct np_addr s = np_pack(src);
+	int ret = ls_disco_peek(buf, len, &m);
 
-	if (ls_disco_decode(buf, len, &m) || memcmp(m.to, np->a->prof->wg_pub, LS_WG_KEY_LEN)) {
-		np->c_bad++;
+	if (ret) {
+		if (ret == -EPROTO)
+			np->c_v1++; /* an unauthenticated version 1 ping or pong */
+		else
+			np->c_malformed++;
 		return;
 	}
+	if (memcmp(m.to, np->a->prof->wg_pub, LS_WG_KEY_LEN)) {
+		np->c_not_ours++;
+		return;
+	}
+	/* the peer first: a key that is not in the netmap costs no X25519 */
 	p = np_find(np, m.from);
 	if (!p) {
-		np->c_bad++;
+		np->c_unknown++;
+		return;
+	}
+	k = np_dkey(np, p);
+	if (!k || ls_disco_open(buf, len, k, &m)) {
+		np->c_unauth++;
+		return;
+	}
+	if (!ls_disco_replay_ok(&p->rw, m.seq)) {
+		np->c_replayed++;
 		return;
 	}
 	if (m.type == LS_DISCO_PING) {
-		struct ls_disco_msg r = { .type = LS_DISCO_PONG, .txid = m.txid };
-
+		ls_disco_replay_mark(&p->rw, m.seq);
 		np->c_pings_in++;
-		memcpy(r.from, np->a->prof->wg_pub, LS_WG_KEY_LEN);
-		memcpy(r.to, p->key, LS_WG_KEY_LEN);
-		ls_disco_encode(&r, out);
 		/* from the address the ping came to: the path it tested */
-		np_send_from(np, src, dst->ss_family ? dst : NULL, out, sizeof(out));
+		np_seal_send(np, p, LS_DISCO_PONG, m.txid, src, dst->ss_family ? dst : NULL);
 		/* where the peer is now: worth a ping of ours at once (it opens our NAT too) */
 		if (p->mode != NP_DIRECT)
 			np_hot(p); /* (before its candidates change) */
-		np_add_cand_sa(p, src);
+		np_add_cand(p, &s);
 		if (p->mode != NP_DIRECT && p->h && np->now - p->h->last_answer >= NP_ANSWER_MS) {
 			p->h->last_answer = np->now;
 			np_search(np, p);
@@ -716,17 +826,29 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 	}
 	np->c_pongs_in++;
 	/* (a settled peer has no ping out: nothing to match) */
-	if (!p->h || !m.txid || (m.txid != p->h->txid[0] && m.txid != p->h->txid[1]))
+	if (!p->h) {
+		np->c_pongs_unmatched++;
 		return;
+	}
+	if (m.txid != np_txid(np, p->h->round[0], &s) && m.txid != np_txid(np, p->h->round[1], &s)) {
+		/* the peer's, but not from where a ping of an open round went: a late one, or
+		 * a NAT that maps per destination (the peer's answer leaves by another mapping),
+		 * or a copy sent from elsewhere. It counts for nothing (and its seq stays
+		 * unused); that address gets a ping of its own, which counts when answered. */
+		np->c_pongs_unmatched++;
+		np_add_cand(p, &s);
+		if (np->now - p->h->last_answer >= NP_ANSWER_MS) {
+			p->h->last_answer = np->now;
+			np_ping(np, p, &s);
+		}
+		return;
+	}
+	ls_disco_replay_mark(&p->rw, m.seq);
 	p->pongs++;
 	/* the address in use keeps its place while it answers; otherwise the first to answer */
-	{
-		struct np_addr s = np_pack(src);
-
-		if (!p->has_direct || np->now - p->last_pong >= NP_PING_DIRECT_MS * 2 || np_addr_eq(&p->direct, &s)) {
-			p->direct = s;
-			p->has_direct = true;
-		}
+	if (!p->has_direct || np->now - p->last_pong >= NP_PING_DIRECT_MS * 2 || np_addr_eq(&p->direct, &s)) {
+		p->direct = s;
+		p->has_direct = true;
 	}
 	p->last_pong = np->now;
 	p->h->ping_out = 0;
@@ -824,6 +946,217 @@ static void np_stun_round(struct np *np)
 			s->sent = np->now;
 		}
 	}
+}
+
+/* ---- relayed peers' path MTU (see "A relayed peer's path MTU" above) */
+
+/* One rtnetlink request and its answers (cb for each message, may be NULL) up to the
+ * acknowledgement: 0 or -errno, the kernel's extended-ack message in msg. */
+static int np_rtnl_talk(struct nlmsghdr *nlh, mnl_cb_t cb, void *data, char *msg, size_t msg_size)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	char buf[8192];
+	uint32_t seq = (uint32_t)ls_now_ms(), port;
+	int one = 1, ret;
+
+	msg[0] = '\0';
+	if (!nl)
+		return -errno;
+	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	port = mnl_socket_get_portid(nl);
+	nlh->nlmsg_seq = seq;
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		const struct nlmsghdr *r = (const struct nlmsghdr *)buf;
+
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		if (mnl_nlmsg_ok(r, (int)n) && r->nlmsg_type == NLMSG_ERROR && (r->nlmsg_flags & NLM_F_ACK_TLVS)) {
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(r);
+			const struct nlattr *at;
+			size_t off = sizeof(*e) + ((r->nlmsg_flags & NLM_F_CAPPED) ? 0 : e->msg.nlmsg_len - sizeof(e->msg));
+
+			mnl_attr_for_each(at, r, off)
+				if (mnl_attr_get_type(at) == NLMSGERR_ATTR_MSG && !mnl_attr_validate(at, MNL_TYPE_NUL_STRING))
+					snprintf(msg, msg_size, "(%s)", mnl_attr_get_str(at));
+		}
+		ret = mnl_cb_run(buf, (size_t)n, seq, port, cb, data);
+		if (ret <= MNL_CB_STOP) {
+			ret = ret < 0 ? -errno : 0;
+			break;
+		}
+	}
+cleanup:
+	mnl_socket_close(nl);
+	return ret;
+}
+
+static int np_oif_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *at;
+
+	if (nlh->nlmsg_type != RTM_NEWROUTE)
+		return MNL_CB_OK;
+	mnl_attr_for_each(at, nlh, sizeof(struct rtmsg))
+		if (mnl_attr_get_type(at) == RTA_OIF && !mnl_attr_validate(at, MNL_TYPE_U32))
+			*(int *)data = (int)mnl_attr_get_u32(at);
+	return MNL_CB_OK;
+}
+
+/* Which interface the kernel routes a host address out of now (0: none), or -errno. */
+static int np_route_oif(const struct ls_prefix *dst)
+{
+	char buf[512] = { 0 }, msg[160];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+	int oif = 0, ret;
+
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = dst->family;
+	rtm->rtm_dst_len = dst->len;
+	mnl_attr_put(nlh, RTA_DST, dst->family == AF_INET ? 4 : 16, dst->addr);
+	ret = np_rtnl_talk(nlh, np_oif_cb, &oif, msg, sizeof(msg));
+	return ret ? ret : oif;
+}
+
+/* Adds (mtu > 0: create or replace) or removes a host route dst dev ifindex with that
+ * MTU, in the main table, protocol NP_RTPROT. 0 or -errno (logged). */
+static int np_route_mtu(int ifindex, const struct ls_prefix *dst, unsigned mtu)
+{
+	char buf[512] = { 0 }, msg[160], b[LS_PREFIX_STRLEN];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+	int ret;
+
+	nlh->nlmsg_type = mtu ? RTM_NEWROUTE : RTM_DELROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | (mtu ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = dst->family;
+	rtm->rtm_dst_len = dst->len;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_protocol = NP_RTPROT;
+	rtm->rtm_scope = mtu ? RT_SCOPE_LINK : RT_SCOPE_NOWHERE;
+	rtm->rtm_type = RTN_UNICAST;
+	mnl_attr_put(nlh, RTA_DST, dst->family == AF_INET ? 4 : 16, dst->addr);
+	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
+	if (mtu) {
+		struct nlattr *mx = mnl_attr_nest_start(nlh, RTA_METRICS);
+
+		mnl_attr_put_u32(nlh, RTAX_MTU, mtu);
+		mnl_attr_nest_end(nlh, mx);
+	}
+	ret = np_rtnl_talk(nlh, NULL, NULL, msg, sizeof(msg));
+	if (ret && !(!mtu && (ret == -ESRCH || ret == -ENODEV))) {
+		ls_prefix_format(dst, b);
+		pr_warn("nat: cannot %s the route %s mtu %u: %s %s", mtu ? "add" : "remove", b, mtu, strerror(-ret), msg);
+	}
+	return ret;
+}
+
+/* MTU routes left behind by an earlier agent on our interface (a->lock held). */
+static void np_routes_sweep(struct np *np)
+{
+	struct ls_rtnl_route *v = NULL;
+	size_t n = 0;
+
+	if (ls_rtnl_route_list(AF_UNSPEC, RT_TABLE_MAIN, &v, &n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].proto == NP_RTPROT && v[i].oif == np->a->dp.ifindex)
+			np_route_mtu(v[i].oif, &v[i].dst, 0);
+	free(v);
+}
+
+static unsigned np_read_if_mtu(const struct agent *a)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unsigned mtu = a->prof->mtu > 0 ? (unsigned)a->prof->mtu : 1420;
+
+	if (fd < 0)
+		return mtu;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", a->prof->ifname);
+	if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
+		mtu = (unsigned)ifr.ifr_mtu;
+	close(fd);
+	return mtu;
+}
+
+/* The MTU of the peer's path now: lower than the interface's while relayed through a
+ * relay whose framing could make WireGuard's datagrams fragment. */
+static unsigned np_path_mtu(const struct np *np, const struct np_peer *p)
+{
+	if (p->mode != NP_RELAYED || !np->rp)
+		return np->if_mtu;
+	return ls_rproxy_path_mtu(np->rp, (enum ls_rproxy_path)p->rpath, np->if_mtu);
+}
+
+/* The peer's MTU routes follow want (>= the interface's MTU: none) (a->lock held). Only
+ * an address the kernel routes out of our interface gets one, so that a route never
+ * changes where a packet goes, only its size. */
+static void np_mtu_apply(struct np *np, struct np_peer *p, unsigned want)
+{
+	struct agent *a = np->a;
+	struct np_mroute *mr = p->h ? p->h->mr : NULL, nw = { .ifindex = a->dp_ok ? a->dp.ifindex : 0 };
+	const struct ls_nm_peer *q;
+
+	if (want >= np->if_mtu)
+		want = 0;
+	if (!mr && !want)
+		return;
+	if (want && p->h && a->dp_ok && a->nm && (q = ls_netmap_find_peer(a->nm, p->id))) {
+		for (size_t i = 0; i < q->addresses.n && nw.n < NP_MAX_MROUTE; i++) {
+			struct ls_prefix d = q->addresses.v[i];
+
+			d.len = d.family == AF_INET ? 32 : 128;
+			nw.dst[nw.n++] = d;
+		}
+		nw.mtu = (uint16_t)want;
+	}
+	if (mr && nw.n && mr->ifindex == nw.ifindex && mr->mtu == nw.mtu && mr->n == nw.n &&
+	    !memcmp(mr->dst, nw.dst, nw.n * sizeof(nw.dst[0])))
+		return; /* as installed */
+	if (mr) {
+		for (size_t i = 0; i < mr->n; i++)
+			np_route_mtu(mr->ifindex, &mr->dst[i], 0);
+		free(mr);
+		p->h->mr = mr = NULL;
+		p->mtu = 0;
+	}
+	if (!nw.n)
+		return;
+	mr = calloc(1, sizeof(*mr));
+	if (!mr)
+		return;
+	*mr = nw;
+	mr->n = 0;
+	for (size_t i = 0; i < nw.n; i++) {
+		int oif = np_route_oif(&nw.dst[i]);
+
+		if (oif == nw.ifindex && np_route_mtu(nw.ifindex, &nw.dst[i], want) == 0)
+			mr->dst[mr->n++] = nw.dst[i];
+	}
+	if (!mr->n) {
+		free(mr);
+		return;
+	}
+	p->h->mr = mr;
+	p->mtu = (uint16_t)want;
+	pr_info("nat: peer %lld: path MTU %u while %s via %s relay", (long long)p->id, want, np_mode_names[p->mode],
+		ls_rproxy_path_str((enum ls_rproxy_path)p->rpath));
 }
 
 /* The netmap changed: peers, candidates and relays follow (a->lock held). */
@@ -946,6 +1279,7 @@ static void np_sync_netmap(struct np *np)
 			continue;
 		if (np->rp && np->peers[i]->in_rp)
 			ls_rproxy_peer_remove(np->rp, np->peers[i]->key);
+		np_mtu_apply(np, np->peers[i], 0);
 		np_peer_free(np->peers[i]);
 	}
 	free(np->peers);
@@ -1088,8 +1422,7 @@ static void np_peer_tick_hot(struct np *np, struct np_peer *p)
 		if (due) {
 			if (!busy && !p->h->ping_out)
 				p->every = np_backoff(every);
-			p->h->txid[1] = p->h->txid[0];
-			p->h->txid[0] = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+			np_new_round(p->h);
 			p->h->last_ping = now;
 			if (!p->h->ping_out)
 				p->h->ping_out = now;
@@ -1192,8 +1525,10 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 	if (np_settled(np, p, busy, age)) {
 		if (p->h && p->mode == NP_ROTATING)
 			p->wake_at = p->h->last_search + p->every;
-		if (p->h)
+		if (p->h) {
 			np->n_cooled++;
+			np_mtu_apply(np, p, 0);
+		}
 		free(p->h);
 		p->h = NULL;
 		p->has_loop = false;
@@ -1206,6 +1541,7 @@ static void np_peer_tick(struct np *np, struct np_peer *p)
 	if (!np_hot(p))
 		return;
 	np_peer_tick_hot(np, p);
+	np_mtu_apply(np, p, np_path_mtu(np, p));
 }
 
 static json_t *np_status(struct np *np)
@@ -1245,6 +1581,8 @@ static json_t *np_status(struct np *np)
 			json_array_append_new(c, json_string(e));
 		}
 		json_object_set_new(o, "candidates", c);
+		/* the MTU packets to the peer get now (lower while relayed: np_mtu_apply) */
+		json_object_set_new(o, "mtu", json_integer(p->mtu ? p->mtu : np->if_mtu));
 		json_object_set_new(peers, key, o);
 	}
 	for (size_t i = 0; i < np->n_stun; i++) {
@@ -1258,11 +1596,21 @@ static json_t *np_status(struct np *np)
 	}
 	for (size_t i = 0; i < np->n_eps; i++)
 		json_array_append_new(eps, json_string(np->eps[i]));
-	doc = json_pack("{s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:b}", "peers", peers, "stun", stun,
-			"endpoints", eps, "relays", np->rp ? ls_rproxy_status(np->rp) : json_null(), "counters",
-			"pings_received", (json_int_t)np->c_pings_in, "pongs_received", (json_int_t)np->c_pongs_in,
-			"probes_received", (json_int_t)np->c_probes_in, "bad", (json_int_t)np->c_bad, "raw_socket",
-			np->raw4 >= 0);
+	/* pings and pongs: received = opened under a peer's key; rejected, by reason:
+	 * malformed, version1 (unauthenticated), not_for_us (another receiver key),
+	 * unknown_peer (a key not in the netmap), unauthenticated (does not open under the
+	 * pair key: forged, tampered), replayed (a seq seen already); bad = their sum */
+	doc = json_pack("{s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}}, s:b}",
+			"peers", peers, "stun", stun, "endpoints", eps, "relays",
+			np->rp ? ls_rproxy_status(np->rp) : json_null(), "counters", "pings_received",
+			(json_int_t)np->c_pings_in, "pongs_received", (json_int_t)np->c_pongs_in, "pongs_unmatched",
+			(json_int_t)np->c_pongs_unmatched, "probes_received", (json_int_t)np->c_probes_in, "bad",
+			(json_int_t)(np->c_malformed + np->c_v1 + np->c_not_ours + np->c_unknown + np->c_unauth +
+				     np->c_replayed),
+			"rejected", "malformed", (json_int_t)np->c_malformed, "version1", (json_int_t)np->c_v1,
+			"not_for_us", (json_int_t)np->c_not_ours, "unknown_peer", (json_int_t)np->c_unknown,
+			"unauthenticated", (json_int_t)np->c_unauth, "replayed", (json_int_t)np->c_replayed,
+			"raw_socket", np->raw4 >= 0);
 	return doc;
 }
 
@@ -1285,6 +1633,19 @@ static void *path_thread(void *arg)
 		poll(pfd, 3, NP_TICK_MS);
 		np->now = ls_now_ms();
 		pthread_mutex_lock(&a->lock);
+		/* our key rotated: every pair key goes (made again with the new one when needed) */
+		if (memcmp(np->dk_pub, a->prof->wg_pub, LS_WG_KEY_LEN)) {
+			for (size_t i = 0; i < np->n_peers; i++) {
+				sodium_memzero(np->peers[i]->dkey, sizeof(np->peers[i]->dkey));
+				np->peers[i]->has_dkey = false;
+			}
+			memcpy(np->dk_pub, a->prof->wg_pub, LS_WG_KEY_LEN);
+		}
+		if (!np->routes_swept && a->dp_ok) {
+			np->routes_swept = true;
+			np->if_mtu = np_read_if_mtu(a);
+			np_routes_sweep(np);
+		}
 		if (pfd[0].revents & POLLIN)
 			np_raw_readable(np, np->raw4, AF_INET);
 		if (pfd[1].revents & POLLIN)
@@ -1314,6 +1675,7 @@ static void *path_thread(void *arg)
 		if (kick || np->now >= next_eps) {
 			next_eps = np->now + 10000;
 			np_endpoints(np);
+			np->if_mtu = np_read_if_mtu(a);
 		}
 		for (size_t i = 0; i < np->n_peers; i++) {
 			struct np_peer *p = np->peers[i];
@@ -1378,6 +1740,16 @@ static int np_start(struct agent *a)
 		return -ENOMEM;
 	np->a = a;
 	np->port = (uint16_t)a->prof->listen_port;
+	/* our pings' and pongs' seq: it only grows, also across restarts (relayproxy.h) */
+	np->seq = (uint64_t)ls_unix_time() * 1000000u;
+	{
+		struct timespec ts;
+
+		if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+			np->seq = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	}
+	randombytes_buf(np->tx_secret, sizeof(np->tx_secret));
+	np->if_mtu = a->prof->mtu > 0 ? (unsigned)a->prof->mtu : 1420;
 	np->raw4 = ls_raw_udp_open(AF_INET, np->port, a->prof->fwmark);
 	np->raw6 = ls_raw_udp_open(AF_INET6, np->port, a->prof->fwmark);
 	if (np->raw4 < 0)

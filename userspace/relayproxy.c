@@ -2040,54 +2040,195 @@ const char *ls_rproxy_path_relay(const struct ls_rproxy *rp, enum ls_rproxy_path
 	}
 }
 
+/* ------------------------------------------------- relayed path MTU (relayproxy.h) */
+
+unsigned ls_rproxy_path_mtu_for(enum ls_rproxy_path path, int family, unsigned if_mtu)
+{
+	unsigned ip = family == AF_INET6 ? 40 : 20, framing, underlay = if_mtu + 40 + 8 + LS_RPROXY_WG_OVERHEAD, mtu;
+
+	switch (path) {
+	case LS_RPROXY_PATH_UDP:
+		framing = LSR_UDP_HDR_LEN;
+		break;
+	case LS_RPROXY_PATH_TURN:
+		framing = family == AF_INET6 ? LS_RPROXY_TURN_FRAMING_V6 : LS_RPROXY_TURN_FRAMING_V4;
+		break;
+	default:
+		return if_mtu; /* direct, or TCP segments */
+	}
+	mtu = underlay - ip - 8 - LS_RPROXY_WG_OVERHEAD - framing;
+	if (mtu > if_mtu)
+		mtu = if_mtu;
+	return mtu < LS_RPROXY_MIN_MTU && if_mtu >= LS_RPROXY_MIN_MTU ? LS_RPROXY_MIN_MTU : mtu;
+}
+
+unsigned ls_rproxy_path_mtu(const struct ls_rproxy *rp, enum ls_rproxy_path path, unsigned if_mtu)
+{
+	switch (path) {
+	case LS_RPROXY_PATH_UDP:
+		if (rp->udp_state != RP_UP || rp->udp_cur < 0)
+			return if_mtu;
+		return ls_rproxy_path_mtu_for(path, rp->udp[rp->udp_cur].sa.ss_family, if_mtu);
+	case LS_RPROXY_PATH_TURN:
+		if (rp->turn_state != RP_UP)
+			return if_mtu;
+		return ls_rproxy_path_mtu_for(path, rp->turn_relayed.ss_family, if_mtu);
+	default:
+		return if_mtu;
+	}
+}
+
 /* ------------------------------------------------- direct path discovery */
 
-void ls_disco_encode(const struct ls_disco_msg *m, uint8_t out[LS_DISCO_LEN])
+#define DISCO_KDF_CONTEXT "lightscale disco v2 pair key"
+
+int ls_disco_key(uint8_t out[LS_DISCO_KEY_LEN], const uint8_t our_priv[LSR_KEY_LEN],
+		 const uint8_t our_pub[LSR_KEY_LEN], const uint8_t peer_pub[LSR_KEY_LEN])
 {
+	uint8_t dh[crypto_scalarmult_BYTES];
+	crypto_generichash_state st;
+	bool ours_first = memcmp(our_pub, peer_pub, LSR_KEY_LEN) < 0;
+
+	/* (libsodium refuses an all-zero result: the peer's key is a low-order point) */
+	if (crypto_scalarmult(dh, our_priv, peer_pub)) {
+		sodium_memzero(dh, sizeof(dh));
+		return -EINVAL;
+	}
+	crypto_generichash_init(&st, NULL, 0, LS_DISCO_KEY_LEN);
+	crypto_generichash_update(&st, (const uint8_t *)DISCO_KDF_CONTEXT, sizeof(DISCO_KDF_CONTEXT) - 1);
+	crypto_generichash_update(&st, dh, sizeof(dh));
+	crypto_generichash_update(&st, ours_first ? our_pub : peer_pub, LSR_KEY_LEN);
+	crypto_generichash_update(&st, ours_first ? peer_pub : our_pub, LSR_KEY_LEN);
+	crypto_generichash_final(&st, out, LS_DISCO_KEY_LEN);
+	sodium_memzero(dh, sizeof(dh));
+	sodium_memzero(&st, sizeof(st));
+	return 0;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void ls_disco_seal(const struct ls_disco_msg *m, const uint8_t key[LS_DISCO_KEY_LEN], uint8_t out[LS_DISCO_LEN])
+{
+	uint8_t body[LS_DISCO_BODY_LEN], *nonce = out + LS_DISCO_HDR_LEN;
+	unsigned long long clen;
+
 	memset(out, 0, LS_DISCO_LEN);
 	memcpy(out, LS_DISCO_MAGIC, 4);
 	out[4] = m->type;
-	for (int i = 0; i < 8; i++)
-		out[8 + i] = (uint8_t)(m->txid >> (56 - 8 * i));
-	memcpy(out + 16, m->from, LSR_KEY_LEN);
-	memcpy(out + 16 + LSR_KEY_LEN, m->to, LSR_KEY_LEN);
+	out[5] = LS_DISCO_VERSION;
+	memcpy(out + 8, m->from, LSR_KEY_LEN);
+	memcpy(out + 8 + LSR_KEY_LEN, m->to, LSR_KEY_LEN);
+	randombytes_buf(nonce, LS_DISCO_NONCE_LEN);
+	put_be64(body, m->txid);
+	put_be64(body + 8, m->seq);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + LS_DISCO_NONCE_LEN, &clen, body, sizeof(body), out,
+						   LS_DISCO_HDR_LEN, NULL, nonce, key);
+	sodium_memzero(body, sizeof(body));
 }
 
-int ls_disco_decode(const uint8_t *buf, size_t len, struct ls_disco_msg *m)
+int ls_disco_peek(const uint8_t *buf, size_t len, struct ls_disco_msg *m)
 {
 	memset(m, 0, sizeof(*m));
-	if (len != LS_DISCO_LEN || memcmp(buf, LS_DISCO_MAGIC, 4) ||
-	    (buf[4] != LS_DISCO_PING && buf[4] != LS_DISCO_PONG) || buf[5] || buf[6] || buf[7])
+	if (len < 8 || memcmp(buf, LS_DISCO_MAGIC, 4) || (buf[4] != LS_DISCO_PING && buf[4] != LS_DISCO_PONG))
+		return -EBADMSG;
+	if (len == LS_DISCO_V1_LEN && !buf[5] && !buf[6] && !buf[7])
+		return -EPROTO; /* version 1: unauthenticated */
+	if (len != LS_DISCO_LEN || buf[5] != LS_DISCO_VERSION || buf[6] || buf[7])
 		return -EBADMSG;
 	m->type = buf[4];
-	for (int i = 0; i < 8; i++)
-		m->txid = m->txid << 8 | buf[8 + i];
-	memcpy(m->from, buf + 16, LSR_KEY_LEN);
-	memcpy(m->to, buf + 16 + LSR_KEY_LEN, LSR_KEY_LEN);
+	memcpy(m->from, buf + 8, LSR_KEY_LEN);
+	memcpy(m->to, buf + 8 + LSR_KEY_LEN, LSR_KEY_LEN);
 	return 0;
+}
+
+int ls_disco_open(const uint8_t *buf, size_t len, const uint8_t key[LS_DISCO_KEY_LEN], struct ls_disco_msg *m)
+{
+	uint8_t body[LS_DISCO_BODY_LEN];
+	const uint8_t *nonce = buf + LS_DISCO_HDR_LEN;
+	unsigned long long blen;
+	int ret = ls_disco_peek(buf, len, m);
+
+	if (ret)
+		return ret;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(body, &blen, NULL, nonce + LS_DISCO_NONCE_LEN,
+						       LS_DISCO_BODY_LEN + LS_DISCO_TAG_LEN, buf, LS_DISCO_HDR_LEN,
+						       nonce, key) ||
+	    blen != sizeof(body)) {
+		memset(m, 0, sizeof(*m));
+		return -EACCES;
+	}
+	m->txid = get_be64(body);
+	m->seq = get_be64(body + 8);
+	sodium_memzero(body, sizeof(body));
+	return 0;
+}
+
+bool ls_disco_replay_ok(const struct ls_disco_replay *r, uint64_t seq)
+{
+	if (seq == 0)
+		return false; /* senders start at the Unix time in microseconds */
+	if (seq > r->top)
+		return true;
+	if (r->top - seq >= LS_DISCO_REPLAY_WINDOW)
+		return false;
+	return !(r->bits >> (r->top - seq) & 1);
+}
+
+void ls_disco_replay_mark(struct ls_disco_replay *r, uint64_t seq)
+{
+	if (seq > r->top) {
+		uint64_t shift = seq - r->top;
+
+		r->bits = shift >= LS_DISCO_REPLAY_WINDOW ? 0 : r->bits << shift;
+		r->bits |= 1;
+		r->top = seq;
+	} else if (r->top - seq < LS_DISCO_REPLAY_WINDOW) {
+		r->bits |= (uint64_t)1 << (r->top - seq);
+	}
 }
 
 int ls_raw_udp_open(int family, uint16_t wg_port, uint32_t mark)
 {
-	/* IPv4 raw sockets see the IP header first (X = its length), IPv6 ones the UDP header. */
+	/* IPv4 raw sockets see the IP header first (X = its length), IPv6 ones the UDP header.
+	 * Kept: to wg_port, and STUN's magic cookie at payload offset 4, or the disco magic
+	 * with the UDP length of a version 2 message (or of version 1, to count and refuse it). */
 	struct sock_filter f4[] = {
 		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
 		BPF_STMT(BPF_LD | BPF_H | BPF_IND, 2),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, wg_port, 0, 5),
-		BPF_STMT(BPF_LD | BPF_W | BPF_IND, 8),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xff4c5344, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, wg_port, 0, 8),
 		BPF_STMT(BPF_LD | BPF_W | BPF_IND, 12),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LS_STUN_MAGIC_COOKIE, 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LS_STUN_MAGIC_COOKIE, 5, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_IND, 8),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xff4c5344, 0, 4),
+		BPF_STMT(BPF_LD | BPF_H | BPF_IND, 4),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 8 + LS_DISCO_LEN, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 8 + LS_DISCO_V1_LEN, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, 0xffff),
 		BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_filter f6[] = {
 		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 2),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, wg_port, 0, 5),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 8),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xff4c5344, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, wg_port, 0, 8),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 12),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LS_STUN_MAGIC_COOKIE, 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LS_STUN_MAGIC_COOKIE, 5, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 8),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xff4c5344, 0, 4),
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 4),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 8 + LS_DISCO_LEN, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 8 + LS_DISCO_V1_LEN, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, 0xffff),
 		BPF_STMT(BPF_RET | BPF_K, 0),
 	};

@@ -186,6 +186,37 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp);
  * server's URL; NULL when that path is not up. */
 const char *ls_rproxy_path_relay(const struct ls_rproxy *rp, enum ls_rproxy_path path);
 
+/* ---- the MTU of a relayed path
+ *
+ * The interface MTU (1420 by default) is what fits a 1500-byte link when WireGuard's
+ * datagram is carried directly: 1420 + 32 (WireGuard's data header and tag) + 8 (UDP)
+ * + 40 (IPv6) = 1500. A relay path adds its own framing to each datagram:
+ *
+ *   UDP relay     struct lsr_udp_hdr, 40 bytes, on both legs (the relay rewrites the key)
+ *   TURN          a Send indication (lib/turnclient.c binds no channel) and, towards the
+ *                 peer, the server's Data indication: STUN header 20, XOR-PEER-ADDRESS
+ *                 4 + 8 (IPv4) or 4 + 20 (IPv6), DATA header 4, padding up to 3, and 8
+ *                 for a FINGERPRINT some servers add: 47 / 59 bytes
+ *   stream relay  none that fragments: frames ride a TCP stream, which the kernel cuts
+ *                 into segments of its MSS, never IP fragments
+ *
+ * so the overlay MTU that keeps a relayed datagram within the same underlay MTU
+ * (if_mtu + 80) is if_mtu + 80 - IP header of the relay's family - 8 - 32 - framing:
+ * 1400 over an IPv4 UDP relay, 1380 over IPv6, 1393 / 1361 over TURN. Never below 1280
+ * (IPv6's minimum), never above if_mtu. */
+enum {
+	LS_RPROXY_WG_OVERHEAD = 32,        /* WireGuard data message: 16-byte header, 16-byte tag */
+	LS_RPROXY_TURN_FRAMING_V4 = 47,
+	LS_RPROXY_TURN_FRAMING_V6 = 59,
+	LS_RPROXY_MIN_MTU = 1280,
+};
+
+/* The overlay MTU for a path through a relay of that address family (AF_INET or
+ * AF_INET6); if_mtu when the path adds no framing that could fragment (none, stream). */
+unsigned ls_rproxy_path_mtu_for(enum ls_rproxy_path path, int family, unsigned if_mtu);
+/* The same for the relay the path uses now; if_mtu when that path is not up. */
+unsigned ls_rproxy_path_mtu(const struct ls_rproxy *rp, enum ls_rproxy_path path, unsigned if_mtu);
+
 /* ---- direct path discovery from the WireGuard port (agent.c) ----
  *
  * The agent finds which of a peer's candidate endpoints answers, and keeps NAT
@@ -194,25 +225,84 @@ const char *ls_rproxy_path_relay(const struct ls_rproxy *rp, enum ls_rproxy_path
  * owns the port). The same raw socket carries STUN Binding requests from that port
  * and hears the answers: a raw IPPROTO_UDP socket receives a copy of every UDP
  * datagram delivered to the host, and a classic BPF filter keeps only pings, pongs and
- * STUN to the WireGuard port. The engine receives them too and drops them (the first
+ * STUN to the WireGuard port (the magic and the UDP length of a version 2 or version 1
+ * message, or STUN's magic cookie). The engine receives them too and drops them (the first
  * byte of every message here is 0xff or STUN's 0x00/0x01, never a WireGuard type).
  *
- *   ping/pong (LS_DISCO_LEN bytes): "\xffLSD" | type (1 ping, 2 pong) | 3 zero bytes |
- *             txid (8) | sender's WireGuard key (32) | receiver's WireGuard key (32)
- * A ping is answered (to its source address, from the WireGuard port) only when the
- * receiver key is ours; a pong counts only with a txid we sent to that key. */
+ * Pings and pongs are sealed (version 2, LS_DISCO_LEN = 128 bytes):
+ *
+ *   0  "\xffLSD" | type (1 ping, 2 pong) | version (2) | 2 zero bytes
+ *   8  sender's WireGuard public key (32)
+ *  40  receiver's WireGuard public key (32)
+ *  72  nonce (24, random)
+ *  96  sealed body: txid (8) | seq (8), then the Poly1305 tag (16)
+ *
+ * XChaCha20-Poly1305 (libsodium's IETF construction) under the pair's key, with the
+ * first 72 bytes as associated data: nothing of a message can change unnoticed, and
+ * the txid travels encrypted. The pair's key (ls_disco_key) is BLAKE2b-256 over a
+ * context string, the X25519 shared secret of the two WireGuard static keys and both
+ * public keys (in byte order, so both ends derive the same key); the agent computes it
+ * once per peer, when it first needs it. WireGuard's own handshake never uses that
+ * secret this way, and the context string keeps the two apart.
+ *
+ *   txid  a ping's transaction id, echoed by the pong; the pinger makes it a keyed hash
+ *         of its round and the address pinged, so a pong counts only from the address
+ *         its ping went to, in a round still open, and only once.
+ *   seq   the sender's message counter (one per agent, across peers, starting at the
+ *         Unix time in microseconds, so it only grows, even across restarts); the
+ *         receiver keeps a window of the last LS_DISCO_REPLAY_WINDOW per peer and drops
+ *         what it saw already or what is older (ls_disco_replay_*).
+ *
+ * A ping is answered (to its source address, from the WireGuard port, from the address
+ * it came to) only when it opens under the key of a peer in the netmap; a key that is
+ * not there costs no X25519. Version 1 (80 bytes, "\xffLSD" | type | 3 zero bytes |
+ * txid | sender key | receiver key, unauthenticated) is still let through the socket
+ * filter so that it is counted, and then refused. */
 #define LS_DISCO_MAGIC "\xffLSD"
-enum { LS_DISCO_LEN = 80, LS_DISCO_PING = 1, LS_DISCO_PONG = 2 };
+enum {
+	LS_DISCO_VERSION = 2,
+	LS_DISCO_HDR_LEN = 72,     /* magic, type, version, zeros, both keys: the associated data */
+	LS_DISCO_NONCE_LEN = 24,
+	LS_DISCO_BODY_LEN = 16,    /* txid, seq */
+	LS_DISCO_TAG_LEN = 16,
+	LS_DISCO_LEN = LS_DISCO_HDR_LEN + LS_DISCO_NONCE_LEN + LS_DISCO_BODY_LEN + LS_DISCO_TAG_LEN, /* 128 */
+	LS_DISCO_V1_LEN = 80,      /* the unauthenticated version 1 */
+	LS_DISCO_KEY_LEN = 32,
+	LS_DISCO_PING = 1,
+	LS_DISCO_PONG = 2,
+	LS_DISCO_REPLAY_WINDOW = 64,
+};
 
 struct ls_disco_msg {
 	uint8_t type;
-	uint64_t txid;
+	uint64_t txid, seq;
 	uint8_t from[LSR_KEY_LEN], to[LSR_KEY_LEN];
 };
 
-void ls_disco_encode(const struct ls_disco_msg *m, uint8_t out[LS_DISCO_LEN]);
-/* 0, or -EBADMSG (not a ping/pong of the right length). */
-int ls_disco_decode(const uint8_t *buf, size_t len, struct ls_disco_msg *m);
+/* The pair's key from our private and public key and the peer's public key. 0, or
+ * -EINVAL when the peer's key is a low-order point (an all-zero shared secret). */
+int ls_disco_key(uint8_t out[LS_DISCO_KEY_LEN], const uint8_t our_priv[LSR_KEY_LEN],
+		 const uint8_t our_pub[LSR_KEY_LEN], const uint8_t peer_pub[LSR_KEY_LEN]);
+/* Seals m (type, txid, seq, from, to) with a fresh random nonce. */
+void ls_disco_seal(const struct ls_disco_msg *m, const uint8_t key[LS_DISCO_KEY_LEN], uint8_t out[LS_DISCO_LEN]);
+/* The clear header only (type, from, to; txid and seq zero), to find the peer's key
+ * before any cryptography: 0, -EPROTO (version 1: unauthenticated, refused), or
+ * -EBADMSG (not a ping/pong of this version and length). */
+int ls_disco_peek(const uint8_t *buf, size_t len, struct ls_disco_msg *m);
+/* ls_disco_peek, then the seal: 0 with every field of m, -EPROTO/-EBADMSG as
+ * ls_disco_peek, or -EACCES (not sealed with this key: forged, tampered, another
+ * pair's). */
+int ls_disco_open(const uint8_t *buf, size_t len, const uint8_t key[LS_DISCO_KEY_LEN], struct ls_disco_msg *m);
+
+/* A peer's replay window: the highest seq accepted and a bitmap of the
+ * LS_DISCO_REPLAY_WINDOW below it (bit i: top - i seen). Zeroed: nothing seen. */
+struct ls_disco_replay {
+	uint64_t top, bits;
+};
+/* Whether seq is new (not seen, not older than the window); changes nothing. */
+bool ls_disco_replay_ok(const struct ls_disco_replay *r, uint64_t seq);
+/* Records seq as seen (call after ls_disco_replay_ok and once the message counts). */
+void ls_disco_replay_mark(struct ls_disco_replay *r, uint64_t seq);
 
 /* A raw IPv4/IPv6 UDP socket (non-blocking, SO_MARK when mark) whose filter keeps
  * pings, pongs and STUN to wg_port. fd or -errno. */

@@ -754,37 +754,9 @@ static void test_module_udp(void **state)
 	close(wgfd);
 }
 
-/* ---- direct path discovery: ping/pong codec, raw UDP parse, the raw socket */
+/* ---- direct path discovery: raw UDP parse, the raw socket */
 
-static void test_disco_codec(void **state)
-{
-	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = 0x0102030405060708ull }, d;
-	uint8_t buf[LS_DISCO_LEN], bad[LS_DISCO_LEN];
-
-	(void)state;
-	memset(m.from, 0xaa, sizeof(m.from));
-	memset(m.to, 0xbb, sizeof(m.to));
-	ls_disco_encode(&m, buf);
-	assert_memory_equal(buf, "\xffLSD\x01\0\0\0\x01\x02\x03\x04\x05\x06\x07\x08", 16);
-	assert_int_equal(ls_disco_decode(buf, sizeof(buf), &d), 0);
-	assert_int_equal(d.type, LS_DISCO_PING);
-	assert_true(d.txid == m.txid);
-	assert_memory_equal(d.from, m.from, 32);
-	assert_memory_equal(d.to, m.to, 32);
-	/* wrong length, magic, type, padding: refused */
-	assert_int_equal(ls_disco_decode(buf, sizeof(buf) - 1, &d), -EBADMSG);
-	memcpy(bad, buf, sizeof(bad));
-	bad[1] = 'X';
-	assert_int_equal(ls_disco_decode(bad, sizeof(bad), &d), -EBADMSG);
-	memcpy(bad, buf, sizeof(bad));
-	bad[4] = 3;
-	assert_int_equal(ls_disco_decode(bad, sizeof(bad), &d), -EBADMSG);
-	memcpy(bad, buf, sizeof(bad));
-	bad[6] = 1;
-	assert_int_equal(ls_disco_decode(bad, sizeof(bad), &d), -EBADMSG);
-	/* never mistaken for WireGuard (types 1..4) or STUN (top bits 00) */
-	assert_int_equal(buf[0], 0xff);
-}
+/* (the sealed ping/pong codec: test_userspace_disco.c) */
 
 /* An IPv4 packet: 20-byte header, UDP header, payload. */
 static size_t mk_ip4(uint8_t *p, const char *src, const char *dst, uint16_t sport, uint16_t dport,
@@ -876,8 +848,9 @@ static void test_raw_socket(void **state)
 	int wg = udp_bound(&wg_port), peer = udp_bound(&peer_port), raw;
 	struct sockaddr_storage to = { 0 };
 	struct sockaddr_in *sin = (struct sockaddr_in *)&to, from, wga = { .sin_family = AF_INET };
-	struct ls_disco_msg m = { .type = LS_DISCO_PONG, .txid = 7 };
-	uint8_t msg[LS_DISCO_LEN], buf[256], stun[20] = { 0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42 };
+	struct ls_disco_msg m = { .type = LS_DISCO_PONG, .txid = 7, .seq = 1 };
+	uint8_t msg[LS_DISCO_LEN], buf[256], stun[20] = { 0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42 }, key[32] = { 1 };
+	uint8_t v1[LS_DISCO_V1_LEN] = { 0xff, 'L', 'S', 'D', LS_DISCO_PONG }, odd[LS_DISCO_LEN - 1];
 	const uint8_t wgmsg[32] = { 1 };
 	ssize_t n;
 
@@ -889,7 +862,8 @@ static void test_raw_socket(void **state)
 		skip(); /* needs CAP_NET_RAW */
 	}
 	assert_true(raw >= 0);
-	ls_disco_encode(&m, msg);
+	ls_disco_seal(&m, key, msg);
+	memcpy(odd, msg, sizeof(odd));
 	sin->sin_family = AF_INET;
 	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sin->sin_port = htons(peer_port);
@@ -905,8 +879,12 @@ static void test_raw_socket(void **state)
 		; /* our own datagram above crossed loopback too */
 	assert_int_equal(sendto(peer, wgmsg, sizeof(wgmsg), 0, (struct sockaddr *)&wga, sizeof(wga)), (ssize_t)sizeof(wgmsg));
 	assert_int_equal(sendto(peer, msg, sizeof(msg), 0, (struct sockaddr *)&wga, sizeof(wga)), (ssize_t)sizeof(msg));
+	/* the magic with another length is not a ping */
+	assert_int_equal(sendto(peer, odd, sizeof(odd), 0, (struct sockaddr *)&wga, sizeof(wga)), (ssize_t)sizeof(odd));
 	assert_int_equal(sendto(peer, stun, sizeof(stun), 0, (struct sockaddr *)&wga, sizeof(wga)), (ssize_t)sizeof(stun));
-	for (int k = 0; k < 2; k++) {
+	/* version 1 gets through (to be counted and refused) */
+	assert_int_equal(sendto(peer, v1, sizeof(v1), 0, (struct sockaddr *)&wga, sizeof(wga)), (ssize_t)sizeof(v1));
+	for (int k = 0; k < 3; k++) {
 		struct sockaddr_storage src, dst;
 		const uint8_t *pl;
 		size_t plen;
@@ -915,15 +893,19 @@ static void test_raw_socket(void **state)
 		assert_true(n > 0);
 		assert_int_equal(ls_raw_udp_parse(AF_INET, buf, (size_t)n, wg_port, &src, &dst, &pl, &plen), 0);
 		assert_int_equal(ntohs(((struct sockaddr_in *)&src)->sin_port), peer_port);
-		/* the WireGuard message was filtered out: first the ping, then STUN */
-		if (k == 0)
+		/* the WireGuard message and the odd length were filtered out: the ping, STUN, v1 */
+		if (k == 0) {
+			assert_int_equal(plen, LS_DISCO_LEN);
 			assert_memory_equal(pl, msg, LS_DISCO_LEN);
-		else
+		} else if (k == 1) {
 			assert_memory_equal(pl, stun, sizeof(stun));
+		} else {
+			assert_int_equal(plen, LS_DISCO_V1_LEN);
+		}
 	}
 	assert_int_equal(recv_wait(raw, buf, sizeof(buf), 200, &from), -1);
-	/* WireGuard's own socket got all three */
-	for (int k = 0; k < 3; k++)
+	/* WireGuard's own socket got all five */
+	for (int k = 0; k < 5; k++)
 		assert_true(recv_wait(wg, buf, sizeof(buf), 1000, &from) > 0);
 	close(raw);
 	close(wg);
@@ -953,8 +935,8 @@ static void test_raw_socket6(void **state)
 	int wg = udp6_bound(&wg_port), peer, raw;
 	struct sockaddr_storage to = { 0 }, src, dst;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&to, from, wga;
-	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = 9 };
-	uint8_t msg[LS_DISCO_LEN], buf[256];
+	struct ls_disco_msg m = { .type = LS_DISCO_PING, .txid = 9, .seq = 1 };
+	uint8_t msg[LS_DISCO_LEN], buf[256], key[32] = { 2 };
 	socklen_t flen = sizeof(from);
 	struct pollfd p;
 	const uint8_t *pl;
@@ -973,7 +955,7 @@ static void test_raw_socket6(void **state)
 		skip();
 	}
 	assert_true(raw >= 0);
-	ls_disco_encode(&m, msg);
+	ls_disco_seal(&m, key, msg);
 	s6->sin6_family = AF_INET6;
 	s6->sin6_addr = in6addr_loopback;
 	s6->sin6_port = htons(peer_port);
@@ -1017,7 +999,6 @@ int main(void)
 		cmocka_unit_test(test_set_relays),
 		cmocka_unit_test(test_module_stream),
 		cmocka_unit_test(test_module_udp),
-		cmocka_unit_test(test_disco_codec),
 		cmocka_unit_test(test_raw_parse),
 		cmocka_unit_test(test_raw_socket),
 		cmocka_unit_test(test_raw_socket6),
