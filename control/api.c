@@ -235,6 +235,16 @@ static void rollback(PGconn *db)
 	lsc_exec_ok(db, "ROLLBACK");
 }
 
+/* Appends event ev of type to the audit log in the current transaction and frees ev (NULL:
+ * out of memory). 0, or -1 after a reply. */
+static int audit(struct lsc_req *r, PGconn *db, const char *type, json_t *ev)
+{
+	int ret = lsc_audit_append(r, db, type, ev);
+
+	json_decref(ev);
+	return ret;
+}
+
 /* ---- health ---- */
 
 static void h_health(struct lsc_server *s, struct lsc_req *r)
@@ -286,6 +296,30 @@ static void node_ctx_free(struct node_ctx *nc)
 	free(nc->endpoints);
 }
 
+/* Verifies the request's signature by key (headers ts, nonce, sig) over method, URI and
+ * body, and its clock: false after a 401 (stale or not verifying). */
+static bool check_signature(struct lsc_req *r, const char *method, const char *key,
+			    const char *ts, const char *nonce, const char *sig)
+{
+	int64_t skew = 0;
+	int ret = ls_sign_verify(key, ts, nonce, sig, method, r->uri, r->body.p, r->body.len,
+				 ls_unix_time(), LS_SIGN_MAX_SKEW, NULL, &skew);
+
+	if (ret == -ETIME) {
+		lsc_reply_error(r, 401, LS_ERR_STALE_REQUEST,
+				"request timestamp is %lld s %s the server clock (allowed +-%d s): "
+				"check the clock of this machine",
+				(long long)(skew < 0 ? -skew : skew), skew < 0 ? "behind" : "ahead of",
+				LS_SIGN_MAX_SKEW);
+		return false;
+	}
+	if (ret) {
+		lsc_reply_error(r, 401, LS_ERR_BAD_SIGNATURE, "the request signature does not verify");
+		return false;
+	}
+	return true;
+}
+
 static bool auth_node(struct lsc_server *s, struct lsc_req *r, const char *method,
 		      struct node_ctx *nc)
 {
@@ -293,11 +327,9 @@ static bool auth_node(struct lsc_server *s, struct lsc_req *r, const char *metho
 	const char *nonce = lsc_req_header(r, LS_HDR_NONCE);
 	const char *sig = lsc_req_header(r, LS_HDR_SIGNATURE);
 	char src[LS_ENDPOINT_STRLEN], rlkey[96];
-	int64_t skew = 0;
 	PGresult *res;
 	PGconn *db;
 	const char *p[2];
-	int ret;
 
 	memset(nc, 0, sizeof(*nc));
 	if (!key || !ts || !nonce || !sig) {
@@ -313,20 +345,8 @@ static bool auth_node(struct lsc_server *s, struct lsc_req *r, const char *metho
 		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED, "too many requests from %s", src);
 		return false;
 	}
-	ret = ls_sign_verify(key, ts, nonce, sig, method, r->uri, r->body.p, r->body.len,
-			     ls_unix_time(), LS_SIGN_MAX_SKEW, NULL, &skew);
-	if (ret == -ETIME) {
-		lsc_reply_error(r, 401, LS_ERR_STALE_REQUEST,
-				"request timestamp is %lld s %s the server clock (allowed +-%d s): "
-				"check the clock of this machine",
-				(long long)(skew < 0 ? -skew : skew), skew < 0 ? "behind" : "ahead of",
-				LS_SIGN_MAX_SKEW);
+	if (!check_signature(r, method, key, ts, nonce, sig))
 		return false;
-	}
-	if (ret) {
-		lsc_reply_error(r, 401, LS_ERR_BAD_SIGNATURE, "the request signature does not verify");
-		return false;
-	}
 	snprintf(nc->key, sizeof(nc->key), "%s", key);
 	snprintf(rlkey, sizeof(rlkey), "node:%s", key);
 	if (!lsc_rl_allow(s->rl, rlkey, s->cfg.node_burst, s->cfg.node_rate, ls_now_ms())) {
@@ -583,10 +603,8 @@ static int insert_node(struct lsc_server *s, struct lsc_req *r, PGconn *db, cons
 				       (json_int_t)id, "network", net_id, "name", name, "wg_key",
 				       req->wg_key, "machine_key", req->machine_key, "token", token_id,
 				       "source", src, "status", pending ? "pending" : "active");
-		int ar = lsc_audit_append(r, db, "register", ev);
 
-		json_decref(ev);
-		if (ar < 0)
+		if (audit(r, db, "register", ev) < 0)
 			goto fail;
 	}
 	*id_out = id;
@@ -625,10 +643,8 @@ static bool auth_device(struct lsc_server *s, struct lsc_req *r, const char *met
 	const char *nonce = lsc_req_header(r, LS_HDR_NONCE);
 	const char *sig = lsc_req_header(r, LS_HDR_SIGNATURE);
 	char rlkey[96];
-	int64_t skew = 0;
 	PGresult *res;
 	const char *p[2];
-	int ret;
 
 	if (!key || !ts || !nonce || !sig) {
 		lsc_reply_error(r, 401, LS_ERR_BAD_SIGNATURE,
@@ -644,20 +660,8 @@ static bool auth_device(struct lsc_server *s, struct lsc_req *r, const char *met
 				key);
 		return false;
 	}
-	ret = ls_sign_verify(key, ts, nonce, sig, method, r->uri, r->body.p, r->body.len,
-			     ls_unix_time(), LS_SIGN_MAX_SKEW, NULL, &skew);
-	if (ret == -ETIME) {
-		lsc_reply_error(r, 401, LS_ERR_STALE_REQUEST,
-				"request timestamp is %lld s %s the server clock (allowed +-%d s): "
-				"check the clock of this machine",
-				(long long)(skew < 0 ? -skew : skew), skew < 0 ? "behind" : "ahead of",
-				LS_SIGN_MAX_SKEW);
+	if (!check_signature(r, method, key, ts, nonce, sig))
 		return false;
-	}
-	if (ret) {
-		lsc_reply_error(r, 401, LS_ERR_BAD_SIGNATURE, "the request signature does not verify");
-		return false;
-	}
 	snprintf(rlkey, sizeof(rlkey), "node:%s", key);
 	if (!lsc_rl_allow(s->rl, rlkey, s->cfg.node_burst, s->cfg.node_rate, ls_now_ms())) {
 		lsc_reply_error(r, 429, LS_ERR_RATE_LIMITED, "too many requests from this machine key");
@@ -1050,16 +1054,10 @@ void lsc_api_device_decide(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 
 		if (ev && approve)
 			json_object_set_new(ev, "node", json_integer(node));
-		if (!ev || lsc_audit_append(r, db, approve ? "device_approve" : "device_reject", ev) < 0) {
-			if (!ev)
-				lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
-			json_decref(ev);
+		if (audit(r, db, approve ? "device_approve" : "device_reject", ev) < 0 ||
+		    !commit(r, db))
 			goto out;
-		}
-		json_decref(ev);
 	}
-	if (!commit(r, db))
-		goto out;
 	pr_info("device request %s %s by admin key %s%s%s", id, approve ? "approved" : "rejected",
 		r->admin_id, approve ? ": node " : "", approve ? nid : "");
 	if (approve) {
@@ -1585,14 +1583,10 @@ static void h_rotate(struct lsc_server *s, struct lsc_req *r)
 	{
 		json_t *ev = json_pack("{s:I, s:s, s:s, s:s}", "node", (json_int_t)nc.id, "network",
 				       nc.net_id, "wg_key", key, "old_wg_key", old);
-		int ar = lsc_audit_append(r, db, "rotate", ev);
 
-		json_decref(ev);
-		if (ar < 0)
+		if (audit(r, db, "rotate", ev) < 0 || !commit(r, db))
 			goto out;
 	}
-	if (!commit(r, db))
-		goto out;
 	pr_info("node %" PRId64 " rotated its WireGuard key", nc.id);
 	reply_registered(s, r, db, nc.id, 200);
 out:
@@ -1907,14 +1901,10 @@ static void a_network_create(struct lsc_server *s, struct lsc_req *r, PGconn *db
 		json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "network", idtxt, "name",
 				       req.name, "ipv4", v4s, "ipv6", v6s, "require_approval",
 				       req.require_approval > 0, "route_approval", req.route_approval > 0);
-		int ar = lsc_audit_append(r, db, "network_create", ev);
 
-		json_decref(ev);
-		if (ar < 0)
+		if (audit(r, db, "network_create", ev) < 0 || !commit(r, db))
 			goto out;
 	}
-	if (!commit(r, db))
-		goto out;
 	pr_info("created network `%s' %s %s %s", req.name, idtxt, v4s, v6s);
 	lsc_reply_json(r, 201, network_json(res, 0));
 out:
@@ -2014,14 +2004,9 @@ static void a_token_create(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 	{
 		json_t *ev = json_pack("{s:s, s:s, s:I, s:I, s:s}", "token", id, "network", net_id,
 				       "uses", (json_int_t)req.uses, "ttl", (json_int_t)req.ttl, "tags", tags);
-		int ar = ev ? lsc_audit_append(r, db, "token_create", ev) : -1;
 
-		json_decref(ev);
-		if (ar < 0 || !commit(r, db)) {
-			if (!ev)
-				lsc_reply_error(r, 500, LS_ERR_INTERNAL, "out of memory");
+		if (audit(r, db, "token_create", ev) < 0 || !commit(r, db))
 			goto out;
-		}
 	}
 	{
 		json_t *j = token_json(res, 0);
@@ -2107,10 +2092,8 @@ static void a_token_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *db, 
 	}
 	{
 		json_t *ev = json_pack("{s:s}", "token", id);
-		int ar = lsc_audit_append(r, db, "token_revoke", ev);
 
-		json_decref(ev);
-		if (ar < 0 || !commit(r, db)) {
+		if (audit(r, db, "token_revoke", ev) < 0 || !commit(r, db)) {
 			PQclear(res);
 			return;
 		}
@@ -2167,6 +2150,24 @@ static void a_node_show(struct lsc_server *s, struct lsc_req *r, PGconn *db, con
 	PQclear(res);
 }
 
+/* Begins a transaction and locks node id's row: 0 with the row (NODE_ADMIN_COLS) in *res,
+ * or -1 after a reply (404 for no such node, the transaction rolled back). */
+static int lock_node(struct lsc_req *r, PGconn *db, const char *id, PGresult **res)
+{
+	if (!begin(r, db))
+		return -1;
+	if (select_node(r, db, "nodes.id = $1::bigint FOR UPDATE OF nodes", id, res))
+		return -1;
+	if (PQntuples(*res) != 1) {
+		PQclear(*res);
+		*res = NULL;
+		rollback(db);
+		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node %s", id);
+		return -1;
+	}
+	return 0;
+}
+
 static void reply_node(struct lsc_server *s, struct lsc_req *r, PGconn *db, const char *id)
 {
 	a_node_show(s, r, db, id);
@@ -2183,16 +2184,8 @@ static void a_node_delete(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node `%.64s'", id);
 		return;
 	}
-	if (!begin(r, db))
+	if (lock_node(r, db, id, &res))
 		return;
-	if (select_node(r, db, "nodes.id = $1::bigint FOR UPDATE OF nodes", id, &res))
-		return;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		rollback(db);
-		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node %s", id);
-		return;
-	}
 	j = node_admin_json(s, res, 0);
 	snprintf(net_id, sizeof(net_id), "%s", PQgetvalue(res, 0, 17));
 	{
@@ -2212,14 +2205,10 @@ static void a_node_delete(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 	{
 		json_t *ev = json_pack("{s:I, s:s}", "node", (json_int_t)strtoll(id, NULL, 10),
 				       "network", net_id);
-		int ar = lsc_audit_append(r, db, "node_delete", ev);
 
-		json_decref(ev);
-		if (ar < 0)
+		if (audit(r, db, "node_delete", ev) < 0 || !commit(r, db))
 			goto out;
 	}
-	if (!commit(r, db))
-		goto out;
 	pr_info("deleted node %s", id);
 	lsc_reply_json(r, 200, j);
 	j = NULL;
@@ -2283,16 +2272,8 @@ void lsc_api_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node `%.64s'", id);
 		return;
 	}
-	if (!begin(r, db))
+	if (lock_node(r, db, id, &res))
 		return;
-	if (select_node(r, db, "nodes.id = $1::bigint FOR UPDATE OF nodes", id, &res))
-		return;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		rollback(db);
-		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node %s", id);
-		return;
-	}
 	snprintf(net_id, sizeof(net_id), "%s", PQgetvalue(res, 0, 17));
 	snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 12));
 	routes = csv_literal(PQgetvalue(res, 0, 9));
@@ -2330,14 +2311,9 @@ void lsc_api_node_status(struct lsc_server *s, struct lsc_req *r, PGconn *db, co
 		json_t *ev = json_pack("{s:I, s:s, s:s}", "node", (json_int_t)strtoll(id, NULL, 10),
 				       "network", net_id, "from", status);
 
-		if (lsc_audit_append(r, db, verb[act], ev) < 0) {
-			json_decref(ev);
+		if (audit(r, db, verb[act], ev) < 0 || !commit(r, db))
 			goto out;
-		}
-		json_decref(ev);
 	}
-	if (!commit(r, db))
-		goto out;
 	pr_info("node %s: %s -> %s", id, status, to[act]);
 	reply_node(s, r, db, id);
 out:
@@ -2363,15 +2339,8 @@ static void a_node_routes(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 		lsc_reply_error(r, 400, LS_ERR_BAD_REQUEST, "%s", err);
 		return;
 	}
-	if (!begin(r, db))
+	if (lock_node(r, db, id, &res))
 		goto out;
-	if (select_node(r, db, "nodes.id = $1::bigint FOR UPDATE OF nodes", id, &res))
-		goto out;
-	if (PQntuples(res) != 1) {
-		rollback(db);
-		lsc_reply_error(r, 404, LS_ERR_NOT_FOUND, "no node %s", id);
-		goto out;
-	}
 	snprintf(net_id, sizeof(net_id), "%s", PQgetvalue(res, 0, 17));
 	if (lsc_strv_split(&adv, PQgetvalue(res, 0, 9))) {
 		rollback(db);
@@ -2415,14 +2384,9 @@ static void a_node_routes(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 		for (i = 0; i < want.n; i++)
 			json_array_append_new(a, json_string(want.v[i]));
 		json_object_set_new(ev, "routes", a);
-		if (lsc_audit_append(r, db, approve ? "route_approve" : "route_reject", ev) < 0) {
-			json_decref(ev);
+		if (audit(r, db, approve ? "route_approve" : "route_reject", ev) < 0 || !commit(r, db))
 			goto out;
-		}
-		json_decref(ev);
 	}
-	if (!commit(r, db))
-		goto out;
 	pr_info("node %s: routes %s %s", id, lit, approve ? "approved" : "rejected");
 	reply_node(s, r, db, id);
 out:
@@ -2510,14 +2474,9 @@ static void a_network_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, c
 			json_object_set_new(ev, "route_approval", json_boolean(req.route_approval));
 		if (req.key_lifetime >= 0)
 			json_object_set_new(ev, "key_lifetime", json_integer(req.key_lifetime));
-		if (lsc_audit_append(r, db, "network_set", ev) < 0) {
-			json_decref(ev);
+		if (audit(r, db, "network_set", ev) < 0 || !commit(r, db))
 			goto out;
-		}
-		json_decref(ev);
 	}
-	if (!commit(r, db))
-		goto out;
 	a_network_show(s, r, db, name);
 out:
 	PQclear(res);
@@ -2600,14 +2559,9 @@ static void a_acl_set(struct lsc_server *s, struct lsc_req *r, PGconn *db, const
 		ls_hex_encode(hex, h, sizeof(h));
 		ev = json_pack("{s:s, s:s, s:s?}", "network", net_id, "name", name, "policy_sha256",
 			       text ? hex : NULL);
-		if (lsc_audit_append(r, db, "acl", ev) < 0) {
-			json_decref(ev);
+		if (audit(r, db, "acl", ev) < 0 || !commit(r, db))
 			goto out;
-		}
-		json_decref(ev);
 	}
-	if (!commit(r, db))
-		goto out;
 	pr_info("network `%s': ACL policy %s", name, remove ? "removed (allow all)" : "set");
 	a_acl_get(s, r, db, name);
 out:
@@ -2823,10 +2777,8 @@ static void a_admin_key_create(struct lsc_server *s, struct lsc_req *r, PGconn *
 	{
 		json_t *ev = json_pack("{s:s, s:s, s:s}", "id", PQgetvalue(res, 0, 0), "name", name, "by",
 				       r->admin_id);
-		int ar = lsc_audit_append(r, db, "admin_key_create", ev);
 
-		json_decref(ev);
-		if (ar < 0 || !commit(r, db))
+		if (audit(r, db, "admin_key_create", ev) < 0 || !commit(r, db))
 			goto out;
 	}
 	{
@@ -2885,10 +2837,8 @@ static void a_admin_key_revoke(struct lsc_server *s, struct lsc_req *r, PGconn *
 	}
 	{
 		json_t *ev = json_pack("{s:s, s:s}", "id", id, "by", r->admin_id);
-		int ar = lsc_audit_append(r, db, "admin_key_revoke", ev);
 
-		json_decref(ev);
-		if (ar < 0 || !commit(r, db)) {
+		if (audit(r, db, "admin_key_revoke", ev) < 0 || !commit(r, db)) {
 			PQclear(res);
 			return;
 		}
