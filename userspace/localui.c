@@ -224,6 +224,16 @@ static void row(FILE *f, const char *k, json_t *v)
 	fprintf(f, "</td></tr>\n");
 }
 
+/* A cell <td>...</td> for each of obj's members keys (NULL-terminated). */
+static void cells(FILE *f, json_t *obj, const char *const *keys)
+{
+	for (; *keys; keys++) {
+		fputs("<td>", f);
+		val(f, json_object_get(obj, *keys));
+		fputs("</td>", f);
+	}
+}
+
 char *ls_localui_html(json_t *doc)
 {
 	json_t *st = json_object_get(doc, "status"), *p, *r, *dns = json_object_get(doc, "dns");
@@ -271,11 +281,9 @@ char *ls_localui_html(json_t *doc)
 		json_array_foreach(json_object_get(st, "peers"), i, p) {
 			json_t *path = json_object_get(p, "path");
 
-			fputs("<tr class=\"peer\"><td>", f);
-			val(f, json_object_get(p, "name"));
-			fputs("</td><td>", f);
-			val(f, json_object_get(p, "addresses"));
-			fputs("</td><td class=\"endpoint\">", f);
+			fputs("<tr class=\"peer\">", f);
+			cells(f, p, (const char *const[]){ "name", "addresses", NULL });
+			fputs("<td class=\"endpoint\">", f);
 			val(f, json_object_get(p, "endpoint"));
 			fputs("</td><td>", f);
 			val(f, json_is_object(path) ? json_object_get(path, "path") : NULL);
@@ -283,25 +291,16 @@ char *ls_localui_html(json_t *doc)
 				fputs(" via ", f);
 				val(f, json_object_get(path, "relay"));
 			}
-			fputs("</td><td>", f);
-			val(f, json_object_get(p, "last_handshake"));
-			fputs("</td><td>", f);
-			val(f, json_object_get(p, "rx_bytes"));
-			fputs("</td><td>", f);
-			val(f, json_object_get(p, "tx_bytes"));
-			fputs("</td><td>", f);
-			val(f, json_object_get(p, "online"));
-			fputs("</td><td>", f);
-			val(f, json_object_get(p, "is_exit"));
-			fputs("</td></tr>\n", f);
+			fputs("</td>", f);
+			cells(f, p,
+			      (const char *const[]){ "last_handshake", "rx_bytes", "tx_bytes", "online", "is_exit", NULL });
+			fputs("</tr>\n", f);
 		}
 		fputs("</table>\n<h2>Routes</h2>\n<table id=\"routes\">\n<tr><th>destination</th><th>device</th></tr>\n", f);
 		json_array_foreach(json_object_get(st, "routes"), i, r) {
-			fputs("<tr><td>", f);
-			val(f, json_object_get(r, "dst"));
-			fputs("</td><td>", f);
-			val(f, json_object_get(r, "dev"));
-			fputs("</td></tr>\n", f);
+			fputs("<tr>", f);
+			cells(f, r, (const char *const[]){ "dst", "dev", NULL });
+			fputs("</tr>\n", f);
 		}
 		fputs("</table>\n", f);
 	}
@@ -309,25 +308,17 @@ char *ls_localui_html(json_t *doc)
 	      "<th>sockets marked</th></tr>\n",
 	      f);
 	json_array_foreach(json_object_get(doc, "app_routes"), i, r) {
-		fputs("<tr><td>", f);
-		val(f, json_object_get(r, "cgroup"));
-		fputs("</td><td>", f);
-		val(f, json_object_get(r, "exit"));
-		fputs("</td><td>", f);
-		val(f, json_object_get(r, "state"));
-		fputs("</td><td>", f);
-		val(f, json_object_get(r, "sockets_marked"));
-		fputs("</td></tr>\n", f);
+		fputs("<tr>", f);
+		cells(f, r, (const char *const[]){ "cgroup", "exit", "state", "sockets_marked", NULL });
+		fputs("</tr>\n", f);
 	}
 	fputs("</table>\n<h2>L2 segments</h2>\n<table id=\"l2\">\n<tr><th>segment</th><th>VNI</th><th>state</th>"
 	      "<th>peers</th></tr>\n",
 	      f);
 	json_array_foreach(json_object_get(doc, "l2_segments"), i, r) {
-		fputs("<tr><td>", f);
-		val(f, json_object_get(r, "name"));
-		fputs("</td><td>", f);
-		val(f, json_object_get(r, "vni"));
-		fputs("</td><td>", f);
+		fputs("<tr>", f);
+		cells(f, r, (const char *const[]){ "name", "vni", NULL });
+		fputs("<td>", f);
 		if (json_is_string(json_object_get(r, "error")))
 			val(f, json_object_get(r, "error"));
 		else
@@ -409,6 +400,11 @@ static char *err_body(const char *msg)
 	return s;
 }
 
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned int code, const char *msg)
+{
+	return reply(c, code, "application/json", err_body(msg));
+}
+
 static enum MHD_Result serve(struct ls_localui *ui, struct MHD_Connection *c, const char *url, const char *method,
 			     bool tcp)
 {
@@ -416,23 +412,22 @@ static enum MHD_Result serve(struct ls_localui *ui, struct MHD_Connection *c, co
 	char *body;
 
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", err_body("read-only: GET only"));
+		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: GET only");
 	if (tcp) {
 		const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
 
 		if (!host || (strcasecmp(host, ui->host_ok[0]) && strcasecmp(host, ui->host_ok[1])))
-			return reply(c, MHD_HTTP_FORBIDDEN, "application/json",
-				     err_body("Host must name this server's loopback address"));
+			return reply_error(c, MHD_HTTP_FORBIDDEN, "Host must name this server's loopback address");
 	}
 	if (strcmp(url, "/") && strcmp(url, "/index.html") && strncmp(url, "/api/", 5))
-		return reply(c, MHD_HTTP_NOT_FOUND, "application/json", err_body("not found (/, /api/status)"));
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "not found (/, /api/status)");
 	doc = gather(ui);
 	if (!strncmp(url, "/api/", 5)) {
 		part = ls_localui_api(url, doc);
 		json_decref(doc);
 		if (!part)
-			return reply(c, MHD_HTTP_NOT_FOUND, "application/json",
-				     err_body("not found (/api/status, /api/peers, /api/routes, /api/exit-node, /api/dns)"));
+			return reply_error(c, MHD_HTTP_NOT_FOUND,
+					   "not found (/api/status, /api/peers, /api/routes, /api/exit-node, /api/dns)");
 		body = json_body(part);
 		json_decref(part);
 		return reply(c, MHD_HTTP_OK, "application/json", body);
