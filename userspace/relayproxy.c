@@ -2056,7 +2056,7 @@ unsigned ls_rproxy_path_mtu_for(enum ls_rproxy_path path, int family, unsigned i
 	default:
 		return if_mtu; /* direct, or TCP segments */
 	}
-	mtu = underlay - ip - 8 - LS_RPROXY_WG_OVERHEAD - framing;
+	mtu = (underlay - ip - 8 - LS_RPROXY_WG_OVERHEAD - framing) & ~15u; /* WireGuard's padding */
 	if (mtu > if_mtu)
 		mtu = if_mtu;
 	return mtu < LS_RPROXY_MIN_MTU && if_mtu >= LS_RPROXY_MIN_MTU ? LS_RPROXY_MIN_MTU : mtu;

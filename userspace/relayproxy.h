@@ -201,9 +201,11 @@ const char *ls_rproxy_path_relay(const struct ls_rproxy *rp, enum ls_rproxy_path
  *                 into segments of its MSS, never IP fragments
  *
  * so the overlay MTU that keeps a relayed datagram within the same underlay MTU
- * (if_mtu + 80) is if_mtu + 80 - IP header of the relay's family - 8 - 32 - framing:
- * 1400 over an IPv4 UDP relay, 1380 over IPv6, 1393 / 1361 over TURN. Never below 1280
- * (IPv6's minimum), never above if_mtu. */
+ * (if_mtu + 80) is if_mtu + 80 - IP header of the relay's family - 8 - 32 - framing,
+ * rounded down to a multiple of 16: WireGuard pads each packet to a multiple of 16 up
+ * to the interface's MTU (the userspace engine knows no route MTU), so a 1400-byte
+ * packet leaves as 1408. 1392 over an IPv4 UDP relay, 1376 over IPv6, 1392 / 1360 over
+ * TURN. Never below 1280 (IPv6's minimum), never above if_mtu. */
 enum {
 	LS_RPROXY_WG_OVERHEAD = 32,        /* WireGuard data message: 16-byte header, 16-byte tag */
 	LS_RPROXY_TURN_FRAMING_V4 = 47,

@@ -15,6 +15,8 @@ LONG_LABS  += tests/lab/trust-tls-rotate.sh tests/lab/trust-key-autorotate.sh
 CHECK_LABS += tests/lab/nat-direct.sh tests/lab/nat-fallback.sh
 LONG_LABS  += tests/lab/nat-direct.sh tests/lab/nat-fallback.sh tests/lab/nat-relay-failover.sh \
               tests/lab/nat-rotate.sh tests/lab/nat-scale.sh tests/lab/nat-turn.sh
+# a relayed peer's path MTU (per-peer MTU routes while on the UDP relay; ~25 s)
+LONG_LABS  += tests/lab/nat-relay-mtu.sh
 # IPv6-only underlay, per-app exit routing, the local UI and L2 segments (seed items)
 CHECK_LABS += tests/lab/v6only-2node.sh tests/lab/app-route.sh tests/lab/ui-status.sh tests/lab/l2-segment.sh
 LONG_LABS  += tests/lab/v6only-relay.sh tests/lab/app-route-multi.sh tests/lab/app-exit-metrics.sh
