@@ -11,10 +11,7 @@ source tests/lib/tap.sh
 source tests/control/pg.sh
 
 source tests/lab/onboard-lib.sh
-if ! wd_have; then
-	echo "ok 1 # SKIP chromium or chromedriver not installed"
-	exit 0
-fi
+wd_need
 T=$(mktemp -d /tmp/lsc-browser-XXXXXX)
 D=$T/state
 cleanup() {
@@ -38,7 +35,7 @@ ID1=$(echo "$R1" | jq .node.id)
 [[ "$URL1" =~ ^http://127\.0\.0\.1:[0-9]+/approve/[0-9a-f]{32}$ ]] && ok "register of a pending node returns an approval link" ||
 	fail "approval link" "$R1"
 
-wd_start && ok "headless Chromium session" || { fail "chromium session" "$WD_ERR"; exit 1; }
+wd_session
 
 go "$URL1"
 check_eq "the link opens the approval page" "Approve a device" "$(title)"

@@ -22,10 +22,7 @@ cd "$(dirname "$0")/../.." || exit 1
 source tests/lib/tap.sh
 source tests/control/pg.sh
 source tests/lab/onboard-lib.sh
-if ! wd_have; then
-	echo "ok 1 # SKIP chromium or chromedriver not installed"
-	exit 0
-fi
+wd_need
 LS=${LIGHTSCALE_BUILD:-build}/lightscale
 T=$(mktemp -d /tmp/lsap-onboard-XXXXXX)
 WAITERS=()
@@ -107,8 +104,7 @@ check_eq "the request waits in the database (no network)" "waiting kiosk-1" \
 kill -0 "$P1" 2>/dev/null && ok "register keeps waiting" || fail "register waits" "$(cat "$T/kiosk-1.err")"
 
 # ---- 2. the admin in Chromium (pinned to both servers' keys) ----
-wd_start "--ignore-certificate-errors-spki-list=${PIN1#sha256//},${PIN2#sha256//}" &&
-	ok "headless Chromium session" || { fail "chromium session" "$WD_ERR"; exit 1; }
+wd_session "--ignore-certificate-errors-spki-list=${PIN1#sha256//},${PIN2#sha256//}"
 go "$L1"
 check_eq "the link opens the approval page over https" "Approve a device" "$(title)"
 typein "$(el '#admin_key')" "lsa_$(printf '%064d' 0)"

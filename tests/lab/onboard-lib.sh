@@ -3,8 +3,11 @@
 # tests/lib/tap.sh, with T set to the lab's temporary directory.
 #
 #   wd_have || skip           chromium and chromedriver are installed
+#   wd_need                   the same, or the lab ends here as skipped
 #   wd_start [CHROMIUM ARGS]  chromedriver on a free loopback port and one browser session;
 #                             sets WD, S, DRV_PID; 1 (with the reason in WD_ERR) on failure
+#   wd_session [CHROMIUM ARGS] wd_start as a test ("headless Chromium session"); the lab
+#                             ends when it fails
 #   wd_stop                   ends the session and chromedriver (by pid); call from the trap
 #   go URL | el CSS | typein EL TEXT | click EL | text EL | title | page_source
 #
@@ -24,6 +27,12 @@ WD=
 WD_ERR=
 
 wd_have() { [ -n "$CHROMIUM" ] && [ -n "$DRIVER" ]; }
+
+wd_need() {
+	wd_have && return 0
+	echo "ok 1 # SKIP chromium or chromedriver not installed"
+	exit 0
+}
 
 # a loopback TCP port nobody listens on (bound and released: the kernel does not hand it out
 # again at once)
@@ -79,6 +88,10 @@ wd_start() {
 		}
 	done
 	return 1
+}
+
+wd_session() {
+	wd_start "$@" && ok "headless Chromium session" || { fail "chromium session" "$WD_ERR"; exit 1; }
 }
 
 wd_stop() {
