@@ -6,6 +6,12 @@
 # direct path opens only when both sides send at once (pings from the WireGuard port,
 # started by a probe through the stream relay).
 #
+# Then forged discovery messages from a's router (which can send to a's WireGuard port):
+# an unauthenticated version 1 pong, a version 2 pong sealed with a wrong key, a genuine
+# pong of b's (captured on the router) with its tag changed, that pong and a ping of b's
+# replayed verbatim, forged pings (version 1, and version 2 with a wrong key). a counts every one as bad (by reason), answers none,
+# and keeps b's endpoint.
+#
 #            ns inet: br0 203.0.113.1/24 (the internet)
 #            control 203.0.113.1:8080, lightscale-relay --udp 3478 --stream 8443
 #              |                                         |
@@ -73,4 +79,80 @@ rel_tx=$(lsx a status --json | jq '[.nat.relays.peers[]? | .tx.stream.packets + 
 nsx a ping -c 20 -i 0.05 -q "$ab" >/dev/null 2>&1
 rel_tx2=$(lsx a status --json | jq '[.nat.relays.peers[]? | .tx.stream.packets + .tx.udp.packets] | add // 0')
 check_eq "20 pings went direct (no relay packets meanwhile)" "$rel_tx" "$rel_tx2"
+
+# Forged pings and pongs, injected by a's router na from 10.1.0.1:40000 to 10.1.0.2:51820.
+# Traffic keeps both sides pinging (busy peers ping their direct endpoint every 2.5 s),
+# so na sees b's sealed pongs and pings go by to a: it captures one of each.
+nsx a ping -c 100 -i 0.2 -q "$ab" >/dev/null 2>&1 &
+traffic=$!
+counters() { lsx a status --json | jq -c '.nat.counters'; }
+c0=$(counters)
+nsx na python3 - "$pa" "$pb" >"$LAB_DIR/inject.out" 2>&1 <<'PY'
+import base64, os, socket, struct, sys, time
+pa, pb = (base64.b64decode(k) for k in sys.argv[1:3])
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+cap.bind(("lan0", 0))
+cap.settimeout(1)
+got, end = {}, time.time() + 20
+while len(got) < 2 and time.time() < end:
+    try:
+        f = cap.recv(4096)
+    except socket.timeout:
+        continue
+    if f[12:14] != b"\x08\x00" or f[23] != 17:
+        continue
+    ihl = (f[14] & 15) * 4
+    udp = f[14 + ihl:]
+    dport, ulen = struct.unpack("!2xHH", udp[:6])
+    pl = udp[8:ulen]
+    # to a's WireGuard port, b's sealed (version 2) ping or pong to a
+    if dport == 51820 and len(pl) == 128 and pl[:4] == b"\xffLSD" and pl[5] == 2 and pl[8:40] == pb and pl[40:72] == pa:
+        got.setdefault(pl[4], pl)
+print("captured", sorted(got))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.1.0.1", 40000))
+a = ("10.1.0.2", 51820)
+sent = 0
+def send(what, m):
+    global sent
+    s.sendto(m, a)
+    sent += 1
+    print("sent", what)
+send("v1 pong", b"\xffLSD\x02\0\0\0" + os.urandom(8) + pb + pa)
+send("v1 ping", b"\xffLSD\x01\0\0\0" + os.urandom(8) + pb + pa)
+send("v2 pong, wrong key", b"\xffLSD\x02\x02\0\0" + pb + pa + os.urandom(56))
+send("v2 ping, wrong key", b"\xffLSD\x01\x02\0\0" + pb + pa + os.urandom(56))
+if 2 in got:
+    t = bytearray(got[2]); t[-1] ^= 1
+    send("pong, tag changed", bytes(t))
+    send("pong, replayed", got[2])
+if 1 in got:
+    send("ping, replayed", got[1])
+s.settimeout(3)
+answers = 0
+try:
+    while True:
+        s.recv(2048)
+        answers += 1
+except socket.timeout:
+    pass
+print("answers", answers)
+PY
+kill $traffic 2>/dev/null; wait $traffic 2>/dev/null
+c1=$(counters)
+d() { echo $(($(jq ".$1" <<<"$c1") - $(jq ".$1" <<<"$c0"))); }
+check "na captured one of b's sealed pongs and pings to a" grep -q 'captured \[1, 2\]' "$LAB_DIR/inject.out"
+check_eq "na sent its 7 forged or replayed messages" 7 "$(grep -c '^sent' "$LAB_DIR/inject.out")"
+check_eq "a answered none of them" "answers 0" "$(grep '^answers' "$LAB_DIR/inject.out")"
+check "a counted the version 1 pong and ping (rejected.version1)" test "$(d rejected.version1)" -ge 2
+check "a counted the wrong-key pong and ping and the changed tag (rejected.unauthenticated)" \
+	test "$(d rejected.unauthenticated)" -ge 3
+check "a counted the replayed pong and ping (rejected.replayed)" test "$(d rejected.replayed)" -ge 2
+check "all of them are counted bad ($(d bad))" test "$(d bad)" -ge 7
+check "a still goes direct to b's STUN endpoint" direct_to a "$pb" 203.0.113.12:41642
+check "the injector's address is not one of b's candidates" \
+	test "$(peer_path a "$pb" '.path.candidates | index("10.1.0.1:40000")')" = null
+check_eq "wg on a still sends to b's mapped address" 203.0.113.12:41642 \
+	"$(nsx a wg show "$(ifname_of a)" endpoints | awk '{ print $2 }')"
+check "ping a -> b still works" ping_within a "$ab" 10
 tap_done
