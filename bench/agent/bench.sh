@@ -81,6 +81,22 @@ prof=lsabench$$
 LS="$BUILD/lightscale"
 "$LS" init --profile "$prof" --state-dir "$tmp/state" --control http://127.0.0.1:9 --token lst_bench >/dev/null
 "$B" --dump-netmap "$n" "$tmp/state/$prof/netmap.json"
+# Relays in the netmap (LSA_BENCH_RELAYS=0 leaves them out): a STUN server, a UDP relay and
+# a stream relay, served by lightscale-relay on the namespace's loopback, so the agent opens
+# what a node with relays opens (its open fds are counted below). The peers' endpoints are
+# unreachable here, so peers that find no direct path go through the relays.
+rpid=
+if [ "${LSA_BENCH_RELAYS:-1}" != 0 ]; then
+	jq -c '.relays = {"stun": ["127.0.0.1:3478"], "udp": ["127.0.0.1:3479"], "stream": ["127.0.0.1:8443"], "turn": []}' \
+		"$tmp/state/$prof/netmap.json" >"$tmp/nm.json" && mv "$tmp/nm.json" "$tmp/state/$prof/netmap.json"
+	nsenter --net=/run/netns/$ns -- "$BUILD/lightscale-relay" serve --foreground --control none \
+		--stun 127.0.0.1:3478 --udp 127.0.0.1:3479 --stream 127.0.0.1:8443 >"$tmp/relay.log" 2>&1 &
+	rpid=$!
+	trap 'kill $rpid 2>/dev/null; rm -rf "$tmp"; ip netns del "$ns" 2>/dev/null' EXIT
+	echo "relays in the netmap: stun 127.0.0.1:3478, udp 127.0.0.1:3479, stream 127.0.0.1:8443 (lightscale-relay pid $rpid)"
+else
+	echo "no relays in the netmap (LSA_BENCH_RELAYS=0)"
+fi
 ifn=$(jq -r .interface "$tmp/state/$prof/config.json")
 nsenter --net=/run/netns/$ns -- env LIGHTSCALE_LOG=err ${LSA_AGENT_ENV:-} ${LSA_AGENT_WRAP:-} "$LS" agent --foreground --profile "$prof" --state-dir "$tmp/state" \
 	--engine "$AGENT_ENGINE" --heartbeat 300 >"$tmp/agent.log" 2>&1 &
@@ -98,11 +114,16 @@ rss() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 echo "real agent, $n peers from its cache, control plane unreachable: applied in $(((t1 - t0) / 1000000)) ms (engine holds $c peers)"
 agent_kib=$(rss $apid VmRSS)
 arss="agent RSS $agent_kib KiB (anon $(rss $apid RssAnon), files $(rss $apid RssFile); peak $(rss $apid VmHWM) KiB)"
+# open file descriptors of the agent, by kind (socket, anon_inode:[eventfd], /dev/null...)
+fds() { echo "$(ls "/proc/$1/fd" | wc -l) ($(for f in /proc/$1/fd/*; do readlink "$f"; done | sed -E 's/:\[[0-9]+\]$//; s/^anon_inode://' | sort | uniq -c | sort -rn | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}'))"; }
+libs() { awk '$6 ~ /\.so/ {print $6}' "/proc/$1/maps" | sort -u | xargs -n1 basename | paste -sd' '; }
 if [ "$AGENT_ENGINE" = kernel ]; then
 	echo "  $arss; engine: kernel WireGuard (no engine process)"
 else
 	echo "  $arss; engine RSS $(rss "$eng" VmRSS) KiB (peak $(rss "$eng" VmHWM) KiB)"
 fi
+echo "  agent open fds: $(fds $apid)"
+echo "  agent's shared libraries: $(libs $apid)"
 # What the idle agent costs: CPU over 10 s with nothing changing (timers, engine checks).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 c0=$(cpu_ticks $apid)
@@ -111,7 +132,8 @@ c1=$(cpu_ticks $apid)
 echo "  idle agent CPU: $(((c1 - c0) * 1000 / $(getconf CLK_TCK) / 10)) ms per second (over 10 s)"
 # Settled: after the first path decisions (new peers: 3 s) and the idle window.
 settled_kib=$(rss $apid VmRSS)
-echo "  agent RSS settled (after the idle window): $settled_kib KiB (anon $(rss $apid RssAnon))"
+echo "  agent RSS settled (after the idle window): $settled_kib KiB (anon $(rss $apid RssAnon), files $(rss $apid RssFile))"
+echo "  agent open fds settled: $(fds $apid)"
 if [ -n "${LSA_IDLE_LONG:-}" ]; then
 	# later still: the idle peers' pings have backed off (LSA_IDLE_LONG seconds, then 10 s)
 	sleep "$LSA_IDLE_LONG"
@@ -129,6 +151,7 @@ fi
 [ -n "${LSA_BENCH_SMAPS:-}" ] && awk '/^[0-9a-f]+-/ { m = $6 } /^Rss:/ && $2 > 200 { print "    " $2 " KiB " (m == "" ? "(anonymous)" : m) } /^[0-9a-f]+-/ && NF < 6 { m = "" }' "/proc/$apid/smaps"
 ((settled_kib < 16384)) && echo "  target: agent RSS (settled) < 16 MiB: met" || echo "  target: agent RSS (settled) < 16 MiB: MISSED"
 kill $apid; wait $apid 2>/dev/null
+[ -n "$rpid" ] && { kill $rpid; wait $rpid 2>/dev/null; }
 nsenter --net=/run/netns/$ns -- "$LS" wg-down --profile "$prof" --state-dir "$tmp/state"
 rm -f "/run/lightscale/$prof.pid" "/run/lightscale/$prof.sock"
 
