@@ -2,8 +2,8 @@
 # TURN through the agent: the netmap lists a stream relay (signalling) and a TURN
 # server (coturn), no UDP relay. The direct path between a and b is blocked (b drops UDP
 # from a), UDP to coturn passes: both agents allocate, swap relayed addresses through
-# the stream relay, and carry the overlay through TURN; coturn killed mid-ping, the
-# stream relay takes over.
+# the stream relay, and carry the overlay through TURN (with a path MTU of 1392 for
+# TURN's framing); coturn killed mid-ping, the stream relay takes over.
 #
 #   ns inet: br0 203.0.113.1/24, control :8080, lightscale-relay --stream 8443,
 #            turnserver 203.0.113.1:3480 (user lsnt, relayed addresses on 203.0.113.1)
@@ -33,6 +33,11 @@ check "a reaches b through TURN" wait_for 40 "a via turn" path_is a "$pb" turn
 check "b reaches a through TURN" wait_for 20 "b via turn" path_is b "$pa" turn
 check_eq "a's status names the TURN server" turn:203.0.113.1:3480 "$(pj a "$pb" .relay)"
 check "ping a -> b through TURN" ping_within a "$ab" 15
+# TURN's Send/Data indications (47 bytes over IPv4): the path MTU is 1392, on a route
+check_eq "a's status: b's path MTU through TURN is 1392" 1392 "$(pj a "$pb" .mtu)"
+check "a's route to b carries mtu 1392" \
+	bash -c "nsenter --net=/run/netns/$(nsname a) ip route show table main proto 76 $ab | grep -q 'mtu 1392'"
+check "ping -M do -s 1364 (1392 bytes) a -> b through TURN" nsx a ping -c 2 -i 0.3 -W 2 -M do -s 1364 "$ab"
 check "b dropped a's direct UDP" test "$(nsx b nft list table inet lsntpeer | grep -o 'packets [0-9]*' | awk '{ print $2 }')" -ge 1
 
 nsx a ping -c 50 -i 0.25 -W 1 "$ab" >"$LAB_DIR/ping-turn" 2>&1 &
