@@ -44,12 +44,10 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # --as-needed: a binary records (and loads) only the libraries it calls into, so the agent
-# does not map libpq or libmicrohttpd's and PostgreSQL's dependencies it never uses.
+# maps neither libpq nor whatever else another binary needs.
 PKG_LIBS   := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lelf -lz -lpthread
-# libcurl only for the test tool that sends hand-made requests (tests/control/nodecli.c raw).
-CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null)
 # userspace/agent.c still calls curl_global_init; drop this line once that call is gone.
-$(BUILD)/lightscale: PKG_LIBS += $(CURL_LIBS)
+$(BUILD)/lightscale: PKG_LIBS += $(shell pkg-config --libs libcurl 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
             -Wshadow -Wformat=2 -Wvla

@@ -44,7 +44,7 @@ $(BUILD)/lightscale-control: $(BUILD)/obj/control/main.o $(LIB_control) $(LIBLS)
 $(BUILD)/tests/ls-nodecli: $(BUILD)/obj/tests/control/nodecli.o $(BUILD)/obj/userspace/trust.o $(LIBLS)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) $^ $(ALL_LIBS) $(CURL_LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(ALL_LIBS) -o $@
 
 $(BUILD)/bench/control-bench: $(BUILD)/obj/bench/control/bench.o $(LIB_control) $(LIBLS)
 	$(call msg,LD,$@)

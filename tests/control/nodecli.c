@@ -26,9 +26,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <curl/curl.h>
-
 #include "ctlclient.h"
+#include "http.h"
+#include "httpconn.h"
 #include "userspace/trust.h"
 #include "keys.h"
 #include "lightscale/api.h"
@@ -107,23 +107,60 @@ static int finish(int ret, struct ls_ctl_response *r, struct ls_ctl_error *e)
 	return 0;
 }
 
-struct rawbuf {
-	char *p;
-	size_t n;
-};
-
-static size_t raw_write(char *d, size_t s, size_t n, void *o)
+/* One request on a new connection, through lib/http's client pieces (not ls_ctl, whose
+ * headers it must be able to get wrong on purpose): "STATUS BODY", or "000 WHY". */
+static void raw_one(const char *base, const char *method, const char *path, const char *hdrs,
+		    const char *body, const char *pins)
 {
-	struct rawbuf *b = o;
-	char *p = realloc(b->p, b->n + s * n + 1);
+	struct ls_hconn_cfg cfg = {.connect_timeout_ms = 3000, .handshake_timeout_ms = 10000};
+	struct ls_http_parser *p = calloc(1, sizeof(*p));
+	struct ls_hconn h;
+	struct ls_hconn_err e = {0};
+	struct ls_http_url u;
+	uint64_t deadline = ls_now_ms() + 30000;
+	char host[300], buf[16384], *req = NULL;
+	int ret = -EINVAL, n;
 
-	if (!p)
-		return 0;
-	b->p = p;
-	memcpy(b->p + b->n, d, s * n);
-	b->n += s * n;
-	b->p[b->n] = '\0';
-	return s * n;
+	ls_hconn_init(&h);
+	if (!p || ls_http_parse_url(base, &u)) {
+		printf("000 invalid URL `%s'\n", base);
+		goto cleanup;
+	}
+	cfg.pins = u.tls ? pins : NULL; /* as lib/ctlclient: the pins are the trust */
+	ls_http_host_field(&u, host, sizeof(host));
+	n = asprintf(&req, "%s %s%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%s"
+			   "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		     method, u.prefix, path, host, hdrs, body ? strlen(body) : 0, body ? body : "");
+	if (n < 0) {
+		req = NULL;
+		goto cleanup;
+	}
+	ls_http_parser_init(p, LS_CTL_MAX_RESPONSE - 1, !strcmp(method, "HEAD"));
+	ret = ls_hconn_open(&h, base, &u, &cfg, deadline, &e);
+	if (!ret)
+		ret = ls_hconn_send(&h, req, (size_t)n, deadline, &e);
+	while (!ret) {
+		ssize_t r = ls_hconn_recv(&h, buf, sizeof(buf), deadline, &e);
+		size_t used;
+
+		if (r < 0) {
+			ret = (int)r;
+			break;
+		}
+		ret = r ? ls_http_parse(p, buf, (size_t)r, &used) : ls_http_parse_eof(p);
+	}
+	if (ret == 1)
+		printf("%d %s\n", p->status, p->body ? p->body : "");
+	else if (ret == -EBADMSG || ret == -EFBIG || ret == -ENODATA)
+		printf("000 %s\n", ret == -EFBIG ? "answer too large" : "not a valid HTTP/1.1 answer");
+	else
+		printf("000 %s\n", e.msg[0] ? e.msg : strerror(-ret));
+cleanup:
+	ls_hconn_close(&h);
+	if (p)
+		ls_http_parser_free(p);
+	free(p);
+	free(req);
 }
 
 static int raw(const char *url, struct keys *k, bool have_keys, const char *method,
@@ -131,69 +168,23 @@ static int raw(const char *url, struct keys *k, bool have_keys, const char *meth
 	       bool tamper, const char *admin_key, const char *replay_to, const char *pins)
 {
 	struct ls_sign_headers h;
-	struct curl_slist *hdrs = NULL;
-	char line[256], *full = NULL, *full2 = NULL;
+	char hdrs[1024] = "";
+	size_t l = 0;
 	int attempt;
 
 	if (!unsigned_req && have_keys &&
 	    ls_sign_request(&h, k->sk, method, path, body, body ? strlen(body) : 0,
 			    ls_unix_time() + skew))
 		return 1;
-	if (!unsigned_req && have_keys) {
-		snprintf(line, sizeof(line), "%s: %s", LS_HDR_KEY, h.key);
-		hdrs = curl_slist_append(hdrs, line);
-		snprintf(line, sizeof(line), "%s: %s", LS_HDR_TIMESTAMP, h.timestamp);
-		hdrs = curl_slist_append(hdrs, line);
-		snprintf(line, sizeof(line), "%s: %s", LS_HDR_NONCE, h.nonce);
-		hdrs = curl_slist_append(hdrs, line);
-		snprintf(line, sizeof(line), "%s: %s", LS_HDR_SIGNATURE, h.signature);
-		hdrs = curl_slist_append(hdrs, line);
-	}
-	if (admin_key) {
-		snprintf(line, sizeof(line), "Authorization: Bearer %s", admin_key);
-		hdrs = curl_slist_append(hdrs, line);
-	}
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	hdrs = curl_slist_append(hdrs, "Expect:");
-	if (asprintf(&full, "%s%s", url, path) < 0 ||
-	    asprintf(&full2, "%s%s", replay_to ? replay_to : url, path) < 0)
-		return 1;
-	for (attempt = 0; attempt < (replay ? 2 : 1); attempt++) {
-		CURL *c = curl_easy_init();
-		struct rawbuf b = {0};
-		long status = 0;
-		CURLcode rc;
-
-		curl_easy_setopt(c, CURLOPT_URL, attempt ? full2 : full);
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, raw_write);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-		curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-		if (pins) {
-			/* as lib/ctlclient: the pins are the trust (self-signed certificates) */
-			curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, pins);
-			curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-			curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-		}
-		if (body) {
-			const char *send = tamper ? "{\"endpoints\":[\"192.0.2.66:1\"]}" : body;
-
-			curl_easy_setopt(c, CURLOPT_POSTFIELDS, send);
-			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(send));
-		}
-		rc = curl_easy_perform(c);
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		if (rc != CURLE_OK)
-			printf("000 %s\n", curl_easy_strerror(rc));
-		else
-			printf("%ld %s\n", status, b.p ? b.p : "");
-		free(b.p);
-		curl_easy_cleanup(c);
-	}
-	free(full);
-	free(full2);
-	curl_slist_free_all(hdrs);
+	if (!unsigned_req && have_keys)
+		l += (size_t)snprintf(hdrs + l, sizeof(hdrs) - l, "%s: %s\r\n%s: %s\r\n%s: %s\r\n%s: %s\r\n",
+				      LS_HDR_KEY, h.key, LS_HDR_TIMESTAMP, h.timestamp, LS_HDR_NONCE,
+				      h.nonce, LS_HDR_SIGNATURE, h.signature);
+	if (admin_key && l < sizeof(hdrs))
+		snprintf(hdrs + l, sizeof(hdrs) - l, "Authorization: Bearer %s\r\n", admin_key);
+	for (attempt = 0; attempt < (replay ? 2 : 1); attempt++)
+		raw_one(attempt && replay_to ? replay_to : url, method, path, hdrs,
+			body && tamper ? "{\"endpoints\":[\"192.0.2.66:1\"]}" : body, pins);
 	return 0;
 }
 
@@ -297,7 +288,6 @@ int main(int argc, char **argv)
 				return 2;
 			akey[strcspn(akey, "\n")] = '\0';
 		}
-		curl_global_init(CURL_GLOBAL_DEFAULT);
 		ret = raw(server, &k, have_keys, argv[optind], argv[optind + 1],
 			  optind + 2 < argc ? argv[optind + 2] : NULL, unsigned_req, skew, replay,
 			  tamper, akey, replay_to, pins);
