@@ -10,83 +10,181 @@
 #include "util.h"
 
 #ifdef LS_HAVE_BPF
-#include <ifaddrs.h>
 #include <netinet/in.h>
 
+#include "dataplane.h"
 #include "userspace/bpf/lsbpf.h"
+#include "userspace/bpf/lsbpf_int.h" /* lsbpf_for_each_attachment */
+
+#define GLUE_IFS 16
 
 struct ls_bpfglue {
 	struct lsbpf *b;
-	char lan[8][IFNAMSIZ]; /* LAN interfaces the LAN programs are attached to */
-	size_t n_lan;
-	bool fast_forward;
+	struct ls_bpfglue_opts o;
+	struct {
+		char name[IFNAMSIZ];
+		unsigned int ifindex; /* a re-created interface gets the programs again */
+	} att[GLUE_IFS];              /* LAN-role attachments this process made or adopted */
+	size_t n_att;
+	bool snat_active;
+	json_t *snat;     /* ls_bpfglue_snat_json */
+	char logged[768]; /* the SNAT interfaces as last logged */
 };
 
-static bool in_prefix(const struct ls_prefix *p, const struct sockaddr *sa)
+static bool attached_now(struct ls_bpfglue *g, const char *name)
 {
-	const uint8_t *a, *net = (const uint8_t *)&p->addr;
-	unsigned int bits = p->len;
-
-	if (sa->sa_family == AF_INET && p->family == AF_INET)
-		a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6 && p->family == AF_INET6)
-		a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else
-		return false;
-	for (unsigned int i = 0; bits; i++) {
-		uint8_t m = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
-
-		if ((a[i] & m) != (net[i] & m))
-			return false;
-		bits = bits >= 8 ? bits - 8 : 0;
-	}
-	return true;
+	for (size_t k = 0; k < g->n_att; k++)
+		if (!strcmp(g->att[k].name, name))
+			return g->att[k].ifindex == if_nametoindex(name);
+	return false;
 }
 
-/* --fast-forward: the interfaces holding an address inside one of this node's advertised
- * routes are its LAN side: attach the LAN programs (once) and flag them as targets. */
-static int add_lans(struct ls_bpfglue *g, struct lsbpf_state *s, const struct ls_profile *prof,
-		    const struct ls_netmap *nm, uint32_t me)
+static void remember(struct ls_bpfglue *g, const char *name)
 {
-	struct ifaddrs *ifa, *i;
-	char seen[8][IFNAMSIZ];
-	size_t n_seen = 0;
-	int ret = 0;
+	size_t k;
 
-	if (getifaddrs(&ifa))
-		return -errno;
-	for (i = ifa; i && !ret; i = i->ifa_next) {
-		bool match = false, dup = false;
+	for (k = 0; k < g->n_att && strcmp(g->att[k].name, name); k++)
+		;
+	if (k == g->n_att) {
+		if (g->n_att >= GLUE_IFS)
+			return;
+		g->n_att++;
+	}
+	memcpy(g->att[k].name, name, strnlen(name, IFNAMSIZ - 1));
+	g->att[k].name[strnlen(name, IFNAMSIZ - 1)] = '\0';
+	g->att[k].ifindex = if_nametoindex(name);
+}
 
-		if (!i->ifa_addr || !i->ifa_name || !strcmp(i->ifa_name, prof->ifname) || strlen(i->ifa_name) >= IFNAMSIZ)
+struct stale_arg {
+	char names[GLUE_IFS][IFNAMSIZ];
+	size_t n;
+	const struct ls_router_if *keep;
+	const bool *use;
+	int n_keep;
+};
+
+static int stale_cb(void *arg, const char *kind, const char *ifname, const char *hook)
+{
+	struct stale_arg *a = arg;
+
+	(void)kind;
+	if (strcmp(hook, "lan_in") && strcmp(hook, "lan_out") && strcmp(hook, "xdp_lan_in"))
+		return 0;
+	for (int i = 0; i < a->n_keep; i++)
+		if (a->use[i] && !strcmp(a->keep[i].ifname, ifname))
+			return 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (!strcmp(a->names[i], ifname))
+			return 0;
+	if (a->n < GLUE_IFS && strlen(ifname) < IFNAMSIZ)
+		strcpy(a->names[a->n++], ifname);
+	return 0;
+}
+
+/* The router's LAN interfaces (an address inside one of this node's advertised routes)
+ * and, for SNAT on an exit node, its uplink: attach the LAN programs (once), put them in
+ * the interface map with their SNAT source, and detach what the pin directory records
+ * on interfaces that no longer qualify. ri/use come back for the status. */
+static int router_ifaces(struct ls_bpfglue *g, struct lsbpf_state *s, const struct ls_profile *prof,
+			 const struct ls_netmap *nm, uint32_t me, struct ls_router_if *ri, bool *use, int *n_out)
+{
+	int n = ls_dp_router_ifaces(nm, prof->ifname, ri, GLUE_IFS), ret = 0;
+	struct stale_arg st = { .keep = ri, .use = use };
+
+	*n_out = 0;
+	if (n < 0) {
+		pr_err("bpf: cannot list the router's interfaces: %s", strerror(-n));
+		return n;
+	}
+	*n_out = st.n_keep = n;
+	for (int i = 0; i < n; i++) {
+		uint32_t flags = 0;
+
+		use[i] = (g->o.snat && (ri[i].lan || ri[i].uplink)) || (g->o.fast_forward && ri[i].lan);
+		if (!use[i])
 			continue;
-		for (size_t r = 0; !match && r < nm->self.routes.n; r++)
-			match = !ls_prefix_is_default(&nm->self.routes.v[r]) && in_prefix(&nm->self.routes.v[r], i->ifa_addr);
-		for (size_t k = 0; k < n_seen; k++)
-			dup |= !strcmp(seen[k], i->ifa_name);
-		if (!match || dup || n_seen >= ARRAY_SIZE(seen))
-			continue;
-		strcpy(seen[n_seen++], i->ifa_name);
-		bool attached = false;
+		if (!attached_now(g, ri[i].ifname)) {
+			int r = lsbpf_attach(g->b, ri[i].ifname, LSBPF_ROLE_LAN, g->o.snat ? LSBPF_MODE_XDP : LSBPF_MODE_AUTO);
 
-		for (size_t k = 0; k < g->n_lan; k++)
-			attached |= !strcmp(g->lan[k], i->ifa_name);
-		if (!attached) {
-			if ((ret = lsbpf_attach(g->b, i->ifa_name, LSBPF_ROLE_LAN, LSBPF_MODE_AUTO))) {
-				pr_err("bpf: cannot attach the LAN programs to %s: %s", i->ifa_name, strerror(-ret));
+			if (r) {
+				pr_err("bpf: cannot attach the LAN programs to %s: %s", ri[i].ifname, strerror(-r));
+				ret = ret ? ret : r;
+				continue;
+			}
+			if (g->o.snat)
+				pr_info("bpf: SNAT: LAN programs attached to %s (%s)", ri[i].ifname,
+					ri[i].lan && ri[i].uplink ? "lan+uplink" : ri[i].lan ? "lan" : "uplink");
+			if (g->o.fast_forward && ri[i].lan)
+				pr_info("bpf: fast forwarding: LAN programs attached to %s", ri[i].ifname);
+			remember(g, ri[i].ifname);
+		}
+		if (ri[i].lan)
+			flags |= LS_IF_LAN | (g->o.fast_forward ? LS_IF_FWD_TARGET : 0);
+		/* an uplink alone belongs to no network: isolation then leaves traffic to the
+		 * internet alone (another profile may be an exit through it too) */
+		if (!ret)
+			ret = lsbpf_state_add_iface(s, ri[i].ifname, ri[i].lan ? me : 0, flags);
+		if (!ret && g->o.snat && ri[i].addr4.family)
+			ret = lsbpf_state_set_iface_snat(s, ri[i].ifname, &ri[i].addr4);
+		if (!ret && g->o.snat && ri[i].addr6.family)
+			ret = lsbpf_state_set_iface_snat(s, ri[i].ifname, &ri[i].addr6);
+	}
+	lsbpf_for_each_attachment(lsbpf_pin_dir(g->b), stale_cb, &st);
+	for (size_t k = 0; k < st.n; k++) {
+		if (!lsbpf_detach(g->b, st.names[k]))
+			pr_info("bpf: %s no longer a LAN or uplink of this router: LAN programs detached", st.names[k]);
+		for (size_t j = 0; j < g->n_att; j++) {
+			if (!strcmp(g->att[j].name, st.names[k])) {
+				g->att[j] = g->att[--g->n_att];
 				break;
 			}
-			pr_info("bpf: fast forwarding: LAN programs attached to %s", i->ifa_name);
-			if (g->n_lan < ARRAY_SIZE(g->lan))
-				strcpy(g->lan[g->n_lan++], i->ifa_name);
 		}
-		ret = lsbpf_state_add_iface(s, i->ifa_name, me, LS_IF_LAN | LS_IF_FWD_TARGET);
 	}
-	freeifaddrs(ifa);
 	return ret;
 }
 
-int ls_bpfglue_open(const struct ls_profile *prof, bool fast_forward, struct ls_bpfglue **out)
+static void snat_status(struct ls_bpfglue *g, const struct ls_router_if *ri, const bool *use, int n)
+{
+	json_t *ifs = json_array();
+	char line[768] = "";
+
+	for (int i = 0; i < n; i++) {
+		char a4[LS_PREFIX_STRLEN] = "", a6[LS_PREFIX_STRLEN] = "";
+		json_t *att, *h, *hooks = json_array();
+		size_t k;
+
+		if (!use[i])
+			continue;
+		if (ri[i].addr4.family)
+			ls_prefix_format_addr(&ri[i].addr4, a4);
+		if (ri[i].addr6.family)
+			ls_prefix_format_addr(&ri[i].addr6, a6);
+		att = lsbpf_attachments_json(lsbpf_pin_dir(g->b), ri[i].ifname);
+		json_array_foreach(att, k, h)
+			json_array_append_new(hooks, json_pack("{s:O, s:O, s:O}", "hook", json_object_get(h, "hook"), "mode",
+							       json_object_get(h, "mode"), "attached",
+							       json_object_get(h, "attached")));
+		json_decref(att);
+		json_array_append_new(ifs, json_pack("{s:s, s:s, s:o, s:o, s:o}", "interface", ri[i].ifname, "role",
+						     ri[i].lan && ri[i].uplink ? "lan+uplink" : ri[i].lan ? "lan" : "uplink",
+						     "ipv4", a4[0] ? json_string(a4) : json_null(), "ipv6",
+						     a6[0] ? json_string(a6) : json_null(), "hooks", hooks));
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s%s (%s) %s%s%s", line[0] ? "; " : "",
+			 ri[i].ifname, ri[i].lan ? "lan" : "uplink", a4[0] ? a4 : "", a4[0] && a6[0] ? ", " : "",
+			 a6[0] ? a6 : (a4[0] ? "" : "no address: not translated"));
+	}
+	json_decref(g->snat);
+	g->snat = json_pack("{s:s, s:o, s:i, s:i, s:b, s:o}", "mode", "bpf", "ports",
+			    json_sprintf("%u-%u", g->o.snat_lo, g->o.snat_hi), "port_lo", g->o.snat_lo, "port_hi",
+			    g->o.snat_hi, "reserved", lsbpf_ports_reserved(g->o.snat_lo, g->o.snat_hi), "interfaces", ifs);
+	if (strcmp(line, g->logged)) {
+		pr_info("bpf: SNAT of overlay traffic (ports %u-%u): %s", g->o.snat_lo, g->o.snat_hi,
+			line[0] ? line : "no LAN or uplink interface yet");
+		snprintf(g->logged, sizeof(g->logged), "%s", line);
+	}
+}
+
+int ls_bpfglue_open(const struct ls_profile *prof, const struct ls_bpfglue_opts *go, struct ls_bpfglue **out)
 {
 	struct lsbpf_opts o = { .profile = prof->name };
 	struct ls_bpfglue *g = calloc(1, sizeof(*g));
@@ -95,7 +193,7 @@ int ls_bpfglue_open(const struct ls_profile *prof, bool fast_forward, struct ls_
 	*out = NULL;
 	if (!g)
 		return -ENOMEM;
-	g->fast_forward = fast_forward;
+	g->o = *go;
 	if ((ret = lsbpf_open(&o, &g->b))) {
 		pr_err("bpf: cannot load the data plane for profile '%s': %s", prof->name, strerror(-ret));
 		free(g);
@@ -110,6 +208,16 @@ int ls_bpfglue_open(const struct ls_profile *prof, bool fast_forward, struct ls_
 	pr_info("bpf: programs attached to %s (pins in %s)", prof->ifname, lsbpf_pin_dir(g->b));
 	*out = g;
 	return 0;
+}
+
+bool ls_bpfglue_snat_active(const struct ls_bpfglue *g)
+{
+	return g && g->o.snat && g->snat_active;
+}
+
+json_t *ls_bpfglue_snat_json(const struct ls_bpfglue *g)
+{
+	return g && g->o.snat ? g->snat : NULL;
 }
 
 static uint32_t route_net = 1;
@@ -128,7 +236,9 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 	struct lsbpf_state *s;
 	char name[64];
 	uint32_t me = x && x->net_id ? x->net_id : 1;
-	int ret = 0;
+	struct ls_router_if ri[GLUE_IFS];
+	bool use[GLUE_IFS] = { false };
+	int ret = 0, n_ri = 0;
 
 	if (!g)
 		return 0;
@@ -138,11 +248,18 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 	route_net = me;
 	s->flags = LS_CFG_METRICS | LS_CFG_ISOLATE;
 	s->wg_port = (uint16_t)prof->listen_port;
-	ret = lsbpf_state_add_iface(s, prof->ifname, me, LS_IF_OVERLAY);
-	if (!ret && g->fast_forward) {
+	ret = lsbpf_state_add_iface(s, prof->ifname, me, LS_IF_OVERLAY | (g->o.snat ? LS_IF_SNAT_FROM : 0));
+	if (g->o.fast_forward)
 		s->flags |= LS_CFG_FWD_FAST;
-		ret = add_lans(g, s, prof, nm, me);
+	/* SNAT runs on a router (a node that advertises routes); its ports stay reserved
+	 * while it does, also across agent restarts */
+	if (g->o.snat && nm->self.routes.n > 0) {
+		s->flags |= LS_CFG_SNAT;
+		s->snat_port_lo = g->o.snat_lo;
+		s->snat_port_hi = g->o.snat_hi;
 	}
+	if (!ret)
+		ret = router_ifaces(g, s, prof, nm, me, ri, use, &n_ri);
 	for (size_t i = 0; x && !ret && i < x->n_xl; i++) {
 		char vb[LS_PREFIX_STRLEN], rb[LS_PREFIX_STRLEN];
 
@@ -203,6 +320,9 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 		ret = lsbpf_apply(g->b, s);
 	if (ret)
 		pr_err("bpf: applying the netmap's routes: %s", strerror(-ret));
+	g->snat_active = !ret && (s->flags & LS_CFG_SNAT);
+	if (g->o.snat)
+		snat_status(g, ri, use, n_ri);
 	lsbpf_state_free(s);
 	return ret;
 }
@@ -212,6 +332,7 @@ void ls_bpfglue_close(struct ls_bpfglue *g)
 	if (!g)
 		return;
 	lsbpf_close(g->b);
+	json_decref(g->snat);
 	free(g);
 }
 
@@ -234,9 +355,19 @@ int ls_bpfglue_down(const struct ls_profile *prof)
 
 #else
 
-int ls_bpfglue_open(const struct ls_profile *prof, bool fast_forward, struct ls_bpfglue **out)
+bool ls_bpfglue_snat_active(const struct ls_bpfglue *g)
 {
-	(void)fast_forward;
+	return false;
+}
+
+json_t *ls_bpfglue_snat_json(const struct ls_bpfglue *g)
+{
+	return NULL;
+}
+
+int ls_bpfglue_open(const struct ls_profile *prof, const struct ls_bpfglue_opts *o, struct ls_bpfglue **out)
+{
+	(void)o;
 	*out = NULL;
 	pr_err("bpf: this build has no BPF loader (userspace/bpf); run without --bpf");
 	return -EOPNOTSUPP;

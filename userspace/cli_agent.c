@@ -19,7 +19,8 @@ static const char help[] =
 	"Usage: lightscale agent [--profile P] [--engine auto|kernel|userspace] [--apply-routes]\n"
 	"                        [--exit-node ID|NAME|auto|none] [--foreground] [--down-on-exit]\n"
 	"                        [--poll-wait S] [--heartbeat S] [--no-masquerade] [--state-dir DIR]\n"
-	"                        [--bpf [--fast-forward] | --no-bpf] [--map VIRTUAL=REAL]... [--allow-forward PROFILE]...\n"
+	"                        [--bpf [--fast-forward] [--snat-subnet-routes [--snat-ports LO-HI]] | --no-bpf]\n"
+	"                        [--map VIRTUAL=REAL]... [--allow-forward PROFILE]...\n"
 	"                        [--virtual-pool CIDR]... [--no-dns] [--dns-listen ADDR] [--dns-port N]\n"
 	"                        [--dns-upstream ADDR[:PORT]]... [--manage-resolv-conf]\n"
 	"\n"
@@ -29,8 +30,9 @@ static const char help[] =
 	"the ip rules that keep the engine's and the agent's own traffic outside the tunnel).\n"
 	"Changes apply incrementally: other peers are not disturbed. It heartbeats its endpoints\n"
 	"every --heartbeat seconds (default 30) and when the addresses change, re-applies rules,\n"
-	"routes and addresses that another program deletes, masquerades overlay traffic when\n"
-	"this node advertises routes, and answers `lightscale status' and `netmap' on\n"
+	"routes and addresses that another program deletes, translates overlay traffic leaving\n"
+	"for the LANs and the internet when this node advertises routes (see Subnet routers and\n"
+	"exit nodes below), and answers `lightscale status' and `netmap' on\n"
 	"/run/lightscale/P.sock. The userspace engine runs as its own process, so the tunnel\n"
 	"outlives the agent; a restarted agent adopts it. SIGTERM leaves the interface up unless\n"
 	"--down-on-exit. Without --foreground the agent detaches (logs in /run/lightscale/P.log).\n"
@@ -50,7 +52,43 @@ static const char help[] =
 	"                   skipping the stack's forwarding path and netfilter FORWARD and\n"
 	"                   POSTROUTING, so nft rules there no longer see those packets).\n"
 	"                   Packets from the overlay (an L3 device) still go through the stack\n"
-	"                   for now; `lightscale bpf status' shows the flag and the counters\n"
+	"                   for now; `lightscale bpf status' shows the flag and the counters.\n"
+	"                   With --snat-subnet-routes on an exit node, packets arriving on the\n"
+	"                   uplink for a LAN are fast-forwarded too (past netfilter FORWARD)\n"
+	"\n"
+	"Subnet routers and exit nodes (this node advertises routes): overlay traffic leaving\n"
+	"for a LAN or, on an exit node, for the internet needs a way back. Three ways:\n"
+	"  (default)        the nftables masquerade: table inet lightscale-P, every packet from\n"
+	"                   ls-P leaving on another interface gets that interface's address\n"
+	"  --snat-subnet-routes\n"
+	"                   with --bpf, source NAT in the BPF programs instead (no nftables\n"
+	"                   table; one left by an earlier run is removed). The LAN programs go\n"
+	"                   on every LAN interface (one holding an address inside an advertised\n"
+	"                   route) and, when the node advertises a default route, on the uplink\n"
+	"                   (the interface of the host's IPv4 and IPv6 default routes). Each\n"
+	"                   gets its own source address: on a LAN the router's address inside\n"
+	"                   the advertised prefix, on the uplink the default route's preferred\n"
+	"                   source. Connections are tracked in ls_nat_out/ls_nat_in (plain\n"
+	"                   hashes: a live flow is never evicted; idle ones expire: TCP 2 h 4 min,\n"
+	"                   60 s after FIN/RST, UDP 3 min, ICMP 30 s). Replies are translated back\n"
+	"                   on LAN ingress, in XDP where the NIC is a real one (veth and other\n"
+	"                   virtual devices: TC only). The rules follow every netmap and address\n"
+	"                   or route change; interfaces that stop qualifying lose the programs.\n"
+	"                   `lightscale status' shows per interface the hooks, their mode\n"
+	"                   (tcx, clsact, xdp), the address and the ports\n"
+	"  --snat-ports LO-HI\n"
+	"                   SNAT source ports and ICMP echo ids (default 61000-65000, above the\n"
+	"                   default ephemeral range 32768-60999). The range goes into\n"
+	"                   ip_local_reserved_ports while the agent runs and after it stops (the\n"
+	"                   programs keep translating); wg-down and --down-on-exit give it back.\n"
+	"                   A port is never taken while a local socket of the router would\n"
+	"                   receive the reply, and two clients with the same source port to the\n"
+	"                   same destination get different ports\n"
+	"  --no-masquerade  routed mode: no translation at all; overlay addresses reach the LANs\n"
+	"                   as they are. Each LAN's gateway (and an exit node's upstream router)\n"
+	"                   then needs a route back to the overlay through this router; the\n"
+	"                   agent logs the exact commands (e.g. `ip route add 100.64.0.0/10 via\n"
+	"                   192.168.1.1') and `lightscale status' lists them (.return_routes)\n"
 	"\n"
 	"NAT traversal: the agent sends STUN requests to the netmap's STUN servers from the\n"
 	"WireGuard port (a raw socket, so the NAT maps them as WireGuard's own datagrams, on either\n"
@@ -101,6 +139,8 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		{ "bpf", no_argument, NULL, 'B' },
 		{ "no-bpf", no_argument, NULL, 'N' },
 		{ "fast-forward", no_argument, NULL, 0x2006 },
+		{ "snat-subnet-routes", no_argument, NULL, 0x2007 },
+		{ "snat-ports", required_argument, NULL, 0x2008 },
 		{ "map", required_argument, NULL, 'm' },
 		{ "allow-forward", required_argument, NULL, 'a' },
 		{ "virtual-pool", required_argument, NULL, 'P' },
@@ -136,6 +176,18 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		case 'B': o.dp.bpf = true; break;
 		case 'N': o.dp.no_bpf = true; break;
 		case 0x2006: o.dp.fast_forward = true; break;
+		case 0x2007: o.dp.snat_subnet_routes = true; break;
+		case 0x2008: {
+			unsigned int lo, hi;
+			char end;
+
+			if (sscanf(optarg, "%u-%u%c", &lo, &hi, &end) != 2 || lo < 1024 || hi > 65535 || lo > hi)
+				return ls_cli_usage_error(cli, help, "invalid --snat-ports `%s' (LO-HI, 1024-65535, e.g. 61000-65000)",
+							  optarg);
+			o.dp.snat_port_lo = (uint16_t)lo;
+			o.dp.snat_port_hi = (uint16_t)hi;
+			break;
+		}
 		case 0x2001: o.dns.off = true; break;
 		case 0x2002: {
 			struct ls_prefix a;
@@ -229,6 +281,14 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 	}
 	if (o.dp.fast_forward && !o.dp.bpf)
 		return ls_cli_usage_error(cli, help, "--fast-forward needs --bpf");
+	if (o.dp.snat_subnet_routes && !o.dp.bpf)
+		return ls_cli_usage_error(cli, help,
+					  "--snat-subnet-routes needs --bpf (SNAT runs in the BPF programs; without them the agent "
+					  "masquerades with nftables)");
+	if (o.dp.snat_subnet_routes && o.dp.no_masquerade)
+		return ls_cli_usage_error(cli, help, "--snat-subnet-routes and --no-masquerade exclude each other (SNAT or routed)");
+	if (o.dp.snat_port_lo && !o.dp.snat_subnet_routes)
+		return ls_cli_usage_error(cli, help, "--snat-ports needs --snat-subnet-routes");
 	if (geteuid() != 0) {
 		fprintf(stderr, "lightscale agent: must run as root (it configures interfaces, routes and rules)\n");
 		return 1;

@@ -3,12 +3,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -350,6 +352,188 @@ static int nft_run(const char *script)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
+/* ---- router interfaces, SNAT and routed mode ----------------------------------------- */
+
+static bool sa_in_prefix(const struct ls_prefix *p, const struct sockaddr *sa, struct ls_prefix *host)
+{
+	struct ls_prefix a = { .family = (uint8_t)sa->sa_family };
+
+	if (sa->sa_family == AF_INET) {
+		memcpy(a.addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		a.len = 32;
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(a.addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		a.len = 128;
+	} else {
+		return false;
+	}
+	if (host)
+		*host = a;
+	return p ? p->family == a.family && ls_prefix_contains(p, &a) : true;
+}
+
+static struct ls_router_if *rif_get(struct ls_router_if *v, size_t *n, size_t max, const char *ifname)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp(v[i].ifname, ifname))
+			return &v[i];
+	if (*n >= max || strlen(ifname) >= IFNAMSIZ)
+		return NULL;
+	memset(&v[*n], 0, sizeof(v[*n]));
+	snprintf(v[*n].ifname, IFNAMSIZ, "%s", ifname);
+	return &v[(*n)++];
+}
+
+/* The source the host picks toward the internet out of ifname (the default route's
+ * preferred source, else its first address there): a connected UDP socket, marked like
+ * the engines' traffic so no profile's table takes the lookup, sends nothing. */
+static int uplink_source(int family, const char *ifname, struct ls_prefix *out)
+{
+	struct sockaddr_storage dst = { 0 }, me = { 0 };
+	socklen_t len = sizeof(me);
+	uint32_t mark = LS_FWMARK_BASE;
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = -ENETUNREACH;
+	struct ifaddrs *ifa = NULL;
+
+	if (family == AF_INET) {
+		struct sockaddr_in *d = (struct sockaddr_in *)&dst;
+
+		d->sin_family = AF_INET;
+		d->sin_port = htons(53);
+		inet_pton(AF_INET, "8.8.8.8", &d->sin_addr);
+	} else {
+		struct sockaddr_in6 *d = (struct sockaddr_in6 *)&dst;
+
+		d->sin6_family = AF_INET6;
+		d->sin6_port = htons(53);
+		inet_pton(AF_INET6, "2001:4860:4860::8888", &d->sin6_addr);
+	}
+	if (fd >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+		setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname));
+		if (!connect(fd, (struct sockaddr *)&dst, family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) &&
+		    !getsockname(fd, (struct sockaddr *)&me, &len) && sa_in_prefix(NULL, (struct sockaddr *)&me, out))
+			ret = 0;
+		close(fd);
+	}
+	if (!ret || getifaddrs(&ifa))
+		return ret;
+	for (struct ifaddrs *i = ifa; i && ret; i = i->ifa_next) {
+		struct ls_prefix a;
+
+		if (!i->ifa_addr || i->ifa_addr->sa_family != family || strcmp(i->ifa_name, ifname) ||
+		    !sa_in_prefix(NULL, i->ifa_addr, &a))
+			continue;
+		if ((family == AF_INET6 && a.addr[0] == 0xfe && (a.addr[1] & 0xc0) == 0x80) ||
+		    (family == AF_INET && a.addr[0] == 169 && a.addr[1] == 254))
+			continue; /* link-local */
+		*out = a;
+		ret = 0;
+	}
+	freeifaddrs(ifa);
+	return ret;
+}
+
+int ls_dp_router_ifaces(const struct ls_netmap *nm, const char *skip_ifname, struct ls_router_if *out, size_t max)
+{
+	struct ifaddrs *ifa;
+	bool def[2] = { false, false };
+	size_t n = 0;
+
+	if (getifaddrs(&ifa))
+		return -errno;
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || !i->ifa_name || !strcmp(i->ifa_name, skip_ifname) || !strcmp(i->ifa_name, "lo"))
+			continue;
+		for (size_t r = 0; r < nm->self.routes.n; r++) {
+			const struct ls_prefix *p = &nm->self.routes.v[r];
+			struct ls_prefix a;
+			struct ls_router_if *ri;
+
+			if (ls_prefix_is_default(p) || !sa_in_prefix(p, i->ifa_addr, &a) ||
+			    !(ri = rif_get(out, &n, max, i->ifa_name)))
+				continue;
+			ri->lan = true;
+			if (a.family == AF_INET && !ri->addr4.family)
+				ri->addr4 = a;
+			else if (a.family == AF_INET6 && !ri->addr6.family)
+				ri->addr6 = a;
+		}
+	}
+	freeifaddrs(ifa);
+	for (size_t r = 0; r < nm->self.routes.n; r++) {
+		if (ls_prefix_is_default(&nm->self.routes.v[r]))
+			def[nm->self.routes.v[r].family == AF_INET6] = true;
+	}
+	for (int f = 0; f < 2; f++) {
+		int family = f ? AF_INET6 : AF_INET;
+		struct ls_rtnl_route *rt = NULL;
+		size_t nr = 0;
+		char ifname[IFNAMSIZ] = "";
+		int skip = (int)if_nametoindex(skip_ifname);
+
+		if (!def[f] || ls_rtnl_route_list(family, RT_TABLE_MAIN, &rt, &nr))
+			continue;
+		for (size_t i = 0; i < nr && !ifname[0]; i++) {
+			if (rt[i].dst.len == 0 && rt[i].type == RTN_UNICAST && rt[i].oif > 0 && rt[i].oif != skip &&
+			    rt[i].table == RT_TABLE_MAIN)
+				if_indextoname((unsigned int)rt[i].oif, ifname);
+		}
+		free(rt);
+		struct ls_router_if *ri = ifname[0] ? rif_get(out, &n, max, ifname) : NULL;
+		struct ls_prefix src;
+
+		if (!ri)
+			continue;
+		ri->uplink = true;
+		if (uplink_source(family, ifname, &src))
+			continue;
+		if (family == AF_INET && !ri->addr4.family)
+			ri->addr4 = src;
+		else if (family == AF_INET6 && !ri->addr6.family)
+			ri->addr6 = src;
+	}
+	return (int)n;
+}
+
+/* Routed mode: the route each LAN gateway (and the exit's upstream router) needs toward
+ * the overlay, through this router's address on that side. Logged when it changes. */
+static void return_routes(struct ls_dp *dp, const struct ls_netmap *nm, bool on)
+{
+	struct ls_router_if ri[16];
+	json_t *rr = json_array();
+	int n = on ? ls_dp_router_ifaces(nm, dp->prof->ifname, ri, ARRAY_SIZE(ri)) : 0;
+
+	for (int i = 0; i < n; i++) {
+		for (int f = 0; f < 2; f++) {
+			const struct ls_prefix *via = f ? &ri[i].addr6 : &ri[i].addr4;
+			const struct ls_prefix *ov = f ? &nm->network.ipv6 : &nm->network.ipv4;
+			char ps[LS_PREFIX_STRLEN], vs[LS_PREFIX_STRLEN];
+
+			if (!via->family || !(f ? nm->network.has_ipv6 : nm->network.has_ipv4))
+				continue;
+			ls_prefix_format(ov, ps);
+			ls_prefix_format_addr(via, vs);
+			json_array_append_new(rr, json_pack("{s:s, s:s, s:s, s:s, s:o}", "interface", ri[i].ifname, "via", vs,
+							    "prefix", ps, "role", ri[i].lan ? "lan" : "uplink", "command",
+							    json_sprintf("ip %sroute add %s via %s", f ? "-6 " : "", ps, vs)));
+		}
+	}
+	if (!json_equal(rr, dp->return_routes ? dp->return_routes : json_array()) && json_array_size(rr)) {
+		size_t i;
+		json_t *r;
+
+		pr_info("routed mode (--no-masquerade): overlay traffic leaves with its own source address; each gateway "
+			"needs the route back through this router:");
+		json_array_foreach(rr, i, r)
+			pr_info("  on the gateway of %s (%s): %s", json_string_value(json_object_get(r, "interface")),
+				json_string_value(json_object_get(r, "role")),
+				json_string_value(json_object_get(r, "command")));
+	}
+	json_decref(dp->return_routes);
+	dp->return_routes = rr;
+}
+
 static int masquerade(struct ls_dp *dp, bool on)
 {
 	char script[1024];
@@ -370,13 +554,13 @@ static int masquerade(struct ls_dp *dp, bool on)
 		snprintf(script, sizeof(script), "table inet lightscale-%s\ndelete table inet lightscale-%s\n",
 			 dp->prof->name, dp->prof->name);
 	}
-	if (on == dp->masquerading)
+	if (on == dp->masquerading && dp->masq_known)
 		return 0;
 	ret = nft_run(script);
 	if (ret)
 		pr_err("nft: cannot %s table inet lightscale-%s", on ? "create" : "delete", dp->prof->name);
 	else
-		dp->masquerading = on;
+		dp->masquerading = on, dp->masq_known = true;
 	return ret;
 }
 
@@ -443,6 +627,15 @@ static int sync_rules(struct ls_dp *dp, bool on)
 
 static const char *const pool_defaults[2] = { LS_MNET_POOL4, LS_MNET_POOL6 };
 
+static int glue_open(const struct ls_profile *prof, const struct ls_dp_opts *o, struct ls_bpfglue **out)
+{
+	struct ls_bpfglue_opts go = { .fast_forward = o->fast_forward, .snat = o->snat_subnet_routes,
+				      .snat_lo = o->snat_port_lo ? o->snat_port_lo : LS_SNAT_PORTS_DEFAULT_LO,
+				      .snat_hi = o->snat_port_hi ? o->snat_port_hi : LS_SNAT_PORTS_DEFAULT_HI };
+
+	return ls_bpfglue_open(prof, &go, out);
+}
+
 /* Publishes the real routes to the multi-network state and replaces, in want, every
  * route that overlaps another profile's by its virtual prefix; the manual maps add
  * their virtual prefixes. Fills dp->xl and dp->mappings. */
@@ -481,7 +674,7 @@ static int map_overlaps(struct ls_dp *dp, struct ls_prefix **want, size_t *nw, s
 	}
 	/* translation needs the BPF data plane */
 	if (dp->n_xl && !dp->bpf && !dp->opts.no_bpf && !dp->bpf_error[0]) {
-		int r = ls_bpfglue_open(dp->prof, dp->opts.fast_forward, &dp->bpf);
+		int r = glue_open(dp->prof, &dp->opts, &dp->bpf);
 
 		if (r) {
 			snprintf(dp->bpf_error, sizeof(dp->bpf_error), "%s", strerror(-r));
@@ -755,8 +948,28 @@ static int sync_routing(struct ls_dp *dp, const struct ls_netmap *nm)
 		sysctl_note(dp, "net/ipv4/ip_forward", "1");
 		sysctl_note(dp, "net/ipv6/conf/all/forwarding", "1");
 	}
-	masquerade(dp, router && !dp->opts.no_masquerade);
 	sync_bpf(dp, nm);
+	/* overlay traffic leaving the router: SNAT in BPF (--snat-subnet-routes, once the
+	 * programs are in place), the nftables masquerade, or routed (--no-masquerade) */
+	{
+		bool bpf_snat = router && dp->opts.snat_subnet_routes && ls_bpfglue_snat_active(dp->bpf);
+
+		masquerade(dp, router && !dp->opts.no_masquerade && !bpf_snat);
+		return_routes(dp, nm, router && dp->opts.no_masquerade);
+		json_decref(dp->snat);
+		if (bpf_snat)
+			dp->snat = json_deep_copy(ls_bpfglue_snat_json(dp->bpf));
+		else if (dp->masquerading)
+			dp->snat = json_pack("{s:s}", "mode", "nftables");
+		else
+			dp->snat = json_pack("{s:s}", "mode", router && dp->opts.no_masquerade ? "routed" : "off");
+		if (dp->masquerading) {
+			json_object_set_new(dp->snat, "table", json_sprintf("inet lightscale-%s", dp->prof->name));
+			if (dp->opts.snat_subnet_routes)
+				json_object_set_new(dp->snat, "why", json_sprintf("BPF SNAT unavailable: %s",
+										 dp->bpf_error[0] ? dp->bpf_error : "see the agent log"));
+		}
+	}
 	return 0;
 }
 
@@ -872,7 +1085,7 @@ int ls_dp_open(struct ls_dp *dp, struct ls_profile *prof, const struct ls_dp_opt
 	if (opts->no_bpf)
 		ls_bpfglue_down(prof);
 	/* the BPF data plane adds metrics: when it cannot load, the tunnel still comes up */
-	if (opts->bpf && (ret = ls_bpfglue_open(prof, opts->fast_forward, &dp->bpf))) {
+	if (opts->bpf && (ret = glue_open(prof, opts, &dp->bpf))) {
 		snprintf(dp->bpf_error, sizeof(dp->bpf_error), "%s", strerror(-ret));
 		pr_err("%s: continuing without the BPF data plane (%s)", prof->ifname, dp->bpf_error);
 	}
@@ -887,7 +1100,9 @@ void ls_dp_close(struct ls_dp *dp)
 	json_decref(dp->sysctls);
 	json_decref(dp->overlay_conflicts);
 	json_decref(dp->mappings);
-	dp->refused = dp->sysctls = dp->overlay_conflicts = dp->mappings = NULL;
+	json_decref(dp->snat);
+	json_decref(dp->return_routes);
+	dp->refused = dp->sysctls = dp->overlay_conflicts = dp->mappings = dp->snat = dp->return_routes = NULL;
 }
 
 static void pick_exit(struct ls_dp *dp, const struct ls_netmap *nm)

@@ -24,6 +24,7 @@
 #define LS_DATAPLANE_H
 
 #include <jansson.h>
+#include <net/if.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -38,7 +39,11 @@ struct ls_dp_opts {
 	const char *engine;    /* auto, kernel, userspace */
 	bool apply_routes;     /* advertised routes, exit node, rules */
 	const char *exit_node; /* NULL/"none", "auto", id or name */
-	bool no_masquerade;    /* routers and exits masquerade by default */
+	bool no_masquerade;    /* routers and exits masquerade by default; without it the
+				* agent prints the return routes the LAN gateways need */
+	bool snat_subnet_routes; /* with bpf: SNAT in BPF on the LANs and the uplink instead
+				  * of the nftables masquerade */
+	uint16_t snat_port_lo, snat_port_hi; /* its port range (0: LS_SNAT_PORTS_DEFAULT_*) */
 	bool bpf;              /* attach the BPF data plane (per-route metrics) */
 	bool fast_forward;     /* with bpf: forward between the router's LANs in BPF (bpfglue.h) */
 	bool no_bpf;           /* never load it, not even for translation */
@@ -55,6 +60,25 @@ struct ls_dp_opts {
 	void *ep_ctx;
 };
 
+/* --snat-ports default: above Linux's default ephemeral range (32768-60999), reserved
+ * in ip_local_reserved_ports while SNAT runs. */
+#define LS_SNAT_PORTS_DEFAULT_LO 61000
+#define LS_SNAT_PORTS_DEFAULT_HI 65000
+
+/* A router's own interfaces toward what it routes: LANs (an address inside one of the
+ * node's advertised routes) and, when it advertises a default route (exit node), the
+ * uplink (the interface of the host's default route, per family). */
+struct ls_router_if {
+	char ifname[IFNAMSIZ];
+	bool lan, uplink;
+	struct ls_prefix addr4, addr6; /* the router's address there (host, len = 32/128);
+					* family 0: none. LAN: inside the advertised prefix;
+					* uplink: the default route's preferred source */
+};
+/* Fills out (at most max) from the netmap's own routes and the host's interfaces and
+ * routes; skip_ifname is the overlay. Returns the count, or -errno. */
+int ls_dp_router_ifaces(const struct ls_netmap *nm, const char *skip_ifname, struct ls_router_if *out, size_t max);
+
 struct ls_dp {
 	struct ls_profile *prof;
 	struct ls_dp_opts opts;
@@ -67,6 +91,12 @@ struct ls_dp {
 	json_t *overlay_conflicts; /* [{"prefix", "reason"}]: the overlay overlaps host routes */
 	json_t *sysctls;   /* {"net.ipv4...": "1"} as set */
 	bool masquerading;
+	bool masq_known;   /* masquerading says what nft holds (false at start: a table a
+			    * previous run left is removed when not wanted) */
+	json_t *snat;      /* how overlay traffic leaving the router is translated:
+			    * {"mode": "bpf"|"nftables"|"routed"|"off", ...} */
+	json_t *return_routes; /* routed mode (--no-masquerade): [{"interface", "via",
+				* "prefix", "command"}] the LAN gateways need */
 	struct ls_prefix control_hosts[8];
 	size_t n_control_hosts;
 	struct ls_bpfglue *bpf; /* with opts.bpf */

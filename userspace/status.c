@@ -161,6 +161,8 @@ json_t *ls_status_json(const struct ls_profile *prof, const struct ls_dp *dp, co
 		else
 			json_object_set_new(st, "overlay_conflicts", json_array());
 		json_object_set_new(st, "masquerade", json_boolean(dp->masquerading));
+		json_object_set_new(st, "snat", dp->snat ? json_deep_copy(dp->snat) : json_pack("{s:s}", "mode", "off"));
+		json_object_set_new(st, "return_routes", dp->return_routes ? json_deep_copy(dp->return_routes) : json_array());
 		json_object_set_new(st, "exit_reason", json_string(dp->exit_reason));
 		json_object_set_new(st, "adopted", json_boolean(!dp->created));
 		if (dp->bpf)
@@ -249,6 +251,50 @@ static void join_strings(json_t *arr, char *out, size_t size)
 		snprintf(out, size, "(none)");
 }
 
+/* How overlay traffic leaves a router: SNAT per interface, nftables, or routed with the
+ * return routes the gateways need. */
+static void snat_text(json_t *st, FILE *f)
+{
+	json_t *sn = json_object_get(st, "snat"), *v, *h;
+	const char *mode = json_string_value(json_object_get(sn, "mode"));
+	size_t i, k;
+
+	if (!mode)
+		return;
+	if (!strcmp(mode, "bpf")) {
+		fprintf(f, "snat:         bpf, ports %s%s\n", json_string_value(json_object_get(sn, "ports")) ?: "?",
+			json_is_true(json_object_get(sn, "reserved")) ? " (reserved in ip_local_reserved_ports)"
+									: " (NOT reserved)");
+		if (!json_array_size(json_object_get(sn, "interfaces")))
+			fprintf(f, "              (no LAN or uplink interface yet)\n");
+		json_array_foreach(json_object_get(sn, "interfaces"), i, v) {
+			char hooks[256] = "";
+			const char *a4 = json_string_value(json_object_get(v, "ipv4"));
+			const char *a6 = json_string_value(json_object_get(v, "ipv6"));
+
+			json_array_foreach(json_object_get(v, "hooks"), k, h)
+				snprintf(hooks + strlen(hooks), sizeof(hooks) - strlen(hooks), "%s%s/%s%s", k ? " " : "",
+					 json_string_value(json_object_get(h, "hook")) ?: "?",
+					 json_string_value(json_object_get(h, "mode")) ?: "?",
+					 json_is_true(json_object_get(h, "attached")) ? "" : "(DETACHED)");
+			fprintf(f, "  %-11s %s as %s%s%s [%s]\n", json_string_value(json_object_get(v, "interface")),
+				json_string_value(json_object_get(v, "role")), a4 ? a4 : "", a4 && a6 ? ", " : "",
+				a6 ? a6 : (a4 ? "" : "(no address: not translated)"), hooks);
+		}
+	} else if (!strcmp(mode, "nftables")) {
+		fprintf(f, "snat:         nftables masquerade (table %s)%s%s\n",
+			json_string_value(json_object_get(sn, "table")) ?: "?", json_is_string(json_object_get(sn, "why")) ? "; " : "",
+			json_string_value(json_object_get(sn, "why")) ?: "");
+	} else if (!strcmp(mode, "routed")) {
+		fprintf(f, "snat:         none (routed, --no-masquerade); the gateways need these routes back:\n");
+		json_array_foreach(json_object_get(st, "return_routes"), i, v)
+			fprintf(f, "  %-11s %s\n", json_string_value(json_object_get(v, "interface")),
+				json_string_value(json_object_get(v, "command")));
+		if (!json_array_size(json_object_get(st, "return_routes")))
+			fprintf(f, "              (no LAN or uplink address found)\n");
+	}
+}
+
 void ls_status_text(json_t *st, FILE *f)
 {
 	char buf[1024], t[64];
@@ -302,6 +348,7 @@ void ls_status_text(json_t *st, FILE *f)
 		if (json_is_string(json_object_get(st, "bpf")))
 			fprintf(f, "bpf:          %s\n", json_string_value(json_object_get(st, "bpf")));
 	}
+	snat_text(st, f);
 	{
 		json_t *nat = json_object_get(st, "nat"), *s;
 		size_t k;

@@ -215,6 +215,45 @@ static void per_iface(void)
 	lsbpf_state_free(s);
 }
 
+/* The port range in ip_local_reserved_ports (this private netns): apply reserves it,
+ * a new range replaces it, destroy gives it back, and other entries stay as they were. */
+static void reserved_ports(void)
+{
+	char dir[64], buf[256] = "";
+	struct lsbpf *p = NULL;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/lsbs-test-%d", (int)getpid());
+	struct lsbpf_opts o = { .pin_dir = dir, .force_l2 = true, .overlay_l2 = 14, .lan_l2 = 14, .underlay_l2 = 14 };
+	if (h_ok(system("echo 6000,7000-7009 > /proc/sys/net/ipv4/ip_local_reserved_ports") == 0 &&
+			 lsbpf_open(&o, &p) == 0,
+		 "open with pins %s", dir)) {
+		fails++;
+		return;
+	}
+	struct lsbpf_state *s = lsbpf_state_new();
+	s->flags = LS_CFG_SNAT;
+	s->snat_port_lo = 61000;
+	s->snat_port_hi = 61999;
+	fails += h_ok(lsbpf_apply(p, s) == 0 && lsbpf_ports_reserved(61000, 61999) && lsbpf_ports_reserved(7000, 7009),
+		      "apply reserves 61000-61999 beside what was there");
+	fails += h_ok(!lsbpf_ports_reserved(61000, 62000) && !lsbpf_ports_reserved(59999, 61000),
+		      "a range reaching past it is not reported as reserved");
+	s->snat_port_lo = 63000;
+	s->snat_port_hi = 63099;
+	fails += h_ok(lsbpf_apply(p, s) == 0 && lsbpf_ports_reserved(63000, 63099) && !lsbpf_ports_reserved(61000, 61000),
+		      "a new range replaces the old one");
+	fails += h_ok(lsbpf_destroy(p) == 0, "destroy");
+	if ((f = fopen("/proc/sys/net/ipv4/ip_local_reserved_ports", "r"))) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = 0;
+	fails += h_ok(!strcmp(buf, "6000,7000-7009"), "destroy gave the range back, the rest untouched (`%s')", buf);
+	lsbpf_state_free(s);
+}
+
 int main(void)
 {
 	uint16_t p1, p2, p3, pu, pi, p6;
@@ -391,6 +430,7 @@ int main(void)
 	fails += h_ok(lsbpf_return_route("100.64.0.0/10", "fd00::1", rr, sizeof(rr)) != 0,
 		      "return-route refuses mixed families");
 	per_iface();
+	reserved_ports();
 	lsbpf_state_free(s);
 	lsbpf_close(b);
 	h_plan_done();

@@ -152,6 +152,9 @@ int lsbpf_state_add_filter_json(struct lsbpf_state *s, const struct json_t *filt
  * has (only in this pin dir's maps), batch updates where the map type allows. */
 int lsbpf_apply(struct lsbpf *b, const struct lsbpf_state *s);
 
+/* Is lo-hi wholly inside ip_local_reserved_ports of this netns? */
+bool lsbpf_ports_reserved(uint16_t lo, uint16_t hi);
+
 /* SNAT and flow-table garbage collection: removes idle entries (per-protocol timeouts,
  * short after TCP FIN/RST). *removed gets the count. */
 int lsbpf_gc(struct lsbpf *b, size_t *removed);

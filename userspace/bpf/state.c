@@ -2,6 +2,7 @@
 /* liblsbpf: desired state, reconciliation of the maps, garbage collection. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -743,12 +744,69 @@ static int apply_filter(struct lsbpf *b, const struct lsbpf_state *s)
 
 #define RESERVED_PORTS "/proc/sys/net/ipv4/ip_local_reserved_ports"
 
+/* A sysctl file in one read: the kernel answers a read at a non-zero offset with EOF, so
+ * reading it piecewise (as ls_read_file does for a file whose size says 0) gets only its
+ * first bytes. */
+static int read_reserved(char **out)
+{
+	size_t cap = 65536;
+	char *buf = malloc(cap);
+	int fd = open(RESERVED_PORTS, O_RDONLY | O_CLOEXEC), r = 0;
+	ssize_t n;
+
+	if (fd < 0 || !buf) {
+		r = fd < 0 ? -errno : -ENOMEM;
+		goto cleanup;
+	}
+	n = read(fd, buf, cap - 1);
+	if (n < 0) {
+		r = -errno;
+		goto cleanup;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	buf = NULL;
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return r;
+}
+
+bool lsbpf_ports_reserved(uint16_t lo, uint16_t hi)
+{
+	char *cur = NULL;
+	unsigned int want = lo;
+
+	if (read_reserved(&cur))
+		return false;
+	/* the kernel prints merged ranges: follow them from lo upward */
+	for (bool again = true; again && want <= hi;) {
+		char *copy = strdup(cur), *save = NULL;
+
+		again = false;
+		for (char *t = copy ? strtok_r(copy, ",\n", &save) : NULL; t; t = strtok_r(NULL, ",\n", &save)) {
+			unsigned int a, b;
+			int k = sscanf(t, "%u-%u", &a, &b);
+
+			if (k == 1)
+				b = a;
+			if (k >= 1 && a <= want && b >= want) {
+				want = b + 1;
+				again = true;
+			}
+		}
+		free(copy);
+	}
+	free(cur);
+	return want > hi;
+}
+
 static int edit_reserved(uint16_t lo, uint16_t hi, bool add)
 {
 	char *cur = NULL, tok[32], out[8192] = "";
-	size_t len;
 	bool have = false;
-	int r = ls_read_file(RESERVED_PORTS, &cur, &len, 65536);
+	int r = read_reserved(&cur);
 
 	if (r)
 		return r;
