@@ -19,9 +19,7 @@ agent_start ra
 agent_start rb
 multi_agent ca --apply-routes
 multi_agent cb --apply-routes
-peers_ok() { [ "$(lsp "$1" status --json | jq '[.peers[] | select(.configured)] | length')" = 1 ]; }
-wait_for 20 "ca's peer" peers_ok ca && wait_for 20 "cb's peer" peers_ok cb && ok "both profiles configured their exit peer" ||
-	lab_die "peers" "$(node_log ca)" "$(node_log cb)"
+multi_peers_up
 
 # who CGROUP|-: the answer of 198.51.100.1 from c
 who() {

@@ -264,6 +264,14 @@ ping_ok() { nsx "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
 # ping_ok_retry FROM ADDR SECONDS
 ping_within() { wait_for "$3" "ping $1 -> $2" ping_ok "$1" "$2"; }
 
+# ping_summary FILE: of the output of `ping -D' in FILE, PING_GAP (the longest gap between
+# two replies, in ms), PING_RECV (replies) and PING_SENT (requests).
+ping_summary() {
+	PING_GAP=$(awk -F'[][]' '/bytes from/ {t = $2 + 0; if (p) { d = t - p; if (d > m) m = d }; p = t} END {printf "%d", m * 1000}' "$1")
+	PING_SENT=$(grep -o '[0-9]* packets transmitted' "$1" | cut -d' ' -f1)
+	PING_RECV=$(grep -o '[0-9]* received' "$1" | cut -d' ' -f1)
+}
+
 # node_log NODE: last lines of an agent log, for failure details.
 node_log() { tail -n "${2:-15}" "$LAB_DIR/$1.agent.log" 2>/dev/null; }
 
@@ -368,6 +376,13 @@ multi_setup() {
 	lsp cb init --control "$CONTROL_URL" --token "$TOK_B" --hostname c --listen-port 51821 >/dev/null || lab_die "init cb"
 	lsp ca register --json >"$LAB_DIR/ca.register.json" || lab_die "register ca"
 	lsp cb register --json >"$LAB_DIR/cb.register.json" || lab_die "register cb"
+}
+# multi_peers_up: ca and cb have each configured their one peer (within 20 s each), a test;
+# the lab ends when they have not.
+multi_peer_ok() { [ "$(lsp "$1" status --json | jq '[.peers[] | select(.configured)] | length')" = 1 ]; }
+multi_peers_up() {
+	wait_for 20 "ca's peer" multi_peer_ok ca && wait_for 20 "cb's peer" multi_peer_ok cb &&
+		ok "both profiles configured their exit peer" || lab_die "peers" "$(node_log ca)" "$(node_log cb)"
 }
 # lsp PROFILE-NODE CMD ARGS...: the CLI for one of c's profiles (in c's namespace).
 lsp() { local p=$1 c=$2; shift 2; nsx "${NODE_NS[$p]:-$p}" "$LS" "$c" --profile "$(profile_of "$p")" --state-dir "$LAB_DIR/$p" "$@"; }

@@ -17,9 +17,7 @@ agent_start ra --apply-routes
 agent_start rb
 multi_agent ca --apply-routes
 multi_agent cb --apply-routes
-peers_ok() { [ "$(lsp "$1" status --json | jq '[.peers[] | select(.configured)] | length')" = 1 ]; }
-wait_for 20 "ca's peer" peers_ok ca && wait_for 20 "cb's peer" peers_ok cb && ok "both profiles configured their exit peer" ||
-	lab_die "peers" "$(node_log ca)" "$(node_log cb)"
+multi_peers_up
 # no overlapping routes here, so no BPF: forwarding between the two networks (ca
 # advertises rb's address into neta) is dropped by the nft isolation table
 iso_drops() { nsx c nft -j list table inet "lightscale-iso-$(profile_of cb)" | jq '[.. | objects | .counter? | objects | .packets] | add // 0'; }

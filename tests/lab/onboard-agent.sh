@@ -11,15 +11,8 @@
 #                 lightscale-control :8080 (HTTPS, + PostgreSQL)
 source "$(dirname "$0")/lib.sh"
 lab_init
-
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24
-nsx inet ip link set br0 address "$(nsx inet ip -br link show br0 | awk '{print $3}')"
-lab_node n1 inet br0 10.99.0.11/24
-lab_node n2 inet br0 10.99.0.12/24
-control_start inet 10.99.0.1 8080
-net_create home
-node_init n1 "$(token_create home 1)"
+lab_star n1 n2
+node_init n1 "$LAB_TOK"
 agent_start n1
 
 # n2: only the deployment's identity and the server's pin

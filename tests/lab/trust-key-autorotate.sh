@@ -8,17 +8,11 @@
 #   n1 10.99.0.11 ---- br0 (ns inet, control 10.99.0.1:8080, HTTPS) ---- n2 10.99.0.12
 source "$(dirname "$0")/lib.sh"
 lab_init
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24
-lab_node n1 inet br0 10.99.0.11/24
-lab_node n2 inet br0 10.99.0.12/24
-control_start inet 10.99.0.1 8080
+lab_star n1 n2
 LIFETIME=60
-net_create home
 lsc network set home --key-lifetime ${LIFETIME}s >/dev/null || lab_die "network set --key-lifetime"
-tok=$(token_create home 5)
-node_init n1 "$tok"
-node_init n2 "$tok"
+node_init n1 "$LAB_TOK"
+node_init n2 "$LAB_TOK"
 node_json() { lsc node list --network home --json | jq -c --arg n "$1" '.nodes[] | select(.name == $n)'; }
 exp0=$(node_json n2 | jq .key_expiry)
 now=$(date +%s)
@@ -54,12 +48,10 @@ check_eq "node list: n2 has the new key" "$k1" "$(jq -r .wg_key <<<"$j")"
 	fail "new expiry" "$j"
 check_eq "node list: n2 is active" active "$(jq -r .status <<<"$j")"
 wait $pp
-gap=$(awk -F'[][]' '/bytes from/ {t = $2 + 0; if (p) { d = t - p; if (d > m) m = d }; p = t} END {printf "%d", m * 1000}' "$LAB_DIR/ping.txt")
-sent=$(grep -o '[0-9]* packets transmitted' "$LAB_DIR/ping.txt" | cut -d' ' -f1)
-recv=$(grep -o '[0-9]* received' "$LAB_DIR/ping.txt" | cut -d' ' -f1)
-lab_log "automatic rotation: ping $recv/$sent replies, longest gap ${gap} ms"
-((recv > 0 && gap < 6000)) && ok "traffic continues across the automatic rotation (longest gap ${gap} ms, $recv/$sent replies)" ||
-	fail "traffic across rotation" "gap ${gap} ms, $recv/$sent"
+ping_summary "$LAB_DIR/ping.txt"
+lab_log "automatic rotation: ping $PING_RECV/$PING_SENT replies, longest gap ${PING_GAP} ms"
+((PING_RECV > 0 && PING_GAP < 6000)) && ok "traffic continues across the automatic rotation (longest gap ${PING_GAP} ms, $PING_RECV/$PING_SENT replies)" ||
+	fail "traffic across rotation" "gap ${PING_GAP} ms, $PING_RECV/$PING_SENT"
 # n1 rotated too (same lifetime); nobody expired
 rotated n1 && ok "n1 rotated on its own too" || fail "n1 rotates" "$(node_log n1)"
 check_eq "no node expired" '["active","active"]' "$(lsc node list --network home --json | jq -c '[.nodes[].status]')"

@@ -25,12 +25,10 @@ grep -q "following the rotated WireGuard key $new" "$LAB_DIR/n2.agent.log" && ok
 	fail "agent follows" "$(node_log n2)"
 wait $pp
 # the longest gap between two replies
-gap=$(awk -F'[][]' '/bytes from/ {t = $2 + 0; if (p) { d = t - p; if (d > m) m = d }; p = t} END {printf "%d", m * 1000}' "$LAB_DIR/ping.txt")
-sent=$(grep -o '[0-9]* packets transmitted' "$LAB_DIR/ping.txt" | cut -d' ' -f1)
-recv=$(grep -o '[0-9]* received' "$LAB_DIR/ping.txt" | cut -d' ' -f1)
-lab_log "rotation: ping $recv/$sent replies, longest gap ${gap} ms"
-((recv > 0 && gap < 6000)) && ok "traffic continues across the rotation (longest gap ${gap} ms, $recv/$sent replies)" ||
-	fail "traffic across rotation" "gap ${gap} ms, $recv/$sent"
+ping_summary "$LAB_DIR/ping.txt"
+lab_log "rotation: ping $PING_RECV/$PING_SENT replies, longest gap ${PING_GAP} ms"
+((PING_RECV > 0 && PING_GAP < 6000)) && ok "traffic continues across the rotation (longest gap ${PING_GAP} ms, $PING_RECV/$PING_SENT replies)" ||
+	fail "traffic across rotation" "gap ${PING_GAP} ms, $PING_RECV/$PING_SENT"
 ping_ok n1 "$A2" && ok "ping after the rotation" || fail "ping after rotation"
 check_eq "lightscale audit verify accepts the rotated key" 0 "$(lsx n1 audit verify >/dev/null; echo $?)"
 

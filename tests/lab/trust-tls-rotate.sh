@@ -15,22 +15,12 @@
 #   n4 10.99.0.14 (a client enrolled with the old pin only: refused)
 source "$(dirname "$0")/lib.sh"
 lab_init
-lab_ns inet
-lab_bridge inet br0 10.99.0.1/24
-lab_node n1 inet br0 10.99.0.11/24
-lab_node n2 inet br0 10.99.0.12/24
-lab_node n4 inet br0 10.99.0.14/24
-control_start inet 10.99.0.1 8080
+lab_star n1 n2 n4=14
 S2_URL=https://10.99.0.1:8081
 NODE_CONTROL_URL="$CONTROL_URL,$S2_URL"
-net_create home
-EN=$(token_create home 5)
+EN=$LAB_TOK
 P0=$CONTROL_PIN
-node_init n1 "$EN"
-node_init n2 "$EN"
-agent_start n1
-agent_start n2
-wait_for 40 "n1 peer" peer_count n1 1 || lab_die "n1 sees n2" "$(node_log n1)"
+lab_up n1 n2
 A2=$(node_addr n2 4)
 ping_within n1 "$A2" 10 && ok "ping n1 -> n2 (agents enrolled pinned to $P0)" || fail "ping" "$(node_log n1)"
 
@@ -185,12 +175,10 @@ wait_for 60 "n1 gets the change through s2" newer n1 &&
 control_start inet 10.99.0.1 8080
 kill -INT "$pp" 2>/dev/null
 wait $pp
-gap=$(awk -F'[][]' '/bytes from/ {t = $2 + 0; if (p) { d = t - p; if (d > m) m = d }; p = t} END {printf "%d", m * 1000}' "$LAB_DIR/ping.txt")
-sent=$(grep -o '[0-9]* packets transmitted' "$LAB_DIR/ping.txt" | cut -d' ' -f1)
-recv=$(grep -o '[0-9]* received' "$LAB_DIR/ping.txt" | cut -d' ' -f1)
-lab_log "TLS rotation: ping $recv/$sent replies, longest gap ${gap} ms"
-((recv > 0 && gap < 2000)) && ok "the ping ran across rotate, activate, restart, withdrawal (longest gap ${gap} ms, $recv/$sent)" ||
-	fail "ping across the rotation" "gap ${gap} ms, $recv/$sent"
+ping_summary "$LAB_DIR/ping.txt"
+lab_log "TLS rotation: ping $PING_RECV/$PING_SENT replies, longest gap ${PING_GAP} ms"
+((PING_RECV > 0 && PING_GAP < 2000)) && ok "the ping ran across rotate, activate, restart, withdrawal (longest gap ${PING_GAP} ms, $PING_RECV/$PING_SENT)" ||
+	fail "ping across the rotation" "gap ${PING_GAP} ms, $PING_RECV/$PING_SENT"
 # ---- a restart after activate + withdraw (after the ping: a restart stops n1's tunnel):
 # the enrollment string pinned only P0, and P1, P2 are withdrawn now too: no server
 # serves or publishes any of them; the agent and the CLI pin what trust.json remembers
