@@ -11,6 +11,8 @@
 
 #ifdef LS_HAVE_BPF
 #include <netinet/in.h>
+#include <pthread.h>
+#include <time.h>
 
 #include "dataplane.h"
 #include "userspace/bpf/lsbpf.h"
@@ -29,7 +31,42 @@ struct ls_bpfglue {
 	bool snat_active;
 	json_t *snat;     /* ls_bpfglue_snat_json */
 	char logged[768]; /* the SNAT interfaces as last logged */
+	/* garbage collection of the SNAT and flow tables (idle entries), every GC_SECONDS */
+	pthread_t gc;
+	bool gc_started, gc_stop;
+	pthread_mutex_t gc_lock;
+	pthread_cond_t gc_cond;
 };
+
+#define GC_SECONDS 5
+
+/* The connection tables' garbage collector: a thread of its own, so that it runs on
+ * time whatever the agent's loop is doing (map operations are syscalls: safe beside an
+ * apply). While no agent runs, idle entries wait for the next one. */
+static void *gc_thread(void *arg)
+{
+	struct ls_bpfglue *g = arg;
+	size_t removed;
+
+	pthread_mutex_lock(&g->gc_lock);
+	while (!g->gc_stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += GC_SECONDS;
+		pthread_cond_timedwait(&g->gc_cond, &g->gc_lock, &ts);
+		if (g->gc_stop)
+			break;
+		pthread_mutex_unlock(&g->gc_lock);
+		removed = 0;
+		lsbpf_gc(g->b, &removed);
+		if (removed)
+			pr_debug("bpf: gc removed %zu idle connection(s)", removed);
+		pthread_mutex_lock(&g->gc_lock);
+	}
+	pthread_mutex_unlock(&g->gc_lock);
+	return NULL;
+}
 
 static bool attached_now(struct ls_bpfglue *g, const char *name)
 {
@@ -206,6 +243,14 @@ int ls_bpfglue_open(const struct ls_profile *prof, const struct ls_bpfglue_opts 
 		return ret;
 	}
 	pr_info("bpf: programs attached to %s (pins in %s)", prof->ifname, lsbpf_pin_dir(g->b));
+	pthread_mutex_init(&g->gc_lock, NULL);
+	pthread_cond_init(&g->gc_cond, NULL);
+	if (g->o.snat) {
+		if ((ret = pthread_create(&g->gc, NULL, gc_thread, g)))
+			pr_warn("bpf: no garbage collector for the SNAT table: %s", strerror(ret));
+		else
+			g->gc_started = true;
+	}
 	*out = g;
 	return 0;
 }
@@ -331,6 +376,15 @@ void ls_bpfglue_close(struct ls_bpfglue *g)
 {
 	if (!g)
 		return;
+	if (g->gc_started) {
+		pthread_mutex_lock(&g->gc_lock);
+		g->gc_stop = true;
+		pthread_cond_signal(&g->gc_cond);
+		pthread_mutex_unlock(&g->gc_lock);
+		pthread_join(g->gc, NULL);
+	}
+	pthread_mutex_destroy(&g->gc_lock);
+	pthread_cond_destroy(&g->gc_cond);
 	lsbpf_close(g->b);
 	json_decref(g->snat);
 	free(g);
