@@ -182,6 +182,29 @@ txt=$(lsx r status)
 grep -q "snat: *bpf, ports $PORTS (reserved" <<<"$txt" && grep -q "eth2 *uplink as 203.0.113.1, 2001:db8:70::1" <<<"$txt" &&
 	ok "status text: SNAT ports and the uplink's addresses" || fail "status text" "$txt"
 
+# address changes: the SNAT source follows the interface's address; an interface that
+# gains an address inside an advertised route gets the programs, and loses them with it
+snat_if() { lsx r status --json | jq -r --arg i "$1" '.snat.interfaces[] | select(.interface == $i) | "\(.role) \(.ipv4) \(.ipv6)"'; }
+snat_if_is() { [ "$(snat_if "$1")" = "$2" ]; }
+nsx r ip addr del fd00:70::1/64 dev eth1
+nsx r ip addr add fd00:70::2/64 dev eth1 nodad
+wait_for 10 "eth1's new IPv6 address" snat_if_is eth1 "lan 192.168.70.1 fd00:70::2" &&
+	ok "status follows eth1's new address fd00:70::2" || fail "new v6 address" "$(snat_if eth1)"
+check_eq "LAN host sees the new address (v6)" "lan fd00:70::2" "$(ask c1 fd00:70::10)"
+nsx r ip addr del fd00:70::2/64 dev eth1
+nsx r ip addr add fd00:70::1/64 dev eth1 nodad
+nsx r ip link add eth3 type veth peer name eth3p
+nsx r ip link set eth3 up
+nsx r ip addr add 192.168.70.200/32 dev eth3
+bpf_on() { lsx r bpf status --json | jqe --arg i "$1" '[.attachments[] | select(.interface == $i)] | length > 0'; }
+wait_for 10 "eth3 is a LAN" snat_if_is eth3 "lan 192.168.70.200 null" && bpf_on eth3 &&
+	ok "eth3 with an address in 192.168.70.0/24 becomes a SNAT LAN with the programs" || fail "eth3 LAN" "$(snat_if eth3)"
+nsx r ip addr del 192.168.70.200/32 dev eth3
+wait_for 10 "eth3 no longer a LAN" snat_if_is eth3 "" && ! bpf_on eth3 &&
+	ok "eth3 without it loses the programs (pin records gone)" || fail "eth3 detach" "$(lsx r bpf status --json | jq -c .attachments)"
+nsx r ip link del eth3
+wait_for 10 "eth1's address back" snat_if_is eth1 "lan 192.168.70.1 fd00:70::1" || fail "v6 address back" "$(snat_if eth1)"
+
 # kill -9: the pinned programs keep translating; the restarted agent adopts them
 agent_kill r -9
 ok "router agent killed with SIGKILL"
