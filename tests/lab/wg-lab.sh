@@ -19,8 +19,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
-BUILD=${BUILD:-build}
-WG_BIN=$PWD/$BUILD/lightscale-wg
+source tests/lab/wg-lib.sh
 PEER_IMPL=${PEER_IMPL:-wireguard-go}
 
 ns_a=lsw-$$-a ns_b=lsw-$$-b
@@ -28,18 +27,7 @@ if_a=lswa$$ if_b=lswb$$
 va=va$$ vb=vb$$
 ua=192.168.241.1 ub=192.168.241.2
 tmp=$(mktemp -d /tmp/lsw-lab.XXXXXX)
-
-cleanup() {
-	for ns in $ns_a $ns_b; do
-		for pid in $(ip netns pids $ns 2>/dev/null); do kill "$pid" 2>/dev/null; done
-	done
-	sleep 0.3
-	ip netns del $ns_a 2>/dev/null
-	ip netns del $ns_b 2>/dev/null
-	rm -f /var/run/wireguard/$if_a.sock /var/run/wireguard/$if_b.sock /var/run/wireguard/lswc$$.sock
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+WG_SOCKS=/var/run/wireguard/lswc$$.sock
 
 A() { ip netns exec $ns_a "$@"; }
 B() { ip netns exec $ns_b "$@"; }
@@ -59,14 +47,9 @@ start_peer() {
 	fi
 }
 
-ip netns add $ns_a && ip netns add $ns_b || { fail "create namespaces"; exit 1; }
-ip link add $va netns $ns_a type veth peer name $vb netns $ns_b
-ip -n $ns_a addr add $ua/24 dev $va
-ip -n $ns_b addr add $ub/24 dev $vb
+wg_pair ${ua%.*}
 for x in "$ns_a $va" "$ns_b $vb"; do
 	set -- $x
-	ip -n "$1" link set lo up
-	ip -n "$1" link set "$2" up
 	# Deleting the old address must keep the new one (roaming below).
 	ip netns exec "$1" sysctl -qw net.ipv4.conf.all.promote_secondaries=1 net.ipv4.conf."$2".promote_secondaries=1
 	# Segment GSO datagrams before the capture point: tcpdump then sees the

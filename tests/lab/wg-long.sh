@@ -7,27 +7,13 @@
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
-BUILD=${BUILD:-build}
-WG_BIN=$PWD/$BUILD/lightscale-wg
+source tests/lab/wg-lib.sh
 ns_a=lsw-$$-la ns_b=lsw-$$-lb if_a=lswl$$ if_b=lswm$$
 SECONDS_TOTAL=${LSW_LONG_SECONDS:-200}
 tmp=$(mktemp -d /tmp/lsw-long.XXXXXX)
-cleanup() {
-	for ns in $ns_a $ns_b; do
-		for pid in $(ip netns pids $ns 2>/dev/null); do kill "$pid" 2>/dev/null; done
-	done
-	sleep 0.3
-	ip netns del $ns_a 2>/dev/null; ip netns del $ns_b 2>/dev/null
-	rm -f /var/run/wireguard/$if_a.sock /var/run/wireguard/$if_b.sock
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 stat() { ip netns exec $ns_a "$WG_BIN" --stats $if_a | awk -F': ' -v k="$1" '$1 == k { print $2 }'; }
 
-ip netns add $ns_a; ip netns add $ns_b
-ip link add va$$ netns $ns_a type veth peer name vb$$ netns $ns_b
-ip -n $ns_a addr add 192.168.243.1/24 dev va$$; ip -n $ns_a link set va$$ up; ip -n $ns_a link set lo up
-ip -n $ns_b addr add 192.168.243.2/24 dev vb$$; ip -n $ns_b link set vb$$ up; ip -n $ns_b link set lo up
+wg_pair 192.168.243
 ka=$(wg genkey) kb=$(wg genkey)
 (umask 077; echo "$ka" >"$tmp/ka"; echo "$kb" >"$tmp/kb")
 env -u LIGHTSCALE_WG_REKEY_AFTER_TIME ip netns exec $ns_a "$WG_BIN" $if_a

@@ -9,26 +9,13 @@
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
-BUILD=${BUILD:-build}
-WG_BIN=$PWD/$BUILD/lightscale-wg
+source tests/lab/wg-lib.sh
 ns_a=lsw-$$-qa ns_b=lsw-$$-qb if_a=lswq$$ if_b=lswr$$
 tmp=$(mktemp -d /tmp/lsw-quick.XXXXXX)
-cleanup() {
-	for ns in $ns_a $ns_b; do
-		for pid in $(ip netns pids $ns 2>/dev/null); do kill "$pid" 2>/dev/null; done
-	done
-	sleep 0.3
-	ip netns del $ns_a 2>/dev/null; ip netns del $ns_b 2>/dev/null
-	rm -f /var/run/wireguard/$if_a.sock /var/run/wireguard/$if_b.sock
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap wg_cleanup EXIT
 if ! command -v wg-quick >/dev/null; then fail "wg-quick is installed (wireguard-tools)"; exit 1; fi
 
-ip netns add $ns_a; ip netns add $ns_b
-ip link add va$$ netns $ns_a type veth peer name vb$$ netns $ns_b
-ip -n $ns_a addr add 192.168.242.1/24 dev va$$; ip -n $ns_a link set va$$ up; ip -n $ns_a link set lo up
-ip -n $ns_b addr add 192.168.242.2/24 dev vb$$; ip -n $ns_b link set vb$$ up; ip -n $ns_b link set lo up
+wg_pair 192.168.242
 ka=$(wg genkey) kb=$(wg genkey)
 pa=$(wg pubkey <<<"$ka") pb=$(wg pubkey <<<"$kb")
 echo "$kb" >"$tmp/kb"
@@ -57,11 +44,11 @@ check "ping through the wg-quick interface" ip netns exec $ns_a ping -c 2 -i 0.3
 check_eq "wg show sees wg-quick's settings" 15 "$(ip netns exec $ns_a wg show $if_a persistent-keepalive | awk '{ print $2 }')"
 check_eq "wg-quick set the MTU" 1420 "$(ip -n $ns_a -o link show $if_a | grep -o 'mtu [0-9]*' | awk '{ print $2 }')"
 # Taking b's interface down and up again does not end its engine.
-pid_b=$(ip netns pids $ns_b | while read -r p; do [ "$(readlink /proc/$p/exe)" = "$WG_BIN" ] && echo "$p"; done | head -1)
+pid_b=$(wg_engine_pid $ns_b)
 ip -n $ns_b link set $if_b down; sleep 1; ip -n $ns_b link set $if_b up
 check "an engine survives its interface going down and up" kill -0 "$pid_b"
 check "ping b -> a after down/up" ip netns exec $ns_b ping -c 2 -i 0.3 -W 2 10.66.0.1
-pid=$(ip netns pids $ns_a | while read -r p; do [ "$(readlink /proc/$p/exe)" = "$WG_BIN" ] && echo "$p"; done | head -1)
+pid=$(wg_engine_pid $ns_a)
 check "wg-quick down" ip netns exec $ns_a wg-quick down "$tmp/$if_a.conf"
 for _ in $(seq 30); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then ok "our engine exited after wg-quick down"
@@ -69,7 +56,7 @@ else fail "our engine exited after wg-quick down" "pid $pid"; fi
 check "its UAPI socket is gone" test ! -e /var/run/wireguard/$if_a.sock
 
 # SIGTERM ends an engine cleanly too (b's, started by hand).
-pid=$(ip netns pids $ns_b | while read -r p; do [ "$(readlink /proc/$p/exe)" = "$WG_BIN" ] && echo "$p"; done | head -1)
+pid=$(wg_engine_pid $ns_b)
 kill -TERM "$pid"
 for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 if ! kill -0 "$pid" 2>/dev/null; then ok "SIGTERM ends the engine"; else fail "SIGTERM ends the engine" "pid $pid"; fi
