@@ -363,11 +363,14 @@ static const char *const np_mode_names[] = { "new", "direct", "relayed", "rotati
  * endpoint set. The hot part (timers of pings, searches, probes and rotation; the
  * engine's endpoint; the relay's loopback) exists only while a peer is new, busy,
  * searching, rotating, relayed or has a ping out, and is freed once it settles. */
-/* A relayed peer's MTU routes: what is installed, to remove exactly that. */
+/* A relayed peer's MTU routes: what was wanted (so a route the kernel refused, or an
+ * address routed elsewhere, is not asked for again every tick) and which of them are
+ * installed, to remove exactly those. */
 struct np_mroute {
 	int ifindex;
 	uint16_t mtu;
 	uint8_t n;
+	uint8_t installed; /* bit i: dst[i] */
 	struct ls_prefix dst[NP_MAX_MROUTE];
 };
 
@@ -1128,32 +1131,24 @@ static void np_mtu_apply(struct np *np, struct np_peer *p, unsigned want)
 	}
 	if (mr && nw.n && mr->ifindex == nw.ifindex && mr->mtu == nw.mtu && mr->n == nw.n &&
 	    !memcmp(mr->dst, nw.dst, nw.n * sizeof(nw.dst[0])))
-		return; /* as installed */
+		return; /* as wanted before */
 	if (mr) {
 		for (size_t i = 0; i < mr->n; i++)
-			np_route_mtu(mr->ifindex, &mr->dst[i], 0);
+			if (mr->installed & (1u << i))
+				np_route_mtu(mr->ifindex, &mr->dst[i], 0);
 		free(mr);
-		p->h->mr = mr = NULL;
+		p->h->mr = NULL;
 		p->mtu = 0;
 	}
-	if (!nw.n)
-		return;
-	mr = calloc(1, sizeof(*mr));
-	if (!mr)
+	if (!nw.n || !(mr = malloc(sizeof(*mr))))
 		return;
 	*mr = nw;
-	mr->n = 0;
-	for (size_t i = 0; i < nw.n; i++) {
-		int oif = np_route_oif(&nw.dst[i]);
-
-		if (oif == nw.ifindex && np_route_mtu(nw.ifindex, &nw.dst[i], want) == 0)
-			mr->dst[mr->n++] = nw.dst[i];
-	}
-	if (!mr->n) {
-		free(mr);
-		return;
-	}
+	for (size_t i = 0; i < nw.n; i++)
+		if (np_route_oif(&nw.dst[i]) == nw.ifindex && np_route_mtu(nw.ifindex, &nw.dst[i], want) == 0)
+			mr->installed |= (uint8_t)(1u << i);
 	p->h->mr = mr;
+	if (!mr->installed)
+		return;
 	p->mtu = (uint16_t)want;
 	pr_info("nat: peer %lld: path MTU %u while %s via %s relay", (long long)p->id, want, np_mode_names[p->mode],
 		ls_rproxy_path_str((enum ls_rproxy_path)p->rpath));

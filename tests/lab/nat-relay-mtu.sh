@@ -6,8 +6,9 @@
 # relay header - 32 WireGuard = 1400, down to a multiple of 16 for WireGuard's padding):
 # `ping -M do -s 1364` (1392 bytes) gets through, -s 1365 gets "message too long,
 # mtu=1392", a 1420-byte ping without DF is cut in the overlay, and neither a nor the
-# relay ever makes or sees an IP fragment of the underlay. Back to direct: the routes go. Over the
-# stream relay (TCP): no route, the interface's 1420.
+# relay ever makes or sees an IP fragment of the underlay. Back to direct (after an agent
+# restart, which removes the routes the old agent left): no route. Over the stream relay
+# (TCP): no route, the interface's 1420.
 #
 #   ns inet: br0 203.0.113.1/24 (MTU 1500), control :8080,
 #            lightscale-relay --udp 3478 --stream 8443
@@ -64,14 +65,20 @@ check "b -> a with 1392 bytes and DF" nsx b ping -c 2 -i 0.3 -W 2 -M do -s 1364 
 check_eq "the relay reassembled no fragments (its Ip ReasmReqds)" "$reasm0" "$(snmp inet ReasmReqds)"
 check "the relay carried those pings (its UDP packet counters grew by at least 20)" test "$(relayed)" -ge $((rel0 + 20))
 
-# Direct again: the routes go, the MTU is the interface's.
+# a's agent stops while b is relayed (the data plane and the MTU routes stay), b lets
+# a's UDP in, and the agent starts again: it removes the routes the earlier run left,
+# and b is direct, with the interface's MTU.
+agent_kill a
+check "a's MTU route outlives its agent" test -n "$(mtu_route a 4 "$ab")"
 nsx b nft delete table inet lsntpeer
+agent_start a
 if wait_for 40 "a direct to b" path_is a "$pb" direct; then
-	ok "a goes direct once b lets its UDP in"
+	ok "a's new agent goes direct once b lets its UDP in"
 else
-	fail "a goes direct once b lets its UDP in" "$(lsx a status --json | jq -c '.peers[0].path')"
+	fail "a's new agent goes direct once b lets its UDP in" "$(lsx a status --json | jq -c '.peers[0].path')"
 fi
-check "the MTU route to b is removed" wait_for 5 "no mtu route" test -z "$(mtu_route a 4 "$ab")"
+check "the MTU routes to b are removed" wait_for 5 "no mtu route" \
+	bash -c "[ -z \"\$(nsenter --net=/run/netns/$(nsname a) ip route show table all proto 76)\" ]"
 check_eq "a's status: b's path MTU is 1420 again" 1420 "$(pj a "$pb" .mtu)"
 check "ping -M do -s 1392 (1420 bytes) a -> b direct" nsx a ping -c 2 -i 0.3 -W 2 -M do -s 1392 "$ab"
 
