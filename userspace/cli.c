@@ -208,6 +208,17 @@ int ls_cli_ctl(const struct ls_cli *cli, const struct ls_profile *p, struct ls_c
 	return 0;
 }
 
+int ls_cli_profile_ctl(const struct ls_cli *cli, struct ls_profile *p, struct ls_ctl *c)
+{
+	if (ls_cli_profile(cli, p))
+		return 1;
+	if (ls_cli_ctl(cli, p, c)) {
+		ls_profile_free(p);
+		return 1;
+	}
+	return 0;
+}
+
 int ls_cli_simple_opts(struct ls_cli *cli, int argc, char **argv, const char *help)
 {
 	static const struct option opts[] = { LS_CLI_COMMON_OPTS, { 0 } };

@@ -77,6 +77,8 @@ int ls_cli_netmap(const struct ls_cli *cli, const struct ls_profile *p, struct l
 		  char *err, size_t err_size);
 /* A control client for the profile (URLs, machine key). 0 or 1. */
 int ls_cli_ctl(const struct ls_cli *cli, const struct ls_profile *p, struct ls_ctl *c);
+/* ls_cli_profile, then ls_cli_ctl for it (the profile is freed when that fails). 0 or 1. */
+int ls_cli_profile_ctl(const struct ls_cli *cli, struct ls_profile *p, struct ls_ctl *c);
 /* app-route add (cli_app.c), also behind `exit-node use NAME --cgroup CG'. 0 or 1. */
 int ls_cli_app_add(struct ls_cli *cli, struct ls_profile *p, const char *cgroup, const char *exit);
 /* Parses a plain getopt loop with only the common options; returns -1 to continue,

@@ -35,10 +35,6 @@ static void audit_text(json_t *doc, FILE *f)
 
 int ls_cmd_audit(struct ls_cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		LS_CLI_COMMON_OPTS,
-		{ 0 },
-	};
 	struct ls_ctl_response resp = { 0 };
 	struct ls_ctl_error err;
 	struct ls_profile p;
@@ -46,28 +42,16 @@ int ls_cmd_audit(struct ls_cli *cli, int argc, char **argv)
 	char msg[1024], path[4200], *st = NULL;
 	json_t *doc, *tj = NULL;
 	size_t len;
-	int ch, ret, code = 1;
+	int code = 1, ret = ls_cli_simple_opts(cli, argc, argv, audit_help);
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (ls_cli_common_opt(cli, ch, optarg))
-			continue;
-		if (ch == 'h') {
-			fputs(audit_help, stdout);
-			return 0;
-		}
-		return ls_cli_usage_error(cli, audit_help, "invalid option");
-	}
+	if (ret >= 0)
+		return ret;
 	if (optind >= argc || strcmp(argv[optind], "verify"))
 		return ls_cli_usage_error(cli, audit_help, "which audit command? (verify)");
 	if (optind + 1 < argc)
 		return ls_cli_usage_error(cli, audit_help, "unexpected argument `%s'", argv[optind + 1]);
-	if (ls_cli_profile(cli, &p))
+	if (ls_cli_profile_ctl(cli, &p, &c))
 		return 1;
-	if (ls_cli_ctl(cli, &p, &c)) {
-		ls_profile_free(&p);
-		return 1;
-	}
 	ret = ls_ctl_netmap(&c, 0, 0, &resp, &err);
 	if (ret) {
 		ls_ctl_error_print(&err, "lightscale audit verify");
@@ -120,12 +104,8 @@ int ls_cmd_rotate_key(struct ls_cli *cli, int argc, char **argv)
 
 	if (ret >= 0)
 		return ret;
-	if (ls_cli_profile(cli, &p))
+	if (ls_cli_profile_ctl(cli, &p, &c))
 		return 1;
-	if (ls_cli_ctl(cli, &p, &c)) {
-		ls_profile_free(&p);
-		return 1;
-	}
 	ret = ls_trust_rotate(&c, p.dir, pub, msg, sizeof(msg));
 	ls_ctl_free(&c);
 	ls_profile_free(&p);
@@ -144,12 +124,8 @@ int ls_trust_wait_approval(struct ls_cli *cli, const json_t *reg)
 
 	if (cli->json || !isatty(STDOUT_FILENO) || !json_string_value(json_object_get(reg, "approval_url")))
 		return 0;
-	if (ls_cli_profile(cli, &p))
+	if (ls_cli_profile_ctl(cli, &p, &c))
 		return 1;
-	if (ls_cli_ctl(cli, &p, &c)) {
-		ls_profile_free(&p);
-		return 1;
-	}
 	printf("waiting for the approval (Ctrl-C stops waiting; the agent keeps asking)...\n");
 	fflush(stdout);
 	for (;;) {
