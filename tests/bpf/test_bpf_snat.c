@@ -6,6 +6,7 @@
  * program chose and then checks the whole packet against one built with that port.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -151,6 +152,13 @@ static void per_iface(void)
 		ls_prefix_parse(own[i][1], &a, true);
 		fails += h_ok(lsbpf_state_set_iface_snat(s, own[i][0], &a) == 0, "%s's own SNAT address %s", own[i][0], own[i][1]);
 	}
+	static const char *bad[] = { "lsbs3", "=1.2.3.4", "lsbs3=", "lsbs3=10.0.0.0/8", "lsbs3=nonsense",
+				     "an-interface-name-too-long=1.2.3.4" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		fails += h_ok(lsbpf_state_add_iface_snat_arg(s, bad[i]) == -EINVAL, "IF=ADDR `%s' refused", bad[i]);
+	fails += h_ok(lsbpf_state_add_iface_snat_arg(s, "lsbs4=fd00:a8:4::1") == 0 && s->ifaces[3].snat6.family == AF_INET6,
+		      "IF=ADDR `lsbs4=fd00:a8:4::1' (lightscale-bpf --snat-iface) accepted");
+	memset(&s->ifaces[3].snat6, 0, sizeof(s->ifaces[3].snat6)); /* lsbs4 keeps no IPv6 address below */
 	lsbpf_state_add_iface(s, "lsbs2", 1, LS_IF_FWD_TARGET); /* named twice: one entry, flags ORed */
 	fails += h_ok(s->n_ifaces == 4 && s->ifaces[1].flags == (LS_IF_LAN | LS_IF_FWD_TARGET) &&
 			      s->ifaces[1].snat4.family == AF_INET,

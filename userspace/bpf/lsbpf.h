@@ -135,6 +135,8 @@ int lsbpf_state_add_iface(struct lsbpf_state *s, const char *ifname, uint32_t ne
 /* The interface's own SNAT source address for addr's family (added with flags 0 and
  * net_id 0 when not there yet). -EINVAL on a bad name or an address that is not a host. */
 int lsbpf_state_set_iface_snat(struct lsbpf_state *s, const char *ifname, const struct ls_prefix *addr);
+/* "IF=ADDR" (lightscale-bpf --snat-iface): lsbpf_state_set_iface_snat. -EINVAL, naming it. */
+int lsbpf_state_add_iface_snat_arg(struct lsbpf_state *s, const char *arg);
 /* Opens forwarding between two networks, both ways (replies need the other direction). */
 int lsbpf_state_add_allow(struct lsbpf_state *s, uint32_t src_net, uint32_t dst_net);
 /* src/dst: comma-separated CIDRs; proto "tcp"|"udp"|"icmp"|"any"; ports "N", "N-M" or "*". */

@@ -161,6 +161,22 @@ int lsbpf_state_set_iface_snat(struct lsbpf_state *s, const char *ifname, const 
 	return 0;
 }
 
+int lsbpf_state_add_iface_snat_arg(struct lsbpf_state *s, const char *arg)
+{
+	char ifname[IFNAMSIZ];
+	const char *eq = strchr(arg, '=');
+	struct ls_prefix a;
+
+	if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof(ifname) || ls_prefix_parse(eq + 1, &a, true) ||
+	    a.len != ls_prefix_max_len(&a)) {
+		pr_err("bpf: invalid interface SNAT address `%s' (want IF=ADDR, e.g. eth1=192.168.1.1)", arg);
+		return -EINVAL;
+	}
+	memcpy(ifname, arg, (size_t)(eq - arg));
+	ifname[eq - arg] = '\0';
+	return lsbpf_state_set_iface_snat(s, ifname, &a);
+}
+
 /* An allow rule opens the pair both ways: with no connection tracking between networks,
  * a one-way rule would drop every reply. */
 int lsbpf_state_add_allow(struct lsbpf_state *s, uint32_t src_net, uint32_t dst_net)

@@ -20,6 +20,8 @@
  *   --allow A:B           open forwarding between networks A and B, both ways (repeat)
  *   --rule SRC|DST|PROTO|PORTS   filter rule (comma lists of CIDRs or *) (repeat)
  *   --snat4 ADDR --snat6 ADDR --ports LO-HI --wg-port N --stun-port N
+ *   --snat-iface IF=ADDR  SNAT source for packets leaving on IF (repeat; per family;
+ *                         --snat4/--snat6 apply where an interface has none)
  *   --udp-timeout S --tcp-timeout S --icmp-timeout S
  */
 #include <errno.h>
@@ -41,7 +43,8 @@ static void usage(FILE *f)
 	      "  attach IFNAME overlay|lan|underlay [--mode auto|tcx|clsact|xdp]\n"
 	      "  detach IFNAME\n"
 	      "  set STATE...      reconcile the maps (STATE: --stages --map --route --iface --allow\n"
-	      "                    --rule --snat4 --snat6 --ports --wg-port --stun-port --*-timeout)\n"
+	      "                    --rule --snat4 --snat6 --snat-iface IF=ADDR --ports --wg-port\n"
+	      "                    --stun-port --*-timeout)\n"
 	      "  run STATE...      set, then keep running (GC each second) until killed\n"
 	      "  status [--json] | routes [--json] | gc | down\n"
 	      "  net [--json]      every BPF program on every interface of this netns (XDP, tcx,\n"
@@ -89,6 +92,7 @@ static int parse_state(int argc, char **argv, struct lsbpf_state *s)
 		{ "ports", required_argument, NULL, 'P' },  { "wg-port", required_argument, NULL, 'w' },
 		{ "stun-port", required_argument, NULL, 's' }, { "udp-timeout", required_argument, NULL, 'U' },
 		{ "tcp-timeout", required_argument, NULL, 'T' }, { "icmp-timeout", required_argument, NULL, 'I' },
+		{ "snat-iface", required_argument, NULL, 'F' },
 		{ 0 },
 	};
 	int c, r = 0;
@@ -163,6 +167,7 @@ static int parse_state(int argc, char **argv, struct lsbpf_state *s)
 			s->snat_port_lo = a;
 			s->snat_port_hi = b;
 			break;
+		case 'F': r = lsbpf_state_add_iface_snat_arg(s, optarg); break;
 		case 'w': s->wg_port = atoi(optarg); break;
 		case 's': s->stun_port = atoi(optarg); break;
 		case 'U': s->udp_timeout = atoi(optarg); break;

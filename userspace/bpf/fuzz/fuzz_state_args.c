@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * libFuzzer harness for the desired-state parsers of liblsbpf: --map VIRTUAL=REAL,
- * filter rules (SRC|DST|PROTO|PORTS), the netmap's filter JSON, routes and return-route
- * guidance. Each input line
+ * filter rules (SRC|DST|PROTO|PORTS), the netmap's filter JSON, routes, return-route
+ * guidance and per-interface SNAT addresses (IF=ADDR). Each input line
  * goes to one parser chosen by its first byte. Nothing may crash or leak; what is
  * accepted must be well-formed (mappings of equal family and length).
  */
@@ -30,7 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct lsbpf_state *s = lsbpf_state_new();
 	for (char *line = strtok_r(buf, "\n", &save); line && s; line = strtok_r(NULL, "\n", &save)) {
 		char *f[4] = {}, *s2 = NULL, out[256];
-		switch (line[0] % 5) {
+		switch (line[0] % 6) {
+		case 5:
+			lsbpf_state_add_iface_snat_arg(s, line + 1);
+			break;
 		case 4: {
 			json_t *j = json_loads(line + 1, 0, NULL);
 			if (j)
@@ -58,6 +61,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 	}
+	for (size_t i = 0; s && i < s->n_ifaces; i++)
+		if (!s->ifaces[i].ifname[0] || strlen(s->ifaces[i].ifname) >= 16 ||
+		    (s->ifaces[i].snat4.family && s->ifaces[i].snat4.family != 2) ||
+		    (s->ifaces[i].snat6.family && s->ifaces[i].snat6.family != 10))
+			abort();
 	for (size_t i = 0; s && i < s->n_xlates; i++)
 		if (s->xlates[i].virt.family != s->xlates[i].real.family || s->xlates[i].virt.len != s->xlates[i].real.len)
 			abort();
