@@ -833,20 +833,19 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 		np->c_pongs_unmatched++;
 		return;
 	}
+	ls_disco_replay_mark(&p->rw, m.seq); /* whatever it does, it does once */
 	if (m.txid != np_txid(np, p->h->round[0], &s) && m.txid != np_txid(np, p->h->round[1], &s)) {
-		/* the peer's, but not from where a ping of an open round went: a late one, or
-		 * a NAT that maps per destination (the peer's answer leaves by another mapping),
-		 * or a copy sent from elsewhere. It counts for nothing (and its seq stays
-		 * unused); that address gets a ping of its own, which counts when answered. */
+		/* the peer's, but not from where a ping of an open round went: a late one, or a
+		 * NAT that maps per destination (the peer's answer leaves by another mapping),
+		 * or a copy sent from elsewhere. It moves nothing; that address gets one ping of
+		 * its own (at most one a second), which counts when it is answered. */
 		np->c_pongs_unmatched++;
-		np_add_cand(p, &s);
 		if (np->now - p->h->last_answer >= NP_ANSWER_MS) {
 			p->h->last_answer = np->now;
 			np_ping(np, p, &s);
 		}
 		return;
 	}
-	ls_disco_replay_mark(&p->rw, m.seq);
 	p->pongs++;
 	/* the address in use keeps its place while it answers; otherwise the first to answer */
 	if (!p->has_direct || np->now - p->last_pong >= NP_PING_DIRECT_MS * 2 || np_addr_eq(&p->direct, &s)) {

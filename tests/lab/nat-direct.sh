@@ -9,7 +9,9 @@
 # Then forged discovery messages from a's router (which can send to a's WireGuard port):
 # an unauthenticated version 1 pong, a version 2 pong sealed with a wrong key, a genuine
 # pong of b's (captured on the router) with its tag changed, that pong and a ping of b's
-# replayed verbatim, forged pings (version 1, and version 2 with a wrong key). a counts every one as bad (by reason), answers none,
+# replayed verbatim, forged pings (version 1, and version 2 with a wrong key). And a
+# genuine fresh pong of b's delivered from another address than a pinged: it moves
+# nothing. a counts every one as bad (by reason), answers none,
 # and keeps b's endpoint.
 #
 #            ns inet: br0 203.0.113.1/24 (the internet)
@@ -155,4 +157,77 @@ check "the injector's address is not one of b's candidates" \
 check_eq "wg on a still sends to b's mapped address" 203.0.113.12:41642 \
 	"$(nsx a wg show "$(ifname_of a)" endpoints | awk '{ print $2 }')"
 check "ping a -> b still works" ping_within a "$ab" 10
+
+# A genuine, fresh pong from the wrong address: nb holds back one of a's pings to b (so
+# b never saw it), replays it to b from 10.2.0.1:40000 and keeps b's answer; na hands
+# that pong to a from 10.1.0.1:40000. It opens and is new, but its txid belongs to the
+# address a pinged (b's 203.0.113.12:41642): it moves nothing, and a pings the address
+# it came from at most once.
+nsx a ping -c 100 -i 0.2 -q "$ab" >/dev/null 2>&1 &
+traffic=$!
+c0=$(counters)
+nsx nb python3 - "$pa" "$pb" "$LAB_DIR/pong.bin" >"$LAB_DIR/steal.out" 2>&1 <<'PY'
+import base64, socket, struct, subprocess, sys, time
+pa, pb = (base64.b64decode(k) for k in sys.argv[1:3])
+nft = lambda *a: subprocess.run(["nft", *a], check=True)
+# a's pings to b stop here for a moment (forward, after the port mapping)
+nft("add", "table", "inet", "lsntsteal")
+nft("add", "chain", "inet", "lsntsteal", "lsfwd", "{ type filter hook forward priority -10; }")
+nft("add", "rule", "inet", "lsntsteal", "lsfwd", "udp", "dport", "51820", "udp", "length", "136", "drop")
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+cap.bind(("eth0", 0))
+cap.settimeout(1)
+ping, end = None, time.time() + 15
+while ping is None and time.time() < end:
+    try:
+        f = cap.recv(4096)
+    except socket.timeout:
+        continue
+    if f[12:14] != b"\x08\x00" or f[23] != 17:
+        continue
+    ihl = (f[14] & 15) * 4
+    udp = f[14 + ihl:]
+    ulen = struct.unpack("!4xH", udp[:6])[0]
+    pl = udp[8:ulen]
+    if len(pl) == 128 and pl[:6] == b"\xffLSD\x01\x02" and pl[8:40] == pa and pl[40:72] == pb:
+        ping = pl
+nft("delete", "table", "inet", "lsntsteal")
+print("held a ping", ping is not None)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.2.0.1", 40000))
+s.settimeout(3)
+if ping:
+    s.sendto(ping, ("10.2.0.2", 51820))
+    try:
+        pong = s.recv(2048)
+        print("b answered", len(pong), pong[4])
+        open(sys.argv[3], "wb").write(pong)
+    except socket.timeout:
+        print("b did not answer")
+PY
+nsx na python3 - "$LAB_DIR/pong.bin" >"$LAB_DIR/wrongaddr.out" 2>&1 <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.1.0.1", 40000))
+s.sendto(open(sys.argv[1], "rb").read(), ("10.1.0.2", 51820))
+s.settimeout(3)
+got = []
+try:
+    while True:
+        got.append(s.recv(2048))
+except socket.timeout:
+    pass
+print("back", len(got), " ".join("%d:%d" % (len(m), m[4]) for m in got))
+PY
+kill $traffic 2>/dev/null; wait $traffic 2>/dev/null
+c1=$(counters)
+check "nb held back one of a's pings and b answered it (a sealed pong)" \
+	bash -c "grep -q 'held a ping True' '$LAB_DIR/steal.out' && grep -q 'b answered 128 2' '$LAB_DIR/steal.out'"
+check "a counted b's pong from 10.1.0.1:40000 as unmatched" test "$(d pongs_unmatched)" -ge 1
+check_eq "... and not as bad" 0 "$(d bad)"
+check "a pinged 10.1.0.1:40000 at most once (a sealed ping, nothing else)" \
+	grep -Eq '^back (0 |1 128:1$)' "$LAB_DIR/wrongaddr.out"
+check "a still goes direct to b's STUN endpoint" direct_to a "$pb" 203.0.113.12:41642
+check_eq "a's direct endpoint for b is still b's mapped address" 203.0.113.12:41642 \
+	"$(peer_path a "$pb" .path.direct_endpoint)"
 tap_done
