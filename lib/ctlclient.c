@@ -388,7 +388,7 @@ static int attempt(struct ls_ctl *c, size_t idx, const char *method, const char 
 	struct ls_hconn *h = c->conn;
 	struct ls_http_url u;
 	size_t req_len = 0;
-	bool reused, answered;
+	bool reused, answered = false;
 	char *req;
 	int ret;
 
@@ -404,22 +404,25 @@ static int attempt(struct ls_ctl *c, size_t idx, const char *method, const char 
 			return -ENOMEM;
 		ls_hconn_init(h);
 	}
-	req = build_request(c, &u, method, path, body, body_len, auth, &req_len, &ret);
-	if (!req) {
-		e->cls = LS_HC_CONFIG;
-		snprintf(e->msg, sizeof(e->msg), ret == -ENOMEM ? "no memory" : "cannot sign the request");
-		return ret;
-	}
 	reused = h->trust == trust && ls_hconn_reusable(h, base);
 	for (;;) {
+		/* made again for a second try: a signed request gets a fresh nonce */
+		req = build_request(c, &u, method, path, body, body_len, auth, &req_len, &ret);
+		if (!req) {
+			e->cls = LS_HC_CONFIG;
+			snprintf(e->msg, sizeof(e->msg), ret == -ENOMEM ? "no memory" : "cannot sign the request");
+			return ret;
+		}
 		if (!reused) {
 			ret = ls_hconn_open(h, base, &u, &cfg, deadline, e);
-			if (ret)
-				break;
-			h->trust = trust;
+			if (!ret)
+				h->trust = trust;
 		}
-		ret = exchange(h, req, req_len, !strcmp(method, "HEAD"), deadline, resp, e,
-			       &answered);
+		if (!ret)
+			ret = exchange(h, req, req_len, !strcmp(method, "HEAD"), deadline, resp, e,
+				       &answered);
+		ls_memzero(req, req_len); /* the admin key */
+		free(req);
 		if (!ret)
 			break;
 		ls_hconn_close(h);
@@ -427,8 +430,6 @@ static int attempt(struct ls_ctl *c, size_t idx, const char *method, const char 
 			break;
 		reused = false; /* the server had closed the idle connection: once more */
 	}
-	ls_memzero(req, req_len); /* the admin key */
-	free(req);
 	if (ret == -ETIMEDOUT && e->cls == LS_HC_TIMEOUT && !e->tls_timeout &&
 	    !strncmp(e->msg, "no answer", 9))
 		snprintf(e->msg, sizeof(e->msg), "no answer within %ld ms", timeout_ms);
