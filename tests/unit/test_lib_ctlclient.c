@@ -648,6 +648,26 @@ static void test_keep_alive(void **state)
 	srv_stop(&v);
 }
 
+/* a name: resolved with getaddrinfo (through /etc/hosts); the Host field keeps the name */
+static void test_name(void **state)
+{
+	struct srv v = {.answers = {OK_JSON}};
+	struct ls_ctl c;
+	struct ls_ctl_response r;
+	struct ls_ctl_error e;
+	char url[64], want[64];
+
+	srv_start(&v, false, NULL);
+	snprintf(url, sizeof(url), "http://localhost:%d", v.port);
+	assert_int_equal(ls_ctl_init(&c, url), 0);
+	assert_int_equal(ls_ctl_health(&c, &r, &e), 0);
+	snprintf(want, sizeof(want), "\r\nHost: localhost:%d\r\n", v.port);
+	assert_non_null(strstr(v.request[0], want));
+	ls_ctl_response_free(&r);
+	ls_ctl_free(&c);
+	srv_stop(&v);
+}
+
 /* failover on 503; a malformed answer and one over the cap are final */
 static void test_answers(void **state)
 {
@@ -755,6 +775,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tls_ca_file, tls_setup, tls_teardown),
 		cmocka_unit_test_setup_teardown(test_keep_alive, tls_setup, tls_teardown),
 		cmocka_unit_test(test_answers),
+		cmocka_unit_test(test_name),
 	};
 	ls_crypto_init();
 	signal(SIGPIPE, SIG_IGN); /* the test server writes to clients that went away */
