@@ -305,9 +305,9 @@ static void *netmap_thread(void *arg)
  * path discovery"): a ping is answered only when it opens under the key of a peer of the
  * netmap (looked up first: an unknown key costs no X25519); a pong counts only when it
  * opens, carries the txid of an open round to the address it came from, and its seq is
- * new in the peer's replay window. The pair key and the window live in the cold record
- * (48 bytes), the key derived when first needed and wiped when the peer leaves or our key
- * rotates. What is refused is counted by reason (status: .nat.counters.rejected).
+ * new in the peer's replay window. The pair key, the window and our seq to the peer live
+ * in the cold record (56 bytes), the key derived when first needed and wiped when the
+ * peer leaves or our key rotates. What is refused is counted by reason (status: .nat.counters.rejected).
  *
  * A relayed peer's path MTU: the relay's framing makes each WireGuard datagram longer
  * (relayproxy.h, "the MTU of a relayed path"), so while a peer is relayed through the UDP
@@ -390,6 +390,7 @@ struct np_peer {
 	uint8_t key[LS_WG_KEY_LEN];
 	uint8_t dkey[LS_DISCO_KEY_LEN]; /* the pair key of pings and pongs (has_dkey) */
 	struct ls_disco_replay rw;      /* seqs of its pings and pongs seen */
+	uint64_t tx_seq;                /* of ours to it (0: none yet; starts at Unix microseconds) */
 	int64_t id;
 	struct np_addr *cand;      /* the netmap's first, then learned ones */
 	struct np_hot *h;          /* NULL: settled (want == direct, nothing pending) */
@@ -401,8 +402,8 @@ struct np_peer {
 	bool has_dkey : 1;
 	uint16_t mtu;              /* the path MTU in effect (MTU routes); 0: the interface's */
 	uint32_t every;            /* the current ping interval (backs off while idle) */
+	uint32_t hs;               /* the last handshake, Unix seconds (0: none) */
 	uint32_t rx, tx;           /* the engine's byte counters (low bits: only change is seen) */
-	int64_t hs;
 	uint64_t rx_at, tx_at;     /* ... and when they last grew */
 	uint64_t mode_since, last_pong;
 	uint64_t wake_at;          /* settled while rotating: the next search is due */
@@ -436,7 +437,6 @@ struct np {
 	char eps[32][LS_ENDPOINT_STRLEN]; /* ours: local, then STUN-mapped */
 	size_t n_eps;
 	uint64_t now;
-	uint64_t seq;                       /* of our pings and pongs (relayproxy.h) */
 	uint8_t tx_secret[crypto_shorthash_KEYBYTES]; /* keys np_txid */
 	uint8_t dk_pub[LS_WG_KEY_LEN];      /* our public key the pair keys were made with */
 	unsigned if_mtu;                    /* the interface's MTU */
@@ -707,12 +707,21 @@ static uint64_t np_txid(const struct np *np, uint64_t round, const struct np_add
 static void np_seal_send(struct np *np, struct np_peer *p, uint8_t type, uint64_t txid,
 			 const struct sockaddr_storage *to, const struct sockaddr_storage *from)
 {
-	struct ls_disco_msg m = { .type = type, .txid = txid, .seq = ++np->seq };
+	struct ls_disco_msg m = { .type = type, .txid = txid };
 	const uint8_t *k = np_dkey(np, p);
 	uint8_t buf[LS_DISCO_LEN];
 
 	if (!k)
 		return;
+	/* per peer, so the peer's replay window spans 64 of ours to it, however many other
+	 * peers we ping meanwhile; from the clock, so it grows across our restarts too */
+	if (!p->tx_seq) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		p->tx_seq = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	}
+	m.seq = ++p->tx_seq;
 	memcpy(m.from, np->a->prof->wg_pub, LS_WG_KEY_LEN);
 	memcpy(m.to, p->key, LS_WG_KEY_LEN);
 	ls_disco_seal(&m, k, buf);
@@ -1303,7 +1312,7 @@ static void np_engine_refresh(struct np *np)
 
 		if (!p)
 			continue;
-		p->hs = w->last_handshake_sec;
+		p->hs = w->last_handshake_sec > 0 && w->last_handshake_sec <= UINT32_MAX ? (uint32_t)w->last_handshake_sec : 0;
 		if ((uint32_t)w->rx_bytes != p->rx)
 			p->rx_at = np->now;
 		if ((uint32_t)w->tx_bytes != p->tx)
@@ -1734,14 +1743,6 @@ static int np_start(struct agent *a)
 		return -ENOMEM;
 	np->a = a;
 	np->port = (uint16_t)a->prof->listen_port;
-	/* our pings' and pongs' seq: it only grows, also across restarts (relayproxy.h) */
-	np->seq = (uint64_t)ls_unix_time() * 1000000u;
-	{
-		struct timespec ts;
-
-		if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-			np->seq = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-	}
 	randombytes_buf(np->tx_secret, sizeof(np->tx_secret));
 	np->if_mtu = a->prof->mtu > 0 ? (unsigned)a->prof->mtu : 1420;
 	np->raw4 = ls_raw_udp_open(AF_INET, np->port, a->prof->fwmark);

@@ -250,10 +250,10 @@ unsigned ls_rproxy_path_mtu(const struct ls_rproxy *rp, enum ls_rproxy_path path
  *   txid  a ping's transaction id, echoed by the pong; the pinger makes it a keyed hash
  *         of its round and the address pinged, so a pong counts only from the address
  *         its ping went to, in a round still open, and only once.
- *   seq   the sender's message counter (one per agent, across peers, starting at the
- *         Unix time in microseconds, so it only grows, even across restarts); the
- *         receiver keeps a window of the last LS_DISCO_REPLAY_WINDOW per peer and drops
- *         what it saw already or what is older (ls_disco_replay_*).
+ *   seq   the sender's counter of its messages to that receiver (starting at the Unix
+ *         time in microseconds, so it only grows, even across restarts); the receiver
+ *         keeps a window of the last LS_DISCO_REPLAY_WINDOW per peer and drops what it
+ *         saw already or what is older (ls_disco_replay_*).
  *
  * A ping is answered (to its source address, from the WireGuard port, from the address
  * it came to) only when it opens under the key of a peer in the netmap; a key that is
