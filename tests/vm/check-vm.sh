@@ -29,7 +29,8 @@
 # that carries its pin; network vmK, profile vm, ls-vm): ping, `wg show` against the netmap,
 # a peer added by netmap update without a flap, the agent's pinned BPF maps read with
 # bpftool in the guest and compared with the netmap (tests/vm/agent-maps.py), and an ACL
-# policy seen in the filter maps and on traffic.
+# policy seen in the filter maps and on traffic; then `lightscale agent --bpf
+# --snat-subnet-routes' in a with XDP de-SNAT on its virtio NIC (scenario_agent_snat).
 #
 # Every qemu runs under timeout(1); on any failure the guests' serial consoles are printed.
 set -u
@@ -231,6 +232,7 @@ run_kernel() {
 		vm_exec "$a" "ip link del wg0; ip link del wg1" >/dev/null 2>&1
 		vm_exec "$b" "ip link del wg0; ip link del wg1" >/dev/null 2>&1
 		scenario_agent "$k" "$a" "$b"
+		scenario_agent_snat "$k" "$a" "$b"
 	else
 		fail "${p}agent: control plane and $VM_BUILD/lightscale are up" "see the control plane's line above"
 	fi
@@ -508,6 +510,77 @@ scenario_agent() {
 	for g in "$a" "$b"; do
 		vm_exec "$g" "kill \$(cat /tmp/agent.pid); $(lsg wg-down) >/dev/null 2>&1; true" >/dev/null
 	done
+}
+
+# `lightscale agent --bpf --snat-subnet-routes' on a real NIC: a (profile vms, state in
+# /tmp/lss) also holds 10.80.0.11/24 on eth0 and advertises 10.80.0.0/24, so eth0 is its
+# LAN: the agent attaches the LAN programs there with XDP in front (virtio_net) and SNATs
+# b's traffic to 10.80.0.11. The host answers as 10.80.0.1:8082 on the segment and has no
+# route back to the overlay: the download arrives only through SNAT and the XDP de-SNAT.
+#
+#   b (vms, --apply-routes) --ls-vms--> a (vms, --bpf --snat-subnet-routes)
+#        eth0 10.80.0.11 (XDP de-SNAT) --> host 10.80.0.1:8082 (busybox httpd)
+scenario_agent_snat() {
+	local k=$1 a=$2 b=$3 p="$1: agent snat: " net=vms${1//./} tok g out
+	if ! out=$(lsc network create "$net" 2>&1) ||
+		! tok=$(lsc token create --network "$net" --uses 2 --json 2>&1 | jq -r .enroll) ||
+		[ -z "$tok" ] || [ "$tok" = null ]; then
+		fail "${p}network and enrollment string" "$out" "$tok"
+		return
+	fi
+	vm_ns ip addr add 10.80.0.1/24 dev lsvbr 2>/dev/null
+	"${VM_NS_CMD[@]}" busybox httpd -f -p 10.80.0.1:8082 -h "$VM_RUN/www" >"$VM_RUN/httpd-snat.log" 2>&1 </dev/null &
+	HOST_PIDS+=("$!")
+	vm_check "${p}a holds 10.80.0.11/24 on eth0 (its LAN)" "$a" "ip addr add 10.80.0.11/24 dev eth0"
+	for g in "$a:--advertise-routes 10.80.0.0/24" "$b:"; do
+		vm_check "${p}init + register ${g%%:*}" "${g%%:*}" "
+			$(lsg init vms s) --control $CONTROL_URL --token '$tok' --hostname ${g%%:*}s ${g#*:} >/dev/null || exit 1
+			for i in 1 2 3; do $(lsg register vms s) >/dev/null && exit 0; sleep 1; done; exit 1"
+	done
+	vm_exec "$a" "{ setsid $(lsg agent vms s) --foreground --engine kernel --bpf --snat-subnet-routes --poll-wait 20 \
+		>/out/agent-snat.log 2>&1 & echo \$! >/tmp/agent-snat.pid; }" >/dev/null
+	vm_exec "$b" "{ setsid $(lsg agent vms s) --foreground --engine kernel --apply-routes --poll-wait 20 \
+		>/out/agent-snat.log 2>&1 & echo \$! >/tmp/agent-snat.pid; }" >/dev/null
+	if ! vm_check -t 240 "${p}a's agent runs SNAT on eth0 (status: bpf, eth0 lan 10.80.0.11)" "$a" "
+		for i in \$(seq 900); do
+			$(lsg status vms s) --json >/tmp/st.json 2>/dev/null &&
+				jq -e '.snat.mode == \"bpf\" and ([.snat.interfaces[] | select(.interface == \"eth0\" and
+					.role == \"lan\" and .ipv4 == \"10.80.0.11\")] | length == 1)' /tmp/st.json >/dev/null && exit 0
+			kill -0 \$(cat /tmp/agent-snat.pid) || break
+			sleep 0.2
+		done; jq -c .snat /tmp/st.json; tail -n 20 /out/agent-snat.log; exit 1"; then
+		scenario_agent_snat_down "$a" "$b"
+		return
+	fi
+	vm_check "${p}status in a: eth0 runs xdp_lan_in in XDP mode, lan_in and lan_out at TC, attached" "$a" "
+		jq -e '[.snat.interfaces[] | select(.interface == \"eth0\") | .hooks[] | select(.attached) |
+			\"\(.hook)/\(.mode)\"] | (index(\"xdp_lan_in/xdp\") != null) and
+			(map(select(startswith(\"lan_\"))) | length == 2)' /tmp/st.json >/dev/null || { jq -c .snat /tmp/st.json; exit 1; }
+		ip link show dev eth0 | head -n1 | grep -qw xdp"
+	vm_check "${p}a: no masquerade, the port range reserved" "$a" "
+		jq -e '.masquerade == false and .snat.reserved' /tmp/st.json >/dev/null &&
+		grep -q 61000-65000 /proc/sys/net/ipv4/ip_local_reserved_ports"
+	vm_check -t 240 "${p}b routes 10.80.0.0/24 through a" "$b" "
+		for i in \$(seq 900); do ip route show table all | grep -q '^10.80.0.0/24 dev ls-vms' && exit 0; sleep 0.2; done
+		ip route show table all | grep ls-vms; exit 1"
+	vm_check "${p}768 KiB download from 10.80.0.1 through SNAT + XDP de-SNAT arrives intact" "$b" "
+		curl -sSf --max-time 120 -o /tmp/snat-blob2 http://10.80.0.1:8082/blob &&
+		test \"\$(sha256sum /tmp/snat-blob2 | cut -d' ' -f1)\" = $WWW_SUM"
+	vm_check "${p}a's ls_nat_out holds the flow with source 10.80.0.11 (bpftool)" "$a" "
+		bpftool -j map dump pinned /sys/fs/bpf/lightscale/vms/nat_out |
+			jq -e '[.[] | select(.formatted.value.addr[0:4] == [10,80,0,11])] | length >= 1' >/dev/null ||
+			{ bpftool map dump pinned /sys/fs/bpf/lightscale/vms/nat_out | head -n 40; exit 1; }"
+	out=$(vm_exec "$a" "$(lsg bpf vms s) status --json | jq '[.counters[] | select(.reason == \"snat_reply\") | .packets] | add // 0'")
+	check "${p}bpf status in a counts de-SNATed replies (snat_reply: ${out:-?})" test "${out:-0}" -gt 100
+	scenario_agent_snat_down "$a" "$b"
+	vm_check "${p}wg-down in a gave the port range back" "$a" "! grep -q 61000-65000 /proc/sys/net/ipv4/ip_local_reserved_ports"
+}
+scenario_agent_snat_down() {
+	for g in "$1" "$2"; do
+		vm_exec "$g" "kill \$(cat /tmp/agent-snat.pid); sleep 0.5; $(lsg wg-down vms s) >/dev/null 2>&1; true" >/dev/null
+	done
+	vm_exec "$1" "ip addr del 10.80.0.11/24 dev eth0" >/dev/null 2>&1
+	vm_ns ip addr del 10.80.0.1/24 dev lsvbr 2>/dev/null
 }
 
 # agent_alive GUEST WHEN: the agent still runs; if not, what the kernel and its log say.
