@@ -46,8 +46,6 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # --as-needed: a binary records (and loads) only the libraries it calls into, so the agent
 # maps neither libpq nor whatever else another binary needs.
 PKG_LIBS   := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpq -lelf -lz -lpthread
-# userspace/agent.c still calls curl_global_init; drop this line once that call is gone.
-$(BUILD)/lightscale: PKG_LIBS += $(shell pkg-config --libs libcurl 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
             -Wshadow -Wformat=2 -Wvla

@@ -73,7 +73,7 @@ static const char usage_serve[] =
 	"\n"
 	"HTTPS: with no --tls-cert, a key (ECDSA P-256) and a self-signed certificate are\n"
 	"made in DIR/tls.key, DIR/tls.crt on the first start and kept. The key's pin\n"
-	"(SHA-256 of its SubjectPublicKeyInfo, DIR/tls.pin in libcurl's sha256//BASE64\n"
+	"(SHA-256 of its SubjectPublicKeyInfo, DIR/tls.pin in the form sha256//BASE64\n"
 	"form) is endorsed by the identity key in the database and published in every\n"
 	"netmap; `token create' gives enrollment strings TOKEN@IDENTITY@PINS, so nodes pin\n"
 	"exactly the deployment's servers from their first request. The admin commands pin\n"

@@ -3,7 +3,7 @@
  * Server identity for TLS pinning.
  *
  * A server's TLS key is pinned by the SHA-256 of its DER SubjectPublicKeyInfo, written as
- * libcurl's CURLOPT_PINNEDPUBLICKEY wants it: "sha256//<base64>". The deployment's Ed25519
+ * "sha256//<base64>" (the form curl's --pinnedpubkey also takes). The deployment's Ed25519
  * identity key endorses each server's pin:
  *   sig = Ed25519(identity_sk, "lightscale-tls-endorse-v1" || pin_string || u64be(not_after))
  * Tokens and signed netmaps carry the endorsed set, so a client trusts exactly those servers.

@@ -11,7 +11,7 @@ PKGS=(
 	build-essential pkg-config make gcc clang llvm
 	libbpf-dev libelf-dev zlib1g-dev bpftool
 	libmnl-dev libsodium-dev libpq-dev postgresql postgresql-client
-	libmicrohttpd-dev libgnutls28-dev libjansson-dev libcurl4-gnutls-dev libcmocka-dev
+	libmicrohttpd-dev libgnutls28-dev libjansson-dev libcmocka-dev
 	iproute2 nftables iputils-ping procps psmisc util-linux kmod
 	wireguard-tools wireguard-go coturn iperf3 tcpdump curl ca-certificates openssl jq
 	qemu-system-x86 busybox-static cpio xz-utils nix-bin

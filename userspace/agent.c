@@ -17,7 +17,6 @@
  */
 #include "agent.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -2027,7 +2026,6 @@ int ls_agent_run(struct ls_profile *prof, const struct ls_agent_opts *opts)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 
 	api_fd = api_open(prof->name);
 	if (api_fd < 0)

@@ -23,7 +23,7 @@
  *    on its connection. Server RSS, threads and CPU come from /proc/PID, database queries
  *    from the server's /v1/health counter.
  *
- * TLS trust: every session (the epoll waiters and libcurl's admin/heartbeat/netmap requests)
+ * TLS trust: every session (the epoll waiters and lib/ctlclient's admin/heartbeat/netmap requests)
  * is verified by pin only: the SHA-256 of the server certificate's public key must be one of
  * the pins of --enroll (an enrollment string TOKEN@IDENTITY@PIN,PIN from token create) or
  * of --pin-file (DIR/tls.pin).

@@ -383,7 +383,7 @@ lsc_serve tls --state-dir "$T/tls" --tls || fail "serve --tls starts"
 UT=$SRV_URL_tls
 PIN=$(cat "$T/tls/tls.pin")
 check "serve --tls: control.url is https://" grep -q "^https://127.0.0.1:" "$T/tls/control.url"
-check "tls.pin is libcurl's sha256//BASE64" grep -qE '^sha256//[A-Za-z0-9+/]{43}=$' "$T/tls/tls.pin"
+check "tls.pin is sha256//BASE64" grep -qE '^sha256//[A-Za-z0-9+/]{43}=$' "$T/tls/tls.pin"
 check_eq "pinned client: health over HTTPS" ok "$(N health -s "$UT" --pin "$PIN" | jq -r .database)"
 BAD="sha256//$(head -c 32 /dev/urandom | base64)"
 out=$(N health -s "$UT" --pin "$BAD")
