@@ -178,6 +178,11 @@ jq -e '[.snat.interfaces[].hooks[].mode] | all(. == "tcx" or . == "clsact")' <<<
 	ok "status: hooks say their mode ($(jq -r '[.snat.interfaces[].hooks[].mode] | unique | join(",")' <<<"$st"); veth: no XDP)" ||
 	fail "status hook modes" "$(jq -c .snat <<<"$st")"
 check_eq "status: no return routes with SNAT" "[]" "$(jq -c .return_routes <<<"$st")"
+bs=$(lsx r bpf status --json)
+check_eq "bpf status: the interface map holds eth2's SNAT sources" "203.0.113.1 2001:db8:70::1" \
+	"$(jq -r '.interfaces[] | select(.interface == "eth2") | "\(.snat4) \(.snat6)"' <<<"$bs")"
+check_eq "bpf status: the overlay is where SNAT traffic comes from" true \
+	"$(jq -r --arg o "$(ifname_of r)" '.interfaces[] | select(.interface == $o) | .roles | index("snat_from") != null' <<<"$bs")"
 txt=$(lsx r status)
 grep -q "snat: *bpf, ports $PORTS (reserved" <<<"$txt" && grep -q "eth2 *uplink as 203.0.113.1, 2001:db8:70::1" <<<"$txt" &&
 	ok "status text: SNAT ports and the uplink's addresses" || fail "status text" "$txt"
