@@ -121,17 +121,20 @@ static int stale_cb(void *arg, const char *kind, const char *ifname, const char 
 /* The router's LAN interfaces (an address inside one of this node's advertised routes)
  * and, for SNAT on an exit node, its uplink: attach the LAN programs (once), put them in
  * the interface map with their SNAT source, and detach what the pin directory records
- * on interfaces that no longer qualify. ri/use come back for the status. */
+ * on interfaces that no longer qualify. ri/use come back for the status; *missing says
+ * that an interface that should have the programs does not (it is left out). */
 static int router_ifaces(struct ls_bpfglue *g, struct lsbpf_state *s, const struct ls_profile *prof,
-			 const struct ls_netmap *nm, uint32_t me, struct ls_router_if *ri, bool *use, int *n_out)
+			 const struct ls_netmap *nm, uint32_t me, struct ls_router_if *ri, bool *use, int *n_out,
+			 bool *missing)
 {
 	int n = ls_dp_router_ifaces(nm, prof->ifname, ri, GLUE_IFS), ret = 0;
 	struct stale_arg st = { .keep = ri, .use = use };
 
 	*n_out = 0;
+	*missing = n < 0;
 	if (n < 0) {
 		pr_err("bpf: cannot list the router's interfaces: %s", strerror(-n));
-		return n;
+		return 0;
 	}
 	*n_out = st.n_keep = n;
 	for (int i = 0; i < n; i++) {
@@ -145,7 +148,8 @@ static int router_ifaces(struct ls_bpfglue *g, struct lsbpf_state *s, const stru
 
 			if (r) {
 				pr_err("bpf: cannot attach the LAN programs to %s: %s", ri[i].ifname, strerror(-r));
-				ret = ret ? ret : r;
+				use[i] = false;
+				*missing = true;
 				continue;
 			}
 			if (g->o.snat)
@@ -282,7 +286,7 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 	char name[64];
 	uint32_t me = x && x->net_id ? x->net_id : 1;
 	struct ls_router_if ri[GLUE_IFS];
-	bool use[GLUE_IFS] = { false };
+	bool use[GLUE_IFS] = { false }, missing = false;
 	int ret = 0, n_ri = 0;
 
 	if (!g)
@@ -304,7 +308,14 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 		s->snat_port_hi = g->o.snat_hi;
 	}
 	if (!ret)
-		ret = router_ifaces(g, s, prof, nm, me, ri, use, &n_ri);
+		ret = router_ifaces(g, s, prof, nm, me, ri, use, &n_ri, &missing);
+	/* SNAT on some interfaces only would leave the others untranslated: without all of
+	 * them the agent masquerades with nftables instead (sync_routing) */
+	if (missing && (s->flags & LS_CFG_SNAT)) {
+		pr_err("bpf: SNAT needs the LAN programs on every LAN and uplink interface: BPF SNAT off");
+		s->flags &= ~LS_CFG_SNAT;
+		s->snat_port_lo = s->snat_port_hi = 0;
+	}
 	for (size_t i = 0; x && !ret && i < x->n_xl; i++) {
 		char vb[LS_PREFIX_STRLEN], rb[LS_PREFIX_STRLEN];
 
