@@ -215,9 +215,11 @@ static void snat_status(struct ls_bpfglue *g, const struct ls_router_if *ri, con
 			 a6[0] ? a6 : (a4[0] ? "" : "no address: not translated"));
 	}
 	json_decref(g->snat);
-	g->snat = json_pack("{s:s, s:o, s:i, s:i, s:b, s:o}", "mode", "bpf", "ports",
+	g->snat = json_pack("{s:s, s:o, s:i, s:i, s:b, s:{s:i, s:i, s:i}, s:o}", "mode", "bpf", "ports",
 			    json_sprintf("%u-%u", g->o.snat_lo, g->o.snat_hi), "port_lo", g->o.snat_lo, "port_hi",
-			    g->o.snat_hi, "reserved", lsbpf_ports_reserved(g->o.snat_lo, g->o.snat_hi), "interfaces", ifs);
+			    g->o.snat_hi, "reserved", lsbpf_ports_reserved(g->o.snat_lo, g->o.snat_hi), "timeouts", "tcp",
+			    g->o.tcp_timeout ? g->o.tcp_timeout : 7440, "udp", g->o.udp_timeout ? g->o.udp_timeout : 180,
+			    "icmp", g->o.icmp_timeout ? g->o.icmp_timeout : 30, "interfaces", ifs);
 	if (strcmp(line, g->logged)) {
 		pr_info("bpf: SNAT of overlay traffic (ports %u-%u): %s", g->o.snat_lo, g->o.snat_hi,
 			line[0] ? line : "no LAN or uplink interface yet");
@@ -306,6 +308,9 @@ int ls_bpfglue_apply(struct ls_bpfglue *g, const struct ls_profile *prof, const 
 		s->flags |= LS_CFG_SNAT;
 		s->snat_port_lo = g->o.snat_lo;
 		s->snat_port_hi = g->o.snat_hi;
+		s->tcp_timeout = g->o.tcp_timeout;
+		s->udp_timeout = g->o.udp_timeout;
+		s->icmp_timeout = g->o.icmp_timeout;
 	}
 	if (!ret)
 		ret = router_ifaces(g, s, prof, nm, me, ri, use, &n_ri, &missing);

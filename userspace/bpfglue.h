@@ -44,6 +44,7 @@ struct ls_bpfglue_opts {
 	 * Ports snat_lo-snat_hi, reserved in ip_local_reserved_ports. */
 	bool snat;
 	uint16_t snat_lo, snat_hi;
+	uint32_t tcp_timeout, udp_timeout, icmp_timeout; /* idle seconds (0: the defaults) */
 };
 
 /* Loads (or adopts the pinned programs of) the profile and attaches to its interface. */

@@ -19,7 +19,8 @@ static const char help[] =
 	"Usage: lightscale agent [--profile P] [--engine auto|kernel|userspace] [--apply-routes]\n"
 	"                        [--exit-node ID|NAME|auto|none] [--foreground] [--down-on-exit]\n"
 	"                        [--poll-wait S] [--heartbeat S] [--no-masquerade] [--state-dir DIR]\n"
-	"                        [--bpf [--fast-forward] [--snat-subnet-routes [--snat-ports LO-HI]] | --no-bpf]\n"
+	"                        [--bpf [--fast-forward] [--snat-subnet-routes [--snat-ports LO-HI]\n"
+	"                        [--snat-timeouts TCP,UDP,ICMP]] | --no-bpf]\n"
 	"                        [--map VIRTUAL=REAL]... [--allow-forward PROFILE]...\n"
 	"                        [--virtual-pool CIDR]... [--no-dns] [--dns-listen ADDR] [--dns-port N]\n"
 	"                        [--dns-upstream ADDR[:PORT]]... [--manage-resolv-conf]\n"
@@ -69,11 +70,14 @@ static const char help[] =
 	"                   gets its own source address: on a LAN the router's address inside\n"
 	"                   the advertised prefix, on the uplink the default route's preferred\n"
 	"                   source. Connections are tracked in ls_nat_out/ls_nat_in (plain\n"
-	"                   hashes: a live flow is never evicted; idle ones expire: TCP 2 h 4 min,\n"
-	"                   60 s after FIN/RST, UDP 3 min, ICMP 30 s). Replies are translated back\n"
-	"                   on LAN ingress, in XDP where the NIC is a real one (veth and other\n"
-	"                   virtual devices: TC only). The rules follow every netmap and address\n"
-	"                   or route change; interfaces that stop qualifying lose the programs.\n"
+	"                   hashes: a live flow is never evicted; idle ones expire, see\n"
+	"                   --snat-timeouts, and the agent collects them every 5 s). Replies\n"
+	"                   are translated back on LAN ingress, in XDP where the NIC is a real\n"
+	"                   one (veth and other virtual devices: TC only). The rules follow\n"
+	"                   every netmap and address or route change; interfaces that stop\n"
+	"                   qualifying lose the programs (only what the profile's pin directory\n"
+	"                   records is removed). If an interface cannot get the programs, the\n"
+	"                   agent says so and masquerades with nftables instead.\n"
 	"                   `lightscale status' shows per interface the hooks, their mode\n"
 	"                   (tcx, clsact, xdp), the address and the ports\n"
 	"  --snat-ports LO-HI\n"
@@ -85,6 +89,10 @@ static const char help[] =
 	"                   receive the reply, and two clients with the same source port to the\n"
 	"                   same destination get different ports. Two profiles that SNAT on one\n"
 	"                   host need ranges of their own (their connection tables are separate)\n"
+	"  --snat-timeouts TCP,UDP,ICMP\n"
+	"                   idle seconds after which a connection is forgotten (default\n"
+	"                   7440,180,30: TCP 2 h 4 min, UDP 3 min, ICMP 30 s; TCP 60 s after a\n"
+	"                   FIN or RST)\n"
 	"  --no-masquerade  routed mode: no translation at all; overlay addresses reach the LANs\n"
 	"                   as they are. Each LAN's gateway (and an exit node's upstream router)\n"
 	"                   then needs a route back to the overlay through this router; the\n"
@@ -142,6 +150,7 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 		{ "fast-forward", no_argument, NULL, 0x2006 },
 		{ "snat-subnet-routes", no_argument, NULL, 0x2007 },
 		{ "snat-ports", required_argument, NULL, 0x2008 },
+		{ "snat-timeouts", required_argument, NULL, 0x2009 },
 		{ "map", required_argument, NULL, 'm' },
 		{ "allow-forward", required_argument, NULL, 'a' },
 		{ "virtual-pool", required_argument, NULL, 'P' },
@@ -187,6 +196,19 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 							  optarg);
 			o.dp.snat_port_lo = (uint16_t)lo;
 			o.dp.snat_port_hi = (uint16_t)hi;
+			break;
+		}
+		case 0x2009: {
+			unsigned int t[3];
+			char end;
+
+			if (sscanf(optarg, "%u,%u,%u%c", &t[0], &t[1], &t[2], &end) != 3 || !t[0] || !t[1] || !t[2] ||
+			    t[0] > 604800 || t[1] > 604800 || t[2] > 604800)
+				return ls_cli_usage_error(cli, help,
+							  "invalid --snat-timeouts `%s' (TCP,UDP,ICMP idle seconds, 1-604800 each, "
+							  "e.g. 7440,180,30)", optarg);
+			for (int i = 0; i < 3; i++)
+				o.dp.snat_timeouts[i] = t[i];
 			break;
 		}
 		case 0x2001: o.dns.off = true; break;
@@ -288,8 +310,8 @@ int ls_cmd_agent(struct ls_cli *cli, int argc, char **argv)
 					  "masquerades with nftables)");
 	if (o.dp.snat_subnet_routes && o.dp.no_masquerade)
 		return ls_cli_usage_error(cli, help, "--snat-subnet-routes and --no-masquerade exclude each other (SNAT or routed)");
-	if (o.dp.snat_port_lo && !o.dp.snat_subnet_routes)
-		return ls_cli_usage_error(cli, help, "--snat-ports needs --snat-subnet-routes");
+	if ((o.dp.snat_port_lo || o.dp.snat_timeouts[0]) && !o.dp.snat_subnet_routes)
+		return ls_cli_usage_error(cli, help, "--snat-ports and --snat-timeouts need --snat-subnet-routes");
 	if (geteuid() != 0) {
 		fprintf(stderr, "lightscale agent: must run as root (it configures interfaces, routes and rules)\n");
 		return 1;

@@ -631,7 +631,9 @@ static int glue_open(const struct ls_profile *prof, const struct ls_dp_opts *o, 
 {
 	struct ls_bpfglue_opts go = { .fast_forward = o->fast_forward, .snat = o->snat_subnet_routes,
 				      .snat_lo = o->snat_port_lo ? o->snat_port_lo : LS_SNAT_PORTS_DEFAULT_LO,
-				      .snat_hi = o->snat_port_hi ? o->snat_port_hi : LS_SNAT_PORTS_DEFAULT_HI };
+				      .snat_hi = o->snat_port_hi ? o->snat_port_hi : LS_SNAT_PORTS_DEFAULT_HI,
+				      .tcp_timeout = o->snat_timeouts[0], .udp_timeout = o->snat_timeouts[1],
+				      .icmp_timeout = o->snat_timeouts[2] };
 
 	return ls_bpfglue_open(prof, &go, out);
 }

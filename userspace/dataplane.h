@@ -44,6 +44,7 @@ struct ls_dp_opts {
 	bool snat_subnet_routes; /* with bpf: SNAT in BPF on the LANs and the uplink instead
 				  * of the nftables masquerade */
 	uint16_t snat_port_lo, snat_port_hi; /* its port range (0: LS_SNAT_PORTS_DEFAULT_*) */
+	uint32_t snat_timeouts[3]; /* idle TCP, UDP, ICMP seconds (0: 7440, 180, 30) */
 	bool bpf;              /* attach the BPF data plane (per-route metrics) */
 	bool fast_forward;     /* with bpf: forward between the router's LANs in BPF (bpfglue.h) */
 	bool no_bpf;           /* never load it, not even for translation */

@@ -82,7 +82,7 @@ node_init c2 "$LAB_TOK"
 node_init r "$LAB_TOK" --advertise-routes 192.168.70.0/24,fd00:70::/64,0.0.0.0/0,::/0
 # what an earlier run without --snat-subnet-routes leaves: the nftables masquerade table
 nsx r nft add table inet "lightscale-$(profile_of r)"
-agent_start r --bpf --snat-subnet-routes --snat-ports $PORTS
+agent_start r --bpf --snat-subnet-routes --snat-ports $PORTS --snat-timeouts 7440,180,2
 agent_start c1 --apply-routes --exit-node r
 agent_start c2 --apply-routes --exit-node r
 for n in c1 c2; do
@@ -161,12 +161,25 @@ check_eq "router-local sockets on 61000-61004 still answer" "router-local" "$loc
 iperf_ok c1 192.168.70.10 && ok "iperf3 TCP through SNAT to the LAN host" || fail "iperf3 LAN"
 iperf_ok c2 198.51.100.7 && ok "iperf3 TCP through SNAT to the internet host" || fail "iperf3 internet"
 
+# the agent's garbage collector forgets idle connections (ICMP after 2 s here)
+icmp_flows() {
+	bpftool map dump pinned "$PIN/nat_out" | python3 -c '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin) if e["key"]["proto"] in (1, 58)))'
+}
+no_icmp_flows() { [ "$(icmp_flows)" = 0 ]; }
+nsx c1 ping -c 1 -W 2 -q 192.168.70.10 >/dev/null
+n=$(icmp_flows)
+((n >= 1)) && wait_for 15 "idle ICMP flows collected" no_icmp_flows &&
+	ok "the agent's GC removed the idle ICMP flow(s) ($n) after the 2 s timeout" || fail "SNAT GC" "icmp flows: $n -> $(icmp_flows)"
+
 # status --json and text
 st=$(lsx r status --json)
 lab_log "status .snat: $(jq -c .snat <<<"$st")"
 check_eq "status: snat mode" bpf "$(jq -r .snat.mode <<<"$st")"
 check_eq "status: snat ports" "$PORTS" "$(jq -r .snat.ports <<<"$st")"
 check_eq "status: ports reserved" true "$(jq -r .snat.reserved <<<"$st")"
+check_eq "status: timeouts" "7440 180 2" "$(jq -r '.snat.timeouts | "\(.tcp) \(.udp) \(.icmp)"' <<<"$st")"
 check_eq "status: masquerade off" false "$(jq -r .masquerade <<<"$st")"
 check_eq "status: eth1 is a LAN, 192.168.70.1 and fd00:70::1" "lan 192.168.70.1 fd00:70::1" \
 	"$(jq -r '.snat.interfaces[] | select(.interface == "eth1") | "\(.role) \(.ipv4) \(.ipv6)"' <<<"$st")"
@@ -216,7 +229,7 @@ ok "router agent killed with SIGKILL"
 check_eq "new TCP flow through SNAT with no agent (LAN)" "lan 192.168.70.1" "$(ask c2 192.168.70.10)"
 check_eq "new TCP flow through SNAT with no agent (internet)" "wan 203.0.113.1" "$(ask c2 198.51.100.7)"
 rm -f "/run/lightscale/$(profile_of r).sock"
-agent_start r --bpf --snat-subnet-routes --snat-ports $PORTS
+agent_start r --bpf --snat-subnet-routes --snat-ports $PORTS --snat-timeouts 7440,180,2
 wait_for 20 "restarted r's SNAT" snat_up && ok "restarted agent: SNAT on both interfaces again" || fail "restart SNAT" "$(node_log r 30)"
 grep -q "eth1 lan_out: adopted pinned link" "$LAB_DIR/r.agent.log" && ok "restarted agent adopted the pinned LAN links" ||
 	fail "adopt log" "$(grep bpf: "$LAB_DIR/r.agent.log" | tail -20)"
