@@ -308,21 +308,23 @@ static void *netmap_thread(void *arg)
  * in the cold record (56 bytes), the key derived when first needed and wiped when the
  * peer leaves or our key rotates. What is refused is counted by reason (status: .nat.counters.rejected).
  *
- * A relayed peer's path MTU: the relay's framing makes each WireGuard datagram longer
- * (relayproxy.h, "the MTU of a relayed path"), so while a peer is relayed through the UDP
- * relay or TURN, host routes to its overlay addresses carry the lower MTU (RTAX_MTU):
- * the kernel then sizes what it sends (ping -M do gets "message too long, mtu=N") and
- * answers forwarded packets with "fragmentation needed" / "packet too big", and no relay
- * datagram fragments on the underlay. They go back to the interface MTU (the routes
- * removed) when the peer returns to direct or the stream relay (TCP: nothing fragments).
- * A lower MTU for the whole interface would cost every direct peer its 20-40 bytes; a
+ * A relayed peer's path MTU: a relay's framing makes each WireGuard datagram longer
+ * (relayproxy.h, "the MTU of a relayed path"), so while a peer is relayed, host routes to
+ * its overlay addresses carry the lower MTU (RTAX_MTU): the kernel then sizes what it
+ * sends (ping -M do gets "message too long, mtu=N", TCP's MSS follows) and answers
+ * forwarded packets with "fragmentation needed" / "packet too big", and no relay datagram
+ * fragments on the underlay. The MTU is the lowest over the datagram relays of the
+ * netmap (UDP relays, TURN), whichever of them or the stream relay the peer uses at the
+ * moment: the relay proxy moves it between them on its own, and an MTU that followed
+ * every move would change under running connections and churn routes (with stream relays
+ * alone nothing fragments: no routes). The routes go when the peer returns to direct.
+ * A lower MTU for the whole interface would cost every direct peer 20-40 bytes; a
  * per-peer route costs only the relayed ones. The routes are in the main table, not the
  * profile's: our rule at P+1 looks up main first, where the overlay's on-link route
  * lives, so a host route in the profile's table would never be consulted; a /32 (/128)
- * in main beside the on-link prefix changes nothing but the MTU, and it is added only
- * when the kernel already routes that address out of our interface. They carry
- * protocol NP_RTPROT ("proto 76" in `ip route`), so a restarted agent finds and
- * removes the ones it left behind.
+ * in main beside that on-link prefix changes nothing but the MTU, and only addresses
+ * inside the network's overlay prefixes get one. They carry protocol NP_RTPROT
+ * ("proto 76" in `ip route`), so a restarted agent finds and removes the ones it left.
  */
 enum {
 	NP_TICK_MS = 250,
@@ -439,6 +441,8 @@ struct np {
 	uint8_t tx_secret[crypto_shorthash_KEYBYTES]; /* keys np_txid */
 	uint8_t dk_pub[LS_WG_KEY_LEN];      /* our public key the pair keys were made with */
 	unsigned if_mtu;                    /* the interface's MTU */
+	struct mnl_socket *nl;              /* rtnetlink for the MTU routes (opened when needed) */
+	uint32_t nl_seq;
 	bool routes_swept;                  /* MTU routes of an earlier run removed */
 	uint64_t c_pings_in, c_pongs_in, c_probes_in, c_pongs_unmatched;
 	/* refused pings and pongs, by reason; their sum is "bad" */
@@ -960,37 +964,39 @@ static void np_stun_round(struct np *np)
 
 /* ---- relayed peers' path MTU (see "A relayed peer's path MTU" above) */
 
-/* One rtnetlink request and its answers (cb for each message, may be NULL) up to the
- * acknowledgement: 0 or -errno, the kernel's extended-ack message in msg. */
-static int np_rtnl_talk(struct nlmsghdr *nlh, mnl_cb_t cb, void *data, char *msg, size_t msg_size)
+/* One rtnetlink request, acknowledged, on the path thread's socket: 0 or -errno, the
+ * kernel's extended-ack message in msg. */
+static int np_rtnl_talk(struct np *np, struct nlmsghdr *nlh, char *msg, size_t msg_size)
 {
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
 	char buf[8192];
-	uint32_t seq = (uint32_t)ls_now_ms(), port;
+	uint32_t port;
 	int one = 1, ret;
 
 	msg[0] = '\0';
-	if (!nl)
-		return -errno;
-	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		ret = -errno;
-		goto cleanup;
+	if (!np->nl) {
+		np->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+		if (!np->nl)
+			return -errno;
+		mnl_socket_setsockopt(np->nl, NETLINK_EXT_ACK, &one, sizeof(one));
+		if (mnl_socket_bind(np->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+			ret = -errno;
+			goto fail;
+		}
 	}
-	port = mnl_socket_get_portid(nl);
-	nlh->nlmsg_seq = seq;
+	port = mnl_socket_get_portid(np->nl);
+	nlh->nlmsg_seq = ++np->nl_seq;
 	nlh->nlmsg_flags |= NLM_F_ACK;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+	if (mnl_socket_sendto(np->nl, nlh, nlh->nlmsg_len) < 0) {
 		ret = -errno;
-		goto cleanup;
+		goto fail;
 	}
 	for (;;) {
-		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		ssize_t n = mnl_socket_recvfrom(np->nl, buf, sizeof(buf));
 		const struct nlmsghdr *r = (const struct nlmsghdr *)buf;
 
 		if (n < 0) {
 			ret = -errno;
-			break;
+			goto fail;
 		}
 		if (mnl_nlmsg_ok(r, (int)n) && r->nlmsg_type == NLMSG_ERROR && (r->nlmsg_flags & NLM_F_ACK_TLVS)) {
 			const struct nlmsgerr *e = mnl_nlmsg_get_payload(r);
@@ -1001,50 +1007,20 @@ static int np_rtnl_talk(struct nlmsghdr *nlh, mnl_cb_t cb, void *data, char *msg
 				if (mnl_attr_get_type(at) == NLMSGERR_ATTR_MSG && !mnl_attr_validate(at, MNL_TYPE_NUL_STRING))
 					snprintf(msg, msg_size, "(%s)", mnl_attr_get_str(at));
 		}
-		ret = mnl_cb_run(buf, (size_t)n, seq, port, cb, data);
-		if (ret <= MNL_CB_STOP) {
-			ret = ret < 0 ? -errno : 0;
-			break;
-		}
+		ret = mnl_cb_run(buf, (size_t)n, np->nl_seq, port, NULL, NULL);
+		if (ret <= MNL_CB_STOP)
+			return ret < 0 ? -errno : 0;
 	}
-cleanup:
-	mnl_socket_close(nl);
+fail:
+	/* (a fresh socket next time: nothing stale is left to read) */
+	mnl_socket_close(np->nl);
+	np->nl = NULL;
 	return ret;
-}
-
-static int np_oif_cb(const struct nlmsghdr *nlh, void *data)
-{
-	const struct nlattr *at;
-
-	if (nlh->nlmsg_type != RTM_NEWROUTE)
-		return MNL_CB_OK;
-	mnl_attr_for_each(at, nlh, sizeof(struct rtmsg))
-		if (mnl_attr_get_type(at) == RTA_OIF && !mnl_attr_validate(at, MNL_TYPE_U32))
-			*(int *)data = (int)mnl_attr_get_u32(at);
-	return MNL_CB_OK;
-}
-
-/* Which interface the kernel routes a host address out of now (0: none), or -errno. */
-static int np_route_oif(const struct ls_prefix *dst)
-{
-	char buf[512] = { 0 }, msg[160];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct rtmsg *rtm;
-	int oif = 0, ret;
-
-	nlh->nlmsg_type = RTM_GETROUTE;
-	nlh->nlmsg_flags = NLM_F_REQUEST;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	rtm->rtm_family = dst->family;
-	rtm->rtm_dst_len = dst->len;
-	mnl_attr_put(nlh, RTA_DST, dst->family == AF_INET ? 4 : 16, dst->addr);
-	ret = np_rtnl_talk(nlh, np_oif_cb, &oif, msg, sizeof(msg));
-	return ret ? ret : oif;
 }
 
 /* Adds (mtu > 0: create or replace) or removes a host route dst dev ifindex with that
  * MTU, in the main table, protocol NP_RTPROT. 0 or -errno (logged). */
-static int np_route_mtu(int ifindex, const struct ls_prefix *dst, unsigned mtu)
+static int np_route_mtu(struct np *np, int ifindex, const struct ls_prefix *dst, unsigned mtu)
 {
 	char buf[512] = { 0 }, msg[160], b[LS_PREFIX_STRLEN];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -1068,7 +1044,7 @@ static int np_route_mtu(int ifindex, const struct ls_prefix *dst, unsigned mtu)
 		mnl_attr_put_u32(nlh, RTAX_MTU, mtu);
 		mnl_attr_nest_end(nlh, mx);
 	}
-	ret = np_rtnl_talk(nlh, NULL, NULL, msg, sizeof(msg));
+	ret = np_rtnl_talk(np, nlh, msg, sizeof(msg));
 	if (ret && !(!mtu && (ret == -ESRCH || ret == -ENODEV))) {
 		ls_prefix_format(dst, b);
 		pr_warn("nat: cannot %s the route %s mtu %u: %s %s", mtu ? "add" : "remove", b, mtu, strerror(-ret), msg);
@@ -1086,7 +1062,7 @@ static void np_routes_sweep(struct np *np)
 		return;
 	for (size_t i = 0; i < n; i++)
 		if (v[i].proto == NP_RTPROT && v[i].oif == np->a->dp.ifindex)
-			np_route_mtu(v[i].oif, &v[i].dst, 0);
+			np_route_mtu(np, v[i].oif, &v[i].dst, 0);
 	free(v);
 }
 
@@ -1105,18 +1081,18 @@ static unsigned np_read_if_mtu(const struct agent *a)
 	return mtu;
 }
 
-/* The MTU of the peer's path now: lower than the interface's while relayed through a
- * relay whose framing could make WireGuard's datagrams fragment. */
+/* The MTU of the peer's path now: while relayed, what the netmap's datagram relays
+ * leave (ls_rproxy_relayed_mtu); otherwise the interface's. */
 static unsigned np_path_mtu(const struct np *np, const struct np_peer *p)
 {
 	if (p->mode != NP_RELAYED || !np->rp)
 		return np->if_mtu;
-	return ls_rproxy_path_mtu(np->rp, (enum ls_rproxy_path)p->rpath, np->if_mtu);
+	return ls_rproxy_relayed_mtu(np->rp, np->if_mtu);
 }
 
 /* The peer's MTU routes follow want (>= the interface's MTU: none) (a->lock held). Only
- * an address the kernel routes out of our interface gets one, so that a route never
- * changes where a packet goes, only its size. */
+ * an address inside the network's overlay prefixes gets one (its on-link route is ours),
+ * so that a route never changes where a packet goes, only its size. */
 static void np_mtu_apply(struct np *np, struct np_peer *p, unsigned want)
 {
 	struct agent *a = np->a;
@@ -1130,9 +1106,12 @@ static void np_mtu_apply(struct np *np, struct np_peer *p, unsigned want)
 	if (want && p->h && a->dp_ok && a->nm && (q = ls_netmap_find_peer(a->nm, p->id))) {
 		for (size_t i = 0; i < q->addresses.n && nw.n < NP_MAX_MROUTE; i++) {
 			struct ls_prefix d = q->addresses.v[i];
+			bool v4 = d.family == AF_INET;
 
-			d.len = d.family == AF_INET ? 32 : 128;
-			nw.dst[nw.n++] = d;
+			d.len = v4 ? 32 : 128;
+			if ((v4 ? a->nm->network.has_ipv4 : a->nm->network.has_ipv6) &&
+			    ls_prefix_contains(v4 ? &a->nm->network.ipv4 : &a->nm->network.ipv6, &d))
+				nw.dst[nw.n++] = d;
 		}
 		nw.mtu = (uint16_t)want;
 	}
@@ -1142,7 +1121,7 @@ static void np_mtu_apply(struct np *np, struct np_peer *p, unsigned want)
 	if (mr) {
 		for (size_t i = 0; i < mr->n; i++)
 			if (mr->installed & (1u << i))
-				np_route_mtu(mr->ifindex, &mr->dst[i], 0);
+				np_route_mtu(np, mr->ifindex, &mr->dst[i], 0);
 		free(mr);
 		p->h->mr = NULL;
 		p->mtu = 0;
@@ -1151,14 +1130,13 @@ static void np_mtu_apply(struct np *np, struct np_peer *p, unsigned want)
 		return;
 	*mr = nw;
 	for (size_t i = 0; i < nw.n; i++)
-		if (np_route_oif(&nw.dst[i]) == nw.ifindex && np_route_mtu(nw.ifindex, &nw.dst[i], want) == 0)
+		if (np_route_mtu(np, nw.ifindex, &nw.dst[i], want) == 0)
 			mr->installed |= (uint8_t)(1u << i);
 	p->h->mr = mr;
 	if (!mr->installed)
 		return;
 	p->mtu = (uint16_t)want;
-	pr_info("nat: peer %lld: path MTU %u while %s via %s relay", (long long)p->id, want, np_mode_names[p->mode],
-		ls_rproxy_path_str((enum ls_rproxy_path)p->rpath));
+	pr_info("nat: peer %lld: path MTU %u while relayed", (long long)p->id, want);
 }
 
 /* The netmap changed: peers, candidates and relays follow (a->lock held). */

@@ -2062,20 +2062,23 @@ unsigned ls_rproxy_path_mtu_for(enum ls_rproxy_path path, int family, unsigned i
 	return mtu < LS_RPROXY_MIN_MTU && if_mtu >= LS_RPROXY_MIN_MTU ? LS_RPROXY_MIN_MTU : mtu;
 }
 
-unsigned ls_rproxy_path_mtu(const struct ls_rproxy *rp, enum ls_rproxy_path path, unsigned if_mtu)
+unsigned ls_rproxy_relayed_mtu(const struct ls_rproxy *rp, unsigned if_mtu)
 {
-	switch (path) {
-	case LS_RPROXY_PATH_UDP:
-		if (rp->udp_state != RP_UP || rp->udp_cur < 0)
-			return if_mtu;
-		return ls_rproxy_path_mtu_for(path, rp->udp[rp->udp_cur].sa.ss_family, if_mtu);
-	case LS_RPROXY_PATH_TURN:
-		if (rp->turn_state != RP_UP)
-			return if_mtu;
-		return ls_rproxy_path_mtu_for(path, rp->turn_relayed.ss_family, if_mtu);
-	default:
-		return if_mtu;
+	unsigned mtu = if_mtu, m;
+
+	for (size_t i = 0; i < rp->n_udp; i++) {
+		m = ls_rproxy_path_mtu_for(LS_RPROXY_PATH_UDP, rp->udp[i].sa.ss_family, if_mtu);
+		mtu = m < mtu ? m : mtu;
 	}
+	if (rp->n_turn) {
+		struct sockaddr_storage ss = { 0 };
+		int family = rp->turn_state == RP_UP ? rp->turn_relayed.ss_family
+			     : turn_parse_url(rp->turn[0].url, &ss) == 0 ? ss.ss_family : AF_INET6;
+
+		m = ls_rproxy_path_mtu_for(LS_RPROXY_PATH_TURN, family, if_mtu);
+		mtu = m < mtu ? m : mtu;
+	}
+	return mtu;
 }
 
 /* ------------------------------------------------- direct path discovery */

@@ -216,8 +216,12 @@ enum {
 /* The overlay MTU for a path through a relay of that address family (AF_INET or
  * AF_INET6); if_mtu when the path adds no framing that could fragment (none, stream). */
 unsigned ls_rproxy_path_mtu_for(enum ls_rproxy_path path, int family, unsigned if_mtu);
-/* The same for the relay the path uses now; if_mtu when that path is not up. */
-unsigned ls_rproxy_path_mtu(const struct ls_rproxy *rp, enum ls_rproxy_path path, unsigned if_mtu);
+/* The MTU for a relayed peer: the lowest over the datagram relays of the lists (every UDP
+ * relay, the TURN server), whichever path it takes now, since the module moves a peer
+ * between paths on its own (a UDP relay confirmed or not, TURN up or down, failover)
+ * and an MTU that followed each move would change under running connections; if_mtu
+ * with stream relays alone. */
+unsigned ls_rproxy_relayed_mtu(const struct ls_rproxy *rp, unsigned if_mtu);
 
 /* ---- direct path discovery from the WireGuard port (agent.c) ----
  *

@@ -2,7 +2,7 @@
 # Multi-relay failover: the netmap lists two stream relays; the first is down, so both
 # nodes (all their UDP dropped) meet on the second. When the first comes up they return
 # to it (the list's order is the preference); killed mid-ping, traffic moves to the
-# second again.
+# second again. Stream relays alone lower no MTU (TCP segments, never IP fragments).
 #
 #   ns inet: br0 203.0.113.1/24, control :8080
 #            relay r1 --stream 203.0.113.1:8443 (down at first), r2 --stream 203.0.113.1:8444
@@ -29,6 +29,10 @@ check "b relays to a through the second stream relay" wait_for 10 "b on r2" rela
 check "a tried the first relay (failures counted)" \
 	test "$(lsx a status --json | jq '.nat.relays.stream.relays[0].failures')" -ge 1
 check "ping a -> b through the second relay" ping_within a "$ab" 20
+# stream relays alone: TCP carries WireGuard's datagrams, nothing fragments, no MTU route
+check_eq "a's status: b's path MTU over stream relays is the interface's 1420" 1420 "$(pj a "$pb" .mtu)"
+check_eq "no MTU route on a" "" "$(nsx a ip route show table all proto 76)"
+check "ping -M do -s 1392 (1420 bytes) a -> b through the stream relay" nsx a ping -c 2 -i 0.3 -W 3 -M do -s 1392 "$ab"
 check_eq "r2 has both nodes' keys" "$(printf '%s\n' "$pa" "$pb" | sort | tr '\n' ' ')" \
 	"$(relay_status r2 '.stream_peers[].key' | sort | tr '\n' ' ')"
 check_eq "status text shows the stream relay in use" "connected" \

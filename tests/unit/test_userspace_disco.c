@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The sealed ping/pong of direct path discovery (relayproxy.h, "direct path discovery"):
  * the pair key, seal/open, tampering, wrong keys, truncation, version 1, the replay
- * window; and the relayed path MTU. */
+ * window; and the relayed path MTU (per path, and from a relay proxy's lists). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -258,12 +258,41 @@ static void test_path_mtu(void **state)
 	assert_int_equal(ls_rproxy_path_mtu_for(LS_RPROXY_PATH_TURN, AF_INET6, 1280), 1280);
 }
 
+/* A relayed peer's MTU from the relay lists: the lowest over the datagram relays. */
+static void test_relayed_mtu(void **state)
+{
+	const char *const stream[] = { "127.0.0.1:9" }, *const udp4[] = { "192.0.2.1:3478" },
+			  *const udp46[] = { "192.0.2.1:3478", "[2001:db8::1]:3478" };
+	struct ls_rproxy_turn_server t4 = { "turn:192.0.2.1:3478", "u", "p" }, t6 = { "turn:[2001:db8::1]:3478", "u", "p" };
+	const struct {
+		struct ls_rproxy_relays r;
+		unsigned want;
+	} t[] = {
+		{ { stream, 1, NULL, 0, NULL, 0 }, 1420 },        /* stream relays alone: TCP */
+		{ { stream, 1, udp4, 1, NULL, 0 }, 1392 },        /* a UDP relay over IPv4 */
+		{ { stream, 1, udp46, 2, NULL, 0 }, 1376 },       /* ... and one over IPv6 */
+		{ { stream, 1, NULL, 0, &t4, 1 }, 1392 },         /* TURN over IPv4 */
+		{ { stream, 1, udp4, 1, &t6, 1 }, 1360 },         /* TURN over IPv6 is the lowest */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct ls_rproxy_config cfg = { .wg_port = 9, .relays = t[i].r };
+		struct ls_rproxy *rp = ls_rproxy_new(&cfg);
+
+		assert_non_null(rp);
+		assert_int_equal(ls_rproxy_relayed_mtu(rp, 1420), t[i].want);
+		assert_int_equal(ls_rproxy_relayed_mtu(rp, 1280), 1280);
+		ls_rproxy_free(rp);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pair_key),   cmocka_unit_test(test_round_trip), cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_wrong_key),  cmocka_unit_test(test_truncated),  cmocka_unit_test(test_version1),
-		cmocka_unit_test(test_replay),     cmocka_unit_test(test_path_mtu),
+		cmocka_unit_test(test_replay),     cmocka_unit_test(test_path_mtu),   cmocka_unit_test(test_relayed_mtu),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
