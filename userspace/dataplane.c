@@ -556,6 +556,14 @@ static int masquerade(struct ls_dp *dp, bool on)
 	}
 	if (on == dp->masquerading && dp->masq_known)
 		return 0;
+	if (!on && !dp->masq_known) {
+		/* at start: a table an earlier run left goes; none there (or no nft at all, on a
+		 * client) is no error */
+		nft_run(script);
+		dp->masquerading = false;
+		dp->masq_known = true;
+		return 0;
+	}
 	ret = nft_run(script);
 	if (ret)
 		pr_err("nft: cannot %s table inet lightscale-%s", on ? "create" : "delete", dp->prof->name);
