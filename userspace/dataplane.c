@@ -519,7 +519,7 @@ static void return_routes(struct ls_dp *dp, const struct ls_netmap *nm, bool on)
 							    json_sprintf("ip %sroute add %s via %s", f ? "-6 " : "", ps, vs)));
 		}
 	}
-	if (!json_equal(rr, dp->return_routes ? dp->return_routes : json_array()) && json_array_size(rr)) {
+	if (json_array_size(rr) && !(dp->return_routes && json_equal(rr, dp->return_routes))) {
 		size_t i;
 		json_t *r;
 
