@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -233,12 +234,28 @@ static void reserved_ports(void)
 
 	snprintf(dir, sizeof(dir), "/sys/fs/bpf/lsbs-test-%d", (int)getpid());
 	struct lsbpf_opts o = { .pin_dir = dir, .force_l2 = true, .overlay_l2 = 14, .lan_l2 = 14, .underlay_l2 = 14 };
+	/* an interface map of the layout before per-interface SNAT sources (8-byte values),
+	 * pinned by an older agent: replaced on open instead of failing the load */
+	char old[96];
+	snprintf(old, sizeof(old), "%s/ifaces", dir);
+	mkdir(dir, 0700);
+	int ofd = bpf_map_create(BPF_MAP_TYPE_HASH, "ls_ifaces", 4, 8, 256, NULL);
+	fails += h_ok(ofd >= 0 && bpf_obj_pin(ofd, old) == 0, "an old-layout ifaces map pinned at %s", old);
+	if (ofd >= 0)
+		close(ofd);
 	if (h_ok(system("echo 6000,7000-7009 > /proc/sys/net/ipv4/ip_local_reserved_ports") == 0 &&
 			 lsbpf_open(&o, &p) == 0,
-		 "open with pins %s", dir)) {
+		 "open with pins %s (the old ifaces map replaced)", dir)) {
 		fails++;
 		return;
 	}
+	struct bpf_map_info mi = {};
+	__u32 ml = sizeof(mi);
+	int nfd = bpf_obj_get(old);
+	fails += h_ok(nfd >= 0 && !bpf_obj_get_info_by_fd(nfd, &mi, &ml) && mi.value_size == sizeof(struct ls_iface),
+		      "the pinned ifaces map now has %zu-byte values (%u)", sizeof(struct ls_iface), mi.value_size);
+	if (nfd >= 0)
+		close(nfd);
 	struct lsbpf_state *s = lsbpf_state_new();
 	s->flags = LS_CFG_SNAT;
 	s->snat_port_lo = 61000;
