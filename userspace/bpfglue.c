@@ -29,6 +29,8 @@ struct ls_bpfglue {
 	} att[GLUE_IFS];              /* LAN-role attachments this process made or adopted */
 	size_t n_att;
 	bool snat_active;
+	bool warned_uplink; /* said that the default route has no single interface */
+	char why[192];      /* why SNAT is not active in BPF ("": it is, or not asked for) */
 	json_t *snat;     /* ls_bpfglue_snat_json */
 	char logged[768]; /* the SNAT interfaces as last logged */
 	/* garbage collection of the SNAT and flow tables (idle entries), every GC_SECONDS */
@@ -127,15 +129,23 @@ static int router_ifaces(struct ls_bpfglue *g, struct lsbpf_state *s, const stru
 			 const struct ls_netmap *nm, uint32_t me, struct ls_router_if *ri, bool *use, int *n_out,
 			 bool *missing)
 {
-	int n = ls_dp_router_ifaces(nm, prof->ifname, ri, GLUE_IFS), ret = 0;
+	bool no_uplink = false;
+	int n = ls_dp_router_ifaces(nm, prof->ifname, ri, GLUE_IFS, &no_uplink), ret = 0;
 	struct stale_arg st = { .keep = ri, .use = use };
 
 	*n_out = 0;
-	*missing = n < 0;
+	*missing = n < 0 || (g->o.snat && no_uplink);
+	g->why[0] = '\0';
 	if (n < 0) {
 		pr_err("bpf: cannot list the router's interfaces: %s", strerror(-n));
+		snprintf(g->why, sizeof(g->why), "cannot list the router's interfaces: %s", strerror(-n));
 		return 0;
 	}
+	if (g->o.snat && no_uplink)
+		snprintf(g->why, sizeof(g->why), "the host's default route names no single interface (multipath?)");
+	if (g->o.snat && no_uplink && !g->warned_uplink)
+		pr_warn("bpf: the host's default route names no single interface (multipath?): no uplink for BPF SNAT");
+	g->warned_uplink = g->o.snat && no_uplink;
 	*n_out = st.n_keep = n;
 	for (int i = 0; i < n; i++) {
 		uint32_t flags = 0;
@@ -148,6 +158,8 @@ static int router_ifaces(struct ls_bpfglue *g, struct lsbpf_state *s, const stru
 
 			if (r) {
 				pr_err("bpf: cannot attach the LAN programs to %s: %s", ri[i].ifname, strerror(-r));
+				snprintf(g->why, sizeof(g->why), "cannot attach the LAN programs to %s: %s", ri[i].ifname,
+					 strerror(-r));
 				use[i] = false;
 				*missing = true;
 				continue;
@@ -269,6 +281,11 @@ bool ls_bpfglue_snat_active(const struct ls_bpfglue *g)
 json_t *ls_bpfglue_snat_json(const struct ls_bpfglue *g)
 {
 	return g && g->o.snat ? g->snat : NULL;
+}
+
+const char *ls_bpfglue_snat_why(const struct ls_bpfglue *g)
+{
+	return g && g->o.snat && !g->snat_active && g->why[0] ? g->why : NULL;
 }
 
 static uint32_t route_net = 1;
@@ -431,6 +448,11 @@ bool ls_bpfglue_snat_active(const struct ls_bpfglue *g)
 }
 
 json_t *ls_bpfglue_snat_json(const struct ls_bpfglue *g)
+{
+	return NULL;
+}
+
+const char *ls_bpfglue_snat_why(const struct ls_bpfglue *g)
 {
 	return NULL;
 }

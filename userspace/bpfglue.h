@@ -61,6 +61,8 @@ bool ls_bpfglue_snat_active(const struct ls_bpfglue *g);
  *  "hooks": [{"hook", "mode": "tcx"|"clsact"|"xdp", "attached"}]}]}; borrowed, NULL
  * without snat. */
 json_t *ls_bpfglue_snat_json(const struct ls_bpfglue *g);
+/* Why snat was asked for and is not active (NULL: it is, or no reason known). */
+const char *ls_bpfglue_snat_why(const struct ls_bpfglue *g);
 /* Stop: programs keep running (pinned). */
 void ls_bpfglue_close(struct ls_bpfglue *g);
 /* Down: detach and unpin everything of the profile (works without an open glue). */

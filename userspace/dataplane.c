@@ -434,11 +434,15 @@ static int uplink_source(int family, const char *ifname, struct ls_prefix *out)
 	return ret;
 }
 
-int ls_dp_router_ifaces(const struct ls_netmap *nm, const char *skip_ifname, struct ls_router_if *out, size_t max)
+int ls_dp_router_ifaces(const struct ls_netmap *nm, const char *skip_ifname, struct ls_router_if *out, size_t max,
+			bool *no_uplink)
 {
 	struct ifaddrs *ifa;
 	bool def[2] = { false, false };
 	size_t n = 0;
+
+	if (no_uplink)
+		*no_uplink = false;
 
 	if (getifaddrs(&ifa))
 		return -errno;
@@ -474,12 +478,18 @@ int ls_dp_router_ifaces(const struct ls_netmap *nm, const char *skip_ifname, str
 
 		if (!def[f] || ls_rtnl_route_list(family, RT_TABLE_MAIN, &rt, &nr))
 			continue;
+		bool some = false;
+
 		for (size_t i = 0; i < nr && !ifname[0]; i++) {
-			if (rt[i].dst.len == 0 && rt[i].type == RTN_UNICAST && rt[i].oif > 0 && rt[i].oif != skip &&
-			    rt[i].table == RT_TABLE_MAIN)
+			if (rt[i].dst.len != 0 || rt[i].type != RTN_UNICAST || rt[i].table != RT_TABLE_MAIN)
+				continue;
+			some = true;
+			if (rt[i].oif > 0 && rt[i].oif != skip)
 				if_indextoname((unsigned int)rt[i].oif, ifname);
 		}
 		free(rt);
+		if (some && !ifname[0] && no_uplink)
+			*no_uplink = true;
 		struct ls_router_if *ri = ifname[0] ? rif_get(out, &n, max, ifname) : NULL;
 		struct ls_prefix src;
 
@@ -502,7 +512,7 @@ static void return_routes(struct ls_dp *dp, const struct ls_netmap *nm, bool on)
 {
 	struct ls_router_if ri[16];
 	json_t *rr = json_array();
-	int n = on ? ls_dp_router_ifaces(nm, dp->prof->ifname, ri, ARRAY_SIZE(ri)) : 0;
+	int n = on ? ls_dp_router_ifaces(nm, dp->prof->ifname, ri, ARRAY_SIZE(ri), NULL) : 0;
 
 	for (int i = 0; i < n; i++) {
 		for (int f = 0; f < 2; f++) {
@@ -977,7 +987,9 @@ static int sync_routing(struct ls_dp *dp, const struct ls_netmap *nm)
 			json_object_set_new(dp->snat, "table", json_sprintf("inet lightscale-%s", dp->prof->name));
 			if (dp->opts.snat_subnet_routes)
 				json_object_set_new(dp->snat, "why", json_sprintf("BPF SNAT unavailable: %s",
-										 dp->bpf_error[0] ? dp->bpf_error : "see the agent log"));
+										 dp->bpf_error[0] ? dp->bpf_error
+										 : ls_bpfglue_snat_why(dp->bpf)
+										 ?: "see the agent log"));
 		}
 	}
 	return 0;

@@ -77,8 +77,11 @@ struct ls_router_if {
 					* uplink: the default route's preferred source */
 };
 /* Fills out (at most max) from the netmap's own routes and the host's interfaces and
- * routes; skip_ifname is the overlay. Returns the count, or -errno. */
-int ls_dp_router_ifaces(const struct ls_netmap *nm, const char *skip_ifname, struct ls_router_if *out, size_t max);
+ * routes; skip_ifname is the overlay. Returns the count, or -errno. *no_uplink (may be
+ * NULL) is set when the node advertises a default route and the host has one for that
+ * family that names no single interface (multipath, or through the overlay). */
+int ls_dp_router_ifaces(const struct ls_netmap *nm, const char *skip_ifname, struct ls_router_if *out, size_t max,
+			bool *no_uplink);
 
 struct ls_dp {
 	struct ls_profile *prof;

@@ -223,6 +223,19 @@ wait_for 10 "eth3 no longer a LAN" snat_if_is eth3 "" && ! bpf_on eth3 &&
 nsx r ip link del eth3
 wait_for 10 "eth1's address back" snat_if_is eth1 "lan 192.168.70.1 fd00:70::1" || fail "v6 address back" "$(snat_if eth1)"
 
+# a default route with two next hops names no uplink: the agent falls back to the nftables
+# masquerade (and says why), and goes back to BPF SNAT when the route is single again
+nsx r ip route replace default nexthop via 203.0.113.254 dev eth2 nexthop via 192.168.70.10 dev eth1
+mode_is() { [ "$(lsx r status --json | jq -r .snat.mode)" = "$1" ]; }
+wait_for 10 "nftables fallback" mode_is nftables && nsx r nft list tables | grep -q "lightscale-$(profile_of r)" &&
+	lsx r status --json | jqe '.snat.why | test("default route names no single interface")' >/dev/null &&
+	ok "multipath default route: nftables masquerade instead ($(lsx r status --json | jq -r .snat.why))" ||
+	fail "multipath fallback" "$(lsx r status --json | jq -c .snat)" "$(node_log r 10)"
+nsx r ip route replace default via 203.0.113.254 dev eth2
+wait_for 10 "BPF SNAT again" mode_is bpf && ! nsx r nft list tables | grep -q "lightscale-$(profile_of r)" &&
+	ok "single default route again: BPF SNAT, the nftables table gone" || fail "back to BPF SNAT" "$(lsx r status --json | jq -c .snat)"
+check_eq "... and the internet host sees the uplink address again" "wan 203.0.113.1" "$(ask c1 198.51.100.7)"
+
 # kill -9: the pinned programs keep translating; the restarted agent adopts them
 agent_kill r -9
 ok "router agent killed with SIGKILL"
