@@ -20,6 +20,6 @@ LONG_LABS  += tests/lab/nat-relay-mtu.sh
 # IPv6-only underlay, per-app exit routing, the local UI and L2 segments (seed items)
 CHECK_LABS += tests/lab/v6only-2node.sh tests/lab/app-route.sh tests/lab/ui-status.sh tests/lab/l2-segment.sh
 LONG_LABS  += tests/lab/v6only-relay.sh tests/lab/app-route-multi.sh tests/lab/app-exit-metrics.sh
-# BPF SNAT in the agent (--snat-subnet-routes) and routed mode's return routes (~45 s)
+# BPF SNAT in the agent (--snat-subnet-routes) and routed mode's return routes (58 checks, ~50 s)
 CHECK_LABS += tests/lab/agent-snat.sh
 LONG_LABS  += tests/lab/agent-snat.sh
