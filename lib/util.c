@@ -70,7 +70,9 @@ int ls_read_file(const char *path, char **out, size_t *len, size_t max)
 		ret = -EFBIG;
 		goto cleanup;
 	}
-	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096;
+	/* /proc and /sys files report size 0, and some (proc_do_large_bitmap behind
+	 * ip_local_reserved_ports) answer only a read at offset 0: start with a page */
+	cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
 	buf = malloc(cap);
 	if (!buf) {
 		ret = -ENOMEM;

@@ -125,6 +125,26 @@ static void test_atomic_file(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* /proc/sys files report size 0 and answer only a read at offset 0 (proc_dointvec):
+ * the whole value must come back, not its first byte */
+static void test_read_proc_file(void **state)
+{
+	const char *path = "/proc/sys/net/ipv4/ip_local_port_range";
+	char want[256] = "", *data = NULL;
+	size_t len = 0;
+	FILE *f = fopen(path, "r");
+
+	(void)state;
+	if (!f)
+		skip();
+	assert_non_null(fgets(want, sizeof(want), f));
+	fclose(f);
+	assert_int_equal(ls_read_file(path, &data, &len, 4096), 0);
+	assert_true(len > 2);
+	assert_string_equal(data, want);
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -134,6 +154,7 @@ int main(void)
 		cmocka_unit_test(test_base64_rejects),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_atomic_file),
+		cmocka_unit_test(test_read_proc_file),
 	};
 
 	if (ls_crypto_init())
