@@ -345,7 +345,7 @@ enum {
 	NP_IDLE_MAX_MS = 300000,       /* an idle peer's pings back off exponentially up to this */
 	NP_RP_GRACE_MS = 30000,        /* direct this long (and quiet): out of the relay proxy */
 	NP_RTPROT = 76,                /* rtm_protocol of our per-peer MTU routes */
-	NP_MAX_MROUTE = 4,             /* overlay addresses per peer that get one */
+	NP_MAX_MROUTE = 2,             /* overlay addresses per peer that get one (IPv4, IPv6) */
 };
 
 /* An endpoint in 20 bytes (a sockaddr_storage is 128): family, port (network order),
@@ -380,7 +380,9 @@ struct np_hot {
 	uint64_t last_ping, last_search, last_probe, last_answer;
 	uint64_t ping_out;         /* the first ping to the direct endpoint not answered yet */
 	uint64_t round[2];         /* this ping round's secret and the last one's (np_txid) */
-	struct np_mroute *mr;      /* MTU routes while relayed; NULL: none */
+	struct np_mroute mr;       /* MTU routes while relayed (n 0: none; here, not a block of
+				    * its own: 10,000 small blocks scattered in the path thread's
+				    * arena kept 6 MiB of its pages) */
 	uint64_t rot_at;
 	uint8_t roamed;            /* engine reads in a row with another endpoint than ours */
 	struct np_addr want, wg_ep, left; /* the engine's endpoint; the one rotation left */
@@ -578,8 +580,6 @@ static void np_peer_free(struct np_peer *p)
 {
 	if (p) {
 		free(p->cand);
-		if (p->h)
-			free(p->h->mr);
 		free(p->h);
 		sodium_memzero(p, sizeof(*p)); /* the pair key */
 	}
@@ -1096,14 +1096,14 @@ static unsigned np_path_mtu(const struct np *np, const struct np_peer *p)
 static void np_mtu_apply(struct np *np, struct np_peer *p, unsigned want)
 {
 	struct agent *a = np->a;
-	struct np_mroute *mr = p->h ? p->h->mr : NULL, nw = { .ifindex = a->dp_ok ? a->dp.ifindex : 0 };
+	struct np_mroute *mr = p->h ? &p->h->mr : NULL, nw = { .ifindex = a->dp_ok ? a->dp.ifindex : 0 };
 	const struct ls_nm_peer *q;
 
 	if (want >= np->if_mtu)
 		want = 0;
-	if (!mr && !want)
-		return;
-	if (want && p->h && a->dp_ok && a->nm && (q = ls_netmap_find_peer(a->nm, p->id))) {
+	if (!mr || (!mr->n && !want))
+		return; /* (a peer without its hot part has none) */
+	if (want && a->dp_ok && a->nm && (q = ls_netmap_find_peer(a->nm, p->id))) {
 		for (size_t i = 0; i < q->addresses.n && nw.n < NP_MAX_MROUTE; i++) {
 			struct ls_prefix d = q->addresses.v[i];
 			bool v4 = d.family == AF_INET;
@@ -1115,24 +1115,17 @@ static void np_mtu_apply(struct np *np, struct np_peer *p, unsigned want)
 		}
 		nw.mtu = (uint16_t)want;
 	}
-	if (mr && nw.n && mr->ifindex == nw.ifindex && mr->mtu == nw.mtu && mr->n == nw.n &&
+	if (mr->n == nw.n && mr->ifindex == nw.ifindex && mr->mtu == nw.mtu &&
 	    !memcmp(mr->dst, nw.dst, nw.n * sizeof(nw.dst[0])))
 		return; /* as wanted before */
-	if (mr) {
-		for (size_t i = 0; i < mr->n; i++)
-			if (mr->installed & (1u << i))
-				np_route_mtu(np, mr->ifindex, &mr->dst[i], 0);
-		free(mr);
-		p->h->mr = NULL;
-		p->mtu = 0;
-	}
-	if (!nw.n || !(mr = malloc(sizeof(*mr))))
-		return;
+	for (size_t i = 0; i < mr->n; i++)
+		if (mr->installed & (1u << i))
+			np_route_mtu(np, mr->ifindex, &mr->dst[i], 0);
+	p->mtu = 0;
 	*mr = nw;
 	for (size_t i = 0; i < nw.n; i++)
 		if (np_route_mtu(np, nw.ifindex, &nw.dst[i], want) == 0)
 			mr->installed |= (uint8_t)(1u << i);
-	p->h->mr = mr;
 	if (!mr->installed)
 		return;
 	p->mtu = (uint16_t)want;
