@@ -306,7 +306,8 @@ static void *netmap_thread(void *arg)
  * opens, carries the txid of an open round to the address it came from, and its seq is
  * new in the peer's replay window. The pair key, the window and our seq to the peer live
  * in the cold record (56 bytes), the key derived when first needed and wiped when the
- * peer leaves or our key rotates. What is refused is counted by reason (status: .nat.counters.rejected).
+ * peer leaves or our key rotates. What is refused is counted by reason (status:
+ * .nat.counters.rejected).
  *
  * A relayed peer's path MTU: a relay's framing makes each WireGuard datagram longer
  * (relayproxy.h, "the MTU of a relayed path"), so while a peer is relayed, host routes to
@@ -359,14 +360,8 @@ struct np_addr {
 enum np_mode { NP_NEW = 0, NP_DIRECT, NP_RELAYED, NP_ROTATING };
 static const char *const np_mode_names[] = { "new", "direct", "relayed", "rotating" };
 
-/* Per peer, two parts. The cold record (about 140 bytes plus the candidates) is all a
- * settled peer needs: idle, direct, its WireGuard handshake fresh, no ping out, the
- * endpoint set. The hot part (timers of pings, searches, probes and rotation; the
- * engine's endpoint; the relay's loopback) exists only while a peer is new, busy,
- * searching, rotating, relayed or has a ping out, and is freed once it settles. */
-/* A relayed peer's MTU routes: what was wanted (so a route the kernel refused, or an
- * address routed elsewhere, is not asked for again every tick) and which of them are
- * installed, to remove exactly those. */
+/* A relayed peer's MTU routes: what was wanted (so that a route the kernel refused is not
+ * asked for again every tick) and which of them are installed, to remove exactly those. */
 struct np_mroute {
 	int ifindex;
 	uint16_t mtu;
@@ -375,14 +370,19 @@ struct np_mroute {
 	struct ls_prefix dst[NP_MAX_MROUTE];
 };
 
+/* Per peer, two parts. The cold record (about 140 bytes plus the candidates) is all a
+ * settled peer needs: idle, direct, its WireGuard handshake fresh, no ping out, the
+ * endpoint set. The hot part (timers of pings, searches, probes and rotation; the
+ * engine's endpoint; the relay's loopback) exists only while a peer is new, busy,
+ * searching, rotating, relayed or has a ping out, and is freed once it settles. */
 struct np_hot {
 	uint64_t added, search_since;
 	uint64_t last_ping, last_search, last_probe, last_answer;
 	uint64_t ping_out;         /* the first ping to the direct endpoint not answered yet */
 	uint64_t round[2];         /* this ping round's secret and the last one's (np_txid) */
-	struct np_mroute mr;       /* MTU routes while relayed (n 0: none; here, not a block of
+	struct np_mroute mr;       /* MTU routes while relayed (n 0: none). Here, not a block of
 				    * its own: 10,000 small blocks scattered in the path thread's
-				    * arena kept 6 MiB of its pages) */
+				    * arena kept megabytes of its pages. */
 	uint64_t rot_at;
 	uint8_t roamed;            /* engine reads in a row with another endpoint than ours */
 	struct np_addr want, wg_ep, left; /* the engine's endpoint; the one rotation left */
@@ -1001,11 +1001,14 @@ static int np_rtnl_talk(struct np *np, struct nlmsghdr *nlh, char *msg, size_t m
 		if (mnl_nlmsg_ok(r, (int)n) && r->nlmsg_type == NLMSG_ERROR && (r->nlmsg_flags & NLM_F_ACK_TLVS)) {
 			const struct nlmsgerr *e = mnl_nlmsg_get_payload(r);
 			const struct nlattr *at;
-			size_t off = sizeof(*e) + ((r->nlmsg_flags & NLM_F_CAPPED) ? 0 : e->msg.nlmsg_len - sizeof(e->msg));
+			size_t off = sizeof(*e) + ((r->nlmsg_flags & NLM_F_CAPPED) ? 0
+										 : e->msg.nlmsg_len - sizeof(e->msg));
 
-			mnl_attr_for_each(at, r, off)
-				if (mnl_attr_get_type(at) == NLMSGERR_ATTR_MSG && !mnl_attr_validate(at, MNL_TYPE_NUL_STRING))
+			mnl_attr_for_each(at, r, off) {
+				if (mnl_attr_get_type(at) == NLMSGERR_ATTR_MSG &&
+				    !mnl_attr_validate(at, MNL_TYPE_NUL_STRING))
 					snprintf(msg, msg_size, "(%s)", mnl_attr_get_str(at));
+			}
 		}
 		ret = mnl_cb_run(buf, (size_t)n, np->nl_seq, port, NULL, NULL);
 		if (ret <= MNL_CB_STOP)
@@ -1047,7 +1050,8 @@ static int np_route_mtu(struct np *np, int ifindex, const struct ls_prefix *dst,
 	ret = np_rtnl_talk(np, nlh, msg, sizeof(msg));
 	if (ret && !(!mtu && (ret == -ESRCH || ret == -ENODEV))) {
 		ls_prefix_format(dst, b);
-		pr_warn("nat: cannot %s the route %s mtu %u: %s %s", mtu ? "add" : "remove", b, mtu, strerror(-ret), msg);
+		pr_warn("nat: cannot %s the route %s mtu %u: %s %s", mtu ? "add" : "remove", b, mtu, strerror(-ret),
+			msg);
 	}
 	return ret;
 }
@@ -1282,7 +1286,8 @@ static void np_engine_refresh(struct np *np)
 
 		if (!p)
 			continue;
-		p->hs = w->last_handshake_sec > 0 && w->last_handshake_sec <= UINT32_MAX ? (uint32_t)w->last_handshake_sec : 0;
+		p->hs = w->last_handshake_sec > 0 && w->last_handshake_sec <= UINT32_MAX ? (uint32_t)w->last_handshake_sec
+											     : 0;
 		if ((uint32_t)w->rx_bytes != p->rx)
 			p->rx_at = np->now;
 		if ((uint32_t)w->tx_bytes != p->tx)

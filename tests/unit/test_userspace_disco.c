@@ -263,7 +263,8 @@ static void test_relayed_mtu(void **state)
 {
 	const char *const stream[] = { "127.0.0.1:9" }, *const udp4[] = { "192.0.2.1:3478" },
 			  *const udp46[] = { "192.0.2.1:3478", "[2001:db8::1]:3478" };
-	struct ls_rproxy_turn_server t4 = { "turn:192.0.2.1:3478", "u", "p" }, t6 = { "turn:[2001:db8::1]:3478", "u", "p" };
+	struct ls_rproxy_turn_server t4 = { "turn:192.0.2.1:3478", "u", "p" },
+				     t6 = { "turn:[2001:db8::1]:3478", "u", "p" };
 	const struct {
 		struct ls_rproxy_relays r;
 		unsigned want;
