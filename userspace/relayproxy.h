@@ -248,12 +248,14 @@ unsigned ls_rproxy_relayed_mtu(const struct ls_rproxy *rp, unsigned if_mtu);
  * the txid travels encrypted. The pair's key (ls_disco_key) is BLAKE2b-256 over a
  * context string, the X25519 shared secret of the two WireGuard static keys and both
  * public keys (in byte order, so both ends derive the same key); the agent computes it
- * once per peer, when it first needs it. WireGuard's own handshake never uses that
- * secret this way, and the context string keeps the two apart.
+ * once per peer, when it first needs it. (WireGuard mixes the same secret into its
+ * handshake through HKDF over BLAKE2s with its own labels; another hash and a context
+ * string of our own keep the two keys independent.)
  *
  *   txid  a ping's transaction id, echoed by the pong; the pinger makes it a keyed hash
  *         of its round and the address pinged, so a pong counts only from the address
- *         its ping went to, in a round still open, and only once.
+ *         its ping went to, in a round still open (an authentic pong from elsewhere
+ *         moves nothing; the agent pings that address once to see).
  *   seq   the sender's counter of its messages to that receiver (starting at the Unix
  *         time in microseconds, so it only grows, even across restarts); the receiver
  *         keeps a window of the last LS_DISCO_REPLAY_WINDOW per peer and drops what it
