@@ -135,7 +135,8 @@ check "--help reads like a man page" bash -c "$RELAY --help | grep -q '^SYNOPSIS
 $RELAY serve --foreground --config relay/relay.conf.example --udp 127.0.0.1:0 --stream 127.0.0.1:0 \
 	--control "$tmp/example.sock" 2>"$tmp/example.log" &
 ex_pid=$!
-for _ in $(seq 30); do [ -S "$tmp/example.sock" ] && break; sleep 0.1; done
+# the socket file appears at bind(), before listen(): wait for an answer, not the file
+for _ in $(seq 100); do $RELAY status --control "$tmp/example.sock" >/dev/null 2>&1 && break; sleep 0.1; done
 check_eq "relay/relay.conf.example loads (queue limit 1M)" 1048576 \
 	"$($RELAY status --control "$tmp/example.sock" --json | jq -r .stream.queue_limit)"
 kill "$ex_pid"; wait "$ex_pid"
