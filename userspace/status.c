@@ -209,15 +209,21 @@ void ls_status_add_nat(json_t *st, json_t *nat, const char *observed)
 	json_object_set_new(st, "nat", o);
 }
 
-/* "direct 198.51.100.7:41641", "relayed via stream relay 192.0.2.1:443", ... */
-static void path_text(json_t *path, char *out, size_t size)
+/* "direct 198.51.100.7:41641", "relayed via stream relay 192.0.2.1:443", "relayed via
+ * udp relay 192.0.2.1:3478, path MTU 1392" (when the relay's framing lowers it below the
+ * interface's if_mtu), ... */
+static void path_text(json_t *path, json_int_t if_mtu, char *out, size_t size)
 {
 	const char *mode = json_string_value(json_object_get(path, "path")) ?: "?";
 	const char *ep = json_string_value(json_object_get(path, "endpoint"));
 	const char *via = json_string_value(json_object_get(path, "via"));
 	const char *relay = json_string_value(json_object_get(path, "relay"));
+	json_int_t mtu = json_integer_value(json_object_get(path, "mtu"));
 
-	if (!strcmp(mode, "relayed"))
+	if (!strcmp(mode, "relayed") && mtu > 0 && mtu < if_mtu)
+		snprintf(out, size, "relayed via %s relay %s, path MTU %lld", via ?: "?", relay ?: "(connecting)",
+			 (long long)mtu);
+	else if (!strcmp(mode, "relayed"))
 		snprintf(out, size, "relayed via %s relay %s", via ?: "?", relay ?: "(connecting)");
 	else
 		snprintf(out, size, "%s%s%s", mode, ep ? " " : "", ep ?: "");
@@ -394,7 +400,8 @@ void ls_status_text(json_t *st, FILE *f)
 		fprintf(f, "  public key:     %s\n", json_string_value(json_object_get(p, "public_key")));
 		fprintf(f, "  endpoint:       %s\n", json_is_string(ep) ? json_string_value(ep) : "(none)");
 		if (json_is_object(json_object_get(p, "path"))) {
-			path_text(json_object_get(p, "path"), buf, sizeof(buf));
+			path_text(json_object_get(p, "path"), json_integer_value(json_object_get(st, "mtu")), buf,
+				  sizeof(buf));
 			fprintf(f, "  path:           %s\n", buf);
 		}
 		join_strings(json_object_get(p, "allowed_ips"), buf, sizeof(buf));
