@@ -91,22 +91,12 @@ static void path_of(const struct lsc_tls *t, const char *name, char *out, size_t
 static int key_pin(gnutls_privkey_t key, char pin[LS_PIN_STRLEN])
 {
 	gnutls_pubkey_t pub = NULL;
-	gnutls_datum_t spki = {0};
-	uint8_t digest[32];
-	char b64[48];
 	int ret = -EINVAL;
 
 	if (gnutls_pubkey_init(&pub) < 0)
 		return -ENOMEM;
-	if (gnutls_pubkey_import_privkey(pub, key, 0, 0) < 0 ||
-	    gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &spki) < 0)
-		goto cleanup;
-	crypto_hash_sha256(digest, spki.data, spki.size);
-	ls_b64_encode(b64, sizeof(b64), digest, sizeof(digest));
-	snprintf(pin, LS_PIN_STRLEN, "sha256//%s", b64);
-	ret = 0;
-cleanup:
-	gnutls_free(spki.data);
+	if (gnutls_pubkey_import_privkey(pub, key, 0, 0) >= 0)
+		ret = ls_tls_pin_of_pubkey(pub, pin);
 	gnutls_pubkey_deinit(pub);
 	return ret;
 }

@@ -16,7 +16,6 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
-#include <sodium.h>
 
 #include "keys.h"
 #include "util.h"
@@ -143,33 +142,6 @@ static int tcp_open(struct ls_hconn *h, const struct ls_http_url *u,
 	return 0;
 }
 
-int ls_hconn_pin_of_der(const uint8_t *der, size_t len, char pin[LS_PIN_STRLEN])
-{
-	gnutls_datum_t in = {(unsigned char *)der, (unsigned)len}, spki = {0};
-	gnutls_x509_crt_t crt = NULL;
-	gnutls_pubkey_t pub = NULL;
-	uint8_t digest[32];
-	char b64[48];
-	int ret = -EINVAL;
-
-	pin[0] = '\0';
-	if (gnutls_x509_crt_init(&crt) < 0 || gnutls_x509_crt_import(crt, &in, GNUTLS_X509_FMT_DER) < 0 ||
-	    gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_x509(pub, crt, 0) < 0 ||
-	    gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &spki) < 0)
-		goto cleanup;
-	crypto_hash_sha256(digest, spki.data, spki.size);
-	ls_b64_encode(b64, sizeof(b64), digest, sizeof(digest));
-	snprintf(pin, LS_PIN_STRLEN, "sha256//%s", b64);
-	ret = 0;
-cleanup:
-	gnutls_free(spki.data);
-	if (pub)
-		gnutls_pubkey_deinit(pub);
-	if (crt)
-		gnutls_x509_crt_deinit(crt);
-	return ret;
-}
-
 bool ls_hconn_pin_listed(const char *pins, const char *pin)
 {
 	size_t pl = strlen(pin);
@@ -257,7 +229,7 @@ static int tls_open(struct ls_hconn *h, const struct ls_http_url *u,
 		unsigned n = 0;
 		const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
 
-		if (!certs || !n || ls_hconn_pin_of_der(certs[0].data, certs[0].size, e->pin))
+		if (!certs || !n || ls_tls_pin_from_cert(certs[0].data, certs[0].size, false, e->pin))
 			return set_e(e, LS_HC_TLS, -EPROTO, "TLS: the server sent no usable certificate");
 		if (!ls_hconn_pin_listed(cfg->pins, e->pin))
 			return set_e(e, LS_HC_PIN, -EPERM, "the server's TLS key %s is not pinned", e->pin);

@@ -74,8 +74,6 @@ ssize_t ls_hconn_recv(struct ls_hconn *h, void *buf, size_t len, uint64_t deadli
 		      struct ls_hconn_err *e);
 void ls_hconn_close(struct ls_hconn *h);
 
-/* "sha256//BASE64" of a DER certificate's SubjectPublicKeyInfo. 0 or -EINVAL. */
-int ls_hconn_pin_of_der(const uint8_t *der, size_t len, char pin[LS_PIN_STRLEN]);
 /* pin is one of the ';'-separated pins */
 bool ls_hconn_pin_listed(const char *pins, const char *pin);
 

@@ -96,30 +96,51 @@ cleanup:
 	return ret;
 }
 
-int ls_tls_pin_from_cert_pem(const char *pem, size_t len, char pin[LS_PIN_STRLEN])
+void ls_tls_pin_of_spki(const uint8_t *spki, size_t len, char pin[LS_PIN_STRLEN])
 {
-	gnutls_x509_crt_t crt = NULL;
-	gnutls_pubkey_t pub = NULL;
-	gnutls_datum_t in = { (unsigned char *)pem, (unsigned)len }, spki = { 0 };
 	uint8_t digest[32];
 	char b64[48];
-	int ret = 0;
 
-	GT(gnutls_x509_crt_init(&crt));
-	GT(gnutls_x509_crt_import(crt, &in, GNUTLS_X509_FMT_PEM));
-	GT(gnutls_pubkey_init(&pub));
-	GT(gnutls_pubkey_import_x509(pub, crt, 0));
-	GT(gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &spki));
-	crypto_hash_sha256(digest, spki.data, spki.size);
+	crypto_hash_sha256(digest, spki, len);
 	ls_b64_encode(b64, sizeof(b64), digest, sizeof(digest));
 	snprintf(pin, LS_PIN_STRLEN, "sha256//%s", b64);
-cleanup:
+}
+
+int ls_tls_pin_of_pubkey(void *pubkey, char pin[LS_PIN_STRLEN])
+{
+	gnutls_datum_t spki = { 0 };
+
+	if (gnutls_pubkey_export2(pubkey, GNUTLS_X509_FMT_DER, &spki) < 0)
+		return -EINVAL;
+	ls_tls_pin_of_spki(spki.data, spki.size, pin);
 	gnutls_free(spki.data);
+	return 0;
+}
+
+int ls_tls_pin_from_cert(const void *cert, size_t len, bool pem, char pin[LS_PIN_STRLEN])
+{
+	gnutls_datum_t in = { (unsigned char *)cert, (unsigned)len };
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_pubkey_t pub = NULL;
+	int ret = -EINVAL;
+
+	pin[0] = '\0';
+	if (gnutls_x509_crt_init(&crt) < 0 ||
+	    gnutls_x509_crt_import(crt, &in, pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER) < 0 ||
+	    gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_x509(pub, crt, 0) < 0)
+		goto cleanup;
+	ret = ls_tls_pin_of_pubkey(pub, pin);
+cleanup:
 	if (pub)
 		gnutls_pubkey_deinit(pub);
 	if (crt)
 		gnutls_x509_crt_deinit(crt);
 	return ret;
+}
+
+int ls_tls_pin_from_cert_pem(const char *pem, size_t len, char pin[LS_PIN_STRLEN])
+{
+	return ls_tls_pin_from_cert(pem, len, true, pin);
 }
 
 int ls_tls_pin_from_cert_file(const char *cert_path, char pin[LS_PIN_STRLEN])

@@ -27,6 +27,12 @@ int ls_tls_make_selfsigned(const char *key_path, const char *crt_path, const cha
 /* Pin of the first certificate in a PEM file. 0 or -errno. */
 int ls_tls_pin_from_cert_file(const char *cert_path, char pin[LS_PIN_STRLEN]);
 int ls_tls_pin_from_cert_pem(const char *pem, size_t len, char pin[LS_PIN_STRLEN]);
+/* Pin of a certificate, DER or PEM (pem true). 0, or -EINVAL when it does not parse. */
+int ls_tls_pin_from_cert(const void *cert, size_t len, bool pem, char pin[LS_PIN_STRLEN]);
+/* Pin of a gnutls_pubkey_t (void * keeps GnuTLS out of this header). 0 or -EINVAL. */
+int ls_tls_pin_of_pubkey(void *pubkey, char pin[LS_PIN_STRLEN]);
+/* Pin of a DER SubjectPublicKeyInfo. */
+void ls_tls_pin_of_spki(const uint8_t *spki, size_t len, char pin[LS_PIN_STRLEN]);
 
 void ls_tls_endorse(uint8_t sig[64], const char *pin, uint64_t not_after, const uint8_t identity_sk[64]);
 bool ls_tls_endorsement_valid(const uint8_t sig[64], const char *pin, uint64_t not_after,
