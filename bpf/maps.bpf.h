@@ -64,6 +64,13 @@ struct {
 	__type(key, struct ls_xlate4_key);
 	__type(value, struct ls_xlate4_val);
 } ls_v2r4h SEC(".maps"), ls_r2v4h SEC(".maps");
+/* and the IPv6 mappings (ls_config.xlate6_lens) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LS_XLATE_MAX);
+	__type(key, struct ls_xlate6_key);
+	__type(value, struct ls_xlate6_val);
+} ls_v2r6h SEC(".maps"), ls_r2v6h SEC(".maps");
 
 /* routes (metrics, isolate) */
 LS_LPM(ls_routes4, struct ls_route4_key, struct ls_route_val, LS_ROUTE_MAX);

@@ -59,16 +59,42 @@ static __always_inline bool xlate4(bool v2r, __be32 a, __be32 *out)
 	return ls_xlate4_lookup(v2r, a, out);
 }
 
+/* The IPv6 mapping for a: the per-length hashes (ls_config.xlate6_lens, longest first)
+ * when set, otherwise the LPM tries. */
 static __always_inline bool xlate6(bool v2r, const __u8 *a, __u8 *out)
 {
 	struct ls_xlate6_key k = { .prefixlen = 128 };
-	struct ls_xlate6_val *v;
+	struct ls_xlate6_val *v = NULL;
+	struct ls_config *c = ls_cfg();
 
 	__builtin_memcpy(k.addr, a, 16);
-	if (v2r)
+	if (c && c->xlate6_lens[0]) {
+		const __u32 *aw = (const __u32 *)a;
+		__u32 *kw = (__u32 *)k.addr;
+#pragma unroll
+		for (int i = 0; i < LS_XLATE_HASH_LENS; i++) {
+			__u32 len = c->xlate6_lens[i];
+			if (len < 1 || len > 128)
+				break;
+			k.prefixlen = len;
+#pragma unroll
+			for (int w = 0; w < 4; w++) {
+				int bits = (int)len - 32 * w;
+				__u32 m = bits >= 32 ? ~0u : bits <= 0 ? 0 : ~0u << (32 - bits);
+				kw[w] = aw[w] & bpf_htonl(m);
+			}
+			if (v2r)
+				v = bpf_map_lookup_elem(&ls_v2r6h, &k);
+			else
+				v = bpf_map_lookup_elem(&ls_r2v6h, &k);
+			if (v)
+				break;
+		}
+	} else if (v2r) {
 		v = bpf_map_lookup_elem(&ls_v2r6, &k);
-	else
+	} else {
 		v = bpf_map_lookup_elem(&ls_r2v6, &k);
+	}
 	if (!v)
 		return false;
 	const __u32 *aw = (const __u32 *)a, *mw = (const __u32 *)v->mask, *vw = (const __u32 *)v->addr;

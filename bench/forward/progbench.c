@@ -2,10 +2,11 @@
 /*
  * ns per packet of each program through bpf_prog_test_run_opts (repeat R), against the
  * empty program of the same type, with 10, 1,000 and 10,000 translation prefixes (/24
- * identity mappings, so a rewritten packet is its own next input). Alternates programs
- * for ROUNDS rounds and prints the median and spread.
+ * identity mappings, so a rewritten packet is its own next input; "v6": /48 IPv6 mappings
+ * and an IPv6 packet, for the translate programs). Alternates programs for ROUNDS rounds
+ * and prints the median and spread.
  *
- *   progbench [ROUNDS] [REPEAT] [PROGRAM [PREFIXES [one-len|mixed]]]
+ *   progbench [ROUNDS] [REPEAT] [PROGRAM [PREFIXES [one-len|mixed|v6]]]
  *
  * With PROGRAM (and optionally a table), only those rows run: for profiling with perf.
  */
@@ -56,8 +57,10 @@ int main(int argc, char **argv)
 		{ "ls_overlay_out", "ls_empty_tc" },
 	};
 	struct pk p = { 4, 17, "10.0.5.9", "100.64.0.1", 4000, 53, .payload = 22 }; /* 64-byte frame */
-	uint8_t pkt[256];
-	size_t len = pk_build(&p, pkt, sizeof(pkt));
+	struct pk p6 = { 6, 17, "fd10:0:5::9", "fd7a::1", 4000, 53, .payload = 22 };
+	static const char *const kinds[] = { "one-len", "mixed", "v6" };
+	uint8_t pkt[256], pkt6[256];
+	size_t len = pk_build(&p, pkt, sizeof(pkt)), len6 = pk_build(&p6, pkt6, sizeof(pkt6));
 
 	printf("uptime: ");
 	fflush(stdout);
@@ -67,18 +70,24 @@ int main(int argc, char **argv)
 	       (int)len, repeat, rounds);
 	printf("%-24s %-14s %8s %22s %10s %8s\n", "program", "prefixes", "floor", "program", "delta", "target");
 	printf("(\"one-len\": every IPv4 mapping /24; \"mixed\": one extra /16. From 256 mappings on, one hash\n"
-	       " lookup per length, longest first (a miss costs one per length); the LPM trie below)\n");
-	for (size_t mi = 0; mi < 6; mi++) {
-		size_t si = mi / 2;
-		bool lpm = mi % 2; /* one extra /16 mapping: mixed lengths, so the LPM tries decide */
-		if ((only_size && only_size != sizes[si]) || (only_kind && strcmp(only_kind, lpm ? "mixed" : "one-len")))
+	       " lookup per length, longest first (a miss costs one per length); the LPM trie below;\n"
+	       " \"v6\": every IPv6 mapping /48 (fd10:A:B::/48), an IPv6 packet, %d bytes)\n", (int)len6);
+	for (size_t mi = 0; mi < 9; mi++) {
+		size_t si = mi / 3;
+		const char *kind = kinds[mi % 3];
+		bool lpm = mi % 3 == 1; /* one extra /16 mapping: mixed lengths, so the LPM tries decide */
+		bool v6 = mi % 3 == 2;
+		if ((only_size && only_size != sizes[si]) || (only_kind && strcmp(only_kind, kind)))
 			continue;
 		struct lsbpf *b = h_open();
 		struct lsbpf_state *s = lsbpf_state_new();
 		char pfx[32];
 		/* mappings 10.A.B.0/24 = same; the packet's source 10.0.5.9 is one of them */
 		for (int i = 0; i < sizes[si]; i++) {
-			snprintf(pfx, sizeof(pfx), "10.%d.%d.0/24", i / 256, i % 256);
+			if (v6)
+				snprintf(pfx, sizeof(pfx), "fd10:%x:%x::/48", i / 256, i % 256);
+			else
+				snprintf(pfx, sizeof(pfx), "10.%d.%d.0/24", i / 256, i % 256);
 			char arg[80];
 			snprintf(arg, sizeof(arg), "%s=%s", pfx, pfx);
 			lsbpf_state_add_map_arg(s, arg);
@@ -94,11 +103,11 @@ int main(int argc, char **argv)
 		}
 		for (size_t pi = 0; pi < sizeof(progs) / sizeof(progs[0]); pi++) {
 			double d[64], f[64];
-			if (only_prog && strcmp(only_prog, progs[pi].prog))
+			if ((only_prog && strcmp(only_prog, progs[pi].prog)) || (v6 && !strstr(progs[pi].prog, "xlate")))
 				continue;
 			for (int r = 0; r < rounds && r < 64; r++) {
-				f[r] = run_ns(b, progs[pi].floor, pkt, len, repeat, 0);
-				d[r] = run_ns(b, progs[pi].prog, pkt, len, repeat, 0);
+				f[r] = run_ns(b, progs[pi].floor, v6 ? pkt6 : pkt, v6 ? len6 : len, repeat, 0);
+				d[r] = run_ns(b, progs[pi].prog, v6 ? pkt6 : pkt, v6 ? len6 : len, repeat, 0);
 			}
 			qsort(d, rounds, sizeof(double), cmp_d);
 			qsort(f, rounds, sizeof(double), cmp_d);
@@ -109,7 +118,7 @@ int main(int argc, char **argv)
 			if (sizes[si] == 10000 && strstr(progs[pi].prog, "xlate_src"))
 				target = delta <= 100 ? "<=100 ok" : "<=100 MISS";
 			char lbl[32];
-			snprintf(lbl, sizeof(lbl), "%d %s", sizes[si], lpm ? "mixed" : "one-len");
+			snprintf(lbl, sizeof(lbl), "%d %s", sizes[si], kind);
 			printf("%-24s %-14s %8.0f %22s %10.0f %8s\n", progs[pi].prog, lbl, f[rounds / 2], span,
 			       delta, target);
 		}

@@ -85,7 +85,7 @@ struct ls_counter {
 };
 
 /* ---- Configuration: ARRAY of one ls_config at key 0 ---- */
-#define LS_XLATE_HASH_LENS 4 /* at most this many IPv4 mapping lengths take the hash path */
+#define LS_XLATE_HASH_LENS 4 /* at most this many mapping lengths (per family) take the hash path */
 enum ls_cfg_flags {
 	LS_CFG_XLATE_CLIENT = 1 << 0, /* overlay egress dst virtual->real, ingress src real->virtual */
 	LS_CFG_XLATE_ROUTER = 1 << 1, /* overlay ingress dst virtual->real, LAN ingress src real->virtual */
@@ -117,6 +117,8 @@ struct ls_config {
 			     * first (the first hit is the longest match); all 0: the LPM tries
 			     * ls_v2r4/ls_r2v4 decide (more lengths than this, or a small table).
 			     * The bytes of the former __u32 xlate4_len (one length) read the same. */
+	__u8 xlate6_lens[LS_XLATE_HASH_LENS]; /* host: the same for the IPv6 mappings (1..128),
+			     * with the hashes ls_v2r6h/ls_r2v6h; all 0: the tries ls_v2r6/ls_r2v6 */
 };
 
 /* ---- translate: LPM tries, virtual->real (v2r) and real->virtual (r2v) ---- */

@@ -245,6 +245,58 @@ int main(void)
 	fails += h_ok(cfg.xlate4_lens[0] == 0, "five lengths: the LPM tries (xlate4_lens[0] %u)", cfg.xlate4_lens[0]);
 	fails += h_run(b, mixedh, sizeof(mixedh) / sizeof(mixedh[0]));
 	lsbpf_state_free(s3);
+
+	/* IPv6: a large table of lengths 128, 56, 48 and 32: one hash per length, longest
+	 * first; the /56 ends inside a 32-bit word, the /32 on one */
+	struct lsbpf_state *s6 = lsbpf_state_new();
+	for (int i = 0; i < 300; i++) {
+		snprintf(arg, sizeof(arg), "fd10:%x:%x::/48=fd20:%x:%x::/48", i / 250, i % 250, i / 250, i % 250);
+		lsbpf_state_add_map_arg(s6, arg);
+	}
+	lsbpf_state_add_map_arg(s6, "fd30::/32=fd40::/32");
+	lsbpf_state_add_map_arg(s6, "fd30:0:9::/48=fd50:0:9::/48");
+	lsbpf_state_add_map_arg(s6, "fd31::1/128=fd41::9/128");
+	lsbpf_state_add_map_arg(s6, "fd32:0:0:ab00::/56=fd42:0:0:cd00::/56");
+	s6->flags = LS_CFG_XLATE_CLIENT;
+	fails += h_ok(lsbpf_apply(b, s6) == 0, "apply 304 IPv6 mappings of lengths 128, 56, 48 and 32");
+	bpf_map_lookup_elem(lsbpf_map_fd(b, "config"), &zero, &cfg);
+	fails += h_ok(cfg.xlate6_lens[0] == 128 && cfg.xlate6_lens[1] == 56 && cfg.xlate6_lens[2] == 48 &&
+			      cfg.xlate6_lens[3] == 32 && cfg.xlate4_lens[0] == 0,
+		      "IPv6 large table: per-length hashes, longest first (xlate6_lens %u,%u,%u,%u)", cfg.xlate6_lens[0],
+		      cfg.xlate6_lens[1], cfg.xlate6_lens[2], cfg.xlate6_lens[3]);
+	static const struct pk v1 = { 6, 17, "fd7a::1", "fd20:0:5::9", 1, 2 };
+	static const struct pk v2 = { 6, 6, "fd7a::1", "fd40:0:3::4", 40000, 80 };
+	static const struct pk v3 = { 6, 6, "fd7a::1", "fd50:0:9::4", 40000, 80 };
+	static const struct pk v4 = { 6, 17, "fd7a::1", "fd42:0:0:cdef::7", 1, 2 };
+	static const struct pk v5 = { 6, 17, "fd7a::1", "fd41::9", 1, 2 };
+	static const struct pk v6 = { 6, 17, "fd10:0:5::9", "fd7a::1", 1, 2 };
+	static const struct tcase hashed6[] = {
+		{ "IPv6 per-length hash: /48 mapping", "ls_stage_xlate_dst", { 6, 17, "fd7a::1", "fd10:0:5::9", 1, 2 },
+		  VERDICT_NEXT, &v1, { { T, LS_R_XLATE, 1 } } },
+		{ "IPv6 per-length hash: /32 mapping", "ls_stage_xlate_dst", { 6, 6, "fd7a::1", "fd30:0:3::4", 40000, 80 },
+		  VERDICT_NEXT, &v2, { { T, LS_R_XLATE, 1 } } },
+		{ "IPv6 per-length hash: the /48 inside the /32 wins", "ls_stage_xlate_dst",
+		  { 6, 6, "fd7a::1", "fd30:0:9::4", 40000, 80 }, VERDICT_NEXT, &v3, { { T, LS_R_XLATE, 1 } } },
+		{ "IPv6 per-length hash: /56 mapping keeps host bits", "ls_stage_xlate_dst",
+		  { 6, 17, "fd7a::1", "fd32:0:0:abef::7", 1, 2 }, VERDICT_NEXT, &v4, { { T, LS_R_XLATE, 1 } } },
+		{ "IPv6 per-length hash: /128 mapping", "ls_stage_xlate_dst", { 6, 17, "fd7a::1", "fd31::1", 1, 2 },
+		  VERDICT_NEXT, &v5, { { T, LS_R_XLATE, 1 } } },
+		{ "IPv6 per-length hash: the /128's neighbour misses", "ls_stage_xlate_dst",
+		  { 6, 17, "fd7a::1", "fd31::2", 1, 2 }, VERDICT_NEXT, NULL, { { T, LS_R_MISS, 1 } } },
+		{ "IPv6 per-length hash: src real->virtual", "ls_stage_xlate_src", { 6, 17, "fd20:0:5::9", "fd7a::1", 1, 2 },
+		  VERDICT_NEXT, &v6, { { T, LS_R_XLATE, 1 } } },
+		{ "IPv6 per-length hash, XDP: src real->virtual", "ls_stage_xdp_xlate_src",
+		  { 6, 17, "fd20:0:5::9", "fd7a::1", 1, 2 }, VERDICT_XDP_PASS, &v6, { { T, LS_R_XLATE, 1 } } },
+	};
+	fails += h_run(b, hashed6, sizeof(hashed6) / sizeof(hashed6[0]));
+
+	/* a fifth IPv6 length: back to the LPM tries, same answers */
+	lsbpf_state_add_map_arg(s6, "fd33::/64=fd43::/64");
+	fails += h_ok(lsbpf_apply(b, s6) == 0, "apply a fifth IPv6 mapping length");
+	bpf_map_lookup_elem(lsbpf_map_fd(b, "config"), &zero, &cfg);
+	fails += h_ok(cfg.xlate6_lens[0] == 0, "five IPv6 lengths: the LPM tries (xlate6_lens[0] %u)", cfg.xlate6_lens[0]);
+	fails += h_run(b, hashed6, sizeof(hashed6) / sizeof(hashed6[0]));
+	lsbpf_state_free(s6);
 	lsbpf_state_free(s);
 	lsbpf_state_free(s2);
 	lsbpf_close(b);

@@ -510,6 +510,8 @@ static int apply_xlate(struct lsbpf *b, const struct lsbpf_state *s)
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_r2v4h), &r2v4, true, "r2v4h");
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_v2r4), &v2r4, false, "v2r4");
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_r2v4), &r2v4, false, "r2v4");
+	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_v2r6h), &v2r6, true, "v2r6h");
+	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_r2v6h), &r2v6, true, "r2v6h");
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_v2r6), &v2r6, false, "v2r6");
 	r = r ?: sync_map(bpf_map__fd(b->skel->maps.ls_r2v6), &r2v6, false, "r2v6");
 	kv_free(&v2r4);
@@ -877,6 +879,34 @@ void lsbpf_unreserve_ports(struct lsbpf *b)
 		edit_reserved(c.snat_port_lo, c.snat_port_hi, false);
 }
 
+/* lens: the family's mapping lengths, longest first, when there are enough mappings and
+ * at most LS_XLATE_HASH_LENS lengths (none of them 0); otherwise all 0 (the tries). */
+static void hash_lens(const struct lsbpf_state *s, int family, __u8 lens[LS_XLATE_HASH_LENS])
+{
+	int max = family == AF_INET ? 32 : 128;
+	bool have[129] = { false };
+	size_t n = 0, nl = 0;
+
+	memset(lens, 0, LS_XLATE_HASH_LENS);
+	for (size_t i = 0; i < s->n_xlates; i++) {
+		if (s->xlates[i].virt.family != family)
+			continue;
+		n++;
+		have[s->xlates[i].virt.len] = true;
+	}
+	if (n < LSBPF_XLATE_HASH_MIN || have[0])
+		return;
+	for (int l = max; l >= 1; l--) {
+		if (!have[l])
+			continue;
+		if (nl == LS_XLATE_HASH_LENS) {
+			memset(lens, 0, LS_XLATE_HASH_LENS); /* too many lengths: the LPM tries */
+			return;
+		}
+		lens[nl++] = (__u8)l;
+	}
+}
+
 static int apply_config(struct lsbpf *b, const struct lsbpf_state *s)
 {
 	int fd = bpf_map__fd(b->skel->maps.ls_config);
@@ -890,28 +920,11 @@ static int apply_config(struct lsbpf *b, const struct lsbpf_state *s)
 
 	if (s->snat4.family == AF_INET)
 		memcpy(&c.snat4, s->snat4.addr, 4);
-	/* A large table of at most LS_XLATE_HASH_LENS IPv4 mapping lengths: one hash lookup per
-	 * length, longest first (a small LPM trie is as cheap as hashing; at 10,000 prefixes
-	 * the trie walk costs ~70 ns more). */
-	size_t n4 = 0, nl = 0;
-	uint64_t lens = 0;
-	for (size_t i = 0; i < s->n_xlates; i++) {
-		if (s->xlates[i].virt.family != AF_INET)
-			continue;
-		n4++;
-		lens |= 1ull << s->xlates[i].virt.len;
-	}
-	for (int l = 32; l >= 1 && n4 >= LSBPF_XLATE_HASH_MIN && !(lens & 1); l--) {
-		if (!(lens & (1ull << l)))
-			continue;
-		if (nl == LS_XLATE_HASH_LENS) {
-			nl = 0; /* too many lengths: the LPM tries */
-			break;
-		}
-		c.xlate4_lens[nl++] = l;
-	}
-	if (nl < LS_XLATE_HASH_LENS)
-		memset(c.xlate4_lens + nl, 0, LS_XLATE_HASH_LENS - nl);
+	/* A large table of at most LS_XLATE_HASH_LENS mapping lengths per family: one hash
+	 * lookup per length, longest first (a small LPM trie is as cheap as hashing; at 10,000
+	 * prefixes the trie walk costs ~70 ns more for IPv4, ~80 ns for IPv6). */
+	hash_lens(s, AF_INET, c.xlate4_lens);
+	hash_lens(s, AF_INET6, c.xlate6_lens);
 	if (s->snat6.family == AF_INET6)
 		memcpy(c.snat6, s->snat6.addr, 16);
 	if ((s->flags & LS_CFG_SNAT) && (!s->snat_port_lo || s->snat_port_hi < s->snat_port_lo)) {
