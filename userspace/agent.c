@@ -290,7 +290,7 @@ static void *netmap_thread(void *arg)
  *             candidates: the peer's netmap endpoints = its local, STUN-discovered and
  *             server-observed ones, plus what its probes and pings tell us)
  *   relayed   no direct answer for NP_DIRECT_TIMEOUT_MS: the relay proxy's loopback
- *             socket for the peer (UDP relay, TURN, stream relay: relayproxy.h)
+ *             address for the peer, 127.77.X.Y:N (UDP relay, TURN, stream relay: relayproxy.h)
  *   rotating  no answer and no relay: the netmap's candidates in turn, the next one
  *             when the handshake stays stale NP_ROTATE_MS after the last change
  *
@@ -401,7 +401,7 @@ struct np_peer {
 	uint8_t mode;              /* enum np_mode */
 	uint8_t rpath;             /* enum ls_rproxy_path */
 	bool has_direct : 1, has_want : 1, has_loop : 1, has_wg_ep : 1, set_pending : 1, has_left : 1;
-	bool in_rp : 1;            /* the relay proxy has the peer (a loopback socket) */
+	bool in_rp : 1;            /* the relay proxy has the peer (a loopback address) */
 	bool has_dkey : 1;
 	uint16_t mtu;              /* the path MTU in effect (MTU routes); 0: the interface's */
 	uint32_t every;            /* the current ping interval (backs off while idle) */
@@ -1363,7 +1363,7 @@ static void np_peer_tick_hot(struct np *np, struct np_peer *p)
 	struct np_addr want;
 	bool has_want = false;
 
-	/* The relay proxy (a loopback socket each) has the peers that may need it: not a
+	/* The relay proxy (a loopback address each) has the peers that may need it: not a
 	 * new one before half its grace or once direct, nor one direct for NP_RP_GRACE_MS
 	 * with no ping unanswered for a ping interval and no probe from it lately (6.5 s or
 	 * more before the direct path counts as lost: time for the relay path to be ready) */

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Relay fallback data path: per-peer loopback sockets <-> UDP relay / TURN / stream relay.
+/* Relay fallback data path: one loopback socket, an address per peer <-> UDP relay / TURN /
+ * stream relay.
  * See relayproxy.h. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -26,7 +28,7 @@
 #include "turnclient.h"
 #include "util.h"
 
-enum rp_kind { RP_K_PEER = 1, RP_K_STREAM, RP_K_UDP, RP_K_TURN, RP_K_PREF };
+enum rp_kind { RP_K_LO = 1, RP_K_STREAM, RP_K_UDP, RP_K_TURN, RP_K_PREF };
 
 /* The two datagram relays a peer is probed through with hellos. */
 enum { RP_VIA_UDP = 0, RP_VIA_TURN, RP_VIA_MAX };
@@ -49,10 +51,8 @@ struct rp_counter {
 };
 
 struct rp_peer {
-	struct rp_handle h;
 	uint8_t key[LSR_KEY_LEN];
-	int fd;
-	uint16_t port;
+	uint32_t slot; /* its loopback address: LS_RPROXY_LO_NET + slot */
 	struct rp_reach reach[RP_VIA_MAX];
 	struct sockaddr_storage turn_addr; /* the peer's TURN relayed address (from its probe) */
 	bool has_turn_addr;
@@ -86,6 +86,17 @@ struct ls_rproxy {
 
 	struct rp_peer **peers;
 	size_t n_peers, cap_peers;
+
+	/* The loopback socket (-1 until the first peer) and the address pool: slot i
+	 * (1..LS_RPROXY_LO_MAX_PEERS) is LS_RPROXY_LO_NET + i, lo_slot[i] its peer or
+	 * NULL; freed slots are reused first (lo_free, a stack), then lo_next. */
+	struct rp_handle lo_h;
+	int lo_fd;
+	uint16_t lo_port;
+	struct rp_peer **lo_slot;
+	uint32_t lo_cap, lo_next;
+	uint32_t *lo_free;
+	uint32_t n_lo_free, cap_lo_free;
 
 	/* Stream relays: one connection at a time, to cur. */
 	struct rp_relay stream[LS_RPROXY_MAX_RELAYS];
@@ -138,7 +149,7 @@ struct ls_rproxy {
 	uint64_t now;
 	struct {
 		uint64_t probes_sent, probes_received, probes_bad, unknown_peer, bad_frames, peer_gone,
-			stream_send_full, hellos_sent, hellos_received, turn_queue_full;
+			stream_send_full, hellos_sent, hellos_received, turn_queue_full, lo_bad_source, lo_no_peer;
 	} c;
 };
 
@@ -463,11 +474,33 @@ static bool sa_equal(const struct sockaddr_storage *a, const struct sockaddr_sto
 static int turn_cmd(struct ls_rproxy *rp, uint8_t type, const struct sockaddr_storage *addr, const void *data,
 		    size_t len);
 
-/* Delivers a relayed datagram to WireGuard from the peer's loopback socket. */
+static struct in_addr peer_lo_addr(const struct rp_peer *p)
+{
+	return (struct in_addr){ .s_addr = htonl(LS_RPROXY_LO_NET + p->slot) };
+}
+
+/* Delivers a relayed datagram to WireGuard (127.0.0.1:wg_port) from the peer's
+ * loopback address, the endpoint WireGuard has for it. */
 static void deliver(struct ls_rproxy *rp, struct rp_peer *p, enum ls_rproxy_path path, const uint8_t *data,
 		    size_t len)
 {
-	if (send(p->fd, data, len, MSG_DONTWAIT) < 0) {
+	struct sockaddr_in wg = { .sin_family = AF_INET, .sin_port = htons(rp->wg_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct cmsghdr align;
+	} cm = { 0 };
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct msghdr mh = { .msg_name = &wg, .msg_namelen = sizeof(wg), .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	struct in_pktinfo pi = { .ipi_spec_dst = peer_lo_addr(p) };
+
+	c->cmsg_level = IPPROTO_IP;
+	c->cmsg_type = IP_PKTINFO;
+	c->cmsg_len = CMSG_LEN(sizeof(pi));
+	memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	if (rp->lo_fd < 0 || sendmsg(rp->lo_fd, &mh, MSG_DONTWAIT) < 0) {
 		p->dropped++;
 		return;
 	}
@@ -1555,18 +1588,51 @@ static void peer_send(struct ls_rproxy *rp, struct rp_peer *p, const uint8_t *bu
 	p->tx[path].bytes += n;
 }
 
-static void peer_readable(struct ls_rproxy *rp, struct rp_peer *p)
+/* What WireGuard sent to a peer's loopback address: the destination address names
+ * the peer. Only from WireGuard's port on a loopback address (a socket of this host
+ * that holds that port): nothing else can inject through the proxy. */
+static void lo_readable(struct ls_rproxy *rp)
 {
 	uint8_t buf[LSR_MAX_PAYLOAD];
 	bool stream_used = false;
 
-	for (int i = 0; i < 64; i++) {
-		ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	for (int i = 0; i < 256 && rp->lo_fd >= 0; i++) {
+		struct sockaddr_in src;
+		union {
+			char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+			struct cmsghdr align;
+		} cm;
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+		struct msghdr mh = { .msg_name = &src, .msg_namelen = sizeof(src), .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+		ssize_t n = recvmsg(rp->lo_fd, &mh, MSG_DONTWAIT);
+		uint32_t dst = 0, slot;
+		bool has_dst = false;
+		struct rp_peer *p;
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			break; /* EAGAIN; ECONNREFUSED when WireGuard is not listening */
+			break; /* EAGAIN */
+		}
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+				struct in_pktinfo pi;
+
+				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+				dst = ntohl(pi.ipi_addr.s_addr);
+				has_dst = true;
+			}
+		if (mh.msg_namelen < sizeof(src) || src.sin_family != AF_INET ||
+		    ntohs(src.sin_port) != rp->wg_port || (ntohl(src.sin_addr.s_addr) >> 24) != 127) {
+			rp->c.lo_bad_source++;
+			continue;
+		}
+		slot = dst - LS_RPROXY_LO_NET;
+		if (!has_dst || (dst & LS_RPROXY_LO_MASK) != LS_RPROXY_LO_NET || slot >= rp->lo_cap ||
+		    !(p = rp->lo_slot[slot])) {
+			rp->c.lo_no_peer++;
+			continue;
 		}
 		if (n == 0)
 			continue;
@@ -1577,23 +1643,97 @@ static void peer_readable(struct ls_rproxy *rp, struct rp_peer *p)
 		stream_update_events(rp);
 }
 
-static int peer_connect_wg(struct ls_rproxy *rp, struct rp_peer *p)
+/* The loopback socket: any address, an ephemeral port, bound to lo so that only this
+ * host's own traffic reaches it; IP_PKTINFO tells which peer address a datagram came
+ * to, and lets deliver() send from one. */
+static int lo_open(struct ls_rproxy *rp)
 {
-	struct sockaddr_in wg = { .sin_family = AF_INET, .sin_port = htons(rp->wg_port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
+	socklen_t slen = sizeof(sin);
+	int one = 1, bufsz = 1 << 20, fd, err;
 
-	return connect(p->fd, (struct sockaddr *)&wg, sizeof(wg)) < 0 ? -errno : 0;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", sizeof("lo")) < 0 ||
+	    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &slen) < 0) {
+		err = -errno;
+		goto cleanup;
+	}
+	/* every relayed peer shares it: more than one peer's worth of buffer (best effort) */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	err = ep_set(rp, EPOLL_CTL_ADD, fd, EPOLLIN, &rp->lo_h);
+	if (err)
+		goto cleanup;
+	rp->lo_fd = fd;
+	rp->lo_port = ntohs(sin.sin_port);
+	return 0;
+cleanup:
+	close(fd);
+	return err;
+}
+
+/* A free slot of the address pool (its lo_slot entry in place), or -ENOSPC/-ENOMEM. */
+static int lo_slot_get(struct ls_rproxy *rp, uint32_t *slot)
+{
+	if (rp->n_lo_free) {
+		*slot = rp->lo_free[--rp->n_lo_free];
+		return 0;
+	}
+	if (rp->lo_next > LS_RPROXY_LO_MAX_PEERS)
+		return -ENOSPC;
+	if (rp->lo_next >= rp->lo_cap) {
+		uint32_t cap = rp->lo_cap ? rp->lo_cap * 2 : 64;
+		struct rp_peer **ns;
+
+		if (cap > LS_RPROXY_LO_MAX_PEERS + 1)
+			cap = LS_RPROXY_LO_MAX_PEERS + 1;
+		ns = realloc(rp->lo_slot, cap * sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		memset(ns + rp->lo_cap, 0, (cap - rp->lo_cap) * sizeof(*ns));
+		rp->lo_slot = ns;
+		rp->lo_cap = cap;
+	}
+	*slot = rp->lo_next++;
+	return 0;
+}
+
+static void lo_slot_put(struct ls_rproxy *rp, uint32_t slot)
+{
+	rp->lo_slot[slot] = NULL;
+	if (rp->n_lo_free == rp->cap_lo_free) {
+		uint32_t cap = rp->cap_lo_free ? rp->cap_lo_free * 2 : 64;
+		uint32_t *nf = realloc(rp->lo_free, cap * sizeof(*nf));
+
+		if (!nf) {
+			/* keep the slot out of use rather than lose track of it */
+			return;
+		}
+		rp->lo_free = nf;
+		rp->cap_lo_free = cap;
+	}
+	rp->lo_free[rp->n_lo_free++] = slot;
 }
 
 int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], struct sockaddr_in *endpoint)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t slen = sizeof(sin);
 	struct rp_peer *p = peer_find(rp, key);
+	uint32_t slot;
 	int err;
 
 	if (p)
 		goto done;
+	if (rp->lo_fd < 0) {
+		err = lo_open(rp);
+		if (err)
+			return err;
+	}
 	if (rp->n_peers == rp->cap_peers) {
 		size_t cap = rp->cap_peers ? rp->cap_peers * 2 : 8;
 		struct rp_peer **np = realloc(rp->peers, cap * sizeof(*np));
@@ -1606,40 +1746,23 @@ int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], str
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->h.kind = RP_K_PEER;
+	err = lo_slot_get(rp, &slot);
+	if (err) {
+		free(p);
+		return err;
+	}
 	memcpy(p->key, key, LSR_KEY_LEN);
-	p->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (p->fd < 0) {
-		err = -errno;
-		goto cleanup;
-	}
-	if (bind(p->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    getsockname(p->fd, (struct sockaddr *)&sin, &slen) < 0) {
-		err = -errno;
-		goto cleanup;
-	}
-	p->port = ntohs(sin.sin_port);
-	/* Connected to WireGuard's port: nothing else on this host can inject through it. */
-	err = peer_connect_wg(rp, p);
-	if (err)
-		goto cleanup;
-	err = ep_set(rp, EPOLL_CTL_ADD, p->fd, EPOLLIN, &p->h);
-	if (err)
-		goto cleanup;
+	p->slot = slot;
+	rp->lo_slot[slot] = p;
 	rp->peers[rp->n_peers++] = p;
 	if (udp_up(rp))
 		send_hello(rp, p, RP_VIA_UDP, LS_RPROXY_HELLO_REQ);
 done:
 	memset(endpoint, 0, sizeof(*endpoint));
 	endpoint->sin_family = AF_INET;
-	endpoint->sin_port = htons(p->port);
-	endpoint->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	endpoint->sin_port = htons(rp->lo_port);
+	endpoint->sin_addr = peer_lo_addr(p);
 	return 0;
-cleanup:
-	if (p->fd >= 0)
-		close(p->fd);
-	free(p);
-	return err;
 }
 
 int ls_rproxy_peer_remove(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
@@ -1649,7 +1772,7 @@ int ls_rproxy_peer_remove(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
 
 		if (memcmp(p->key, key, LSR_KEY_LEN))
 			continue;
-		close(p->fd);
+		lo_slot_put(rp, p->slot);
 		free(p);
 		rp->peers[i] = rp->peers[--rp->n_peers];
 		return 0;
@@ -1669,8 +1792,6 @@ void ls_rproxy_set_wg_port(struct ls_rproxy *rp, uint16_t port)
 	if (port == rp->wg_port)
 		return;
 	rp->wg_port = port;
-	for (size_t i = 0; i < rp->n_peers; i++)
-		peer_connect_wg(rp, rp->peers[i]);
 }
 
 int ls_rproxy_send_probe(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], const struct ls_rproxy_probe *p)
@@ -1812,6 +1933,9 @@ struct ls_rproxy *ls_rproxy_new(const struct ls_rproxy_config *cfg)
 	}
 	rp->stream_cur = rp->udp_cur = -1;
 	rp->udp_fd = -1;
+	rp->lo_fd = -1;
+	rp->lo_h.kind = RP_K_LO;
+	rp->lo_next = 1;
 	rp->hs_fd = -1;
 	rp->turn_sock = -1;
 	rp->turn_h.kind = RP_K_TURN;
@@ -1855,11 +1979,13 @@ void ls_rproxy_free(struct ls_rproxy *rp)
 	udp_close(rp);
 	turn_stop(rp);
 	ls_rproxy_set_relays(rp, &none);
-	for (size_t i = 0; i < rp->n_peers; i++) {
-		close(rp->peers[i]->fd);
+	for (size_t i = 0; i < rp->n_peers; i++)
 		free(rp->peers[i]);
-	}
 	free(rp->peers);
+	if (rp->lo_fd >= 0)
+		close(rp->lo_fd);
+	free(rp->lo_slot);
+	free(rp->lo_free);
 	close(rp->epfd);
 	ls_memzero(&rp->id, sizeof(rp->id));
 	free(rp);
@@ -1882,14 +2008,9 @@ int ls_rproxy_handle(struct ls_rproxy *rp)
 		struct rp_handle *h = evs[i].data.ptr;
 
 		switch (h->kind) {
-		case RP_K_PEER:
-			/* A peer removed by an earlier event of this batch is not in the set
-			 * any more, and its fd closed: look it up before touching it. */
-			for (size_t k = 0; k < rp->n_peers; k++)
-				if (&rp->peers[k]->h == h) {
-					peer_readable(rp, rp->peers[k]);
-					break;
-				}
+		case RP_K_LO:
+			if (rp->lo_fd >= 0)
+				lo_readable(rp);
 			break;
 		case RP_K_STREAM:
 			if (rp->rs || rp->hs_fd >= 0)
@@ -1999,7 +2120,11 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 		json_t *o;
 
 		ls_key_to_base64(key, p->key);
-		snprintf(buf, sizeof(buf), "127.0.0.1:%u", p->port);
+		char ip[INET_ADDRSTRLEN];
+		struct in_addr a = peer_lo_addr(p);
+
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		snprintf(buf, sizeof(buf), "%s:%u", ip, rp->lo_port);
 		o = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:I}", "public_key", key, "endpoint", buf, "path",
 			      ls_rproxy_path_str(peer_path(rp, p)), "udp_confirmed", peer_udp_confirmed(rp, p),
 			      "tx", counters_json(p->tx), "rx", counters_json(p->rx), "dropped",
@@ -2023,6 +2148,10 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 			(json_int_t)rp->c.hellos_sent, "hellos_received", (json_int_t)rp->c.hellos_received);
 	json_object_set_new(json_object_get(doc, "counters"), "turn_queue_full",
 			    json_integer((json_int_t)rp->c.turn_queue_full));
+	json_object_set_new(json_object_get(doc, "counters"), "loopback_bad_source",
+			    json_integer((json_int_t)rp->c.lo_bad_source));
+	json_object_set_new(json_object_get(doc, "counters"), "loopback_no_peer",
+			    json_integer((json_int_t)rp->c.lo_no_peer));
 	return doc;
 }
 

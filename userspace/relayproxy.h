@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Relay fallback data path (DESIGN.md, "NAT traversal and relays"). A relayed
- * peer's WireGuard endpoint is a loopback UDP socket of this module,
- * 127.0.0.1:N, one per peer. What WireGuard sends there is carried to the peer
- * through the best working relay; what arrives from a relay for that peer's key
- * is sent from that socket to 127.0.0.1:wg_port, so WireGuard sees it come from
- * the peer's endpoint. Neither engine (kernel, userspace) needs to know.
+ * peer's WireGuard endpoint is a loopback address of its own on the one UDP port of
+ * this module, 127.77.X.Y:N (the pool LS_RPROXY_LO_NET/16; every peer the same N).
+ * One socket serves them all: bound to any address and port N, SO_BINDTODEVICE "lo"
+ * (only this host's own traffic reaches it), IP_PKTINFO on. The destination address
+ * of what WireGuard sends there names the peer (an index into the pool, no search);
+ * it is taken only from WireGuard's port on a loopback address, and carried to the
+ * peer through the best working relay. What arrives from a relay for that peer's
+ * key is sent to 127.0.0.1:wg_port from the peer's address (IP_PKTINFO
+ * ipi_spec_dst), so WireGuard sees it come from the peer's endpoint. Neither engine
+ * (kernel, userspace) needs to know. One descriptor however many peers are relayed;
+ * a leaving peer's address is reused.
  *
- *   WireGuard --udp--> 127.0.0.1:N (peer P) --+--> UDP relay  (registered, P heard on it)
- *   WireGuard <--udp-- 127.0.0.1:N        <---+--> stream relay (TCP; list with failover)
+ *   WireGuard --udp--> 127.77.X.Y:N (peer P) --+--> UDP relay  (registered, P heard on it)
+ *   WireGuard <--udp-- 127.77.X.Y:N        <---+--> stream relay (TCP; list with failover)
  *
  * Paths in order of preference: UDP relay (once registered and the peer was
  * heard through it in the last LS_RPROXY_UDP_CONFIRM_MS), TURN (the first
@@ -81,6 +87,12 @@ enum {
 	LS_RPROXY_PROBE_MAX_ENDPOINTS = 8,  /* and the JSON at most LSR_MAX_PROBE bytes */
 	LS_RPROXY_ENDPOINT_LEN = 64,        /* "[v6]:port" and NUL */
 };
+
+/* The pool of relayed peers' loopback addresses: 127.77.0.0/16, host part 1..65534
+ * (127.77.0.1 is the first peer's). */
+#define LS_RPROXY_LO_NET 0x7f4d0000u  /* 127.77.0.0, host order */
+#define LS_RPROXY_LO_MASK 0xffff0000u
+enum { LS_RPROXY_LO_MAX_PEERS = 65534 };
 
 /* The UDP relay hello: 8 bytes, magic then kind. */
 #define LS_RPROXY_HELLO_MAGIC "\xffLSP"
@@ -156,11 +168,12 @@ void ls_rproxy_free(struct ls_rproxy *rp);
 /* Replaces the relay lists. A relay whose address stays keeps its connection,
  * registration and backoff; one that is gone is closed. */
 int ls_rproxy_set_relays(struct ls_rproxy *rp, const struct ls_rproxy_relays *r);
-/* The WireGuard listen port changed. */
+/* The WireGuard listen port changed (datagrams are taken from it, and sent to it, from now). */
 void ls_rproxy_set_wg_port(struct ls_rproxy *rp, uint16_t port);
 
-/* Creates (or finds) the peer's loopback socket; *endpoint is 127.0.0.1:N, the
- * endpoint to give WireGuard for this peer. */
+/* Gives the peer (or finds its) loopback address; *endpoint is 127.77.X.Y:N, the
+ * endpoint to give WireGuard for this peer (the first call opens the socket).
+ * -ENOSPC beyond LS_RPROXY_LO_MAX_PEERS peers. */
 int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], struct sockaddr_in *endpoint);
 /* 0 or -ENOENT. */
 int ls_rproxy_peer_remove(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN]);
@@ -179,7 +192,9 @@ int ls_rproxy_handle(struct ls_rproxy *rp);
 void ls_rproxy_tick(struct ls_rproxy *rp, uint64_t now_ms);
 
 /* {"stream": {...}, "udp": {...}, "turn": [...], "peers": [...], "counters": {...}};
- * a new reference. */
+ * a new reference. A peer's "endpoint" is its 127.77.X.Y:N; counters
+ * "loopback_bad_source" (not from WireGuard's port on loopback) and
+ * "loopback_no_peer" (to an address no peer has) count what the socket dropped. */
 json_t *ls_rproxy_status(const struct ls_rproxy *rp);
 
 /* The relay a path uses now: the stream relay's or UDP relay's address, the TURN

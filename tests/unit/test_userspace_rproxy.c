@@ -263,12 +263,14 @@ static void test_module_no_relays(void **state)
 	assert_true(ls_rproxy_fd(rp) >= 0);
 
 	assert_int_equal(ls_rproxy_peer_add(rp, k1, &ep), 0);
-	assert_int_equal(ntohl(ep.sin_addr.s_addr), INADDR_LOOPBACK);
+	assert_int_equal(ntohl(ep.sin_addr.s_addr), LS_RPROXY_LO_NET + 1); /* 127.77.0.1 */
 	assert_int_not_equal(ep.sin_port, 0);
 	assert_int_equal(ls_rproxy_peer_add(rp, k1, &ep2), 0);
-	assert_int_equal(ep2.sin_port, ep.sin_port); /* the same peer, the same socket */
+	assert_int_equal(ep2.sin_port, ep.sin_port); /* the same peer, the same endpoint */
+	assert_int_equal(ep2.sin_addr.s_addr, ep.sin_addr.s_addr);
 	assert_int_equal(ls_rproxy_peer_add(rp, k2, &ep2), 0);
-	assert_int_not_equal(ep2.sin_port, ep.sin_port);
+	assert_int_equal(ep2.sin_port, ep.sin_port); /* one socket ... */
+	assert_int_not_equal(ep2.sin_addr.s_addr, ep.sin_addr.s_addr); /* ... an address each */
 	assert_int_equal(ls_rproxy_peer_path(rp, k1), LS_RPROXY_PATH_NONE);
 	assert_int_equal(ls_rproxy_send_probe(rp, k1, &p), -ENOTCONN);
 
@@ -297,7 +299,7 @@ static void test_module_no_relays(void **state)
 		assert_non_null(p1);
 		assert_int_equal(json_integer_value(json_object_get(p1, "dropped")), 1);
 		assert_string_equal(json_string_value(json_object_get(p1, "path")), "none");
-		snprintf(want_ep, sizeof(want_ep), "127.0.0.1:%u", ntohs(ep.sin_port));
+		snprintf(want_ep, sizeof(want_ep), "127.77.0.1:%u", ntohs(ep.sin_port));
 		assert_string_equal(json_string_value(json_object_get(p1, "endpoint")), want_ep);
 	}
 	assert_string_equal(json_string_value(json_object_get(json_object_get(st, "stream"), "state")), "idle");
@@ -305,12 +307,121 @@ static void test_module_no_relays(void **state)
 
 	assert_int_equal(ls_rproxy_peer_remove(rp, k1), 0);
 	assert_int_equal(ls_rproxy_peer_remove(rp, k1), -ENOENT);
-	/* Its socket is gone. */
+	/* Its address names no peer any more. */
 	assert_true(sendto(wgfd, "x", 1, 0, (struct sockaddr *)&ep, sizeof(ep)) == 1);
+	{
+		struct pollfd pfd = { .fd = ls_rproxy_fd(rp), .events = POLLIN };
+
+		assert_int_equal(poll(&pfd, 1, 1000), 1);
+	}
 	ls_rproxy_handle(rp);
 	st = ls_rproxy_status(rp);
 	assert_int_equal(json_array_size(json_object_get(st, "peers")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "counters"), "loopback_no_peer")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "counters"), "loopback_bad_source")), 1);
 	json_decref(st);
+	ls_rproxy_free(rp);
+	close(wgfd);
+	close(other);
+}
+
+static int count_fds(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += access(path, F_OK) == 0;
+	}
+	return n;
+}
+
+static json_t *peer_status(json_t *st, const uint8_t key[32])
+{
+	json_t *peers = json_object_get(st, "peers");
+	char b64[LS_KEY_B64_LEN + 1];
+
+	ls_key_to_base64(b64, key);
+	for (size_t i = 0; i < json_array_size(peers); i++)
+		if (!strcmp(json_string_value(json_object_get(json_array_get(peers, i), "public_key")), b64))
+			return json_array_get(peers, i);
+	return NULL;
+}
+
+/* Relayed peers share one loopback socket, each at its own address; only WireGuard's
+ * port is heard; a leaving peer's address goes to the next peer. */
+static void test_module_shared_socket(void **state)
+{
+	struct sockaddr_in wg = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in ep[3], again;
+	socklen_t len = sizeof(wg);
+	uint8_t keys[3][32], sk[32];
+	struct ls_rproxy_config cfg = { 0 };
+	struct ls_rproxy *rp;
+	int wgfd, other, fds_one, fds;
+	uint8_t edpk[32];
+	json_t *st;
+
+	(void)state;
+	assert_int_equal(ls_crypto_init(), 0);
+	wgfd = socket(AF_INET, SOCK_DGRAM, 0);
+	other = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(wgfd >= 0 && other >= 0);
+	assert_int_equal(bind(wgfd, (struct sockaddr *)&wg, sizeof(wg)), 0);
+	assert_int_equal(getsockname(wgfd, (struct sockaddr *)&wg, &len), 0);
+	cfg.wg_port = ntohs(wg.sin_port);
+	ls_wg_genkey(sk);
+	ls_wg_pubkey(cfg.wg_pub, sk);
+	ls_ed25519_keypair(edpk, cfg.ed_sk);
+	for (int i = 0; i < 3; i++)
+		memset(keys[i], 0x10 + i, 32);
+	rp = ls_rproxy_new(&cfg);
+	assert_non_null(rp);
+
+	assert_int_equal(ls_rproxy_peer_add(rp, keys[0], &ep[0]), 0);
+	fds_one = count_fds();
+	assert_int_equal(ls_rproxy_peer_add(rp, keys[1], &ep[1]), 0);
+	assert_int_equal(ls_rproxy_peer_add(rp, keys[2], &ep[2]), 0);
+	fds = count_fds();
+	assert_int_equal(fds, fds_one); /* no descriptor for the second and third peer */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ep[i].sin_port, ep[0].sin_port);
+		assert_int_equal(ntohl(ep[i].sin_addr.s_addr) & LS_RPROXY_LO_MASK, LS_RPROXY_LO_NET);
+		for (int j = 0; j < i; j++)
+			assert_int_not_equal(ep[i].sin_addr.s_addr, ep[j].sin_addr.s_addr);
+	}
+
+	/* From WireGuard's port to peer 1: taken (and dropped: no relay), counted on peer 1
+	 * alone. From another port to peer 2: not taken. */
+	assert_int_equal(sendto(wgfd, "\x04\0\0\0one", 7, 0, (struct sockaddr *)&ep[1], sizeof(ep[1])), 7);
+	assert_int_equal(sendto(other, "\x04\0\0\0two", 7, 0, (struct sockaddr *)&ep[2], sizeof(ep[2])), 7);
+	for (int tries = 0; tries < 20; tries++) {
+		struct pollfd pfd = { .fd = ls_rproxy_fd(rp), .events = POLLIN };
+
+		if (poll(&pfd, 1, 50) != 1)
+			break;
+		assert_int_equal(ls_rproxy_handle(rp), 0);
+	}
+	st = ls_rproxy_status(rp);
+	assert_int_equal(json_integer_value(json_object_get(peer_status(st, keys[0]), "dropped")), 0);
+	assert_int_equal(json_integer_value(json_object_get(peer_status(st, keys[1]), "dropped")), 1);
+	assert_int_equal(json_integer_value(json_object_get(peer_status(st, keys[2]), "dropped")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "counters"), "loopback_bad_source")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "counters"), "loopback_no_peer")), 0);
+	json_decref(st);
+
+	/* A leaving peer's address is reused, and the socket stays. */
+	assert_int_equal(ls_rproxy_peer_remove(rp, keys[1]), 0);
+	memset(keys[1], 0x42, 32);
+	assert_int_equal(ls_rproxy_peer_add(rp, keys[1], &again), 0);
+	assert_int_equal(again.sin_addr.s_addr, ep[1].sin_addr.s_addr);
+	assert_int_equal(again.sin_port, ep[1].sin_port);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ls_rproxy_peer_remove(rp, keys[i]), 0);
+	assert_int_equal(count_fds(), fds);
+	assert_int_equal(ls_rproxy_peer_add(rp, keys[0], &again), 0);
+	assert_int_equal(ntohl(again.sin_addr.s_addr) & LS_RPROXY_LO_MASK, LS_RPROXY_LO_NET);
 	ls_rproxy_free(rp);
 	close(wgfd);
 	close(other);
@@ -512,6 +623,7 @@ static void test_module_stream(void **state)
 	assert_int_equal(n, 9);
 	assert_memory_equal(buf, "\x04\0\0\0first", 9);
 	assert_int_equal(from.sin_port, ep.sin_port); /* from the peer's endpoint, as WireGuard expects */
+	assert_int_equal(from.sin_addr.s_addr, ep.sin_addr.s_addr);
 
 	/* WireGuard -> relay: a SEND frame naming the peer. */
 	assert_int_equal(sendto(wgfd, "\x01\0\0\0init", 8, 0, (struct sockaddr *)&ep, sizeof(ep)), 8);
@@ -726,6 +838,7 @@ static void test_module_udp(void **state)
 	assert_int_equal(n, 8);
 	assert_memory_equal(buf, "\x04\0\0\0data", 8);
 	assert_int_equal(from.sin_port, ep.sin_port);
+	assert_int_equal(from.sin_addr.s_addr, ep.sin_addr.s_addr);
 	assert_int_equal(recv(wgfd, buf, sizeof(buf), MSG_DONTWAIT), -1);
 	assert_int_equal(json_integer_value(status_get(rp, "counters", "unknown_peer")), 1);
 	assert_int_equal(sendto(wgfd, "\x01\0\0\0init", 8, 0, (struct sockaddr *)&ep, sizeof(ep)), 8);
@@ -996,6 +1109,7 @@ int main(void)
 		cmocka_unit_test(test_probe_encode_limits),
 		cmocka_unit_test(test_probe_decode_bad),
 		cmocka_unit_test(test_module_no_relays),
+		cmocka_unit_test(test_module_shared_socket),
 		cmocka_unit_test(test_set_relays),
 		cmocka_unit_test(test_module_stream),
 		cmocka_unit_test(test_module_udp),
