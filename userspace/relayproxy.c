@@ -54,10 +54,11 @@ struct rp_peer {
 	uint8_t key[LSR_KEY_LEN];
 	uint32_t slot; /* its loopback address: LS_RPROXY_LO_NET + slot */
 	struct rp_reach reach[RP_VIA_MAX];
-	struct sockaddr_storage turn_addr; /* the peer's TURN relayed address (from its probe) */
-	bool has_turn_addr;
+	/* the peer's TURN relayed address (from its probe); NULL: none. Apart, so that the
+	 * many peers that never have one do not carry 128 bytes each. */
+	struct sockaddr_storage *turn_addr;
 	uint64_t turn_probe_ms;            /* our relayed address last sent to it */
-	struct rp_counter tx[LS_RPROXY_PATH_MAX], rx[LS_RPROXY_PATH_MAX];
+	struct rp_counter tx[LS_RPROXY_PATH_MAX - 1], rx[LS_RPROXY_PATH_MAX - 1]; /* [path - 1] */
 	uint64_t dropped;
 };
 
@@ -440,7 +441,7 @@ static bool peer_udp_confirmed(const struct ls_rproxy *rp, const struct rp_peer 
 
 static bool peer_turn_ready(const struct ls_rproxy *rp, const struct rp_peer *p)
 {
-	return rp->turn_state == RP_UP && p->has_turn_addr && reach_ok(rp, &p->reach[RP_VIA_TURN]);
+	return rp->turn_state == RP_UP && p->turn_addr && reach_ok(rp, &p->reach[RP_VIA_TURN]);
 }
 
 static enum ls_rproxy_path peer_path(const struct ls_rproxy *rp, const struct rp_peer *p)
@@ -504,8 +505,8 @@ static void deliver(struct ls_rproxy *rp, struct rp_peer *p, enum ls_rproxy_path
 		p->dropped++;
 		return;
 	}
-	p->rx[path].packets++;
-	p->rx[path].bytes += len;
+	p->rx[path - 1].packets++;
+	p->rx[path - 1].bytes += len;
 }
 
 /* ---------------------------------------------------------------- UDP relay */
@@ -586,9 +587,9 @@ static int via_send(struct ls_rproxy *rp, struct rp_peer *p, int via, const void
 		r = &rp->udp[rp->udp_cur];
 		return ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, buf, n);
 	}
-	if (rp->turn_state != RP_UP || !p->has_turn_addr)
+	if (rp->turn_state != RP_UP || !p->turn_addr)
 		return -ENOTCONN;
-	return turn_cmd(rp, 'S', &p->turn_addr, buf, n);
+	return turn_cmd(rp, 'S', p->turn_addr, buf, n);
 }
 
 static void send_hello(struct ls_rproxy *rp, struct rp_peer *p, int via, uint8_t kind)
@@ -630,7 +631,7 @@ static void hellos_tick(struct ls_rproxy *rp, int via)
 		struct rp_peer *p = rp->peers[i];
 		uint64_t every = reach_ok(rp, &p->reach[via]) ? LS_RPROXY_HELLO_ACTIVE_MS : LS_RPROXY_HELLO_MS;
 
-		if (via == RP_VIA_TURN && !p->has_turn_addr)
+		if (via == RP_VIA_TURN && !p->turn_addr)
 			continue;
 		if (rp->now - p->reach[via].sent >= every)
 			send_hello(rp, p, via, LS_RPROXY_HELLO_REQ);
@@ -1059,8 +1060,8 @@ static void turn_readable(struct ls_rproxy *rp)
 				struct rp_peer *p = rp->peers[k];
 
 				memset(&p->reach[RP_VIA_TURN], 0, sizeof(p->reach[RP_VIA_TURN]));
-				if (p->has_turn_addr)
-					turn_cmd(rp, 'P', &p->turn_addr, NULL, 0);
+				if (p->turn_addr)
+					turn_cmd(rp, 'P', p->turn_addr, NULL, 0);
 				turn_announce(rp, p, false);
 			}
 			break;
@@ -1075,7 +1076,7 @@ static void turn_readable(struct ls_rproxy *rp)
 			for (size_t k = 0; k < rp->n_peers; k++) {
 				struct rp_peer *p = rp->peers[k];
 
-				if (p->has_turn_addr && sa_equal(&p->turn_addr, &m->addr))
+				if (p->turn_addr && sa_equal(p->turn_addr, &m->addr))
 					send_hello(rp, p, RP_VIA_TURN, LS_RPROXY_HELLO_REQ);
 			}
 			break;
@@ -1087,7 +1088,7 @@ static void turn_readable(struct ls_rproxy *rp)
 			for (size_t k = 0; k < rp->n_peers; k++) {
 				struct rp_peer *p = rp->peers[k];
 
-				if (p->has_turn_addr && sa_equal(&p->turn_addr, &m->addr)) {
+				if (p->turn_addr && sa_equal(p->turn_addr, &m->addr)) {
 					via_input(rp, p, RP_VIA_TURN, buf + sizeof(*m), (size_t)n - sizeof(*m));
 					break;
 				}
@@ -1106,12 +1107,13 @@ static void turn_probe_input(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN
 
 	if (!p || ls_rproxy_parse_addr(pr->turn, &ss, &len))
 		return;
-	if (!p->has_turn_addr || !sa_equal(&ss, &p->turn_addr)) {
-		p->turn_addr = ss;
-		p->has_turn_addr = true;
+	if (!p->turn_addr || !sa_equal(&ss, p->turn_addr)) {
+		if (!p->turn_addr && !(p->turn_addr = malloc(sizeof(*p->turn_addr))))
+			return;
+		*p->turn_addr = ss;
 		memset(&p->reach[RP_VIA_TURN], 0, sizeof(p->reach[RP_VIA_TURN]));
 		if (rp->turn_state == RP_UP)
-			turn_cmd(rp, 'P', &p->turn_addr, NULL, 0);
+			turn_cmd(rp, 'P', p->turn_addr, NULL, 0);
 	}
 	if (!pr->reply && rp->turn_state == RP_UP)
 		turn_announce(rp, p, true);
@@ -1584,8 +1586,8 @@ static void peer_send(struct ls_rproxy *rp, struct rp_peer *p, const uint8_t *bu
 		p->dropped++;
 		return;
 	}
-	p->tx[path].packets++;
-	p->tx[path].bytes += n;
+	p->tx[path - 1].packets++;
+	p->tx[path - 1].bytes += n;
 }
 
 /* What WireGuard sent to a peer's loopback address: the destination address names
@@ -1773,6 +1775,7 @@ int ls_rproxy_peer_remove(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
 		if (memcmp(p->key, key, LSR_KEY_LEN))
 			continue;
 		lo_slot_put(rp, p->slot);
+		free(p->turn_addr);
 		free(p);
 		rp->peers[i] = rp->peers[--rp->n_peers];
 		return 0;
@@ -1979,8 +1982,10 @@ void ls_rproxy_free(struct ls_rproxy *rp)
 	udp_close(rp);
 	turn_stop(rp);
 	ls_rproxy_set_relays(rp, &none);
-	for (size_t i = 0; i < rp->n_peers; i++)
+	for (size_t i = 0; i < rp->n_peers; i++) {
+		free(rp->peers[i]->turn_addr);
 		free(rp->peers[i]);
+	}
 	free(rp->peers);
 	if (rp->lo_fd >= 0)
 		close(rp->lo_fd);
@@ -2074,8 +2079,8 @@ static json_t *counters_json(const struct rp_counter *c)
 	json_t *o = json_object();
 
 	for (int k = LS_RPROXY_PATH_UDP; k < LS_RPROXY_PATH_MAX; k++)
-		json_object_set_new(o, path_names[k], json_pack("{s:I, s:I}", "packets", (json_int_t)c[k].packets,
-								"bytes", (json_int_t)c[k].bytes));
+		json_object_set_new(o, path_names[k], json_pack("{s:I, s:I}", "packets", (json_int_t)c[k - 1].packets,
+								"bytes", (json_int_t)c[k - 1].bytes));
 	return o;
 }
 
@@ -2133,8 +2138,8 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 			json_object_set_new(o, "udp_heard_ms_ago",
 					    json_integer((json_int_t)(rp->now - p->reach[RP_VIA_UDP].heard)));
 		json_object_set_new(o, "turn_confirmed", json_boolean(peer_turn_ready(rp, p)));
-		if (p->has_turn_addr) {
-			addr_str(&p->turn_addr, buf, sizeof(buf));
+		if (p->turn_addr) {
+			addr_str(p->turn_addr, buf, sizeof(buf));
 			json_object_set_new(o, "turn_peer", json_string(buf));
 		}
 		json_array_append_new(peers, o);
