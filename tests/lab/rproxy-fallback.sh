@@ -123,7 +123,7 @@ pids+=($drv_b)
 for _ in $(seq 50); do [ -s "$tmp/ep-a" ] && [ -s "$tmp/ep-b" ] && break; sleep 0.1; done
 ep_a=$(awk -v k="$pb" '$1 == k { print $2 }' "$tmp/ep-a")
 ep_b=$(awk -v k="$pa" '$1 == k { print $2 }' "$tmp/ep-b")
-if [[ "$ep_a" == 127.0.0.1:* && "$ep_b" == 127.0.0.1:* ]]; then ok "drivers give loopback endpoints ($ep_a, $ep_b)"
+if [[ "$ep_a" == 127.77.*:* && "$ep_b" == 127.77.*:* ]]; then ok "drivers give loopback endpoints ($ep_a, $ep_b)"
 else fail "drivers give loopback endpoints" "a: $ep_a b: $ep_b" "$(cat "$tmp"/driver-*.log)"; fi
 
 A wg set $if_a private-key "$tmp/ka" listen-port 51820 peer "$pb" allowed-ips 10.77.0.2/32 endpoint "$ep_a"

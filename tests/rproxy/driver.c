@@ -6,10 +6,11 @@
  *                    [--turn URL,USER,PASS]... [--peer KEY]... [--fwmark N] [--prefer-interval-ms N]
  *                    [--endpoints-file F] [--status-file F] [--probe-endpoint ADDR]...
  *
- * Once the peers are added, prints "KEY 127.0.0.1:PORT" for each (and writes them to
+ * Once the peers are added, prints "KEY 127.77.X.Y:PORT" for each (and writes them to
  * --endpoints-file). Writes the status JSON to --status-file every 250 ms. SIGUSR2
  * sends a probe to every peer; a received probe is printed as
  * "probe from KEY reply=0|1 endpoints=A,B" and, when it is not a reply, answered. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -152,7 +153,7 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		ls_key_to_base64(key, peers[i]);
-		fprintf(epf, "%s 127.0.0.1:%u\n", key, ntohs(ep.sin_port));
+		fprintf(epf, "%s %s:%u\n", key, inet_ntoa(ep.sin_addr), ntohs(ep.sin_port));
 	}
 	fclose(epf);
 	fputs(eps, stdout);
