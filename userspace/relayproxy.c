@@ -53,6 +53,7 @@ struct rp_counter {
 struct rp_peer {
 	uint8_t key[LSR_KEY_LEN];
 	uint32_t slot; /* its loopback address: LS_RPROXY_LO_NET + slot */
+	uint32_t idx;  /* its index in ls_rproxy.peers */
 	struct rp_reach reach[RP_VIA_MAX];
 	/* the peer's TURN relayed address (from its probe); NULL: none. Apart, so that the
 	 * many peers that never have one do not carry 128 bytes each. */
@@ -87,6 +88,11 @@ struct ls_rproxy {
 
 	struct rp_peer **peers;
 	size_t n_peers, cap_peers;
+	/* the same peers by key: open addressing with linear probing, ht_cap a power of two
+	 * at least twice n_peers (a relay frame and the agent's path queries look a peer up
+	 * by key; a scan cost 10,000 key compares each at 10,000 relayed peers) */
+	struct rp_peer **ht;
+	size_t ht_cap;
 
 	/* The loopback socket (-1 until the first peer) and the address pool: slot i
 	 * (1..LS_RPROXY_LO_MAX_PEERS) is LS_RPROXY_LO_NET + i, lo_slot[i] its peer or
@@ -413,12 +419,75 @@ static void relay_failed(struct rp_relay *r, uint64_t now, const char *what, int
 	snprintf(r->last_error, sizeof(r->last_error), "%s: %s", what, strerror(err < 0 ? -err : err));
 }
 
+/* WireGuard public keys are uniformly random: their first bytes are a fine hash */
+static size_t key_slot(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
+{
+	uint64_t h;
+
+	memcpy(&h, key, sizeof(h));
+	return (size_t)(h ^ (h >> 31)) & (rp->ht_cap - 1);
+}
+
 static struct rp_peer *peer_find(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
 {
+	if (!rp->ht_cap)
+		return NULL;
+	for (size_t i = key_slot(rp, key);; i = (i + 1) & (rp->ht_cap - 1)) {
+		struct rp_peer *p = rp->ht[i];
+
+		if (!p || !memcmp(p->key, key, LSR_KEY_LEN))
+			return p;
+	}
+}
+
+static void ht_put(struct ls_rproxy *rp, struct rp_peer *p)
+{
+	size_t i = key_slot(rp, p->key);
+
+	while (rp->ht[i])
+		i = (i + 1) & (rp->ht_cap - 1);
+	rp->ht[i] = p;
+}
+
+/* room for one more peer: the table rebuilt at twice the size when it would be half full */
+static int ht_reserve(struct ls_rproxy *rp)
+{
+	size_t cap = rp->ht_cap ? rp->ht_cap : 16;
+	struct rp_peer **ht;
+
+	while ((rp->n_peers + 1) * 2 > cap)
+		cap *= 2;
+	if (cap == rp->ht_cap)
+		return 0;
+	ht = calloc(cap, sizeof(*ht));
+	if (!ht)
+		return -ENOMEM;
+	free(rp->ht);
+	rp->ht = ht;
+	rp->ht_cap = cap;
 	for (size_t i = 0; i < rp->n_peers; i++)
-		if (!memcmp(rp->peers[i]->key, key, LSR_KEY_LEN))
-			return rp->peers[i];
-	return NULL;
+		ht_put(rp, rp->peers[i]);
+	return 0;
+}
+
+/* Removes p; the entries after it in its probe run move back where their own probe would
+ * find them (no tombstones). */
+static void ht_del(struct ls_rproxy *rp, const struct rp_peer *p)
+{
+	size_t mask = rp->ht_cap - 1, i = key_slot(rp, p->key), j;
+
+	while (rp->ht[i] != p)
+		i = (i + 1) & mask;
+	for (j = (i + 1) & mask; rp->ht[j]; j = (j + 1) & mask) {
+		size_t k = key_slot(rp, rp->ht[j]->key);
+
+		/* ht[j] stays when its home k lies cyclically in (i, j] */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		rp->ht[i] = rp->ht[j];
+		i = j;
+	}
+	rp->ht[i] = NULL;
 }
 
 static bool udp_up(const struct ls_rproxy *rp)
@@ -1745,6 +1814,9 @@ int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], str
 		rp->peers = np;
 		rp->cap_peers = cap;
 	}
+	err = ht_reserve(rp);
+	if (err)
+		return err;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -1756,7 +1828,9 @@ int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], str
 	memcpy(p->key, key, LSR_KEY_LEN);
 	p->slot = slot;
 	rp->lo_slot[slot] = p;
+	p->idx = (uint32_t)rp->n_peers;
 	rp->peers[rp->n_peers++] = p;
+	ht_put(rp, p);
 	if (udp_up(rp))
 		send_hello(rp, p, RP_VIA_UDP, LS_RPROXY_HELLO_REQ);
 done:
@@ -1769,15 +1843,19 @@ done:
 
 int ls_rproxy_peer_remove(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
 {
-	for (size_t i = 0; i < rp->n_peers; i++) {
-		struct rp_peer *p = rp->peers[i];
+	struct rp_peer *p = peer_find(rp, key);
 
-		if (memcmp(p->key, key, LSR_KEY_LEN))
-			continue;
+	if (p) {
+		uint32_t i = p->idx;
+
+		ht_del(rp, p);
 		lo_slot_put(rp, p->slot);
 		free(p->turn_addr);
 		free(p);
-		rp->peers[i] = rp->peers[--rp->n_peers];
+		if (i != --rp->n_peers) {
+			rp->peers[i] = rp->peers[rp->n_peers];
+			rp->peers[i]->idx = i;
+		}
 		return 0;
 	}
 	return -ENOENT;
@@ -1987,6 +2065,7 @@ void ls_rproxy_free(struct ls_rproxy *rp)
 		free(rp->peers[i]);
 	}
 	free(rp->peers);
+	free(rp->ht);
 	if (rp->lo_fd >= 0)
 		close(rp->lo_fd);
 	free(rp->lo_slot);

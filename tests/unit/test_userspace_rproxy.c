@@ -427,6 +427,49 @@ static void test_module_shared_socket(void **state)
 	close(other);
 }
 
+/* Many peers: found by key whatever was added and removed around them, including keys
+ * whose first eight bytes (the hash) are equal, so their probe runs collide. */
+static void test_module_many_peers(void **state)
+{
+	enum { N = 3000 };
+	static uint8_t keys[N][32];
+	static struct sockaddr_in ep[N];
+	struct ls_rproxy_config cfg = { .wg_port = 51820 };
+	struct sockaddr_in again;
+	struct ls_rproxy *rp;
+	uint8_t edpk[32], sk[32];
+
+	(void)state;
+	assert_int_equal(ls_crypto_init(), 0);
+	ls_wg_genkey(sk);
+	ls_wg_pubkey(cfg.wg_pub, sk);
+	ls_ed25519_keypair(edpk, cfg.ed_sk);
+	for (int i = 0; i < N; i++) {
+		randombytes_buf(keys[i], 32);
+		if (i % 10 == 1) /* the hash of key i - 1, another key */
+			memcpy(keys[i], keys[i - 1], 8);
+	}
+	rp = ls_rproxy_new(&cfg);
+	assert_non_null(rp);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(ls_rproxy_peer_add(rp, keys[i], &ep[i]), 0);
+	for (int i = 0; i < N; i += 3)
+		assert_int_equal(ls_rproxy_peer_remove(rp, keys[i]), 0);
+	for (int i = 0; i < N; i++) {
+		if (i % 3 == 0) {
+			assert_int_equal(ls_rproxy_peer_remove(rp, keys[i]), -ENOENT);
+			continue;
+		}
+		/* a present peer added again keeps its address */
+		assert_int_equal(ls_rproxy_peer_add(rp, keys[i], &again), 0);
+		assert_int_equal(again.sin_addr.s_addr, ep[i].sin_addr.s_addr);
+	}
+	for (int i = N - 1; i >= 0; i--)
+		assert_int_equal(ls_rproxy_peer_remove(rp, keys[i]), i % 3 ? 0 : -ENOENT);
+	assert_int_equal(ls_rproxy_peer_remove(rp, keys[1]), -ENOENT);
+	ls_rproxy_free(rp);
+}
+
 /* Relay lists: invalid addresses are skipped, a relay that stays keeps its state. */
 static void test_set_relays(void **state)
 {
@@ -1110,6 +1153,7 @@ int main(void)
 		cmocka_unit_test(test_probe_decode_bad),
 		cmocka_unit_test(test_module_no_relays),
 		cmocka_unit_test(test_module_shared_socket),
+		cmocka_unit_test(test_module_many_peers),
 		cmocka_unit_test(test_set_relays),
 		cmocka_unit_test(test_module_stream),
 		cmocka_unit_test(test_module_udp),
