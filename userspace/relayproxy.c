@@ -419,13 +419,17 @@ static void relay_failed(struct rp_relay *r, uint64_t now, const char *what, int
 	snprintf(r->last_error, sizeof(r->last_error), "%s: %s", what, strerror(err < 0 ? -err : err));
 }
 
-/* WireGuard public keys are uniformly random: their first bytes are a fine hash */
+/* All 32 bytes mixed: keys come from the netmap, and keys that differ only in a few bytes
+ * (the benchmark's, or a hostile control plane's) must not pile into one probe run. */
 static size_t key_slot(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
 {
-	uint64_t h;
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t w[4], h = 0;
 
-	memcpy(&h, key, sizeof(h));
-	return (size_t)(h ^ (h >> 31)) & (rp->ht_cap - 1);
+	memcpy(w, key, sizeof(w));
+	for (int i = 0; i < 4; i++)
+		h = (h ^ w[i]) * k;
+	return (size_t)(h ^ (h >> 32)) & (rp->ht_cap - 1);
 }
 
 static struct rp_peer *peer_find(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
