@@ -143,7 +143,7 @@ static __always_inline __u64 flow_timeout_ns(__u8 proto)
 		s = proto == IPPROTO_TCP ? c->tcp_timeout :
 		    proto == IPPROTO_UDP ? c->udp_timeout : c->icmp_timeout;
 	if (!s)
-		s = proto == IPPROTO_TCP ? 7440 : proto == IPPROTO_UDP ? 180 : 30;
+		s = proto == IPPROTO_TCP ? LS_TIMEOUT_TCP : proto == IPPROTO_UDP ? LS_TIMEOUT_UDP : LS_TIMEOUT_ICMP;
 	return (__u64)s * 1000000000ull;
 }
 

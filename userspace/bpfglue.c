@@ -230,8 +230,8 @@ static void snat_status(struct ls_bpfglue *g, const struct ls_router_if *ri, con
 	g->snat = json_pack("{s:s, s:o, s:i, s:i, s:b, s:{s:i, s:i, s:i}, s:o}", "mode", "bpf", "ports",
 			    json_sprintf("%u-%u", g->o.snat_lo, g->o.snat_hi), "port_lo", g->o.snat_lo, "port_hi",
 			    g->o.snat_hi, "reserved", lsbpf_ports_reserved(g->o.snat_lo, g->o.snat_hi), "timeouts", "tcp",
-			    g->o.tcp_timeout ? g->o.tcp_timeout : 7440, "udp", g->o.udp_timeout ? g->o.udp_timeout : 180,
-			    "icmp", g->o.icmp_timeout ? g->o.icmp_timeout : 30, "interfaces", ifs);
+			    g->o.tcp_timeout ?: LS_TIMEOUT_TCP, "udp", g->o.udp_timeout ?: LS_TIMEOUT_UDP, "icmp",
+			    g->o.icmp_timeout ?: LS_TIMEOUT_ICMP, "interfaces", ifs);
 	if (strcmp(line, g->logged)) {
 		pr_info("bpf: SNAT of overlay traffic (ports %u-%u): %s", g->o.snat_lo, g->o.snat_hi,
 			line[0] ? line : "no LAN or uplink interface yet");

@@ -99,6 +99,12 @@ enum ls_cfg_flags {
 				       * netfilter FORWARD/POSTROUTING: opt-in */
 };
 
+/* Idle timeouts (seconds) when ls_config's are 0; TCP after FIN/RST: LS_TIMEOUT_TCP_CLOSING */
+#define LS_TIMEOUT_TCP 7440
+#define LS_TIMEOUT_UDP 180
+#define LS_TIMEOUT_ICMP 30
+#define LS_TIMEOUT_TCP_CLOSING 60
+
 struct ls_config {
 	__u32 flags;        /* host: LS_CFG_* */
 	__u16 wg_port;      /* host: WireGuard listen port */

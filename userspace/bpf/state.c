@@ -968,11 +968,11 @@ static uint64_t timeout_ns(const struct ls_config *c, uint8_t proto, uint8_t sta
 {
 	uint32_t s;
 	if (proto == 6)
-		s = state == LS_NAT_CLOSING ? 60 : (c->tcp_timeout ?: 7440);
+		s = state == LS_NAT_CLOSING ? LS_TIMEOUT_TCP_CLOSING : (c->tcp_timeout ?: LS_TIMEOUT_TCP);
 	else if (proto == 17)
-		s = c->udp_timeout ?: 180;
+		s = c->udp_timeout ?: LS_TIMEOUT_UDP;
 	else
-		s = c->icmp_timeout ?: 30;
+		s = c->icmp_timeout ?: LS_TIMEOUT_ICMP;
 	return (uint64_t)s * 1000000000ull;
 }
 
