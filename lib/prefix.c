@@ -118,6 +118,23 @@ bool ls_prefix_is_default(const struct ls_prefix *p)
 	return p->len == 0;
 }
 
+int ls_prefix_from_sockaddr(const struct sockaddr *sa, struct ls_prefix *out)
+{
+	struct ls_prefix a = { .family = (uint8_t)sa->sa_family };
+
+	if (sa->sa_family == AF_INET) {
+		memcpy(a.addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		a.len = 32;
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(a.addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		a.len = 128;
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	*out = a;
+	return 0;
+}
+
 int ls_endpoint_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[INET6_ADDRSTRLEN + 2];

@@ -34,6 +34,9 @@ bool ls_prefix_overlap(const struct ls_prefix *a, const struct ls_prefix *b);
 void ls_prefix_mask(struct ls_prefix *p);
 bool ls_prefix_is_default(const struct ls_prefix *p); /* 0.0.0.0/0 or ::/0 */
 int ls_prefix_max_len(const struct ls_prefix *p);     /* 32 or 128 */
+/* The host prefix (/32, /128) of an AF_INET/AF_INET6 socket address. 0, or -EAFNOSUPPORT
+ * for another family (out untouched). */
+int ls_prefix_from_sockaddr(const struct sockaddr *sa, struct ls_prefix *out);
 
 /* Endpoints: "192.0.2.1:51820", "[2001:db8::1]:51820". 0 or -EINVAL. */
 int ls_endpoint_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len);

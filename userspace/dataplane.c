@@ -356,17 +356,10 @@ static int nft_run(const char *script)
 
 static bool sa_in_prefix(const struct ls_prefix *p, const struct sockaddr *sa, struct ls_prefix *host)
 {
-	struct ls_prefix a = { .family = (uint8_t)sa->sa_family };
+	struct ls_prefix a;
 
-	if (sa->sa_family == AF_INET) {
-		memcpy(a.addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		a.len = 32;
-	} else if (sa->sa_family == AF_INET6) {
-		memcpy(a.addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-		a.len = 128;
-	} else {
+	if (ls_prefix_from_sockaddr(sa, &a))
 		return false;
-	}
 	if (host)
 		*host = a;
 	return p ? p->family == a.family && ls_prefix_contains(p, &a) : true;
@@ -1026,17 +1019,10 @@ size_t ls_control_hosts(const char *urls, struct ls_prefix *out, size_t max)
 		if (getaddrinfo(host, NULL, &hints, &res))
 			continue;
 		for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
-			struct ls_prefix p = { .family = (uint8_t)ai->ai_family };
+			struct ls_prefix p;
 
-			if (ai->ai_family == AF_INET) {
-				memcpy(p.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-				p.len = 32;
-			} else if (ai->ai_family == AF_INET6) {
-				memcpy(p.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-				p.len = 128;
-			} else {
+			if (ls_prefix_from_sockaddr(ai->ai_addr, &p))
 				continue;
-			}
 			bool dup_found = false;
 
 			for (size_t i = 0; i < n; i++)

@@ -101,6 +101,28 @@ static void test_endpoints(void **state)
 	}
 }
 
+static void test_from_sockaddr(void **state)
+{
+	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(53) };
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+	struct sockaddr un = { .sa_family = AF_UNIX };
+	struct ls_prefix p, keep = { .family = AF_INET, .len = 7 };
+	char b[LS_PREFIX_STRLEN];
+
+	(void)state;
+	inet_pton(AF_INET, "192.0.2.7", &s4.sin_addr);
+	inet_pton(AF_INET6, "2001:db8::9", &s6.sin6_addr);
+	assert_int_equal(ls_prefix_from_sockaddr((struct sockaddr *)&s4, &p), 0);
+	ls_prefix_format(&p, b);
+	assert_string_equal(b, "192.0.2.7/32");
+	assert_int_equal(ls_prefix_from_sockaddr((struct sockaddr *)&s6, &p), 0);
+	ls_prefix_format(&p, b);
+	assert_string_equal(b, "2001:db8::9/128");
+	p = keep;
+	assert_int_equal(ls_prefix_from_sockaddr(&un, &p), -EAFNOSUPPORT);
+	assert_memory_equal(&p, &keep, sizeof(p));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -108,6 +130,7 @@ int main(void)
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_contains),
 		cmocka_unit_test(test_endpoints),
+		cmocka_unit_test(test_from_sockaddr),
 	};
 
 	return cmocka_run_group_tests_name("lib_prefix", tests, NULL, NULL);
