@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -45,6 +46,13 @@ struct rp_handle {
 };
 
 enum rp_state { RP_IDLE = 0, RP_CONNECTING, RP_UP };
+
+/* Why a probe through the stream relay was refused (relayproxy.h, "Probes"). */
+enum { RP_REJ_UNSEALED, RP_REJ_MALFORMED, RP_REJ_UNKNOWN, RP_REJ_UNAUTH, RP_REJ_REPLAYED, RP_REJ_MAX };
+static const char *const rej_names[RP_REJ_MAX] = {
+	[RP_REJ_UNSEALED] = "unsealed", [RP_REJ_MALFORMED] = "malformed", [RP_REJ_UNKNOWN] = "unknown_peer",
+	[RP_REJ_UNAUTH] = "unauthenticated", [RP_REJ_REPLAYED] = "replayed",
+};
 
 struct rp_counter {
 	uint64_t packets, bytes;
@@ -84,6 +92,7 @@ struct ls_rproxy {
 	uint16_t wg_port;
 	uint32_t fwmark;
 	ls_rproxy_probe_cb on_probe;
+	ls_rproxy_pair_cb pair;
 	void *cb_ctx;
 
 	struct rp_peer **peers;
@@ -157,6 +166,7 @@ struct ls_rproxy {
 	struct {
 		uint64_t probes_sent, probes_received, probes_bad, unknown_peer, bad_frames, peer_gone,
 			stream_send_full, hellos_sent, hellos_received, turn_queue_full, lo_bad_source, lo_no_peer;
+		uint64_t probe_rej[RP_REJ_MAX]; /* refused probes by reason; their sum is probes_bad */
 	} c;
 };
 
@@ -281,115 +291,6 @@ static void addr_str(const struct sockaddr_storage *ss, char *buf, size_t size)
 	} else {
 		snprintf(buf, size, "none");
 	}
-}
-
-/* ------------------------------------------------------------------- probes */
-
-int ls_rproxy_probe_encode(const struct ls_rproxy_probe *p, char *buf, size_t size)
-{
-	json_t *doc, *eps;
-	char *s = NULL;
-	size_t n;
-	int ret;
-
-	if (p->n_endpoints > LS_RPROXY_PROBE_MAX_ENDPOINTS)
-		return -EINVAL;
-	eps = json_array();
-	doc = json_pack("{s:i, s:I, s:b, s:o}", "v", 1, "ts", (json_int_t)p->ts_ms, "reply", p->reply,
-			"endpoints", eps);
-	if (!doc)
-		return -ENOMEM;
-	for (size_t i = 0; i < p->n_endpoints; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-
-		if (strnlen(p->endpoints[i], LS_RPROXY_ENDPOINT_LEN) == LS_RPROXY_ENDPOINT_LEN ||
-		    ls_rproxy_parse_addr(p->endpoints[i], &ss, &len)) {
-			ret = -EINVAL;
-			goto cleanup;
-		}
-		json_array_append_new(eps, json_string(p->endpoints[i]));
-	}
-	if (p->turn[0]) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-
-		if (strnlen(p->turn, LS_RPROXY_ENDPOINT_LEN) == LS_RPROXY_ENDPOINT_LEN ||
-		    ls_rproxy_parse_addr(p->turn, &ss, &len)) {
-			ret = -EINVAL;
-			goto cleanup;
-		}
-		json_object_set_new(doc, "turn", json_string(p->turn));
-	}
-	s = json_dumps(doc, JSON_COMPACT);
-	if (!s) {
-		ret = -ENOMEM;
-		goto cleanup;
-	}
-	n = strlen(s);
-	if (n > LSR_MAX_PROBE || n + 1 > size) {
-		ret = -EMSGSIZE;
-		goto cleanup;
-	}
-	memcpy(buf, s, n + 1);
-	ret = (int)n;
-cleanup:
-	free(s);
-	json_decref(doc);
-	return ret;
-}
-
-int ls_rproxy_probe_decode(const uint8_t *buf, size_t len, struct ls_rproxy_probe *p)
-{
-	json_t *doc, *v, *eps;
-	int ret = -EBADMSG;
-
-	memset(p, 0, sizeof(*p));
-	if (!buf || len == 0 || len > LSR_MAX_PROBE)
-		return -EBADMSG;
-	doc = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_object(doc))
-		goto cleanup;
-	v = json_object_get(doc, "v");
-	if (!json_is_integer(v) || json_integer_value(v) != 1)
-		goto cleanup;
-	v = json_object_get(doc, "ts");
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		goto cleanup;
-	p->ts_ms = (uint64_t)json_integer_value(v);
-	v = json_object_get(doc, "reply");
-	if (v && !json_is_boolean(v))
-		goto cleanup;
-	p->reply = json_is_true(v);
-	eps = json_object_get(doc, "endpoints");
-	if (!json_is_array(eps) || json_array_size(eps) > LS_RPROXY_PROBE_MAX_ENDPOINTS)
-		goto cleanup;
-	for (size_t i = 0; i < json_array_size(eps); i++) {
-		const char *s = json_string_value(json_array_get(eps, i));
-		struct sockaddr_storage ss;
-		socklen_t slen;
-
-		if (!s || strlen(s) >= LS_RPROXY_ENDPOINT_LEN || ls_rproxy_parse_addr(s, &ss, &slen))
-			goto cleanup;
-		snprintf(p->endpoints[i], sizeof(p->endpoints[i]), "%s", s);
-		p->n_endpoints++;
-	}
-	v = json_object_get(doc, "turn");
-	if (v) {
-		const char *s = json_string_value(v);
-		struct sockaddr_storage ss;
-		socklen_t slen;
-
-		if (!s || strlen(s) >= LS_RPROXY_ENDPOINT_LEN || ls_rproxy_parse_addr(s, &ss, &slen))
-			goto cleanup;
-		snprintf(p->turn, sizeof(p->turn), "%s", s);
-	}
-	ret = 0;
-cleanup:
-	json_decref(doc);
-	if (ret)
-		memset(p, 0, sizeof(*p));
-	return ret;
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -1454,9 +1355,53 @@ static void hs_step(struct ls_rproxy *rp)
 	}
 }
 
-static void stream_frame(struct ls_rproxy *rp, const struct ls_relay_frame *f)
+static void probe_reject(struct ls_rproxy *rp, int why)
+{
+	rp->c.probe_rej[why]++;
+	rp->c.probes_bad++;
+}
+
+/* A probe through the stream relay, from the peer the relay names: its format, then
+ * the pair (a key that is not a peer's costs no X25519), the seal and the replay window;
+ * only then does it count, once. */
+static void probe_input(struct ls_rproxy *rp, const uint8_t *key, const uint8_t *buf, size_t len)
 {
 	struct ls_rproxy_probe probe;
+	struct ls_disco_pair *dp;
+	uint8_t from[LSR_KEY_LEN];
+	uint64_t seq;
+	int ret = ls_disco_probe_peek(buf, len);
+
+	if (ret) {
+		probe_reject(rp, ret == -EPROTO ? RP_REJ_UNSEALED : RP_REJ_MALFORMED);
+		return;
+	}
+	memcpy(from, key, sizeof(from)); /* (key lies in the stream's buffer) */
+	dp = rp->pair ? rp->pair(rp->cb_ctx, from) : NULL;
+	if (!dp) {
+		probe_reject(rp, RP_REJ_UNKNOWN);
+		return;
+	}
+	ret = ls_disco_probe_open(buf, len, from, rp->wg_pub, dp->key, &seq, &probe);
+	if (ret) {
+		probe_reject(rp, ret == -EACCES ? RP_REJ_UNAUTH : RP_REJ_MALFORMED);
+		return;
+	}
+	if (!ls_disco_replay_ok(&dp->rw, seq)) {
+		probe_reject(rp, RP_REJ_REPLAYED);
+		return;
+	}
+	ls_disco_replay_mark(&dp->rw, seq);
+	rp->c.probes_received++;
+	if (probe.turn[0])
+		turn_probe_input(rp, from, &probe);
+	/* Ours alone (a relayed address, no endpoints) stay here. */
+	if (rp->on_probe && !(probe.turn[0] && probe.n_endpoints == 0))
+		rp->on_probe(rp->cb_ctx, from, &probe);
+}
+
+static void stream_frame(struct ls_rproxy *rp, const struct ls_relay_frame *f)
+{
 	struct rp_peer *p;
 
 	switch (f->type) {
@@ -1469,16 +1414,7 @@ static void stream_frame(struct ls_rproxy *rp, const struct ls_relay_frame *f)
 		deliver(rp, p, LS_RPROXY_PATH_STREAM, f->payload, f->payload_len);
 		return;
 	case LSR_FRAME_PROBE_RECV:
-		if (ls_rproxy_probe_decode(f->payload, f->payload_len, &probe)) {
-			rp->c.probes_bad++;
-			return;
-		}
-		rp->c.probes_received++;
-		if (probe.turn[0])
-			turn_probe_input(rp, f->key, &probe);
-		/* Ours alone (a relayed address, no endpoints) stay here. */
-		if (rp->on_probe && !(probe.turn[0] && probe.n_endpoints == 0))
-			rp->on_probe(rp->cb_ctx, f->key, &probe);
+		probe_input(rp, f->key, f->payload, f->payload_len);
 		return;
 	case LSR_FRAME_PEER_GONE:
 		rp->c.peer_gone++;
@@ -1891,13 +1827,22 @@ int ls_rproxy_send_probe(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], c
 
 static int send_probe_raw(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], const struct ls_rproxy_probe *p)
 {
-	char buf[LSR_MAX_PROBE + 1];
-	int n = ls_rproxy_probe_encode(p, buf, sizeof(buf)), err;
+	struct ls_disco_pair *dp = rp->pair ? rp->pair(rp->cb_ctx, key) : NULL;
+	uint8_t buf[LS_DISCO_PROBE_MAX_LEN];
+	uint64_t seq;
+	int n, err;
 
-	if (n < 0)
-		return n;
+	if (!dp)
+		return -ENOKEY;
 	if (rp->stream_state != RP_UP)
 		return -ENOTCONN;
+	/* (the seq is spent only when the probe is valid: a gap in the window is harmless) */
+	seq = dp->tx_seq;
+	n = ls_disco_probe_seal(p, ls_disco_pair_next_seq(dp), rp->wg_pub, key, dp->key, buf, sizeof(buf));
+	if (n < 0) {
+		dp->tx_seq = seq;
+		return n;
+	}
 	err = ls_relay_stream_probe(rp->rs, key, buf, (size_t)n, 0);
 	if (err && err != -EAGAIN) {
 		stream_fail(rp, "write", err);
@@ -2043,6 +1988,7 @@ struct ls_rproxy *ls_rproxy_new(const struct ls_rproxy_config *cfg)
 	rp->wg_port = cfg->wg_port;
 	rp->fwmark = cfg->fwmark;
 	rp->on_probe = cfg->on_probe;
+	rp->pair = cfg->pair;
 	rp->cb_ctx = cfg->cb_ctx;
 	rp->now = ls_now_ms();
 	err = ls_rproxy_set_relays(rp, &cfg->relays);
@@ -2240,6 +2186,13 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 			    json_integer((json_int_t)rp->c.lo_bad_source));
 	json_object_set_new(json_object_get(doc, "counters"), "loopback_no_peer",
 			    json_integer((json_int_t)rp->c.lo_no_peer));
+	{
+		json_t *rej = json_object();
+
+		for (int i = 0; i < RP_REJ_MAX; i++)
+			json_object_set_new(rej, rej_names[i], json_integer((json_int_t)rp->c.probe_rej[i]));
+		json_object_set_new(json_object_get(doc, "counters"), "probes_rejected", rej);
+	}
 	return doc;
 }
 
@@ -2418,6 +2371,175 @@ void ls_disco_replay_mark(struct ls_disco_replay *r, uint64_t seq)
 	} else if (r->top - seq < LS_DISCO_REPLAY_WINDOW) {
 		r->bits |= (uint64_t)1 << (r->top - seq);
 	}
+}
+
+uint64_t ls_disco_pair_next_seq(struct ls_disco_pair *dp)
+{
+	if (!dp->tx_seq) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		dp->tx_seq = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	}
+	return ++dp->tx_seq;
+}
+
+/* A probe's address: family (4/6) | port | address. The bytes written, or -EINVAL. */
+static int probe_put_addr(uint8_t *out, const char *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (strnlen(s, LS_RPROXY_ENDPOINT_LEN) == LS_RPROXY_ENDPOINT_LEN || ls_rproxy_parse_addr(s, &ss, &len))
+		return -EINVAL;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+
+		out[0] = 4;
+		memcpy(out + 1, &sin->sin_port, 2);
+		memcpy(out + 3, &sin->sin_addr, 4);
+		return 7;
+	}
+	{
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+
+		out[0] = 6;
+		memcpy(out + 1, &sin6->sin6_port, 2);
+		memcpy(out + 3, &sin6->sin6_addr, 16);
+		return 19;
+	}
+}
+
+/* The bytes an address took, or -EBADMSG (another family, short, port 0). */
+static int probe_get_addr(const uint8_t *in, size_t left, char out[LS_RPROXY_ENDPOINT_LEN])
+{
+	struct sockaddr_storage ss = { 0 };
+	size_t n;
+
+	if (left < 7 || (in[0] != 4 && in[0] != 6))
+		return -EBADMSG;
+	n = in[0] == 4 ? 7 : 19;
+	if (left < n || (!in[1] && !in[2]))
+		return -EBADMSG;
+	if (in[0] == 4) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_port, in + 1, 2);
+		memcpy(&sin->sin_addr, in + 3, 4);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_port, in + 1, 2);
+		memcpy(&sin6->sin6_addr, in + 3, 16);
+	}
+	addr_str(&ss, out, LS_RPROXY_ENDPOINT_LEN);
+	return (int)n;
+}
+
+static void probe_ad(uint8_t ad[LS_DISCO_PROBE_HDR_LEN + 2 * LSR_KEY_LEN], const uint8_t *hdr,
+		     const uint8_t from[LSR_KEY_LEN], const uint8_t to[LSR_KEY_LEN])
+{
+	memcpy(ad, hdr, LS_DISCO_PROBE_HDR_LEN);
+	memcpy(ad + LS_DISCO_PROBE_HDR_LEN, from, LSR_KEY_LEN);
+	memcpy(ad + LS_DISCO_PROBE_HDR_LEN + LSR_KEY_LEN, to, LSR_KEY_LEN);
+}
+
+int ls_disco_probe_seal(const struct ls_rproxy_probe *p, uint64_t seq, const uint8_t from[LSR_KEY_LEN],
+			const uint8_t to[LSR_KEY_LEN], const uint8_t key[LS_DISCO_KEY_LEN], uint8_t *out,
+			size_t size)
+{
+	uint8_t body[LS_DISCO_PROBE_MAX_LEN], ad[LS_DISCO_PROBE_HDR_LEN + 2 * LSR_KEY_LEN], *nonce;
+	unsigned long long clen;
+	size_t n = LS_DISCO_PROBE_BODY_MIN, total;
+	int r;
+
+	if (p->n_endpoints > LS_RPROXY_PROBE_MAX_ENDPOINTS)
+		return -EINVAL;
+	put_be64(body, seq);
+	put_be64(body + 8, p->ts_ms);
+	body[16] = (uint8_t)((p->reply ? 1 : 0) | (p->turn[0] ? 2 : 0));
+	body[17] = (uint8_t)p->n_endpoints;
+	if (p->turn[0]) {
+		if ((r = probe_put_addr(body + n, p->turn)) < 0)
+			return r;
+		n += (size_t)r;
+	}
+	for (size_t i = 0; i < p->n_endpoints; i++) {
+		if ((r = probe_put_addr(body + n, p->endpoints[i])) < 0)
+			return r;
+		n += (size_t)r;
+	}
+	total = LS_DISCO_PROBE_HDR_LEN + LS_DISCO_NONCE_LEN + n + LS_DISCO_TAG_LEN;
+	if (total > size)
+		return -EMSGSIZE;
+	memcpy(out, LS_DISCO_MAGIC, 4);
+	out[4] = LS_DISCO_PROBE;
+	out[5] = LS_DISCO_VERSION;
+	out[6] = out[7] = 0;
+	nonce = out + LS_DISCO_PROBE_HDR_LEN;
+	randombytes_buf(nonce, LS_DISCO_NONCE_LEN);
+	probe_ad(ad, out, from, to);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + LS_DISCO_NONCE_LEN, &clen, body, n, ad, sizeof(ad), NULL,
+						   nonce, key);
+	sodium_memzero(body, sizeof(body));
+	return (int)total;
+}
+
+int ls_disco_probe_peek(const uint8_t *buf, size_t len)
+{
+	if (!buf || len < 6 || memcmp(buf, LS_DISCO_MAGIC, 4) || buf[4] != LS_DISCO_PROBE || buf[5] != LS_DISCO_VERSION)
+		return -EPROTO;
+	if (len < LS_DISCO_PROBE_MIN_LEN || len > LS_DISCO_PROBE_MAX_LEN || buf[6] || buf[7])
+		return -EBADMSG;
+	return 0;
+}
+
+int ls_disco_probe_open(const uint8_t *buf, size_t len, const uint8_t from[LSR_KEY_LEN],
+			const uint8_t to[LSR_KEY_LEN], const uint8_t key[LS_DISCO_KEY_LEN], uint64_t *seq,
+			struct ls_rproxy_probe *p)
+{
+	uint8_t body[LS_DISCO_PROBE_MAX_LEN], ad[LS_DISCO_PROBE_HDR_LEN + 2 * LSR_KEY_LEN];
+	const uint8_t *nonce = buf + LS_DISCO_PROBE_HDR_LEN;
+	unsigned long long blen;
+	size_t off = LS_DISCO_PROBE_BODY_MIN;
+	int ret = ls_disco_probe_peek(buf, len), r;
+
+	memset(p, 0, sizeof(*p));
+	*seq = 0;
+	if (ret)
+		return ret;
+	probe_ad(ad, buf, from, to);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(body, &blen, NULL, nonce + LS_DISCO_NONCE_LEN,
+						       len - LS_DISCO_PROBE_HDR_LEN - LS_DISCO_NONCE_LEN, ad, sizeof(ad),
+						       nonce, key))
+		return -EACCES;
+	ret = -EBADMSG;
+	if (blen < LS_DISCO_PROBE_BODY_MIN || (body[16] & ~3u) || body[17] > LS_RPROXY_PROBE_MAX_ENDPOINTS)
+		goto cleanup;
+	p->ts_ms = get_be64(body + 8);
+	p->reply = body[16] & 1;
+	if (body[16] & 2) {
+		if ((r = probe_get_addr(body + off, blen - off, p->turn)) < 0)
+			goto cleanup;
+		off += (size_t)r;
+	}
+	for (size_t i = 0; i < body[17]; i++) {
+		if ((r = probe_get_addr(body + off, blen - off, p->endpoints[i])) < 0)
+			goto cleanup;
+		off += (size_t)r;
+	}
+	p->n_endpoints = body[17];
+	if (off != blen)
+		goto cleanup;
+	*seq = get_be64(body);
+	ret = 0;
+cleanup:
+	if (ret)
+		memset(p, 0, sizeof(*p));
+	sodium_memzero(body, sizeof(body));
+	return ret;
 }
 
 int ls_raw_udp_open(int family, uint16_t wg_port, uint32_t mark)

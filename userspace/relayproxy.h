@@ -123,30 +123,42 @@ struct ls_rproxy_relays {
 	size_t n_turn;
 };
 
-/* Probe payload (stream relay PROBE frames), JSON of at most LSR_MAX_PROBE bytes:
- *   {"v":1,"ts":UNIX_MS,"reply":false,"endpoints":["198.51.100.7:41641","[2001:db8::1]:41641"]}
- * "send me UDP now": the receiver sends to these endpoints at once (e.g. a
- * WireGuard handshake or keepalive) and, when reply is false, answers with its
- * own endpoints and reply true. Endpoints are numeric and checked.
- * "turn":"ip:port" (optional) is the sender's TURN relayed address: the module
- * permits it and answers with its own. Probes the module sends for that alone
- * (no endpoints) are consumed by the module and never reach the callback. */
+/* Probes (stream relay PROBE frames, to a peer named by its key; the relay names the
+ * sender). "Send me UDP now": the receiver pings these endpoints at once and, when reply
+ * is false, answers with its own endpoints and reply true. turn (optional) is the
+ * sender's TURN relayed address: the module permits it and answers with its own; probes
+ * the module sends for that alone (no endpoints) are consumed by the module and never
+ * reach the callback.
+ *
+ * A probe is sealed like a ping of direct path discovery (below: version 2, type
+ * LS_DISCO_PROBE, XChaCha20-Poly1305 under the pair's key from the two WireGuard static
+ * keys), and its seq goes through the same replay window as the sender's pings and pongs
+ * (struct ls_disco_pair, which the caller keeps per peer and hands out through
+ * cfg.pair). What arrives through the relay reaches the TURN logic or the callback only
+ * when it opens under the key of the pair (the sender the relay names, and us) and its
+ * seq is new; anything else is refused and counted by reason (status
+ * counters.probes_rejected; probes_bad is their sum):
+ *   unsealed         not a sealed probe (the unauthenticated JSON probes of before)
+ *   malformed        a sealed probe's header or length is wrong, or its body once opened
+ *   unknown_peer     no pair for the sender (not a peer of ours): costs no X25519
+ *   unauthenticated  does not open: forged, tampered, another pair's, a lying relay
+ *   replayed         its seq was seen already or is older than the window
+ * A relay (or whoever connects to it with a peer's key) can thus drop or delay probes,
+ * but make us ping no address of its choosing. */
 struct ls_rproxy_probe {
-	uint64_t ts_ms;
+	uint64_t ts_ms; /* the sender's Unix time in ms */
 	bool reply;
 	size_t n_endpoints;
 	char endpoints[LS_RPROXY_PROBE_MAX_ENDPOINTS][LS_RPROXY_ENDPOINT_LEN];
 	char turn[LS_RPROXY_ENDPOINT_LEN]; /* our TURN relayed address; "": none */
 };
 
-/* Length of the JSON written to buf (NUL-terminated), -EINVAL (bad endpoint),
- * -EMSGSIZE (longer than LSR_MAX_PROBE or size). */
-int ls_rproxy_probe_encode(const struct ls_rproxy_probe *p, char *buf, size_t size);
-/* 0 or -EBADMSG (not JSON, wrong types, bad endpoint, too many, too long). */
-int ls_rproxy_probe_decode(const uint8_t *buf, size_t len, struct ls_rproxy_probe *p);
-
 typedef void (*ls_rproxy_probe_cb)(void *ctx, const uint8_t from[LSR_KEY_LEN],
 				   const struct ls_rproxy_probe *probe);
+struct ls_disco_pair;
+/* The pair's state with a peer (its key, our seq to it, its replay window); NULL when
+ * the key is not a peer's. Called in ls_rproxy_handle() and ls_rproxy_send_probe(). */
+typedef struct ls_disco_pair *(*ls_rproxy_pair_cb)(void *ctx, const uint8_t peer[LSR_KEY_LEN]);
 
 struct ls_rproxy_config {
 	uint8_t ed_sk[64];           /* the machine Ed25519 secret key (libsodium layout) */
@@ -156,7 +168,8 @@ struct ls_rproxy_config {
 	struct ls_rproxy_relays relays;
 	uint32_t prefer_interval_ms; /* 0: LS_RPROXY_PREFER_MS (tests shorten it) */
 	ls_rproxy_probe_cb on_probe; /* may be NULL */
-	void *cb_ctx;
+	ls_rproxy_pair_cb pair;      /* seals and opens probes; NULL: none sent, all refused */
+	void *cb_ctx;                /* of both */
 };
 
 struct ls_rproxy;
@@ -180,8 +193,10 @@ int ls_rproxy_peer_remove(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN]);
 /* The path packets to this peer take now. */
 enum ls_rproxy_path ls_rproxy_peer_path(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN]);
 
-/* Sends a probe to a peer through the stream relay (needs no ls_rproxy_peer_add).
- * 0, -ENOTCONN (no stream relay up), -EAGAIN (its queue is full), -EINVAL/-EMSGSIZE. */
+/* Sends a probe to a peer through the stream relay (needs no ls_rproxy_peer_add), sealed
+ * under the pair's key with the pair's next seq. 0, -ENOKEY (no pair: cfg.pair gave
+ * NULL), -ENOTCONN (no stream relay up), -EAGAIN (its queue is full), -EINVAL (a bad
+ * endpoint, too many). */
 int ls_rproxy_send_probe(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], const struct ls_rproxy_probe *p);
 
 /* Event loop. */
@@ -258,6 +273,8 @@ unsigned ls_rproxy_relayed_mtu(const struct ls_rproxy *rp, unsigned if_mtu);
  *  72  nonce (24, random)
  *  96  sealed body: txid (8) | seq (8), then the Poly1305 tag (16)
  *
+ * (type 3, a probe through the stream relay, has a layout of its own: below.)
+ *
  * XChaCha20-Poly1305 (libsodium's IETF construction) under the pair's key, with the
  * first 72 bytes as associated data: nothing of a message can change unnoticed, and
  * the txid travels encrypted. The pair's key (ls_disco_key) is BLAKE2b-256 over a
@@ -326,6 +343,53 @@ struct ls_disco_replay {
 bool ls_disco_replay_ok(const struct ls_disco_replay *r, uint64_t seq);
 /* Records seq as seen (call after ls_disco_replay_ok and once the message counts). */
 void ls_disco_replay_mark(struct ls_disco_replay *r, uint64_t seq);
+
+/* What a node keeps per peer for its sealed messages (pings, pongs and probes alike):
+ * the pair's key, the peer's replay window, and our seq to the peer (0: none sent yet). */
+struct ls_disco_pair {
+	uint8_t key[LS_DISCO_KEY_LEN];
+	struct ls_disco_replay rw;
+	uint64_t tx_seq;
+};
+/* The seq of our next message to the peer: the first is the Unix time in microseconds
+ * (so it only grows, even across restarts), then one more each time. */
+uint64_t ls_disco_pair_next_seq(struct ls_disco_pair *dp);
+
+/* A probe (ls_rproxy_probe above), sealed for the stream relay:
+ *
+ *   0  "\xffLSD" | type (3 probe) | version (2) | 2 zero bytes
+ *   8  nonce (24, random)
+ *  32  sealed body: seq (8) | ts_ms (8) | flags (1: 1 reply, 2 turn) | endpoint count (1)
+ *      | the TURN address (when flag 2) | the endpoints; then the Poly1305 tag (16)
+ *
+ * an address being family (4 or 6) | port (2) | IPv4 (4) or IPv6 (16) address, network
+ * order; the associated data the first 8 bytes, then the sender's and the receiver's
+ * public keys (the relay frame carries the keys: a probe moved to another pair, or
+ * attributed by the relay to another sender, does not open). 66 bytes with no address,
+ * at most LS_DISCO_PROBE_MAX_LEN (LSR_MAX_PROBE is 256). */
+enum {
+	LS_DISCO_PROBE = 3,
+	LS_DISCO_PROBE_HDR_LEN = 8,
+	LS_DISCO_PROBE_BODY_MIN = 18,
+	LS_DISCO_PROBE_MIN_LEN = LS_DISCO_PROBE_HDR_LEN + LS_DISCO_NONCE_LEN + LS_DISCO_PROBE_BODY_MIN +
+				 LS_DISCO_TAG_LEN, /* 66 */
+	LS_DISCO_PROBE_MAX_LEN = LS_DISCO_PROBE_MIN_LEN + (LS_RPROXY_PROBE_MAX_ENDPOINTS + 1) * 19, /* 237 */
+};
+/* Seals p from `from' to `to' with seq. The length written to out, -EINVAL (an endpoint or
+ * TURN address that is not numeric "ip:port", more than LS_RPROXY_PROBE_MAX_ENDPOINTS)
+ * or -EMSGSIZE (size too small). */
+int ls_disco_probe_seal(const struct ls_rproxy_probe *p, uint64_t seq, const uint8_t from[LSR_KEY_LEN],
+			const uint8_t to[LSR_KEY_LEN], const uint8_t key[LS_DISCO_KEY_LEN], uint8_t *out,
+			size_t size);
+/* Whether buf looks like a sealed probe, before any cryptography: 0, -EPROTO (not a
+ * sealed probe: unsealed) or -EBADMSG (a sealed probe's header or length is wrong). */
+int ls_disco_probe_peek(const uint8_t *buf, size_t len);
+/* ls_disco_probe_peek, then the seal: 0 with *seq and *p, -EPROTO/-EBADMSG as
+ * ls_disco_probe_peek, -EACCES (does not open under key for from -> to), or -EBADMSG
+ * (opens, but the body is malformed). The replay window is the caller's. */
+int ls_disco_probe_open(const uint8_t *buf, size_t len, const uint8_t from[LSR_KEY_LEN],
+			const uint8_t to[LSR_KEY_LEN], const uint8_t key[LS_DISCO_KEY_LEN], uint64_t *seq,
+			struct ls_rproxy_probe *p);
 
 /* A raw IPv4/IPv6 UDP socket (non-blocking, SO_MARK when mark) whose filter keeps
  * pings, pongs and STUN to wg_port. fd or -errno. */

@@ -14,6 +14,14 @@
 # nothing. a counts every one as bad (by reason), answers none,
 # and keeps b's endpoint.
 #
+# Then forged probes through the stream relay: a third node c joins (its agent never
+# runs) and a forger connects to the relay with c's key (the relay has no allowed-keys
+# list) and sends b probes, each naming an address of its own: unsealed (the JSON of
+# before), sealed under a wrong key, tampered, an old one replayed behind a newer one,
+# and a genuine one (sealed with c's real pair key) sent twice. b pings no address that
+# only a refused probe named (counted at b's output), counts each refusal by reason, and
+# still acts on the genuine one (pings its address: the counting sees pings).
+#
 #            ns inet: br0 203.0.113.1/24 (the internet)
 #            control 203.0.113.1:8080, lightscale-relay --udp 3478 --stream 8443
 #              |                                         |
@@ -230,4 +238,43 @@ check "a pinged 10.1.0.1:40000 at most once (a sealed ping, nothing else)" \
 check "a still goes direct to b's STUN endpoint" direct_to a "$pb" 203.0.113.12:41642
 check_eq "a's direct endpoint for b is still b's mapped address" 203.0.113.12:41642 \
 	"$(peer_path a "$pb" .path.direct_endpoint)"
+# Forged probes through the stream relay, from "c" (registered, agent never started: the
+# relay takes its key from whoever proves it with any Ed25519 key). b's pings to each
+# named address are counted at b's output.
+lab_node c inet br0 203.0.113.13/24
+node_init c "$(token_create home 1)"
+kc=$(find "$LAB_DIR/c" -name wg.key | head -1)
+pc=$(wg pubkey <"$kc")
+# (c in b's path state: its netmap endpoint is a candidate)
+b_knows_c() { lsx b status --json | jqe --arg k "$pc" '.peers[] | select(.public_key == $k) | .path.candidates | length > 0' >/dev/null; }
+check "b has c in its netmap and path state" wait_for 40 "b knows c" b_knows_c
+nsx b nft add table inet lsntforge
+nsx b nft add chain inet lsntforge lsout '{ type filter hook output priority -10; }'
+for i in 1 2 3 4 5; do nsx b nft add rule inet lsntforge lsout ip daddr 198.51.100.$i udp dport 4444 counter; done
+pings_to() { nsx b nft list chain inet lsntforge lsout | awk -v a="198.51.100.$1" '$0 ~ a" " { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }'; }
+counters() { lsx b status --json | jq -c '.nat.counters'; }
+c0=$(counters)
+DRIVER=${RPROXY_DRIVER:-$BUILD/tests/ls-rproxy-driver}
+nsx inet "$DRIVER" --forge-to "$pb" --wg-keyfile "$kc" --stream 203.0.113.1:8443 \
+	--forge unsealed=198.51.100.1:4444 --forge wrongkey=198.51.100.2:4444 --forge tampered=198.51.100.3:4444 \
+	--forge genuine=198.51.100.4:4444 --forge old=198.51.100.5:4444 --forge replayed=198.51.100.4:4444 \
+	>"$LAB_DIR/forge.out" 2>&1
+sleep 3
+c1=$(counters)
+check_eq "the forger sent its 6 probes as c" 6 "$(grep -c '^forged .*: ok$' "$LAB_DIR/forge.out")"
+check_eq "b pinged the unsealed probe's address 0 times" 0 "$(pings_to 1)"
+check_eq "b pinged the wrong-key probe's address 0 times" 0 "$(pings_to 2)"
+check_eq "b pinged the tampered probe's address 0 times" 0 "$(pings_to 3)"
+check_eq "b pinged the old (replayed) probe's address 0 times" 0 "$(pings_to 5)"
+check "b pinged the genuine probe's address ($(pings_to 4) times)" test "$(pings_to 4)" -ge 1
+check "b counted the unsealed probe (rejected.probes.unsealed)" test "$(d rejected.probes.unsealed)" -ge 1
+check "b counted the wrong-key and tampered probes (rejected.probes.unauthenticated)" \
+	test "$(d rejected.probes.unauthenticated)" -ge 2
+check "b counted the old and the verbatim replayed probe (rejected.probes.replayed)" \
+	test "$(d rejected.probes.replayed)" -ge 2
+check_eq "only the genuine probe counted as received" 1 "$(d probes_received)"
+cands=$(lsx b status --json | jq -c --arg k "$pc" '[.peers[] | select(.public_key == $k) | .path.candidates[]?]')
+check_eq "c's candidates on b: the genuine probe's address, no forged one ($cands)" "true 0" \
+	"$(jq 'index("198.51.100.4:4444") != null' <<<"$cands") $(jq '[.[] | select(test("^198\\.51\\.100\\.[1235]:"))] | length' <<<"$cands")"
+check "a and b still go direct" direct_to a "$pb" 203.0.113.12:41642
 tap_done

@@ -110,12 +110,12 @@ echo "$ka" >"$tmp/ka"; echo "$kb" >"$tmp/kb"
 check "engine a starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-a.log" ip netns exec $ns_a "$WG_BIN" $if_a
 check "engine b starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-b.log" ip netns exec $ns_b "$WG_BIN" $if_b
 
-ip netns exec $ns_a "$DRIVER" --wg-port 51820 --wg-pubkey "$pa" --peer "$pb" --fwmark 0x5a --prefer-interval-ms 2000 \
+ip netns exec $ns_a "$DRIVER" --wg-port 51820 --wg-keyfile "$tmp/ka" --peer "$pb" --fwmark 0x5a --prefer-interval-ms 2000 \
 	--stream 10.99.1.1:3478 --stream 10.99.1.1:3479 --udp [fd99:1::1]:3478 \
 	--probe-endpoint 10.99.1.2:51820 --endpoints-file "$tmp/ep-a" --status-file "$tmp/status-a.json" \
 	>"$tmp/driver-a.out" 2>"$tmp/driver-a.log" & drv_a=$!
 pids+=($drv_a)
-ip netns exec $ns_b "$DRIVER" --wg-port 51820 --wg-pubkey "$pb" --peer "$pa" --fwmark 0x5a --prefer-interval-ms 2000 \
+ip netns exec $ns_b "$DRIVER" --wg-port 51820 --wg-keyfile "$tmp/kb" --peer "$pa" --fwmark 0x5a --prefer-interval-ms 2000 \
 	--stream 10.99.2.1:3477 --stream 10.99.2.1:3478 --stream 10.99.2.1:3479 --udp 10.99.2.1:3478 \
 	--probe-endpoint 10.99.2.2:51820 --endpoints-file "$tmp/ep-b" --status-file "$tmp/status-b.json" \
 	>"$tmp/driver-b.out" 2>"$tmp/driver-b.log" & drv_b=$!

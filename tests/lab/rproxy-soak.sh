@@ -76,10 +76,10 @@ pa=$(wg pubkey <<<"$ka") pb=$(wg pubkey <<<"$kb")
 echo "$ka" >"$tmp/ka"; echo "$kb" >"$tmp/kb"
 check "engine a starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-a.log" ip netns exec $ns_a "$WG_BIN" $if_a
 check "engine b starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-b.log" ip netns exec $ns_b "$WG_BIN" $if_b
-ip netns exec $ns_a "$DRIVER" --wg-port 51820 --wg-pubkey "$pa" --peer "$pb" --stream 10.99.1.1:3478 \
+ip netns exec $ns_a "$DRIVER" --wg-port 51820 --wg-keyfile "$tmp/ka" --peer "$pb" --stream 10.99.1.1:3478 \
 	--udp 10.99.1.1:3478 --endpoints-file "$tmp/ep-a" --status-file "$tmp/status-a.json" 2>"$tmp/driver-a.log" >/dev/null &
 pids+=($!)
-ip netns exec $ns_b "$DRIVER" --wg-port 51820 --wg-pubkey "$pb" --peer "$pa" --stream 10.99.2.1:3478 \
+ip netns exec $ns_b "$DRIVER" --wg-port 51820 --wg-keyfile "$tmp/kb" --peer "$pa" --stream 10.99.2.1:3478 \
 	--udp 10.99.2.1:3478 --endpoints-file "$tmp/ep-b" --status-file "$tmp/status-b.json" 2>"$tmp/driver-b.log" >/dev/null &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$tmp/ep-a" ] && [ -s "$tmp/ep-b" ] && break; sleep 0.1; done

@@ -89,12 +89,12 @@ echo "$ka" >"$tmp/ka"; echo "$kb" >"$tmp/kb"
 check "engine a starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-a.log" ip netns exec $ns_a "$WG_BIN" $if_a
 check "engine b starts" env LIGHTSCALE_WG_LOG_FILE="$tmp/wg-b.log" ip netns exec $ns_b "$WG_BIN" $if_b
 
-ip netns exec $ns_a "$DRIVER" --wg-port 51820 --wg-pubkey "$pa" --peer "$pb" \
+ip netns exec $ns_a "$DRIVER" --wg-port 51820 --wg-keyfile "$tmp/ka" --peer "$pb" \
 	--stream 10.99.1.1:3478 --turn turn:10.99.1.1:3480,lsp-node,correct-horse \
 	--endpoints-file "$tmp/ep-a" --status-file "$tmp/status-a.json" \
 	>"$tmp/driver-a.out" 2>"$tmp/driver-a.log" &
 pids+=($!)
-ip netns exec $ns_b "$DRIVER" --wg-port 51820 --wg-pubkey "$pb" --peer "$pa" \
+ip netns exec $ns_b "$DRIVER" --wg-port 51820 --wg-keyfile "$tmp/kb" --peer "$pa" \
 	--stream 10.99.2.1:3478 --turn turn:10.99.2.1:3480?transport=udp,lsp-node,correct-horse \
 	--endpoints-file "$tmp/ep-b" --status-file "$tmp/status-b.json" \
 	>"$tmp/driver-b.out" 2>"$tmp/driver-b.log" &

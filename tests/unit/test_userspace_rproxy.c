@@ -122,42 +122,73 @@ static void test_parse_addr(void **state)
 	assert_int_equal(ls_rproxy_parse_addr(NULL, &ss, &len), -EINVAL);
 }
 
+/* Two nodes' keys and their pair's key, derived from either side. */
+struct pairkeys {
+	uint8_t priv_a[32], pub_a[32], priv_b[32], pub_b[32], key[LS_DISCO_KEY_LEN];
+};
+
+static void pairkeys_make(struct pairkeys *k)
+{
+	uint8_t other[LS_DISCO_KEY_LEN];
+
+	assert_int_equal(ls_crypto_init(), 0);
+	ls_wg_genkey(k->priv_a);
+	ls_wg_pubkey(k->pub_a, k->priv_a);
+	ls_wg_genkey(k->priv_b);
+	ls_wg_pubkey(k->pub_b, k->priv_b);
+	assert_int_equal(ls_disco_key(k->key, k->priv_a, k->pub_a, k->pub_b), 0);
+	assert_int_equal(ls_disco_key(other, k->priv_b, k->pub_b, k->pub_a), 0);
+	assert_memory_equal(k->key, other, sizeof(other)); /* both ends derive the same */
+}
+
 static void test_probe_roundtrip(void **state)
 {
 	struct ls_rproxy_probe p = { .ts_ms = 1764000000123ull, .reply = true, .n_endpoints = 2 }, q;
-	char buf[LSR_MAX_PROBE + 1];
+	struct pairkeys k;
+	uint8_t buf[LS_DISCO_PROBE_MAX_LEN];
+	uint64_t seq;
 	int n;
 
 	(void)state;
+	pairkeys_make(&k);
 	strcpy(p.endpoints[0], "198.51.100.7:41641");
 	strcpy(p.endpoints[1], "[2001:db8::7]:41641");
-	n = ls_rproxy_probe_encode(&p, buf, sizeof(buf));
-	assert_true(n > 0 && n <= LSR_MAX_PROBE);
-	assert_int_equal((size_t)n, strlen(buf));
-	assert_int_equal(ls_rproxy_probe_decode((const uint8_t *)buf, (size_t)n, &q), 0);
+	n = ls_disco_probe_seal(&p, 1000, k.pub_a, k.pub_b, k.key, buf, sizeof(buf));
+	assert_int_equal(n, LS_DISCO_PROBE_MIN_LEN + 7 + 19);
+	assert_true(n <= (int)LSR_MAX_PROBE);
+	assert_memory_equal(buf, "\xffLSD\x03\x02\0\0", 8);
+	/* the endpoints travel sealed: not in the clear */
+	assert_null(memmem(buf, (size_t)n, "\xc6\x33\x64\x07", 4));
+	assert_int_equal(ls_disco_probe_peek(buf, (size_t)n), 0);
+	assert_int_equal(ls_disco_probe_open(buf, (size_t)n, k.pub_a, k.pub_b, k.key, &seq, &q), 0);
+	assert_int_equal(seq, 1000);
 	assert_int_equal(q.ts_ms, p.ts_ms);
 	assert_true(q.reply);
 	assert_int_equal(q.n_endpoints, 2);
 	assert_string_equal(q.endpoints[0], "198.51.100.7:41641");
 	assert_string_equal(q.endpoints[1], "[2001:db8::7]:41641");
 	assert_string_equal(q.turn, "");
-	assert_null(strstr(buf, "turn")); /* absent unless set */
+	/* bound to the pair's direction and keys: swapped or another sender does not open */
+	assert_int_equal(ls_disco_probe_open(buf, (size_t)n, k.pub_b, k.pub_a, k.key, &seq, &q), -EACCES);
+	assert_int_equal(q.n_endpoints, 0);
+	assert_int_equal(ls_disco_probe_open(buf, (size_t)n, k.pub_b, k.pub_b, k.key, &seq, &q), -EACCES);
 
 	/* With a TURN relayed address. */
 	strcpy(p.turn, "203.0.113.9:49152");
-	n = ls_rproxy_probe_encode(&p, buf, sizeof(buf));
+	n = ls_disco_probe_seal(&p, 1001, k.pub_a, k.pub_b, k.key, buf, sizeof(buf));
 	assert_true(n > 0);
-	assert_int_equal(ls_rproxy_probe_decode((const uint8_t *)buf, (size_t)n, &q), 0);
+	assert_int_equal(ls_disco_probe_open(buf, (size_t)n, k.pub_a, k.pub_b, k.key, &seq, &q), 0);
 	assert_string_equal(q.turn, "203.0.113.9:49152");
+	assert_int_equal(seq, 1001);
 	strcpy(p.turn, "turn.example:3478");
-	assert_int_equal(ls_rproxy_probe_encode(&p, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ls_disco_probe_seal(&p, 1, k.pub_a, k.pub_b, k.key, buf, sizeof(buf)), -EINVAL);
 
 	/* No endpoints, not a reply: still a probe ("send me UDP now"). */
 	memset(&p, 0, sizeof(p));
 	p.ts_ms = 5;
-	n = ls_rproxy_probe_encode(&p, buf, sizeof(buf));
-	assert_true(n > 0);
-	assert_int_equal(ls_rproxy_probe_decode((const uint8_t *)buf, (size_t)n, &q), 0);
+	n = ls_disco_probe_seal(&p, 7, k.pub_a, k.pub_b, k.key, buf, sizeof(buf));
+	assert_int_equal(n, LS_DISCO_PROBE_MIN_LEN);
+	assert_int_equal(ls_disco_probe_open(buf, (size_t)n, k.pub_a, k.pub_b, k.key, &seq, &q), 0);
 	assert_false(q.reply);
 	assert_int_equal(q.n_endpoints, 0);
 	assert_int_equal(q.ts_ms, 5);
@@ -165,69 +196,137 @@ static void test_probe_roundtrip(void **state)
 
 static void test_probe_encode_limits(void **state)
 {
-	struct ls_rproxy_probe p = { .ts_ms = 1 };
-	char buf[LSR_MAX_PROBE + 1], small[16];
+	struct ls_rproxy_probe p = { .ts_ms = 1 }, q;
+	struct pairkeys k;
+	uint8_t buf[LS_DISCO_PROBE_MAX_LEN], small[LS_DISCO_PROBE_MIN_LEN];
+	uint64_t seq;
+	int n;
 
 	(void)state;
+	pairkeys_make(&k);
 	p.n_endpoints = 1;
 	strcpy(p.endpoints[0], "relay.example:80");
-	assert_int_equal(ls_rproxy_probe_encode(&p, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ls_disco_probe_seal(&p, 1, k.pub_a, k.pub_b, k.key, buf, sizeof(buf)), -EINVAL);
 	strcpy(p.endpoints[0], "10.0.0.1:80");
-	assert_int_equal(ls_rproxy_probe_encode(&p, small, sizeof(small)), -EMSGSIZE);
+	assert_int_equal(ls_disco_probe_seal(&p, 1, k.pub_a, k.pub_b, k.key, small, sizeof(small)), -EMSGSIZE);
 	p.n_endpoints = LS_RPROXY_PROBE_MAX_ENDPOINTS + 1;
-	assert_int_equal(ls_rproxy_probe_encode(&p, buf, sizeof(buf)), -EINVAL);
-	/* Eight long IPv6 endpoints do not fit in LSR_MAX_PROBE bytes. */
+	assert_int_equal(ls_disco_probe_seal(&p, 1, k.pub_a, k.pub_b, k.key, buf, sizeof(buf)), -EINVAL);
+	/* Eight long IPv6 endpoints and a TURN address: the most there is, within LSR_MAX_PROBE. */
 	p.n_endpoints = LS_RPROXY_PROBE_MAX_ENDPOINTS;
 	for (size_t i = 0; i < p.n_endpoints; i++)
 		snprintf(p.endpoints[i], LS_RPROXY_ENDPOINT_LEN, "[2001:db8:1111:2222:3333:4444:5555:%zu]:65535", i);
-	assert_int_equal(ls_rproxy_probe_encode(&p, buf, sizeof(buf)), -EMSGSIZE);
-	/* Eight IPv4 ones do. */
-	for (size_t i = 0; i < p.n_endpoints; i++)
-		snprintf(p.endpoints[i], LS_RPROXY_ENDPOINT_LEN, "192.0.2.%zu:41641", i);
-	assert_true(ls_rproxy_probe_encode(&p, buf, sizeof(buf)) > 0);
+	strcpy(p.turn, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+	n = ls_disco_probe_seal(&p, 1, k.pub_a, k.pub_b, k.key, buf, sizeof(buf));
+	assert_int_equal(n, LS_DISCO_PROBE_MAX_LEN);
+	assert_true((int)LS_DISCO_PROBE_MAX_LEN <= (int)LSR_MAX_PROBE);
+	assert_int_equal(ls_disco_probe_open(buf, (size_t)n, k.pub_a, k.pub_b, k.key, &seq, &q), 0);
+	assert_int_equal(q.n_endpoints, LS_RPROXY_PROBE_MAX_ENDPOINTS);
+	assert_string_equal(q.endpoints[7], "[2001:db8:1111:2222:3333:4444:5555:7]:65535");
 }
 
+/* What does not open as a genuine probe: unsealed (the JSON probes of before), malformed
+ * headers and lengths, another key, any changed byte, and bodies that open but are wrong. */
 static void test_probe_decode_bad(void **state)
 {
-	static const char *const bad[] = {
-		"",
+	static const char *const unsealed[] = {
+		"{\"v\":1,\"ts\":1,\"endpoints\":[\"198.51.100.1:1\"]}",
 		"not json",
-		"[]",
-		"{}",
-		"{\"v\":2,\"ts\":1,\"endpoints\":[]}",
-		"{\"v\":1,\"endpoints\":[]}",
-		"{\"v\":1,\"ts\":-1,\"endpoints\":[]}",
-		"{\"v\":1,\"ts\":\"1\",\"endpoints\":[]}",
-		"{\"v\":1,\"ts\":1}",
-		"{\"v\":1,\"ts\":1,\"endpoints\":\"10.0.0.1:1\"}",
-		"{\"v\":1,\"ts\":1,\"endpoints\":[1]}",
-		"{\"v\":1,\"ts\":1,\"endpoints\":[\"host:1\"]}",
-		"{\"v\":1,\"ts\":1,\"endpoints\":[\"10.0.0.1\"]}",
-		"{\"v\":1,\"ts\":1,\"reply\":1,\"endpoints\":[]}",
-		"{\"v\":1,\"ts\":1,\"ts\":2,\"endpoints\":[]}",
-		"{\"v\":1,\"ts\":1,\"endpoints\":[\"1.1.1.1:1\",\"1.1.1.1:2\",\"1.1.1.1:3\",\"1.1.1.1:4\","
-		"\"1.1.1.1:5\",\"1.1.1.1:6\",\"1.1.1.1:7\",\"1.1.1.1:8\",\"1.1.1.1:9\"]}",
-		"{\"v\":1,\"ts\":1,\"endpoints\":[]",
-		"{\"v\":1,\"ts\":1,\"endpoints\":[],\"turn\":5}",
-		"{\"v\":1,\"ts\":1,\"endpoints\":[],\"turn\":\"host:5\"}",
-		"{\"v\":1,\"ts\":1,\"endpoints\":[],\"turn\":\"\"}",
+		"\xffLSD\x01\x02\0\0",  /* a ping's header */
+		"\xffLSD\x03\x01\0\0",  /* version 1 */
+		"\xffLSE\x03\x02\0\0",
 	};
-	struct ls_rproxy_probe q;
-	char big[LSR_MAX_PROBE * 2];
+	struct ls_rproxy_probe p = { .ts_ms = 9, .n_endpoints = 1 }, q;
+	struct pairkeys k;
+	uint8_t buf[LS_DISCO_PROBE_MAX_LEN], t[LS_DISCO_PROBE_MAX_LEN + 1], wrong[LS_DISCO_KEY_LEN];
+	uint64_t seq;
+	int n;
 
 	(void)state;
-	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		memset(&q, 0x55, sizeof(q));
-		if (ls_rproxy_probe_decode((const uint8_t *)bad[i], strlen(bad[i]), &q) != -EBADMSG)
-			fail_msg("accepted `%s'", bad[i]);
-		assert_int_equal(q.n_endpoints, 0); /* cleared on failure */
+	pairkeys_make(&k);
+	for (size_t i = 0; i < ARRAY_SIZE(unsealed); i++) {
+		memset(t, 0, sizeof(t));
+		memcpy(t, unsealed[i], strlen(unsealed[i]));
+		/* as long as a real one, so that only the format refuses it */
+		if (ls_disco_probe_open(t, LS_DISCO_PROBE_MIN_LEN + 7, k.pub_a, k.pub_b, k.key, &seq, &q) != -EPROTO)
+			fail_msg("unsealed %zu not refused as such", i);
 	}
-	/* Longer than a probe may be, even if valid JSON. */
-	snprintf(big, sizeof(big), "{\"v\":1,\"ts\":1,\"endpoints\":[],\"x\":\"%0*d\"}", LSR_MAX_PROBE, 0);
-	assert_int_equal(ls_rproxy_probe_decode((const uint8_t *)big, strlen(big), &q), -EBADMSG);
-	/* Embedded NUL. */
-	assert_int_equal(ls_rproxy_probe_decode((const uint8_t *)"{\"v\":1\0}", 9, &q), -EBADMSG);
-	assert_int_equal(ls_rproxy_probe_decode(NULL, 0, &q), -EBADMSG);
+	assert_int_equal(ls_disco_probe_peek(NULL, 0), -EPROTO);
+	strcpy(p.endpoints[0], "198.51.100.9:4444");
+	n = ls_disco_probe_seal(&p, 77, k.pub_a, k.pub_b, k.key, buf, sizeof(buf));
+	assert_true(n > 0);
+	/* lengths: short, long, a reserved byte set */
+	assert_int_equal(ls_disco_probe_peek(buf, LS_DISCO_PROBE_MIN_LEN - 1), -EBADMSG);
+	memcpy(t, buf, (size_t)n);
+	t[n] = 0;
+	assert_int_equal(ls_disco_probe_open(t, (size_t)n + 1, k.pub_a, k.pub_b, k.key, &seq, &q), -EACCES);
+	assert_int_equal(ls_disco_probe_peek(t, LS_DISCO_PROBE_MAX_LEN + 1), -EBADMSG);
+	t[6] = 1;
+	assert_int_equal(ls_disco_probe_open(t, (size_t)n, k.pub_a, k.pub_b, k.key, &seq, &q), -EBADMSG);
+	/* another key */
+	randombytes_buf(wrong, sizeof(wrong));
+	assert_int_equal(ls_disco_probe_open(buf, (size_t)n, k.pub_a, k.pub_b, wrong, &seq, &q), -EACCES);
+	/* every byte after the magic and type, one bit changed: never opens */
+	for (int i = 5; i < n; i++) {
+		memcpy(t, buf, (size_t)n);
+		t[i] ^= 0x10;
+		int r = ls_disco_probe_open(t, (size_t)n, k.pub_a, k.pub_b, k.key, &seq, &q);
+
+		if (r != -EACCES && r != -EPROTO && r != -EBADMSG)
+			fail_msg("byte %d changed: %d", i, r);
+		assert_int_equal(q.n_endpoints, 0);
+		assert_int_equal(seq, 0);
+	}
+	assert_int_equal(ls_disco_probe_open(buf, (size_t)n, k.pub_a, k.pub_b, k.key, &seq, &q), 0);
+	assert_string_equal(q.endpoints[0], "198.51.100.9:4444");
+	/* Bodies that open but are malformed: sealed by hand. */
+	{
+		static const struct {
+			uint8_t body[40];
+			size_t len;
+		} bodies[] = {
+			{ { 0 }, 17 },                                              /* short */
+			{ { [16] = 4 }, 18 },                                       /* unknown flag */
+			{ { [17] = 9 }, 18 },                                       /* too many */
+			{ { [17] = 1, [18] = 5, [20] = 1 }, 25 },                   /* family 5 */
+			{ { [17] = 1, [18] = 4 }, 25 },                             /* port 0 */
+			{ { [17] = 1, [18] = 4, [20] = 1 }, 24 },                   /* cut short */
+			{ { [17] = 1, [18] = 4, [20] = 1 }, 26 },                   /* a byte left over */
+			{ { [16] = 2, [18] = 6, [20] = 1 }, 30 },                   /* TURN, cut short */
+		};
+		for (size_t i = 0; i < ARRAY_SIZE(bodies); i++) {
+			uint8_t ad[8 + 64];
+			unsigned long long clen;
+
+			memcpy(t, "\xffLSD\x03\x02\0\0", 8);
+			randombytes_buf(t + 8, 24);
+			memcpy(ad, t, 8);
+			memcpy(ad + 8, k.pub_a, 32);
+			memcpy(ad + 40, k.pub_b, 32);
+			crypto_aead_xchacha20poly1305_ietf_encrypt(t + 32, &clen, bodies[i].body, bodies[i].len, ad,
+								   sizeof(ad), NULL, t + 8, k.key);
+			int r = ls_disco_probe_open(t, 32 + clen, k.pub_a, k.pub_b, k.key, &seq, &q);
+
+			if (r != -EBADMSG)
+				fail_msg("malformed body %zu: %d", i, r);
+		}
+	}
+}
+
+/* The pair state a node keeps per peer (the agent's np_pair): our pairs here. */
+struct test_pairs {
+	size_t n;
+	uint8_t peer[4][32];
+	struct ls_disco_pair dp[4];
+};
+
+static struct ls_disco_pair *test_pair_cb(void *ctx, const uint8_t key[LSR_KEY_LEN])
+{
+	struct test_pairs *tp = ctx;
+
+	for (size_t i = 0; i < tp->n; i++)
+		if (!memcmp(tp->peer[i], key, 32))
+			return &tp->dp[i];
+	return NULL;
 }
 
 /* The module on loopback with no relays: endpoints, the WireGuard-port guard, drops. */
@@ -272,7 +371,7 @@ static void test_module_no_relays(void **state)
 	assert_int_equal(ep2.sin_port, ep.sin_port); /* one socket ... */
 	assert_int_not_equal(ep2.sin_addr.s_addr, ep.sin_addr.s_addr); /* ... an address each */
 	assert_int_equal(ls_rproxy_peer_path(rp, k1), LS_RPROXY_PATH_NONE);
-	assert_int_equal(ls_rproxy_send_probe(rp, k1, &p), -ENOTCONN);
+	assert_int_equal(ls_rproxy_send_probe(rp, k1, &p), -ENOKEY); /* no pair: nothing to seal with */
 
 	/* From WireGuard's port: taken, and dropped (no relay). From another port: not even taken. */
 	assert_int_equal(sendto(wgfd, "\x04\0\0\0hello", 9, 0, (struct sockaddr *)&ep, sizeof(ep)), 9);
@@ -600,10 +699,12 @@ static void test_module_stream(void **state)
 	struct sockaddr_in lsn = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in wg = lsn, ep, from;
 	socklen_t len = sizeof(lsn);
-	struct ls_rproxy_config cfg = { .on_probe = probe_cb };
+	static struct test_pairs tp;
+	struct ls_rproxy_config cfg = { .on_probe = probe_cb, .pair = test_pair_cb, .cb_ctx = &tp };
 	char addr[32];
 	const char *streams[1] = { addr };
-	uint8_t peer[32], stranger[32], edpk[32], buf[1024], type;
+	uint8_t peer[32], stranger[32], edpk[32], buf[1024], type, our_priv[32], peer_priv[32], peer2_priv[32];
+	uint8_t peer_key[LS_DISCO_KEY_LEN]; /* the pair's key as the peer derives it */
 	struct lsr_server_hello sh = { .magic = htobe32(LSR_STREAM_MAGIC), .version = LSR_VERSION };
 	struct lsr_server_accept acc = { .keepalive_s = htobe32(25), .max_payload = htobe32(65535) };
 	const struct lsr_client_hello *ch;
@@ -625,10 +726,20 @@ static void test_module_stream(void **state)
 	cfg.relays.stream = streams;
 	cfg.relays.n_stream = 1;
 	cfg.wg_port = ntohs(wg.sin_port);
-	ls_wg_genkey(buf);
-	ls_wg_pubkey(cfg.wg_pub, buf);
+	ls_wg_genkey(our_priv);
+	ls_wg_pubkey(cfg.wg_pub, our_priv);
 	ls_ed25519_keypair(edpk, cfg.ed_sk);
-	memset(peer, 7, sizeof(peer));
+	ls_wg_genkey(peer_priv);
+	ls_wg_pubkey(peer, peer_priv);
+	ls_wg_genkey(peer2_priv);
+	/* our pairs: with the peer (relayed) and with a second peer of ours (not relayed) */
+	memset(&tp, 0, sizeof(tp));
+	tp.n = 2;
+	memcpy(tp.peer[0], peer, 32);
+	assert_int_equal(ls_disco_key(tp.dp[0].key, our_priv, cfg.wg_pub, peer), 0);
+	ls_wg_pubkey(tp.peer[1], peer2_priv);
+	assert_int_equal(ls_disco_key(tp.dp[1].key, our_priv, cfg.wg_pub, tp.peer[1]), 0);
+	assert_int_equal(ls_disco_key(peer_key, peer_priv, peer, cfg.wg_pub), 0);
 	memset(stranger, 9, sizeof(stranger));
 	rp = ls_rproxy_new(&cfg);
 	assert_non_null(rp);
@@ -678,32 +789,83 @@ static void test_module_stream(void **state)
 	assert_memory_equal(buf + LSR_FRAME_HDR_LEN, peer, 32);
 	assert_memory_equal(buf + LSR_FRAME_HDR_LEN + 32, "\x01\0\0\0init", 8);
 
-	/* Probes: a good one reaches the callback; a bad one is counted. */
+	/* Probes: a genuine one reaches the callback. Forged ones (as a relay, or whoever
+	 * connects to it with the peer's key, could send) never do, whatever address they
+	 * name, and are counted by reason: unsealed (the JSON of before), another key,
+	 * tampered, replayed verbatim, an old one replayed behind newer ones, the peer's
+	 * probe attributed to another peer, from a key that is no peer's, malformed. */
 	{
-		const char *good = "{\"v\":1,\"ts\":42,\"endpoints\":[\"192.0.2.1:51820\"]}";
+		struct ls_rproxy_probe g = { .ts_ms = 42, .n_endpoints = 1 }, f = { .ts_ms = 43, .n_endpoints = 1 };
+		const char *json = "{\"v\":1,\"ts\":42,\"endpoints\":[\"198.51.100.1:4444\"]}";
+		uint8_t good[LS_DISCO_PROBE_MAX_LEN], bad[LS_DISCO_PROBE_MAX_LEN], wrong[LS_DISCO_KEY_LEN];
+		uint64_t s0 = 1764000000000000ull;
+		int gn, bn;
+		json_t *rej;
 
-		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, good, strlen(good));
-		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, "{\"v\":1", 6);
+		strcpy(g.endpoints[0], "192.0.2.1:51820");
+		gn = ls_disco_probe_seal(&g, s0 + 100, peer, cfg.wg_pub, peer_key, good, sizeof(good));
+		assert_true(gn > 0);
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, good, (size_t)gn);
+		pump(rp, 50);
+		assert_int_equal(probes_seen, 1);
+		assert_int_equal(last_probe.ts_ms, 42);
+		assert_string_equal(last_probe.endpoints[0], "192.0.2.1:51820");
+
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, json, strlen(json));          /* unsealed */
+		strcpy(f.endpoints[0], "198.51.100.2:4444");
+		randombytes_buf(wrong, sizeof(wrong));
+		bn = ls_disco_probe_seal(&f, s0 + 101, peer, cfg.wg_pub, wrong, bad, sizeof(bad));
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, bad, (size_t)bn);             /* another key */
+		strcpy(f.endpoints[0], "198.51.100.3:4444");
+		bn = ls_disco_probe_seal(&f, s0 + 102, peer, cfg.wg_pub, peer_key, bad, sizeof(bad));
+		bad[40] ^= 1;
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, bad, (size_t)bn);             /* tampered */
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, good, (size_t)gn);            /* replayed */
+		strcpy(f.endpoints[0], "198.51.100.4:4444");
+		bn = ls_disco_probe_seal(&f, s0, peer, cfg.wg_pub, peer_key, bad, sizeof(bad));
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, bad, (size_t)bn);             /* old */
+		strcpy(f.endpoints[0], "198.51.100.5:4444");
+		bn = ls_disco_probe_seal(&f, s0 + 103, peer, cfg.wg_pub, peer_key, bad, sizeof(bad));
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, tp.peer[1], 32, bad, (size_t)bn);       /* misattributed */
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, stranger, 32, bad, (size_t)bn);         /* no peer's */
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, bad, LS_DISCO_PROBE_MIN_LEN - 1); /* malformed */
 		/* A packet from a key we do not relay for is dropped and counted. */
 		srv_frame(sfd, LSR_FRAME_RECV, stranger, 32, "\x04\0\0\0x", 5);
 		pump(rp, 100);
 		assert_int_equal(probes_seen, 1);
-		assert_int_equal(last_probe.ts_ms, 42);
 		assert_string_equal(last_probe.endpoints[0], "192.0.2.1:51820");
-		assert_int_equal(json_integer_value(status_get(rp, "counters", "probes_bad")), 1);
+		rej = status_get(rp, "counters", "probes_rejected");
+		assert_int_equal(json_integer_value(json_object_get(rej, "unsealed")), 1);
+		assert_int_equal(json_integer_value(json_object_get(rej, "unauthenticated")), 3);
+		assert_int_equal(json_integer_value(json_object_get(rej, "replayed")), 2);
+		assert_int_equal(json_integer_value(json_object_get(rej, "unknown_peer")), 1);
+		assert_int_equal(json_integer_value(json_object_get(rej, "malformed")), 1);
+		assert_int_equal(json_integer_value(status_get(rp, "counters", "probes_bad")), 8);
+		assert_int_equal(json_integer_value(status_get(rp, "counters", "probes_received")), 1);
 		assert_int_equal(json_integer_value(status_get(rp, "counters", "unknown_peer")), 1);
 		assert_int_equal(recv(wgfd, buf, sizeof(buf), MSG_DONTWAIT), -1); /* nothing delivered */
+		/* A newer genuine one still counts. */
+		bn = ls_disco_probe_seal(&g, s0 + 104, peer, cfg.wg_pub, peer_key, bad, sizeof(bad));
+		srv_frame(sfd, LSR_FRAME_PROBE_RECV, peer, 32, bad, (size_t)bn);
+		pump(rp, 50);
+		assert_int_equal(probes_seen, 2);
 	}
-	/* Our probe goes out as a PROBE frame. */
+	/* Our probe goes out as a PROBE frame, sealed for the peer with our next seq. */
 	{
 		struct ls_rproxy_probe p = { .ts_ms = 7 };
+		uint64_t seq;
 
 		assert_int_equal(ls_rproxy_send_probe(rp, peer, &p), 0);
 		n = srv_read(rp, sfd, buf, sizeof(buf), &type);
 		assert_int_equal(type, LSR_FRAME_PROBE);
 		assert_memory_equal(buf + LSR_FRAME_HDR_LEN, peer, 32);
-		assert_int_equal(ls_rproxy_probe_decode(buf + LSR_FRAME_HDR_LEN + 32, n - 32, &p), 0);
+		assert_int_equal(ls_disco_probe_open(buf + LSR_FRAME_HDR_LEN + 32, n - 32, cfg.wg_pub, peer, peer_key,
+						     &seq, &p), 0);
 		assert_int_equal(p.ts_ms, 7);
+		assert_int_equal(seq, tp.dp[0].tx_seq);
+		assert_true(seq > 1764000000000000ull); /* from the clock */
+		/* none to a key that is no peer's */
+		assert_int_equal(ls_rproxy_send_probe(rp, stranger, &p), -ENOKEY);
 	}
 	/* A frame whose length is wrong for its type: the connection is dropped, not trusted. */
 	{

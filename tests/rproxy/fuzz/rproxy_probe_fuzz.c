@@ -1,30 +1,45 @@
 /* SPDX-License-Identifier: MIT */
-/* libFuzzer harness: the relay proxy's probe payload decoder and address parser, and
+/* libFuzzer harness: the relay proxy's sealed probe decoder and address parser, and
  * the direct path discovery's raw UDP parser (agent.c; the sealed ping/pong decoder has
- * its own harness, disco_fuzz.c). A decoded probe must encode again and decode to the
- * same thing; a parsed raw datagram's payload lies inside the input. */
+ * its own harness, disco_fuzz.c). The input goes to ls_disco_probe_open as it is (it
+ * must not open: no key is known to the fuzzer) and, sealed here under a fixed key as a
+ * probe's body, through the body decoder: a probe that opens must seal again and open to
+ * the same thing. A parsed raw datagram's payload lies inside the input. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "userspace/relayproxy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const uint8_t from[32] = { 1 }, to[32] = { 2 }, key[32] = { 3 };
 	struct ls_rproxy_probe p, q;
 	struct sockaddr_storage ss;
-	char buf[LSR_MAX_PROBE + 1], *s;
+	uint8_t buf[LS_DISCO_PROBE_MAX_LEN + 64], ad[8 + 64];
+	unsigned long long clen;
+	uint64_t seq, seq2;
+	char *s;
 	socklen_t len;
 	int n;
 
-	if (ls_rproxy_probe_decode(data, size, &p) == 0) {
-		n = ls_rproxy_probe_encode(&p, buf, sizeof(buf));
-		/* Re-encoding may be longer only by escaping; it must never be invalid. */
-		if (n == -EINVAL)
-			abort();
-		if (n > 0) {
-			if (ls_rproxy_probe_decode((const uint8_t *)buf, (size_t)n, &q))
+	if (ls_disco_probe_open(data, size, from, to, key, &seq, &p) == 0)
+		abort(); /* opened without the sender's seal */
+	if (size <= LS_DISCO_PROBE_MAX_LEN - 32 - 16) {
+		memcpy(buf, "\xffLSD\x03\x02\0\0", 8);
+		memset(buf + 8, 0x5a, 24);
+		memcpy(ad, buf, 8);
+		memcpy(ad + 8, from, 32);
+		memcpy(ad + 40, to, 32);
+		crypto_aead_xchacha20poly1305_ietf_encrypt(buf + 32, &clen, data, size, ad, sizeof(ad), NULL, buf + 8, key);
+		if (ls_disco_probe_open(buf, 32 + (size_t)clen, from, to, key, &seq, &p) == 0) {
+			n = ls_disco_probe_seal(&p, seq, from, to, key, buf, sizeof(buf));
+			if (n != 32 + (int)clen)
+				abort(); /* the encoding is canonical */
+			if (ls_disco_probe_open(buf, (size_t)n, from, to, key, &seq2, &q) || seq2 != seq)
 				abort();
 			if (q.ts_ms != p.ts_ms || q.reply != p.reply || q.n_endpoints != p.n_endpoints ||
 			    strcmp(q.turn, p.turn))
