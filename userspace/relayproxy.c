@@ -15,6 +15,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -58,17 +59,28 @@ struct rp_counter {
 	uint64_t packets, bytes;
 };
 
-struct rp_peer {
-	uint8_t key[LSR_KEY_LEN];
-	uint32_t slot; /* its loopback address: LS_RPROXY_LO_NET + slot */
-	uint32_t idx;  /* its index in ls_rproxy.peers */
-	struct rp_reach reach[RP_VIA_MAX];
-	/* the peer's TURN relayed address (from its probe); NULL: none. Apart, so that the
-	 * many peers that never have one do not carry 128 bytes each. */
-	struct sockaddr_storage *turn_addr;
-	uint64_t turn_probe_ms;            /* our relayed address last sent to it */
+/* A relayed peer that has a TURN relayed address (from its probe). */
+struct rp_tpeer {
+	struct sockaddr_storage addr;
+	struct rp_reach reach;
+};
+
+/* A relayed peer's traffic, from its first packet (or drop) on. */
+struct rp_stats {
 	struct rp_counter tx[LS_RPROXY_PATH_MAX - 1], rx[LS_RPROXY_PATH_MAX - 1]; /* [path - 1] */
 	uint64_t dropped;
+};
+
+/* A relayed peer: 72 bytes, in the slot of its loopback address (ls_rproxy.slots, slot
+ * s is LS_RPROXY_LO_NET + s). What most peers never need lives apart: the TURN state of
+ * a peer with a TURN address, the counters of a peer that carried traffic. At 10,000
+ * idle relayed peers this was 224 bytes of malloc'd record each, plus a pointer in three
+ * arrays (the peer list, the address index, the key table). */
+struct rp_peer {
+	uint8_t key[LSR_KEY_LEN];
+	struct rp_reach udp;   /* through the UDP relay */
+	struct rp_tpeer *turn; /* NULL: no TURN address */
+	struct rp_stats *st;   /* NULL: nothing carried or dropped yet */
 };
 
 struct rp_relay {
@@ -95,22 +107,26 @@ struct ls_rproxy {
 	ls_rproxy_pair_cb pair;
 	void *cb_ctx;
 
-	struct rp_peer **peers;
-	size_t n_peers, cap_peers;
-	/* the same peers by key: open addressing with linear probing, ht_cap a power of two
-	 * at least twice n_peers (a relay frame and the agent's path queries look a peer up
-	 * by key; a scan cost 10,000 key compares each at 10,000 relayed peers) */
-	struct rp_peer **ht;
+	/* The peers, by the slot of their loopback address: slot s (1..LS_RPROXY_LO_MAX_PEERS)
+	 * is LS_RPROXY_LO_NET + s, its record slots[s], in use when bit s of used is set.
+	 * slots is one anonymous mapping for the whole pool, made with the first peer: its
+	 * records never move, and only the pages of slots in use (below lo_next) are ever
+	 * touched. Freed slots are reused first (lo_free, a stack), then lo_next. */
+	struct rp_peer *slots;
+	uint64_t used[(LS_RPROXY_LO_MAX_PEERS + 1 + 63) / 64];
+	size_t n_peers;
+	/* the same peers by key: open addressing with linear probing, slot numbers (0: empty),
+	 * ht_cap a power of two at least twice n_peers (a relay frame and the agent's path
+	 * queries look a peer up by key; a scan cost 10,000 key compares each at 10,000
+	 * relayed peers) */
+	uint32_t *ht;
 	size_t ht_cap;
 
-	/* The loopback socket (-1 until the first peer) and the address pool: slot i
-	 * (1..LS_RPROXY_LO_MAX_PEERS) is LS_RPROXY_LO_NET + i, lo_slot[i] its peer or
-	 * NULL; freed slots are reused first (lo_free, a stack), then lo_next. */
+	/* The loopback socket (-1 until the first peer). */
 	struct rp_handle lo_h;
 	int lo_fd;
 	uint16_t lo_port;
-	struct rp_peer **lo_slot;
-	uint32_t lo_cap, lo_next;
+	uint32_t lo_next;
 	uint32_t *lo_free;
 	uint32_t n_lo_free, cap_lo_free;
 
@@ -159,6 +175,7 @@ struct ls_rproxy {
 	enum rp_state turn_state;
 	struct sockaddr_storage turn_relayed;
 	uint64_t turn_retry_at;
+	uint64_t turn_round_at; /* our relayed address last sent to the peers not reached with it */
 	unsigned turn_failures;
 	char turn_error[96];
 
@@ -320,6 +337,21 @@ static void relay_failed(struct rp_relay *r, uint64_t now, const char *what, int
 	snprintf(r->last_error, sizeof(r->last_error), "%s: %s", what, strerror(err < 0 ? -err : err));
 }
 
+static struct rp_peer *slot_peer(const struct ls_rproxy *rp, uint32_t s)
+{
+	return rp->used[s / 64] >> (s % 64) & 1 ? &rp->slots[s] : NULL;
+}
+
+static uint32_t peer_slot(const struct ls_rproxy *rp, const struct rp_peer *p)
+{
+	return (uint32_t)(p - rp->slots);
+}
+
+/* Every peer in use, by slot: FOR_EACH_PEER(rp, p) { ... } (break works). */
+#define FOR_EACH_PEER(rp, p) \
+	for (uint32_t fe_s_ = 1; fe_s_ < (rp)->lo_next; fe_s_++) \
+		if (((p) = slot_peer((rp), fe_s_)))
+
 /* All 32 bytes mixed: keys come from the netmap, and keys that differ only in a few bytes
  * (the benchmark's, or a hostile control plane's) must not pile into one probe run. */
 static size_t key_slot(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
@@ -338,27 +370,30 @@ static struct rp_peer *peer_find(const struct ls_rproxy *rp, const uint8_t key[L
 	if (!rp->ht_cap)
 		return NULL;
 	for (size_t i = key_slot(rp, key);; i = (i + 1) & (rp->ht_cap - 1)) {
-		struct rp_peer *p = rp->ht[i];
+		uint32_t s = rp->ht[i];
 
-		if (!p || !memcmp(p->key, key, LSR_KEY_LEN))
-			return p;
+		if (!s)
+			return NULL;
+		if (!memcmp(rp->slots[s].key, key, LSR_KEY_LEN))
+			return &rp->slots[s];
 	}
 }
 
-static void ht_put(struct ls_rproxy *rp, struct rp_peer *p)
+static void ht_put(struct ls_rproxy *rp, uint32_t s)
 {
-	size_t i = key_slot(rp, p->key);
+	size_t i = key_slot(rp, rp->slots[s].key);
 
 	while (rp->ht[i])
 		i = (i + 1) & (rp->ht_cap - 1);
-	rp->ht[i] = p;
+	rp->ht[i] = s;
 }
 
 /* room for one more peer: the table rebuilt at twice the size when it would be half full */
 static int ht_reserve(struct ls_rproxy *rp)
 {
 	size_t cap = rp->ht_cap ? rp->ht_cap : 16;
-	struct rp_peer **ht;
+	struct rp_peer *p;
+	uint32_t *ht;
 
 	while ((rp->n_peers + 1) * 2 > cap)
 		cap *= 2;
@@ -370,8 +405,8 @@ static int ht_reserve(struct ls_rproxy *rp)
 	free(rp->ht);
 	rp->ht = ht;
 	rp->ht_cap = cap;
-	for (size_t i = 0; i < rp->n_peers; i++)
-		ht_put(rp, rp->peers[i]);
+	FOR_EACH_PEER(rp, p)
+		ht_put(rp, peer_slot(rp, p));
 	return 0;
 }
 
@@ -380,11 +415,12 @@ static int ht_reserve(struct ls_rproxy *rp)
 static void ht_del(struct ls_rproxy *rp, const struct rp_peer *p)
 {
 	size_t mask = rp->ht_cap - 1, i = key_slot(rp, p->key), j;
+	uint32_t s = peer_slot(rp, p);
 
-	while (rp->ht[i] != p)
+	while (rp->ht[i] != s)
 		i = (i + 1) & mask;
 	for (j = (i + 1) & mask; rp->ht[j]; j = (j + 1) & mask) {
-		size_t k = key_slot(rp, rp->ht[j]->key);
+		size_t k = key_slot(rp, rp->slots[rp->ht[j]].key);
 
 		/* ht[j] stays when its home k lies cyclically in (i, j] */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
@@ -392,7 +428,21 @@ static void ht_del(struct ls_rproxy *rp, const struct rp_peer *p)
 		rp->ht[i] = rp->ht[j];
 		i = j;
 	}
-	rp->ht[i] = NULL;
+	rp->ht[i] = 0;
+}
+
+/* How the peer was heard through the UDP relay or TURN; NULL: no TURN address. */
+static struct rp_reach *reach_of(struct rp_peer *p, int via)
+{
+	return via == RP_VIA_UDP ? &p->udp : p->turn ? &p->turn->reach : NULL;
+}
+
+/* The peer's counters, made at its first packet; NULL when out of memory (not counted). */
+static struct rp_stats *stats_of(struct rp_peer *p)
+{
+	if (!p->st)
+		p->st = calloc(1, sizeof(*p->st));
+	return p->st;
 }
 
 static bool udp_up(const struct ls_rproxy *rp)
@@ -410,12 +460,12 @@ static bool reach_ok(const struct ls_rproxy *rp, const struct rp_reach *r)
 
 static bool peer_udp_confirmed(const struct ls_rproxy *rp, const struct rp_peer *p)
 {
-	return reach_ok(rp, &p->reach[RP_VIA_UDP]);
+	return reach_ok(rp, &p->udp);
 }
 
 static bool peer_turn_ready(const struct ls_rproxy *rp, const struct rp_peer *p)
 {
-	return rp->turn_state == RP_UP && p->turn_addr && reach_ok(rp, &p->reach[RP_VIA_TURN]);
+	return rp->turn_state == RP_UP && p->turn && reach_ok(rp, &p->turn->reach);
 }
 
 static enum ls_rproxy_path peer_path(const struct ls_rproxy *rp, const struct rp_peer *p)
@@ -449,9 +499,9 @@ static bool sa_equal(const struct sockaddr_storage *a, const struct sockaddr_sto
 static int turn_cmd(struct ls_rproxy *rp, uint8_t type, const struct sockaddr_storage *addr, const void *data,
 		    size_t len);
 
-static struct in_addr peer_lo_addr(const struct rp_peer *p)
+static struct in_addr peer_lo_addr(const struct ls_rproxy *rp, const struct rp_peer *p)
 {
-	return (struct in_addr){ .s_addr = htonl(LS_RPROXY_LO_NET + p->slot) };
+	return (struct in_addr){ .s_addr = htonl(LS_RPROXY_LO_NET + peer_slot(rp, p)) };
 }
 
 /* Delivers a relayed datagram to WireGuard (127.0.0.1:wg_port) from the peer's
@@ -469,18 +519,22 @@ static void deliver(struct ls_rproxy *rp, struct rp_peer *p, enum ls_rproxy_path
 	struct msghdr mh = { .msg_name = &wg, .msg_namelen = sizeof(wg), .msg_iov = &iov, .msg_iovlen = 1,
 			     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	struct in_pktinfo pi = { .ipi_spec_dst = peer_lo_addr(p) };
+	struct in_pktinfo pi = { .ipi_spec_dst = peer_lo_addr(rp, p) };
+	struct rp_stats *st;
 
 	c->cmsg_level = IPPROTO_IP;
 	c->cmsg_type = IP_PKTINFO;
 	c->cmsg_len = CMSG_LEN(sizeof(pi));
 	memcpy(CMSG_DATA(c), &pi, sizeof(pi));
 	if (rp->lo_fd < 0 || sendmsg(rp->lo_fd, &mh, MSG_DONTWAIT) < 0) {
-		p->dropped++;
+		if ((st = stats_of(p)))
+			st->dropped++;
 		return;
 	}
-	p->rx[path - 1].packets++;
-	p->rx[path - 1].bytes += len;
+	if ((st = stats_of(p))) {
+		st->rx[path - 1].packets++;
+		st->rx[path - 1].bytes += len;
+	}
 }
 
 /* ---------------------------------------------------------------- UDP relay */
@@ -493,8 +547,10 @@ static void udp_close(struct ls_rproxy *rp)
 	rp->udp_state = RP_IDLE;
 	rp->udp_cur = -1;
 	/* Whoever we heard there must be heard again on the next registration. */
-	for (size_t i = 0; i < rp->n_peers; i++)
-		memset(&rp->peers[i]->reach[RP_VIA_UDP], 0, sizeof(rp->peers[i]->reach[RP_VIA_UDP]));
+	struct rp_peer *p;
+
+	FOR_EACH_PEER(rp, p)
+		memset(&p->udp, 0, sizeof(p->udp));
 }
 
 static void udp_send_register(struct ls_rproxy *rp)
@@ -561,21 +617,21 @@ static int via_send(struct ls_rproxy *rp, struct rp_peer *p, int via, const void
 		r = &rp->udp[rp->udp_cur];
 		return ls_relay_udp_send(rp->udp_fd, (struct sockaddr *)&r->sa, r->sa_len, p->key, buf, n);
 	}
-	if (rp->turn_state != RP_UP || !p->turn_addr)
+	if (rp->turn_state != RP_UP || !p->turn)
 		return -ENOTCONN;
-	return turn_cmd(rp, 'S', p->turn_addr, buf, n);
+	return turn_cmd(rp, 'S', &p->turn->addr, buf, n);
 }
 
 static void send_hello(struct ls_rproxy *rp, struct rp_peer *p, int via, uint8_t kind)
 {
 	uint8_t h[LS_RPROXY_HELLO_LEN] = { 0 };
-	struct rp_reach *r = &p->reach[via];
+	struct rp_reach *r = reach_of(p, via);
 
 	memcpy(h, LS_RPROXY_HELLO_MAGIC, 4);
 	h[4] = kind;
 	if (via_send(rp, p, via, h, sizeof(h)) == 0)
 		rp->c.hellos_sent++;
-	if (kind != LS_RPROXY_HELLO_REQ)
+	if (kind != LS_RPROXY_HELLO_REQ || !r)
 		return;
 	r->sent = rp->now;
 	if (!r->pending)
@@ -585,8 +641,12 @@ static void send_hello(struct ls_rproxy *rp, struct rp_peer *p, int via, uint8_t
 /* A datagram from the peer through the UDP relay or TURN: a hello, or for WireGuard. */
 static void via_input(struct ls_rproxy *rp, struct rp_peer *p, int via, const uint8_t *data, size_t len)
 {
-	p->reach[via].heard = rp->now;
-	p->reach[via].pending = 0;
+	struct rp_reach *r = reach_of(p, via);
+
+	if (r) {
+		r->heard = rp->now;
+		r->pending = 0;
+	}
 	if (len == LS_RPROXY_HELLO_LEN && !memcmp(data, LS_RPROXY_HELLO_MAGIC, 4)) {
 		rp->c.hellos_received++;
 		if (data[4] == LS_RPROXY_HELLO_REQ)
@@ -601,13 +661,12 @@ static void via_input(struct ls_rproxy *rp, struct rp_peer *p, int via, const ui
 /* Hellos: more often to peers reached this way, so both sides notice a lost path soon. */
 static void hellos_tick(struct ls_rproxy *rp, int via)
 {
-	for (size_t i = 0; i < rp->n_peers; i++) {
-		struct rp_peer *p = rp->peers[i];
-		uint64_t every = reach_ok(rp, &p->reach[via]) ? LS_RPROXY_HELLO_ACTIVE_MS : LS_RPROXY_HELLO_MS;
+	struct rp_peer *p;
 
-		if (via == RP_VIA_TURN && !p->turn_addr)
-			continue;
-		if (rp->now - p->reach[via].sent >= every)
+	FOR_EACH_PEER(rp, p) {
+		struct rp_reach *r = reach_of(p, via);
+
+		if (r && rp->now - r->sent >= (reach_ok(rp, r) ? LS_RPROXY_HELLO_ACTIVE_MS : LS_RPROXY_HELLO_MS))
 			send_hello(rp, p, via, LS_RPROXY_HELLO_REQ);
 	}
 }
@@ -625,8 +684,10 @@ static void udp_registered(struct ls_rproxy *rp, const struct ls_relay_udp_msg *
 		rp->udp_since = rp->now;
 		rp->udp_state = RP_UP;
 		/* Ask every peer at once whether it is there too. */
-		for (size_t i = 0; i < rp->n_peers; i++)
-			send_hello(rp, rp->peers[i], RP_VIA_UDP, LS_RPROXY_HELLO_REQ);
+		struct rp_peer *p;
+
+		FOR_EACH_PEER(rp, p)
+			send_hello(rp, p, RP_VIA_UDP, LS_RPROXY_HELLO_REQ);
 	}
 	r->failures = 0;
 	r->retry_at = 0;
@@ -718,10 +779,10 @@ static void udp_tick(struct ls_rproxy *rp)
 	/* A peer that answered hellos stopped: perhaps the relay restarted and forgot us
 	 * (it drops what unregistered addresses send). Register again, at most every 5 s. */
 	else if (rp->now - rp->udp_reg_sent >= LS_RPROXY_REREGISTER_MS) {
-		for (size_t i = 0; i < rp->n_peers; i++) {
-			struct rp_peer *p = rp->peers[i];
+		struct rp_peer *p;
 
-			const struct rp_reach *r = &p->reach[RP_VIA_UDP];
+		FOR_EACH_PEER(rp, p) {
+			const struct rp_reach *r = &p->udp;
 
 			if (r->heard && rp->now - r->heard < 60000 && r->pending &&
 			    rp->now - r->pending >= LS_RPROXY_HELLO_TIMEOUT_MS) {
@@ -935,8 +996,11 @@ static void turn_stop(struct ls_rproxy *rp)
 		close(rp->turn_sock); /* the worker sees its end close and exits on its own */
 	rp->turn_sock = -1;
 	rp->turn_state = RP_IDLE;
-	for (size_t i = 0; i < rp->n_peers; i++)
-		memset(&rp->peers[i]->reach[RP_VIA_TURN], 0, sizeof(rp->peers[i]->reach[RP_VIA_TURN]));
+	struct rp_peer *p;
+
+	FOR_EACH_PEER(rp, p)
+		if (p->turn)
+			memset(&p->turn->reach, 0, sizeof(p->turn->reach));
 }
 
 static void turn_start(struct ls_rproxy *rp)
@@ -1001,8 +1065,7 @@ static void turn_announce(struct ls_rproxy *rp, struct rp_peer *p, bool reply)
 	struct ls_rproxy_probe pr = { .ts_ms = ls_relay_now_unix_ms(), .reply = reply };
 
 	addr_str(&rp->turn_relayed, pr.turn, sizeof(pr.turn));
-	if (send_probe_raw(rp, p->key, &pr) == 0)
-		p->turn_probe_ms = rp->now;
+	send_probe_raw(rp, p->key, &pr);
 }
 
 static void turn_readable(struct ls_rproxy *rp)
@@ -1010,6 +1073,7 @@ static void turn_readable(struct ls_rproxy *rp)
 	uint8_t buf[sizeof(struct rp_tmsg) + LSR_MAX_PAYLOAD];
 	const struct rp_tmsg *m = (const void *)buf;
 	char a[LS_RPROXY_ENDPOINT_LEN];
+	struct rp_peer *p;
 
 	for (int i = 0; i < 64 && rp->turn_sock >= 0; i++) {
 		ssize_t n = recv(rp->turn_sock, buf, sizeof(buf), MSG_DONTWAIT);
@@ -1030,14 +1094,14 @@ static void turn_readable(struct ls_rproxy *rp)
 			rp->turn_error[0] = 0;
 			addr_str(&m->addr, a, sizeof(a));
 			pr_info("relay proxy: TURN allocation at %s (relayed address %s)", rp->turn[0].url, a);
-			for (size_t k = 0; k < rp->n_peers; k++) {
-				struct rp_peer *p = rp->peers[k];
-
-				memset(&p->reach[RP_VIA_TURN], 0, sizeof(p->reach[RP_VIA_TURN]));
-				if (p->turn_addr)
-					turn_cmd(rp, 'P', p->turn_addr, NULL, 0);
+			FOR_EACH_PEER(rp, p) {
+				if (p->turn) {
+					memset(&p->turn->reach, 0, sizeof(p->turn->reach));
+					turn_cmd(rp, 'P', &p->turn->addr, NULL, 0);
+				}
 				turn_announce(rp, p, false);
 			}
+			rp->turn_round_at = rp->now;
 			break;
 		case 'F':
 			if (rp->turn_state == RP_UP)
@@ -1047,10 +1111,8 @@ static void turn_readable(struct ls_rproxy *rp)
 			snprintf(rp->turn_error, sizeof(rp->turn_error), "allocate: %s", strerror(-m->err));
 			break;
 		case 'K':
-			for (size_t k = 0; k < rp->n_peers; k++) {
-				struct rp_peer *p = rp->peers[k];
-
-				if (p->turn_addr && sa_equal(p->turn_addr, &m->addr))
+			FOR_EACH_PEER(rp, p) {
+				if (p->turn && sa_equal(&p->turn->addr, &m->addr))
 					send_hello(rp, p, RP_VIA_TURN, LS_RPROXY_HELLO_REQ);
 			}
 			break;
@@ -1059,10 +1121,8 @@ static void turn_readable(struct ls_rproxy *rp)
 			pr_warn("relay proxy: TURN permission for %s: %s", a, strerror(-m->err));
 			break;
 		case 'D':
-			for (size_t k = 0; k < rp->n_peers; k++) {
-				struct rp_peer *p = rp->peers[k];
-
-				if (p->turn_addr && sa_equal(p->turn_addr, &m->addr)) {
+			FOR_EACH_PEER(rp, p) {
+				if (p->turn && sa_equal(&p->turn->addr, &m->addr)) {
 					via_input(rp, p, RP_VIA_TURN, buf + sizeof(*m), (size_t)n - sizeof(*m));
 					break;
 				}
@@ -1081,13 +1141,13 @@ static void turn_probe_input(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN
 
 	if (!p || ls_rproxy_parse_addr(pr->turn, &ss, &len))
 		return;
-	if (!p->turn_addr || !sa_equal(&ss, p->turn_addr)) {
-		if (!p->turn_addr && !(p->turn_addr = malloc(sizeof(*p->turn_addr))))
+	if (!p->turn || !sa_equal(&ss, &p->turn->addr)) {
+		if (!p->turn && !(p->turn = malloc(sizeof(*p->turn))))
 			return;
-		*p->turn_addr = ss;
-		memset(&p->reach[RP_VIA_TURN], 0, sizeof(p->reach[RP_VIA_TURN]));
+		p->turn->addr = ss;
+		memset(&p->turn->reach, 0, sizeof(p->turn->reach));
 		if (rp->turn_state == RP_UP)
-			turn_cmd(rp, 'P', p->turn_addr, NULL, 0);
+			turn_cmd(rp, 'P', &p->turn->addr, NULL, 0);
 	}
 	if (!pr->reply && rp->turn_state == RP_UP)
 		turn_announce(rp, p, true);
@@ -1104,12 +1164,15 @@ static void turn_tick(struct ls_rproxy *rp)
 	}
 	if (rp->turn_state != RP_UP)
 		return;
-	/* Peers not reached through TURN yet get our address again every 10 s. */
-	for (size_t i = 0; i < rp->n_peers; i++) {
-		struct rp_peer *p = rp->peers[i];
+	/* Peers not reached through TURN yet get our address again every 10 s (a new
+	 * peer at once: ls_rproxy_peer_add). */
+	if (rp->now - rp->turn_round_at >= 10000) {
+		struct rp_peer *p;
 
-		if (!reach_ok(rp, &p->reach[RP_VIA_TURN]) && rp->now - p->turn_probe_ms >= 10000)
-			turn_announce(rp, p, false);
+		FOR_EACH_PEER(rp, p)
+			if (!p->turn || !reach_ok(rp, &p->turn->reach))
+				turn_announce(rp, p, false);
+		rp->turn_round_at = rp->now;
 	}
 	hellos_tick(rp, RP_VIA_TURN);
 }
@@ -1567,6 +1630,7 @@ static void stream_tick(struct ls_rproxy *rp)
 static void peer_send(struct ls_rproxy *rp, struct rp_peer *p, const uint8_t *buf, size_t n)
 {
 	enum ls_rproxy_path path = peer_path(rp, p);
+	struct rp_stats *st;
 	int err = -ENOTCONN;
 
 	switch (path) {
@@ -1577,7 +1641,7 @@ static void peer_send(struct ls_rproxy *rp, struct rp_peer *p, const uint8_t *bu
 		err = via_send(rp, p, via, buf, n);
 		/* While traffic flows, ask every second whether the peer still hears us:
 		 * a lost path falls back to the next within about 2.5 s. */
-		if (rp->now - p->reach[via].sent >= LS_RPROXY_HELLO_ACTIVE_MS)
+		if (rp->now - reach_of(p, via)->sent >= LS_RPROXY_HELLO_ACTIVE_MS)
 			send_hello(rp, p, via, LS_RPROXY_HELLO_REQ);
 		break;
 	}
@@ -1591,12 +1655,16 @@ static void peer_send(struct ls_rproxy *rp, struct rp_peer *p, const uint8_t *bu
 	default:
 		break;
 	}
+	st = stats_of(p);
 	if (err) {
-		p->dropped++;
+		if (st)
+			st->dropped++;
 		return;
 	}
-	p->tx[path - 1].packets++;
-	p->tx[path - 1].bytes += n;
+	if (st) {
+		st->tx[path - 1].packets++;
+		st->tx[path - 1].bytes += n;
+	}
 }
 
 /* What WireGuard sent to a peer's loopback address: the destination address names
@@ -1640,8 +1708,8 @@ static void lo_readable(struct ls_rproxy *rp)
 			continue;
 		}
 		slot = dst - LS_RPROXY_LO_NET;
-		if (!has_dst || (dst & LS_RPROXY_LO_MASK) != LS_RPROXY_LO_NET || slot >= rp->lo_cap ||
-		    !(p = rp->lo_slot[slot])) {
+		if (!has_dst || (dst & LS_RPROXY_LO_MASK) != LS_RPROXY_LO_NET || slot >= rp->lo_next ||
+		    !(p = slot_peer(rp, slot))) {
 			rp->c.lo_no_peer++;
 			continue;
 		}
@@ -1689,35 +1757,35 @@ cleanup:
 	return err;
 }
 
-/* A free slot of the address pool (its lo_slot entry in place), or -ENOSPC/-ENOMEM. */
+/* A free slot of the address pool (marked in use, its record zeroed), or -ENOSPC/-ENOMEM. */
 static int lo_slot_get(struct ls_rproxy *rp, uint32_t *slot)
 {
-	if (rp->n_lo_free) {
-		*slot = rp->lo_free[--rp->n_lo_free];
-		return 0;
-	}
-	if (rp->lo_next > LS_RPROXY_LO_MAX_PEERS)
-		return -ENOSPC;
-	if (rp->lo_next >= rp->lo_cap) {
-		uint32_t cap = rp->lo_cap ? rp->lo_cap * 2 : 64;
-		struct rp_peer **ns;
+	uint32_t s;
 
-		if (cap > LS_RPROXY_LO_MAX_PEERS + 1)
-			cap = LS_RPROXY_LO_MAX_PEERS + 1;
-		ns = realloc(rp->lo_slot, cap * sizeof(*ns));
-		if (!ns)
+	if (!rp->slots) {
+		void *m = mmap(NULL, (LS_RPROXY_LO_MAX_PEERS + 1) * sizeof(struct rp_peer), PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (m == MAP_FAILED)
 			return -ENOMEM;
-		memset(ns + rp->lo_cap, 0, (cap - rp->lo_cap) * sizeof(*ns));
-		rp->lo_slot = ns;
-		rp->lo_cap = cap;
+		rp->slots = m;
 	}
-	*slot = rp->lo_next++;
+	if (rp->n_lo_free) {
+		s = rp->lo_free[--rp->n_lo_free];
+	} else {
+		if (rp->lo_next > LS_RPROXY_LO_MAX_PEERS)
+			return -ENOSPC;
+		s = rp->lo_next++;
+	}
+	memset(&rp->slots[s], 0, sizeof(rp->slots[s]));
+	rp->used[s / 64] |= (uint64_t)1 << (s % 64);
+	*slot = s;
 	return 0;
 }
 
-static void lo_slot_put(struct ls_rproxy *rp, uint32_t slot)
+static void lo_slot_put(struct ls_rproxy *rp, uint32_t s)
 {
-	rp->lo_slot[slot] = NULL;
+	rp->used[s / 64] &= ~((uint64_t)1 << (s % 64));
 	if (rp->n_lo_free == rp->cap_lo_free) {
 		uint32_t cap = rp->cap_lo_free ? rp->cap_lo_free * 2 : 64;
 		uint32_t *nf = realloc(rp->lo_free, cap * sizeof(*nf));
@@ -1729,7 +1797,14 @@ static void lo_slot_put(struct ls_rproxy *rp, uint32_t slot)
 		rp->lo_free = nf;
 		rp->cap_lo_free = cap;
 	}
-	rp->lo_free[rp->n_lo_free++] = slot;
+	rp->lo_free[rp->n_lo_free++] = s;
+}
+
+static void peer_free_parts(struct rp_peer *p)
+{
+	free(p->turn);
+	free(p->st);
+	memset(p, 0, sizeof(*p));
 }
 
 int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], struct sockaddr_in *endpoint)
@@ -1745,39 +1820,25 @@ int ls_rproxy_peer_add(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN], str
 		if (err)
 			return err;
 	}
-	if (rp->n_peers == rp->cap_peers) {
-		size_t cap = rp->cap_peers ? rp->cap_peers * 2 : 8;
-		struct rp_peer **np = realloc(rp->peers, cap * sizeof(*np));
-
-		if (!np)
-			return -ENOMEM;
-		rp->peers = np;
-		rp->cap_peers = cap;
-	}
 	err = ht_reserve(rp);
 	if (err)
 		return err;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
 	err = lo_slot_get(rp, &slot);
-	if (err) {
-		free(p);
+	if (err)
 		return err;
-	}
+	p = &rp->slots[slot];
 	memcpy(p->key, key, LSR_KEY_LEN);
-	p->slot = slot;
-	rp->lo_slot[slot] = p;
-	p->idx = (uint32_t)rp->n_peers;
-	rp->peers[rp->n_peers++] = p;
-	ht_put(rp, p);
+	rp->n_peers++;
+	ht_put(rp, slot);
 	if (udp_up(rp))
 		send_hello(rp, p, RP_VIA_UDP, LS_RPROXY_HELLO_REQ);
+	if (rp->turn_state == RP_UP)
+		turn_announce(rp, p, false);
 done:
 	memset(endpoint, 0, sizeof(*endpoint));
 	endpoint->sin_family = AF_INET;
 	endpoint->sin_port = htons(rp->lo_port);
-	endpoint->sin_addr = peer_lo_addr(p);
+	endpoint->sin_addr = peer_lo_addr(rp, p);
 	return 0;
 }
 
@@ -1785,20 +1846,13 @@ int ls_rproxy_peer_remove(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
 {
 	struct rp_peer *p = peer_find(rp, key);
 
-	if (p) {
-		uint32_t i = p->idx;
-
-		ht_del(rp, p);
-		lo_slot_put(rp, p->slot);
-		free(p->turn_addr);
-		free(p);
-		if (i != --rp->n_peers) {
-			rp->peers[i] = rp->peers[rp->n_peers];
-			rp->peers[i]->idx = i;
-		}
-		return 0;
-	}
-	return -ENOENT;
+	if (!p)
+		return -ENOENT;
+	ht_del(rp, p);
+	lo_slot_put(rp, peer_slot(rp, p));
+	peer_free_parts(p);
+	rp->n_peers--;
+	return 0;
 }
 
 enum ls_rproxy_path ls_rproxy_peer_path(const struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN])
@@ -2010,15 +2064,17 @@ void ls_rproxy_free(struct ls_rproxy *rp)
 	udp_close(rp);
 	turn_stop(rp);
 	ls_rproxy_set_relays(rp, &none);
-	for (size_t i = 0; i < rp->n_peers; i++) {
-		free(rp->peers[i]->turn_addr);
-		free(rp->peers[i]);
+	{
+		struct rp_peer *p;
+
+		FOR_EACH_PEER(rp, p)
+			peer_free_parts(p);
 	}
-	free(rp->peers);
+	if (rp->slots)
+		munmap(rp->slots, (LS_RPROXY_LO_MAX_PEERS + 1) * sizeof(struct rp_peer));
 	free(rp->ht);
 	if (rp->lo_fd >= 0)
 		close(rp->lo_fd);
-	free(rp->lo_slot);
 	free(rp->lo_free);
 	close(rp->epfd);
 	ls_memzero(&rp->id, sizeof(rp->id));
@@ -2116,6 +2172,7 @@ static json_t *counters_json(const struct rp_counter *c)
 json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 {
 	json_t *doc, *peers = json_array(), *turn = json_array(), *stream, *udp;
+	const struct rp_peer *p;
 	char buf[LS_RPROXY_ENDPOINT_LEN];
 	stream = json_pack("{s:s, s:o}", "state", state_str(rp->stream_state), "relays",
 			   relays_json(rp, rp->stream, rp->n_stream, rp->stream_cur, rp->stream_state));
@@ -2148,27 +2205,27 @@ json_t *ls_rproxy_status(const struct ls_rproxy *rp)
 			json_object_set_new(o, "last_error", json_string(rp->turn_error));
 		json_array_append_new(turn, o);
 	}
-	for (size_t i = 0; i < rp->n_peers; i++) {
-		const struct rp_peer *p = rp->peers[i];
+	FOR_EACH_PEER(rp, p) {
+		static const struct rp_stats zero;
+		const struct rp_stats *st = p->st ? p->st : &zero;
 		char key[LS_KEY_B64_LEN + 1];
 		json_t *o;
 
 		ls_key_to_base64(key, p->key);
 		char ip[INET_ADDRSTRLEN];
-		struct in_addr a = peer_lo_addr(p);
+		struct in_addr a = peer_lo_addr(rp, p);
 
 		inet_ntop(AF_INET, &a, ip, sizeof(ip));
 		snprintf(buf, sizeof(buf), "%s:%u", ip, rp->lo_port);
 		o = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:I}", "public_key", key, "endpoint", buf, "path",
 			      ls_rproxy_path_str(peer_path(rp, p)), "udp_confirmed", peer_udp_confirmed(rp, p),
-			      "tx", counters_json(p->tx), "rx", counters_json(p->rx), "dropped",
-			      (json_int_t)p->dropped);
-		if (p->reach[RP_VIA_UDP].heard)
-			json_object_set_new(o, "udp_heard_ms_ago",
-					    json_integer((json_int_t)(rp->now - p->reach[RP_VIA_UDP].heard)));
+			      "tx", counters_json(st->tx), "rx", counters_json(st->rx), "dropped",
+			      (json_int_t)st->dropped);
+		if (p->udp.heard)
+			json_object_set_new(o, "udp_heard_ms_ago", json_integer((json_int_t)(rp->now - p->udp.heard)));
 		json_object_set_new(o, "turn_confirmed", json_boolean(peer_turn_ready(rp, p)));
-		if (p->turn_addr) {
-			addr_str(p->turn_addr, buf, sizeof(buf));
+		if (p->turn) {
+			addr_str(&p->turn->addr, buf, sizeof(buf));
 			json_object_set_new(o, "turn_peer", json_string(buf));
 		}
 		json_array_append_new(peers, o);
