@@ -48,9 +48,9 @@ struct ls_turn {
 	int n_channels;
 };
 
-static bool same_sa(const struct sockaddr *a, const struct sockaddr_storage *b)
+bool ls_sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b)
 {
-	if (a->sa_family != b->ss_family)
+	if (a->sa_family != b->sa_family)
 		return false;
 	if (a->sa_family == AF_INET) {
 		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
@@ -316,8 +316,8 @@ static int exchange(struct ls_turn *t, const struct tmsg *m, uint64_t deadline, 
 				continue;
 			return -errno;
 		}
-		if (!same_sa((struct sockaddr *)&t->server, &from) || !ls_stun_is_stun(rbuf, (size_t)n) ||
-		    memcmp(rbuf + 8, m->b + 8, LS_STUN_TXID_LEN) != 0)
+		if (!ls_sockaddr_equal((struct sockaddr *)&t->server, (struct sockaddr *)&from) ||
+		    !ls_stun_is_stun(rbuf, (size_t)n) || memcmp(rbuf + 8, m->b + 8, LS_STUN_TXID_LEN) != 0)
 			continue;
 		*rlen = (size_t)n;
 		return 0;
@@ -493,7 +493,7 @@ static void bind_attrs(struct tmsg *m, const void *ctx)
 static struct turn_channel *channel_for_peer(const struct ls_turn *t, const struct sockaddr *peer)
 {
 	for (int i = 0; i < t->n_channels; i++)
-		if (same_sa(peer, &t->channels[i].peer))
+		if (ls_sockaddr_equal(peer, (const struct sockaddr *)&t->channels[i].peer))
 			return (struct turn_channel *)&t->channels[i];
 	return NULL;
 }

@@ -22,6 +22,7 @@
 #ifndef LS_TURNCLIENT_H
 #define LS_TURNCLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -78,5 +79,11 @@ int ls_turn_send(struct ls_turn *t, const struct sockaddr *peer, socklen_t peer_
  * buf), -ENOENT when it is neither, -EBADMSG when it is malformed. */
 int ls_turn_parse_data(const struct ls_turn *t, const uint8_t *buf, size_t len,
 		       struct sockaddr_storage *peer, const uint8_t **data, size_t *data_len);
+
+/* Whether two socket addresses are one endpoint: the same family (IPv4 or IPv6), address
+ * and port (an IPv6 scope id is not compared; other families are never equal). Used here to
+ * match what arrives with the server and a channel's peer, and by the relay proxy. (A
+ * helper for any socket code: lib/util.h would be its natural home.) */
+bool ls_sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
 #endif

@@ -479,23 +479,6 @@ static socklen_t sa_len(const struct sockaddr_storage *ss)
 	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
-static bool sa_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
-	}
-	return false;
-}
-
 static int turn_cmd(struct ls_rproxy *rp, uint8_t type, const struct sockaddr_storage *addr, const void *data,
 		    size_t len);
 
@@ -896,7 +879,8 @@ static void *tw_main(void *arg)
 				size_t i;
 
 				for (i = 0; i < n_perms; i++)
-					if (sa_equal(&perms[i], &m->addr))
+					if (ls_sockaddr_equal((const struct sockaddr *)&perms[i],
+							      (const struct sockaddr *)&m->addr))
 						break;
 				err = ls_turn_create_permission(t, (const struct sockaddr *)&m->addr, sa_len(&m->addr),
 								2000);
@@ -1112,7 +1096,8 @@ static void turn_readable(struct ls_rproxy *rp)
 			break;
 		case 'K':
 			FOR_EACH_PEER(rp, p) {
-				if (p->turn && sa_equal(&p->turn->addr, &m->addr))
+				if (p->turn && ls_sockaddr_equal((const struct sockaddr *)&p->turn->addr,
+								 (const struct sockaddr *)&m->addr))
 					send_hello(rp, p, RP_VIA_TURN, LS_RPROXY_HELLO_REQ);
 			}
 			break;
@@ -1122,7 +1107,8 @@ static void turn_readable(struct ls_rproxy *rp)
 			break;
 		case 'D':
 			FOR_EACH_PEER(rp, p) {
-				if (p->turn && sa_equal(&p->turn->addr, &m->addr)) {
+				if (p->turn && ls_sockaddr_equal((const struct sockaddr *)&p->turn->addr,
+								 (const struct sockaddr *)&m->addr)) {
 					via_input(rp, p, RP_VIA_TURN, buf + sizeof(*m), (size_t)n - sizeof(*m));
 					break;
 				}
@@ -1141,7 +1127,8 @@ static void turn_probe_input(struct ls_rproxy *rp, const uint8_t key[LSR_KEY_LEN
 
 	if (!p || ls_rproxy_parse_addr(pr->turn, &ss, &len))
 		return;
-	if (!p->turn || !sa_equal(&ss, &p->turn->addr)) {
+	if (!p->turn ||
+	    !ls_sockaddr_equal((const struct sockaddr *)&ss, (const struct sockaddr *)&p->turn->addr)) {
 		if (!p->turn && !(p->turn = malloc(sizeof(*p->turn))))
 			return;
 		p->turn->addr = ss;

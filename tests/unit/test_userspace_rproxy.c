@@ -19,6 +19,7 @@
 #include "keys.h"
 #include "prefix.h"
 #include "relayclient.h"
+#include "turnclient.h"
 #include "userspace/relayproxy.h"
 #include "util.h"
 
@@ -120,6 +121,34 @@ static void test_parse_addr(void **state)
 		if (ls_rproxy_parse_addr(bad[i], &ss, &len) != -EINVAL)
 			fail_msg("`%s' accepted", bad[i]);
 	assert_int_equal(ls_rproxy_parse_addr(NULL, &ss, &len), -EINVAL);
+}
+
+/* lib/turnclient.h's ls_sockaddr_equal, which the relay proxy matches TURN peers with. */
+static void test_sockaddr_equal(void **state)
+{
+	struct sockaddr_storage a, b;
+	socklen_t len;
+
+	(void)state;
+	assert_int_equal(ls_rproxy_parse_addr("192.0.2.1:3478", &a, &len), 0);
+	assert_int_equal(ls_rproxy_parse_addr("192.0.2.1:3478", &b, &len), 0);
+	assert_true(ls_sockaddr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
+	assert_int_equal(ls_rproxy_parse_addr("192.0.2.1:3479", &b, &len), 0);
+	assert_false(ls_sockaddr_equal((struct sockaddr *)&a, (struct sockaddr *)&b)); /* port */
+	assert_int_equal(ls_rproxy_parse_addr("192.0.2.2:3478", &b, &len), 0);
+	assert_false(ls_sockaddr_equal((struct sockaddr *)&a, (struct sockaddr *)&b)); /* address */
+	assert_int_equal(ls_rproxy_parse_addr("[::ffff:192.0.2.1]:3478", &b, &len), 0);
+	assert_false(ls_sockaddr_equal((struct sockaddr *)&a, (struct sockaddr *)&b)); /* family */
+	assert_int_equal(ls_rproxy_parse_addr("[2001:db8::1]:3478", &a, &len), 0);
+	assert_int_equal(ls_rproxy_parse_addr("[2001:db8::1]:3478", &b, &len), 0);
+	((struct sockaddr_in6 *)&b)->sin6_flowinfo = 5; /* not part of the endpoint */
+	assert_true(ls_sockaddr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
+	assert_int_equal(ls_rproxy_parse_addr("[2001:db8::2]:3478", &b, &len), 0);
+	assert_false(ls_sockaddr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.ss_family = b.ss_family = AF_UNIX;
+	assert_false(ls_sockaddr_equal((struct sockaddr *)&a, (struct sockaddr *)&b)); /* no endpoint */
 }
 
 /* Two nodes' keys and their pair's key, derived from either side. */
@@ -1312,6 +1341,7 @@ int main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_pick_relay),
 		cmocka_unit_test(test_parse_addr),
+		cmocka_unit_test(test_sockaddr_equal),
 		cmocka_unit_test(test_probe_roundtrip),
 		cmocka_unit_test(test_probe_encode_limits),
 		cmocka_unit_test(test_probe_decode_bad),
