@@ -30,11 +30,7 @@
 #          lan0 10.1.0.1/24                           lan0 10.2.0.1/24
 #              |                                         |
 #   ns a: eth0 10.1.0.2 (agent)                ns b: eth0 10.2.0.2 (agent)
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/relay-lib.sh"
-lab_init
-relay_init "$LAB_DIR/relays" || exit 1
-trap 'relay_stop_all; lab_cleanup' EXIT
+source "$(dirname "$0")/nat-lib.sh"
 
 lab_ns inet
 lab_bridge inet br0 203.0.113.1/24
@@ -97,27 +93,11 @@ nsx a ping -c 100 -i 0.2 -q "$ab" >/dev/null 2>&1 &
 traffic=$!
 counters() { lsx a status --json | jq -c '.nat.counters'; }
 c0=$(counters)
-nsx na python3 - "$pa" "$pb" >"$LAB_DIR/inject.out" 2>&1 <<'PY'
-import base64, os, socket, struct, sys, time
+{ disco_py; cat <<'PY'; } | nsx na python3 - "$pa" "$pb" >"$LAB_DIR/inject.out" 2>&1
+import base64, os, socket, sys
 pa, pb = (base64.b64decode(k) for k in sys.argv[1:3])
-cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-cap.bind(("lan0", 0))
-cap.settimeout(1)
-got, end = {}, time.time() + 20
-while len(got) < 2 and time.time() < end:
-    try:
-        f = cap.recv(4096)
-    except socket.timeout:
-        continue
-    if f[12:14] != b"\x08\x00" or f[23] != 17:
-        continue
-    ihl = (f[14] & 15) * 4
-    udp = f[14 + ihl:]
-    dport, ulen = struct.unpack("!2xHH", udp[:6])
-    pl = udp[8:ulen]
-    # to a's WireGuard port, b's sealed (version 2) ping or pong to a
-    if dport == 51820 and len(pl) == 128 and pl[:4] == b"\xffLSD" and pl[5] == 2 and pl[8:40] == pb and pl[40:72] == pa:
-        got.setdefault(pl[4], pl)
+# to a's WireGuard port, b's sealed (version 2) ping and pong to a
+got = capture_disco("lan0", pb, pa, (1, 2), 20, dport=51820)
 print("captured", sorted(got))
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("10.1.0.1", 40000))
@@ -174,31 +154,16 @@ check "ping a -> b still works" ping_within a "$ab" 10
 nsx a ping -c 100 -i 0.2 -q "$ab" >/dev/null 2>&1 &
 traffic=$!
 c0=$(counters)
-nsx nb python3 - "$pa" "$pb" "$LAB_DIR/pong.bin" >"$LAB_DIR/steal.out" 2>&1 <<'PY'
-import base64, socket, struct, subprocess, sys, time
+{ disco_py; cat <<'PY'; } | nsx nb python3 - "$pa" "$pb" "$LAB_DIR/pong.bin" >"$LAB_DIR/steal.out" 2>&1
+import base64, socket, subprocess, sys
 pa, pb = (base64.b64decode(k) for k in sys.argv[1:3])
 nft = lambda *a: subprocess.run(["nft", *a], check=True)
 # a's pings to b stop here for a moment (forward, after the port mapping)
 nft("add", "table", "inet", "lsntsteal")
 nft("add", "chain", "inet", "lsntsteal", "lsfwd", "{ type filter hook forward priority -10; }")
 nft("add", "rule", "inet", "lsntsteal", "lsfwd", "udp", "dport", "51820", "udp", "length", "136", "drop")
-cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-cap.bind(("eth0", 0))
-cap.settimeout(1)
-ping, end = None, time.time() + 15
-while ping is None and time.time() < end:
-    try:
-        f = cap.recv(4096)
-    except socket.timeout:
-        continue
-    if f[12:14] != b"\x08\x00" or f[23] != 17:
-        continue
-    ihl = (f[14] & 15) * 4
-    udp = f[14 + ihl:]
-    ulen = struct.unpack("!4xH", udp[:6])[0]
-    pl = udp[8:ulen]
-    if len(pl) == 128 and pl[:6] == b"\xffLSD\x01\x02" and pl[8:40] == pa and pl[40:72] == pb:
-        ping = pl
+# a's sealed (version 2) ping to b, as it arrives from the internet
+ping = capture_disco("eth0", pa, pb, (1,), 15).get(1)
 nft("delete", "table", "inet", "lsntsteal")
 print("held a ping", ping is not None)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -9,19 +9,12 @@
 #     |                                  |
 #   ns a: eth0 203.0.113.11 (agent)    ns b: eth0 203.0.113.12 (agent)
 #   firewall on a's eth0: all UDP dropped (in, out), TCP passes
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/relay-lib.sh"
-lab_init
-relay_init "$LAB_DIR/relays" || exit 1
-trap 'relay_stop_all; lab_cleanup' EXIT
+source "$(dirname "$0")/nat-lib.sh"
 
-nat_pair
-relay_start r1 "$(nsname inet)" --udp 203.0.113.1:3478 --stream 203.0.113.1:8443 || lab_die "relay starts"
-nat_control "$(relays_config 203.0.113.1:3478 203.0.113.1:8443 203.0.113.1:3478)"
+nat_relays_up
 udp_block "$(nsname a)" eth0
 t0=$(date +%s%N)
 nat_agents
-path_is() { [ "$(pj "$1" "$2" .path)" = "$3" ] && { [ -z "${4:-}" ] || [ "$(pj "$1" "$2" .via)" = "$4" ]; }; }
 
 # 1. All UDP dropped at a: the stream relay.
 if wait_for 40 "a relayed to b" path_is a "$pb" relayed stream && wait_for 10 "b relayed to a" path_is b "$pa" relayed stream; then
@@ -76,9 +69,7 @@ udp_unblock "$(nsname a)"
 check "direct again after the second lift" wait_for 40 "a direct" path_is a "$pb" direct
 
 # 4. Only the direct path is blocked (b drops UDP from a; the relay's UDP passes): the UDP relay.
-nsx b nft add table inet lsntpeer
-nsx b nft add chain inet lsntpeer lsin '{ type filter hook input priority -10; }'
-nsx b nft add rule inet lsntpeer lsin ip saddr 203.0.113.11 meta l4proto udp drop
+peer_udp_drop b 203.0.113.11
 if wait_for 40 "a via the UDP relay" path_is a "$pb" relayed udp; then
 	ok "a relays through the UDP relay when only the direct path is blocked"
 else

@@ -9,11 +9,7 @@
 #     |                                  |
 #   ns a: eth0 203.0.113.11            ns b: eth0 203.0.113.12
 #   all UDP dropped                    all UDP dropped
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/relay-lib.sh"
-lab_init
-relay_init "$LAB_DIR/relays" || exit 1
-trap 'relay_stop_all; lab_cleanup' EXIT
+source "$(dirname "$0")/nat-lib.sh"
 
 nat_pair
 relay_start r2 "$(nsname inet)" --stream 203.0.113.1:8444 || lab_die "relay r2 starts"

@@ -15,23 +15,14 @@
 #            lightscale-relay --udp 3478 --stream 8443
 #     |                                  |
 #   ns a: eth0 203.0.113.11 (agent)    ns b: eth0 203.0.113.12 (agent, drops UDP from a)
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/relay-lib.sh"
-lab_init
-relay_init "$LAB_DIR/relays" || exit 1
-trap 'relay_stop_all; lab_cleanup' EXIT
+source "$(dirname "$0")/nat-lib.sh"
 
-nat_pair
-relay_start r1 "$(nsname inet)" --udp 203.0.113.1:3478 --stream 203.0.113.1:8443 || lab_die "relay starts"
-nat_control "$(relays_config 203.0.113.1:3478 203.0.113.1:8443 203.0.113.1:3478)"
+nat_relays_up
 # only the direct path is blocked: b drops UDP from a (the relay's UDP passes)
-nsx b nft add table inet lsntpeer
-nsx b nft add chain inet lsntpeer lsin '{ type filter hook input priority -10; }'
-nsx b nft add rule inet lsntpeer lsin ip saddr 203.0.113.11 meta l4proto udp drop
+peer_udp_drop b 203.0.113.11
 nat_agents
 a6=$(node_addr a 6) b6=$(node_addr b 6)
 ifa=$(ifname_of a)
-path_is() { [ "$(pj "$1" "$2" .path)" = "$3" ] && { [ -z "${4:-}" ] || [ "$(pj "$1" "$2" .via)" = "$4" ]; }; }
 # snmp NODE FIELD: an Ip counter of /proc/net/snmp in NODE's namespace
 snmp() { nsx "$1" awk -v f="$2" '$1 == "Ip:" && !h { for (i = 2; i <= NF; i++) c[i] = $i; h = 1; next }
 	$1 == "Ip:" { for (i = 2; i <= NF; i++) if (c[i] == f) print $i }' /proc/net/snmp; }
