@@ -40,11 +40,13 @@
  *
  * Not thread-safe: one thread makes every call (the TURN worker is internal).
  * The probe callback runs inside ls_rproxy_handle(); it may send probes and
- * add or remove peers, but must not free the proxy. SIGPIPE must be ignored
+ * add or remove peers, but must not free the proxy. The pair callback (which seals
+ * and opens probes: "Probes" below) runs inside ls_rproxy_handle() and
+ * ls_rproxy_send_probe() and must not call the proxy. SIGPIPE must be ignored
  * (lib/relayclient writes with write(2)).
  *
  *     struct ls_rproxy_config cfg = { .wg_port = 51820, .fwmark = mark, .relays = r,
- *                                     .on_probe = cb, .cb_ctx = ctx };
+ *                                     .on_probe = cb, .pair = pair_cb, .cb_ctx = ctx };
  *     memcpy(cfg.ed_sk, machine_sk, 64); memcpy(cfg.wg_pub, our_pub, 32);
  *     rp = ls_rproxy_new(&cfg);
  *     ls_rproxy_peer_add(rp, peer_key, &ep);      // then: wg set ... endpoint ep
@@ -84,7 +86,7 @@ enum {
 	LS_RPROXY_PING_MAX_S = 10,          /* stream ping at least this often */
 	LS_RPROXY_PREFER_MS = 30000,        /* on a later stream relay: try the earlier ones */
 	LS_RPROXY_MAX_RELAYS = 16,          /* per list; more are ignored */
-	LS_RPROXY_PROBE_MAX_ENDPOINTS = 8,  /* and the JSON at most LSR_MAX_PROBE bytes */
+	LS_RPROXY_PROBE_MAX_ENDPOINTS = 8,  /* per probe (sealed: LS_DISCO_PROBE_MAX_LEN bytes at most) */
 	LS_RPROXY_ENDPOINT_LEN = 64,        /* "[v6]:port" and NUL */
 };
 
