@@ -585,6 +585,36 @@ static void test_module_many_peers(void **state)
 		assert_int_equal(ls_rproxy_peer_add(rp, keys[i], &ep[i]), 0);
 	for (int i = 0; i < N; i += 3)
 		assert_int_equal(ls_rproxy_peer_remove(rp, keys[i]), 0);
+	/* the status lists the others, each at its address */
+	{
+		json_t *st = ls_rproxy_status(rp), *peers = json_object_get(st, "peers");
+		int seen = 0;
+
+		assert_int_equal(json_array_size(peers), N - (N + 2) / 3);
+		for (int i = 1; i < N; i += 3) {
+			char b64[LS_KEY_B64_LEN + 1], want[32];
+
+			ls_key_to_base64(b64, keys[i]);
+			snprintf(want, sizeof(want), "%s:%u", inet_ntoa(ep[i].sin_addr), ntohs(ep[i].sin_port));
+			for (size_t k = 0; k < json_array_size(peers); k++) {
+				json_t *o = json_array_get(peers, k);
+
+				if (!strcmp(json_string_value(json_object_get(o, "public_key")), b64)) {
+					assert_string_equal(json_string_value(json_object_get(o, "endpoint")), want);
+					seen++;
+				}
+			}
+		}
+		assert_int_equal(seen, (N + 1) / 3);
+		json_decref(st);
+	}
+	/* removed peers come back at the freed addresses (no new one past the first N), and go again */
+	for (int i = 0; i < N; i += 3) {
+		assert_int_equal(ls_rproxy_peer_add(rp, keys[i], &again), 0);
+		assert_true(ntohl(again.sin_addr.s_addr) - LS_RPROXY_LO_NET <= (uint32_t)N);
+	}
+	for (int i = 0; i < N; i += 3)
+		assert_int_equal(ls_rproxy_peer_remove(rp, keys[i]), 0);
 	for (int i = 0; i < N; i++) {
 		if (i % 3 == 0) {
 			assert_int_equal(ls_rproxy_peer_remove(rp, keys[i]), -ENOENT);
