@@ -307,7 +307,10 @@ static void *netmap_thread(void *arg)
  * new in the peer's replay window. The pair key, the window and our seq to the peer live
  * in the cold record (56 bytes), the key derived when first needed and wiped when the
  * peer leaves or our key rotates. What is refused is counted by reason (status:
- * .nat.counters.rejected).
+ * .nat.counters.rejected). Probes through the stream relay are sealed with the same pair
+ * key and pass the same window (relayproxy.h, "Probes"; np_pair hands the relay proxy
+ * the peer's state): a probe that does not open, or is old, names no address we ping
+ * (refused by reason in .nat.counters.rejected.probes).
  *
  * A relayed peer's path MTU: a relay's framing makes each WireGuard datagram longer
  * (relayproxy.h, "the MTU of a relayed path"), so while a peer is relayed, host routes to
@@ -391,9 +394,9 @@ struct np_hot {
 
 struct np_peer {
 	uint8_t key[LS_WG_KEY_LEN];
-	uint8_t dkey[LS_DISCO_KEY_LEN]; /* the pair key of pings and pongs (has_dkey) */
-	struct ls_disco_replay rw;      /* seqs of its pings and pongs seen */
-	uint64_t tx_seq;                /* of ours to it (0: none yet; starts at Unix microseconds) */
+	/* the pair key of pings, pongs and probes (has_dkey), the seqs of its seen, our seq to
+	 * it (relayproxy.h; the relay proxy seals and opens probes with it: np_pair) */
+	struct ls_disco_pair dp;
 	int64_t id;
 	struct np_addr *cand;      /* the netmap's first, then learned ones */
 	struct np_hot *h;          /* NULL: settled (want == direct, nothing pending) */
@@ -684,11 +687,22 @@ static void np_send(struct np *np, const struct sockaddr_storage *to, const void
 static const uint8_t *np_dkey(struct np *np, struct np_peer *p)
 {
 	if (!p->has_dkey) {
-		if (ls_disco_key(p->dkey, np->a->prof->wg_priv, np->a->prof->wg_pub, p->key))
+		if (ls_disco_key(p->dp.key, np->a->prof->wg_priv, np->a->prof->wg_pub, p->key))
 			return NULL;
 		p->has_dkey = true;
 	}
-	return p->dkey;
+	return p->dp.key;
+}
+
+/* relayproxy's pair callback: a probe through the stream relay is sealed and opened with
+ * the pair key, our seq and the peer's replay window of its pings and pongs; a key that
+ * is not a peer's gets none (its probes are refused before any X25519). */
+static struct ls_disco_pair *np_pair(void *ctx, const uint8_t key[LSR_KEY_LEN])
+{
+	struct np *np = ctx;
+	struct np_peer *p = np_find(np, key);
+
+	return p && np_dkey(np, p) ? &p->dp : NULL;
 }
 
 /* The txid of the pings of a round to one address: a keyed hash of both, so a pong
@@ -718,13 +732,7 @@ static void np_seal_send(struct np *np, struct np_peer *p, uint8_t type, uint64_
 		return;
 	/* per peer, so the peer's replay window spans 64 of ours to it, however many other
 	 * peers we ping meanwhile; from the clock, so it grows across our restarts too */
-	if (!p->tx_seq) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		p->tx_seq = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-	}
-	m.seq = ++p->tx_seq;
+	m.seq = ls_disco_pair_next_seq(&p->dp);
 	memcpy(m.from, np->a->prof->wg_pub, LS_WG_KEY_LEN);
 	memcpy(m.to, p->key, LS_WG_KEY_LEN);
 	ls_disco_seal(&m, k, buf);
@@ -820,12 +828,12 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 		np->c_unauth++;
 		return;
 	}
-	if (!ls_disco_replay_ok(&p->rw, m.seq)) {
+	if (!ls_disco_replay_ok(&p->dp.rw, m.seq)) {
 		np->c_replayed++;
 		return;
 	}
 	if (m.type == LS_DISCO_PING) {
-		ls_disco_replay_mark(&p->rw, m.seq);
+		ls_disco_replay_mark(&p->dp.rw, m.seq);
 		np->c_pings_in++;
 		/* from the address the ping came to: the path it tested */
 		np_seal_send(np, p, LS_DISCO_PONG, m.txid, src, dst->ss_family ? dst : NULL);
@@ -845,7 +853,7 @@ static void np_disco_input(struct np *np, const struct sockaddr_storage *src, co
 		np->c_pongs_unmatched++;
 		return;
 	}
-	ls_disco_replay_mark(&p->rw, m.seq); /* whatever it does, it does once */
+	ls_disco_replay_mark(&p->dp.rw, m.seq); /* whatever it does, it does once */
 	if (m.txid != np_txid(np, p->h->round[0], &s) && m.txid != np_txid(np, p->h->round[1], &s)) {
 		/* the peer's, but not from where a ping of an open round went: a late one, or a
 		 * NAT that maps per destination (the peer's answer leaves by another mapping),
@@ -1183,7 +1191,7 @@ static void np_sync_netmap(struct np *np)
 		np->stun_next = np->now;
 		if (!np->rp && (rr.n_stream || rr.n_udp || rr.n_turn)) {
 			struct ls_rproxy_config cfg = { .wg_port = np->port, .fwmark = a->prof->fwmark, .relays = rr,
-							.on_probe = np_on_probe, .cb_ctx = np };
+							.on_probe = np_on_probe, .pair = np_pair, .cb_ctx = np };
 
 			memcpy(cfg.ed_sk, a->prof->machine_sk, sizeof(cfg.ed_sk));
 			memcpy(cfg.wg_pub, a->prof->wg_pub, LS_WG_KEY_LEN);
@@ -1589,6 +1597,16 @@ static json_t *np_status(struct np *np)
 			"not_for_us", (json_int_t)np->c_not_ours, "unknown_peer", (json_int_t)np->c_unknown,
 			"unauthenticated", (json_int_t)np->c_unauth, "replayed", (json_int_t)np->c_replayed,
 			"raw_socket", np->raw4 >= 0);
+	/* ... and probes through the stream relay that the relay proxy refused, by reason
+	 * (unsealed, malformed, unknown_peer, unauthenticated, replayed: relayproxy.h) */
+	if (np->rp) {
+		json_t *pr = json_object_get(json_object_get(json_object_get(doc, "relays"), "counters"),
+					     "probes_rejected");
+
+		if (pr)
+			json_object_set_new(json_object_get(json_object_get(doc, "counters"), "rejected"), "probes",
+					    json_deep_copy(pr));
+	}
 	return doc;
 }
 
@@ -1614,7 +1632,7 @@ static void *path_thread(void *arg)
 		/* our key rotated: every pair key goes (made again with the new one when needed) */
 		if (memcmp(np->dk_pub, a->prof->wg_pub, LS_WG_KEY_LEN)) {
 			for (size_t i = 0; i < np->n_peers; i++) {
-				sodium_memzero(np->peers[i]->dkey, sizeof(np->peers[i]->dkey));
+				sodium_memzero(np->peers[i]->dp.key, sizeof(np->peers[i]->dp.key));
 				np->peers[i]->has_dkey = false;
 			}
 			memcpy(np->dk_pub, a->prof->wg_pub, LS_WG_KEY_LEN);
