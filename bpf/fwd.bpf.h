@@ -3,9 +3,11 @@
  * fast forwarding (LS_CFG_FWD_FAST, opt-in): after the stages, a packet the FIB sends
  * out of an interface flagged LS_IF_FWD_TARGET is forwarded by the program itself
  * (TTL/hop limit decremented, MACs from the FIB lookup, redirect), skipping the stack's
- * forwarding path. From TC the target's TC egress still runs (SNAT, ...); from XDP it
- * does not, so the agent flags only targets that need nothing there. Anything else
- * (local, unresolved neighbour, TTL 1, too big for the MTU) goes on to the stack.
+ * forwarding path. From TC it comes from an Ethernet device or an L3 one (WireGuard, TUN:
+ * an Ethernet header is pushed), and the target's LAN egress stages (isolate, SNAT) run
+ * before the redirect; from XDP (Ethernet only) the target's TC egress runs, so the agent
+ * flags only targets that need nothing there. Anything else (local, unresolved
+ * neighbour, TTL 1, too big for the MTU) goes on to the stack.
  */
 #ifndef LS_FWD_BPF_H
 #define LS_FWD_BPF_H
@@ -48,28 +50,25 @@ struct {
 	__type(value, struct ls_fib_val);
 } ls_fib_cache SEC(".maps");
 
+/* XDP fast forwarding (from Ethernet LAN ingress). */
 static __always_inline int ls_fwd(void *ctx, bool xdp, struct ls_pkt *p, int parsed)
 {
 	struct bpf_fib_lookup f = {};
 	__u8 b[8];
 
-	/* Ethernet ingress only. From L3 devices (WireGuard) bpf_redirect_neigh to the FIB's
-	 * next hop forwarded plain traffic in a lab, but with SNAT on the LAN egress after it
-	 * TCP failed (tests/lab/bpf-overlap.sh); until that is understood, the stack does it. */
 	if (parsed || p->l3 != 14 || ld(ctx, xdp, p->l3, b, 8))
 		goto stack;
 	f.l4_protocol = p->proto;
 	f.sport = p->sport;
 	f.dport = p->dport;
-	f.ifindex = xdp ? ((struct xdp_md *)ctx)->ingress_ifindex : ((struct __sk_buff *)ctx)->ifindex;
+	f.ifindex = ((struct xdp_md *)ctx)->ingress_ifindex;
 	__u8 ttl;
 	if (p->family == 4) {
 		if (ld(ctx, xdp, p->l3 + 8, &ttl, 1) || ttl <= 1)
 			goto stack;
 		f.family = 2; /* AF_INET */
 		f.tos = b[1];
-		if (xdp)
-			f.tot_len = (b[2] << 8) | b[3];
+		f.tot_len = (b[2] << 8) | b[3];
 		__builtin_memcpy(&f.ipv4_src, p->saddr, 4);
 		__builtin_memcpy(&f.ipv4_dst, p->daddr, 4);
 	} else {
@@ -77,32 +76,16 @@ static __always_inline int ls_fwd(void *ctx, bool xdp, struct ls_pkt *p, int par
 		if (ttl <= 1)
 			goto stack;
 		f.family = 10; /* AF_INET6 */
-		if (xdp)
-			f.tot_len = ((b[4] << 8) | b[5]) + 40;
+		f.tot_len = ((b[4] << 8) | b[5]) + 40;
 		__builtin_memcpy(f.ipv6_src, p->saddr, 16);
 		__builtin_memcpy(f.ipv6_dst, p->daddr, 16);
 	}
-	/* TC leaves tot_len 0: the kernel then checks the skb against the egress MTU itself
-	 * and accepts GSO packets (a TCP sender's 64 KB super-packets; their IP length is
-	 * past any MTU, so passing it sent ~90% of a TCP flow to the stack). */
 	if (bpf_fib_lookup(ctx, &f, sizeof(f), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		goto stack;
 	__u32 out = f.ifindex;
 	struct ls_iface *t = bpf_map_lookup_elem(&ls_ifaces, &out);
 	if (!t || !(t->flags & LS_IF_FWD_TARGET))
 		goto stack;
-	if (!xdp) {
-		/* TC: remember the result for ls_fwd_tc_cached (mtu_result holds the egress
-		 * device's MTU on success) */
-		struct ls_fib_key k = { .ifindex = ((struct __sk_buff *)ctx)->ifindex, .family = f.family,
-					.tos = f.tos };
-		struct ls_fib_val v = { .stamp = bpf_ktime_get_coarse_ns(), .ifindex = out, .mtu = f.mtu_result };
-		__builtin_memcpy(k.saddr, p->saddr, 16);
-		__builtin_memcpy(k.daddr, p->daddr, 16);
-		__builtin_memcpy(v.dmac, f.dmac, 6);
-		__builtin_memcpy(v.smac, f.smac, 6);
-		bpf_map_update_elem(&ls_fib_cache, &k, &v, BPF_ANY);
-	}
 	__u8 nttl = ttl - 1;
 	if (p->family == 4) {
 		__be16 ow, nw;
@@ -123,75 +106,139 @@ stack:
 	return LS_FWD_STACK;
 }
 
-#define LS_FWD_SLOW (-2)
+#define LS_FWD_DROP (-3) /* TC: a LAN egress stage run for the target dropped it, or a
+			  * rewrite failed half-way: the dispatcher drops the packet */
 
-/* TC fast path for a destination in ls_fib_cache: the IP header straight from the linear
- * data (no full parse, no FIB or interface lookup), TTL/hop limit and MACs written in
- * place, redirect. LS_FWD_SLOW for anything else (no or stale entry, non-linear or
- * malformed header, TTL 1, longer than the cached MTU, not IP): ls_fwd decides those. */
-static __always_inline int ls_fwd_tc_cached(struct __sk_buff *skb, __u32 l3)
+/* TC: the next hop of p (TTL/hop limit already checked) from ls_fib_cache, into h.
+ * 0, or -1 when there is no fresh entry or the packet is longer than its MTU. */
+static __always_inline int hop_cached(struct __sk_buff *skb, struct ls_pkt *p, __u8 tos, struct ls_fib_val *h)
 {
-	struct ls_fib_key k = {};
-	__u32 len = skb->len;
-	__u8 *e = hdr(skb, false, 0, 14 + sizeof(struct iphdr));
+	struct ls_fib_key k = { .ifindex = skb->ifindex, .family = p->family == 4 ? 2 : 10, .tos = tos };
 
-	if (l3 != 14 || !e)
-		return LS_FWD_SLOW;
-	k.ifindex = skb->ifindex;
-	if (e[12] == 0x08 && e[13] == 0x00) {
-		struct iphdr *ip = (void *)(e + 14);
-		__u16 tl = bpf_ntohs(ip->tot_len);
-		if (ip->version != 4 || ip->ihl < 5 || ip->ttl <= 1 || tl < ip->ihl * 4 || 14 + tl > len)
-			return LS_FWD_SLOW;
-		k.family = 2;
-		k.tos = ip->tos;
-		__builtin_memcpy(k.saddr, &ip->saddr, 4);
-		__builtin_memcpy(k.daddr, &ip->daddr, 4);
-	} else if (e[12] == 0x86 && e[13] == 0xdd) {
-		e = hdr(skb, false, 0, 14 + sizeof(struct ipv6hdr));
-		if (!e)
-			return LS_FWD_SLOW;
-		struct ipv6hdr *ip6 = (void *)(e + 14);
-		if (ip6->version != 6 || ip6->hop_limit <= 1 ||
-		    14 + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > len)
-			return LS_FWD_SLOW;
-		k.family = 10;
-		__builtin_memcpy(k.saddr, &ip6->saddr, 16);
-		__builtin_memcpy(k.daddr, &ip6->daddr, 16);
-	} else {
-		return LS_FWD_SLOW;
-	}
+	__builtin_memcpy(k.saddr, p->saddr, 16);
+	__builtin_memcpy(k.daddr, p->daddr, 16);
 	struct ls_fib_val *c = bpf_map_lookup_elem(&ls_fib_cache, &k);
-	if (!c || bpf_ktime_get_coarse_ns() - c->stamp >= LS_FIB_CACHE_NS || len > c->mtu + 14)
-		return LS_FWD_SLOW;
-	if (k.family == 2) {
-		struct iphdr *ip = (void *)(e + 14);
-		/* the TTL is the high byte of the checksummed word it shares with the protocol */
-		__u16 sum = csum_fold32(csum_add32(bpf_htons(0xffff - 0x0100), (__u16)~ip->check));
-		ip->ttl--;
-		ip->check = sum;
+	if (!c || bpf_ktime_get_coarse_ns() - c->stamp >= LS_FIB_CACHE_NS || p->len > c->mtu + p->l3)
+		return -1;
+	__builtin_memcpy(h, c, sizeof(*h));
+	return 0;
+}
+
+/* TC: the FIB's next hop of p into h and ls_fib_cache, when its egress device is a
+ * LS_IF_FWD_TARGET. 0 or -1. A global function: verified once, and its lookup struct is
+ * not on the caller's stack. */
+__attribute__((noinline)) int ls_fwd_fib_tc(struct __sk_buff *skb, struct ls_pkt *p, struct ls_fib_val *h, __u32 tos)
+{
+	struct bpf_fib_lookup f = {};
+
+	if (!p || !h)
+		return -1;
+	f.l4_protocol = p->proto;
+	f.sport = p->sport;
+	f.dport = p->dport;
+	f.ifindex = skb->ifindex;
+	f.family = p->family == 4 ? 2 : 10; /* AF_INET, AF_INET6 */
+	if (p->family == 4) {
+		f.tos = tos;
+		__builtin_memcpy(&f.ipv4_src, p->saddr, 4);
+		__builtin_memcpy(&f.ipv4_dst, p->daddr, 4);
 	} else {
-		((struct ipv6hdr *)(e + 14))->hop_limit--;
+		__builtin_memcpy(f.ipv6_src, p->saddr, 16);
+		__builtin_memcpy(f.ipv6_dst, p->daddr, 16);
 	}
-	__builtin_memcpy(e, c->dmac, 6);
-	__builtin_memcpy(e + 6, c->smac, 6);
-	ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, len);
-	return bpf_redirect(c->ifindex, 0);
+	/* tot_len stays 0: the kernel then checks the skb against the egress MTU itself and
+	 * accepts GSO packets (a TCP sender's 64 KB super-packets; their IP length is past
+	 * any MTU, so passing it sent ~90% of a TCP flow to the stack). */
+	if (bpf_fib_lookup(skb, &f, sizeof(f), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	__u32 out = f.ifindex;
+	struct ls_iface *t = bpf_map_lookup_elem(&ls_ifaces, &out);
+	if (!t || !(t->flags & LS_IF_FWD_TARGET))
+		return -1;
+	struct ls_fib_key k = { .ifindex = skb->ifindex, .family = f.family, .tos = f.tos };
+	__builtin_memset(h, 0, sizeof(*h));
+	h->stamp = bpf_ktime_get_coarse_ns();
+	h->ifindex = out;
+	h->mtu = f.mtu_result; /* the egress device's MTU on success */
+	__builtin_memcpy(h->dmac, f.dmac, 6);
+	__builtin_memcpy(h->smac, f.smac, 6);
+	__builtin_memcpy(k.saddr, p->saddr, 16);
+	__builtin_memcpy(k.daddr, p->daddr, 16);
+	bpf_map_update_elem(&ls_fib_cache, &k, h, BPF_ANY);
+	return 0;
+}
+
+/* TC fast forwarding from an Ethernet device (l3 14) or an L3 one (l3 0: WireGuard, TUN;
+ * an Ethernet header is pushed). f: the ls_config flags. Returns TC_ACT_REDIRECT with
+ * the redirect set up, LS_FWD_STACK, or LS_FWD_DROP (a rewrite failed half-way).
+ *
+ * *lan_out is the target's ifindex when its LAN egress stages (isolation, SNAT) are to
+ * run before the packet leaves: the dispatcher then calls ls_lan_out_fwd and marks the
+ * packet LS_MARK_LAN_OUT_DONE, so that the target's ls_lan_out passes it at once (one
+ * program per packet instead of two). Only packets with mark 0 (no mark is lost), else 0.
+ * That call is the dispatcher's, not this function's: the kernel allows 512 bytes of
+ * stack for a whole chain of calls. Every check that can send the packet to the stack
+ * comes before the first change. */
+static __always_inline int fwd_tc(struct __sk_buff *skb, __u32 l3, __u32 f, __u32 *lan_out)
+{
+	struct ls_pkt p;
+	struct ls_fib_val h;
+	__u8 b[12];
+	int parsed = parse(skb, false, l3, &p);
+
+	if (parsed || ld(skb, false, l3, b, sizeof(b)))
+		goto stack;
+	__u8 ttl = p.family == 4 ? b[8] : b[7], tos = p.family == 4 ? b[1] : 0;
+	if (ttl <= 1)
+		goto stack;
+	if (hop_cached(skb, &p, tos, &h) && ls_fwd_fib_tc(skb, &p, &h, tos))
+		goto stack;
+	/* an Ethernet header in front of the IP one (fails on GSO packets past the device's
+	 * size: the stack forwards those) */
+	if (l3 == 0 && bpf_skb_change_head(skb, 14, 0))
+		goto stack;
+	__u8 nttl = ttl - 1;
+	if (p.family == 4) {
+		__be16 ow, nw;
+		__u8 w[2] = { ttl, p.proto }, nwb[2] = { nttl, p.proto };
+		__builtin_memcpy(&ow, w, 2);
+		__builtin_memcpy(&nw, nwb, 2);
+		if (csum_manual(skb, false, 14 + 10, diff16(ow, nw), 0) || st(skb, false, 14 + 8, &nttl, 1))
+			goto failed;
+	} else if (st(skb, false, 14 + 7, &nttl, 1)) {
+		goto failed;
+	}
+	__be16 eth = bpf_htons(p.family == 4 ? ETH_P_IP : ETH_P_IPV6);
+	if (st(skb, false, 0, h.dmac, 6) || st(skb, false, 6, h.smac, 6) || (l3 == 0 && st(skb, false, 12, &eth, 2)))
+		goto failed;
+	*lan_out = (f & (LS_CFG_ISOLATE | LS_CFG_SNAT)) && skb->mark == 0 ? h.ifindex : 0;
+	if (!*lan_out)
+		ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, p.len);
+	return bpf_redirect(h.ifindex, 0);
+failed:
+	ls_count(LS_PROG_FWD, LS_R_HELPER_ERR, p.len);
+	return LS_FWD_DROP;
+stack:
+	ls_count(LS_PROG_FWD, LS_R_FWD_STACK, p.len);
+	return LS_FWD_STACK;
 }
 
 /* Global (not inlined) TC entry point: the verifier checks it once on its own instead of
  * inside every dispatcher, which keeps ls_overlay_in under the 1M-instruction budget.
- * It parses again (the stages before may have rewritten the packet). XDP has its own
- * global ls_fwd_xdp in lightscale.bpf.c. */
-__attribute__((noinline)) int ls_fwd_tc(struct __sk_buff *skb, __u32 l3)
+ * It parses again (the stages before may have rewritten the packet). */
+__attribute__((noinline)) int ls_fwd_tc(struct __sk_buff *skb, __u32 l3, __u32 f, __u32 *lan_out)
 {
-	struct ls_pkt p;
-	int v = ls_fwd_tc_cached(skb, l3 & 0xff);
-
-	if (v != LS_FWD_SLOW)
-		return v;
-	v = parse(skb, false, l3 & 0xff, &p);
-	return ls_fwd(skb, false, &p, v);
+	if (!lan_out)
+		return LS_FWD_STACK;
+	*lan_out = 0;
+	if (l3 != 14 && l3 != 0) {
+		ls_count(LS_PROG_FWD, LS_R_FWD_STACK, skb->len);
+		return LS_FWD_STACK;
+	}
+	/* bounded for the verifier (past the asm, the compiler no longer knows l3 is 0 or
+	 * 14, so it keeps the mask) */
+	asm volatile("" : "+r"(l3));
+	return fwd_tc(skb, l3 & 0xff, f, lan_out);
 }
 
 #endif

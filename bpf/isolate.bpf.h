@@ -19,9 +19,10 @@ static __always_inline __u32 if_net(__u32 ifindex)
 	return i ? i->net_id : 0;
 }
 
-static __always_inline int ls_isolate(struct __sk_buff *skb, struct ls_pkt *p, int parsed, bool lan)
+/* A packet that came in on `in` (0: local) leaving on `out`. */
+static __always_inline int ls_isolate_if(struct ls_pkt *p, __u32 in, __u32 out, bool lan)
 {
-	__u32 src = skb->ingress_ifindex ? if_net(skb->ingress_ifindex) : 0, dst = 0;
+	__u32 src = in ? if_net(in) : 0, dst = 0;
 
 	if (!src) {
 		ls_count(LS_PROG_ISOLATE, LS_R_ISO_LOCAL, p->len);
@@ -33,7 +34,7 @@ static __always_inline int ls_isolate(struct __sk_buff *skb, struct ls_pkt *p, i
 			dst = r->net_id;
 	}
 	if (!dst)
-		dst = if_net(skb->ifindex);
+		dst = if_net(out);
 	if (!dst) {
 		ls_count(LS_PROG_ISOLATE, LS_R_ISO_LOCAL, p->len);
 		return LS_NEXT;
@@ -49,6 +50,11 @@ static __always_inline int ls_isolate(struct __sk_buff *skb, struct ls_pkt *p, i
 	}
 	ls_count(LS_PROG_ISOLATE, LS_R_ISO_DENIED, p->len);
 	return LS_SHOT;
+}
+
+static __always_inline int ls_isolate(struct __sk_buff *skb, struct ls_pkt *p, int parsed, bool lan)
+{
+	return ls_isolate_if(p, skb->ingress_ifindex, skb->ifindex, lan);
 }
 
 #endif

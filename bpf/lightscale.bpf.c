@@ -13,7 +13,9 @@
  *   underlay ingress (XDP)  STUN demux by destination-port rewrite (real NICs only)
  *   underlay egress  (TC)   STUN source-port rewrite (agent port -> WireGuard port)
  * With LS_CFG_FWD_FAST, overlay ingress and LAN ingress (TC and XDP) end by forwarding
- * the packet themselves when the FIB sends it to an LS_IF_FWD_TARGET interface.
+ * the packet themselves when the FIB sends it to an LS_IF_FWD_TARGET interface; from TC
+ * they run the target's LAN egress stages first and mark the packet, and ls_lan_out then
+ * passes it at once.
  *
  * A stage passes with LS_NEXT and the dispatcher ends with TC_ACT_UNSPEC (TCX_NEXT), so
  * programs attached after ours still run. The stage programs (SEC "tc" ls_stage_*) run
@@ -46,33 +48,75 @@ static __always_inline __u32 cfg_flags(void)
 	return c ? c->flags : 0;
 }
 
+#define LS_ST_SHOT 0x80000000u  /* ls_*_stages: drop the packet */
+#define LS_ST_TO_TC 0x40000000u /* ls_xdp_lan_in_stages: leave it to the TC program */
+#define LS_ST_LEN 0x3fffffffu
+
+/* ls_overlay_in's stages as one global function: its stack does not add to the calls
+ * after it (ls_fwd_tc, ls_lan_out_fwd and its port search; the kernel allows 512 bytes
+ * of stack for a whole chain of calls). Returns the parsed length and LS_ST_SHOT. */
+__attribute__((noinline)) int ls_overlay_in_stages(struct __sk_buff *skb, __u32 f)
+{
+	struct ls_pkt p;
+	int parsed = parse(skb, false, cfg_overlay_l2, &p);
+
+	if (ls_filter_in(skb, &p, parsed, f & LS_CFG_FILTER) == LS_SHOT)
+		return (p.len & LS_ST_LEN) | LS_ST_SHOT;
+	if ((f & (LS_CFG_XLATE_CLIENT | LS_CFG_XLATE_ROUTER)) &&
+	    ls_translate(skb, false, &p, parsed, f & LS_CFG_XLATE_CLIENT, f & LS_CFG_XLATE_ROUTER) == LS_SHOT)
+		return (p.len & LS_ST_LEN) | LS_ST_SHOT;
+	if (f & LS_CFG_METRICS)
+		ls_metrics(&p, parsed, false);
+	return p.len & LS_ST_LEN;
+}
+
+/* The LAN egress stages (isolate, snat) of the target `out`, for a packet fast forwarding
+ * redirects there (fwd.bpf.h; its Ethernet header is in place): what ls_lan_out would
+ * do. LS_NEXT or LS_SHOT. */
+__attribute__((noinline)) int ls_lan_out_fwd(struct __sk_buff *skb, __u32 out, __u32 f)
+{
+	struct ls_pkt p;
+	int parsed = parse(skb, false, 14, &p);
+
+	if ((f & LS_CFG_ISOLATE) && ls_isolate_if(&p, skb->ifindex, out, true) == LS_SHOT)
+		return LS_SHOT;
+	if (f & LS_CFG_SNAT)
+		return snat_out(skb, &p, parsed, skb->ifindex, out);
+	return LS_NEXT;
+}
+
+/* The end of an ingress dispatcher: r from its stages function (the parsed length and
+ * LS_ST_SHOT), then fast forwarding from a device whose IP header is at l2. */
+static __always_inline int ingress_verdict(struct __sk_buff *skb, __u32 f, __u32 r, __u32 l2)
+{
+	__u32 len = r & LS_ST_LEN, out = 0;
+	int v;
+
+	if (r & LS_ST_SHOT)
+		return tc_verdict(LS_SHOT, len);
+	if (!(f & LS_CFG_FWD_FAST))
+		return tc_verdict(LS_NEXT, len);
+	v = ls_fwd_tc(skb, l2, f, &out);
+	if (v == LS_FWD_STACK)
+		return tc_verdict(LS_NEXT, len);
+	if (v == LS_FWD_DROP)
+		return tc_verdict(LS_SHOT, len);
+	if (out) {
+		if (ls_lan_out_fwd(skb, out, f) != LS_NEXT)
+			return tc_verdict(LS_SHOT, len); /* the redirect is not done then */
+		skb->mark = LS_MARK_LAN_OUT_DONE;
+		ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, len);
+	}
+	ls_count(LS_PROG_DISPATCH, LS_R_PASS, len);
+	return v;
+}
+
 SEC("tc")
 int ls_overlay_in(struct __sk_buff *skb)
 {
-	struct ls_pkt p;
 	__u32 f = cfg_flags();
-	int parsed = parse(skb, false, cfg_overlay_l2, &p);
-	int v;
 
-	v = ls_filter_in(skb, &p, parsed, f & LS_CFG_FILTER);
-	if (v == LS_SHOT)
-		return tc_verdict(v, p.len);
-	if (f & (LS_CFG_XLATE_CLIENT | LS_CFG_XLATE_ROUTER)) {
-		v = ls_translate(skb, false, &p, parsed, f & LS_CFG_XLATE_CLIENT,
-				 f & LS_CFG_XLATE_ROUTER);
-		if (v == LS_SHOT)
-			return tc_verdict(v, p.len);
-	}
-	if (f & LS_CFG_METRICS)
-		ls_metrics(&p, parsed, false);
-	if (f & LS_CFG_FWD_FAST) {
-		v = ls_fwd_tc(skb, p.l3);
-		if (v != LS_FWD_STACK) {
-			ls_count(LS_PROG_DISPATCH, LS_R_PASS, p.len);
-			return v;
-		}
-	}
-	return tc_verdict(LS_NEXT, p.len);
+	return ingress_verdict(skb, f, ls_overlay_in_stages(skb, f), cfg_overlay_l2);
 }
 
 SEC("tc")
@@ -104,10 +148,17 @@ SEC("tc")
 int ls_lan_out(struct __sk_buff *skb)
 {
 	struct ls_pkt p;
-	__u32 f = cfg_flags();
-	int parsed = parse(skb, false, cfg_lan_l2, &p);
-	int v;
+	__u32 f, len = skb->len;
+	int parsed, v;
 
+	if (skb->mark == LS_MARK_LAN_OUT_DONE) {
+		/* fast forwarding ran this program's stages already (ls_lan_out_fwd) */
+		skb->mark = 0;
+		ls_count(LS_PROG_DISPATCH, LS_R_LAN_OUT_DONE, len);
+		return TC_ACT_UNSPEC;
+	}
+	f = cfg_flags();
+	parsed = parse(skb, false, cfg_lan_l2, &p);
 	if (f & LS_CFG_ISOLATE) {
 		v = ls_isolate(skb, &p, parsed, true);
 		if (v == LS_SHOT)
@@ -121,51 +172,35 @@ int ls_lan_out(struct __sk_buff *skb)
 	return tc_verdict(LS_NEXT, p.len);
 }
 
-/* ls_lan_in's SNAT and router translation as one global function: its stack does not
- * add to ls_fwd_tc's (6.1 rejected the combined 544 bytes). Returns the packet length as
- * parsed, with bit 31 set when the packet is to be dropped. */
+/* ls_lan_in's SNAT and router translation as one global function, for the same reason as
+ * ls_overlay_in_stages (6.1 rejected the combined 544 bytes). */
 __attribute__((noinline)) int ls_lan_in_stages(struct __sk_buff *skb, __u32 f)
 {
 	struct ls_pkt p;
 	int parsed = parse(skb, false, cfg_lan_l2, &p);
-	__u32 shot = 0x80000000u;
+	__u32 len = p.len & LS_ST_LEN;
 	int v;
 
 	if (f & LS_CFG_SNAT) {
 		v = ls_snat_in(skb, false, &p, parsed);
 		if (v == LS_SHOT)
-			return (p.len & 0x7fffffff) | shot;
+			return len | LS_ST_SHOT;
 	}
 	if (f & LS_CFG_XLATE_ROUTER) {
 		v = ls_translate(skb, false, &p, parsed, true, false);
 		if (v == LS_SHOT)
-			return (p.len & 0x7fffffff) | shot;
+			return len | LS_ST_SHOT;
 	}
-	return p.len & 0x7fffffff;
+	return len;
 }
 
 SEC("tc")
 int ls_lan_in(struct __sk_buff *skb)
 {
 	__u32 f = cfg_flags();
-	__u32 r = ls_lan_in_stages(skb, f), len = r & 0x7fffffff;
-	int v;
 
-	if (r & 0x80000000u)
-		return tc_verdict(LS_SHOT, len);
-	if (f & LS_CFG_FWD_FAST) {
-		v = ls_fwd_tc(skb, cfg_lan_l2);
-		if (v != LS_FWD_STACK) {
-			ls_count(LS_PROG_DISPATCH, LS_R_PASS, len);
-			return v;
-		}
-	}
-	return tc_verdict(LS_NEXT, len);
+	return ingress_verdict(skb, f, ls_lan_in_stages(skb, f), cfg_lan_l2);
 }
-
-#define LS_ST_SHOT 0x80000000u  /* ls_*_stages: drop the packet */
-#define LS_ST_TO_TC 0x40000000u /* ls_xdp_lan_in_stages: leave it to the TC program */
-#define LS_ST_LEN 0x3fffffffu
 
 /* ls_xdp_lan_in's stages before forwarding, as one global function (verified once, and
  * its stack does not add to ls_fwd_xdp's). Returns the parsed length and LS_ST_* bits. */

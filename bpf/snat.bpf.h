@@ -209,11 +209,11 @@ static __always_inline bool snat_addr(struct ls_config *c, __u32 ifindex, __u8 f
 	return nonzero16(us);
 }
 
-/* LAN egress. */
-static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, int parsed)
+/* A packet that came in on `in` leaving on the LAN interface `out`: on LAN egress, or in
+ * the fast-forwarding ingress program before it redirects to `out`. */
+static __always_inline int snat_out(struct __sk_buff *skb, struct ls_pkt *p, int parsed, __u32 in, __u32 out)
 {
 	struct ls_config *c = ls_cfg();
-	__u32 in = skb->ingress_ifindex;
 	struct ls_iface *ifc = in ? bpf_map_lookup_elem(&ls_ifaces, &in) : NULL;
 
 	if (!c || !ifc || !(ifc->flags & LS_IF_SNAT_FROM) || parsed == LS_PARSE_NOT_IP) {
@@ -225,7 +225,7 @@ static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, 
 		return LS_SHOT;
 	}
 	__u8 us[16] = {};
-	if (!snat_addr(c, skb->ifindex, p->family, us)) {
+	if (!snat_addr(c, out, p->family, us)) {
 		ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
 		return LS_NEXT;
 	}
@@ -240,7 +240,7 @@ static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, 
 
 	struct ls_tuple ok;
 	nat_tuple(&ok, p);
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns(); /* for idle timeouts of seconds; cheaper */
 	__u8 closing = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST));
 	struct ls_nat_val *ov = bpf_map_lookup_elem(&ls_nat_out, &ok);
 	__be16 nport;
@@ -299,6 +299,12 @@ static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, 
 	}
 	ls_count(LS_PROG_SNAT, reason, p->len);
 	return LS_NEXT;
+}
+
+/* LAN egress. */
+static __always_inline int ls_snat_out(struct __sk_buff *skb, struct ls_pkt *p, int parsed)
+{
+	return snat_out(skb, p, parsed, skb->ingress_ifindex, skb->ifindex);
 }
 
 /* An ICMP error about a NATed packet (frag-needed, unreachable, time exceeded): the
@@ -448,7 +454,7 @@ static __always_inline int ls_snat_in(void *ctx, bool xdp, struct ls_pkt *p, int
 		ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
 		return LS_NEXT;
 	}
-	v->last_ns = bpf_ktime_get_ns();
+	v->last_ns = bpf_ktime_get_coarse_ns();
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST)))
 		v->state = LS_NAT_CLOSING;
 	__u8 addr[16];

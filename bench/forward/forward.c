@@ -13,7 +13,7 @@
  *
  *   forward [PACKETS] [ROUNDS] [VARIANT...]
  *
- * With VARIANTs (base xdp tc netmap stateless snat masq xdp-fwd tc-fwd snat-fwd), only
+ * With VARIANTs (base xdp tc netmap stateless snat masq xdp-fwd tc-fwd snat-fwd snat-agent), only
  * those run, 1 flow (60,000 for the SNAT ones; BENCH_FLOWS=N sets the count for the
  * others): for profiling one path with perf, or comparing two variants quickly.
  */
@@ -116,14 +116,14 @@ static void build_frame(uint8_t *f, const uint8_t *dmac, const uint8_t *smac, co
 }
 
 enum variant { V_BASE, V_XDP_XLATE, V_TC_XLATE, V_NFT_NETMAP, V_NFT_STATELESS, V_BPF_SNAT, V_NFT_MASQ,
-	       V_XDP_XLATE_FWD, V_TC_XLATE_FWD, V_BPF_SNAT_FWD, V_MAX };
+	       V_XDP_XLATE_FWD, V_TC_XLATE_FWD, V_BPF_SNAT_FWD, V_BPF_SNAT_AGENT, V_MAX };
 static const char *vshort[V_MAX] = { "base", "xdp", "tc", "netmap", "stateless", "snat", "masq",
-				     "xdp-fwd", "tc-fwd", "snat-fwd" };
+				     "xdp-fwd", "tc-fwd", "snat-fwd", "snat-agent" };
 static const char *vname[V_MAX] = { "plain forwarding", "XDP translate", "TC translate", "nft NETMAP",
 				    "nft stateless", "BPF SNAT", "nft masquerade", "XDP translate+fwd",
-				    "TC translate+fwd", "BPF SNAT+fwd" };
+				    "TC translate+fwd", "BPF SNAT+fwd", "agent SNAT+fwd" };
 static int tcx_link2 = -1;
-static void apply_state(bool fwd);
+static void apply_state(enum variant v);
 
 static struct lsbpf *lb;
 static int r0, r1, tcx_link = -1;
@@ -143,17 +143,23 @@ static void router_clear(void)
 	sh("ip netns exec %s nft flush ruleset; ip netns exec %s conntrack -F >/dev/null 2>&1", ns_r, ns_r);
 }
 
+static bool is_snat(enum variant v)
+{
+	return v == V_BPF_SNAT || v == V_NFT_MASQ || v == V_BPF_SNAT_FWD || v == V_BPF_SNAT_AGENT;
+}
+
 static void router_set(enum variant v)
 {
 	router_clear();
 	enter(ns_r);
-	bool fwd = v == V_XDP_XLATE_FWD || v == V_TC_XLATE_FWD || v == V_BPF_SNAT_FWD;
-	apply_state(fwd);
+	apply_state(v);
 	if (v == V_XDP_XLATE_FWD)
 		v = V_XDP_XLATE;
 	if (v == V_TC_XLATE_FWD)
 		v = V_TC_XLATE;
-	if (v == V_BPF_SNAT_FWD) {
+	if (v == V_BPF_SNAT_FWD || v == V_BPF_SNAT_AGENT) {
+		/* the overlay's ingress program forwards and runs r1's SNAT itself; r1's
+		 * egress program is attached as the agent does, and passes those packets */
 		v = V_BPF_SNAT;
 		tcx_link2 = bpf_link_create(lsbpf_prog_fd(lb, "ls_overlay_in"), r0, 46, NULL);
 	}
@@ -181,13 +187,23 @@ static void router_set(enum variant v)
 		   "add rule ip lsbf post oif r1 masquerade'", ns_r);
 }
 
-static void apply_state(bool fwd)
+/* Translate variants: the mapping on r0; SNAT variants: SNAT alone, or (snat-agent) what
+ * `lightscale agent --bpf --fast-forward --snat-subnet-routes` sets on a subnet router of
+ * one network: metrics and isolation on too, r1 a LAN of that network, its route known. */
+static void apply_state(enum variant v)
 {
 	struct lsbpf_state *st = lsbpf_state_new();
-	st->flags = LS_CFG_XLATE_ROUTER | LS_CFG_SNAT | (fwd ? LS_CFG_FWD_FAST : 0);
-	lsbpf_state_add_map_arg(st, "10.201.1.0/24=192.168.1.0/24");
+	bool fwd = v == V_XDP_XLATE_FWD || v == V_TC_XLATE_FWD || v == V_BPF_SNAT_FWD || v == V_BPF_SNAT_AGENT;
+	bool agent = v == V_BPF_SNAT_AGENT;
+
+	st->flags = (is_snat(v) ? LS_CFG_SNAT : LS_CFG_XLATE_ROUTER) | (fwd ? LS_CFG_FWD_FAST : 0) |
+		    (agent ? LS_CFG_METRICS | LS_CFG_ISOLATE : 0);
+	if (!is_snat(v))
+		lsbpf_state_add_map_arg(st, "10.201.1.0/24=192.168.1.0/24");
+	if (agent)
+		lsbpf_state_add_route(st, "192.168.2.0/24", 1, 1, 0, "router");
 	lsbpf_state_add_iface(st, "r0", 1, LS_IF_OVERLAY | LS_IF_SNAT_FROM);
-	lsbpf_state_add_iface(st, "r1", 0, LS_IF_LAN | LS_IF_FWD_TARGET);
+	lsbpf_state_add_iface(st, "r1", agent ? 1 : 0, LS_IF_LAN | LS_IF_FWD_TARGET);
 	ls_prefix_parse("192.168.2.1", &st->snat4, true);
 	st->snat_port_lo = 1024;
 	st->snat_port_hi = 65000;
@@ -304,12 +320,12 @@ int main(int argc, char **argv)
 	r0 = if_nametoindex("r0");
 	r1 = if_nametoindex("r1");
 	struct lsbpf_opts lo = { .no_pin = true, .force_l2 = true, .overlay_l2 = 14, .lan_l2 = 14, .underlay_l2 = 14,
-				 .nat_max = 262144 };
+ };
 	if (lsbpf_open(&lo, &lb)) {
 		rc = 1;
 		goto out;
 	}
-	apply_state(false);
+	apply_state(V_BASE);
 
 	printf("uptime: ");
 	fflush(stdout);
@@ -326,7 +342,7 @@ int main(int argc, char **argv)
 	static struct set sets[] = {
 		{ 1, false, { V_XDP_XLATE, V_NFT_NETMAP, V_TC_XLATE, V_NFT_STATELESS, V_XDP_XLATE_FWD, V_TC_XLATE_FWD }, 6 },
 		{ 60000, false, { V_XDP_XLATE, V_NFT_NETMAP, V_TC_XLATE, V_NFT_STATELESS, V_XDP_XLATE_FWD, V_TC_XLATE_FWD }, 6 },
-		{ 60000, true, { V_BPF_SNAT, V_NFT_MASQ, V_BPF_SNAT_FWD }, 3 },
+		{ 60000, true, { V_BPF_SNAT, V_NFT_MASQ, V_BPF_SNAT_FWD, V_BPF_SNAT_AGENT }, 4 },
 	};
 	size_t nsets = sizeof(sets) / sizeof(sets[0]);
 	if (argc > 3) {
@@ -341,7 +357,7 @@ int main(int argc, char **argv)
 				rc = 1;
 				goto out;
 			}
-			if (v == V_BPF_SNAT || v == V_NFT_MASQ || v == V_BPF_SNAT_FWD)
+			if (is_snat(v))
 				one.snat = true, one.flows = 60000;
 			one.v[one.n++] = v;
 		}
@@ -399,8 +415,10 @@ int main(int argc, char **argv)
 				printf("with fast forwarding: XDP / NETMAP: %.2fx   TC / NETMAP: %.2fx\n",
 				       m[V_XDP_XLATE_FWD] / m[V_NFT_NETMAP], m[V_TC_XLATE_FWD] / m[V_NFT_NETMAP]);
 			} else {
-				printf("BPF SNAT / masquerade: %.2fx (target >= 1.5); with fast forwarding: %.2fx\n",
-				       m[V_BPF_SNAT] / m[V_NFT_MASQ], m[V_BPF_SNAT_FWD] / m[V_NFT_MASQ]);
+				printf("BPF SNAT / masquerade: %.2fx (target >= 1.5); with fast forwarding: %.2fx; "
+				       "as the agent sets it (+metrics, isolation): %.2fx\n",
+				       m[V_BPF_SNAT] / m[V_NFT_MASQ], m[V_BPF_SNAT_FWD] / m[V_NFT_MASQ],
+				       m[V_BPF_SNAT_AGENT] / m[V_NFT_MASQ]);
 			}
 		}
 	}

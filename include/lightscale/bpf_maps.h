@@ -72,8 +72,17 @@ enum ls_reason {
 	LS_R_FWD_REDIRECT = 38,    /* pass: forwarded by the program (FIB lookup + redirect) */
 	LS_R_FWD_STACK = 39,       /* pass: left to the stack (local, no neighbour, TTL, MTU, target) */
 	LS_R_STUN_DPORT = 40,      /* pass: XDP steered STUN to the agent by its destination port */
-	LS_REASON_MAX = 41,
+	LS_R_LAN_OUT_DONE = 41,    /* pass: LAN egress; its stages (isolate, snat) already ran in the
+				    * fast-forwarding ingress program that redirected the packet */
+	LS_REASON_MAX = 42,
 };
+
+/* skb->mark of a packet a fast-forwarding ingress program redirected after running the
+ * LAN egress stages (isolate, snat) for its target itself: the target's ls_lan_out sees it,
+ * puts the mark back to 0 and passes the packet (LS_R_LAN_OUT_DONE). Only packets that
+ * arrived with mark 0 get it, and nothing routes between the two hooks (an nftables netdev
+ * egress chain on the target, which runs before TC egress, would see it). */
+#define LS_MARK_LAN_OUT_DONE 0x4c4f5554u /* "LOUT"; outside the profiles' 0x4c53xxxx */
 
 #define LS_REASON_SLOTS 64 /* counter index = prog * LS_REASON_SLOTS + reason */
 #define LS_COUNTERS_MAX (LS_PROG_MAX * LS_REASON_SLOTS)

@@ -6,6 +6,8 @@
  * neighbour's and lsbf1's MACs and the TTL decremented; the FIB result is cached, and a
  * cached destination still goes to the stack when too long, after its entry expired and
  * the neighbour changed (new MAC), or when its egress device stopped being a target.
+ * With SNAT and isolation on, ls_overlay_in runs the target's LAN egress stages before
+ * the redirect and marks the packet; the target's ls_lan_out then passes it unchanged.
  */
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -71,6 +73,100 @@ static int forwarded(struct lsbpf *b, const char *what, const char *dst, const u
 	fails += h_ok(olen == len && out[14 + 8] == pkt[14 + 8] - 1 && pk_csum_ok(out, olen),
 		      "%s: TTL %u -> %u, checksums right", what, pkt[14 + 8], out[14 + 8]);
 	fails += h_ok(after.packets == before.packets + 1, "%s: counted as forwarded by the program", what);
+	return fails;
+}
+
+/* One test run of prog with skb->mark in and out (ctx). Returns the verdict. */
+static int run_mark(struct lsbpf *b, const char *prog, const uint8_t *in, size_t len, uint8_t *out,
+		    size_t *olen, uint32_t ifindex, uint32_t *mark)
+{
+	struct __sk_buff ctx = { .ingress_ifindex = ifindex, .ifindex = ifindex, .mark = *mark }, cout = {};
+	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len, .data_out = out,
+			    .data_size_out = *olen, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .ctx_out = &cout,
+			    .ctx_size_out = sizeof(cout), .repeat = 1);
+
+	if (bpf_prog_test_run_opts(lsbpf_prog_fd(b, prog), &o))
+		return -1000;
+	*olen = o.data_size_out;
+	*mark = cout.mark;
+	return (int)o.retval;
+}
+
+static uint64_t count(struct lsbpf *b, int prog, int reason)
+{
+	struct ls_counter c;
+
+	lsbpf_counter(lsbpf_map_fd(b, "counters"), prog, reason, &c);
+	return c.packets;
+}
+
+/* Fast forwarding from the overlay (lsbf0: overlay, SNAT from, network 1) to lsbf1 (LAN of
+ * network 1, target, SNAT address 10.8.0.1) with SNAT and isolation on. */
+static int fused_snat(struct lsbpf *b, uint32_t in, const uint8_t n1[6], const uint8_t m1[6])
+{
+	struct lsbpf_state *s = lsbpf_state_new();
+	struct ls_prefix a;
+	int fails = 0;
+
+	s->flags = LS_CFG_FWD_FAST | LS_CFG_SNAT | LS_CFG_ISOLATE;
+	lsbpf_state_add_iface(s, "lsbf0", 1, LS_IF_OVERLAY | LS_IF_SNAT_FROM);
+	lsbpf_state_add_iface(s, "lsbf1", 1, LS_IF_LAN | LS_IF_FWD_TARGET);
+	ls_prefix_parse("10.8.0.1", &a, true);
+	lsbpf_state_set_iface_snat(s, "lsbf1", &a);
+	s->snat_port_lo = 61000;
+	s->snat_port_hi = 61999;
+	fails += h_ok(lsbpf_apply(b, s) == 0, "apply: SNAT + isolation + fast forwarding, lsbf0 the overlay");
+
+	struct pk p = { 4, 17, "10.9.0.5", "10.8.0.2", 1000, 2000 };
+	uint8_t pkt[256], out[256], out2[256];
+	size_t len = pk_build(&p, pkt, sizeof(pkt)), olen = sizeof(out), olen2 = sizeof(out2);
+	uint32_t mark = 0;
+	uint64_t nb = count(b, LS_PROG_SNAT, LS_R_SNAT_NEW), ib = count(b, LS_PROG_ISOLATE, LS_R_ISO_SAME_NET),
+		 db = count(b, LS_PROG_DISPATCH, LS_R_LAN_OUT_DONE);
+	int v = run_mark(b, "ls_overlay_in", pkt, len, out, &olen, in, &mark);
+	uint16_t sport = olen >= 36 ? (uint16_t)(out[34] << 8 | out[35]) : 0;
+	fails += h_ok(v == VERDICT_REDIRECT, "overlay -> LAN target with SNAT: redirected (verdict %d)", v);
+	fails += h_ok(olen == len && !memcmp(out, n1, 6) && !memcmp(out + 6, m1, 6) && out[14 + 8] == pkt[14 + 8] - 1,
+		      "... MACs written, TTL decremented");
+	fails += h_ok(olen == len && !memcmp(out + 26, (uint8_t[]){ 10, 8, 0, 1 }, 4) && sport >= 61000 &&
+			      sport <= 61999 && pk_csum_ok(out, olen),
+		      "... source SNATed at ingress to 10.8.0.1:%u (in the range), checksums right", sport);
+	fails += h_ok(mark == LS_MARK_LAN_OUT_DONE, "... marked as done for the LAN egress program (mark %#x)", mark);
+	fails += h_ok(count(b, LS_PROG_SNAT, LS_R_SNAT_NEW) == nb + 1 &&
+			      count(b, LS_PROG_ISOLATE, LS_R_ISO_SAME_NET) == ib + 1,
+		      "... isolation and SNAT each counted once");
+
+	/* the target's egress program passes it as it is and clears the mark */
+	v = run_mark(b, "ls_lan_out", out, olen, out2, &olen2, if_nametoindex("lsbf1"), &mark);
+	fails += h_ok(v == VERDICT_NEXT && olen2 == olen && !memcmp(out, out2, olen) && mark == 0,
+		      "ls_lan_out passes the marked packet unchanged (verdict %d) and clears the mark (%#x)", v, mark);
+	fails += h_ok(count(b, LS_PROG_DISPATCH, LS_R_LAN_OUT_DONE) == db + 1, "... counted lan_out_done_at_ingress");
+	fails += h_ok(count(b, LS_PROG_SNAT, LS_R_SNAT_NEW) == nb + 1, "... and not SNATed a second time");
+
+	/* the same flow again: the same port */
+	olen = sizeof(out2);
+	mark = 0;
+	v = run_mark(b, "ls_overlay_in", pkt, len, out2, &olen, in, &mark);
+	fails += h_ok(v == VERDICT_REDIRECT && olen == len && out2[34] == out[34] && out2[35] == out[35],
+		      "second packet of the flow: the same SNAT port");
+
+	/* a packet that already has a mark keeps it: forwarded, its SNAT left to ls_lan_out */
+	olen = sizeof(out2);
+	mark = 0x1234;
+	v = run_mark(b, "ls_overlay_in", pkt, len, out2, &olen, in, &mark);
+	fails += h_ok(v == VERDICT_REDIRECT && mark == 0x1234 && !memcmp(out2 + 26, pkt + 26, 4),
+		      "a packet with mark 0x1234 keeps it and its source (%#x): ls_lan_out SNATs it", mark);
+
+	/* isolation: lsbf1 now belongs to network 2, no allow rule: dropped at ingress */
+	lsbpf_state_add_iface(s, "lsbf1", 2, LS_IF_LAN | LS_IF_FWD_TARGET);
+	fails += h_ok(lsbpf_apply(b, s) == 0, "apply: lsbf1 in network 2");
+	uint64_t den = count(b, LS_PROG_ISOLATE, LS_R_ISO_DENIED);
+	olen = sizeof(out2);
+	mark = 0;
+	v = run_mark(b, "ls_overlay_in", pkt, len, out2, &olen, in, &mark);
+	fails += h_ok(v == VERDICT_SHOT && count(b, LS_PROG_ISOLATE, LS_R_ISO_DENIED) == den + 1,
+		      "to another network's LAN without an allow rule: dropped at ingress (verdict %d)", v);
+	lsbpf_state_free(s);
 	return fails;
 }
 
@@ -140,6 +236,7 @@ int main(void)
 		  { 4, 17, "10.9.0.5", "10.8.0.2", 1000, 2000 }, VERDICT_NEXT, NULL, { { F, LS_R_FWD_STACK, 1 } }, in, in },
 	};
 	fails += h_run(b, untarget, 1);
+	fails += fused_snat(b, in, n1b, m1);
 
 	lsbpf_state_free(s);
 	lsbpf_close(b);

@@ -74,6 +74,7 @@ static const char *reason_names[LS_REASON_MAX] = {
 	[LS_R_FWD_REDIRECT] = "forwarded_in_bpf",
 	[LS_R_FWD_STACK] = "forwarded_by_stack",
 	[LS_R_STUN_DPORT] = "stun_to_agent_port",
+	[LS_R_LAN_OUT_DONE] = "lan_out_done_at_ingress",
 };
 
 const char *lsbpf_prog_name(uint32_t prog)
