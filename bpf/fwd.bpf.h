@@ -109,16 +109,45 @@ stack:
 #define LS_FWD_DROP (-3) /* TC: a LAN egress stage run for the target dropped it, or a
 			  * rewrite failed half-way: the dispatcher drops the packet */
 
-/* TC: the next hop of p (TTL/hop limit already checked) from ls_fib_cache, into h.
- * 0, or -1 when there is no fresh entry or the packet is longer than its MTU. */
-static __always_inline int hop_cached(struct __sk_buff *skb, struct ls_pkt *p, __u8 tos, struct ls_fib_val *h)
+/* TC: the ls_fib_cache key of the IP header at l3, read in place (no full parse), and
+ * its TTL / hop limit. 0, or -1 when the header is not IP, malformed or not linear. */
+static __always_inline int fwd_key(struct __sk_buff *skb, __u32 l3, struct ls_fib_key *k, __u8 *ttl)
 {
-	struct ls_fib_key k = { .ifindex = skb->ifindex, .family = p->family == 4 ? 2 : 10, .tos = tos };
+	__u32 len = skb->len;
 
-	__builtin_memcpy(k.saddr, p->saddr, 16);
-	__builtin_memcpy(k.daddr, p->daddr, 16);
-	struct ls_fib_val *c = bpf_map_lookup_elem(&ls_fib_cache, &k);
-	if (!c || bpf_ktime_get_coarse_ns() - c->stamp >= LS_FIB_CACHE_NS || p->len > c->mtu + p->l3)
+	k->ifindex = skb->ifindex;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = hdr(skb, false, l3, sizeof(*ip));
+		if (!ip || ip->version != 4 || ip->ihl < 5 || bpf_ntohs(ip->tot_len) < ip->ihl * 4 ||
+		    l3 + bpf_ntohs(ip->tot_len) > len)
+			return -1;
+		k->family = 2;
+		k->tos = ip->tos;
+		*ttl = ip->ttl;
+		__builtin_memcpy(k->saddr, &ip->saddr, 4);
+		__builtin_memcpy(k->daddr, &ip->daddr, 4);
+		return 0;
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = hdr(skb, false, l3, sizeof(*ip6));
+		if (!ip6 || ip6->version != 6 || l3 + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > len)
+			return -1;
+		k->family = 10;
+		*ttl = ip6->hop_limit;
+		__builtin_memcpy(k->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(k->daddr, &ip6->daddr, 16);
+		return 0;
+	}
+	return -1;
+}
+
+/* TC: the next hop for key k from ls_fib_cache, into h. 0, or -1 when there is no fresh
+ * entry or the packet is longer than the entry's MTU (GSO: the FIB lookup checks those). */
+static __always_inline int hop_cached(struct __sk_buff *skb, struct ls_fib_key *k, __u32 l3, struct ls_fib_val *h)
+{
+	struct ls_fib_val *c = bpf_map_lookup_elem(&ls_fib_cache, k);
+
+	if (!c || bpf_ktime_get_coarse_ns() - c->stamp >= LS_FIB_CACHE_NS || skb->len > c->mtu + l3)
 		return -1;
 	__builtin_memcpy(h, c, sizeof(*h));
 	return 0;
@@ -156,15 +185,15 @@ __attribute__((noinline)) int ls_fwd_fib_tc(struct __sk_buff *skb, struct ls_pkt
 	if (!t || !(t->flags & LS_IF_FWD_TARGET))
 		return -1;
 	struct ls_fib_key k = { .ifindex = skb->ifindex, .family = f.family, .tos = f.tos };
-	__builtin_memset(h, 0, sizeof(*h));
-	h->stamp = bpf_ktime_get_coarse_ns();
-	h->ifindex = out;
-	h->mtu = f.mtu_result; /* the egress device's MTU on success */
-	__builtin_memcpy(h->dmac, f.dmac, 6);
-	__builtin_memcpy(h->smac, f.smac, 6);
+	/* on this stack: 6.1 takes no function argument's memory as a map value */
+	struct ls_fib_val v = { .stamp = bpf_ktime_get_coarse_ns(), .ifindex = out, .mtu = f.mtu_result };
+
+	__builtin_memcpy(v.dmac, f.dmac, 6);
+	__builtin_memcpy(v.smac, f.smac, 6);
 	__builtin_memcpy(k.saddr, p->saddr, 16);
 	__builtin_memcpy(k.daddr, p->daddr, 16);
-	bpf_map_update_elem(&ls_fib_cache, &k, h, BPF_ANY);
+	bpf_map_update_elem(&ls_fib_cache, &k, &v, BPF_ANY);
+	__builtin_memcpy(h, &v, sizeof(v));
 	return 0;
 }
 
@@ -178,48 +207,60 @@ __attribute__((noinline)) int ls_fwd_fib_tc(struct __sk_buff *skb, struct ls_pkt
  * program per packet instead of two). Only packets with mark 0 (no mark is lost), else 0.
  * That call is the dispatcher's, not this function's: the kernel allows 512 bytes of
  * stack for a whole chain of calls. Every check that can send the packet to the stack
- * comes before the first change. */
+ * comes before the first change. A destination in ls_fib_cache takes no full parse: the
+ * key is read from the IP header in place. */
 static __always_inline int fwd_tc(struct __sk_buff *skb, __u32 l3, __u32 f, __u32 *lan_out)
 {
-	struct ls_pkt p;
+	struct ls_fib_key k = {};
 	struct ls_fib_val h;
-	__u8 b[12];
-	int parsed = parse(skb, false, l3, &p);
+	__u32 len = skb->len;
+	__u8 ttl, *e;
 
-	if (parsed || ld(skb, false, l3, b, sizeof(b)))
+	if (fwd_key(skb, l3, &k, &ttl) || ttl <= 1)
 		goto stack;
-	__u8 ttl = p.family == 4 ? b[8] : b[7], tos = p.family == 4 ? b[1] : 0;
-	if (ttl <= 1)
-		goto stack;
-	if (hop_cached(skb, &p, tos, &h) && ls_fwd_fib_tc(skb, &p, &h, tos))
-		goto stack;
+	if (hop_cached(skb, &k, l3, &h)) {
+		struct ls_pkt p; /* a full parse only for the FIB lookup (it takes the ports) */
+
+		if (parse(skb, false, l3, &p) || ls_fwd_fib_tc(skb, &p, &h, k.tos))
+			goto stack;
+	}
 	/* an Ethernet header in front of the IP one (fails on GSO packets past the device's
 	 * size: the stack forwards those) */
 	if (l3 == 0 && bpf_skb_change_head(skb, 14, 0))
 		goto stack;
-	__u8 nttl = ttl - 1;
-	if (p.family == 4) {
-		__be16 ow, nw;
-		__u8 w[2] = { ttl, p.proto }, nwb[2] = { nttl, p.proto };
-		__builtin_memcpy(&ow, w, 2);
-		__builtin_memcpy(&nw, nwb, 2);
-		if (csum_manual(skb, false, 14 + 10, diff16(ow, nw), 0) || st(skb, false, 14 + 8, &nttl, 1))
+	/* TTL / hop limit - 1, in place; the IP header is at 14 now */
+	if (k.family == 2) {
+		struct iphdr *ip = hdr(skb, false, 14, sizeof(*ip));
+		if (!ip)
 			goto failed;
-	} else if (st(skb, false, 14 + 7, &nttl, 1)) {
-		goto failed;
+		/* the TTL is the high byte of the checksummed word it shares with the protocol */
+		__u16 sum = csum_fold32(csum_add32(bpf_htons(0xffff - 0x0100), (__u16)~ip->check));
+		ip->ttl--;
+		ip->check = sum;
+	} else {
+		struct ipv6hdr *ip6 = hdr(skb, false, 14, sizeof(*ip6));
+		if (!ip6)
+			goto failed;
+		ip6->hop_limit--;
 	}
-	__be16 eth = bpf_htons(p.family == 4 ? ETH_P_IP : ETH_P_IPV6);
-	if (st(skb, false, 0, h.dmac, 6) || st(skb, false, 6, h.smac, 6) || (l3 == 0 && st(skb, false, 12, &eth, 2)))
+	e = hdr(skb, false, 0, 14);
+	if (!e)
 		goto failed;
+	__builtin_memcpy(e, h.dmac, 6);
+	__builtin_memcpy(e + 6, h.smac, 6);
+	if (l3 == 0) {
+		__be16 eth = bpf_htons(k.family == 2 ? ETH_P_IP : ETH_P_IPV6);
+		__builtin_memcpy(e + 12, &eth, 2);
+	}
 	*lan_out = (f & (LS_CFG_ISOLATE | LS_CFG_SNAT)) && skb->mark == 0 ? h.ifindex : 0;
 	if (!*lan_out)
-		ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, p.len);
+		ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, len);
 	return bpf_redirect(h.ifindex, 0);
 failed:
-	ls_count(LS_PROG_FWD, LS_R_HELPER_ERR, p.len);
+	ls_count(LS_PROG_FWD, LS_R_HELPER_ERR, len);
 	return LS_FWD_DROP;
 stack:
-	ls_count(LS_PROG_FWD, LS_R_FWD_STACK, p.len);
+	ls_count(LS_PROG_FWD, LS_R_FWD_STACK, len);
 	return LS_FWD_STACK;
 }
 

@@ -30,7 +30,8 @@
 # a peer added by netmap update without a flap, the agent's pinned BPF maps read with
 # bpftool in the guest and compared with the netmap (tests/vm/agent-maps.py), and an ACL
 # policy seen in the filter maps and on traffic; then `lightscale agent --bpf
-# --snat-subnet-routes' in a with XDP de-SNAT on its virtio NIC (scenario_agent_snat).
+# --snat-subnet-routes --fast-forward' in a with XDP de-SNAT on its virtio NIC and the
+# overlay's packets forwarded (and SNATed) by the wg0 ingress program (scenario_agent_snat).
 #
 # Every qemu runs under timeout(1); on any failure the guests' serial consoles are printed.
 set -u
@@ -537,7 +538,7 @@ scenario_agent_snat() {
 			$(lsg init vms s) --control $CONTROL_URL --token '$tok' --hostname ${g%%:*}s ${g#*:} >/dev/null || exit 1
 			for i in 1 2 3; do $(lsg register vms s) >/dev/null && exit 0; sleep 1; done; exit 1"
 	done
-	vm_exec "$a" "{ setsid $(lsg agent vms s) --foreground --engine kernel --bpf --snat-subnet-routes --poll-wait 20 \
+	vm_exec "$a" "{ setsid $(lsg agent vms s) --foreground --engine kernel --bpf --snat-subnet-routes --fast-forward --poll-wait 20 \
 		>/out/agent-snat.log 2>&1 & echo \$! >/tmp/agent-snat.pid; }" >/dev/null
 	vm_exec "$b" "{ setsid $(lsg agent vms s) --foreground --engine kernel --apply-routes --poll-wait 20 \
 		>/out/agent-snat.log 2>&1 & echo \$! >/tmp/agent-snat.pid; }" >/dev/null
@@ -572,6 +573,15 @@ scenario_agent_snat() {
 			{ bpftool map dump pinned /sys/fs/bpf/lightscale/vms/nat_out | head -n 40; exit 1; }"
 	out=$(vm_exec "$a" "$(lsg bpf vms s) status --json | jq '[.counters[] | select(.reason == \"snat_reply\") | .packets] | add // 0'")
 	check "${p}bpf status in a counts de-SNATed replies (snat_reply: ${out:-?})" test "${out:-0}" -gt 100
+	# --fast-forward: b's packets (the download's ACKs) leave wg0, an L3 device, through the
+	# program (Ethernet header pushed, SNAT run before the redirect), not the stack
+	out=$(vm_exec "$a" "$(lsg bpf vms s) status --json | jq -r '[.counters[] | select(.program == \"forward\" and
+		.reason == \"forwarded_in_bpf\") | .packets] | add // 0' ; $(lsg bpf vms s) status --json |
+		jq -r '[.counters[] | select(.reason == \"lan_out_done_at_ingress\") | .packets] | add // 0'" | tr '\n' ' ')
+	local fwd done
+	read -r fwd done <<<"$out"
+	check "${p}--fast-forward: a forwarded b's packets from wg0 in BPF (forwarded_in_bpf: ${fwd:-?})" test "${fwd:-0}" -gt 100
+	check "${p}... with the SNAT done before the redirect (lan_out_done_at_ingress: ${done:-?})" test "${done:-0}" -gt 100
 	scenario_agent_snat_down "$a" "$b"
 	vm_check "${p}wg-down in a gave the port range back" "$a" "! grep -q 61000-65000 /proc/sys/net/ipv4/ip_local_reserved_ports"
 }
