@@ -170,6 +170,20 @@ static int fused_snat(struct lsbpf *b, uint32_t in, const uint8_t n1[6], const u
 	return fails;
 }
 
+/* The same for IPv6 (fd00:9::5 -> fd00:8::2): hop limit - 1. */
+static int forwarded6(struct lsbpf *b, uint32_t in, const uint8_t dmac[6], const uint8_t smac[6])
+{
+	struct pk p = { 6, 17, "fd00:9::5", "fd00:8::2", 1000, 2000 };
+	uint8_t pkt[256], out[256];
+	size_t len = pk_build(&p, pkt, sizeof(pkt)), olen = sizeof(out);
+	int v = h_run_one(b, "ls_lan_in", pkt, len, out, &olen, in, in);
+
+	return h_ok(v == VERDICT_REDIRECT && olen == len && !memcmp(out, dmac, 6) && !memcmp(out + 6, smac, 6) &&
+			    out[14 + 7] == pkt[14 + 7] - 1 && !memcmp(out + 22, pkt + 22, olen - 22) && pk_csum_ok(out, olen),
+		    "IPv6 to fd00:8::2: redirected with the MACs, hop limit %u -> %u, the rest unchanged (verdict %d)",
+		    pkt[14 + 7], out[14 + 7], v);
+}
+
 int main(void)
 {
 	int fails = 0;
@@ -182,7 +196,9 @@ int main(void)
 		   "ip addr add 10.7.0.1/24 dev lsbf2 && "
 		   "ip neigh add 10.8.0.2 lladdr 02:00:00:00:08:02 dev lsbf1 nud permanent && "
 		   "ip neigh add 10.7.0.2 lladdr 02:00:00:00:07:02 dev lsbf2 nud permanent && "
-		   "sysctl -qw net.ipv4.conf.all.forwarding=1")) {
+		   "ip -6 addr add fd00:9::1/64 dev lsbf0 nodad && ip -6 addr add fd00:8::1/64 dev lsbf1 nodad && "
+		   "ip -6 neigh add fd00:8::2 lladdr 02:00:00:00:08:02 dev lsbf1 nud permanent && "
+		   "sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1")) {
 		printf("not ok 1 - private netns with veth interfaces\n");
 		return 1;
 	}
@@ -202,6 +218,8 @@ int main(void)
 	fails += forwarded(b, "first packet to 10.8.0.2", "10.8.0.2", n1, m1, in);
 	fails += h_ok(cache_entries(b) == 1, "FIB cache holds the destination (%d entries)", cache_entries(b));
 	fails += forwarded(b, "second packet to 10.8.0.2 (cached)", "10.8.0.2", n1, m1, in);
+	fails += forwarded6(b, in, n1, m1);
+	fails += forwarded6(b, in, n1, m1); /* cached */
 
 	struct tcase stack[] = {
 		{ "cached destination, 1600 bytes (over lsbf1's MTU): to the stack", "ls_lan_in",
@@ -215,7 +233,7 @@ int main(void)
 		  VERDICT_NEXT, NULL, { { F, LS_R_FWD_STACK, 1 } }, in, in },
 	};
 	fails += h_run(b, stack, sizeof(stack) / sizeof(stack[0]));
-	fails += h_ok(cache_entries(b) == 1, "only the target's destination is cached (%d entries)", cache_entries(b));
+	fails += h_ok(cache_entries(b) == 2, "only the target's destinations are cached, 10.8.0.2 and fd00:8::2 (%d entries)", cache_entries(b));
 
 	/* the neighbour moves: once the entry expired (50 ms), the new MAC is used */
 	if (system("ip neigh replace 10.8.0.2 lladdr 02:00:00:00:08:03 dev lsbf1 nud permanent"))
