@@ -13,6 +13,8 @@
 #define LS_FWD_BPF_H
 
 #include "pkt.bpf.h"
+#include "isolate.bpf.h"
+#include "snat.bpf.h"
 
 #define LS_FWD_STACK (-1)
 
@@ -41,6 +43,12 @@ struct ls_fib_val {
 	__u32 mtu;
 	__u8 dmac[6];
 	__u8 smac[6];
+	/* what the target's LAN egress stages need, valid as long as the entry (lsbpf_apply
+	 * empties the cache after it wrote the routes, interfaces and allow rules): */
+	__u8 in_snat; /* the ingress device is LS_IF_SNAT_FROM */
+	__u8 iso;     /* isolation's verdict for this source, destination and target
+		       * (LS_R_ISO_*; LS_R_ISO_DENIED drops) */
+	__u8 pad[2];
 };
 
 struct {
@@ -186,7 +194,12 @@ __attribute__((noinline)) int ls_fwd_fib_tc(struct __sk_buff *skb, struct ls_pkt
 		return -1;
 	struct ls_fib_key k = { .ifindex = skb->ifindex, .family = f.family, .tos = f.tos };
 	/* on this stack: 6.1 takes no function argument's memory as a map value */
-	struct ls_fib_val v = { .stamp = bpf_ktime_get_coarse_ns(), .ifindex = out, .mtu = f.mtu_result };
+	struct ls_fib_val v = { .stamp = bpf_ktime_get_coarse_ns(), .ifindex = out, .mtu = f.mtu_result,
+				.iso = iso_reason(p, skb->ifindex, out, true) };
+	__u32 in = skb->ifindex;
+	struct ls_iface *i = bpf_map_lookup_elem(&ls_ifaces, &in);
+
+	v.in_snat = i && (i->flags & LS_IF_SNAT_FROM);
 
 	__builtin_memcpy(v.dmac, f.dmac, 6);
 	__builtin_memcpy(v.smac, f.smac, 6);
@@ -252,9 +265,28 @@ static __always_inline int fwd_tc(struct __sk_buff *skb, __u32 l3, __u32 f, __u3
 		__be16 eth = bpf_htons(k.family == 2 ? ETH_P_IP : ETH_P_IPV6);
 		__builtin_memcpy(e + 12, &eth, 2);
 	}
-	*lan_out = (f & (LS_CFG_ISOLATE | LS_CFG_SNAT)) && skb->mark == 0 ? h.ifindex : 0;
-	if (!*lan_out)
-		ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, len);
+	if ((f & (LS_CFG_ISOLATE | LS_CFG_SNAT)) && skb->mark == 0) {
+		/* the target's LAN egress stages: isolation's verdict from the cache, and an
+		 * established connection's SNAT here; the rest (a denied or new connection,
+		 * anything unusual) by the dispatcher's call of ls_lan_out_fwd */
+		struct ls_pkt p;
+		int r = 1;
+
+		if ((f & LS_CFG_ISOLATE) && h.iso == LS_R_ISO_DENIED)
+			r = 0;
+		else if ((f & LS_CFG_SNAT) && h.in_snat)
+			r = parse(skb, false, 14, &p) || p.frag == 2 || !nat_proto(&p, true) ? 0 : snat_hit(skb, &p);
+		if (r < 0)
+			return LS_FWD_DROP;
+		if (!r) {
+			*lan_out = h.ifindex;
+			return bpf_redirect(h.ifindex, 0);
+		}
+		if (f & LS_CFG_ISOLATE)
+			ls_count(LS_PROG_ISOLATE, h.iso, len);
+		skb->mark = LS_MARK_LAN_OUT_DONE;
+	}
+	ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, len);
 	return bpf_redirect(h.ifindex, 0);
 failed:
 	ls_count(LS_PROG_FWD, LS_R_HELPER_ERR, len);

@@ -19,15 +19,14 @@ static __always_inline __u32 if_net(__u32 ifindex)
 	return i ? i->net_id : 0;
 }
 
-/* A packet that came in on `in` (0: local) leaving on `out`. */
-static __always_inline int ls_isolate_if(struct ls_pkt *p, __u32 in, __u32 out, bool lan)
+/* The isolation verdict for a packet that came in on `in` (0: local) leaving on `out`,
+ * as its counter reason: LS_R_ISO_DENIED drops, the others pass. */
+static __always_inline __u32 iso_reason(struct ls_pkt *p, __u32 in, __u32 out, bool lan)
 {
 	__u32 src = in ? if_net(in) : 0, dst = 0;
 
-	if (!src) {
-		ls_count(LS_PROG_ISOLATE, LS_R_ISO_LOCAL, p->len);
-		return LS_NEXT;
-	}
+	if (!src)
+		return LS_R_ISO_LOCAL;
 	if (lan && p->family) {
 		struct ls_route_val *r = route_of(p, p->daddr);
 		if (r)
@@ -35,21 +34,20 @@ static __always_inline int ls_isolate_if(struct ls_pkt *p, __u32 in, __u32 out, 
 	}
 	if (!dst)
 		dst = if_net(out);
-	if (!dst) {
-		ls_count(LS_PROG_ISOLATE, LS_R_ISO_LOCAL, p->len);
-		return LS_NEXT;
-	}
-	if (src == dst) {
-		ls_count(LS_PROG_ISOLATE, LS_R_ISO_SAME_NET, p->len);
-		return LS_NEXT;
-	}
+	if (!dst)
+		return LS_R_ISO_LOCAL;
+	if (src == dst)
+		return LS_R_ISO_SAME_NET;
 	struct ls_iso_key k = { .src_net = src, .dst_net = dst };
-	if (bpf_map_lookup_elem(&ls_iso_allow, &k)) {
-		ls_count(LS_PROG_ISOLATE, LS_R_ISO_ALLOWED, p->len);
-		return LS_NEXT;
-	}
-	ls_count(LS_PROG_ISOLATE, LS_R_ISO_DENIED, p->len);
-	return LS_SHOT;
+	return bpf_map_lookup_elem(&ls_iso_allow, &k) ? LS_R_ISO_ALLOWED : LS_R_ISO_DENIED;
+}
+
+static __always_inline int ls_isolate_if(struct ls_pkt *p, __u32 in, __u32 out, bool lan)
+{
+	__u32 r = iso_reason(p, in, out, lan);
+
+	ls_count(LS_PROG_ISOLATE, r, p->len);
+	return r == LS_R_ISO_DENIED ? LS_SHOT : LS_NEXT;
 }
 
 static __always_inline int ls_isolate(struct __sk_buff *skb, struct ls_pkt *p, int parsed, bool lan)

@@ -209,6 +209,30 @@ static __always_inline bool snat_addr(struct ls_config *c, __u32 ifindex, __u8 f
 	return nonzero16(us);
 }
 
+/* An established connection's packet from the overlay (p has passed snat_out's checks):
+ * the source address and port its ls_nat_out entry holds, the entry's timestamp and state
+ * kept up. 1 rewritten (counted), 0 no entry, -1 a rewrite failed (counted). */
+static __always_inline int snat_hit(struct __sk_buff *skb, struct ls_pkt *p)
+{
+	struct ls_tuple ok;
+	__u8 addr[16];
+
+	nat_tuple(&ok, p);
+	struct ls_nat_val *ov = bpf_map_lookup_elem(&ls_nat_out, &ok);
+	if (!ov)
+		return 0;
+	ov->last_ns = bpf_ktime_get_coarse_ns(); /* for idle timeouts of seconds; cheaper */
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST)))
+		ov->state = LS_NAT_CLOSING;
+	__builtin_memcpy(addr, ov->addr, 16);
+	if (nat_rewrite(skb, false, p, true, addr, ov->port)) {
+		ls_count(LS_PROG_SNAT, LS_R_HELPER_ERR, p->len);
+		return -1;
+	}
+	ls_count(LS_PROG_SNAT, LS_R_SNAT_HIT, p->len);
+	return 1;
+}
+
 /* A packet that came in on `in` leaving on the LAN interface `out`: on LAN egress, or in
  * the fast-forwarding ingress program before it redirects to `out`. */
 static __always_inline int snat_out(struct __sk_buff *skb, struct ls_pkt *p, int parsed, __u32 in, __u32 out)
@@ -224,6 +248,10 @@ static __always_inline int snat_out(struct __sk_buff *skb, struct ls_pkt *p, int
 		ls_count(LS_PROG_SNAT, LS_R_MALFORMED, p->len);
 		return LS_SHOT;
 	}
+	/* an established connection first: its entry has the address (no interface lookup) */
+	int hit = p->frag != 2 && nat_proto(p, true) ? snat_hit(skb, p) : 0;
+	if (hit)
+		return hit > 0 ? LS_NEXT : LS_SHOT;
 	__u8 us[16] = {};
 	if (!snat_addr(c, out, p->family, us)) {
 		ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
@@ -238,66 +266,56 @@ static __always_inline int snat_out(struct __sk_buff *skb, struct ls_pkt *p, int
 		return LS_NEXT;
 	}
 
+	/* a new connection: a port from the range */
 	struct ls_tuple ok;
-	nat_tuple(&ok, p);
-	__u64 now = bpf_ktime_get_coarse_ns(); /* for idle timeouts of seconds; cheaper */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u8 closing = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST));
-	struct ls_nat_val *ov = bpf_map_lookup_elem(&ls_nat_out, &ok);
-	__be16 nport;
-	__u32 reason = LS_R_SNAT_HIT;
+	__u32 lo = c->snat_port_lo, hi = c->snat_port_hi;
 
-	if (ov) {
-		ov->last_ns = now;
-		if (closing)
-			ov->state = LS_NAT_CLOSING;
-		nport = ov->port;
-	} else {
-		__u32 lo = c->snat_port_lo, hi = c->snat_port_hi;
-		if (!lo || hi < lo) {
-			ls_count(LS_PROG_SNAT, LS_R_SNAT_NO_PORT, p->len);
-			return LS_SHOT;
-		}
-		struct nat_probe pr = { .skb = skb, .lo = lo, .range = hi - lo + 1 };
-		pr.start = bpf_get_prandom_u32() % pr.range;
-		pr.ik.family = p->family;
-		pr.ik.proto = p->proto;
-		pr.ik.sport = is_icmp(p->proto) ? 0 : p->dport;
-		pr.iv.port = p->sport;
-		pr.iv.state = closing;
-		pr.iv.last_ns = now;
-		__builtin_memcpy(pr.iv.addr, p->saddr, 16);
-		__builtin_memcpy(pr.ik.saddr, p->daddr, 16);
-		__builtin_memcpy(pr.ik.daddr, us, 16);
-		__builtin_memcpy(pr.us, us, 16);
-		bpf_loop(LS_NAT_PROBES, nat_probe_cb, &pr, 0);
-		if (pr.full) {
+	nat_tuple(&ok, p);
+	if (!lo || hi < lo) {
+		ls_count(LS_PROG_SNAT, LS_R_SNAT_NO_PORT, p->len);
+		return LS_SHOT;
+	}
+	struct nat_probe pr = { .skb = skb, .lo = lo, .range = hi - lo + 1 };
+	pr.start = bpf_get_prandom_u32() % pr.range;
+	pr.ik.family = p->family;
+	pr.ik.proto = p->proto;
+	pr.ik.sport = is_icmp(p->proto) ? 0 : p->dport;
+	pr.iv.port = p->sport;
+	pr.iv.state = closing;
+	pr.iv.last_ns = now;
+	__builtin_memcpy(pr.iv.addr, p->saddr, 16);
+	__builtin_memcpy(pr.ik.saddr, p->daddr, 16);
+	__builtin_memcpy(pr.ik.daddr, us, 16);
+	__builtin_memcpy(pr.us, us, 16);
+	bpf_loop(LS_NAT_PROBES, nat_probe_cb, &pr, 0);
+	if (pr.full) {
+		ls_count(LS_PROG_SNAT, LS_R_SNAT_TABLE_FULL, p->len);
+		return LS_SHOT;
+	}
+	if (!pr.got) {
+		ls_count(LS_PROG_SNAT, LS_R_SNAT_NO_PORT, p->len);
+		return LS_SHOT;
+	}
+	__be16 nport = pr.nport;
+	struct ls_nat_val nv = { .port = nport, .state = closing, .last_ns = now };
+	__builtin_memcpy(nv.addr, us, 16);
+	int e = (int)bpf_map_update_elem(&ls_nat_out, &ok, &nv, BPF_NOEXIST); /* see nat_probe_cb */
+	if (e) {
+		bpf_map_delete_elem(&ls_nat_in, &pr.ik);
+		struct ls_nat_val *ov = e == -17 ? bpf_map_lookup_elem(&ls_nat_out, &ok) : NULL;
+		if (!ov) {
 			ls_count(LS_PROG_SNAT, LS_R_SNAT_TABLE_FULL, p->len);
 			return LS_SHOT;
 		}
-		if (!pr.got) {
-			ls_count(LS_PROG_SNAT, LS_R_SNAT_NO_PORT, p->len);
-			return LS_SHOT;
-		}
-		nport = pr.nport;
-		struct ls_nat_val nv = { .port = nport, .state = closing, .last_ns = now };
-		__builtin_memcpy(nv.addr, us, 16);
-		int e = (int)bpf_map_update_elem(&ls_nat_out, &ok, &nv, BPF_NOEXIST); /* see nat_probe_cb */
-		if (e) {
-			bpf_map_delete_elem(&ls_nat_in, &pr.ik);
-			ov = e == -17 ? bpf_map_lookup_elem(&ls_nat_out, &ok) : NULL;
-			if (!ov) {
-				ls_count(LS_PROG_SNAT, LS_R_SNAT_TABLE_FULL, p->len);
-				return LS_SHOT;
-			}
-			nport = ov->port; /* another CPU created it first */
-		}
-		reason = LS_R_SNAT_NEW;
+		nport = ov->port; /* another CPU created it first */
 	}
 	if (nat_rewrite(skb, false, p, true, us, nport)) {
 		ls_count(LS_PROG_SNAT, LS_R_HELPER_ERR, p->len);
 		return LS_SHOT;
 	}
-	ls_count(LS_PROG_SNAT, reason, p->len);
+	ls_count(LS_PROG_SNAT, LS_R_SNAT_NEW, p->len);
 	return LS_NEXT;
 }
 
