@@ -25,7 +25,7 @@
  * lookup passes no mark, and our ip rules select by mark only. Packets longer than the
  * cached MTU (GSO) do the full lookup, which checks them against the egress device.
  * Entries are made only for egress devices flagged LS_IF_FWD_TARGET; lsbpf_apply empties
- * the map whenever it writes the interface map. */
+ * the map on every apply, after the routes, interfaces and allow rules. */
 #define LS_FIB_CACHE_NS (50 * 1000 * 1000ULL)
 
 struct ls_fib_key {

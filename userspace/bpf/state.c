@@ -622,8 +622,10 @@ cleanup:
 	return r;
 }
 
-/* Fast forwarding's FIB cache holds only egress devices flagged LS_IF_FWD_TARGET: after
- * the interface map changed, it starts again (entries otherwise expire within 50 ms). */
+/* Fast forwarding's FIB cache holds only egress devices flagged LS_IF_FWD_TARGET, and with
+ * each entry the ingress device's SNAT_FROM flag and isolation's verdict: after the routes
+ * (apply_routes runs first), the interface map and the allow rules were written, it starts
+ * again (entries otherwise expire within 50 ms). */
 static void clear_fib_cache(struct lsbpf *b)
 {
 	int fd = bpf_map__fd(b->skel->maps.ls_fib_cache);
