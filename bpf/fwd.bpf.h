@@ -5,9 +5,10 @@
  * (TTL/hop limit decremented, MACs from the FIB lookup, redirect), skipping the stack's
  * forwarding path. From TC it comes from an Ethernet device or an L3 one (WireGuard, TUN:
  * an Ethernet header is pushed), and the target's LAN egress stages (isolate, SNAT) run
- * before the redirect; from XDP (Ethernet only) the target's TC egress runs, so the agent
- * flags only targets that need nothing there. Anything else (local, unresolved
- * neighbour, TTL 1, too big for the MTU) goes on to the stack.
+ * before the redirect; from XDP (Ethernet only) the target's TC egress does not run, so a
+ * packet a stage there would change or drop (SNAT, a pair isolation denies) goes to the
+ * stack. Anything else (local, unresolved neighbour, TTL 1, too big for the MTU) goes on
+ * to the stack.
  */
 #ifndef LS_FWD_BPF_H
 #define LS_FWD_BPF_H
@@ -90,10 +91,25 @@ static __always_inline int ls_fwd(void *ctx, bool xdp, struct ls_pkt *p, int par
 	}
 	if (bpf_fib_lookup(ctx, &f, sizeof(f), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		goto stack;
-	__u32 out = f.ifindex;
+	__u32 out = f.ifindex, in = ((struct xdp_md *)ctx)->ingress_ifindex;
 	struct ls_iface *t = bpf_map_lookup_elem(&ls_ifaces, &out);
 	if (!t || !(t->flags & LS_IF_FWD_TARGET))
 		goto stack;
+	/* The target's TC egress (its LAN egress stages) does not run on an XDP redirect: a
+	 * pair isolation denies, or a packet to SNAT, goes to the stack (and so through
+	 * them); an allowed pair is counted here as ls_lan_out would. */
+	struct ls_config *c = ls_cfg();
+	__u32 fl = c ? c->flags : 0, iso = 0;
+	if (fl & LS_CFG_SNAT) {
+		struct ls_iface *i = bpf_map_lookup_elem(&ls_ifaces, &in);
+		if (i && (i->flags & LS_IF_SNAT_FROM))
+			goto stack;
+	}
+	if (fl & LS_CFG_ISOLATE) {
+		iso = iso_reason(p, in, out, true);
+		if (iso == LS_R_ISO_DENIED)
+			goto stack;
+	}
 	__u8 nttl = ttl - 1;
 	if (p->family == 4) {
 		__be16 ow, nw;
@@ -105,9 +121,11 @@ static __always_inline int ls_fwd(void *ctx, bool xdp, struct ls_pkt *p, int par
 	} else if (st(ctx, xdp, p->l3 + 7, &nttl, 1)) {
 		goto stack;
 	}
-	ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, p->len);
 	if (st(ctx, xdp, 0, f.dmac, 6) || st(ctx, xdp, 6, f.smac, 6))
 		return LS_FWD_STACK;
+	if (iso)
+		ls_count(LS_PROG_ISOLATE, iso, p->len);
+	ls_count(LS_PROG_FWD, LS_R_FWD_REDIRECT, p->len);
 	return bpf_redirect(out, 0);
 stack:
 	ls_count(LS_PROG_FWD, LS_R_FWD_STACK, p->len);

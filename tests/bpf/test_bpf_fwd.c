@@ -190,6 +190,37 @@ static int forwarded6(struct lsbpf *b, uint32_t in, const uint8_t dmac[6], const
 		    pkt[14 + 7], out[14 + 7], v);
 }
 
+/* XDP fast forwarding (ls_xdp_lan_in) from lsbf0 (LAN of network 1) to lsbf1 (target, a
+ * LAN of network 2) with isolation on: the target's TC egress does not run on an XDP
+ * redirect, so a denied pair goes to the stack (where ls_lan_out drops it) and an allowed
+ * one is redirected and counted by isolation. */
+static int xdp_isolated(struct lsbpf *b, uint32_t in)
+{
+	struct lsbpf_state *s = lsbpf_state_new();
+	struct pk p = { 4, 17, "10.9.0.5", "10.8.0.2", 1000, 2000 };
+	uint8_t pkt[256], out[256];
+	size_t len = pk_build(&p, pkt, sizeof(pkt)), olen = sizeof(out);
+	int fails = 0;
+
+	s->flags = LS_CFG_FWD_FAST | LS_CFG_ISOLATE;
+	lsbpf_state_add_iface(s, "lsbf0", 1, LS_IF_LAN);
+	lsbpf_state_add_iface(s, "lsbf1", 2, LS_IF_LAN | LS_IF_FWD_TARGET);
+	fails += h_ok(lsbpf_apply(b, s) == 0, "apply: XDP fast forwarding, lsbf1 a target in another network");
+	uint64_t st = count(b, LS_PROG_FWD, LS_R_FWD_STACK), al = count(b, LS_PROG_ISOLATE, LS_R_ISO_ALLOWED);
+	int v = h_run_one(b, "ls_xdp_lan_in", pkt, len, out, &olen, in, 0);
+	fails += h_ok(v == VERDICT_XDP_PASS && count(b, LS_PROG_FWD, LS_R_FWD_STACK) == st + 1,
+		      "XDP: to another network without an allow rule: to the stack (verdict %d), where ls_lan_out isolates", v);
+	lsbpf_state_add_allow(s, 1, 2);
+	fails += h_ok(lsbpf_apply(b, s) == 0, "apply: allow networks 1 and 2");
+	olen = sizeof(out);
+	v = h_run_one(b, "ls_xdp_lan_in", pkt, len, out, &olen, in, 0);
+	fails += h_ok(v == 4 /* XDP_REDIRECT */ && count(b, LS_PROG_ISOLATE, LS_R_ISO_ALLOWED) == al + 1 &&
+			      out[14 + 8] == pkt[14 + 8] - 1,
+		      "XDP: allowed: redirected (verdict %d), TTL - 1, counted allowed by isolation", v);
+	lsbpf_state_free(s);
+	return fails;
+}
+
 int main(void)
 {
 	int fails = 0;
@@ -261,6 +292,7 @@ int main(void)
 	};
 	fails += h_run(b, untarget, 1);
 	fails += fused_snat(b, in, n1b, m1);
+	fails += xdp_isolated(b, in);
 
 	lsbpf_state_free(s);
 	lsbpf_close(b);
