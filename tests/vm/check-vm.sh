@@ -580,8 +580,10 @@ scenario_agent_snat() {
 		jq -r '[.counters[] | select(.reason == \"lan_out_done_at_ingress\") | .packets] | add // 0'" | tr '\n' ' ')
 	local fwd done
 	read -r fwd done <<<"$out"
-	check "${p}--fast-forward: a forwarded b's packets from wg0 in BPF (forwarded_in_bpf: ${fwd:-?})" test "${fwd:-0}" -gt 100
-	check "${p}... with the SNAT done before the redirect (lan_out_done_at_ingress: ${done:-?})" test "${done:-0}" -gt 100
+	# (the download's ACKs: their number varies with GRO and delayed ACKs, 57 to 359 seen)
+	check "${p}--fast-forward: a forwarded b's packets from wg0 in BPF (forwarded_in_bpf: ${fwd:-?})" test "${fwd:-0}" -ge 20
+	check "${p}... every one with its SNAT done before the redirect (lan_out_done_at_ingress: ${done:-?})" \
+		test "${done:-0}" -eq "${fwd:-1}"
 	scenario_agent_snat_down "$a" "$b"
 	vm_check "${p}wg-down in a gave the port range back" "$a" "! grep -q 61000-65000 /proc/sys/net/ipv4/ip_local_reserved_ports"
 }
