@@ -59,6 +59,25 @@ struct {
 	__type(value, struct ls_fib_val);
 } ls_fib_cache SEC(".maps");
 
+/* The FIB lookup's parameters for p arriving on ifindex (tos: IPv4's). */
+static __always_inline void fib_params(struct bpf_fib_lookup *f, struct ls_pkt *p, __u32 ifindex, __u8 tos)
+{
+	f->l4_protocol = p->proto;
+	f->sport = p->sport;
+	f->dport = p->dport;
+	f->ifindex = ifindex;
+	if (p->family == 4) {
+		f->family = 2; /* AF_INET */
+		f->tos = tos;
+		__builtin_memcpy(&f->ipv4_src, p->saddr, 4);
+		__builtin_memcpy(&f->ipv4_dst, p->daddr, 4);
+	} else {
+		f->family = 10; /* AF_INET6 */
+		__builtin_memcpy(f->ipv6_src, p->saddr, 16);
+		__builtin_memcpy(f->ipv6_dst, p->daddr, 16);
+	}
+}
+
 /* XDP fast forwarding (from Ethernet LAN ingress). */
 static __always_inline int ls_fwd(void *ctx, bool xdp, struct ls_pkt *p, int parsed)
 {
@@ -67,44 +86,31 @@ static __always_inline int ls_fwd(void *ctx, bool xdp, struct ls_pkt *p, int par
 
 	if (parsed || p->l3 != 14 || ld(ctx, xdp, p->l3, b, 8))
 		goto stack;
-	f.l4_protocol = p->proto;
-	f.sport = p->sport;
-	f.dport = p->dport;
-	f.ifindex = ((struct xdp_md *)ctx)->ingress_ifindex;
+	__u32 in = ((struct xdp_md *)ctx)->ingress_ifindex;
 	__u8 ttl;
+	fib_params(&f, p, in, b[1]);
 	if (p->family == 4) {
 		if (ld(ctx, xdp, p->l3 + 8, &ttl, 1) || ttl <= 1)
 			goto stack;
-		f.family = 2; /* AF_INET */
-		f.tos = b[1];
 		f.tot_len = (b[2] << 8) | b[3];
-		__builtin_memcpy(&f.ipv4_src, p->saddr, 4);
-		__builtin_memcpy(&f.ipv4_dst, p->daddr, 4);
 	} else {
 		ttl = b[7];
 		if (ttl <= 1)
 			goto stack;
-		f.family = 10; /* AF_INET6 */
 		f.tot_len = ((b[4] << 8) | b[5]) + 40;
-		__builtin_memcpy(f.ipv6_src, p->saddr, 16);
-		__builtin_memcpy(f.ipv6_dst, p->daddr, 16);
 	}
 	if (bpf_fib_lookup(ctx, &f, sizeof(f), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		goto stack;
-	__u32 out = f.ifindex, in = ((struct xdp_md *)ctx)->ingress_ifindex;
-	struct ls_iface *t = bpf_map_lookup_elem(&ls_ifaces, &out);
-	if (!t || !(t->flags & LS_IF_FWD_TARGET))
+	__u32 out = f.ifindex;
+	if (!(if_flags(out) & LS_IF_FWD_TARGET))
 		goto stack;
 	/* The target's TC egress (its LAN egress stages) does not run on an XDP redirect: a
 	 * pair isolation denies, or a packet to SNAT, goes to the stack (and so through
 	 * them); an allowed pair is counted here as ls_lan_out would. */
 	struct ls_config *c = ls_cfg();
 	__u32 fl = c ? c->flags : 0, iso = 0;
-	if (fl & LS_CFG_SNAT) {
-		struct ls_iface *i = bpf_map_lookup_elem(&ls_ifaces, &in);
-		if (i && (i->flags & LS_IF_SNAT_FROM))
-			goto stack;
-	}
+	if ((fl & LS_CFG_SNAT) && (if_flags(in) & LS_IF_SNAT_FROM))
+		goto stack;
 	if (fl & LS_CFG_ISOLATE) {
 		iso = iso_reason(p, in, out, true);
 		if (iso == LS_R_ISO_DENIED)
@@ -188,36 +194,19 @@ __attribute__((noinline)) int ls_fwd_fib_tc(struct __sk_buff *skb, struct ls_pkt
 
 	if (!p || !h)
 		return -1;
-	f.l4_protocol = p->proto;
-	f.sport = p->sport;
-	f.dport = p->dport;
-	f.ifindex = skb->ifindex;
-	f.family = p->family == 4 ? 2 : 10; /* AF_INET, AF_INET6 */
-	if (p->family == 4) {
-		f.tos = tos;
-		__builtin_memcpy(&f.ipv4_src, p->saddr, 4);
-		__builtin_memcpy(&f.ipv4_dst, p->daddr, 4);
-	} else {
-		__builtin_memcpy(f.ipv6_src, p->saddr, 16);
-		__builtin_memcpy(f.ipv6_dst, p->daddr, 16);
-	}
+	fib_params(&f, p, skb->ifindex, tos);
 	/* tot_len stays 0: the kernel then checks the skb against the egress MTU itself and
 	 * accepts GSO packets (a TCP sender's 64 KB super-packets; their IP length is past
 	 * any MTU, so passing it sent ~90% of a TCP flow to the stack). */
 	if (bpf_fib_lookup(skb, &f, sizeof(f), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return -1;
-	__u32 out = f.ifindex;
-	struct ls_iface *t = bpf_map_lookup_elem(&ls_ifaces, &out);
-	if (!t || !(t->flags & LS_IF_FWD_TARGET))
+	__u32 out = f.ifindex, in = skb->ifindex;
+	if (!(if_flags(out) & LS_IF_FWD_TARGET))
 		return -1;
-	struct ls_fib_key k = { .ifindex = skb->ifindex, .family = f.family, .tos = f.tos };
+	struct ls_fib_key k = { .ifindex = in, .family = f.family, .tos = f.tos };
 	/* on this stack: 6.1 takes no function argument's memory as a map value */
 	struct ls_fib_val v = { .stamp = bpf_ktime_get_coarse_ns(), .ifindex = out, .mtu = f.mtu_result,
-				.iso = iso_reason(p, skb->ifindex, out, true) };
-	__u32 in = skb->ifindex;
-	struct ls_iface *i = bpf_map_lookup_elem(&ls_ifaces, &in);
-
-	v.in_snat = i && (i->flags & LS_IF_SNAT_FROM);
+				.in_snat = !!(if_flags(in) & LS_IF_SNAT_FROM), .iso = iso_reason(p, in, out, true) };
 
 	__builtin_memcpy(v.dmac, f.dmac, 6);
 	__builtin_memcpy(v.smac, f.smac, 6);
@@ -293,7 +282,7 @@ static __always_inline int fwd_tc(struct __sk_buff *skb, __u32 l3, __u32 f, __u3
 		if ((f & LS_CFG_ISOLATE) && h.iso == LS_R_ISO_DENIED)
 			r = 0;
 		else if ((f & LS_CFG_SNAT) && h.in_snat)
-			r = parse(skb, false, 14, &p) || p.frag == 2 || !nat_proto(&p, true) ? 0 : snat_hit(skb, &p);
+			r = parse(skb, false, 14, &p) ? 0 : snat_hit(skb, &p);
 		if (r < 0)
 			return LS_FWD_DROP;
 		if (!r) {
@@ -316,7 +305,7 @@ stack:
 
 /* Global (not inlined) TC entry point: the verifier checks it once on its own instead of
  * inside every dispatcher, which keeps ls_overlay_in under the 1M-instruction budget.
- * It parses again (the stages before may have rewritten the packet). */
+ * It reads the packet again (the stages before may have rewritten it). */
 __attribute__((noinline)) int ls_fwd_tc(struct __sk_buff *skb, __u32 l3, __u32 f, __u32 *lan_out)
 {
 	if (!lan_out)

@@ -148,6 +148,13 @@ static __always_inline struct ls_config *ls_cfg(void)
 	return bpf_map_lookup_elem(&ls_config, &k);
 }
 
+/* An interface's LS_IF_* flags; 0 when it is not in the map. */
+static __always_inline __u32 if_flags(__u32 ifindex)
+{
+	struct ls_iface *i = bpf_map_lookup_elem(&ls_ifaces, &ifindex);
+	return i ? i->flags : 0;
+}
+
 static __always_inline void ls_count(__u32 prog, __u32 reason, __u32 len)
 {
 	__u32 idx = prog * LS_REASON_SLOTS + reason;

@@ -209,14 +209,17 @@ static __always_inline bool snat_addr(struct ls_config *c, __u32 ifindex, __u8 f
 	return nonzero16(us);
 }
 
-/* An established connection's packet from the overlay (p has passed snat_out's checks):
- * the source address and port its ls_nat_out entry holds, the entry's timestamp and state
- * kept up. 1 rewritten (counted), 0 no entry, -1 a rewrite failed (counted). */
+/* An established connection's packet from the overlay (a well-formed packet from an
+ * SNAT_FROM device): the source address and port its ls_nat_out entry holds, the entry's
+ * timestamp and state kept up. 1 rewritten (counted), 0 no entry (or a later fragment, or
+ * a protocol SNAT leaves alone), -1 a rewrite failed (counted). */
 static __always_inline int snat_hit(struct __sk_buff *skb, struct ls_pkt *p)
 {
 	struct ls_tuple ok;
 	__u8 addr[16];
 
+	if (p->frag == 2 || !nat_proto(p, true))
+		return 0;
 	nat_tuple(&ok, p);
 	struct ls_nat_val *ov = bpf_map_lookup_elem(&ls_nat_out, &ok);
 	if (!ov)
@@ -238,9 +241,7 @@ static __always_inline int snat_hit(struct __sk_buff *skb, struct ls_pkt *p)
 static __always_inline int snat_out(struct __sk_buff *skb, struct ls_pkt *p, int parsed, __u32 in, __u32 out)
 {
 	struct ls_config *c = ls_cfg();
-	struct ls_iface *ifc = in ? bpf_map_lookup_elem(&ls_ifaces, &in) : NULL;
-
-	if (!c || !ifc || !(ifc->flags & LS_IF_SNAT_FROM) || parsed == LS_PARSE_NOT_IP) {
+	if (!c || !in || !(if_flags(in) & LS_IF_SNAT_FROM) || parsed == LS_PARSE_NOT_IP) {
 		ls_count(LS_PROG_SNAT, LS_R_SNAT_NOT_OURS, p->len);
 		return LS_NEXT;
 	}
@@ -249,7 +250,7 @@ static __always_inline int snat_out(struct __sk_buff *skb, struct ls_pkt *p, int
 		return LS_SHOT;
 	}
 	/* an established connection first: its entry has the address (no interface lookup) */
-	int hit = p->frag != 2 && nat_proto(p, true) ? snat_hit(skb, p) : 0;
+	int hit = snat_hit(skb, p);
 	if (hit)
 		return hit > 0 ? LS_NEXT : LS_SHOT;
 	__u8 us[16] = {};
